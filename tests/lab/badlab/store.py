@@ -1,0 +1,182 @@
+"""In-memory object store of the lab's API server.
+
+The store holds plain dict manifests, keyed by resource (plural name, e.g. ``"pods"``),
+namespace and name. ``put`` fills in what a real API server would: ``kind``/``apiVersion``
+checks, ``metadata.uid``, ``metadata.resourceVersion`` (one global counter, as in etcd),
+``metadata.creationTimestamp`` and ``metadata.namespace`` (``"default"`` when missing).
+Putting an object into a namespace that has no Namespace object creates one, because a
+real cluster cannot hold objects in a namespace that does not exist.
+
+Every value handed out is a deep copy, so callers may change what they get freely.
+The store is meant to be used from one thread (the asyncio loop of the lab).
+
+    store = Store()
+    store.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", ...}, ...})
+    store.get("pods", "shop", "web-0")          # dict or None
+    store.list("pods", namespace=None)          # all namespaces, sorted by namespace/name
+    store.delete("pods", "shop", "web-0")       # the deleted object or None
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+from badlab.errors import LabError
+
+
+class StoreError(LabError):
+    """A manifest handed to the store is not usable; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served resource, with what discovery documents say about it."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ("get", "list")
+    subresources: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    @property
+    def api_version(self) -> str:
+        """``v1`` for the core group, ``group/version`` otherwise."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``pods`` or ``endpointslices.discovery.k8s.io``, as Kubernetes error messages write it."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+RESOURCE_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",)),
+    ResourceType(
+        "", "v1", "pods", "pod", "Pod", True, ("po",), ("all",),
+        subresources={"log": ("Pod", ("get",)), "exec": ("PodExecOptions", ("create", "get"))},
+    ),
+    ResourceType("", "v1", "services", "service", "Service", True, ("svc",), ("all",)),
+    ResourceType("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",)),
+    ResourceType("", "v1", "events", "event", "Event", True, ("ev",)),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
+    ResourceType(
+        "networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True, ("netpol",)
+    ),
+)
+
+BY_PLURAL: dict[str, ResourceType] = {rt.plural: rt for rt in RESOURCE_TYPES}
+BY_KIND: dict[tuple[str, str], ResourceType] = {(rt.api_version, rt.kind): rt for rt in RESOURCE_TYPES}
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as Kubernetes writes timestamps (seconds, ``Z``)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def resource_type_of(manifest: dict) -> ResourceType:
+    """The ResourceType of a manifest, from its ``apiVersion`` and ``kind``."""
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+    rt = BY_KIND.get((api_version, kind))
+    if rt is None:
+        served = ", ".join(f"{r.api_version} {r.kind}" for r in RESOURCE_TYPES)
+        raise StoreError(
+            f"apiVersion {api_version!r} kind {kind!r} is not served by the lab API server; "
+            f"use one of: {served}"
+        )
+    return rt
+
+
+class Store:
+    """Objects by resource, namespace and name; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[tuple[str, str], dict]] = {rt.plural: {} for rt in RESOURCE_TYPES}
+        self._counter = itertools.count(1)
+        self._resource_version = 0
+
+    @property
+    def resource_version(self) -> str:
+        """The newest resourceVersion handed out, as a string (what list metadata carries)."""
+        return str(self._resource_version)
+
+    def _bump(self) -> str:
+        self._resource_version = next(self._counter)
+        return str(self._resource_version)
+
+    def put(self, manifest: dict) -> dict:
+        """Create or replace an object; returns (a copy of) what is stored.
+
+        Replacing keeps the stored ``uid`` and ``creationTimestamp`` unless the manifest
+        gives its own; every put gets a new ``resourceVersion``.
+        """
+        if not isinstance(manifest, dict):
+            raise StoreError(f"a manifest must be a mapping, got {type(manifest).__name__}")
+        rt = resource_type_of(manifest)
+        obj = copy.deepcopy(manifest)
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+            raise StoreError(f"{rt.kind} manifest has no metadata.name; give every object a name")
+        if rt.namespaced:
+            meta.setdefault("namespace", "default")
+            if not isinstance(meta["namespace"], str) or not meta["namespace"]:
+                raise StoreError(f"{rt.kind} {meta['name']!r}: metadata.namespace must be a non-empty string")
+            self._ensure_namespace(meta["namespace"])
+        else:
+            meta.pop("namespace", None)
+        key = (meta.get("namespace", ""), meta["name"])
+        old = self._objects[rt.plural].get(key)
+        if old is not None:
+            meta.setdefault("uid", old["metadata"]["uid"])
+            meta.setdefault("creationTimestamp", old["metadata"]["creationTimestamp"])
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        if rt.plural == "namespaces":
+            obj.setdefault("status", {"phase": "Active"})
+        meta["resourceVersion"] = self._bump()
+        self._objects[rt.plural][key] = obj
+        return copy.deepcopy(obj)
+
+    def _ensure_namespace(self, name: str) -> None:
+        if ("", name) not in self._objects["namespaces"]:
+            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict | None:
+        """One object, or None. ``namespace`` is ignored for cluster-scoped resources."""
+        rt = self._type(resource)
+        obj = self._objects[rt.plural].get(((namespace or "") if rt.namespaced else "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str | None = None) -> list[dict]:
+        """Objects of a resource sorted by namespace and name; ``namespace=None`` means all."""
+        rt = self._type(resource)
+        table = self._objects[rt.plural]
+        return [
+            copy.deepcopy(table[key])
+            for key in sorted(table)
+            if namespace is None or not rt.namespaced or key[0] == namespace
+        ]
+
+    def delete(self, resource: str, namespace: str | None, name: str) -> dict | None:
+        """Remove an object; returns it, or None when there was none."""
+        rt = self._type(resource)
+        obj = self._objects[rt.plural].pop(((namespace or "") if rt.namespaced else "", name), None)
+        if obj is not None:
+            self._bump()
+        return obj
+
+    @staticmethod
+    def _type(resource: str) -> ResourceType:
+        rt = BY_PLURAL.get(resource)
+        if rt is None:
+            raise StoreError(f"unknown resource {resource!r}; known: {', '.join(sorted(BY_PLURAL))}")
+        return rt
