@@ -1,0 +1,122 @@
+# badgateway.k8s — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else here is what those two are made of.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+# The newest ansible-core (2.21) needs Python >= 3.12; the oldest one we claim runs on 3.11.
+PY312 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+PY311 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
+
+VENV := $(ROOT)/.venv
+VENV_MIN := $(ROOT)/.venv-min
+PY := $(VENV)/bin/python
+COLL_LINK := $(ROOT)/build/collections/ansible_collections/badgateway/k8s
+export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/build/collections
+export PYTHONPATH := $(ROOT)/tests/lab:$(ROOT)/build/collections
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_DEPRECATION_WARNINGS := 0
+
+# Newest: ansible-core 2.21 on Python 3.12 with kubernetes 37. Oldest claimed by
+# meta/runtime.yml (requires_ansible >= 2.19): ansible-core 2.19 on Python 3.11 with kubernetes 31.
+ANSIBLE_NEW := ansible-core>=2.21,<2.22
+ANSIBLE_OLD := ansible-core>=2.19,<2.20
+K8S_OLD := kubernetes>=31,<32
+
+LAB_DIR ?= $(ROOT)/build/lab
+SCENARIO ?= tests/lab/scenarios/stale_upstream.yml
+REPORT ?=
+
+.PHONY: help
+help:
+	@echo "make demo    - the seed incident on the lab: 502, diagnosis, reload, 200 (REPORT=path for the JSON result)"
+	@echo "make test    - everything CI runs"
+	@echo "make lab-up SCENARIO=file LAB_DIR=dir / make lab-down LAB_DIR=dir"
+	@echo "make accuracy, make bench, make sanity, make lint"
+
+# ---------------------------------------------------------------- set-up
+.PHONY: system-deps
+system-deps:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v nsenter >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: need root to apt-get install$$missing (the lab needs them)"; exit 1; fi; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+$(COLL_LINK):
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn ../../../.. $(COLL_LINK)
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	@test -n "$(PY312)" || { echo "ERROR: Python 3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
+	@echo "Creating $(VENV) (Python 3.12, $(ANSIBLE_NEW))"
+	@$(PY312) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt
+	@touch $@
+
+$(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt
+	@test -n "$(PY311)" || { echo "ERROR: Python 3.11 not found (set PY311=/path/to/python3.11)"; exit 1; }
+	@echo "Creating $(VENV_MIN) (Python 3.11, $(ANSIBLE_OLD), $(K8S_OLD))"
+	@$(PY311) -m venv $(VENV_MIN)
+	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt
+	@touch $@
+
+.PHONY: venv venv-min setup
+venv: $(VENV)/.stamp $(COLL_LINK)
+venv-min: $(VENV_MIN)/.stamp $(COLL_LINK)
+setup: system-deps venv
+
+# ---------------------------------------------------------------- the lab
+.PHONY: lab-up lab-down
+lab-up: setup
+	@$(PY) -m badlab up --scenario $(SCENARIO) --dir $(LAB_DIR)
+
+lab-down:
+	@$(PY) -m badlab down --dir $(LAB_DIR)
+
+# ---------------------------------------------------------------- the demo
+.PHONY: demo
+demo: setup
+	@bash tests/lab/demo.sh $(if $(REPORT),$(abspath $(REPORT)))
+
+# ---------------------------------------------------------------- tests
+.PHONY: test test-new test-old sanity lint
+test: setup venv-min
+	@$(MAKE) --no-print-directory test-new
+	@$(MAKE) --no-print-directory test-old
+	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory lint
+
+test-new: setup
+	@echo "== pytest on ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python 3.12"
+	@$(PY) -m pytest -q -p no:cacheprovider
+
+test-old: setup venv-min
+	@echo "== pytest on ansible-core $$($(VENV_MIN)/bin/python -c 'import ansible; print(ansible.__version__)'), Python 3.11, kubernetes $$($(VENV_MIN)/bin/python -c 'import kubernetes; print(kubernetes.__version__)')"
+	@PATH=$(VENV_MIN)/bin:$$PATH $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+
+sanity: setup
+	@bash tests/sanity/run.sh $(VENV)
+
+lint: setup
+	@bash tests/sanity/lint.sh $(VENV)
+
+# ---------------------------------------------------------------- numbers
+.PHONY: bench accuracy
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+accuracy: setup
+	@$(PY) tests/lab/accuracy.py
+
+.PHONY: clean
+clean:
+	rm -rf build tests/output .pytest_cache

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ansible-test sanity on a copy of the collection at .../ansible_collections/badgateway/k8s,
+# with ansible-test's internet-only pip bootstrap replaced by tests/sanity/get_pip_offline.py.
+set -euo pipefail
+venv=${1:?usage: run.sh VENV}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+py=$venv/bin/python
+pyver=$($py -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+pip_ver=$($py -c 'import sys, types
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(types.SimpleNamespace(version="%d.%d" % sys.version_info[:2]))["pip"])') || pip_ver=""
+cache=$HOME/.ansible/test/cache
+mkdir -p "$cache"
+if [ -n "$pip_ver" ]; then
+  cp "$root/tests/sanity/get_pip_offline.py" "$cache/get_pip_${pip_ver//./_}.py"
+else
+  echo "WARNING: could not learn ansible-test's pip version; the sanity venvs may fail to bootstrap"
+fi
+
+dest=$root/build/sanity/ansible_collections/badgateway/k8s
+rm -rf "$dest" && mkdir -p "$dest"
+# Only what git tracks (plus new files not yet ignored), never venvs or build output.
+(cd "$root" && git ls-files -co --exclude-standard -z | grep -zv '^build/' | xargs -0 cp --parents -t "$dest")
+cd "$dest"
+echo "== ansible-test sanity (Python $pyver) in $dest"
+"$venv/bin/ansible-test" sanity --python "$pyver" --requirements --color no "$@"
