@@ -1,0 +1,366 @@
+"""Unit tests of module_utils.k8s_access / _ws_exec against a small local fake API server.
+
+The fake (aiohttp, in a thread, on 127.0.0.1) serves only what these tests need: a pod list,
+a pod log, Status errors for 401/403/404 and a pods/exec WebSocket whose behaviour is picked
+by the command: exit 0, exit 3, a non-numeric cause (OCI runtime text), no status, a hang.
+"""
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+from aiohttp import WSMsgType, web
+
+from ansible_collections.badgateway.k8s.plugins.module_utils import k8s_access
+from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import parse_exec_status
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    K8sClient,
+    K8sError,
+    K8sNotFound,
+)
+
+GOOD, LIMITED = "good-token", "limited-token"
+
+
+def _status(code, reason, message):
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                              "reason": reason, "message": message, "code": code}, status=code)
+
+
+def _auth(request):
+    token = request.headers.get("Authorization", "")
+    if token not in ("Bearer " + GOOD, "Bearer " + LIMITED):
+        return _status(401, "Unauthorized", "Unauthorized")
+    return None
+
+
+async def list_pods(request):
+    denied = _auth(request)
+    if denied:
+        return denied
+    if request.match_info["ns"] == "gone":
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "items": [],
+                                  "metadata": {"resourceVersion": "1"}})
+    # two pages, to exercise `continue`
+    if request.query.get("continue") == "page2":
+        return web.json_response({"kind": "PodList", "items": [{"metadata": {"name": "b"}}],
+                                  "metadata": {}})
+    assert request.query.get("labelSelector") == "app=web"
+    return web.json_response({"kind": "PodList", "items": [{"metadata": {"name": "a"}}],
+                              "metadata": {"continue": "page2"}})
+
+
+async def get_namespace(request):
+    denied = _auth(request)
+    if denied:
+        return denied
+    if request.headers["Authorization"] == "Bearer " + LIMITED:
+        return _status(403, "Forbidden", 'namespaces "x" is forbidden')
+    if request.match_info["ns"] == "default":
+        return web.json_response({"kind": "Namespace", "metadata": {"name": "default"}})
+    return _status(404, "NotFound", 'namespaces "%s" not found' % request.match_info["ns"])
+
+
+async def pod_log(request):
+    denied = _auth(request)
+    if denied:
+        return denied
+    if request.headers["Authorization"] == "Bearer " + LIMITED:
+        return _status(403, "Forbidden", 'pods "p" is forbidden: cannot get resource "pods/log"')
+    text = "".join("2026-01-01T00:00:%02dZ line %d\n" % (i, i) for i in range(50))
+    limit = int(request.query.get("limitBytes", 0))
+    if request.query.get("ignore_limit") != "1" and limit:
+        text = text[:limit]
+    return web.Response(text=text, content_type="text/plain")
+
+
+async def pod_exec(request):
+    denied = _auth(request)
+    if denied:
+        return denied
+    if request.headers["Authorization"] == "Bearer " + LIMITED:
+        return _status(403, "Forbidden", "cannot create pods/exec")
+    if request.match_info["pod"] == "missing":
+        return _status(404, "NotFound", 'pods "missing" not found')
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    ws = web.WebSocketResponse(protocols=[p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io")
+                                          if p in offered])
+    await ws.prepare(request)
+    command = request.query.getall("command")
+    action = command[0]
+    await ws.send_bytes(b"\x01" + json.dumps({"argv": command, "proto": ws.ws_protocol}).encode())
+    await ws.send_bytes(b"\x02warn\n")
+    if ws.ws_protocol == "v5.channel.k8s.io":
+        await ws.send_bytes(b"\xff\x01")
+    if action == "ok":
+        await ws.send_bytes(b'\x03{"status":"Success"}')
+    elif action == "fail3":
+        await ws.send_bytes(b'\x03' + json.dumps({
+            "status": "Failure", "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}).encode())
+    elif action == "nobinary":
+        await ws.send_bytes(b'\x03' + json.dumps({
+            "status": "Failure", "reason": "InternalError",
+            "message": 'OCI runtime exec failed: exec failed: unable to start container process: '
+                       'exec: "nobinary": executable file not found in $PATH: unknown',
+            "details": {"causes": [{"message": 'OCI runtime exec failed: exec: "nobinary"'}]}
+        }).encode())
+    elif action == "hang":
+        try:
+            await ws.receive(timeout=30)  # ends when the client gives up and closes
+        except asyncio.TimeoutError:
+            pass
+    # action "empty": no status at all
+    await ws.close()
+    return ws
+
+
+@pytest.fixture(scope="module")
+def fake_api():
+    """Run the fake API server on a free 127.0.0.1 port in a background thread."""
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{ns}/pods", list_pods)
+    app.router.add_get("/api/v1/namespaces/{ns}", get_namespace)
+    app.router.add_get("/api/v1/namespaces/{ns}/pods/{pod}/log", pod_log)
+    app.router.add_get("/api/v1/namespaces/{ns}/pods/{pod}/exec", pod_exec)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.SockSite(runner, sock).start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield "http://127.0.0.1:%d" % port
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def client(host, token=GOOD, **extra):
+    params = {"host": host, "api_key": token, "request_timeout": 3}
+    params.update(extra)
+    return K8sClient(params)
+
+
+# ---------------------------------------------------------------- exit-code parsing (pure)
+@pytest.mark.parametrize("raw, rc, error_part", [
+    (b'{"status":"Success"}', 0, None),
+    (b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+     b'[{"reason":"ExitCode","message":"3"}]}}', 3, None),
+    (b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+     b'[{"reason":"ExitCode","message":"OCI runtime said no"}]}}', None, "not a number"),
+    (b'{"status":"Failure","reason":"InternalError","message":"OCI runtime exec failed"}',
+     None, "OCI runtime exec failed"),
+    (b"", None, "without a status"),
+    (None, None, "without a status"),
+    (b"not json", None, "unreadable"),
+    (b"[1, 2]", None, "unreadable"),
+    (b'{"status":"Failure","reason":"NonZeroExitCode"}', None, "NonZeroExitCode"),
+])
+def test_parse_exec_status(raw, rc, error_part):
+    got_rc, error = parse_exec_status(raw)
+    assert got_rc == rc
+    if error_part is None:
+        assert error is None
+    else:
+        assert error_part in error
+
+
+# ---------------------------------------------------------------- exec over WebSocket
+@pytest.mark.parametrize("protocols, expect", [
+    (None, "v5.channel.k8s.io"),
+    (("v4.channel.k8s.io",), "v4.channel.k8s.io"),
+])
+def test_exec_success_both_protocols(fake_api, protocols, expect):
+    result = client(fake_api).exec("ns", "p", ["ok", "a b", "--x=1"], container="c",
+                                   subprotocols=protocols)
+    assert result.rc == 0 and result.ok and result.error is None
+    assert json.loads(result.stdout) == {"argv": ["ok", "a b", "--x=1"], "proto": expect}
+    assert result.stderr == "warn\n"
+    assert result.protocol == expect
+
+
+def test_exec_nonzero_exit(fake_api):
+    result = client(fake_api).exec("ns", "p", ["fail3"])
+    assert result.rc == 3 and not result.ok and result.error is None
+
+
+def test_exec_non_numeric_failure_does_not_raise(fake_api):
+    result = client(fake_api).exec("ns", "p", ["nobinary"])
+    assert result.rc is None
+    assert "executable file not found" in result.error
+
+
+def test_exec_empty_status(fake_api):
+    result = client(fake_api).exec("ns", "p", ["empty"])
+    assert result.rc is None and "without a status" in result.error
+
+
+def test_exec_deadline(fake_api):
+    start = time.monotonic()
+    result = client(fake_api).exec("ns", "p", ["hang"], timeout=0.7)
+    elapsed = time.monotonic() - start
+    assert result.timed_out and result.rc is None and "timed out after 0.7s" in result.error
+    assert 0.6 < elapsed < 3
+
+
+def test_exec_forbidden_names_verb_and_resource(fake_api):
+    with pytest.raises(K8sError) as err:
+        client(fake_api, LIMITED).exec("shop", "p", ["ok"])
+    assert 'lack "create" on "pods/exec" in namespace "shop"' in str(err.value)
+    assert err.value.status == 403
+
+
+def test_exec_pod_missing(fake_api):
+    with pytest.raises(K8sNotFound) as err:
+        client(fake_api).exec("ns", "missing", ["ok"])
+    assert 'pods/exec "missing" not found in namespace "ns"' in str(err.value)
+
+
+def test_exec_rejects_bad_argv(fake_api):
+    with pytest.raises(K8sError, match="non-empty list of strings"):
+        client(fake_api).exec("ns", "p", [])
+
+
+# ---------------------------------------------------------------- GET / list / log
+def test_list_follows_continue(fake_api):
+    pods = client(fake_api).list_pods("ns", "app=web")
+    assert [p["metadata"]["name"] for p in pods] == ["a", "b"]
+
+
+def test_401_is_clear(fake_api):
+    with pytest.raises(K8sError) as err:
+        client(fake_api, "wrong").list_pods("ns", "app=web")
+    assert "rejected the credentials (401 Unauthorized)" in str(err.value)
+    assert "wrong" not in str(err.value)
+
+
+def test_403_names_verb_resource_namespace(fake_api):
+    with pytest.raises(K8sError) as err:
+        client(fake_api, LIMITED).read_log("x", "p")
+    assert 'the credentials lack "get" on "pods/log" in namespace "x"' in str(err.value)
+
+
+def test_namespace_exists(fake_api):
+    assert client(fake_api).namespace_exists("default") is True
+    assert client(fake_api).namespace_exists("nope") is False
+    assert client(fake_api, LIMITED).namespace_exists("default") is None
+
+
+def test_read_log_bounded(fake_api):
+    text, size, truncated = client(fake_api).read_log("ns", "p", limit_bytes=100)
+    assert size == 100 and truncated and text.startswith("2026-01-01T00:00:00Z line 0\n")
+    text, size, truncated = client(fake_api).read_log("ns", "p")
+    assert not truncated and text.count("\n") == 50 and size == len(text)
+
+
+def test_unreachable_api_is_clear():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    start = time.monotonic()
+    with pytest.raises(K8sError) as err:
+        client("http://127.0.0.1:%d" % port).list_pods("ns")
+    assert "cannot reach the Kubernetes API at http://127.0.0.1:%d" % port in str(err.value)
+    assert "Connection refused" in str(err.value)
+    assert time.monotonic() - start < 3
+
+
+def test_read_timeout_is_enforced():
+    """A server that accepts but never answers: the call ends after request_timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        start = time.monotonic()
+        with pytest.raises(K8sError) as err:
+            client("http://127.0.0.1:%d" % port, request_timeout=0.5).list_pods("ns")
+        assert 0.4 < time.monotonic() - start < 3
+        assert "timed out" in str(err.value).lower()
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------- configuration
+def _kubeconfig(server, token):
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "lab",
+            "clusters": [{"name": "lab", "cluster": {"server": server}}],
+            "users": [{"name": "u", "user": {"token": token}}],
+            "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "u"}},
+                         {"name": "other", "context": {"cluster": "lab", "user": "u"}}]}
+
+
+def test_kubeconfig_dict_and_explicit_override(fake_api):
+    kc = _kubeconfig(fake_api, GOOD)
+    assert K8sClient({"kubeconfig": kc}).list_pods("ns", "app=web")
+    # an explicit api_key wins over the kubeconfig user's token
+    with pytest.raises(K8sError, match="401"):
+        K8sClient({"kubeconfig": kc, "api_key": "wrong"}).list_pods("ns", "app=web")
+
+
+def test_kubeconfig_file_and_context(fake_api, tmp_path):
+    path = tmp_path / "config"
+    path.write_text(json.dumps(_kubeconfig(fake_api, GOOD)))
+    assert K8sClient({"kubeconfig": str(path), "context": "other"}).host == fake_api
+    with pytest.raises(K8sError, match="context"):
+        K8sClient({"kubeconfig": str(path), "context": "nope"})
+
+
+def test_missing_kubeconfig_file(tmp_path):
+    with pytest.raises(K8sError, match="does not exist"):
+        K8sClient({"kubeconfig": str(tmp_path / "absent")})
+
+
+def test_no_configuration_at_all(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(K8sError, match="no Kubernetes configuration found"):
+        K8sClient({})
+
+
+def test_auth_spec_env_fallbacks():
+    spec = k8s_access.AUTH_ARG_SPEC
+    expected = {"kubeconfig": "K8S_AUTH_KUBECONFIG", "context": "K8S_AUTH_CONTEXT",
+                "host": "K8S_AUTH_HOST", "api_key": "K8S_AUTH_API_KEY",
+                "validate_certs": "K8S_AUTH_VERIFY_SSL", "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+                "client_cert": "K8S_AUTH_CERT_FILE", "client_key": "K8S_AUTH_KEY_FILE",
+                "proxy": "K8S_AUTH_PROXY", "no_proxy": "K8S_AUTH_NO_PROXY"}
+    for option, env in expected.items():
+        assert spec[option]["fallback"][1] == [env], option
+    assert spec["api_key"]["no_log"] and spec["password"]["no_log"]
+    assert "verify_ssl" in spec["validate_certs"]["aliases"]
+    assert "ssl_ca_cert" in spec["ca_cert"]["aliases"]
+
+
+def test_impersonation_headers(fake_api):
+    c = client(fake_api, impersonate_user="alice", impersonate_groups=["g1", "g2"])
+    headers = c._headers()
+    assert headers["Impersonate-User"] == "alice"
+    assert headers.getlist("Impersonate-Group") == ["g1", "g2"]
+
+
+def test_proxy_bypass_rules():
+    bypass = k8s_access._bypass_proxy
+    assert bypass("127.0.0.1", "127.0.0.0/8")
+    assert bypass("api.example.test", ".example.test")
+    assert not bypass("api.example.test", "other.test")
+    assert not bypass("10.0.0.1", "")
