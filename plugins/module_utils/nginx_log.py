@@ -1,0 +1,639 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse nginx error and access log lines and summarise a log stream.
+
+Pure Python (standard library only). Errno values are matched by NUMBER, never by their
+text: glibc writes ``(113: No route to host)``, musl ``(113: Host is unreachable)``.
+
+Lines may carry the prefix the Kubernetes log API adds with ``timestamps=true``
+(``2026-11-25T02:21:05.123456789Z <line>``); that time is UTC and is preferred over
+nginx's own ``2026/11/25 02:21:05``, which is the container's local time (taken as UTC
+when nothing better is known; ``time_source`` says which one was used).
+
+Public API: :func:`parse_time`, :func:`format_time`, :func:`split_k8s_timestamp`,
+:func:`parse_error_line`, :func:`parse_access_line`, :func:`parse_line`,
+:func:`upstream_address`, :func:`summarize`, :data:`SIGNATURES`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import datetime
+import re
+
+#: Signature IDs and what they mean. ``reload`` marks a successful (re)load (new workers
+#: started), ``reload_signal`` a reload attempt (it may have failed: see ``host_not_found``).
+SIGNATURES = collections.OrderedDict([
+    ("connect_refused", "connect() failed (111: connection refused)"),
+    ("connect_unreachable", "connect() failed (113 host / 101 network unreachable)"),
+    ("connect_timeout", "timed out (110) while connecting to upstream"),
+    ("connect_error", "connect() failed with another errno"),
+    ("upstream_timeout", "upstream timed out (110) while sending or reading"),
+    ("reset", "connection reset by peer (104) or broken pipe (32)"),
+    ("premature_close", "upstream prematurely closed connection"),
+    ("header_too_big", "upstream sent too big header"),
+    ("invalid_header", "upstream sent an invalid or no valid HTTP header"),
+    ("ssl_handshake", "SSL handshake to upstream failed"),
+    ("ssl_verify", "upstream SSL certificate verify error / name mismatch"),
+    ("dns_not_found", "X could not be resolved (runtime resolver)"),
+    ("no_resolver", "no resolver defined to resolve X"),
+    ("host_not_found", "[emerg] host not found in upstream (config load)"),
+    ("no_live_upstreams", "no live upstreams (all servers of a group failed)"),
+    ("server_disabled", "upstream server temporarily disabled (max_fails reached)"),
+    ("client_closed", "client prematurely closed connection (499)"),
+    ("reload", "start worker processes: a (re)load took effect"),
+    ("reload_signal", "reconfiguring / signal process started: a reload was requested"),
+    ("other", "another line at warn level or above"),
+    ("info", "another line below warn level"),
+])
+
+#: Signatures that mean a request to an upstream failed, or the config could not load.
+ERROR_SIGNATURES = frozenset([
+    "connect_refused", "connect_unreachable", "connect_timeout", "connect_error",
+    "upstream_timeout", "reset", "premature_close", "header_too_big", "invalid_header",
+    "ssl_handshake", "ssl_verify", "dns_not_found", "no_resolver", "host_not_found",
+    "no_live_upstreams", "server_disabled", "other",
+])
+
+LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+_WARN = LEVELS.index("warn")
+
+#: errno numbers (Linux, same in glibc and musl) that matter for upstream failures.
+ERRNO_NAMES = {
+    2: "ENOENT", 3: "ESRCH", 11: "EAGAIN", 22: "EINVAL", 24: "EMFILE", 32: "EPIPE",
+    98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 101: "ENETUNREACH", 103: "ECONNABORTED",
+    104: "ECONNRESET", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH",
+}
+
+MAX_LINE = 16384
+
+_K8S_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
+_CRI_STREAM = re.compile(r"^(?:stdout|stderr) [FP] ")
+_ERROR_HEAD = re.compile(
+    r"^(?P<date>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>[a-z]+)\] "
+    r"(?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<cid>\d+) )?(?P<body>.*)$")
+_STDERR_HEAD = re.compile(r"^nginx: \[(?P<level>[a-z]+)\] (?P<body>.*)$")
+_CTX_FIELD = re.compile(r', (client|server|request|subrequest|upstream|host|referrer): '
+                        r'("(?:[^"\\]|\\.)*"|[^,]*)')
+_ERRNO = re.compile(r"\((?P<errno>\d+): (?P<text>[^)]*)\)")
+_CONNECT_TO = re.compile(r"connect\(\) to (?P<addr>\S+) failed")
+_QUOTED = re.compile(r'"([^"]*)"')
+_RESOLVE = re.compile(r"^(?P<name>\S+) could not be resolved")
+_NO_RESOLVER = re.compile(r"no resolver defined to resolve (?P<name>\S+)")
+_URL = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<rest>.*)$", re.I)
+
+_ACCESS = re.compile(
+    r'^(?P<remote>\S+) - (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"(?P<rest>.*)$')
+_INGRESS_TAIL = re.compile(
+    r"^ (?P<request_length>\d+) (?P<request_time>[\d.]+) \[(?P<upstream_name>[^\]]*)\] "
+    r"\[(?P<alternative_upstream_name>[^\]]*)\] (?P<upstream>.*)$")
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def parse_time(value):
+    """Return an aware UTC ``datetime`` for a time string, or None if it is not one.
+
+    Accepts RFC 3339 (any fraction length, ``Z`` or an offset), nginx's error log format
+    ``2026/11/25 02:21:05`` (taken as UTC), the access log's ``25/Nov/2026:02:21:05 +0000``,
+    a ``datetime`` (naive is taken as UTC) and None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+                     r"(Z|z|[+-]\d\d:?\d\d)?$", text)
+    try:
+        if match:
+            year, month, day, hour, minute, second, frac, zone = match.groups()
+            micro = int((frac or "0")[:6].ljust(6, "0"))
+            tz = datetime.timezone.utc
+            if zone and zone not in ("Z", "z"):
+                sign = -1 if zone[0] == "-" else 1
+                digits = zone[1:].replace(":", "")
+                tz = datetime.timezone(sign * datetime.timedelta(
+                    hours=int(digits[:2]), minutes=int(digits[2:])))
+            stamp = datetime.datetime(int(year), int(month), int(day), int(hour),
+                                      int(minute), int(second), micro, tzinfo=tz)
+            return stamp.astimezone(datetime.timezone.utc)
+        if re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d$", text):
+            return datetime.datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(
+                tzinfo=datetime.timezone.utc)
+        if re.match(r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$", text):
+            return datetime.datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").astimezone(
+                datetime.timezone.utc)
+    except ValueError:
+        return None
+    return None
+
+
+def format_time(value):
+    """Format a time as an RFC 3339 UTC string (``...Z``, microseconds when non-zero)."""
+    stamp = parse_time(value)
+    if stamp is None:
+        return None
+    if stamp.microsecond:
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _to_text(line):
+    """Decode bytes (invalid UTF-8 replaced), strip the line end, cap the length."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    elif not isinstance(line, str):
+        line = str(line)
+    line = line.rstrip("\r\n")
+    if len(line) > MAX_LINE:
+        line = line[:MAX_LINE]
+    return line
+
+
+def split_k8s_timestamp(line):
+    """Split the Kubernetes ``timestamps=true`` prefix off a line.
+
+    Returns ``(timestamp or None, rest)``; the timestamp is kept as written. A CRI log
+    stream marker after it (``stderr F``), as in a node's container log file, is dropped.
+    """
+    line = _to_text(line)
+    match = _K8S_TS.match(line)
+    if not match:
+        return None, line
+    rest = line[match.end():]
+    cri = _CRI_STREAM.match(rest)
+    if cri:
+        rest = rest[cri.end():]
+    return match.group(1), rest
+
+
+def upstream_address(url):
+    """Return the peer address of an upstream URL as nginx logs it.
+
+    ``http://10.0.0.5:8080/x`` → ``10.0.0.5:8080``; ``http://[fd00::5]:80/`` →
+    ``[fd00::5]:80``; ``http://10.0.0.5/`` → ``10.0.0.5:80`` (scheme default port);
+    ``http://backend_grp/x`` (``no live upstreams``) → ``backend_grp`` (the group name);
+    ``http://unix:/run/app.sock:/x`` → ``unix:/run/app.sock``. None for an empty value.
+    """
+    if not url:
+        return None
+    match = _URL.match(url.strip())
+    scheme = (match.group("scheme") or "").lower()
+    rest = match.group("rest")
+    if rest.startswith("unix:"):
+        path = rest[5:].split(":", 1)[0]
+        return "unix:" + path
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            return rest
+        host = rest[:end + 1]
+        tail = rest[end + 1:]
+        port = tail[1:].split("/", 1)[0] if tail.startswith(":") else ""
+    else:
+        hostport = rest.split("/", 1)[0]
+        host, _, port = hostport.partition(":")
+    if port.isdigit():
+        return "%s:%s" % (host, port)
+    if _is_ip(host.strip("[]")):
+        default = {"https": "443", "grpcs": "443"}.get(scheme, "80")
+        return "%s:%s" % (host, default)
+    return host
+
+
+def _is_ip(text):
+    """True for a literal IPv4 or IPv6 address."""
+    if re.match(r"^\d{1,3}(?:\.\d{1,3}){3}$", text):
+        return all(int(part) < 256 for part in text.split("."))
+    return ":" in text and bool(re.match(r"^[0-9A-Fa-f:.]+(?:%\w+)?$", text))
+
+
+def _classify(level, message, errno, phase):
+    """Return the signature ID of an error-log message."""
+    connecting = phase == "connecting to upstream"
+    if message.startswith("start worker processes"):
+        return "reload"
+    if (message.startswith("reconfiguring") or message.startswith("signal process started")
+            or "(SIGHUP) received" in message):
+        return "reload_signal"
+    if "host not found in upstream" in message:
+        return "host_not_found"
+    if "could not be resolved" in message:
+        return "dns_not_found"
+    if "no resolver defined to resolve" in message:
+        return "no_resolver"
+    if message.startswith("no live upstreams"):
+        return "no_live_upstreams"
+    if message.startswith("upstream server temporarily disabled"):
+        return "server_disabled"
+    if "upstream sent too big header" in message:
+        return "header_too_big"
+    if ("upstream sent invalid" in message or "upstream sent no valid" in message
+            or "upstream sent duplicate" in message or "upstream sent unexpected" in message):
+        return "invalid_header"
+    if "upstream SSL certificate" in message:
+        return "ssl_verify"
+    if "SSL_do_handshake() failed" in message or phase == "SSL handshaking to upstream":
+        return "ssl_handshake"
+    upstream_phase = bool(phase) and "upstream" in phase
+    if "client prematurely closed connection" in message:
+        return "client_closed" if upstream_phase else "info"
+    if message.startswith("upstream prematurely closed connection"):
+        return "premature_close"
+    if message.startswith("upstream timed out") or (errno == 110 and connecting):
+        return "connect_timeout" if connecting else "upstream_timeout"
+    if message.startswith("connect() "):
+        if errno == 111:
+            return "connect_refused"
+        if errno in (101, 113):
+            return "connect_unreachable"
+        if errno == 110:
+            return "connect_timeout"
+        return "connect_error"
+    if errno in (104, 32) and upstream_phase:
+        return "reset"
+    if level is not None and level in LEVELS and LEVELS.index(level) >= _WARN:
+        return "other"
+    return "info"
+
+
+def _split_context(body):
+    """Split ``message, client: …, server: …, …`` into (message, {field: value})."""
+    start = body.find(", client: ")
+    while start >= 0:
+        fields = {}
+        pos = start
+        for match in _CTX_FIELD.finditer(body, start):
+            if match.start() != pos:
+                break
+            value = match.group(2)
+            if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+                value = value[1:-1]
+            fields[match.group(1)] = value
+            pos = match.end()
+        if "client" in fields and "server" in fields and pos == len(body):
+            return body[:start], fields
+        start = body.find(", client: ", start + 1)
+    return body, {}
+
+
+def parse_error_line(line):
+    """Parse one nginx error-log line; return a dict, or None if it is not one.
+
+    Accepts an optional Kubernetes timestamp prefix and the ``nginx: [emerg] …`` form nginx
+    prints on stderr before its error log is open. Keys: ``kind`` ("error"), ``time``
+    (RFC 3339 UTC), ``time_source`` ("k8s", "nginx" or None), ``nginx_time``, ``level``,
+    ``pid``, ``tid``, ``cid`` (ints or None), ``message`` (without the context), ``errno``
+    (int or None: for ``could not be resolved`` the resolver's code, 3 = not found),
+    ``errno_text``, ``phase``, ``client``, ``server``, ``request``, ``upstream`` (URL),
+    ``upstream_address`` ("IP:PORT", or the group/host name when nginx logs one),
+    ``host``, ``name`` (the host name a DNS/config error is about), ``signature``.
+    """
+    k8s_time, text = split_k8s_timestamp(line)
+    head = _ERROR_HEAD.match(text)
+    if head:
+        nginx_time = head.group("date")
+        level = head.group("level")
+        pid, tid = int(head.group("pid")), int(head.group("tid"))
+        cid = int(head.group("cid")) if head.group("cid") else None
+        body = head.group("body")
+    else:
+        head = _STDERR_HEAD.match(text)
+        if not head:
+            return None
+        nginx_time, pid, tid, cid = None, None, None, None
+        level = head.group("level")
+        body = head.group("body")
+    message, ctx = _split_context(body)
+    errno = errno_text = None
+    found = _ERRNO.search(message)
+    if found:
+        errno, errno_text = int(found.group("errno")), found.group("text")
+    phase = None
+    idx = message.rfind(" while ")
+    if idx >= 0:
+        phase = message[idx + 7:]
+    upstream = ctx.get("upstream")
+    address = None
+    target = _CONNECT_TO.search(message)
+    if target:
+        address = target.group("addr")
+    elif upstream:
+        address = upstream_address(upstream)
+    name = None
+    for pattern in (_RESOLVE, _NO_RESOLVER):
+        hit = pattern.search(message)
+        if hit:
+            name = hit.group("name")
+    if "host not found in upstream" in message:
+        quoted = _QUOTED.search(message)
+        name = quoted.group(1) if quoted else None
+    if k8s_time:
+        stamp, source = format_time(k8s_time), "k8s"
+    elif nginx_time:
+        stamp, source = format_time(nginx_time), "nginx"
+    else:
+        stamp, source = None, None
+    return {
+        "kind": "error",
+        "time": stamp,
+        "time_source": source,
+        "nginx_time": nginx_time,
+        "level": level,
+        "pid": pid,
+        "tid": tid,
+        "cid": cid,
+        "message": message,
+        "errno": errno,
+        "errno_text": errno_text,
+        "phase": phase,
+        "client": ctx.get("client"),
+        "server": ctx.get("server"),
+        "request": ctx.get("request"),
+        "upstream": upstream,
+        "upstream_address": address,
+        "host": ctx.get("host"),
+        "name": name,
+        "signature": _classify(level, message, errno, phase),
+    }
+
+
+def _split_list(value):
+    """Split an nginx upstream variable (``a, b : c``) into its items; ``-`` → []."""
+    items = [item.strip() for item in re.split(r",|\s:\s", value)]
+    return [item for item in items if item and item != "-"]
+
+
+def parse_access_line(line):
+    """Parse one access-log line (``combined``, optionally ingress-nginx's upstreaminfo tail).
+
+    Returns None for anything else. Keys: ``kind`` ("access"), ``time``, ``time_source``,
+    ``remote_addr``, ``request``, ``status`` (int), ``bytes_sent``, ``referer``,
+    ``user_agent``, and for the ingress-nginx format: ``request_length``, ``request_time``,
+    ``upstream_name``, ``alternative_upstream_name``, ``upstream_addresses`` (list, every
+    server tried), ``upstream_statuses`` (list of ints), ``upstream_status`` (the last one,
+    int or None), ``req_id``.
+    """
+    k8s_time, text = split_k8s_timestamp(line)
+    match = _ACCESS.match(text)
+    if not match:
+        return None
+    own_time = parse_time(match.group("time"))
+    if k8s_time:
+        stamp, source = format_time(k8s_time), "k8s"
+    elif own_time:
+        stamp, source = format_time(own_time), "nginx"
+    else:
+        stamp, source = None, None
+    sent = match.group("bytes")
+    result = {
+        "kind": "access",
+        "time": stamp,
+        "time_source": source,
+        "remote_addr": match.group("remote"),
+        "request": match.group("request"),
+        "status": int(match.group("status")),
+        "bytes_sent": int(sent) if sent.isdigit() else 0,
+        "referer": match.group("referer"),
+        "user_agent": match.group("agent"),
+        "upstream_addresses": [],
+        "upstream_statuses": [],
+        "upstream_status": None,
+    }
+    tail = _INGRESS_TAIL.match(match.group("rest"))
+    if tail:
+        fields = _ingress_upstream_fields(tail.group("upstream"))
+        if fields is not None:
+            result.update({
+                "request_length": int(tail.group("request_length")),
+                "request_time": float(tail.group("request_time")),
+                "upstream_name": tail.group("upstream_name"),
+                "alternative_upstream_name": tail.group("alternative_upstream_name"),
+            })
+            result.update(fields)
+    return result
+
+
+def _ingress_upstream_fields(text):
+    """Parse ``$upstream_addr $upstream_response_length $upstream_response_time
+    $upstream_status $req_id``; each of the first four may be a list (``a, b``)."""
+    joined = re.sub(r"\s*,\s*", ",", text.strip())
+    joined = re.sub(r"\s+:\s+", ",", joined)
+    parts = joined.split()
+    if len(parts) != 5:
+        return None
+    statuses = [int(item) for item in _split_list(parts[3]) if item.isdigit()]
+    return {
+        "upstream_addresses": _split_list(parts[0]),
+        "upstream_statuses": statuses,
+        "upstream_status": statuses[-1] if statuses else None,
+        "req_id": parts[4],
+    }
+
+
+def parse_line(line):
+    """Parse an error-log or access-log line; None when it is neither."""
+    return parse_error_line(line) or parse_access_line(line)
+
+
+class _Address:
+    """Running counters for one dialled upstream address."""
+
+    __slots__ = ("count", "count_after_reload", "first_seen", "last_seen", "signatures")
+
+    def __init__(self):
+        self.count = 0
+        self.count_after_reload = 0
+        self.first_seen = None
+        self.last_seen = None
+        self.signatures = collections.Counter()
+
+
+def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=1000):
+    """Summarise a stream of log lines without holding the whole log.
+
+    ``lines``: any iterable of ``str`` or ``bytes`` (decoded as UTF-8, invalid bytes
+    replaced), error and access lines interleaved with anything else. ``since``: skip lines
+    timed before it. ``reload_time``: the proxy's last (re)load (e.g. its workers' start
+    time); when None, the last ``start worker processes`` line in the stream is used, and
+    with neither every line counts as after the reload (``reload_known`` is then False).
+
+    Returns a dict: ``lines_read``, ``bytes_read``, ``error_lines``, ``access_lines``,
+    ``skipped_lines`` (before ``since``), ``first_time``, ``last_time``, ``reload_time``
+    (the one used), ``reload_source`` ("argument", "log" or None), ``reload_known``,
+    ``reloads`` (successful (re)loads seen), ``reload_attempts``, ``failed_reloads``
+    (attempts not followed by new workers), ``counts`` and ``counts_after_reload``
+    ({signature: n}, all lines), ``errors_after_reload`` (lines with an error signature),
+    ``errors`` (the newest ``max_errors`` parsed error lines with an error signature,
+    newest last, each with ``after_reload``), ``upstream_addresses`` (sorted list of
+    ``{address, count, count_after_reload, first_seen, last_seen, after_reload,
+    signatures}``), ``addresses_dropped``, ``unresolved_names`` (sorted), and ``access``:
+    ``{requests, requests_after_reload, status_counts, status_counts_after_reload,
+    upstream_status_counts, upstream_addresses: [{address, count, status_counts}]}``.
+    """
+    since_dt = parse_time(since)
+    given_reload = parse_time(reload_time)
+    reload_dt = given_reload
+    reload_source = "argument" if given_reload else None
+    counts = collections.Counter()
+    after = collections.Counter()
+    errors = collections.deque(maxlen=max(0, int(max_errors)))
+    addresses = {}
+    dropped = 0
+    names = set()
+    status = collections.Counter()
+    status_after = collections.Counter()
+    upstream_status = collections.Counter()
+    access_addresses = {}
+    totals = collections.Counter()
+    first_time = last_time = None
+    pending_attempt = False
+
+    def is_after(stamp):
+        if given_reload is None:
+            return True  # reset at each reload marker instead
+        return stamp is None or stamp >= given_reload
+
+    for raw in lines:
+        totals["lines"] += 1
+        totals["bytes"] += len(raw) if isinstance(raw, (bytes, str)) else 0
+        entry = parse_line(raw)
+        if entry is None:
+            continue
+        stamp = parse_time(entry["time"])
+        if since_dt is not None and stamp is not None and stamp < since_dt:
+            totals["skipped"] += 1
+            continue
+        if stamp is not None:
+            first_time = first_time or stamp
+            last_time = stamp
+        if entry["kind"] == "access":
+            totals["access"] += 1
+            code = str(entry["status"])
+            status[code] += 1
+            later = is_after(stamp)
+            if later:
+                totals["access_after"] += 1
+                status_after[code] += 1
+            if entry["upstream_status"] is not None:
+                upstream_status[str(entry["upstream_status"])] += 1
+            for index, addr in enumerate(entry["upstream_addresses"]):
+                slot = access_addresses.get(addr)
+                if slot is None:
+                    if len(access_addresses) >= max_addresses:
+                        dropped += 1
+                        continue
+                    slot = access_addresses[addr] = collections.Counter()
+                slot["count"] += 1
+                statuses = entry["upstream_statuses"]
+                if index < len(statuses):
+                    slot[str(statuses[index])] += 1
+            continue
+        totals["error"] += 1
+        signature = entry["signature"]
+        if signature == "reload":
+            pending_attempt = False
+            if given_reload is None and stamp is not None:
+                reload_dt, reload_source = stamp, "log"
+                after.clear()
+                status_after.clear()
+                totals["access_after"] = 0
+                for slot in addresses.values():
+                    slot.count_after_reload = 0
+            totals["reloads"] += 1
+        elif signature == "reload_signal":
+            if entry["message"].startswith("reconfiguring"):
+                if pending_attempt:
+                    totals["failed_reloads"] += 1
+                pending_attempt = True
+                totals["reload_attempts"] += 1
+        elif pending_attempt and entry["level"] == "emerg":
+            totals["failed_reloads"] += 1
+            pending_attempt = False
+        counts[signature] += 1
+        later = is_after(stamp)
+        if later:
+            after[signature] += 1
+        if entry["name"] and signature in ("dns_not_found", "no_resolver", "host_not_found"):
+            names.add(entry["name"])
+        addr = entry["upstream_address"]
+        if addr and signature not in ("reload", "reload_signal"):
+            slot = addresses.get(addr)
+            if slot is None and len(addresses) < max_addresses:
+                slot = addresses[addr] = _Address()
+            if slot is None:
+                dropped += 1
+            else:
+                slot.count += 1
+                slot.signatures[signature] += 1
+                seen = entry["time"]
+                slot.first_seen = slot.first_seen or seen
+                slot.last_seen = seen or slot.last_seen
+                if later:
+                    slot.count_after_reload += 1
+        if signature in ERROR_SIGNATURES:
+            entry = dict(entry, after_reload=later)
+            errors.append(entry)
+
+    errors_list = list(errors)
+    if given_reload is None and reload_dt is not None:
+        for entry in errors_list:
+            entry["after_reload"] = (parse_time(entry["time"]) or _EPOCH) >= reload_dt
+    return {
+        "lines_read": totals["lines"],
+        "bytes_read": totals["bytes"],
+        "error_lines": totals["error"],
+        "access_lines": totals["access"],
+        "skipped_lines": totals["skipped"],
+        "first_time": format_time(first_time),
+        "last_time": format_time(last_time),
+        "reload_time": format_time(reload_dt),
+        "reload_source": reload_source,
+        "reload_known": reload_dt is not None,
+        "reloads": totals["reloads"],
+        "reload_attempts": totals["reload_attempts"],
+        "failed_reloads": totals["failed_reloads"],
+        "counts": dict(sorted(counts.items())),
+        "counts_after_reload": dict(sorted(after.items())),
+        "errors_after_reload": sum(n for sig, n in after.items() if sig in ERROR_SIGNATURES),
+        "errors": errors_list,
+        "upstream_addresses": [
+            {
+                "address": addr,
+                "count": slot.count,
+                "count_after_reload": slot.count_after_reload,
+                "first_seen": slot.first_seen,
+                "last_seen": slot.last_seen,
+                "after_reload": slot.count_after_reload > 0,
+                "signatures": dict(sorted(slot.signatures.items())),
+            }
+            for addr, slot in sorted(addresses.items())
+        ],
+        "addresses_dropped": dropped,
+        "unresolved_names": sorted(names),
+        "access": {
+            "requests": totals["access"],
+            "requests_after_reload": totals["access_after"],
+            "status_counts": dict(sorted(status.items())),
+            "status_counts_after_reload": dict(sorted(status_after.items())),
+            "upstream_status_counts": dict(sorted(upstream_status.items())),
+            "upstream_addresses": [
+                {
+                    "address": addr,
+                    "count": slot["count"],
+                    "status_counts": dict(sorted((k, v) for k, v in slot.items() if k != "count")),
+                }
+                for addr, slot in sorted(access_addresses.items())
+            ],
+        },
+    }
