@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the diagnose_502 role uses to judge each layer; the rules live in module_utils."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.badgateway.k8s.plugins.module_utils import layers
+
+
+def assess_layer(facts, name):
+    """Judge one diagnosis layer from the gathered facts."""
+    try:
+        return layers.assess(facts, name)
+    except ValueError as exc:
+        raise AnsibleFilterError("assess_layer: %s" % exc)
+
+
+def probe_line(probe):
+    """One line of evidence for one probe result."""
+    if not isinstance(probe, dict):
+        raise AnsibleFilterError("probe_line: expected a probe result (a dict), got %s" % type(probe).__name__)
+    return layers.probe_line(probe)
+
+
+class FilterModule(object):
+    """The badgateway.k8s filters."""
+
+    def filters(self):
+        return {"assess_layer": assess_layer, "probe_line": probe_line}

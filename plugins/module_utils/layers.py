@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Judge each diagnosis layer from the gathered facts: one hypothesis per layer.
+
+Pure Python: imports neither Ansible nor Kubernetes. The role calls it through the
+``badgateway.k8s.assess_layer`` filter and asserts on the ``status`` it returns.
+
+Each function takes the facts dict (shapes in DESIGN.md: ``symptom``, ``self_probes``, ``pods``,
+``service``, ``svc_probes``, ``proxies``, and ``errors``: a dict of layer name to the message of
+the step that could not gather that layer's facts) and returns
+``{"name", "hypothesis", "status", "message", "evidence"}`` where status is ``pass`` (the layer
+is sound), ``fail`` (the layer shows a problem) or ``error`` (its facts are missing: it could not
+be checked).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+GATEWAY_ERRORS = (502, 503, 504)
+
+
+def _result(name, hypothesis, status, message, evidence):
+    return {
+        "name": name,
+        "hypothesis": hypothesis,
+        "status": status,
+        "message": message,
+        "evidence": list(evidence),
+    }
+
+
+def probe_line(probe):
+    """One line of evidence for a probe result (proxy_probe's per-replica dict)."""
+    who = "%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?"))
+    what = probe.get("url") or "?"
+    if probe.get("status") is not None:
+        return "%s: GET %s -> %s" % (who, what, probe["status"])
+    return "%s: GET %s -> no answer (%s)" % (who, what, probe.get("error") or "unknown error")
+
+
+def _is_gateway_error(status):
+    return status is None or status in GATEWAY_ERRORS
+
+
+def symptom(facts):
+    """Layer 1: does the proxy answer a gateway error now?"""
+    hyp = "The proxy answers 502/503/504 now"
+    sym = facts.get("symptom") or {}
+    probes = facts.get("self_probes")
+    evidence = []
+    bad = []
+    if sym.get("url"):
+        status = sym.get("status")
+        line = "%s (from the controller) -> %s" % (sym["url"], status if status else "no answer")
+        evidence.append(line)
+        if not status or status in GATEWAY_ERRORS:
+            bad.append(line)
+    for probe in probes or []:
+        line = probe_line(probe)
+        evidence.append(line)
+        if _is_gateway_error(probe.get("status")):
+            bad.append(line)
+    if not evidence:
+        return _result("symptom", hyp, "error", "The symptom could not be observed: no URL and no proxy replica to probe", [])
+    if bad:
+        return _result("symptom", hyp, "fail", "The proxy answers a gateway error: " + "; ".join(bad), evidence)
+    return _result("symptom", hyp, "pass", "The proxy answers without a gateway error now", evidence)
+
+
+def _pod_line(pod):
+    line = "%s/%s %s ready=%s ip=%s restarts=%s" % (
+        pod.get("namespace"), pod.get("name"), pod.get("phase"),
+        str(bool(pod.get("ready"))).lower(), pod.get("pod_ip") or "-", pod.get("restarts", 0))
+    if pod.get("deletion_timestamp"):
+        line += " terminating since %s" % pod["deletion_timestamp"]
+    if pod.get("problems"):
+        line += " (%s)" % ", ".join(pod["problems"])
+    return line
+
+
+def backend_pods(facts):
+    """Layer 2, the seed's hypothesis 1: the backend is down (Running is not Ready)."""
+    hyp = "The backend pods are down or not Ready"
+    pods = facts.get("pods")
+    if pods is None:
+        return _result("backend_pods", hyp, "error", "The backend pods could not be read", [])
+    evidence = [_pod_line(p) for p in pods]
+    if not pods:
+        return _result("backend_pods", hyp, "fail", "No pod matches the backend Service's selector", evidence)
+    bad = [p for p in pods if not p.get("ready") or p.get("problems") or p.get("phase") != "Running"]
+    if bad:
+        return _result("backend_pods", hyp, "fail", "%d of %d backend pods are not Running and Ready: %s" % (
+            len(bad), len(pods), "; ".join(_pod_line(p) for p in bad)), evidence)
+    return _result("backend_pods", hyp, "pass", "All %d backend pods are Running and Ready" % len(pods), evidence)
+
+
+def service(facts):
+    """Layer 3, the seed's hypothesis 2: the Service or its endpoints are wrong."""
+    hyp = "The Service's selector, ports or endpoints are wrong"
+    svc = facts.get("service")
+    if svc is None:
+        return _result("service", hyp, "error", "The Service could not be read", [])
+    name = "%s/%s" % (svc.get("namespace"), svc.get("name"))
+    if not svc.get("exists"):
+        return _result("service", hyp, "fail", "Service %s does not exist" % name, [])
+    evidence = [
+        "Service %s %s selector=%s" % (
+            name, "headless" if svc.get("headless") else "ClusterIP %s" % svc.get("cluster_ip"),
+            ",".join("%s=%s" % kv for kv in sorted((svc.get("selector") or {}).items())) or "(none)"),
+        "ready endpoints: %s" % (", ".join(svc.get("ready_addresses") or []) or "none"),
+    ]
+    if svc.get("not_ready_addresses"):
+        evidence.append("not-ready endpoints: %s" % ", ".join(svc["not_ready_addresses"]))
+    if svc.get("terminating_addresses"):
+        evidence.append("terminating endpoints: %s" % ", ".join(svc["terminating_addresses"]))
+    problems = []
+    if not svc.get("selector_matches"):
+        problems.append("its selector matches no pod")
+    if not svc.get("ready_addresses"):
+        problems.append("it has no ready endpoint")
+    for mismatch in svc.get("port_mismatches") or []:
+        problems.append("port %s targets %s, which pods %s do not expose" % (
+            mismatch.get("port"), mismatch.get("target_port"), ", ".join(mismatch.get("pods_without_it") or [])))
+    if problems:
+        return _result("service", hyp, "fail", "Service %s: %s" % (name, "; ".join(problems)), evidence)
+    return _result("service", hyp, "pass", "Service %s selects Ready pods and has %d ready endpoints" % (
+        name, len(svc.get("ready_addresses") or [])), evidence)
+
+
+def connectivity(facts):
+    """Layer 4, the seed's hypothesis 3: the proxy pods cannot reach the Service."""
+    hyp = "The proxy pods cannot reach the backend Service"
+    probes = facts.get("svc_probes")
+    if not probes:
+        return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
+    evidence = [probe_line(p) for p in probes]
+    bad = [p for p in probes if _is_gateway_error(p.get("status")) or (p.get("status") or 0) >= 500]
+    if bad:
+        return _result("connectivity", hyp, "fail", "From inside the proxy pods the Service fails: " + "; ".join(
+            probe_line(p) for p in bad), evidence)
+    return _result("connectivity", hyp, "pass", "Every proxy replica reaches the Service (%s)" % ", ".join(
+        str(p.get("status")) for p in probes), evidence)
+
+
+def proxy_logs(facts):
+    """Layer 5, the pinpoint: what each replica's log says, against the live cluster."""
+    hyp = "The proxy's log shows upstream errors since its last reload"
+    proxies = facts.get("proxies")
+    if proxies is None:
+        return _result("proxy_logs", hyp, "error", "The proxy replicas could not be read", [])
+    if not proxies:
+        return _result("proxy_logs", hyp, "error", "No proxy replica matches the selector", [])
+    evidence = []
+    bad = []
+    for proxy in proxies:
+        who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
+        counts = proxy.get("counts_after_reload") or {}
+        errors = sum(counts.values()) if counts else proxy.get("errors_after_reload", 0)
+        summary = ", ".join("%s x%s" % kv for kv in sorted(counts.items())) or "no upstream errors"
+        line = "%s (last reload %s): %s" % (who, proxy.get("last_reload") or "unknown", summary)
+        stale = proxy.get("stale_addresses") or []
+        if stale:
+            line += "; dials %s, which nothing in the cluster has any more" % ", ".join(stale)
+        evidence.append(line)
+        for addr in proxy.get("upstream_addresses") or []:
+            evidence.append("  %s dialled %s x%s: %s%s" % (
+                who, addr.get("address"), addr.get("count"), addr.get("state"),
+                "" if addr.get("after_reload", True) else " (before the last reload)"))
+        if stale or errors:
+            bad.append(line)
+    if bad:
+        return _result("proxy_logs", hyp, "fail", "; ".join(bad), evidence)
+    return _result("proxy_logs", hyp, "pass", "No upstream errors since each replica's last reload", evidence)
+
+
+LAYERS = {
+    "symptom": symptom,
+    "backend_pods": backend_pods,
+    "service": service,
+    "connectivity": connectivity,
+    "proxy_logs": proxy_logs,
+}
+
+
+def assess(facts, name):
+    """Judge the layer called ``name`` (a key of LAYERS) from ``facts``."""
+    try:
+        judge = LAYERS[name]
+    except KeyError:
+        raise ValueError("unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS))))
+    facts = facts or {}
+    result = judge(facts)
+    error = (facts.get("errors") or {}).get(name)
+    if error:
+        result["status"] = "error"
+        result["message"] = "Could not be checked: %s" % error
+    return result
