@@ -514,8 +514,11 @@ class K8sClient:
             if exc.status in (400, 500) and _status_message(exc.body):
                 # e.g. container not found / not running: the command did not run
                 return ExecResult(None, "", "", _status_message(exc.body), False, False, None)
-            raise self._error(exc.status, exc.body, "create", "pods/exec", namespace,
-                              pod) from None
+            error = self._error(exc.status, exc.body, "create", "pods/exec", namespace, pod)
+            if exc.status == 403:
+                error = K8sError("%s; exec over WebSocket starts with a GET, so grant both "
+                                 '"get" and "create" on "pods/exec"' % error, 403, "Forbidden")
+            raise error from None
         except ExecConnectError as exc:
             raise K8sError("cannot open exec in pod %s/%s via %s: %s (timeout %gs)"
                            % (namespace, pod, self.host, exc, limit)) from None

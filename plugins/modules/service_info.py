@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module badgateway.k8s.service_info."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: service_info
+short_description: A Service, the pods its selector matches, its ports and its EndpointSlices
+version_added: 0.1.0
+description:
+  - Reads one Service and reports whether its selector matches pods (and which), each port
+    with its C(targetPort) resolved (number or name) against the matching pods'
+    C(containerPorts), the EndpointSlices labelled C(kubernetes.io/service-name) with every
+    address's ready / serving / terminating conditions, and whether it is headless.
+  - A Service that does not exist is reported as RV(service.exists=false), not as a failure,
+    unless O(must_exist=true). An unknown namespace always fails.
+  - Read-only; needs C(get) on C(services), C(list) on C(pods) and C(list) on
+    C(endpointslices.discovery.k8s.io) in the namespace.
+options:
+  namespace:
+    description: Namespace of the Service.
+    type: str
+    required: true
+  name:
+    description: Name of the Service.
+    type: str
+    required: true
+  must_exist:
+    description: Fail when the Service does not exist.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - badgateway.k8s.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+author:
+  - badgateway.k8s developers
+"""
+
+EXAMPLES = r"""
+- name: Service web and its endpoints
+  badgateway.k8s.service_info:
+    namespace: shop
+    name: web
+  register: web_svc
+
+- name: Stop when nothing backs it
+  ansible.builtin.assert:
+    that: web_svc.service.ready_addresses | length > 0
+    fail_msg: "Service web has no ready endpoint"
+"""
+
+RETURN = r"""
+service:
+  description: The Service facts (DESIGN.md shape).
+  returned: success
+  type: dict
+  contains:
+    namespace: {description: Namespace., type: str, returned: always}
+    name: {description: Service name., type: str, returned: always}
+    exists: {description: Whether the Service exists., type: bool, returned: always}
+    type: {description: "ClusterIP, NodePort, LoadBalancer, ExternalName; null if missing.", type: str, returned: always}
+    cluster_ip: {description: ClusterIP, null when headless or missing., type: str, returned: always}
+    headless: {description: "True when clusterIP is None.", type: bool, returned: always}
+    selector: {description: The Service selector., type: dict, returned: always}
+    ports:
+      description: "Ports: name, port, protocol, target_port (as written), resolved_target_ports [{pod, port}]."
+      type: list
+      elements: dict
+      returned: always
+    matching_pods: {description: Pods (ns/name) its selector matches., type: list, elements: str, returned: always}
+    selector_matches: {description: Whether the selector matches at least one pod., type: bool, returned: always}
+    endpoints:
+      description: "Every EndpointSlice address x port: address (IP:PORT), ip, port, port_name, ready, serving, terminating, target (ns/name or null), slice."
+      type: list
+      elements: dict
+      returned: always
+    ready_addresses: {description: Ready and not terminating IP:PORT., type: list, elements: str, returned: always}
+    not_ready_addresses: {description: Not ready and not terminating IP:PORT., type: list, elements: str, returned: always}
+    terminating_addresses: {description: Terminating IP:PORT., type: list, elements: str, returned: always}
+    port_mismatches:
+      description: "Ports whose targetPort some matching pod lacks: port, target_port, pods_without_it."
+      type: list
+      elements: dict
+      returned: always
+  sample:
+    namespace: shop
+    name: web
+    exists: true
+    type: ClusterIP
+    cluster_ip: 127.0.20.1
+    headless: false
+    selector: {app: web}
+    ready_addresses: ["127.0.10.7:8080"]
+    selector_matches: true
+"""
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
+    declared_ports,
+    selector_string,
+    sort_pods,
+    summarize_endpoints,
+    summarize_pod,
+    resolve_target_port,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    K8sError,
+    K8sNotFound,
+    client_from_module,
+    k8s_module,
+)
+
+
+def missing_service(namespace, name):
+    """The fact for a Service that does not exist."""
+    return {"namespace": namespace, "name": name, "exists": False, "type": None,
+            "cluster_ip": None, "headless": False, "selector": {}, "ports": [],
+            "matching_pods": [], "selector_matches": False, "endpoints": [],
+            "ready_addresses": [], "not_ready_addresses": [], "terminating_addresses": [],
+            "port_mismatches": []}
+
+
+def service_facts(svc, pods, slices):
+    """Build the ``service`` fact from the raw Service, its summarized pods and its slices."""
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    cluster_ip = spec.get("clusterIP")
+    headless = cluster_ip == "None"
+    ports, mismatches = [], []
+    for port in spec.get("ports") or []:
+        target = port.get("targetPort")
+        resolved = resolve_target_port(target, port.get("port"), pods)
+        ports.append({"name": port.get("name"), "port": port.get("port"),
+                      "protocol": port.get("protocol") or "TCP",
+                      "target_port": target, "resolved_target_ports": resolved})
+        lacking = []
+        for pod, res in zip(pods, resolved):
+            declared = declared_ports(pod)
+            if res["port"] is None or (declared and res["port"] not in declared):
+                lacking.append(res["pod"])
+        if lacking:
+            mismatches.append({"port": port.get("port"), "target_port": target,
+                               "pods_without_it": sorted(lacking)})
+    endpoints = summarize_endpoints(slices)
+    return {
+        "namespace": meta.get("namespace"), "name": meta.get("name"), "exists": True,
+        "type": spec.get("type") or "ClusterIP",
+        "cluster_ip": None if headless or not cluster_ip else cluster_ip,
+        "headless": headless, "selector": spec.get("selector") or {}, "ports": ports,
+        "matching_pods": ["%s/%s" % (p["namespace"], p["name"]) for p in pods],
+        "selector_matches": bool(pods), "endpoints": endpoints,
+        "ready_addresses": sorted({e["address"] for e in endpoints
+                                   if e["ready"] and not e["terminating"]}),
+        "not_ready_addresses": sorted({e["address"] for e in endpoints
+                                       if not e["ready"] and not e["terminating"]}),
+        "terminating_addresses": sorted({e["address"] for e in endpoints if e["terminating"]}),
+        "port_mismatches": mismatches,
+    }
+
+
+def gather(client, namespace, name, must_exist):
+    """Read the Service and what belongs to it."""
+    try:
+        svc = client.get_service(namespace, name)
+    except K8sNotFound:
+        if client.namespace_exists(namespace) is False:
+            raise K8sError('namespace "%s" does not exist' % namespace) from None
+        if must_exist:
+            raise K8sError('Service "%s" not found in namespace "%s"'
+                           % (name, namespace)) from None
+        return missing_service(namespace, name)
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    pods = []
+    if selector:
+        pods = sort_pods([summarize_pod(p)
+                          for p in client.list_pods(namespace, selector_string(selector))])
+    slices = client.list_endpointslices(namespace, name)
+    return service_facts(svc, pods, slices)
+
+
+def main():
+    """Module entry point."""
+    module = k8s_module(
+        {"namespace": {"type": "str", "required": True},
+         "name": {"type": "str", "required": True},
+         "must_exist": {"type": "bool", "default": False}},
+        supports_check_mode=True,
+    )
+    params = module.params
+    client = client_from_module(module)
+    try:
+        service = gather(client, params["namespace"], params["name"], params["must_exist"])
+    except K8sError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, service=service)
+
+
+if __name__ == "__main__":
+    main()
