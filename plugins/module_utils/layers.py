@@ -52,9 +52,10 @@ def symptom(facts):
     bad = []
     if sym.get("url"):
         status = sym.get("status")
-        line = "%s (from the controller) -> %s" % (sym["url"], status if status else "no answer")
+        answered = isinstance(status, int) and status > 0
+        line = "%s (from the controller) -> %s" % (sym["url"], status if answered else "no answer")
         evidence.append(line)
-        if not status or status in GATEWAY_ERRORS:
+        if not answered or status in GATEWAY_ERRORS:
             bad.append(line)
     for probe in probes or []:
         line = probe_line(probe)
