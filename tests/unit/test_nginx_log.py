@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for nginx_log, on lines a real nginx 1.22 wrote (see fixtures/README.md)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    ERROR_SIGNATURES,
+    SIGNATURES,
+    format_time,
+    parse_access_line,
+    parse_error_line,
+    parse_line,
+    parse_time,
+    split_k8s_timestamp,
+    summarize,
+    upstream_address,
+)
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture_lines(name):
+    with open(os.path.join(FIXTURES, name), "rb") as handle:
+        return handle.read().decode("utf-8").splitlines()
+
+
+def real_line(needle):
+    """The single line of the real error log that contains ``needle``."""
+    hits = [line for line in fixture_lines("nginx_error.log") if needle in line]
+    assert len(hits) >= 1, "fixture has no line with %r" % needle
+    return hits[0]
+
+
+# (needle in the real log, signature, errno, phase, upstream address)
+REAL_CASES = [
+    ("GET /refused", "connect_refused", 111, "connecting to upstream", "127.77.0.3:8081"),
+    ("recv() failed (104", "reset", 104, "reading response header from upstream",
+     "127.77.0.4:8082"),
+    ("GET /premature", "premature_close", None, "reading response header from upstream",
+     "127.77.0.5:8083"),
+    ("too big header", "header_too_big", None, "reading response header from upstream",
+     "127.77.0.6:8084"),
+    ("upstream sent invalid header", "invalid_header", None,
+     "reading response header from upstream", "127.77.0.7:8085"),
+    ("no valid HTTP/1.0 header", "invalid_header", None,
+     "reading response header from upstream", "127.77.0.8:8086"),
+    ("SSL_do_handshake() failed", "ssl_handshake", None, "SSL handshaking to upstream",
+     "127.77.0.2:8080"),
+    ("certificate verify error", "ssl_verify", None, "SSL handshaking to upstream",
+     "127.77.0.9:8443"),
+    ("upstream timed out (110: Connection timed out) while reading response header",
+     "upstream_timeout", 110, "reading response header from upstream", "127.77.0.10:8087"),
+    ("GET /connect-timeout", "connect_timeout", 110, "connecting to upstream",
+     "127.77.0.11:8088"),
+    ("while sending request to upstream, client: 127.0.0.1, server: lab.example, "
+     "request: \"POST", "upstream_timeout", 110, "sending request to upstream",
+     "127.77.0.14:8092"),
+    ("GET /short-body", "premature_close", None, "reading upstream", "127.77.0.12:8090"),
+    ("readv() failed (104", "reset", 104, "reading upstream", "127.77.0.13:8091"),
+    ("temporarily disabled", "server_disabled", None, "connecting to upstream",
+     "127.77.0.3:8081"),
+    ("no live upstreams", "no_live_upstreams", None, "connecting to upstream", "backend_grp"),
+    ("(3: Host not found)", "dns_not_found", 3, None, None),
+    ("(110: Operation timed out), client", "dns_not_found", 110, None, None),
+    ("no resolver defined", "no_resolver", None, None, None),
+    ("host not found in upstream", "host_not_found", None, None, None),
+    ("client prematurely closed", "client_closed", None, "sending request to upstream",
+     "127.77.0.10:8087"),
+    ("start worker processes", "reload", None, None, None),
+    (": reconfiguring", "reload_signal", None, None, None),
+]
+
+
+@pytest.mark.parametrize("needle,signature,errno,phase,address", REAL_CASES)
+def test_real_nginx_lines(needle, signature, errno, phase, address):
+    entry = parse_error_line(real_line(needle))
+    assert entry["signature"] == signature
+    assert entry["errno"] == errno
+    assert entry["phase"] == phase
+    assert entry["upstream_address"] == address
+    assert entry["time_source"] == "nginx"
+    assert entry["time"].startswith("2026-11-25T")
+
+
+def test_fields_of_a_connect_refused_line():
+    entry = parse_error_line(real_line("GET /refused"))
+    assert entry["level"] == "error"
+    assert isinstance(entry["pid"], int) and entry["pid"] == entry["tid"]
+    assert isinstance(entry["cid"], int)
+    assert entry["message"] == ("connect() failed (111: Connection refused) "
+                                "while connecting to upstream")
+    assert entry["errno_text"] == "Connection refused"
+    assert entry["client"] == "127.0.0.1"
+    assert entry["server"] == "lab.example"
+    assert entry["request"] == "GET /refused HTTP/1.1"
+    assert entry["upstream"] == "http://127.77.0.3:8081/refused"
+    assert entry["host"] == "lab.example"
+
+
+def test_message_with_comma_keeps_its_context():
+    entry = parse_error_line(real_line("client prematurely closed"))
+    assert entry["message"].startswith("epoll_wait() reported that client prematurely closed "
+                                       "connection, so upstream connection is closed too")
+    assert entry["server"] == "lab.example"
+
+
+def test_dns_lines_name_the_host():
+    assert parse_error_line(real_line("(3: Host not found)"))["name"] == \
+        "nosuch-svc.lab.svc.cluster.local"
+    assert parse_error_line(real_line("no resolver defined"))["name"] == \
+        "nosuch-svc.lab.svc.cluster.local"
+    emerg = parse_error_line(real_line("host not found in upstream"))
+    assert emerg["level"] == "emerg"
+    assert emerg["name"] == "nosuch-svc.invalid"
+
+
+def test_nginx_t_stderr_is_parsed():
+    lines = fixture_lines("nginx_t_failed.txt")
+    parsed = [parse_error_line(line) for line in lines]
+    assert parsed[0]["signature"] == "host_not_found"
+    assert parsed[1] is None  # "nginx: configuration file … test failed" is not a log record
+
+
+def test_errno_matched_by_number_not_text():
+    """musl and glibc texts for the same errno give the same signature."""
+    lines = fixture_lines("nginx_error_handwritten.log")
+    musl, glibc = parse_error_line(lines[0]), parse_error_line(lines[1])
+    assert musl["errno_text"] == "Host is unreachable"
+    assert glibc["errno_text"] == "No route to host"
+    assert musl["signature"] == glibc["signature"] == "connect_unreachable"
+    musl_timeout = parse_error_line(lines[2])
+    assert musl_timeout["errno"] == 110
+    assert musl_timeout["signature"] == "connect_timeout"
+    # the same numbers with invented texts still classify the same
+    for text in ("Connection refused", "Verbindungsaufbau abgelehnt"):
+        line = lines[0].replace("113: Host is unreachable", "111: " + text)
+        assert parse_error_line(line)["signature"] == "connect_refused"
+
+
+def test_synchronous_connect_to_form():
+    lines = fixture_lines("nginx_error_handwritten.log")
+    sync = parse_error_line(lines[3])
+    assert sync["signature"] == "connect_refused"
+    assert sync["upstream_address"] == "10.244.1.19:8080"
+    ipv6 = parse_error_line(lines[4])
+    assert ipv6["level"] == "crit"
+    assert ipv6["signature"] == "connect_error"
+    assert ipv6["upstream_address"] == "[fd00:10:244::7]:8080"
+
+
+def test_other_handwritten_variants():
+    lines = fixture_lines("nginx_error_handwritten.log")
+    assert parse_error_line(lines[5])["signature"] == "connect_unreachable"  # 101
+    assert parse_error_line(lines[6])["signature"] == "reset"  # 32 broken pipe, upstream
+    assert parse_error_line(lines[7])["signature"] == "ssl_verify"
+    stderr = parse_error_line(lines[8])
+    assert stderr["signature"] == "host_not_found"
+    assert stderr["time"] is None and stderr["pid"] is None
+    assert stderr["name"] == "open-webui.open-webui.svc.cluster.local:8080"
+
+
+def test_client_side_errors_are_not_upstream_errors():
+    line = ("2026/11/25 02:21:05 [info] 7#7: *9 recv() failed (104: Connection reset by peer) "
+            "while reading client request line, client: 10.0.0.1, server: _")
+    entry = parse_error_line(line)
+    assert entry["signature"] == "info"
+    assert entry["signature"] not in ERROR_SIGNATURES
+
+
+def test_k8s_timestamp_prefix_is_kept_as_utc_time():
+    line = "2026-11-25T02:21:05.123456789Z " + real_line("GET /refused")
+    entry = parse_error_line(line)
+    assert entry["time"] == "2026-11-25T02:21:05.123456Z"
+    assert entry["time_source"] == "k8s"
+    assert entry["nginx_time"].startswith("2026/11/25 ")
+    stamp, rest = split_k8s_timestamp("2026-11-25T02:21:05Z stderr F hello")
+    assert (stamp, rest) == ("2026-11-25T02:21:05Z", "hello")
+    assert split_k8s_timestamp(b"no prefix\n") == (None, "no prefix")
+
+
+def test_parse_time_formats():
+    assert format_time("2026-11-25T02:21:05.5+02:00") == "2026-11-25T00:21:05.500000Z"
+    assert format_time("2026/11/25 02:21:05") == "2026-11-25T02:21:05Z"
+    assert format_time("25/Nov/2026:02:21:05 -0100") == "2026-11-25T03:21:05Z"
+    assert parse_time("yesterday") is None
+    assert parse_time("2026-13-45T99:00:00Z") is None
+    assert parse_time(42) is None
+
+
+def test_upstream_address_forms():
+    assert upstream_address("http://10.0.0.5:8080/x") == "10.0.0.5:8080"
+    assert upstream_address("http://10.0.0.5/x") == "10.0.0.5:80"
+    assert upstream_address("https://10.0.0.5") == "10.0.0.5:443"
+    assert upstream_address("http://[fd00::5]:8080/") == "[fd00::5]:8080"
+    assert upstream_address("http://[fd00::5]/") == "[fd00::5]:80"
+    assert upstream_address("http://backend_grp/group") == "backend_grp"
+    assert upstream_address("http://unix:/run/app.sock:/x") == "unix:/run/app.sock"
+    assert upstream_address("") is None
+
+
+def test_not_nginx_lines_give_none():
+    for line in ("", "I1125 02:21:05.1 7 controller.go:190] Configuration changes detected",
+                 "random text", "2026/11/25 02:21:05 [bogus"):
+        assert parse_line(line) is None
+
+
+def test_access_combined_real():
+    lines = fixture_lines("nginx_access_combined.log")
+    first = parse_access_line(lines[0])
+    assert first["status"] == 200
+    assert first["request"] == "GET /ok HTTP/1.1"
+    assert first["upstream_status"] is None
+    statuses = [parse_access_line(line)["status"] for line in lines]
+    assert statuses.count(502) == sum('" 502 ' in line for line in lines) == 14
+    assert 504 in statuses
+
+
+def test_access_ingress_real():
+    lines = fixture_lines("nginx_access_ingress.log")
+    parsed = [parse_access_line(line) for line in lines]
+    assert all(parsed)
+    ok = parsed[0]
+    assert ok["upstream_name"] == "lab-ok-8080"
+    assert ok["upstream_addresses"] == ["127.77.0.2:8080"]
+    assert ok["upstream_status"] == 200
+    assert len(ok["req_id"]) == 32
+    group = next(p for p in parsed if p["upstream_addresses"] == ["127.77.0.3:8081",
+                                                                    "127.77.0.3:8089"])
+    assert group["upstream_statuses"] == [502, 502]
+    nx = next(p for p in parsed if p["request"] == "GET /nxdomain HTTP/1.1")
+    assert nx["upstream_addresses"] == [] and nx["upstream_status"] is None
+    named = next(p for p in parsed if p["upstream_addresses"] == ["backend_grp"])
+    assert named["status"] == 502
+
+
+def test_summarize_real_log_reload_from_log():
+    result = summarize(fixture_lines("nginx_error.log"))
+    assert result["reloads"] == 3          # start, -s reload, SIGHUP back to a good config
+    assert result["reload_attempts"] == 3  # -s reload, bad SIGHUP, good SIGHUP
+    assert result["failed_reloads"] == 1   # the host-not-found one
+    assert result["reload_source"] == "log"
+    # after the last reload only /refused was requested
+    assert result["counts_after_reload"]["connect_refused"] == 1
+    assert result["errors_after_reload"] == 1
+    assert result["counts"]["connect_refused"] == 4
+    by_addr = {a["address"]: a for a in result["upstream_addresses"]}
+    assert by_addr["127.77.0.3:8081"]["after_reload"] is True
+    assert by_addr["127.77.0.3:8081"]["count_after_reload"] == 1
+    assert by_addr["127.77.0.4:8082"]["after_reload"] is False
+    assert by_addr["backend_grp"]["signatures"] == {"no_live_upstreams": 1}
+    assert result["unresolved_names"] == ["nosuch-svc.invalid",
+                                          "nosuch-svc.lab.svc.cluster.local"]
+    assert [e["after_reload"] for e in result["errors"]][-1] is True
+    assert sum(1 for e in result["errors"] if e["after_reload"]) == 1
+
+
+def test_summarize_explicit_reload_time_and_since():
+    lines = ["2026-11-25T10:00:%02dZ %s" % (i, real_line("GET /refused")) for i in range(10)]
+    result = summarize(lines, reload_time="2026-11-25T10:00:05Z")
+    assert result["counts"]["connect_refused"] == 10
+    assert result["counts_after_reload"]["connect_refused"] == 5
+    assert result["reload_source"] == "argument"
+    result = summarize(lines, since="2026-11-25T10:00:08Z")
+    assert result["counts"]["connect_refused"] == 2
+    assert result["skipped_lines"] == 8
+    assert result["reload_known"] is False
+    assert result["errors_after_reload"] == 2
+
+
+def test_summarize_caps_errors_and_tolerates_garbage():
+    refused = real_line("GET /refused").encode()
+    lines = [b"\xff\xfe garbage \xc3\x28\n", refused + b"\n"] * 100
+    lines += [line.encode() for line in fixture_lines("nginx_access_ingress.log")]
+    lines.append(b"2026/11/25 02:26:40 [error] 1#1: *3 connect() failed (111: \xff) while "
+                 b"connecting to upstream, client: 1.2.3.4, server: s, upstream: "
+                 b"\"http://10.1.2.3:80/\", host: \"h\"")
+    result = summarize(iter(lines), max_errors=5)
+    assert result["lines_read"] == len(lines)
+    assert result["bytes_read"] == sum(len(line) for line in lines)
+    assert len(result["errors"]) == 5
+    assert result["counts"]["connect_refused"] == 101
+    assert result["errors"][-1]["upstream_address"] == "10.1.2.3:80"
+    assert result["access"]["requests"] == len(fixture_lines("nginx_access_ingress.log"))
+    assert result["access"]["status_counts"]["502"] == 14
+    assert result["access"]["upstream_status_counts"]["200"] >= 1
+    tried = {a["address"]: a for a in result["access"]["upstream_addresses"]}
+    assert tried["127.77.0.3:8089"]["status_counts"] == {"502": 1}
+
+
+def test_summarize_many_unrelated_lines_and_address_cap():
+    def stream():
+        for i in range(30000):
+            yield "unrelated application line %d" % i
+        for i in range(20):
+            yield real_line("GET /refused").replace("127.77.0.3:8081", "10.0.0.%d:80" % i)
+
+    result = summarize(stream(), max_addresses=10)
+    assert result["lines_read"] == 30020
+    assert len(result["upstream_addresses"]) == 10
+    assert result["addresses_dropped"] == 10
+
+
+def test_signature_tables_are_consistent():
+    assert ERROR_SIGNATURES <= set(SIGNATURES)
+    assert {"reload", "reload_signal", "info", "client_closed"}.isdisjoint(ERROR_SIGNATURES)
