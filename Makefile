@@ -55,11 +55,11 @@ $(COLL_LINK):
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn ../../../.. $(COLL_LINK)
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
+$(VENV)/.stamp: requirements.txt requirements-dev.txt requirements-lint.txt
 	@test -n "$(PY312)" || { echo "ERROR: Python 3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
 	@echo "Creating $(VENV) (Python 3.12, $(ANSIBLE_NEW))"
 	@$(PY312) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt
+	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt -r requirements-lint.txt
 	@touch $@
 
 $(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt

@@ -16,7 +16,7 @@ def assess_layer(facts, name):
     try:
         return layers.assess(facts, name)
     except ValueError as exc:
-        raise AnsibleFilterError("assess_layer: %s" % exc)
+        raise AnsibleFilterError("assess_layer: %s" % exc) from exc
 
 
 def probe_line(probe):

@@ -189,7 +189,7 @@ def assess(facts, name):
     try:
         judge = LAYERS[name]
     except KeyError:
-        raise ValueError("unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS))))
+        raise ValueError("unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS)))) from None
     facts = facts or {}
     result = judge(facts)
     error = (facts.get("errors") or {}).get(name)
