@@ -1,0 +1,951 @@
+"""The lab's runtime: pods as real processes, Services as real forwarders.
+
+* Every container is a process started in its own session (so its process group can be
+  killed as a whole), with ``PR_SET_PDEATHSIG`` so it dies with the lab daemon, in a private
+  mount namespace where the pod's own ``/etc/hosts`` and ``/etc/resolv.conf`` are bind-mounted
+  (for nginx also ``/etc/nginx``, ``/run``, ``/var/log/nginx`` and ``/var/lib/nginx``: Debian's
+  nginx keeps its default paths, so a plain ``nginx -s reload`` exec'd into the pod acts on
+  that pod's nginx). stdout/stderr are read through pipes and written as CRI log records.
+* Pod IPs are loopback addresses ``127.<slot>.1.x``; ClusterIPs are ``127.<slot>.2.x`` with a
+  TCP forwarder per port that round-robins over ready endpoints and closes its listener (so
+  connections are refused) while there are none, as kube-proxy rejects them.
+* Cluster DNS is emulated through each pod's ``/etc/hosts``, rewritten in place (a bind mount
+  keeps the inode it was given) whenever pods or endpoints change. Names that are not there
+  go to a resolver address on loopback where nothing answers, so nothing leaves the machine.
+* The store's Pods, Services, EndpointSlices, Endpoints and Events follow what the processes do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from badlab.errors import ExecNotFound, LabError, PodNotRunning
+from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec
+
+NODE_NAME = "lab-node"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NGINX_BINDS = ("/etc/nginx", "/run", "/var/log/nginx", "/var/lib/nginx")
+POD_FILE_BINDS = ("/etc/hosts", "/etc/resolv.conf")
+SLOT_RANGE = range(20, 250)
+BACKEND = Path(__file__).with_name("backend.py")
+
+_PR_SET_PDEATHSIG = 1
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_PRIVATE = 1 << 18
+
+NGINX_CONF = """\
+# /etc/nginx/nginx.conf of lab pod {namespace}/{pod} (as in the official nginx image)
+worker_processes  1;
+
+error_log  /var/log/nginx/error.log notice;
+pid        /run/nginx.pid;
+
+events {{
+    worker_connections  256;
+}}
+
+http {{
+    default_type  application/octet-stream;
+
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+
+    access_log  /var/log/nginx/access.log  main;
+
+    sendfile        on;
+    keepalive_timeout  65;
+
+    include /etc/nginx/conf.d/*.conf;
+}}
+"""
+
+
+def now() -> datetime.datetime:
+    """The current UTC time."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    """Kubernetes' timestamp format (seconds, ``Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339nano() -> str:
+    """The current time as CRI log records write it (nanoseconds, ``Z``)."""
+    ns = time.time_ns()
+    base = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    return base.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
+
+
+# ----------------------------------------------------------------------------- slots
+
+
+def slot_lock_dir() -> Path:
+    """Where slot locks live (one file per slot, held with flock by a running lab)."""
+    return Path(os.environ.get("BADLAB_SLOT_DIR", "/tmp/badlab-slots"))
+
+
+def acquire_slot() -> tuple[int, int]:
+    """Take the first free slot; returns (slot, fd holding its lock). The lock dies with the fd."""
+    lock_dir = slot_lock_dir()
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for slot in SLOT_RANGE:
+        fd = os.open(lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return slot, fd
+    raise LabError(f"all {len(SLOT_RANGE)} lab slots are in use (locks in {lock_dir}); stop a lab first")
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _pod_preexec(binds: list[tuple[str, str]]):
+    """A preexec_fn: die with the daemon, enter a private mount namespace, bind the pod's files."""
+    libc = _libc()
+
+    def enter() -> None:
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        os.unshare(os.CLONE_NEWNS)
+        if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+        for source, target in binds:
+            if libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
+                raise OSError(ctypes.get_errno(), f"mount --bind {source} {target}")
+
+    return enter
+
+
+@dataclass
+class Instance:
+    """One run of a container (a restart makes a new instance)."""
+
+    restart: int
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    container_id: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    expected_exit: bool = False
+
+
+@dataclass
+class Container:
+    """A container of a running pod and its instances."""
+
+    spec: ContainerSpec
+    app: AppBehaviour | None
+    ready_override: bool
+    instances: list[Instance] = field(default_factory=list)
+    waiting_reason: str | None = "ContainerCreating"
+    waiting_message: str | None = None
+    ready: bool = False
+    watcher: asyncio.Task | None = None
+
+    @property
+    def current(self) -> Instance | None:
+        return self.instances[-1] if self.instances else None
+
+    @property
+    def running(self) -> bool:
+        inst = self.current
+        return inst is not None and inst.proc is not None and inst.proc.returncode is None \
+            and inst.exit_code is None
+
+
+@dataclass
+class Pod:
+    """A pod of the lab: spec, identity, address and containers."""
+
+    spec: PodSpec
+    uid: str
+    ip: str
+    directory: Path
+    created: datetime.datetime
+    containers: dict[str, Container]
+    start_time: datetime.datetime | None = None
+    deleting: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.namespace}/{self.spec.name}"
+
+    @property
+    def ready(self) -> bool:
+        return not self.deleting and all(c.ready for c in self.containers.values())
+
+
+class Forwarder:
+    """A ClusterIP:port that forwards to ready endpoints, refusing while there are none.
+
+    Connections to the endpoint come from the node address, as with kube-proxy's SNAT.
+    """
+
+    def __init__(self, ip: str, port: int, source_ip: str) -> None:
+        self.ip, self.port, self.source_ip = ip, port, source_ip
+        self.targets: list[tuple[str, int]] = []
+        self.server: asyncio.Server | None = None
+        self._next = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def update(self, targets: list[tuple[str, int]]) -> None:
+        """Set the ready endpoints; open or close the listener accordingly."""
+        self.targets = targets
+        if targets and self.server is None:
+            self.server = await asyncio.start_server(self._handle, self.ip, self.port, reuse_address=True)
+        elif not targets and self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.targets:
+            writer.close()
+            return
+        target = self.targets[self._next % len(self.targets)]
+        self._next += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*target, local_addr=(self.source_ip, 0))
+        except OSError:
+            writer.transport.abort()
+            return
+        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+# ----------------------------------------------------------------------------- runtime
+
+
+class Runtime:
+    """Runs a scenario's pods and Services and keeps the store in step with them."""
+
+    def __init__(self, scenario: Scenario, lab_dir: Path, slot: int, store) -> None:
+        self.scenario = scenario
+        self.dir = lab_dir
+        self.slot = slot
+        self.store = store
+        self.pods: dict[str, Pod] = {}
+        self.services: dict[str, ServiceSpec] = {f"{s.namespace}/{s.name}": s for s in scenario.services}
+        self.cluster_ips: dict[str, str] = {}
+        self.forwarders: dict[tuple[str, int], Forwarder] = {}
+        self.history: list[dict] = []
+        self._next_pod_ip = 10
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self.nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+        self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.pids_file = lab_dir / "pids"
+        for n, svc in enumerate(scenario.services):
+            if not svc.headless:
+                self.cluster_ips[f"{svc.namespace}/{svc.name}"] = f"127.{slot}.2.{10 + n}"
+
+    # --------------------------------------------------------------- addresses
+
+    @property
+    def host_ip(self) -> str:
+        """The 'node' address pods report as hostIP."""
+        return f"127.{self.slot}.0.1"
+
+    @property
+    def dns_ip(self) -> str:
+        """A loopback resolver address where nothing answers (unknown names fail fast)."""
+        return f"127.{self.slot}.0.53"
+
+    def proxy_url(self, path: str | None = None) -> str:
+        """The URL a user's browser would hit: the proxy Service's ClusterIP and first port."""
+        proxy = self.scenario.proxy
+        key = f"{proxy['namespace']}/{proxy['service']}"
+        port = self.services[key].ports[0].port
+        return f"http://{self.cluster_ips[key]}:{port}{path or proxy['path']}"
+
+    def proxy_pods(self) -> list[str]:
+        """namespace/name of the pods the proxy selector matches, sorted."""
+        proxy = self.scenario.proxy
+        return sorted(
+            pod.key for pod in self.pods.values()
+            if pod.spec.namespace == proxy["namespace"]
+            and all(pod.spec.labels.get(k) == v for k, v in proxy["selector"].items())
+        )
+
+    # --------------------------------------------------------------- interface for the API server
+
+    def _container(self, namespace: str, pod: str, container: str | None) -> tuple[Pod, Container]:
+        p = self.pods.get(f"{namespace}/{pod}")
+        if p is None:
+            raise PodNotRunning(f'pods "{pod}" not found')
+        name = container or next(iter(p.containers))
+        c = p.containers.get(name)
+        if c is None:
+            raise PodNotRunning(
+                f"container {name} is not valid for pod {pod}; valid containers: {', '.join(p.containers)}"
+            )
+        return p, c
+
+    def log_path(self, namespace: str, pod: str, container: str | None, previous: bool = False) -> Path | None:
+        """The CRI log file of a container's current (or previous) instance, or None."""
+        try:
+            _, c = self._container(namespace, pod, container)
+        except PodNotRunning:
+            return None
+        if not c.instances:
+            return None
+        if previous:
+            return c.instances[-2].log_path if len(c.instances) > 1 else None
+        return c.current.log_path
+
+    def exec_command(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> list[str]:
+        """The argv that runs ``argv`` inside a container's mount namespace."""
+        p, c = self._container(namespace, pod, container)
+        if not c.running:
+            raise PodNotRunning(f"container {c.spec.name} in pod {pod} is not running")
+        if not argv:
+            raise ExecNotFound("OCI runtime exec failed: exec failed: no command given: unknown")
+        pid = c.current.proc.pid
+        program = argv[0]
+        resolved = None
+        if Path(program).name not in c.spec.missing:
+            if "/" in program:
+                resolved = program if os.path.isfile(f"/proc/{pid}/root{program}") else None
+            else:
+                for d in CONTAINER_PATH.split(":"):
+                    candidate = f"{d}/{program}"
+                    if os.path.isfile(f"/proc/{pid}/root{candidate}") and \
+                            os.access(f"/proc/{pid}/root{candidate}", os.X_OK):
+                        resolved = candidate
+                        break
+        if resolved is None:
+            raise ExecNotFound(
+                "OCI runtime exec failed: exec failed: unable to start container process: "
+                f'exec: "{program}": executable file not found in $PATH: unknown'
+            )
+        return [self.nsenter, "--target", str(pid), "--mount", "--", resolved, *argv[1:]]
+
+    # --------------------------------------------------------------- lifecycle
+
+    def _record_pid(self, pid: int, role: str, name: str) -> None:
+        with self.pids_file.open("a") as fh:
+            fh.write(f"{pid} {os.getpgid(pid)} {role} {name}\n")
+
+    async def start(self) -> None:
+        """Create the Services and start every pod; returns when all are running and synced."""
+        for key, svc in self.services.items():
+            self.store.put(self._service_manifest(svc, self.cluster_ips.get(key)))
+        for ns in self.scenario.namespaces:
+            self.store.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        pods = [self._new_pod(spec) for spec in self.scenario.pods]
+        await self.sync()
+        # Backends first, then proxies: nginx resolves upstream names when it loads its config.
+        for proxies in (False, True):
+            await asyncio.gather(*(self._start_pod(p) for p in pods
+                                   if any(c.spec.kind == "nginx" for c in p.containers.values()) == proxies))
+            await self.sync()
+
+    def _new_pod(self, spec: PodSpec) -> Pod:
+        uid = str(uuid.uuid4())
+        ip = f"127.{self.slot}.1.{self._next_pod_ip}"
+        self._next_pod_ip += 1
+        if self._next_pod_ip > 254:
+            raise LabError("this lab ran out of pod addresses (245 pods); use fewer replace steps")
+        directory = self.dir / "pods" / f"{spec.namespace}_{spec.name}_{uid[:8]}"
+        containers = {
+            c.name: Container(c, c.app, c.ready) for c in spec.containers
+        }
+        pod = Pod(spec, uid, ip, directory, now(), containers)
+        self.pods[pod.key] = pod
+        self._prepare_pod_files(pod)
+        self._event(pod, "Scheduled", f"Successfully assigned {pod.key} to {NODE_NAME}")
+        return pod
+
+    def _prepare_pod_files(self, pod: Pod) -> None:
+        d = pod.directory
+        (d / "etc").mkdir(parents=True, exist_ok=True)
+        (d / "etc" / "hosts").write_text(self._hosts_text(pod))
+        (d / "etc" / "resolv.conf").write_text(
+            f"# lab pod {pod.key}: cluster names are in /etc/hosts; nothing answers here\n"
+            f"nameserver {self.dns_ip}\noptions timeout:1 attempts:1\n"
+        )
+        for c in pod.containers.values():
+            if c.spec.kind != "nginx":
+                continue
+            root = d / c.spec.name
+            conf = root / "etc-nginx"
+            (conf / "conf.d").mkdir(parents=True, exist_ok=True)
+            for sub in ("run", "log-nginx", "lib-nginx"):
+                (root / sub).mkdir(exist_ok=True)
+            for name, target in (("access.log", "/dev/stdout"), ("error.log", "/dev/stderr")):
+                link = root / "log-nginx" / name
+                if not link.is_symlink():
+                    link.symlink_to(target)
+            mime = Path("/etc/nginx/mime.types")
+            if mime.exists():
+                shutil.copyfile(mime, conf / "mime.types")
+            subst = {"$(POD_IP)": pod.ip, "$(POD_NAME)": pod.spec.name, "$(POD_NAMESPACE)": pod.spec.namespace}
+
+            def expand(text: str) -> str:
+                for k, v in subst.items():
+                    text = text.replace(k, v)
+                return text
+
+            main = c.spec.nginx.nginx_conf or NGINX_CONF.format(namespace=pod.spec.namespace, pod=pod.spec.name)
+            (conf / "nginx.conf").write_text(expand(main))
+            for fname, text in c.spec.nginx.conf_d.items():
+                (conf / "conf.d" / fname).write_text(expand(text))
+
+    async def _start_pod(self, pod: Pod) -> None:
+        await asyncio.gather(*(self._start_container(pod, c) for c in pod.containers.values()))
+        pod.start_time = pod.start_time or now()
+
+    async def _start_container(self, pod: Pod, c: Container) -> None:
+        restart = len(c.instances)
+        log_dir = self.dir / "logs" / f"{pod.spec.namespace}_{pod.spec.name}_{pod.uid}" / c.spec.name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        inst = Instance(restart, log_dir / f"{restart}.log")
+        inst.log_path.touch()
+        c.instances.append(inst)
+        binds = [(str(pod.directory / "etc" / Path(t).name), t) for t in POD_FILE_BINDS]
+        if c.spec.kind == "nginx":
+            root = pod.directory / c.spec.name
+            binds += [(str(root / src), dst) for src, dst in zip(
+                ("etc-nginx", "run", "log-nginx", "lib-nginx"), NGINX_BINDS)]
+            argv = [self.nginx, "-g", "daemon off;"]
+        else:
+            cfg = c.app.to_json() | {"ip": pod.ip}
+            argv = [sys.executable, "-S", "-I", str(BACKEND), "--lab", str(self.dir), "--config", json.dumps(cfg)]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, cwd=str(pod.directory),
+                preexec_fn=_pod_preexec(binds),
+            )
+        except (OSError, Exception) as exc:  # SubprocessError from preexec_fn lands here too
+            raise LabError(
+                f"cannot start container {c.spec.name} of pod {pod.key}: {exc} "
+                "(the lab needs root for private mount namespaces: run it as root)"
+            ) from None
+        inst.proc = proc
+        inst.started_at = now()
+        self._record_pid(proc.pid, "container", f"{pod.key}/{c.spec.name}")
+        log_fh = inst.log_path.open("a", buffering=1)
+        readers = [
+            asyncio.create_task(self._read_stream(proc.stdout, "stdout", log_fh)),
+            asyncio.create_task(self._read_stream(proc.stderr, "stderr", log_fh)),
+        ]
+        c.waiting_reason = c.waiting_message = None
+        c.watcher = asyncio.create_task(self._watch(pod, c, inst, readers, log_fh))
+        await self._wait_started(pod, c, inst)
+        c.ready = c.ready_override
+        self._event(pod, "Started", f"Started container {c.spec.name}")
+
+    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh) -> None:
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line longer than the reader's limit: take what is there
+                line = await stream.read(65536)
+                fh.write(f"{rfc3339nano()} {name} P {line.decode(errors='replace')}\n")
+                continue
+            if not line:
+                return
+            text = line.decode(errors="replace").rstrip("\n")
+            fh.write(f"{rfc3339nano()} {name} F {text}\n")
+
+    async def _wait_started(self, pod: Pod, c: Container, inst: Instance) -> None:
+        """Wait until the container accepts connections on its port (or logged, if it does not listen)."""
+        if c.spec.kind == "nginx":
+            port = c.spec.ports[0]["containerPort"]
+        elif c.app.listen:
+            port = c.app.listen_port
+        else:
+            port = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if inst.proc.returncode is not None or inst.exit_code is not None:
+                if c.app is not None and c.app.exit_after is not None:
+                    return  # a crashing app: the watcher handles restarts
+                tail = inst.log_path.read_text()[-2000:]
+                raise LabError(f"container {c.spec.name} of pod {pod.key} exited at start "
+                               f"(code {inst.proc.returncode}); its log:\n{tail}")
+            if port is None:
+                if inst.log_path.stat().st_size:
+                    return
+            else:
+                try:
+                    _, writer = await asyncio.open_connection(pod.ip, port)
+                    writer.close()
+                    return
+                except OSError:
+                    pass
+            await asyncio.sleep(0.005)
+        raise LabError(f"container {c.spec.name} of pod {pod.key} did not start within 10 s; "
+                       f"see {inst.log_path}")
+
+    async def _watch(self, pod: Pod, c: Container, inst: Instance, readers: list, log_fh) -> None:
+        """Record an instance's exit; restart it (with back-off) unless the lab ended it."""
+        code = await inst.proc.wait()
+        await asyncio.gather(*readers, return_exceptions=True)
+        log_fh.close()
+        if inst.exit_code is None:
+            inst.exit_code = code if code >= 0 else 128 - code
+            inst.reason = "Completed" if inst.exit_code == 0 else "Error"
+        inst.finished_at = now()
+        c.ready = False
+        if inst.expected_exit or self._stopping or pod.deleting:
+            return
+        self._event(pod, "BackOff", f"Back-off restarting failed container {c.spec.name} in pod {pod.spec.name}",
+                    "Warning")
+        delay = 0.0 if len(c.instances) == 1 else min(0.5 * 2 ** (len(c.instances) - 2), 10.0)
+        if delay:
+            c.waiting_reason = "CrashLoopBackOff"
+            c.waiting_message = f"back-off {delay:g}s restarting failed container={c.spec.name} pod={pod.spec.name}"
+            await self.sync()
+            await asyncio.sleep(delay)
+        if not (self._stopping or pod.deleting):
+            await self._start_container(pod, c)
+            await self.sync()
+
+    async def _stop_container(self, c: Container, sig: int = signal.SIGTERM, exit_code: int | None = None,
+                              reason: str | None = None) -> None:
+        inst = c.current
+        if inst is None or inst.proc is None or inst.proc.returncode is not None:
+            return
+        inst.expected_exit = exit_code is None
+        if exit_code is not None:
+            inst.exit_code, inst.reason = exit_code, reason
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(inst.proc.pid, sig)
+        try:
+            await asyncio.wait_for(inst.proc.wait(), 2)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(inst.proc.pid, signal.SIGKILL)
+            await inst.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(inst.proc.pid, signal.SIGKILL)  # nginx workers that outlived their master
+        if c.watcher is not None and exit_code is None:
+            await asyncio.gather(c.watcher, return_exceptions=True)
+
+    async def delete_pod(self, key: str) -> Pod:
+        """Stop a pod's processes and remove it (its EndpointSlice entries go with it)."""
+        pod = self.pods[key]
+        pod.deleting = True
+        self._event(pod, "Killing", "Stopping container " + ", ".join(pod.containers))
+        await asyncio.gather(*(self._stop_container(c) for c in pod.containers.values()))
+        del self.pods[key]
+        self.store.delete("pods", pod.spec.namespace, pod.spec.name)
+        await self.sync()
+        return pod
+
+    async def replace_pod(self, key: str) -> tuple[Pod, Pod]:
+        """Delete a pod and create it again under the same name: new uid, new IP."""
+        old = await self.delete_pod(key)
+        new = self._new_pod(old.spec)
+        await self.sync()
+        await self._start_pod(new)
+        await self.sync()
+        return old, new
+
+    async def crash(self, key: str, container: str, exit_code: int, reason: str) -> None:
+        """Kill a container as the kernel would (SIGKILL); the watcher restarts it."""
+        pod = self.pods[key]
+        c = pod.containers[container]
+        before = len(c.instances)
+        await self._stop_container(c, signal.SIGKILL, exit_code, reason)
+        deadline = time.monotonic() + 15
+        while not (len(c.instances) > before and c.ready == c.ready_override) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop every pod and forwarder."""
+        self._stopping = True
+        await asyncio.gather(*(
+            self._stop_container(c) for pod in self.pods.values() for c in pod.containers.values()
+        ), return_exceptions=True)
+        for fwd in self.forwarders.values():
+            await fwd.close()
+
+    # --------------------------------------------------------------- sync with the store
+
+    def _pod_matches(self, pod: Pod, selector: dict[str, str] | None) -> bool:
+        return selector is not None and all(pod.spec.labels.get(k) == v for k, v in selector.items())
+
+    @staticmethod
+    def _resolve_port(pod: Pod, target: int | str) -> int | None:
+        if isinstance(target, int):
+            return target
+        for c in pod.containers.values():
+            for port in c.spec.ports:
+                if port.get("name") == target:
+                    return port["containerPort"]
+        return None
+
+    def endpoints_of(self, svc: ServiceSpec) -> list[tuple[Pod, dict[str, int]]]:
+        """Pods a Service selects (sorted by IP) with each service port's resolved target port."""
+        out = []
+        for pod in sorted(self.pods.values(), key=lambda p: tuple(int(x) for x in p.ip.split("."))):
+            if pod.spec.namespace != svc.namespace or not self._pod_matches(pod, svc.selector):
+                continue
+            if not any(c.running for c in pod.containers.values()):
+                continue
+            ports = {}
+            for sp in svc.ports:
+                resolved = self._resolve_port(pod, sp.target_port)
+                if resolved is not None:
+                    ports[sp.name or ""] = resolved
+            out.append((pod, ports))
+        return out
+
+    async def sync(self) -> None:
+        """Write Pods, EndpointSlices, Endpoints to the store; rewrite hosts files; set forwarders."""
+        for pod in self.pods.values():
+            self.store.put(self._pod_manifest(pod))
+        for key, svc in self.services.items():
+            if svc.selector is None:
+                continue
+            eps = self.endpoints_of(svc)
+            for manifest in self._slice_manifests(svc, eps):
+                self.store.put(manifest)
+            self.store.put(self._endpoints_manifest(svc, eps))
+            cluster_ip = self.cluster_ips.get(key)
+            if cluster_ip is None:
+                continue
+            for sp in svc.ports:
+                fwd = self.forwarders.setdefault((cluster_ip, sp.port), Forwarder(cluster_ip, sp.port, self.host_ip))
+                targets = [(pod.ip, ports[sp.name or ""]) for pod, ports in eps
+                           if pod.ready and (sp.name or "") in ports]
+                await fwd.update(targets)
+        for pod in self.pods.values():
+            hosts = pod.directory / "etc" / "hosts"
+            text = self._hosts_text(pod)
+            with hosts.open("r+") as fh:  # in place: the bind mount holds this inode
+                if fh.read() != text:
+                    fh.seek(0)
+                    fh.write(text)
+                    fh.truncate()
+
+    def _hosts_text(self, pod: Pod) -> str:
+        ns = pod.spec.namespace
+        lines = [
+            "# Kubernetes-managed hosts file (lab: cluster DNS records are here too).",
+            "127.0.0.1\tlocalhost",
+            "::1\tlocalhost ip6-localhost ip6-loopback",
+        ]
+        own = [pod.spec.name]
+        if pod.spec.subdomain:
+            host = pod.spec.hostname or pod.spec.name
+            own = [f"{host}.{pod.spec.subdomain}.{ns}.svc.cluster.local", host]
+        lines.append(f"{pod.ip}\t" + " ".join(own))
+
+        def names(name: str, svc_ns: str) -> str:
+            short = [name] if svc_ns == ns else []
+            return " ".join([f"{name}.{svc_ns}.svc.cluster.local", f"{name}.{svc_ns}.svc", f"{name}.{svc_ns}", *short])
+
+        for key, svc in sorted(self.services.items()):
+            if key in self.cluster_ips:
+                lines.append(f"{self.cluster_ips[key]}\t{names(svc.name, svc.namespace)}")
+                continue
+            for ep_pod, _ in self.endpoints_of(svc):
+                if not ep_pod.ready:
+                    continue
+                lines.append(f"{ep_pod.ip}\t{names(svc.name, svc.namespace)}")
+                if ep_pod.spec.subdomain == svc.name:
+                    host = ep_pod.spec.hostname or ep_pod.spec.name
+                    lines.append(f"{ep_pod.ip}\t{names(f'{host}.{svc.name}', svc.namespace)}")
+        return "\n".join(lines) + "\n"
+
+    def _container_status(self, c: Container) -> dict:
+        inst = c.current
+        status = {
+            "name": c.spec.name,
+            "image": c.spec.image,
+            "imageID": "",
+            "ready": c.ready,
+            "started": c.running,
+            "restartCount": max(len(c.instances) - 1, 0),
+            "lastState": {},
+        }
+        if inst is not None:
+            status["containerID"] = f"containerd://{inst.container_id}"
+        if c.running:
+            status["state"] = {"running": {"startedAt": rfc3339(inst.started_at)}}
+        elif c.waiting_reason or inst is None:
+            waiting = {"reason": c.waiting_reason or "ContainerCreating"}
+            if c.waiting_message:
+                waiting["message"] = c.waiting_message
+            status["state"] = {"waiting": waiting}
+        else:
+            status["state"] = {"terminated": self._terminated(inst)}
+        previous = c.instances[-2] if len(c.instances) > 1 else None
+        if c.waiting_reason == "CrashLoopBackOff" and inst is not None:
+            previous = inst
+        if previous is not None and previous.finished_at is not None:
+            status["lastState"] = {"terminated": self._terminated(previous)}
+        return status
+
+    @staticmethod
+    def _terminated(inst: Instance) -> dict:
+        return {
+            "exitCode": inst.exit_code if inst.exit_code is not None else 0,
+            "reason": inst.reason or "Error",
+            "startedAt": rfc3339(inst.started_at),
+            "finishedAt": rfc3339(inst.finished_at or now()),
+            "containerID": f"containerd://{inst.container_id}",
+        }
+
+    def _pod_manifest(self, pod: Pod) -> dict:
+        statuses = [self._container_status(c) for c in pod.containers.values()]
+        ready = pod.ready
+        unready = [c.spec.name for c in pod.containers.values() if not c.ready]
+        started = pod.start_time is not None
+        t_created = rfc3339(pod.created)
+        t_start = rfc3339(pod.start_time or pod.created)
+
+        def cond(kind: str, ok: bool, when: str) -> dict:
+            entry = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
+                     "lastTransitionTime": when}
+            if not ok and kind in ("Ready", "ContainersReady"):
+                entry["reason"] = "ContainersNotReady"
+                entry["message"] = f"containers with unready status: [{' '.join(unready)}]"
+            return entry
+
+        spec: dict = {
+            "containers": [
+                {"name": c.spec.name, "image": c.spec.image, "imagePullPolicy": "IfNotPresent",
+                 "ports": [dict(p) for p in c.spec.ports], "resources": {},
+                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+                for c in pod.containers.values()
+            ],
+            "nodeName": NODE_NAME,
+            "restartPolicy": "Always",
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default",
+            "terminationGracePeriodSeconds": 30,
+        }
+        if pod.spec.subdomain:
+            spec["hostname"] = pod.spec.hostname or pod.spec.name
+            spec["subdomain"] = pod.spec.subdomain
+        meta = {"name": pod.spec.name, "namespace": pod.spec.namespace, "uid": pod.uid,
+                "creationTimestamp": t_created, "labels": dict(pod.spec.labels)}
+        if pod.deleting:
+            meta["deletionTimestamp"] = rfc3339(now())
+            meta["deletionGracePeriodSeconds"] = 30
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": meta,
+            "spec": spec,
+            "status": {
+                "phase": "Running" if started else "Pending",
+                "conditions": [
+                    cond("PodReadyToStartContainers", started, t_start),
+                    cond("Initialized", True, t_created),
+                    cond("Ready", ready, t_start),
+                    cond("ContainersReady", ready, t_start),
+                    cond("PodScheduled", True, t_created),
+                ],
+                "hostIP": self.host_ip,
+                "hostIPs": [{"ip": self.host_ip}],
+                "podIP": pod.ip,
+                "podIPs": [{"ip": pod.ip}],
+                "startTime": t_start,
+                "containerStatuses": statuses,
+                "qosClass": "BestEffort",
+            },
+        }
+
+    def _service_manifest(self, svc: ServiceSpec, cluster_ip: str | None) -> dict:
+        spec: dict = {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip or "None",
+            "clusterIPs": [cluster_ip or "None"],
+            "ports": [
+                {**({"name": p.name} if p.name else {}), "port": p.port, "targetPort": p.target_port,
+                 "protocol": p.protocol}
+                for p in svc.ports
+            ],
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+        }
+        if svc.selector is not None:
+            spec["selector"] = dict(svc.selector)
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": svc.name, "namespace": svc.namespace,
+                             **({"labels": {"service.kubernetes.io/headless": ""}} if svc.headless else {})},
+                "spec": spec, "status": {"loadBalancer": {}}}
+
+    def _owner(self, svc: ServiceSpec) -> list[dict]:
+        stored = self.store.get("services", svc.namespace, svc.name)
+        return [{"apiVersion": "v1", "kind": "Service", "name": svc.name, "uid": stored["metadata"]["uid"],
+                 "controller": True, "blockOwnerDeletion": True}]
+
+    def _slice_manifests(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> list[dict]:
+        """One EndpointSlice per distinct resolved port set (as the controller splits them)."""
+        groups: dict[tuple, list[Pod]] = {}
+        for pod, ports in eps:
+            groups.setdefault(tuple(sorted(ports.items())), []).append(pod)
+        if not groups:
+            groups[()] = []
+        wanted = {}
+        for n, (ports, pods) in enumerate(sorted(groups.items())):
+            digest = hashlib.sha1(f"{svc.namespace}/{svc.name}/{n}".encode()).hexdigest()[:5]
+            name = f"{svc.name}-{digest}"
+            wanted[name] = {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": name, "namespace": svc.namespace,
+                    "labels": {"kubernetes.io/service-name": svc.name,
+                               "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                    "ownerReferences": self._owner(svc),
+                },
+                "addressType": "IPv4",
+                "endpoints": [
+                    {"addresses": [pod.ip],
+                     "conditions": {"ready": pod.ready, "serving": pod.ready or (pod.deleting and any(
+                         c.running for c in pod.containers.values())), "terminating": pod.deleting},
+                     "nodeName": NODE_NAME,
+                     "targetRef": {"kind": "Pod", "name": pod.spec.name, "namespace": pod.spec.namespace,
+                                   "uid": pod.uid}}
+                    for pod in pods
+                ],
+                "ports": [{"name": name_, "port": port, "protocol": "TCP"} for name_, port in ports],
+            }
+        for old in self.store.list("endpointslices", svc.namespace):
+            if old["metadata"].get("labels", {}).get("kubernetes.io/service-name") == svc.name \
+                    and old["metadata"]["name"] not in wanted:
+                self.store.delete("endpointslices", svc.namespace, old["metadata"]["name"])
+        return list(wanted.values())
+
+    def _endpoints_manifest(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> dict:
+        subsets: dict[tuple, dict] = {}
+        for pod, ports in eps:
+            key = tuple(sorted(ports.items()))
+            subset = subsets.setdefault(key, {"ports": [{"name": n, "port": p, "protocol": "TCP"}
+                                                        for n, p in key]})
+            address = {"ip": pod.ip, "nodeName": NODE_NAME,
+                       "targetRef": {"kind": "Pod", "name": pod.spec.name, "namespace": pod.spec.namespace,
+                                     "uid": pod.uid}}
+            subset.setdefault("addresses" if pod.ready else "notReadyAddresses", []).append(address)
+        manifest = {"apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": svc.name, "namespace": svc.namespace}}
+        if subsets:
+            manifest["subsets"] = [subsets[k] for k in sorted(subsets)]
+        return manifest
+
+    def _event(self, pod: Pod, reason: str, message: str, kind: str = "Normal") -> None:
+        stamp = rfc3339(now())
+        self.store.put({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{pod.spec.name}.{uuid.uuid4().hex[:16]}", "namespace": pod.spec.namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod.spec.name,
+                               "namespace": pod.spec.namespace, "uid": pod.uid},
+            "reason": reason, "message": message, "type": kind, "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "source": {"component": "kubelet", "host": NODE_NAME},
+            "reportingComponent": "kubelet", "reportingInstance": NODE_NAME,
+        })
+
+    # --------------------------------------------------------------- timeline
+
+    async def run_timeline(self) -> None:
+        """Run the scenario's steps in order; a step whose expectation fails raises LabError."""
+        for step in self.scenario.timeline:
+            args = step.args
+            key = f"{args.get('namespace')}/{args.get('pod')}"
+            if step.action == "requests":
+                url = self.proxy_url(args["path"])
+                statuses = [await http_get_status(url) for _ in range(args["count"])]
+                self.history.append({"step": step.where, "statuses": statuses})
+                want = args.get("expect_status")
+                if want is not None and any(s != want for s in statuses):
+                    raise LabError(f"{self.scenario.path}: {step.where}: expected every answer from "
+                                   f"{url} to be {want}, got {statuses}")
+            elif step.action == "wait":
+                await asyncio.sleep(args["seconds"])
+            elif step.action == "replace_pod":
+                old, new = await self.replace_pod(key)
+                self.history.append({"step": step.where, "pod": key, "old_ip": old.ip, "new_ip": new.ip,
+                                     "old_uid": old.uid, "new_uid": new.uid})
+            elif step.action == "delete_pod":
+                old = await self.delete_pod(key)
+                self.history.append({"step": step.where, "pod": key, "old_ip": old.ip})
+            elif step.action == "set_ready":
+                c = self.pods[key].containers[args["container"]]
+                c.ready_override = args["ready"]
+                c.ready = args["ready"] and c.running
+                await self.sync()
+            elif step.action == "crash":
+                await self.crash(key, args["container"], args["exit_code"], args["reason"])
+                await self.sync()
+            elif step.action == "set_behaviour":
+                pod = self.pods[key]
+                c = pod.containers[args["container"]]
+                c.app = args["app"]
+                await self._stop_container(c)
+                await self._start_container(pod, c)
+                await self.sync()
+
+
+async def http_get_status(url: str, timeout: float = 10.0) -> int | None:
+    """GET a loopback http:// URL; the status code, or None when no HTTP answer came."""
+    rest = url.removeprefix("http://")
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port or 80)), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        writer.write(f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: badlab-timeline\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line.split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+    except (OSError, asyncio.TimeoutError):
+        return None
+    finally:
+        writer.close()

@@ -1,0 +1,463 @@
+"""Load and validate lab scenarios (``tests/lab/scenarios/*.yml``).
+
+A scenario is data: the Kubernetes objects of one case, how each container behaves, a
+timeline of steps that establishes the case, and the cause it reproduces. docs/lab.md
+documents the format. Every mistake is reported as a :class:`badlab.errors.ScenarioError`
+whose message names the file, the key (as a path such as ``pods[1].containers[0].app.status``)
+and what was expected; nothing is started for a scenario that does not validate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from badlab.errors import ScenarioError
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+PORT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass
+class AppBehaviour:
+    """How an app container's HTTP server behaves (see backend.py)."""
+
+    status: int = 200
+    body: str = '{"status":true}'
+    delay: float = 0.0
+    close: bool = False
+    reset: bool = False
+    tls_only: bool = False
+    header_bytes: int = 0
+    keepalive_timeout: float = 5.0
+    listen: bool = True
+    listen_port: int | None = None
+    exit_after: float | None = None
+    exit_code: int = 1
+
+    def to_json(self) -> dict:
+        """The behaviour as the backend's ``--config`` JSON wants it."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class NginxSpec:
+    """An nginx container: its /etc/nginx/nginx.conf (optional) and conf.d files."""
+
+    nginx_conf: str | None = None
+    conf_d: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerSpec:
+    """One container of a pod: an nginx or an app process."""
+
+    name: str
+    image: str
+    ports: list[dict]
+    kind: str  # "nginx" or "app"
+    app: AppBehaviour | None = None
+    nginx: NginxSpec | None = None
+    ready: bool = True
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PodSpec:
+    """One pod as the scenario declares it (after ``replicas`` expansion)."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    containers: list[ContainerSpec]
+    hostname: str | None = None
+    subdomain: str | None = None
+
+
+@dataclass
+class ServicePort:
+    """One Service port; ``target_port`` is an int or a port name, as written."""
+
+    name: str | None
+    port: int
+    target_port: int | str
+    protocol: str = "TCP"
+
+
+@dataclass
+class ServiceSpec:
+    """A Service: ClusterIP (an address is allocated) or headless (``clusterIP: None``)."""
+
+    name: str
+    namespace: str
+    selector: dict[str, str] | None
+    ports: list[ServicePort]
+    headless: bool = False
+
+
+@dataclass
+class Step:
+    """One timeline step: ``action`` plus its arguments."""
+
+    action: str
+    args: dict
+    where: str
+
+
+@dataclass
+class Scenario:
+    """A validated scenario."""
+
+    path: Path
+    name: str
+    description: str
+    namespaces: list[str]
+    pods: list[PodSpec]
+    services: list[ServiceSpec]
+    proxy: dict
+    target: dict
+    timeline: list[Step]
+    expect: dict
+
+
+class _Checker:
+    """Small helpers that raise ScenarioError naming the file and the key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, expected: str, got: object = ...) -> None:
+        got_text = "" if got is ... else f", got {got!r}"
+        raise ScenarioError(f"{self.path}: {where}: expected {expected}{got_text}")
+
+    def mapping(self, value: object, where: str, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(where, "a mapping", value)
+        for key in value:
+            if key not in required | optional:
+                allowed = ", ".join(sorted(required | optional))
+                self.fail(f"{where}.{key}" if where else str(key), f"one of the known keys ({allowed})", key)
+        for key in sorted(required):
+            if key not in value:
+                self.fail(f"{where}.{key}" if where else key, "this key to be present (it is required)")
+        return value
+
+    def seq(self, value: object, where: str, allow_empty: bool = True) -> list:
+        if not isinstance(value, list):
+            self.fail(where, "a list", value)
+        if not allow_empty and not value:
+            self.fail(where, "a non-empty list", value)
+        return value
+
+    def string(self, value: object, where: str, pattern: re.Pattern | None = None, what: str = "") -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(where, what or "a non-empty string", value)
+        if pattern is not None and not pattern.match(value):
+            self.fail(where, what or f"a string matching {pattern.pattern}", value)
+        return value
+
+    def integer(self, value: object, where: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            self.fail(where, f"an integer from {lo} to {hi}", value)
+        return value
+
+    def number(self, value: object, where: str, lo: float, hi: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            self.fail(where, f"a number from {lo} to {hi}", value)
+        return float(value)
+
+    def boolean(self, value: object, where: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(where, "true or false", value)
+        return value
+
+    def labels(self, value: object, where: str) -> dict[str, str]:
+        self.mapping(value, where, set(), set(value) if isinstance(value, dict) else set())
+        for key, val in value.items():
+            self.string(key, f"{where}.{key}", LABEL_KEY_RE, "a label key such as app or app.kubernetes.io/name")
+            if not isinstance(val, str) or not LABEL_VALUE_RE.match(val) or len(val) > 63:
+                self.fail(f"{where}.{key}", "a label value (a string of letters, digits, - _ . ; quote numbers)", val)
+        return dict(value)
+
+
+APP_KEYS = {
+    "status", "body", "delay", "close", "reset", "tls_only", "header_bytes", "keepalive_timeout",
+    "listen", "listen_port", "exit_after", "exit_code",
+}
+STEP_ACTIONS = {
+    "requests": ({"count"}, {"path", "expect_status"}),
+    "replace_pod": ({"pod"}, {"namespace"}),
+    "delete_pod": ({"pod"}, {"namespace"}),
+    "set_ready": ({"pod", "ready"}, {"namespace", "container"}),
+    "crash": ({"pod"}, {"namespace", "container", "exit_code", "reason"}),
+    "set_behaviour": ({"pod", "app"}, {"namespace", "container"}),
+    "wait": (set(), {"seconds"}),
+}
+
+
+def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
+    value = {} if value is None else value
+    c.mapping(value, where, set(), APP_KEYS)
+    app = AppBehaviour()
+    if "status" in value:
+        app.status = c.integer(value["status"], f"{where}.status", 100, 599)
+    if "body" in value:
+        if not isinstance(value["body"], str):
+            c.fail(f"{where}.body", "a string", value["body"])
+        app.body = value["body"]
+    for key in ("delay", "keepalive_timeout"):
+        if key in value:
+            setattr(app, key, c.number(value[key], f"{where}.{key}", 0, 3600))
+    for key in ("close", "reset", "tls_only", "listen"):
+        if key in value:
+            setattr(app, key, c.boolean(value[key], f"{where}.{key}"))
+    if sum((app.close, app.reset, app.tls_only)) > 1:
+        c.fail(where, "at most one of close, reset, tls_only set to true", value)
+    if "header_bytes" in value:
+        app.header_bytes = c.integer(value["header_bytes"], f"{where}.header_bytes", 0, 1 << 20)
+    if "listen_port" in value:
+        app.listen_port = c.integer(value["listen_port"], f"{where}.listen_port", 1, 65535)
+    if "exit_after" in value:
+        app.exit_after = c.number(value["exit_after"], f"{where}.exit_after", 0, 3600)
+    if "exit_code" in value:
+        app.exit_code = c.integer(value["exit_code"], f"{where}.exit_code", 0, 255)
+    return app
+
+
+def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
+    c.mapping(value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"})
+    name = c.string(value["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
+    if ("app" in value) == ("nginx" in value):
+        c.fail(where, "exactly one of the keys app (an HTTP server) or nginx (the Debian nginx)")
+    ports = []
+    for i, port in enumerate(c.seq(value.get("ports", []), f"{where}.ports")):
+        pw = f"{where}.ports[{i}]"
+        c.mapping(port, pw, {"containerPort"}, {"name", "protocol"})
+        entry = {"containerPort": c.integer(port["containerPort"], f"{pw}.containerPort", 1, 65535),
+                 "protocol": "TCP"}
+        if "name" in port:
+            entry["name"] = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name (DNS label, ≤15 chars)")
+        if port.get("protocol", "TCP") != "TCP":
+            c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
+        ports.append(entry)
+    spec = ContainerSpec(
+        name=name,
+        image=c.string(value.get("image", "nginx:1.27" if "nginx" in value else "app:latest"), f"{where}.image"),
+        ports=ports,
+        kind="nginx" if "nginx" in value else "app",
+    )
+    if "ready" in value:
+        spec.ready = c.boolean(value["ready"], f"{where}.ready")
+    for i, prog in enumerate(c.seq(value.get("missing", []), f"{where}.missing")):
+        spec.missing.append(c.string(prog, f"{where}.missing[{i}]", re.compile(r"^[^/\s]+$"),
+                                     "a program name such as curl (it is hidden from exec in this container)"))
+    if spec.kind == "app":
+        spec.app = _app(c, value["app"], f"{where}.app")
+        if spec.app.listen_port is None:
+            if not ports:
+                c.fail(f"{where}.app.listen_port", "a port (or a ports list whose first containerPort is used)")
+            spec.app.listen_port = ports[0]["containerPort"]
+    else:
+        nw = f"{where}.nginx"
+        nval = c.mapping(value["nginx"], nw, set(), {"nginx.conf", "conf.d"})
+        nginx = NginxSpec()
+        if "nginx.conf" in nval:
+            nginx.nginx_conf = c.string(nval["nginx.conf"], f"{nw}.nginx.conf", what="the text of nginx.conf")
+        conf_d = c.mapping(nval.get("conf.d", {}), f"{nw}.conf.d", set(), set(nval.get("conf.d") or {}))
+        for fname, text in conf_d.items():
+            c.string(fname, f"{nw}.conf.d", re.compile(r"^[\w.-]+\.conf$"), "file names ending in .conf")
+            nginx.conf_d[fname] = c.string(text, f"{nw}.conf.d.{fname}", what="the text of the file")
+        if not nginx.nginx_conf and not nginx.conf_d:
+            c.fail(nw, "nginx.conf or conf.d (the proxy's configuration)")
+        if not ports:
+            c.fail(f"{where}.ports", "at least one containerPort (the port nginx listens on, used for readiness)")
+        spec.nginx = nginx
+    return spec
+
+
+def _pods(c: _Checker, value: object, default_ns: str) -> list[PodSpec]:
+    pods: list[PodSpec] = []
+    for i, pod in enumerate(c.seq(value, "pods", allow_empty=False)):
+        where = f"pods[{i}]"
+        c.mapping(pod, where, {"name", "containers"}, {"namespace", "labels", "replicas", "hostname", "subdomain"})
+        name = c.string(pod["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
+        ns = c.string(pod.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
+        labels = c.labels(pod.get("labels", {}), f"{where}.labels")
+        containers = [
+            _container(c, ct, f"{where}.containers[{j}]")
+            for j, ct in enumerate(c.seq(pod["containers"], f"{where}.containers", allow_empty=False))
+        ]
+        if len({ct.name for ct in containers}) != len(containers):
+            c.fail(f"{where}.containers", "distinct container names")
+        replicas = c.integer(pod.get("replicas", 1), f"{where}.replicas", 1, 20) if "replicas" in pod else None
+        names = [name] if replicas is None else [f"{name}-{k}" for k in range(replicas)]
+        for pod_name in names:
+            spec = PodSpec(pod_name, ns, labels, containers)
+            for key in ("hostname", "subdomain"):
+                if key in pod:
+                    setattr(spec, key, c.string(pod[key], f"{where}.{key}", NAME_RE, "a DNS label"))
+            pods.append(spec)
+    seen: set[tuple[str, str]] = set()
+    for pod in pods:
+        if (pod.namespace, pod.name) in seen:
+            c.fail("pods", f"distinct pod names per namespace (pod {pod.namespace}/{pod.name} is declared twice)")
+        seen.add((pod.namespace, pod.name))
+    return pods
+
+
+def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
+    services: list[ServiceSpec] = []
+    for i, svc in enumerate(c.seq(value, "services")):
+        where = f"services[{i}]"
+        c.mapping(svc, where, {"name", "ports"}, {"namespace", "selector", "clusterIP", "type"})
+        name = c.string(svc["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
+        ns = c.string(svc.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
+        if svc.get("type", "ClusterIP") != "ClusterIP":
+            c.fail(f"{where}.type", "ClusterIP (headless Services are ClusterIP with clusterIP: None)", svc.get("type"))
+        cluster_ip = svc.get("clusterIP", "auto")
+        if cluster_ip not in ("auto", "None", None):
+            c.fail(f"{where}.clusterIP", "None (a headless Service) or auto (an address is allocated)", cluster_ip)
+        selector = c.labels(svc["selector"], f"{where}.selector") if "selector" in svc else None
+        ports = []
+        for j, port in enumerate(c.seq(svc["ports"], f"{where}.ports", allow_empty=False)):
+            pw = f"{where}.ports[{j}]"
+            c.mapping(port, pw, {"port"}, {"name", "targetPort", "protocol"})
+            number = c.integer(port["port"], f"{pw}.port", 1, 65535)
+            target = port.get("targetPort", number)
+            if isinstance(target, str):
+                c.string(target, f"{pw}.targetPort", PORT_NAME_RE, "a port number or a container port name")
+            else:
+                c.integer(target, f"{pw}.targetPort", 1, 65535)
+            pname = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name") if "name" in port else None
+            if port.get("protocol", "TCP") != "TCP":
+                c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
+            ports.append(ServicePort(pname, number, target))
+        if len(ports) > 1 and any(p.name is None for p in ports):
+            c.fail(f"{where}.ports", "a name on every port when a Service has more than one")
+        services.append(ServiceSpec(name, ns, selector, ports, headless=cluster_ip in ("None", None)))
+    seen: set[tuple[str, str]] = set()
+    for svc in services:
+        if (svc.namespace, svc.name) in seen:
+            c.fail("services", f"distinct Service names per namespace ({svc.namespace}/{svc.name} twice)")
+        seen.add((svc.namespace, svc.name))
+    return services
+
+
+def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) -> list[Step]:
+    steps: list[Step] = []
+    pod_keys = {(p.namespace, p.name): p for p in pods}
+    for i, step in enumerate(c.seq(value, "timeline")):
+        where = f"timeline[{i}]"
+        if not isinstance(step, dict) or len(step) != 1:
+            c.fail(where, f"a mapping with exactly one action ({', '.join(sorted(STEP_ACTIONS))})", step)
+        (action, args), = step.items()
+        if action not in STEP_ACTIONS:
+            c.fail(f"{where}.{action}", f"one of the actions {', '.join(sorted(STEP_ACTIONS))}", action)
+        aw = f"{where}.{action}"
+        if action == "wait" and not isinstance(args, dict):
+            args = {"seconds": args}
+        required, optional = STEP_ACTIONS[action]
+        args = dict(c.mapping(args, aw, required, optional))
+        if action == "requests":
+            c.integer(args["count"], f"{aw}.count", 1, 1000)
+            if "expect_status" in args:
+                c.integer(args["expect_status"], f"{aw}.expect_status", 100, 599)
+            args.setdefault("path", None)
+            if args["path"] is not None:
+                c.string(args["path"], f"{aw}.path", re.compile(r"^/"), "a path starting with /")
+        elif action == "wait":
+            args["seconds"] = c.number(args.get("seconds", 0.1), f"{aw}.seconds", 0, 60)
+        else:
+            args["namespace"] = c.string(args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE)
+            pod_name = c.string(args["pod"], f"{aw}.pod", NAME_RE, "the name of a pod declared under pods")
+            pod = pod_keys.get((args["namespace"], pod_name))
+            if pod is None:
+                c.fail(f"{aw}.pod", "the name of a pod declared under pods", f"{args['namespace']}/{pod_name}")
+            if "container" in args:
+                if args["container"] not in {ct.name for ct in pod.containers}:
+                    c.fail(f"{aw}.container", f"a container of pod {pod_name}", args["container"])
+            else:
+                args["container"] = pod.containers[0].name
+            if action == "set_ready":
+                c.boolean(args["ready"], f"{aw}.ready")
+            if action == "crash":
+                args["exit_code"] = c.integer(args.get("exit_code", 137), f"{aw}.exit_code", 0, 255)
+                args["reason"] = c.string(args.get("reason", "OOMKilled" if args["exit_code"] == 137 else "Error"),
+                                          f"{aw}.reason")
+            if action == "set_behaviour":
+                container = next(ct for ct in pod.containers if ct.name == args["container"])
+                if container.kind != "app":
+                    c.fail(f"{aw}.container", "an app container (nginx behaviour is its configuration)",
+                           args["container"])
+                merged = dict(container.app.to_json())
+                merged.update(c.mapping(args["app"], f"{aw}.app", set(), APP_KEYS))
+                args["app"] = _app(c, merged, f"{aw}.app")
+        steps.append(Step(action, args, aw))
+    return steps
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate one scenario file; raises ScenarioError on any mistake."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    c = _Checker(path)
+    c.mapping(data, "", {"pods", "proxy", "target", "expect"},
+              {"description", "namespace", "services", "timeline"})
+    default_ns = c.string(data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        c.fail("description", "a string", description)
+    pods = _pods(c, data["pods"], default_ns)
+    services = _services(c, data.get("services", []), default_ns)
+    svc_keys = {(s.namespace, s.name): s for s in services}
+
+    proxy = dict(c.mapping(data["proxy"], "proxy", {"service"}, {"namespace", "selector", "path"}))
+    proxy["namespace"] = c.string(proxy.get("namespace", default_ns), "proxy.namespace", NAME_RE)
+    c.string(proxy["service"], "proxy.service", NAME_RE, "the name of the Service in front of the proxy pods")
+    psvc = svc_keys.get((proxy["namespace"], proxy["service"]))
+    if psvc is None or psvc.headless:
+        c.fail("proxy.service", "a ClusterIP Service declared under services (the address a browser reaches)",
+               proxy["service"])
+    proxy["selector"] = c.labels(proxy.get("selector", psvc.selector or {}), "proxy.selector")
+    if not proxy["selector"]:
+        c.fail("proxy.selector", "labels that select the proxy pods")
+    proxy["path"] = c.string(proxy.get("path", "/"), "proxy.path", re.compile(r"^/"), "a path starting with /")
+    proxy_pods = [p for p in pods if p.namespace == proxy["namespace"]
+                  and all(p.labels.get(k) == v for k, v in proxy["selector"].items())]
+    if not proxy_pods or any(not any(ct.kind == "nginx" for ct in p.containers) for p in proxy_pods):
+        c.fail("proxy.selector", "labels that select at least one pod, each with an nginx container",
+               proxy["selector"])
+
+    target = dict(c.mapping(data["target"], "target", {"service"}, {"namespace"}))
+    target["namespace"] = c.string(target.get("namespace", default_ns), "target.namespace", NAME_RE)
+    c.string(target["service"], "target.service", NAME_RE, "the name of the backend Service")
+
+    timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
+    expect = dict(c.mapping(data["expect"], "expect", {"cause", "proxy_status"},
+                            {"stale_addresses", "notes"}))
+    c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
+             "a cause ID of shared/reference/502-causes.md such as stale_upstream")
+    c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
+    if "stale_addresses" in expect:
+        c.boolean(expect["stale_addresses"], "expect.stale_addresses")
+    stem = path.stem
+    if stem != expect["cause"] and not stem.startswith(expect["cause"] + "-"):
+        c.fail("expect.cause", f"the cause the file is named after ({stem.split('-')[0]}; "
+               "variants are named <cause>-<variant>.yml)", expect["cause"])
+    namespaces = sorted({p.namespace for p in pods} | {s.namespace for s in services}
+                        | {proxy["namespace"], target["namespace"]})
+    return Scenario(path, stem, description, namespaces, pods, services, proxy, target, timeline, expect)
