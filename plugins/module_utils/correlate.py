@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compare the addresses a proxy dialled with what the cluster has now.
+
+Pure Python (standard library only). The index is built from the ``service`` and ``pods``
+facts of DESIGN.md (service_info / pod_info); it is a plain dict, safe to serialise.
+
+Address states (most specific first): ``ready_endpoint``, ``not_ready_endpoint``,
+``terminating_endpoint``, ``cluster_ip``, ``pod_ip`` (a current pod that is not an
+endpoint for that port), ``group_name`` (not an IP: ``no live upstreams`` logs the
+upstream group's name), ``stale`` (nothing current has that IP).
+
+Public API: :func:`split_address`, :func:`build_index`, :func:`classify_address`,
+:func:`correlate_addresses`, :func:`current_addresses`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+STATES = ("ready_endpoint", "not_ready_endpoint", "terminating_endpoint", "cluster_ip",
+          "pod_ip", "group_name", "stale")
+_RANK = {state: index for index, state in enumerate(STATES)}
+
+
+def _norm_ip(text):
+    """Return the canonical text of an IP address, or None if ``text`` is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+def split_address(address):
+    """Split ``"IP:PORT"`` / ``"[IPv6]:PORT"`` / ``"IP"`` into ``(ip, port)``.
+
+    ``ip`` is canonical (``ipaddress``) or None when the address is not an IP (an upstream
+    group name); ``port`` is an int or None.
+    """
+    if not isinstance(address, str):
+        return None, None
+    text = address.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""  # bare IPv4, bare IPv6 or a name
+    return _norm_ip(host), int(port) if port.isdigit() else None
+
+
+def _format_address(ip, port):
+    if ip is None:
+        return None
+    host = "[%s]" % ip if ":" in ip else ip
+    return host if port is None else "%s:%d" % (host, port)
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _endpoint_state(endpoint):
+    if endpoint.get("terminating"):
+        return "terminating_endpoint"
+    if endpoint.get("ready"):
+        return "ready_endpoint"
+    return "not_ready_endpoint"
+
+
+def build_index(services=None, pods=None):
+    """Build the index of current cluster addresses.
+
+    ``services``: one ``service`` fact (service_info) or a list of them; ``pods``: the
+    ``pods`` fact (pod_info) or a list of pods from several calls. Missing parts (None) are
+    allowed; the index then knows less (``sources`` says what it was built from). Returns
+    ``{by_ip: {ip: [record]}, ready_addresses: [..], sources: {services: n, pods: n}}``;
+    a record is ``{state, port, ports, objects: [str]}``.
+    """
+    by_ip = {}
+    ready = set()
+    service_count = pod_count = 0
+
+    def add(ip, record):
+        if ip:
+            by_ip.setdefault(ip, []).append(record)
+
+    for service in _as_list(services):
+        if service.get("exists") is False:
+            continue
+        service_count += 1
+        ns, name = service.get("namespace"), service.get("name")
+        svc_obj = "Service %s/%s" % (ns, name)
+        ports = sorted({p.get("port") for p in service.get("ports") or []
+                        if isinstance(p, dict) and isinstance(p.get("port"), int)})
+        cluster_ip = service.get("cluster_ip")
+        if cluster_ip and cluster_ip != "None":
+            add(_norm_ip(cluster_ip), {"state": "cluster_ip", "port": None, "ports": ports,
+                                       "objects": [svc_obj]})
+        for endpoint in _as_list(service.get("endpoints")):
+            ip, port = endpoint.get("ip"), endpoint.get("port")
+            if not ip and endpoint.get("address"):
+                ip, port = split_address(endpoint["address"])
+            ip = _norm_ip(ip)
+            objects = [svc_obj]
+            if endpoint.get("slice"):
+                objects.append("EndpointSlice %s/%s" % (ns, endpoint["slice"]))
+            if endpoint.get("target"):
+                objects.append("Pod %s" % endpoint["target"])
+            state = _endpoint_state(endpoint)
+            add(ip, {"state": state, "port": port if isinstance(port, int) else None,
+                     "ports": [port] if isinstance(port, int) else [], "objects": objects})
+            if state == "ready_endpoint" and ip:
+                ready.add(_format_address(ip, port if isinstance(port, int) else None))
+    seen_pods = set()
+    for pod in _as_list(pods):
+        key = (pod.get("namespace"), pod.get("name"))
+        if key in seen_pods:
+            continue
+        seen_pods.add(key)
+        pod_count += 1
+        ports = sorted({p.get("container_port") for c in pod.get("containers") or []
+                        if isinstance(c, dict) for p in c.get("ports") or []
+                        if isinstance(p, dict) and isinstance(p.get("container_port"), int)})
+        ips = {_norm_ip(ip) for ip in (pod.get("pod_ips") or []) + [pod.get("pod_ip")]}
+        for ip in sorted(ip for ip in ips if ip):
+            add(ip, {"state": "pod_ip", "port": None, "ports": ports,
+                     "objects": ["Pod %s/%s" % key],
+                     "phase": pod.get("phase"), "ready": pod.get("ready"),
+                     "deleting": bool(pod.get("deletion_timestamp"))})
+    return {
+        "by_ip": by_ip,
+        "ready_addresses": sorted(a for a in ready if a),
+        "sources": {"services": service_count, "pods": pod_count},
+    }
+
+
+def current_addresses(index):
+    """The ready endpoint addresses (``IP:PORT``) of the index, sorted."""
+    return list((index or {}).get("ready_addresses") or [])
+
+
+def classify_address(address, index):
+    """Classify one dialled address against the index.
+
+    Returns ``{address, ip, port, state, objects: [str], port_match: bool | None,
+    expected_ports: [int], hints: [str]}``. An IP that belongs to a current pod or Service
+    but with another port is NOT ``stale``: its state is ``pod_ip`` (or ``cluster_ip``),
+    ``port_match`` is False and a hint names the ports the cluster has there.
+    """
+    ip, port = split_address(address)
+    result = {"address": address, "ip": ip, "port": port, "state": "stale", "objects": [],
+              "port_match": None, "expected_ports": [], "hints": []}
+    if ip is None:
+        result["state"] = "group_name"
+        result["hints"].append("%r is not an IP address: an upstream group or host name "
+                               "(nginx logs the group name for 'no live upstreams')" % address)
+        return result
+    records = ((index or {}).get("by_ip") or {}).get(ip) or []
+    if not records:
+        return result
+
+    def fits(record):
+        if port is None:
+            return True
+        if record["state"] in ("cluster_ip", "pod_ip"):
+            return not record["ports"] or port in record["ports"]
+        return record["port"] is None or record["port"] == port
+
+    matching = [r for r in records if fits(r)]
+    expected = sorted({p for r in records for p in ([r["port"]] if r["port"] else r["ports"])})
+    objects = []
+    for record in records:
+        for obj in record["objects"]:
+            if obj not in objects:
+                objects.append(obj)
+    result["objects"] = sorted(objects)
+    result["expected_ports"] = expected
+    if matching:
+        best = min(matching, key=lambda r: _RANK[r["state"]])
+        result["state"] = best["state"]
+        result["port_match"] = True if port is not None else None
+    else:
+        non_endpoint = [r for r in records if r["state"] in ("cluster_ip", "pod_ip")]
+        if any(r["state"] == "cluster_ip" for r in records):
+            result["state"] = "cluster_ip"
+        else:
+            result["state"] = "pod_ip"
+        result["port_match"] = False
+        result["hints"].append(
+            "%s belongs to %s but port %s is not one of its ports (%s)"
+            % (ip, ", ".join(result["objects"]), port,
+               ", ".join(str(p) for p in expected) or "none declared"))
+        if not non_endpoint:
+            result["hints"].append("the IP is only known as an endpoint for another port")
+    for record in records:
+        if record["state"] == "pod_ip" and record.get("deleting"):
+            result["hints"].append("%s is being deleted" % record["objects"][0])
+        elif record["state"] == "pod_ip" and record.get("phase") not in (None, "Running"):
+            result["hints"].append("%s is in phase %s" % (record["objects"][0], record["phase"]))
+    return result
+
+
+def correlate_addresses(upstream_addresses, index):
+    """Classify nginx_log.summarize()'s ``upstream_addresses`` against the index.
+
+    Returns ``{upstream_addresses: [{address, state, objects, port_match, hints, count,
+    count_after_reload, last_seen, after_reload}], stale_addresses: [..]}`` where
+    ``stale_addresses`` are those dialled after the last reload that nothing current has.
+    """
+    out = []
+    stale = []
+    for item in upstream_addresses or []:
+        if not isinstance(item, dict) or not item.get("address"):
+            continue
+        found = classify_address(item["address"], index)
+        entry = {
+            "address": item["address"],
+            "state": found["state"],
+            "objects": found["objects"],
+            "port_match": found["port_match"],
+            "hints": found["hints"],
+            "count": item.get("count", 0),
+            "count_after_reload": item.get("count_after_reload", 0),
+            "last_seen": item.get("last_seen"),
+            "after_reload": bool(item.get("after_reload")),
+            "signatures": item.get("signatures") or {},
+        }
+        out.append(entry)
+        if entry["state"] == "stale" and entry["after_reload"]:
+            stale.append(entry["address"])
+    out.sort(key=lambda e: e["address"])
+    return {"upstream_addresses": out, "stale_addresses": sorted(stale)}
