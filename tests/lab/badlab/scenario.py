@@ -448,7 +448,9 @@ def load(path: str | Path) -> Scenario:
 
     timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
     expect = dict(c.mapping(data["expect"], "expect", {"cause", "proxy_status"},
-                            {"stale_addresses", "notes"}))
+                            {"stale_addresses", "proxy_log_contains", "notes"}))
+    for i, text in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
+        c.string(text, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
     c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
              "a cause ID of shared/reference/502-causes.md such as stale_upstream")
     c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
