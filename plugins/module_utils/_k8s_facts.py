@@ -149,3 +149,72 @@ def summarize_endpoints(slices):
                         "ready": ready, "serving": serving, "terminating": terminating,
                         "target": target, "slice": slice_name})
     return sorted(endpoints, key=lambda e: (e["address"], e["port_name"] or "", e["slice"] or ""))
+
+
+def missing_service(namespace, name):
+    """The fact for a Service that does not exist."""
+    return {"namespace": namespace, "name": name, "exists": False, "type": None,
+            "cluster_ip": None, "headless": False, "selector": {}, "ports": [],
+            "matching_pods": [], "selector_matches": False, "endpoints": [],
+            "ready_addresses": [], "not_ready_addresses": [], "terminating_addresses": [],
+            "port_mismatches": []}
+
+
+def service_facts(svc, pods, slices):
+    """Build the ``service`` fact from the raw Service, its summarized pods and its slices."""
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    cluster_ip = spec.get("clusterIP")
+    headless = cluster_ip == "None"
+    ports, mismatches = [], []
+    for port in spec.get("ports") or []:
+        target = port.get("targetPort")
+        resolved = resolve_target_port(target, port.get("port"), pods)
+        ports.append({"name": port.get("name"), "port": port.get("port"),
+                      "protocol": port.get("protocol") or "TCP",
+                      "target_port": target, "resolved_target_ports": resolved})
+        lacking = []
+        for pod, res in zip(pods, resolved):
+            declared = declared_ports(pod)
+            if res["port"] is None or (declared and res["port"] not in declared):
+                lacking.append(res["pod"])
+        if lacking:
+            mismatches.append({"port": port.get("port"), "target_port": target,
+                               "pods_without_it": sorted(lacking)})
+    endpoints = summarize_endpoints(slices)
+    return {
+        "namespace": meta.get("namespace"), "name": meta.get("name"), "exists": True,
+        "type": spec.get("type") or "ClusterIP",
+        "cluster_ip": None if headless or not cluster_ip else cluster_ip,
+        "headless": headless, "selector": spec.get("selector") or {}, "ports": ports,
+        "matching_pods": ["%s/%s" % (p["namespace"], p["name"]) for p in pods],
+        "selector_matches": bool(pods), "endpoints": endpoints,
+        "ready_addresses": sorted({e["address"] for e in endpoints
+                                   if e["ready"] and not e["terminating"]}),
+        "not_ready_addresses": sorted({e["address"] for e in endpoints
+                                       if not e["ready"] and not e["terminating"]}),
+        "terminating_addresses": sorted({e["address"] for e in endpoints if e["terminating"]}),
+        "port_mismatches": mismatches,
+    }
+
+
+def selector_matches(selector, labels):
+    """Whether a Service's equality selector ``{k: v}`` matches a label dict (empty: no)."""
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
+
+
+def namespace_service_facts(services, slices, pods):
+    """``service`` facts of every Service of a namespace from its raw objects.
+
+    ``services``/``slices`` raw; ``pods`` summarized (summarize_pod). Pods are matched to
+    Services by their selector here, slices by the label ``kubernetes.io/service-name``.
+    """
+    facts = []
+    for svc in services:
+        name = (svc.get("metadata") or {}).get("name")
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        chosen = sort_pods([p for p in pods if selector_matches(selector, p["labels"])])
+        owned = [s for s in slices
+                 if ((s.get("metadata") or {}).get("labels") or {})
+                 .get("kubernetes.io/service-name") == name]
+        facts.append(service_facts(svc, chosen, owned))
+    return facts

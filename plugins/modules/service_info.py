@@ -103,12 +103,11 @@ service:
 """
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
-    declared_ports,
+    missing_service,
     selector_string,
+    service_facts,
     sort_pods,
-    summarize_endpoints,
     summarize_pod,
-    resolve_target_port,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     K8sError,
@@ -116,52 +115,6 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     client_from_module,
     k8s_module,
 )
-
-
-def missing_service(namespace, name):
-    """The fact for a Service that does not exist."""
-    return {"namespace": namespace, "name": name, "exists": False, "type": None,
-            "cluster_ip": None, "headless": False, "selector": {}, "ports": [],
-            "matching_pods": [], "selector_matches": False, "endpoints": [],
-            "ready_addresses": [], "not_ready_addresses": [], "terminating_addresses": [],
-            "port_mismatches": []}
-
-
-def service_facts(svc, pods, slices):
-    """Build the ``service`` fact from the raw Service, its summarized pods and its slices."""
-    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-    cluster_ip = spec.get("clusterIP")
-    headless = cluster_ip == "None"
-    ports, mismatches = [], []
-    for port in spec.get("ports") or []:
-        target = port.get("targetPort")
-        resolved = resolve_target_port(target, port.get("port"), pods)
-        ports.append({"name": port.get("name"), "port": port.get("port"),
-                      "protocol": port.get("protocol") or "TCP",
-                      "target_port": target, "resolved_target_ports": resolved})
-        lacking = []
-        for pod, res in zip(pods, resolved):
-            declared = declared_ports(pod)
-            if res["port"] is None or (declared and res["port"] not in declared):
-                lacking.append(res["pod"])
-        if lacking:
-            mismatches.append({"port": port.get("port"), "target_port": target,
-                               "pods_without_it": sorted(lacking)})
-    endpoints = summarize_endpoints(slices)
-    return {
-        "namespace": meta.get("namespace"), "name": meta.get("name"), "exists": True,
-        "type": spec.get("type") or "ClusterIP",
-        "cluster_ip": None if headless or not cluster_ip else cluster_ip,
-        "headless": headless, "selector": spec.get("selector") or {}, "ports": ports,
-        "matching_pods": ["%s/%s" % (p["namespace"], p["name"]) for p in pods],
-        "selector_matches": bool(pods), "endpoints": endpoints,
-        "ready_addresses": sorted({e["address"] for e in endpoints
-                                   if e["ready"] and not e["terminating"]}),
-        "not_ready_addresses": sorted({e["address"] for e in endpoints
-                                       if not e["ready"] and not e["terminating"]}),
-        "terminating_addresses": sorted({e["address"] for e in endpoints if e["terminating"]}),
-        "port_mismatches": mismatches,
-    }
 
 
 def gather(client, namespace, name, must_exist):

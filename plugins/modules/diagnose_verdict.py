@@ -1,0 +1,101 @@
+#!/usr/bin/python
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module badgateway.k8s.diagnose_verdict."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: diagnose_verdict
+short_description: Decide the cause of a 502 from the facts gathered by the other modules
+version_added: 0.1.0
+description:
+  - Applies the collection's verdict rules to facts gathered by M(badgateway.k8s.pod_info),
+    M(badgateway.k8s.service_info), M(badgateway.k8s.proxy_info) and
+    M(badgateway.k8s.proxy_probe), and returns the cause ID (see the collection's
+    C(docs/)), the evidence for it, what is missing, the stale replicas and whether a reload
+    is safe.
+  - Needs no cluster access and takes no connection options; it only computes.
+options:
+  facts:
+    description:
+      - "The gathered facts: C(symptom) (C({status, url}) or null), C(pods) (pod_info's
+        RV(pods)), C(service) (service_info's RV(service)), C(proxies) (proxy_info's
+        RV(proxies)), C(probes) (proxy_probe's RV(probes) towards the Service) and
+        C(layers) (per-layer judgements). Missing keys count as not gathered."
+    type: dict
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: Computes only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+author:
+  - badgateway.k8s developers
+"""
+
+EXAMPLES = r"""
+- name: Decide
+  badgateway.k8s.diagnose_verdict:
+    facts:
+      symptom: {status: 502, url: "https://chat.example.com/"}
+      pods: "{{ web_pods.pods }}"
+      service: "{{ web_svc.service }}"
+      proxies: "{{ proxy.proxies }}"
+      probes: "{{ svc_probe.probes }}"
+  register: decision
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ decision.verdict.cause }}: {{ decision.verdict.summary }}"
+"""
+
+RETURN = r"""
+verdict:
+  description: The decision (DESIGN.md shape).
+  returned: success
+  type: dict
+  contains:
+    cause: {description: "Cause ID, e.g. stale_upstream, no_endpoints, backend_down, healthy, unknown.", type: str, returned: always}
+    summary: {description: One-sentence explanation., type: str, returned: always}
+    evidence: {description: The observations that support the cause., type: list, elements: str, returned: always}
+    recommendation: {description: "fix and prevention texts.", type: dict, returned: always}
+    missing_evidence: {description: What was not gathered and would make the verdict firmer., type: list, elements: str, returned: always}
+    candidates: {description: Other causes that still fit., type: list, elements: str, returned: always}
+    stale_replicas: {description: Proxy replicas (ns/name) dialling stale addresses., type: list, elements: str, returned: always}
+    stale_addresses: {description: The stale addresses., type: list, elements: str, returned: always}
+    current_addresses: {description: The Service's current ready endpoint addresses., type: list, elements: str, returned: always}
+    reload_safe: {description: "True only for stale_upstream with ready current endpoints.", type: bool, returned: always}
+  sample:
+    cause: stale_upstream
+    stale_replicas: [open-webui/nginx-proxy-0]
+    stale_addresses: ["127.20.1.10:8080"]
+    current_addresses: ["127.20.1.12:8080"]
+    reload_safe: true
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import decide
+
+
+def main():
+    """Module entry point."""
+    module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}},
+                           supports_check_mode=True)
+    try:
+        verdict = decide(module.params["facts"])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        module.fail_json(msg="the facts do not have the shape the verdict rules expect "
+                             "(%s: %s); pass the registered results of pod_info, service_info, "
+                             "proxy_info and proxy_probe" % (exc.__class__.__name__, exc),
+                         exception=traceback.format_exc())
+    module.exit_json(changed=False, verdict=verdict)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+#!/usr/bin/python
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module badgateway.k8s.nginx_reload."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nginx_reload
+short_description: Reload nginx in chosen proxy replicas, safely, and prove it took
+version_added: 0.1.0
+description:
+  - For each pod in O(pods), in order, inside its nginx container - run C(nginx -t); only if
+    it passes, run C(nginx -s reload); then prove the reload took - the worker processes were
+    replaced (new PIDs, newer start times; nginx keeps the old workers when the master fails
+    to re-read its config, whatever C(nginx -s reload) returned) and, when a probe is asked
+    for, the replica's own listen address answers something other than 502.
+  - A replica whose C(nginx -t) fails is not reloaded. The module fails when any replica could
+    not be reloaded or verified, after trying all of them, with the per-replica results.
+  - Needs C(get) on C(pods) and C(get)/C(create) on C(pods/exec).
+options:
+  namespace:
+    description: Namespace of the proxy pods.
+    type: str
+    required: true
+  pods:
+    description: Names of the replicas to reload (only these; e.g. the stale ones).
+    type: list
+    elements: str
+    required: true
+  container:
+    description: The nginx container. Default, the container whose name or image says nginx.
+    type: str
+  probe_path:
+    description:
+      - Path to request at C(http://<podIP>:<probe_port>) after the reload. The reload counts
+        as verified only if the answer is not 502. Omit it (and O(probe_url)) to skip the probe.
+    type: str
+  probe_port:
+    description: Port for O(probe_path). Default, the first C(listen) port of the running config.
+    type: int
+  probe_url:
+    description: Full URL to request from inside the pod instead of O(probe_path).
+    type: str
+  settle_timeout:
+    description: Seconds to wait for the new worker processes to appear after the reload.
+    type: float
+    default: 5
+  probe_timeout:
+    description: Seconds the verification request may take.
+    type: float
+    default: 5
+extends_documentation_fragment:
+  - badgateway.k8s.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description:
+      - In check mode nothing at all runs in the pods (not even C(nginx -t)); the module
+        reports, per replica, the steps it would run, and C(changed=true).
+  diff_mode:
+    support: none
+    description: No diff is produced.
+author:
+  - badgateway.k8s developers
+"""
+
+EXAMPLES = r"""
+- name: Reload only the stale replicas and prove it
+  badgateway.k8s.nginx_reload:
+    namespace: edge
+    pods: "{{ verdict.stale_replicas | map('regex_replace', '^.*/', '') | list }}"
+    probe_path: /
+  register: reload
+"""
+
+RETURN = r"""
+replicas:
+  description: One entry per pod in O(pods), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    namespace: {description: Namespace., type: str, returned: always}
+    name: {description: Pod name., type: str, returned: always}
+    container: {description: The nginx container (null in check mode or when the pod was not found)., type: str, returned: always}
+    planned: {description: The steps that run (or would run in check mode)., type: list, elements: str, returned: always}
+    config_test: {description: "Output of nginx -t, rc and ok; null when not run.", type: dict, returned: always}
+    reload_sent: {description: "nginx -s reload ran and exited 0.", type: bool, returned: always}
+    reloaded: {description: The worker processes were replaced (the new config is live)., type: bool, returned: always}
+    workers_before: {description: "Worker processes before: [{pid, start_time}].", type: list, elements: dict, returned: always}
+    workers_after: {description: Worker processes after., type: list, elements: dict, returned: always}
+    last_reload: {description: Newest worker start time after the reload (RFC 3339)., type: str, returned: always}
+    probe: {description: The verification probe (proxy_probe shape) or null., type: dict, returned: always}
+    verified: {description: Reloaded and, when probed, the probe did not answer 502., type: bool, returned: always}
+    error: {description: Why this replica was not reloaded or not verified, or null., type: str, returned: always}
+changed:
+  description: True when at least one replica was reloaded (in check mode, when one would be).
+  returned: always
+  type: bool
+"""
+
+import time
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import fmt_address
+from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
+    listen_ports,
+    pick_container,
+    probe,
+    read_processes,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    K8sError,
+    client_from_module,
+    k8s_module,
+)
+
+
+def plan(params):
+    """The steps run per replica, as text."""
+    steps = ["nginx -t", "nginx -s reload (only if nginx -t passes)",
+             "wait up to %gs for new worker processes" % params["settle_timeout"]]
+    if params["probe_url"]:
+        steps.append("GET %s from inside the pod, expect not 502" % params["probe_url"])
+    elif params["probe_path"] is not None:
+        steps.append("GET http://<podIP>:%s%s from inside the pod, expect not 502"
+                     % (params["probe_port"] or "<listen port>", params["probe_path"]))
+    return steps
+
+
+def _new_result(namespace, name, steps):
+    return {"namespace": namespace, "name": name, "container": None, "planned": steps,
+            "config_test": None, "reload_sent": False, "reloaded": False,
+            "workers_before": [], "workers_after": [], "last_reload": None, "probe": None,
+            "verified": False, "error": None}
+
+
+def _replaced(before, after):
+    """New workers exist and none of the old worker PIDs is still a worker."""
+    old = {w["pid"] for w in before}
+    return bool(after) and not old & {w["pid"] for w in after}
+
+
+def reload_replica(client, namespace, name, params, steps):
+    """Test, reload and verify one replica; return its result dict."""
+    result = _new_result(namespace, name, steps)
+    pod = client.get_pod(namespace, name)
+    container = result["container"] = pick_container(client, pod, params["container"])
+    before = read_processes(client, namespace, name, container)
+    result["workers_before"] = before["workers"]
+    test = client.exec(namespace, name, ["nginx", "-t"], container=container)
+    result["config_test"] = {"rc": test.rc, "ok": test.rc == 0,
+                             "output": (test.stderr + test.stdout).strip() or test.error}
+    if test.rc != 0:
+        result["error"] = "nginx -t failed, not reloading: %s" % (
+            result["config_test"]["output"] or test.error)
+        return result
+    sent = client.exec(namespace, name, ["nginx", "-s", "reload"], container=container)
+    if sent.rc != 0:
+        result["error"] = "nginx -s reload failed: %s" % (
+            (sent.stderr + sent.stdout).strip() or sent.error or "exit %s" % sent.rc)
+        return result
+    result["reload_sent"] = True
+    deadline = time.monotonic() + params["settle_timeout"]
+    while True:
+        after = read_processes(client, namespace, name, container)
+        if _replaced(before["workers"], after["workers"]) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    result["workers_after"] = after["workers"]
+    if before["problem"] or after["problem"]:
+        result["error"] = "cannot prove the reload: %s" % (after["problem"] or before["problem"])
+        return result
+    result["reloaded"] = _replaced(before["workers"], after["workers"])
+    if not result["reloaded"]:
+        result["error"] = ("nginx -s reload exited 0 but the worker processes were not replaced "
+                           "within %gs: the master probably kept the old config (see its error "
+                           "log)" % params["settle_timeout"])
+        return result
+    result["last_reload"] = after["workers"][-1]["start_time"]
+    url = params["probe_url"]
+    if not url and params["probe_path"] is not None:
+        port = params["probe_port"]
+        if port is None:
+            ports, problem = listen_ports(client, namespace, name, container)
+            port = ports[0] if ports else None
+            if port is None:
+                result["error"] = "cannot probe: %s" % (problem or "no listen port")
+                return result
+        ip = (pod.get("status") or {}).get("podIP")
+        path = params["probe_path"] if params["probe_path"].startswith("/") else \
+            "/" + params["probe_path"]
+        url = "http://%s%s" % (fmt_address(ip, port), path)
+    if url:
+        result["probe"] = probe(client, namespace, name, container, url, params["probe_timeout"])
+        if result["probe"]["status"] in (None, 502):
+            result["error"] = "reloaded, but the probe of %s got %s" % (
+                url, result["probe"]["status"] or result["probe"]["error"])
+            return result
+    result["verified"] = True
+    return result
+
+
+def main():
+    """Module entry point."""
+    module = k8s_module(
+        {"namespace": {"type": "str", "required": True},
+         "pods": {"type": "list", "elements": "str", "required": True},
+         "container": {"type": "str"},
+         "probe_path": {"type": "str"},
+         "probe_port": {"type": "int"},
+         "probe_url": {"type": "str"},
+         "settle_timeout": {"type": "float", "default": 5},
+         "probe_timeout": {"type": "float", "default": 5}},
+        supports_check_mode=True,
+        mutually_exclusive=[("probe_url", "probe_path")],
+    )
+    params = module.params
+    names = list(dict.fromkeys(params["pods"]))
+    if not names:
+        module.exit_json(changed=False, replicas=[], msg="no replica given: nothing to reload")
+    steps = plan(params)
+    if module.check_mode:
+        replicas = [_new_result(params["namespace"], name, steps) for name in names]
+        module.exit_json(changed=True, replicas=replicas,
+                         msg="check mode: would run, in each of %s: %s"
+                         % (", ".join(names), "; ".join(steps)))
+    client = client_from_module(module)
+    replicas = []
+    for name in names:
+        try:
+            replicas.append(reload_replica(client, params["namespace"], name, params, steps))
+        except K8sError as exc:
+            failed = _new_result(params["namespace"], name, steps)
+            failed["error"] = str(exc)
+            replicas.append(failed)
+    changed = any(r["reloaded"] for r in replicas)
+    bad = [r for r in replicas if not r["verified"]]
+    if bad:
+        module.fail_json(msg="; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"])
+                                       for r in bad),
+                         changed=changed, replicas=replicas)
+    module.exit_json(changed=changed, replicas=replicas,
+                     msg="reloaded and verified: %s" % ", ".join(names))
+
+
+if __name__ == "__main__":
+    main()

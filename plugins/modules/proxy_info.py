@@ -1,0 +1,312 @@
+#!/usr/bin/python
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module badgateway.k8s.proxy_info."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: proxy_info
+short_description: Per nginx proxy replica - config, last reload, errors and dialled upstreams vs the cluster
+version_added: 0.1.0
+description:
+  - For EACH pod chosen by O(selector) in O(namespace), inside its nginx container - reads the
+    running configuration with C(nginx -T) (upstream host names mapped to Services, listen
+    ports), the nginx master and worker processes from C(/proc) (no C(ps) needed; the newest
+    worker start time is the last successful (re)load), and a bounded part of the pod log
+    (O(tail_lines), O(since_seconds), O(limit_bytes), with timestamps).
+  - Every nginx error line is parsed and counted per signature, and every upstream address the
+    replica dialled is compared with the current cluster state - a ready, not-ready or
+    terminating endpoint, a ClusterIP, a current pod IP, or C(stale) (nothing current has it).
+    The EndpointSlices, Services and pods for that are listed in the namespaces of the
+    Services the config names, plus O(service_namespace) and O(namespace).
+  - Read-only. Needs C(list) on C(pods), C(get) on C(pods/log), C(get)/C(create) on
+    C(pods/exec) in O(namespace), and C(list) on C(pods), C(services) and
+    C(endpointslices.discovery.k8s.io) in the backend namespaces.
+options:
+  namespace:
+    description: Namespace of the proxy pods.
+    type: str
+    required: true
+  selector:
+    description: Label selector of the proxy pods, for example V(app=nginx-proxy).
+    type: str
+    required: true
+    aliases: [label_selector]
+  container:
+    description:
+      - The nginx container. Default, the container whose name or image says nginx, else the
+        only container, else the first where C(nginx -v) runs.
+    type: str
+  service_namespace:
+    description: More namespaces whose Services, EndpointSlices and pods are correlated.
+    type: list
+    elements: str
+    default: []
+  tail_lines:
+    description: Read at most this many of the newest log lines per replica.
+    type: int
+    default: 5000
+  since_seconds:
+    description: Read only log lines newer than this many seconds. Default, no time bound.
+    type: int
+  limit_bytes:
+    description: Read at most this many bytes of log per replica.
+    type: int
+    default: 4194304
+  max_errors:
+    description: Keep at most this many parsed error lines per replica (the newest).
+    type: int
+    default: 50
+  cluster_domain:
+    description: The cluster's DNS domain, to map upstream host names to Services.
+    type: str
+    default: cluster.local
+extends_documentation_fragment:
+  - badgateway.k8s.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description: Reads only (C(nginx -T), C(/proc), the log); runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+author:
+  - badgateway.k8s developers
+"""
+
+EXAMPLES = r"""
+- name: Read every proxy replica
+  badgateway.k8s.proxy_info:
+    namespace: edge
+    selector: app=nginx-proxy
+    service_namespace: [shop]
+    since_seconds: 3600
+  register: proxy
+
+- name: Replicas still dialling addresses nothing in the cluster has
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.stale_addresses }}"
+  loop: "{{ proxy.proxies | selectattr('stale_addresses') | list }}"
+"""
+
+RETURN = r"""
+proxies:
+  description: One entry per proxy replica, sorted by namespace and name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    namespace: {description: Namespace., type: str, returned: always}
+    name: {description: Pod name., type: str, returned: always}
+    pod_ip: {description: Pod IP or null., type: str, returned: always}
+    container: {description: The nginx container, null when none could be picked., type: str, returned: always}
+    ready: {description: Pod Ready condition., type: bool, returned: always}
+    phase: {description: Pod phase., type: str, returned: always}
+    config_ok: {description: "nginx -T succeeded; null when it could not run (pod not running).", type: bool, returned: always}
+    upstream_hosts:
+      description: "Hosts the config dials: host, port, source (upstream or proxy_pass), upstream, runtime_resolved, service (ns/name or null), pod."
+      type: list
+      elements: dict
+      returned: always
+    listen_ports: {description: Ports nginx listens on., type: list, elements: int, returned: always}
+    master_pid: {description: PID of the nginx master (in the pod's PID namespace) or null., type: int, returned: always}
+    worker_start_times: {description: Start times of the worker processes (RFC 3339, oldest first)., type: list, elements: str, returned: always}
+    last_reload: {description: Newest worker start time = the last successful (re)load, or null., type: str, returned: always}
+    log:
+      description: "What was read: lines_read, bytes_read, truncated, since_seconds, tail_lines."
+      type: dict
+      returned: always
+    errors: {description: "Parsed error lines (nginx_log.parse_error_line), newest last, each with after_reload.", type: list, elements: dict, returned: always}
+    errors_after_reload: {description: Error lines after the last reload., type: int, returned: always}
+    counts: {description: "Lines per signature, e.g. {connect_refused: 12}.", type: dict, returned: always}
+    counts_after_reload: {description: The same, after the last reload only., type: dict, returned: always}
+    upstream_addresses:
+      description:
+        - "Each dialled address (correlate.correlate_addresses): address, state (ready_endpoint, not_ready_endpoint, terminating_endpoint,
+          cluster_ip, pod_ip, group_name, stale), objects, port_match, hints, count, count_after_reload, last_seen, after_reload, signatures."
+      type: list
+      elements: dict
+      returned: always
+    stale_addresses: {description: "Addresses dialled after the last reload that nothing current in the cluster has.", type: list, elements: str, returned: always}
+    access: {description: "From access-log lines: requests, status_counts.", type: dict, returned: always}
+    problems: {description: What could not be read or looks wrong., type: list, elements: str, returned: always}
+  sample:
+    - namespace: edge
+      name: nginx-proxy-0
+      container: nginx
+      config_ok: true
+      last_reload: "2026-11-25T02:00:00.00Z"
+      counts: {connect_refused: 3}
+      stale_addresses: ["127.0.10.5:8080"]
+namespaces_correlated:
+  description: Namespaces whose EndpointSlices, Services and pods were compared.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
+    namespace_service_facts,
+    summarize_pod,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
+    pick_container,
+    read_config,
+    read_processes,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
+    build_index,
+    correlate_addresses,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    K8sError,
+    client_from_module,
+    k8s_module,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import upstream_hosts
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
+
+
+def select_proxies(client, namespace, selector):
+    """The proxy pods; K8sError for an unknown namespace or a selector matching nothing."""
+    pods = client.list_pods(namespace, selector)
+    if not pods:
+        exists = client.namespace_exists(namespace)
+        if exists is False:
+            raise K8sError('namespace "%s" does not exist' % namespace)
+        raise K8sError('no pod in namespace "%s" matches the proxy selector "%s"; check the '
+                       "labels (kubectl get pods --show-labels)" % (namespace, selector))
+    return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+
+def _new_proxy(pod):
+    meta, status = pod["metadata"], pod.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return {"namespace": meta.get("namespace"), "name": meta.get("name"),
+            "pod_ip": status.get("podIP"), "container": None,
+            "ready": conditions.get("Ready") == "True", "phase": status.get("phase"),
+            "config_ok": None, "upstream_hosts": [], "listen_ports": [], "master_pid": None,
+            "worker_start_times": [], "last_reload": None,
+            "log": {"lines_read": 0, "bytes_read": 0, "truncated": False,
+                    "since_seconds": None, "tail_lines": None},
+            "errors": [], "errors_after_reload": 0, "counts": {}, "counts_after_reload": {},
+            "upstream_addresses": [], "stale_addresses": [],
+            "access": {"requests": 0, "status_counts": {}}, "problems": []}
+
+
+def inspect_replica(client, pod, params):
+    """Everything read from inside one replica (before correlation)."""
+    proxy = _new_proxy(pod)
+    ns, name = proxy["namespace"], proxy["name"]
+    if proxy["phase"] != "Running":
+        proxy["problems"].append("pod is %s: nothing can run in it" % proxy["phase"])
+        return proxy, None
+    try:
+        container = proxy["container"] = pick_container(client, pod, params["container"])
+    except K8sError as exc:
+        if exc.status in (401, 403):
+            raise
+        proxy["problems"].append(str(exc))
+        return proxy, None
+    parsed, problem = read_config(client, ns, name, container)
+    proxy["config_ok"] = parsed is not None
+    if parsed is not None:
+        proxy["upstream_hosts"] = upstream_hosts(parsed, ns, params["cluster_domain"])
+        proxy["listen_ports"] = parsed["listen_ports"]
+        proxy["problems"].extend("config: %s" % e for e in parsed["errors"])
+    else:
+        proxy["problems"].append(problem)
+    procs = read_processes(client, ns, name, container)
+    proxy["master_pid"] = procs["master_pid"]
+    proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
+    proxy["last_reload"] = proxy["worker_start_times"][-1] if procs["workers"] else None
+    if procs["problem"]:
+        proxy["problems"].append(procs["problem"])
+    text, size, truncated = client.read_log(
+        ns, name, container, tail_lines=params["tail_lines"],
+        since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
+    lines = text.splitlines()
+    if truncated and lines:
+        lines = lines[:-1]   # the last line may be cut in the middle
+    summary = summarize(lines, reload_time=proxy["last_reload"],
+                        max_errors=params["max_errors"])
+    proxy["log"] = {"lines_read": len(lines), "bytes_read": size, "truncated": truncated,
+                    "since_seconds": params["since_seconds"], "tail_lines": params["tail_lines"]}
+    if truncated:
+        proxy["problems"].append("log read stopped at limit_bytes=%d: older lines were not read"
+                                 % params["limit_bytes"])
+    proxy["errors"] = summary["errors"]
+    proxy["errors_after_reload"] = summary["errors_after_reload"]
+    proxy["counts"] = dict(summary["counts"])
+    proxy["counts_after_reload"] = dict(summary["counts_after_reload"])
+    proxy["access"] = {"requests": summary["access"]["requests"],
+                       "status_counts": dict(summary["access"]["status_counts"])}
+    return proxy, summary
+
+
+def backend_namespaces(proxies, params):
+    """Namespaces to correlate: the proxy's, the options', those of Services in configs."""
+    names = {params["namespace"]} | set(params["service_namespace"] or [])
+    for proxy in proxies:
+        for host in proxy["upstream_hosts"]:
+            if host.get("service"):
+                names.add(host["service"].split("/", 1)[0])
+    return sorted(names)
+
+
+def cluster_index(client, namespaces):
+    """correlate.build_index over the Services (with their slices) and pods of namespaces."""
+    services, pods = [], []
+    for ns in namespaces:
+        ns_pods = [summarize_pod(p) for p in client.list_pods(ns)]
+        services.extend(namespace_service_facts(client.list_services(ns),
+                                                client.list_endpointslices(ns), ns_pods))
+        pods.extend(ns_pods)
+    return build_index(services, pods)
+
+
+def correlate(proxy, summary, index):
+    """Fill ``upstream_addresses`` and ``stale_addresses`` of one replica."""
+    if summary is None:
+        return
+    result = correlate_addresses(summary["upstream_addresses"], index)
+    proxy["upstream_addresses"] = result["upstream_addresses"]
+    proxy["stale_addresses"] = result["stale_addresses"]
+
+
+def main():
+    """Module entry point."""
+    module = k8s_module(
+        {"namespace": {"type": "str", "required": True},
+         "selector": {"type": "str", "required": True, "aliases": ["label_selector"]},
+         "container": {"type": "str"},
+         "service_namespace": {"type": "list", "elements": "str", "default": []},
+         "tail_lines": {"type": "int", "default": 5000},
+         "since_seconds": {"type": "int"},
+         "limit_bytes": {"type": "int", "default": 4 * 1024 * 1024},
+         "max_errors": {"type": "int", "default": 50},
+         "cluster_domain": {"type": "str", "default": "cluster.local"}},
+        supports_check_mode=True,
+    )
+    params = module.params
+    for option in ("tail_lines", "since_seconds", "limit_bytes"):
+        if params[option] is not None and params[option] <= 0:
+            module.fail_json(msg="%s must be a positive number, got %s"
+                             % (option, params[option]))
+    client = client_from_module(module)
+    try:
+        pods = select_proxies(client, params["namespace"], params["selector"])
+        inspected = [inspect_replica(client, pod, params) for pod in pods]
+        proxies = [proxy for proxy, _ in inspected]
+        namespaces = backend_namespaces(proxies, params)
+        index = cluster_index(client, namespaces)
+        for proxy, summary in inspected:
+            correlate(proxy, summary, index)
+    except K8sError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, proxies=proxies, namespaces_correlated=namespaces)
+
+
+if __name__ == "__main__":
+    main()

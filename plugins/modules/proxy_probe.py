@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module badgateway.k8s.proxy_probe."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: proxy_probe
+short_description: HTTP request from inside each nginx proxy replica
+version_added: 0.1.0
+description:
+  - Runs one HTTP GET from inside each selected proxy pod, with C(curl), or C(wget) where
+    curl is missing, and reports the HTTP status per replica.
+  - With O(target=url) it requests O(url), for example the backend Service's URL, which tells
+    whether the Service works from the proxy's network position. With O(target=self) it
+    requests the replica's own listen address C(http://<podIP>:<port><path>), which shows the
+    symptom (502) of that replica alone, bypassing any load balancer in front.
+  - Read-only towards the cluster (the request is a GET). Needs C(get) on C(pods) and
+    C(get)/C(create) on C(pods/exec).
+options:
+  namespace:
+    description: Namespace of the proxy pods.
+    type: str
+    required: true
+  pods:
+    description: Names of the proxy pods to probe from.
+    type: list
+    elements: str
+  selector:
+    description: Label selector choosing the proxy pods, instead of O(pods).
+    type: str
+    aliases: [label_selector]
+  container:
+    description:
+      - Container to run curl/wget in. Default, the container whose name or image says
+        nginx (or the only one).
+    type: str
+  target:
+    description:
+      - V(url) requests O(url); V(self) requests each replica's own pod IP.
+      - Defaults to V(url) when O(url) is given, else V(self).
+    type: str
+    choices: [url, self]
+  url:
+    description: URL to request when O(target=url), for example V(http://web.shop:8080/).
+    type: str
+  port:
+    description:
+      - Port of the replica's listener for O(target=self). Default, the first C(listen) port
+        of the replica's running config (C(nginx -T)).
+    type: int
+  path:
+    description: Path (with query) requested with O(target=self).
+    type: str
+    default: /
+  probe_timeout:
+    description: Seconds the HTTP request may take (curl C(--max-time), wget C(-T)).
+    type: float
+    default: 5
+extends_documentation_fragment:
+  - badgateway.k8s.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    description: Only sends GET requests, so it runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+notes:
+  - Exactly one of O(pods) and O(selector) is required.
+  - A replica where neither curl nor wget can run gets C(tool=null) and an error that says so;
+    the module does not fail for it.
+author:
+  - badgateway.k8s developers
+"""
+
+EXAMPLES = r"""
+- name: Does the Service answer from inside every proxy replica?
+  badgateway.k8s.proxy_probe:
+    namespace: edge
+    selector: app=nginx-proxy
+    url: http://web.shop.svc.cluster.local:8080/healthz
+  register: svc_probe
+
+- name: Which replica answers 502 itself?
+  badgateway.k8s.proxy_probe:
+    namespace: edge
+    pods: [nginx-proxy-0, nginx-proxy-1]
+    target: self
+    path: /
+  register: self_probe
+"""
+
+RETURN = r"""
+probes:
+  description: One entry per replica, sorted by namespace and name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    namespace: {description: Namespace of the pod., type: str, returned: always}
+    name: {description: Pod name., type: str, returned: always}
+    url: {description: The URL requested (null when no URL could be built)., type: str, returned: always}
+    tool: {description: "curl, wget, or null when neither could run.", type: str, returned: always}
+    status: {description: HTTP status, null when no response., type: int, returned: always}
+    ok: {description: A response below 500 was received., type: bool, returned: always}
+    error: {description: Why there is no usable status, or null., type: str, returned: always}
+    time_total: {description: Seconds the request took (curl only)., type: float, returned: always}
+    rc: {description: Exit code of curl/wget, null when it did not run., type: int, returned: always}
+  sample:
+    - namespace: edge
+      name: nginx-proxy-0
+      url: http://127.0.0.1:8080/
+      tool: curl
+      status: 502
+      ok: false
+      error: null
+      time_total: 0.002
+      rc: 0
+"""
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
+    listen_ports,
+    pick_container,
+    probe,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    K8sError,
+    client_from_module,
+    k8s_module,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import fmt_address
+
+
+def select_pods(client, namespace, names, selector):
+    """Raw pods by name or selector; K8sError for an unknown namespace or no match."""
+    if names:
+        return [client.get_pod(namespace, name) for name in sorted(set(names))]
+    pods = client.list_pods(namespace, selector)
+    if not pods:
+        if client.namespace_exists(namespace) is False:
+            raise K8sError('namespace "%s" does not exist' % namespace)
+        raise K8sError('no pod in namespace "%s" matches the selector "%s"'
+                       % (namespace, selector))
+    return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+
+def probe_replica(client, pod, params):
+    """The probe fact of one replica."""
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    container = pick_container(client, pod, params["container"])
+    target = params["target"] or ("url" if params["url"] else "self")
+    if target == "url":
+        return probe(client, namespace, name, container, params["url"], params["probe_timeout"])
+    ip = (pod.get("status") or {}).get("podIP")
+    port = params["port"]
+    error = None
+    if not ip:
+        error = "pod has no IP (phase %s)" % (pod.get("status") or {}).get("phase")
+    elif port is None:
+        ports, error = listen_ports(client, namespace, name, container)
+        port = ports[0] if ports else None
+    if error or port is None:
+        return {"namespace": namespace, "name": name, "url": None, "tool": None, "status": None,
+                "ok": False, "error": error or "nginx listens on no port; set port",
+                "time_total": None, "rc": None}
+    path = params["path"] if params["path"].startswith("/") else "/" + params["path"]
+    url = "http://%s%s" % (fmt_address(ip, port), path)
+    return probe(client, namespace, name, container, url, params["probe_timeout"])
+
+
+def main():
+    """Module entry point."""
+    module = k8s_module(
+        {"namespace": {"type": "str", "required": True},
+         "pods": {"type": "list", "elements": "str"},
+         "selector": {"type": "str", "aliases": ["label_selector"]},
+         "container": {"type": "str"},
+         "target": {"type": "str", "choices": ["url", "self"]},
+         "url": {"type": "str"},
+         "port": {"type": "int"},
+         "path": {"type": "str", "default": "/"},
+         "probe_timeout": {"type": "float", "default": 5}},
+        supports_check_mode=True,
+        mutually_exclusive=[("pods", "selector")],
+        required_one_of=[("pods", "selector")],
+        required_if=[("target", "url", ("url",))],
+    )
+    params = module.params
+    if params["probe_timeout"] <= 0:
+        module.fail_json(msg="probe_timeout must be positive, got %s" % params["probe_timeout"])
+    client = client_from_module(module)
+    try:
+        pods = select_pods(client, params["namespace"], params["pods"], params["selector"])
+        probes = [probe_replica(client, pod, params) for pod in pods]
+    except K8sError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, probes=probes)
+
+
+if __name__ == "__main__":
+    main()
