@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import layers
+from ansible_collections.badgateway.k8s.plugins.module_utils import drift, layers
 
 
 def assess_layer(facts, name):
@@ -26,8 +26,16 @@ def probe_line(probe):
     return layers.probe_line(probe)
 
 
+def upstream_drift(proxies, services, pods):
+    """Judge each proxy replica's upstreams against the Services' current endpoints."""
+    for what, value in (("proxies", proxies), ("services", services), ("pods", pods)):
+        if value is not None and not isinstance(value, (list, dict)):
+            raise AnsibleFilterError("upstream_drift: %s must be a list or a dict, got %s" % (what, type(value).__name__))
+    return drift.upstream_drift(proxies, services, pods)
+
+
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
     def filters(self):
-        return {"assess_layer": assess_layer, "probe_line": probe_line}
+        return {"assess_layer": assess_layer, "probe_line": probe_line, "upstream_drift": upstream_drift}

@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Upstream drift: does each proxy replica still dial what the Services' endpoints are now?
+
+Pure Python: imports neither Ansible nor Kubernetes. Used by playbooks/drift_check.yml through
+the ``badgateway.k8s.upstream_drift`` filter.
+
+nginx resolves an upstream host name once, when it loads its config. A replica has drifted when
+
+- its log shows it dialled, since its last reload, an address nothing in the cluster has any
+  more (``stale_addresses`` of proxy_info), or
+- it proxies to a name that resolves to pod IPs (a headless Service, or a pod's DNS name) and a
+  ready endpoint of that Service belongs to a pod created AFTER the replica's last reload: the
+  replica cannot know that address. This catches the seed incident before any user request.
+
+A ClusterIP Service name cannot drift: kube-proxy follows the endpoints.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+
+def _parse_time(value):
+    """RFC 3339 string -> aware datetime, or None."""
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python < 3.11 fromisoformat takes at most 6 fractional digits.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        text = "%s.%s%s" % (head, (digits + "000000")[:6], rest)
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def _reload_command(proxy):
+    container = proxy.get("container")
+    return "kubectl exec -n %s %s%s -- nginx -s reload" % (
+        proxy.get("namespace"), proxy.get("name"), (" -c %s" % container) if container else "")
+
+
+def replica_drift(proxy, services, pods):
+    """Judge one proxy replica.
+
+    ``services``: dict ``"ns/name"`` -> service_info's ``service``; ``pods``: dict ``"ns/name"``
+    -> pod_info's pod (for creation times). Returns a dict with ``status`` ``ok``, ``drift`` or
+    ``could_not_check``, the stale and current addresses, reasons and the fix command.
+    """
+    who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
+    result = {
+        "replica": who,
+        "status": "ok",
+        "last_reload": proxy.get("last_reload"),
+        "stale_addresses": sorted(proxy.get("stale_addresses") or []),
+        "unknown_addresses": [],
+        "current_addresses": [],
+        "reasons": [],
+        "fix": None,
+    }
+    if proxy.get("problems") and proxy.get("last_reload") is None and proxy.get("config_ok") is None:
+        result["status"] = "could_not_check"
+        result["reasons"] = list(proxy["problems"])
+        return result
+    reload_time = _parse_time(proxy.get("last_reload"))
+    current = set()
+    unknown = set()
+    for upstream in proxy.get("upstream_hosts") or []:
+        key = upstream.get("service")
+        if not key:
+            continue
+        svc = services.get(key)
+        if svc is None:
+            result["reasons"].append("Service %s, which %s proxies to, could not be read" % (key, who))
+            continue
+        ready = svc.get("ready_addresses") or []
+        current.update(ready)
+        if not svc.get("headless") and not upstream.get("pod_dns"):
+            continue
+        for endpoint in svc.get("endpoints") or []:
+            if not endpoint.get("ready") or not endpoint.get("target"):
+                continue
+            created = _parse_time((pods.get(endpoint["target"]) or {}).get("creation_timestamp"))
+            if reload_time is not None and created is not None and created > reload_time:
+                unknown.add(endpoint["address"])
+                result["reasons"].append(
+                    "%s resolves %s to pod IPs; pod %s (%s) was created at %s, after this replica's last reload at %s"
+                    % (who, upstream.get("host"), endpoint["target"], endpoint["address"],
+                       pods[endpoint["target"]].get("creation_timestamp"), proxy.get("last_reload")))
+    result["current_addresses"] = sorted(current)
+    result["unknown_addresses"] = sorted(unknown)
+    if result["stale_addresses"]:
+        result["reasons"].insert(0, "%s dialled %s since its last reload; nothing in the cluster has %s any more" % (
+            who, ", ".join(result["stale_addresses"]), "them" if len(result["stale_addresses"]) > 1 else "it"))
+    if result["stale_addresses"] or unknown:
+        result["status"] = "drift"
+        result["fix"] = _reload_command(proxy)
+    return result
+
+
+def upstream_drift(proxies, services, pods):
+    """Judge every replica; return ``{status, replicas, drifted, message}``.
+
+    ``status`` is ``drift`` if any replica drifted, else ``could_not_check`` if any replica could
+    not be judged, else ``ok``.
+    """
+    if isinstance(services, list):
+        services = dict(("%s/%s" % (s.get("namespace"), s.get("name")), s) for s in services if s)
+    if isinstance(pods, list):
+        pods = dict(("%s/%s" % (p.get("namespace"), p.get("name")), p) for p in pods if p)
+    replicas = [replica_drift(p, services or {}, pods or {}) for p in proxies or []]
+    drifted = [r for r in replicas if r["status"] == "drift"]
+    if drifted:
+        status = "drift"
+        lines = []
+        for r in drifted:
+            dialled = []
+            if r["stale_addresses"]:
+                dialled.append("dials stale %s" % ", ".join(r["stale_addresses"]))
+            if r["unknown_addresses"]:
+                dialled.append("cannot know new %s" % ", ".join(r["unknown_addresses"]))
+            lines.append("%s %s; current endpoints %s; fix: %s" % (
+                r["replica"], " and ".join(dialled), ", ".join(r["current_addresses"]) or "none", r["fix"]))
+        message = "Upstream drift on %d of %d proxy replicas: %s" % (len(drifted), len(replicas), " | ".join(lines))
+    elif not replicas:
+        status = "could_not_check"
+        message = "No proxy replica to check"
+    elif any(r["status"] == "could_not_check" for r in replicas):
+        status = "could_not_check"
+        message = "Could not check: " + "; ".join(
+            "%s: %s" % (r["replica"], ", ".join(r["reasons"])) for r in replicas if r["status"] == "could_not_check")
+    else:
+        status = "ok"
+        message = "All %d proxy replicas dial the Services' current endpoints" % len(replicas)
+    return {"status": status, "message": message, "replicas": replicas, "drifted": [r["replica"] for r in drifted]}

@@ -1,0 +1,51 @@
+"""Upstream drift rules: stale addresses in the log, and pods newer than the last reload."""
+from ansible_collections.badgateway.k8s.plugins.module_utils.drift import upstream_drift
+
+
+def proxy(name, last_reload="2026-11-25T10:00:00.123456789Z", stale=(), host="web", headless=True):
+    return {"namespace": "edge", "name": name, "container": "nginx", "last_reload": last_reload,
+            "stale_addresses": list(stale), "config_ok": True, "problems": [],
+            "upstream_hosts": [{"host": host, "port": 8080, "source": "proxy_pass", "service": "app/web"}]}
+
+
+def svc(headless=True, ready=("10.0.0.7:8080",), target="app/web-0"):
+    return {"namespace": "app", "name": "web", "headless": headless, "ready_addresses": list(ready),
+            "endpoints": [{"address": a, "ready": True, "target": target} for a in ready]}
+
+
+def pod(created):
+    return {"namespace": "app", "name": "web-0", "creation_timestamp": created}
+
+
+def test_stale_address_in_log_is_drift_with_fix_command():
+    got = upstream_drift([proxy("nginx-0", stale=["10.0.0.4:8080"]), proxy("nginx-1")],
+                         [svc()], [pod("2026-11-25T09:00:00Z")])
+    assert got["status"] == "drift"
+    assert got["drifted"] == ["edge/nginx-0"]
+    assert "10.0.0.4:8080" in got["message"] and "10.0.0.7:8080" in got["message"]
+    assert "kubectl exec -n edge nginx-0 -c nginx -- nginx -s reload" in got["message"]
+    assert "nginx-1" not in got["message"]
+
+
+def test_pod_created_after_reload_is_drift_before_any_error():
+    got = upstream_drift([proxy("nginx-0")], [svc()], [pod("2026-11-25T10:00:01Z")])
+    assert got["status"] == "drift"
+    assert got["replicas"][0]["unknown_addresses"] == ["10.0.0.7:8080"]
+    assert "cannot know new 10.0.0.7:8080" in got["message"]
+
+
+def test_pod_older_than_reload_is_fine():
+    got = upstream_drift([proxy("nginx-0")], [svc()], [pod("2026-11-25T09:59:59Z")])
+    assert got["status"] == "ok"
+
+
+def test_clusterip_service_cannot_drift_by_pod_age():
+    got = upstream_drift([proxy("nginx-0")], [svc(headless=False)], [pod("2026-11-25T10:00:01Z")])
+    assert got["status"] == "ok"
+
+
+def test_no_replicas_and_unreadable_replicas_are_could_not_check():
+    assert upstream_drift([], [svc()], [])["status"] == "could_not_check"
+    broken = {"namespace": "edge", "name": "nginx-0", "problems": ["exec forbidden"], "last_reload": None, "config_ok": None}
+    got = upstream_drift([broken], [svc()], [])
+    assert got["status"] == "could_not_check" and "exec forbidden" in got["message"]
