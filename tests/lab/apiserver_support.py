@@ -17,7 +17,6 @@ import yaml
 
 from badlab.apiserver import kubeconfig
 from badlab.errors import ExecNotFound, PodNotRunning
-from badlab.rbac import Auth
 from badlab.store import Store
 
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -114,7 +113,8 @@ def _pod(namespace: str, name: str, labels: dict, ip: str, containers: tuple[str
         "status": {
             "phase": phase, "podIP": ip, "podIPs": [{"ip": ip}],
             "containerStatuses": [
-                {"name": c, "ready": phase == "Running", "restartCount": restarts,
+                {"name": c, "ready": phase == "Running", "restartCount": restarts, "image": "nginx:1.22",
+                 "imageID": "docker.io/library/nginx@sha256:" + "0" * 64,
                  "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}} if phase == "Running"
                  else {"terminated": {"exitCode": 0, "reason": "Completed"}}}
                 for c in containers

@@ -16,7 +16,8 @@ label and field selectors, ``limit``/``continue``), the Table form ``kubectl get
 WebSocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``channel.k8s.io``,
 ``base64.channel.k8s.io``). Every request needs a bearer token (health paths excepted);
 ``rbac.Auth`` decides what it may do. Errors are ``Status`` objects worded as Kubernetes
-words them. Not served: watch, writes, SPDY exec, port-forward, attach.
+words them. POST creates objects (409 when the name is taken); not served: watch,
+update, patch, delete, SPDY exec, port-forward, attach.
 """
 
 from __future__ import annotations
@@ -432,6 +433,37 @@ def _get(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Respo
     return _json(_with_type(rt, obj))
 
 
+async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
+    """POST to a collection: store the object; 409 AlreadyExists when the name is taken.
+
+    Only the store changes: the runtime does not start processes for objects made this way.
+    """
+    try:
+        obj = await request.json()
+    except ValueError:
+        raise bad_request("the request body is not valid JSON; send one object as JSON") from None
+    if not isinstance(obj, dict):
+        raise bad_request("the request body must be one JSON object")
+    obj.setdefault("kind", rt.kind)
+    obj.setdefault("apiVersion", rt.api_version)
+    if (obj["apiVersion"], obj["kind"]) != (rt.api_version, rt.kind):
+        raise bad_request(f"the API version in the data ({obj['apiVersion']}) or kind ({obj['kind']}) does "
+                          f"not match the expected API version ({rt.api_version}) or kind ({rt.kind})")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise ApiError(422, "Invalid", f'{rt.kind} "" is invalid: metadata.name: Required value: name is required')
+    if rt.namespaced:
+        if meta.setdefault("namespace", info.namespace) != info.namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if request.app[STORE].get("namespaces", None, info.namespace) is None:
+            raise not_found(BY_PLURAL["namespaces"], info.namespace)
+    store = request.app[STORE]
+    if store.get(rt.plural, info.namespace, meta["name"]) is not None:
+        details = {"name": meta["name"], **({"group": rt.group} if rt.group else {}), "kind": rt.plural}
+        raise ApiError(409, "AlreadyExists", f'{rt.group_resource} "{meta["name"]}" already exists', details)
+    return _json(_with_type(rt, store.put(obj)), 201)
+
+
 # ---------------------------------------------------------------- pods: container choice
 
 def _container_names(pod: dict, key: str) -> list[str]:
@@ -839,6 +871,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         return _list(request, rt, info)
     elif info.verb == "get":
         return _get(request, rt, info)
+    elif info.verb == "create" and not info.name:
+        return await _create(request, rt, info)
     elif info.verb == "watch":
         raise ApiError(405, "MethodNotAllowed", "watch is not supported by the lab API server; list instead")
     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -912,9 +946,9 @@ async def start_server(app: web.Application, host: str = "127.0.0.1", port: int 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(paths.server_cert, paths.server_key)
         ca_file = paths.ca_cert
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=context, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     try:
         await site.start()
     except OSError as exc:

@@ -3,7 +3,9 @@
 The store holds plain dict manifests, keyed by resource (plural name, e.g. ``"pods"``),
 namespace and name. ``put`` fills in what a real API server would: ``kind``/``apiVersion``
 checks, ``metadata.uid``, ``metadata.resourceVersion`` (one global counter, as in etcd),
-``metadata.creationTimestamp`` and ``metadata.namespace`` (``"default"`` when missing).
+``metadata.creationTimestamp`` and ``metadata.namespace`` (``"default"`` when missing),
+and refuses objects that lack a field the kubernetes Python client requires
+(``REQUIRED_FIELDS``, e.g. ``image``/``imageID`` of a container status).
 Putting an object into a namespace that has no Namespace object creates one, because a
 real cluster cannot hold objects in a namespace that does not exist.
 
@@ -44,7 +46,7 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("get", "list")
+    verbs: tuple[str, ...] = ("create", "get", "list")
     subresources: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
@@ -76,6 +78,64 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
 
 BY_PLURAL: dict[str, ResourceType] = {rt.plural: rt for rt in RESOURCE_TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(rt.api_version, rt.kind): rt for rt in RESOURCE_TYPES}
+
+
+# Fields the kubernetes Python client (37.x, pydantic models) requires when it reads an
+# object: a stored object without them breaks CoreV1Api callers. ``[]`` walks a list.
+REQUIRED_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pods": (
+        ("spec", "containers"),
+        ("spec.containers[]", "name"),
+        ("spec.containers[].ports[]", "containerPort"),
+        ("status.containerStatuses[]", "name"),
+        ("status.containerStatuses[]", "image"),
+        ("status.containerStatuses[]", "imageID"),
+        ("status.containerStatuses[]", "ready"),
+        ("status.containerStatuses[]", "restartCount"),
+        ("status.containerStatuses[].lastState.terminated", "exitCode"),
+        ("status.containerStatuses[].state.terminated", "exitCode"),
+        ("status.initContainerStatuses[]", "image"),
+        ("status.initContainerStatuses[]", "imageID"),
+        ("status.conditions[]", "type"),
+        ("status.conditions[]", "status"),
+        ("status.podIPs[]", "ip"),
+    ),
+    "services": (("spec.ports[]", "port"),),
+    "endpointslices": (("", "addressType"), ("endpoints[]", "addresses")),
+    "endpoints": (("subsets[].addresses[]", "ip"), ("subsets[].ports[]", "port")),
+    "events": (("", "involvedObject"),),
+}
+
+
+def _nodes(obj: object, path: str) -> list[tuple[str, object]]:
+    """(where, value) of every node a REQUIRED_FIELDS path reaches."""
+    found = [("", obj)]
+    for step in filter(None, path.split(".")):
+        many = step.endswith("[]")
+        key = step[:-2] if many else step
+        nxt = []
+        for where, node in found:
+            value = node.get(key) if isinstance(node, dict) else None
+            if value is None:
+                continue
+            if many and isinstance(value, list):
+                nxt += [(f"{where}{key}[{i}].", item) for i, item in enumerate(value)]
+            elif not many:
+                nxt.append((f"{where}{key}.", value))
+        found = nxt
+    return found
+
+
+def check_required_fields(rt: ResourceType, obj: dict) -> None:
+    """Raise StoreError when a field the kubernetes client requires is missing."""
+    for path, field_name in REQUIRED_FIELDS.get(rt.plural, ()):
+        for where, node in _nodes(obj, path):
+            if not isinstance(node, dict) or node.get(field_name) is None:
+                raise StoreError(
+                    f"{rt.kind} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}: "
+                    f"{where}{field_name} is missing; the kubernetes Python client rejects a "
+                    f"{rt.kind} without it, so give it a value"
+                )
 
 
 def now_rfc3339() -> str:
@@ -133,6 +193,7 @@ class Store:
             self._ensure_namespace(meta["namespace"])
         else:
             meta.pop("namespace", None)
+        check_required_fields(rt, obj)
         key = (meta.get("namespace", ""), meta["name"])
         old = self._objects[rt.plural].get(key)
         if old is not None:
