@@ -29,6 +29,9 @@ from http import HTTPStatus
 
 # A TLS alert record (fatal, protocol_version): what a TLS-only server sends to plaintext.
 TLS_ALERT = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46])
+TLS_HELLO = b"<tls client hello>"
+BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+               b"content-length: 20\r\nconnection: close\r\n\r\nInvalid HTTP request")
 
 
 def log(text: str) -> None:
@@ -38,12 +41,18 @@ def log(text: str) -> None:
 
 
 def read_request(conn: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]:
-    """Read one request head (and a Content-Length body); returns (head, rest of buffer)."""
+    """Read one request head (and a Content-Length body); returns (head, rest of buffer).
+
+    A TLS ClientHello (a client speaking https:// to this plaintext server) is returned as
+    the head ``TLS_HELLO`` at once, as an HTTP server rejects it without waiting for more.
+    """
     while b"\r\n\r\n" not in buf:
         chunk = conn.recv(65536)
         if not chunk:
             return None, b""
         buf += chunk
+        if buf.startswith(b"\x16\x03"):
+            return TLS_HELLO, b""
         if len(buf) > 1 << 20:
             return None, b""
     head, _, rest = buf.partition(b"\r\n\r\n")
@@ -94,6 +103,10 @@ def serve_connection(conn: socket.socket, peer: tuple, cfg: dict) -> None:
             if head is None:
                 return
             conn.settimeout(None)
+            if head == TLS_HELLO:
+                conn.sendall(BAD_REQUEST)
+                log("WARNING:  Invalid HTTP request received.")
+                return
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             client = f"{peer[0]}:{peer[1]}"
             if cfg["tls_only"]:

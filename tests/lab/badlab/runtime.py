@@ -920,6 +920,18 @@ class Runtime:
             elif step.action == "crash":
                 await self.crash(key, args["container"], args["exit_code"], args["reason"])
                 await self.sync()
+            elif step.action == "exec":
+                argv = self.exec_command(args["namespace"], args["pod"], args["container"], args["command"])
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT)
+                output, _ = await proc.communicate()
+                self.history.append({"step": step.where, "pod": key, "command": args["command"],
+                                     "rc": proc.returncode})
+                if proc.returncode != 0:
+                    raise LabError(f"{self.scenario.path}: {step.where}: {' '.join(args['command'])} "
+                                   f"exited {proc.returncode}: {output.decode(errors='replace')}")
+                await asyncio.sleep(0.05)  # nginx swaps its workers right after the signal
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]

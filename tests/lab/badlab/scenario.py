@@ -196,6 +196,7 @@ STEP_ACTIONS = {
     "set_ready": ({"pod", "ready"}, {"namespace", "container"}),
     "crash": ({"pod"}, {"namespace", "container", "exit_code", "reason"}),
     "set_behaviour": ({"pod", "app"}, {"namespace", "container"}),
+    "exec": ({"pod", "command"}, {"namespace", "container"}),
     "wait": (set(), {"seconds"}),
 }
 
@@ -383,6 +384,10 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                     c.fail(f"{aw}.container", f"a container of pod {pod_name}", args["container"])
             else:
                 args["container"] = pod.containers[0].name
+            if action == "exec":
+                command = c.seq(args["command"], f"{aw}.command", allow_empty=False)
+                for j, word in enumerate(command):
+                    c.string(word, f"{aw}.command[{j}]", what="a command word (a string)")
             if action == "set_ready":
                 c.boolean(args["ready"], f"{aw}.ready")
             if action == "crash":
