@@ -1,0 +1,137 @@
+"""The diagnose_502 role through real ansible-playbook runs against the lab.
+
+Each test starts a lab (real nginx, real backends, the emulated API server), runs
+playbooks/diagnose_502.yml the way a user would, and checks the structured result it wrote, the
+play's exit status, and what the proxy answers afterwards.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = ROOT / "playbooks" / "diagnose_502.yml"
+SCHEMA = json.loads((ROOT / "docs" / "result.schema.json").read_text())
+
+pytestmark = pytest.mark.lab
+
+
+def run_playbook(lab, tmp_path, *extra, vars_file=None, playbook=PLAYBOOK):
+    """Run a playbook against a lab; return (completed process, result dict or None)."""
+    report = tmp_path / "result.json"
+    env = dict(os.environ)
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env.pop("KUBECONFIG", None)
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
+           "-e", "@" + str(vars_file or lab.dir / "vars.yml"),
+           "-e", "diagnose_502_report_file=" + str(report), *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = json.loads(report.read_text()) if report.exists() else None
+    return proc, result
+
+
+def explain(proc):
+    return "exit %s\n--- stdout\n%s\n--- stderr\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:])
+
+
+def replaced(lab):
+    """(old IP, new IP) of the pod the scenario replaced."""
+    step = next(h for h in lab.info["history"] if h["step"].endswith("replace_pod"))
+    return step["old_ip"], step["new_ip"]
+
+
+def test_seed_incident_is_diagnosed_reloaded_and_verified(lab_factory, tmp_path):
+    lab = lab_factory("stale_upstream")
+    assert lab.http_status() == 502
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_remediate=true")
+    assert proc.returncode == 0, explain(proc)
+    jsonschema.validate(result, SCHEMA)
+    old_ip, new_ip = replaced(lab)
+    verdict = result["verdict"]
+    assert verdict["cause"] == "stale_upstream", explain(proc)
+    assert old_ip in verdict["summary"] and new_ip in verdict["summary"]
+    assert verdict["stale_replicas"] == lab.info["proxy_pods"]
+    layers = {layer["name"]: layer["status"] for layer in result["layers"]}
+    assert layers == {"symptom": "fail", "backend_pods": "pass", "service": "pass",
+                      "connectivity": "pass", "proxy_logs": "fail"}
+    remediation = result["remediation"]
+    assert remediation["performed"] is True and remediation["verified"] is True, remediation
+    assert remediation["url_status_after"] == 200
+    assert lab.http_status() == 200
+    # The human summary walks the seed post's five steps.
+    for step in ("1. Observe", "2. Test each hypothesis", "3. Pinpoint", "4. Remediate", "5. Learn"):
+        assert step in proc.stdout
+
+
+def test_healthy_proxy_is_healthy_and_nothing_is_done(lab_factory, tmp_path):
+    lab = lab_factory("healthy")
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_remediate=true")
+    assert proc.returncode == 0, explain(proc)
+    jsonschema.validate(result, SCHEMA)
+    assert result["verdict"]["cause"] == "healthy"
+    assert all(layer["status"] == "pass" for layer in result["layers"]), result["layers"]
+    assert result["remediation"]["performed"] is False
+    assert "healthy" in result["remediation"]["reason"]
+    assert lab.http_status() == 200
+
+
+@pytest.mark.parametrize("mode", ["check", "remediation_off"])
+def test_read_only_runs_change_nothing_and_agree_on_the_verdict(lab_factory, tmp_path, mode):
+    lab = lab_factory("stale_upstream")
+    extra = ["--check", "-e", "diagnose_502_remediate=true"] if mode == "check" else []
+    proc, result = run_playbook(lab, tmp_path, *extra)
+    assert proc.returncode == 0, explain(proc)
+    assert result["verdict"]["cause"] == "stale_upstream"
+    assert result["remediation"]["performed"] is False
+    assert ("check mode" if mode == "check" else "remediation is off") in result["remediation"]["reason"]
+    assert re.search(r"localhost\s+:.*\bchanged=0\b", proc.stdout), explain(proc)
+    assert lab.http_status() == 502
+
+
+def test_least_privilege_token_is_enough(lab_factory, tmp_path):
+    """The documented namespace-scoped permissions carry the whole diagnosis and the reload."""
+    lab = lab_factory("stale_upstream")
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_remediate=true",
+                                "-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"])
+    assert proc.returncode == 0, explain(proc)
+    assert result["verdict"]["cause"] == "stale_upstream"
+    assert result["remediation"]["verified"] is True
+
+
+def assert_clear_failure(proc, result, *needles):
+    assert proc.returncode != 0, explain(proc)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, explain(proc)
+    for needle in needles:
+        assert needle in out, explain(proc)
+    # The result is still built and written, with the reason recorded.
+    assert result is not None and result["errors"], explain(proc)
+    assert result["remediation"]["performed"] is False
+
+
+def test_unreachable_api_is_a_clear_failure(lab_factory, tmp_path):
+    lab = lab_factory("healthy")
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_host=https://127.0.0.1:9",
+                                "-e", "diagnose_502_api_key=nothing", "-e", "diagnose_502_request_timeout=3",
+                                "-e", "diagnose_502_validate_certs=false")
+    assert_clear_failure(proc, result, "127.0.0.1:9")
+
+
+def test_forbidden_is_a_clear_failure_naming_the_permission(lab_factory, tmp_path):
+    lab = lab_factory("healthy")
+    # The least-privilege token holds nothing in the namespace "default".
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"],
+                                "-e", "diagnose_502_proxy_namespace=default")
+    assert_clear_failure(proc, result, '"list"', '"pods"', '"default"')
+
+
+def test_unknown_namespace_is_a_clear_failure(lab_factory, tmp_path):
+    lab = lab_factory("healthy")
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_proxy_namespace=no-such-ns")
+    assert_clear_failure(proc, result, "no-such-ns")
