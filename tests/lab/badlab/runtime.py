@@ -922,6 +922,8 @@ class Runtime:
                 await self.sync()
             elif step.action == "exec":
                 argv = self.exec_command(args["namespace"], args["pod"], args["container"], args["command"])
+                master = self.pods[key].containers[args["container"]].current.proc.pid
+                workers = _children(master)
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT)
@@ -931,7 +933,10 @@ class Runtime:
                 if proc.returncode != 0:
                     raise LabError(f"{self.scenario.path}: {step.where}: {' '.join(args['command'])} "
                                    f"exited {proc.returncode}: {output.decode(errors='replace')}")
-                await asyncio.sleep(0.05)  # nginx swaps its workers right after the signal
+                # A reload returns once nginx got the signal; wait until the old workers are gone.
+                deadline = time.monotonic() + 5
+                while set(_children(master)) & set(workers) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]
@@ -939,6 +944,14 @@ class Runtime:
                 await self._stop_container(c)
                 await self._start_container(pod, c)
                 await self.sync()
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of a process's children (for nginx: its workers), empty if it is gone."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 async def http_get_status(url: str, timeout: float = 10.0) -> int | None:
