@@ -24,7 +24,7 @@ from apiserver_support import (
     ADMIN_TOKEN, AUTH_TABLE, READER_TOKEN, FakeRuntime, cri_time, kubectl, kubectl_json, seed,
     write_kubeconfig,
 )
-from badlab.apiserver import ThreadedServer
+from badlab.apiserver import ThreadedServer, kube_age
 from badlab.rbac import Auth
 from badlab.store import Store
 
@@ -159,6 +159,34 @@ def test_kubectl_get_shows_table_columns(lab: Lab) -> None:
     done = kubectl(lab.admin_kc, "get", "svc", "-n", "shop")
     assert done.stdout.split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE",
                                    "web", "ClusterIP", "127.0.30.1", "<none>", "80/TCP", done.stdout.split()[-1]]
+
+
+def test_kubectl_tables_for_other_kinds(lab: Lab) -> None:
+    def table(*args: str) -> list[list[str]]:
+        done = kubectl(lab.admin_kc, "get", *args)
+        assert done.returncode == 0, done.stderr
+        return [line.split(None) for line in done.stdout.splitlines()]
+
+    assert [row[:2] for row in table("ns")] == [["NAME", "STATUS"], ["other", "Active"], ["shop", "Active"]]
+    assert table("endpointslices", "-n", "shop")[1][:4] == ["web-abcde", "IPv4", "8080", "127.0.10.1"]
+    assert table("ep", "-n", "shop")[1][:2] == ["web", "127.0.10.1:8080"]
+    assert table("ing", "-n", "shop")[1][:4] == ["shop", "<none>", "shop.example", "80"]  # no ADDRESS yet
+    assert table("netpol", "-n", "shop")[1][:2] == ["deny-all", "<none>"]
+    events = table("events", "-n", "shop")
+    assert events[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1][1:5] == ["Warning", "BackOff", "pod/web-1", "Back-off"]
+
+
+def test_age_is_written_like_kubectl() -> None:
+    now = datetime.datetime(2026, 1, 10, tzinfo=datetime.timezone.utc)
+
+    def ago(**delta: float) -> str:
+        return kube_age((now - datetime.timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ"), now)
+
+    assert [ago(seconds=5), ago(seconds=150), ago(minutes=9), ago(minutes=42), ago(hours=5, minutes=3),
+            ago(hours=30), ago(days=3, hours=2), ago(days=40)] == [
+        "5s", "2m30s", "9m", "42m", "5h3m", "30h", "3d2h", "40d"]
+    assert kube_age("not a time", now) == "<unknown>"
 
 
 def test_kubectl_logs(lab: Lab) -> None:

@@ -12,7 +12,7 @@ or, from blocking code (tests, tools):
 Served: discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``, groups, versions),
 get/list of the resources in ``store.RESOURCE_TYPES`` (namespaced and across namespaces,
 label and field selectors, ``limit``/``continue``), the Table form ``kubectl get`` asks for
-(pods, services), ``pods/log`` from the runtime's CRI log files and ``pods/exec`` over
+(every served kind), ``pods/log`` from the runtime's CRI log files and ``pods/exec`` over
 WebSocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``channel.k8s.io``,
 ``base64.channel.k8s.io``). Every request needs a bearer token (health paths excepted);
 ``rbac.Auth`` decides what it may do. Errors are ``Status`` objects worded as Kubernetes
@@ -258,7 +258,7 @@ def _parse_time(text: str) -> datetime.datetime | None:
         return None
 
 
-def _age(timestamp: str | None, now: datetime.datetime) -> str:
+def kube_age(timestamp: str | None, now: datetime.datetime) -> str:
     """Kubernetes' short human duration ("5s", "3m", "2d4h") since ``timestamp``."""
     when = _parse_time(timestamp or "")
     if when is None:
@@ -311,10 +311,10 @@ def _pod_row(pod: dict, now: datetime.datetime) -> list:
         reason = "Terminating"
     restart_cell = str(restarts)
     if restarts and last_restart:
-        restart_cell = f"{restarts} ({_age(last_restart.strftime('%Y-%m-%dT%H:%M:%SZ'), now)} ago)"
+        restart_cell = f"{restarts} ({kube_age(last_restart.strftime('%Y-%m-%dT%H:%M:%SZ'), now)} ago)"
     return [
         pod["metadata"]["name"], f"{ready}/{total}", reason, restart_cell,
-        _age(pod["metadata"].get("creationTimestamp"), now),
+        kube_age(pod["metadata"].get("creationTimestamp"), now),
         status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>", "<none>",
     ]
@@ -338,8 +338,74 @@ def _service_row(svc: dict, now: datetime.datetime) -> list:
     selector = spec.get("selector") or {}
     return [
         svc["metadata"]["name"], svc_type, spec.get("clusterIP") or "<none>", external_cell,
-        ",".join(ports) or "<none>", _age(svc["metadata"].get("creationTimestamp"), now),
+        ",".join(ports) or "<none>", kube_age(svc["metadata"].get("creationTimestamp"), now),
         ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
+    ]
+
+
+def _first_three(values: list[str], empty: str) -> str:
+    """kubectl's way of listing addresses: three, then "+ N more..."."""
+    if not values:
+        return empty
+    text = ",".join(values[:3])
+    return f"{text} + {len(values) - 3} more..." if len(values) > 3 else text
+
+
+def _namespace_row(ns: dict, now: datetime.datetime) -> list:
+    phase = (ns.get("status") or {}).get("phase") or "Active"
+    return [ns["metadata"]["name"], phase, kube_age(ns["metadata"].get("creationTimestamp"), now)]
+
+
+def _endpointslice_row(eps: dict, now: datetime.datetime) -> list:
+    ports = [str(p["port"]) if p.get("port") is not None else "<unset>" for p in eps.get("ports") or []]
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [eps["metadata"]["name"], eps.get("addressType", ""), _first_three(ports, "<unset>"),
+            _first_three(addresses, "<unset>"), kube_age(eps["metadata"].get("creationTimestamp"), now)]
+
+
+def _endpoints_row(ep: dict, now: datetime.datetime) -> list:
+    pairs = [
+        f"{a['ip']}:{p['port']}"
+        for subset in ep.get("subsets") or []
+        for a in subset.get("addresses") or []
+        for p in subset.get("ports") or []
+    ]
+    return [ep["metadata"]["name"], _first_three(pairs, "<none>"), kube_age(ep["metadata"].get("creationTimestamp"), now)]
+
+
+def _ingress_row(ing: dict, now: datetime.datetime) -> list:
+    spec = ing.get("spec") or {}
+    hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+    lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(i.get("ip") or i.get("hostname") or "" for i in lb)
+    return [ing["metadata"]["name"], spec.get("ingressClassName") or "<none>", _first_three(hosts, "*"),
+            address, "80, 443" if spec.get("tls") else "80", kube_age(ing["metadata"].get("creationTimestamp"), now)]
+
+
+def _selector_text(selector: dict) -> str:
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator", ""), expr.get("key", ""), ",".join(expr.get("values") or [])
+        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, f"{key} {op}"))
+    return ",".join(terms) or "<none>"
+
+
+def _netpol_row(pol: dict, now: datetime.datetime) -> list:
+    selector = (pol.get("spec") or {}).get("podSelector") or {}
+    return [pol["metadata"]["name"], _selector_text(selector), kube_age(pol["metadata"].get("creationTimestamp"), now)]
+
+
+def _event_row(ev: dict, now: datetime.datetime) -> list:
+    last = ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
+    first = ev.get("firstTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
+    involved = ev.get("involvedObject") or {}
+    source = ev.get("source") or {}
+    return [
+        kube_age(last, now), ev.get("type") or "", ev.get("reason") or "",
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", ev.get("message") or "",
+        involved.get("fieldPath") or "", ", ".join(v for v in (source.get("component"), source.get("host")) if v),
+        kube_age(first, now), str(ev.get("count") or 1), ev["metadata"]["name"],
     ]
 
 
@@ -360,6 +426,35 @@ TABLES: dict[str, tuple[list[dict], Callable[[dict, datetime.datetime], list]]] 
          _column("External-IP", "string"), _column("Port(s)", "string"), _column("Age", "string"),
          _column("Selector", "string", 1)],
         _service_row,
+    ),
+    "namespaces": (
+        [_column("Name", "string", 0, "name"), _column("Status", "string"), _column("Age", "string")],
+        _namespace_row,
+    ),
+    "endpointslices": (
+        [_column("Name", "string", 0, "name"), _column("AddressType", "string"), _column("Ports", "string"),
+         _column("Endpoints", "string"), _column("Age", "string")],
+        _endpointslice_row,
+    ),
+    "endpoints": (
+        [_column("Name", "string", 0, "name"), _column("Endpoints", "string"), _column("Age", "string")],
+        _endpoints_row,
+    ),
+    "ingresses": (
+        [_column("Name", "string", 0, "name"), _column("Class", "string"), _column("Hosts", "string"),
+         _column("Address", "string"), _column("Ports", "string"), _column("Age", "string")],
+        _ingress_row,
+    ),
+    "events": (
+        [_column("Last Seen", "string"), _column("Type", "string"), _column("Reason", "string"),
+         _column("Object", "string"), _column("Message", "string"), _column("Subobject", "string", 1),
+         _column("Source", "string", 1), _column("First Seen", "string", 1), _column("Count", "string", 1),
+         _column("Name", "string", 1, "name")],
+        _event_row,
+    ),
+    "networkpolicies": (
+        [_column("Name", "string", 0, "name"), _column("Pod-Selector", "string"), _column("Age", "string")],
+        _netpol_row,
     ),
 }
 
