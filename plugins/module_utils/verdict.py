@@ -1,0 +1,690 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The verdict rules: from gathered facts to one cause ID with its evidence.
+
+Pure Python (standard library only). Cause IDs are those of
+``shared/reference/502-causes.md``. :func:`decide` never raises on malformed or partial
+facts: a layer that failed (None) only lowers what can be concluded, and is named in
+``missing_evidence``. When two causes fit equally, the verdict is ``unknown`` with both in
+``candidates`` and what would separate them in ``missing_evidence``, instead of a guess.
+
+Public API: :func:`decide`, :data:`CAUSES`, :data:`RECOMMENDATIONS`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
+    build_index,
+    classify_address,
+)
+
+CAUSES = (
+    "stale_upstream", "no_endpoints", "backend_not_ready", "backend_down", "port_mismatch",
+    "dns_failure", "backend_crash", "keepalive_mismatch", "rollout_race", "header_too_big",
+    "protocol_mismatch", "network_blocked", "backend_502", "healthy", "unknown",
+)
+
+RECOMMENDATIONS = {
+    "stale_upstream": {
+        "fix": "On the stale replicas only: `nginx -t`, then `nginx -s reload`; confirm new "
+               "worker processes and a probe that no longer answers 502.",
+        "prevention": "Proxy to the Service's ClusterIP name (svc.ns.svc.cluster.local; "
+                      "kube-proxy follows the endpoints), or resolve at runtime: `resolver` "
+                      "plus a variable in proxy_pass, or `server ... resolve` in a zone'd "
+                      "upstream (nginx >= 1.27.3). Or reload the proxy after every backend "
+                      "rollout.",
+    },
+    "no_endpoints": {
+        "fix": "Make the Service select running pods: fix its selector or the pod labels, "
+               "or scale the backend up.",
+        "prevention": "Alert on Services without ready endpoints; keep selectors and pod "
+                      "template labels in the same chart/kustomization.",
+    },
+    "backend_not_ready": {
+        "fix": "Find why the pods are not Ready (readiness probe path/port, slow start, a "
+               "dependency) and fix the probe or the app.",
+        "prevention": "Readiness probes that test what the app needs; startupProbe for "
+                      "slow starts; alert on not-ready endpoints.",
+    },
+    "backend_down": {
+        "fix": "Fix the crash (logs of the previous container: `kubectl logs --previous`); "
+               "raise memory limits if OOMKilled.",
+        "prevention": "Resource requests/limits sized from measurements, liveness probes "
+                      "that do not kill slow but healthy pods, alerts on restarts.",
+    },
+    "port_mismatch": {
+        "fix": "Make the Service targetPort (number or name) match the containerPort the app "
+               "listens on, and make the app bind 0.0.0.0, not 127.0.0.1.",
+        "prevention": "Use named ports (targetPort: http) defined once in the pod template.",
+    },
+    "dns_failure": {
+        "fix": "Use the Service's correct name (svc.ns.svc.cluster.local from another "
+               "namespace), make sure the Service exists, fix the `resolver` (kube-dns "
+               "ClusterIP) or CoreDNS; then `nginx -t` and reload.",
+        "prevention": "Fully qualified Service names in proxy configs; `nginx -t` in CI "
+                      "against the target cluster's names.",
+    },
+    "backend_crash": {
+        "fix": "Fix what kills the backend mid-request (see `kubectl logs --previous`, "
+               "lastState OOMKilled / exit code); raise memory limits if OOMKilled.",
+        "prevention": "Memory limits from measurements, graceful shutdown, alerts on "
+                      "restarts.",
+    },
+    "keepalive_mismatch": {
+        "fix": "Make the backend's idle keep-alive timeout longer than the proxy's upstream "
+               "keepalive_timeout (e.g. Node.js server.keepAliveTimeout > 60 s), or lower "
+               "the proxy's keepalive_timeout in the upstream block.",
+        "prevention": "Document the keep-alive chain: each hop's idle timeout shorter than "
+                      "the next hop's.",
+    },
+    "rollout_race": {
+        "fix": "Give pods time to leave the endpoints before they stop: a preStop sleep "
+               "(5-15 s), graceful SIGTERM handling, maxUnavailable: 0.",
+        "prevention": "preStop hook + terminationGracePeriodSeconds longer than it; "
+                      "proxy_next_upstream for idempotent requests.",
+    },
+    "header_too_big": {
+        "fix": "Raise `proxy_buffer_size` (e.g. 16k) together with `proxy_buffers` "
+               "(e.g. 8 16k) for that location, or shrink the backend's headers "
+               "(Set-Cookie, JWT).",
+        "prevention": "Keep session data out of cookies; size proxy buffers for the "
+                      "largest expected header.",
+    },
+    "protocol_mismatch": {
+        "fix": "Match the scheme to the backend: https:// (with `proxy_ssl_server_name on`, "
+               "`proxy_ssl_verify` and a trusted CA) for a TLS backend, grpc_pass for gRPC, "
+               "http:// for plain HTTP.",
+        "prevention": "Name Service ports by protocol (appProtocol, port names http/https/"
+                      "grpc) and derive the proxy scheme from them.",
+    },
+    "network_blocked": {
+        "fix": "Allow the proxy pods in the NetworkPolicy that selects the backend pods "
+               "(ingress from the proxy's namespace/labels on the target port).",
+        "prevention": "Write the proxy-to-backend allow rule together with the default-deny "
+                      "policy; test connectivity after policy changes.",
+    },
+    "backend_502": {
+        "fix": "The 502 comes from behind the proxy: look one hop further (the app, its "
+               "sidecar, or the next proxy) and fix it there.",
+        "prevention": "Log $upstream_status in the proxy's access log to tell its own 502s "
+                      "from passed-through ones.",
+    },
+    "healthy": {
+        "fix": "Nothing to fix: no 5xx and no upstream error since the last reload.",
+        "prevention": "Keep the diagnosis in the runbook; re-run it when a 502 is seen.",
+    },
+    "unknown": {
+        "fix": "The rules cannot place the evidence; gather what missing_evidence lists and "
+               "re-run.",
+        "prevention": "",
+    },
+}
+
+CONNECT = ("connect_refused", "connect_unreachable", "connect_timeout", "connect_error")
+DNS = ("dns_not_found", "no_resolver", "host_not_found")
+CLOSE = ("reset", "premature_close")
+PROTOCOL = ("invalid_header", "ssl_handshake", "ssl_verify")
+UPSTREAM_ERRORS = CONNECT + DNS + CLOSE + PROTOCOL + (
+    "upstream_timeout", "header_too_big", "no_live_upstreams", "server_disabled", "other")
+CRASH_WORDS = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
+               "CreateContainerConfigError", "exit ")
+_STATE_TEXT = {
+    "stale": "stale: no pod, endpoint or Service has it",
+    "ready_endpoint": "a ready endpoint",
+    "not_ready_endpoint": "a not-ready endpoint",
+    "terminating_endpoint": "a terminating endpoint",
+    "cluster_ip": "a Service ClusterIP",
+    "pod_ip": "a current pod's IP, not an endpoint for that port",
+    "group_name": "an upstream group name",
+}
+
+
+def _d(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value):
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, dict)]
+    return []
+
+
+def _strs(value):
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _counts(value):
+    return {k: _int(v) for k, v in _d(value).items() if isinstance(k, str)}
+
+
+def _join(items, empty="none"):
+    items = [str(i) for i in items]
+    return ", ".join(items) if items else empty
+
+
+class _Facts:
+    """Normalised view of the facts; every part may be missing."""
+
+    def __init__(self, facts):
+        facts = _d(facts)
+        self.missing = []
+        self.symptom = _d(facts.get("symptom")) or None
+        self.service = _d(facts.get("service")) or None
+        self.pods = _l(facts.get("pods")) if facts.get("pods") is not None else None
+        self.proxies = _l(facts.get("proxies")) if facts.get("proxies") is not None else None
+        probes = facts.get("probes", facts.get("svc_probes"))
+        self.probes = _l(probes) if probes is not None else None
+        self.self_probes = _l(facts.get("self_probes"))
+        for layer in _l(facts.get("layers")):
+            if layer.get("status") == "error":
+                self.missing.append("layer %s could not be checked: %s"
+                                    % (layer.get("name"), layer.get("message") or "no detail"))
+        for name, error in sorted(_d(facts.get("errors")).items()):
+            if error:
+                self.missing.append("%s: %s" % (name, error))
+        for part, value, what in (
+                ("service", self.service, "the backend Service and its EndpointSlices "
+                                          "(service_info)"),
+                ("pods", self.pods, "the backend pods (pod_info)"),
+                ("proxies", self.proxies, "the proxy replicas' logs and config (proxy_info)")):
+            if value is None:
+                self.missing.append("%s: %s were not gathered" % (part, what))
+        self.index = build_index(self.service, self.pods)
+        svc = self.service or {}
+        self.svc_name = "%s/%s" % (svc.get("namespace") or "?", svc.get("name") or "?") \
+            if svc else None
+        self.ready = sorted(set(_strs(svc.get("ready_addresses"))))
+        self.not_ready = sorted(set(_strs(svc.get("not_ready_addresses"))))
+        self.terminating = sorted(set(_strs(svc.get("terminating_addresses"))))
+        if svc and not (self.ready or self.not_ready or self.terminating):
+            for endpoint in _l(svc.get("endpoints")):
+                address = endpoint.get("address")
+                if not isinstance(address, str):
+                    continue
+                if endpoint.get("terminating"):
+                    self.terminating.append(address)
+                elif endpoint.get("ready"):
+                    self.ready.append(address)
+                else:
+                    self.not_ready.append(address)
+        self.replicas = [self._replica(p) for p in self.proxies or []]
+
+    def _replica(self, proxy):
+        name = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
+        after = _counts(proxy.get("counts_after_reload"))
+        if not after and proxy.get("counts_after_reload") is None:
+            after = _counts(proxy.get("counts"))
+        dialled = []
+        for item in _l(proxy.get("upstream_addresses")):
+            address = item.get("address")
+            if not isinstance(address, str):
+                continue
+            entry = dict(item)
+            if entry.get("state") not in _STATE_TEXT:
+                found = classify_address(address, self.index)
+                entry.update(state=found["state"], objects=found["objects"],
+                             port_match=found["port_match"])
+            dialled.append(entry)
+        stale = set(_strs(proxy.get("stale_addresses")))
+        stale.update(e["address"] for e in dialled if e["state"] == "stale"
+                     and e.get("after_reload", True))
+        access = _d(proxy.get("access"))
+        return {
+            "name": name,
+            "proxy": proxy,
+            "reload": proxy.get("last_reload"),
+            "after": after,
+            "errors_after": sum(n for sig, n in after.items() if sig in UPSTREAM_ERRORS),
+            "dialled": dialled,
+            "current": [e for e in dialled if e.get("after_reload", True)],
+            "stale": sorted(stale),
+            "status_counts": _counts(access.get("status_counts_after_reload")
+                                     or access.get("status_counts")),
+            "upstream_status_counts": _counts(access.get("upstream_status_counts")),
+            "config_ok": proxy.get("config_ok"),
+        }
+
+    def sig_total(self, signatures):
+        return sum(r["after"].get(s, 0) for r in self.replicas for s in signatures)
+
+    def entries(self, states=None, signatures=None):
+        """(replica, entry) pairs dialled after the reload, filtered."""
+        out = []
+        for replica in self.replicas:
+            for entry in replica["current"]:
+                if states and entry["state"] not in states:
+                    continue
+                sigs = _counts(entry.get("signatures"))
+                if signatures and sigs and not any(sigs.get(s) for s in signatures):
+                    continue
+                if signatures and not sigs and not any(replica["after"].get(s)
+                                                       for s in signatures):
+                    continue
+                out.append((replica, entry))
+        return out
+
+    def pod_trouble(self):
+        """(crashing pods, restarted pods, not-ready running pods, deleting pods) lines."""
+        crash, restarted, not_ready, deleting = [], [], [], []
+        for pod in self.pods or []:
+            name = "%s/%s" % (pod.get("namespace"), pod.get("name"))
+            problems = _strs(pod.get("problems"))
+            if pod.get("phase") in ("Failed", "Pending") or any(
+                    word in p for p in problems for word in CRASH_WORDS):
+                crash.append("pod %s (%s)" % (name, _join(problems, pod.get("phase") or "?")))
+            if _int(pod.get("restarts")) > 0:
+                last = [c.get("last_state") for c in _l(pod.get("containers"))
+                        if _d(c.get("last_state"))]
+                detail = _join(["%s exit %s at %s" % (ls.get("reason"), ls.get("exit_code"),
+                                                      ls.get("finished_at")) for ls in last],
+                               "no lastState")
+                restarted.append("pod %s restarted %d times (%s)"
+                                 % (name, _int(pod.get("restarts")), detail))
+            if pod.get("phase") == "Running" and not pod.get("ready"):
+                not_ready.append("pod %s" % name)
+            if pod.get("deletion_timestamp"):
+                deleting.append("pod %s (deleting since %s)"
+                                % (name, pod.get("deletion_timestamp")))
+        return crash, restarted, not_ready, deleting
+
+
+def _dial_line(replica, entry):
+    count = entry.get("count_after_reload") or entry.get("count") or 0
+    since = replica["reload"]
+    objects = _strs(entry.get("objects"))
+    return ("proxy %s dialled %s (%s%s) %d times since its last reload%s%s"
+            % (replica["name"], entry["address"], _STATE_TEXT.get(entry["state"], entry["state"]),
+               ": " + _join(objects) if objects and entry["state"] != "stale" else "",
+               count, " at %s" % since if since else " (reload time unknown)",
+               "; last seen %s" % entry["last_seen"] if entry.get("last_seen") else ""))
+
+
+def _sig_line(facts, signatures, text):
+    parts = []
+    for replica in facts.replicas:
+        hits = {s: replica["after"][s] for s in signatures if replica["after"].get(s)}
+        if hits:
+            parts.append("proxy %s logged %s since its last reload%s" % (
+                replica["name"], _join("%s x%d" % kv for kv in sorted(hits.items())),
+                " at %s" % replica["reload"] if replica["reload"] else ""))
+    return ["%s: %s" % (text, p) for p in parts]
+
+
+def _error_examples(facts, signatures, limit=2):
+    out = []
+    for replica in facts.replicas:
+        for err in _l(replica["proxy"].get("errors")):
+            if err.get("signature") in signatures and err.get("after_reload", True):
+                out.append("proxy %s: [%s] %s%s" % (
+                    replica["name"], err.get("level"), err.get("message"),
+                    " (upstream %s)" % err["upstream"] if err.get("upstream") else ""))
+    return out[-limit:]
+
+
+def _candidate(cause, strong, evidence, missing=None, summary=None):
+    return {"cause": cause, "strong": strong, "evidence": list(evidence),
+            "missing": list(missing or []), "summary": summary}
+
+
+def _rules(facts):
+    """Return the list of candidate causes with their evidence."""
+    found = []
+    crash, restarted, not_ready_pods, deleting = facts.pod_trouble()
+    svc = facts.service
+    ready_text = "Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready))
+
+    # stale_upstream: dialled after the last reload, nothing current has the address
+    stale_pairs = [(r, e) for r in facts.replicas for e in r["current"]
+                   if e["address"] in r["stale"]]
+    stale_only = [r for r in facts.replicas if r["stale"] and not any(
+        e["address"] in r["stale"] for e in r["current"])]
+    if stale_pairs or stale_only:
+        evidence = [_dial_line(r, e) for r, e in stale_pairs]
+        evidence += ["proxy %s dials %s, which nothing in the cluster has"
+                     % (r["name"], _join(r["stale"])) for r in stale_only]
+        if svc and facts.ready:
+            evidence.append(ready_text)
+            clean = [r["name"] for r in facts.replicas if not r["stale"]]
+            if clean:
+                evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
+            for probe in facts.probes or []:
+                if probe.get("ok") or (probe.get("status") or 0) in range(200, 500):
+                    evidence.append("probe from %s/%s to %s answered %s: the Service itself "
+                                    "works" % (probe.get("namespace"), probe.get("name"),
+                                               probe.get("url"), probe.get("status")))
+            found.append(_candidate("stale_upstream", True, evidence))
+        else:
+            missing = [] if svc else ["the Service's current endpoints (service_info), to "
+                                      "confirm that ready endpoints exist"]
+            found.append(_candidate("stale_upstream", False, evidence, missing))
+
+    # endpoint causes
+    if svc and svc.get("exists") is False:
+        found.append(_candidate("dns_failure" if facts.sig_total(DNS) else "no_endpoints",
+                                bool(facts.sig_total(DNS)),
+                                ["Service %s does not exist" % facts.svc_name]))
+    elif svc and not facts.ready:
+        base = ["Service %s has no ready endpoint (not ready: %s; terminating: %s)"
+                % (facts.svc_name, _join(facts.not_ready), _join(facts.terminating))]
+        if crash:
+            found.append(_candidate("backend_down", True, base + crash + restarted))
+        elif facts.not_ready or not_ready_pods:
+            found.append(_candidate("backend_not_ready", True, base + [
+                "running but not Ready: %s" % _join(not_ready_pods)]))
+        elif not facts.terminating:
+            why = []
+            if svc.get("selector_matches") is False or not _strs(svc.get("matching_pods")):
+                why.append("its selector %s matches no pod" % (svc.get("selector") or "{}"))
+            else:
+                why.append("its EndpointSlices list no address")
+            found.append(_candidate("no_endpoints", True, base + why + _sig_line(
+                facts, CONNECT, "the proxy's symptom")))
+    elif crash and svc:
+        found.append(_candidate("backend_down", False, crash + restarted, [
+            "whether the crashing pods are the ones the proxy dials (some endpoints are "
+            "still ready)"]))
+
+    # port_mismatch
+    evidence = []
+    for mismatch in _l(svc.get("port_mismatches") if svc else None):
+        evidence.append("Service %s port %s targets %s, which pods %s do not expose" % (
+            facts.svc_name, mismatch.get("port"), mismatch.get("target_port"),
+            _join(_strs(mismatch.get("pods_without_it")))))
+    wrong_port = facts.entries(states=("pod_ip", "cluster_ip"), signatures=CONNECT)
+    evidence += [_dial_line(r, e) + " (wrong port)" for r, e in wrong_port
+                 if e.get("port_match") is False]
+    refused_ready = facts.entries(states=("ready_endpoint",), signatures=("connect_refused",))
+    evidence += [_dial_line(r, e) + ": connection refused on a READY endpoint, so nothing "
+                 "listens on that port" for r, e in refused_ready]
+    if evidence:
+        found.append(_candidate("port_mismatch", True, evidence))
+
+    # dns_failure
+    if facts.sig_total(DNS):
+        evidence = _sig_line(facts, DNS, "name resolution failed")
+        evidence += _error_examples(facts, DNS)
+        for replica in facts.replicas:
+            failed = _int(replica["proxy"].get("failed_reloads"))
+            if failed or replica["config_ok"] is False:
+                evidence.append("proxy %s: a reload failed or its config does not load; the "
+                                "old config keeps running" % replica["name"])
+        found.append(_candidate("dns_failure", True, evidence))
+
+    # backend_crash / keepalive_mismatch
+    if facts.sig_total(CLOSE):
+        evidence = _sig_line(facts, CLOSE, "the backend closed connections")
+        evidence += _error_examples(facts, CLOSE)
+        if restarted or crash:
+            found.append(_candidate("backend_crash", True, evidence + restarted + crash))
+        elif facts.pods is not None and not deleting and not facts.terminating:
+            requests = sum(sum(r["status_counts"].values()) for r in facts.replicas)
+            bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
+            rate = "%d of %d requests got 502" % (bad, requests) if requests else \
+                "request counts unknown"
+            found.append(_candidate("keepalive_mismatch", True, evidence + [
+                "backend pods are healthy with no restarts; %s" % rate], [
+                "the backend's keep-alive idle timeout and the proxy's upstream "
+                "keepalive_timeout (backend must be longer)"]))
+        elif facts.pods is None:
+            found.append(_candidate("backend_crash", False, evidence,
+                                    ["the backend pods' restarts (pod_info)"]))
+
+    # rollout_race
+    racing = facts.entries(states=("terminating_endpoint",), signatures=CONNECT + CLOSE)
+    if racing or ((facts.terminating or deleting)
+                  and facts.sig_total(CONNECT + CLOSE) and not stale_pairs):
+        evidence = [_dial_line(r, e) for r, e in racing]
+        evidence += ["terminating endpoints of %s: %s" % (facts.svc_name, _join(facts.terminating))
+                     ] if facts.terminating else []
+        evidence += deleting
+        found.append(_candidate("rollout_race", True, evidence))
+    elif stale_pairs and (facts.terminating or deleting):
+        found.append(_candidate("rollout_race", True, deleting + [
+            "terminating endpoints: %s" % _join(facts.terminating)], [
+            "a rollout is in progress: re-run when it has finished; if a replica still dials "
+            "%s then, it is stale_upstream" % _join(sorted({e["address"]
+                                                            for _, e in stale_pairs}))]))
+
+    # header_too_big, protocol_mismatch
+    if facts.sig_total(("header_too_big",)):
+        found.append(_candidate("header_too_big", True, _sig_line(
+            facts, ("header_too_big",), "the backend's response headers exceed the proxy's "
+            "buffer") + _error_examples(facts, ("header_too_big",))))
+    if facts.sig_total(PROTOCOL):
+        found.append(_candidate("protocol_mismatch", True, _sig_line(
+            facts, PROTOCOL, "the proxy and the backend speak different protocols")
+            + _error_examples(facts, PROTOCOL)))
+
+    # network_blocked: timeouts/unreachable towards CURRENT addresses
+    blocked = facts.entries(states=("ready_endpoint", "not_ready_endpoint", "pod_ip",
+                                    "cluster_ip"),
+                            signatures=("connect_timeout", "connect_unreachable"))
+    if blocked:
+        found.append(_candidate("network_blocked", True, [
+            _dial_line(r, e) + ": connect timed out / unreachable towards a current address"
+            for r, e in blocked], ["the NetworkPolicies selecting the backend pods (this "
+                                   "collection does not read them yet)"]))
+
+    # backend_502: 502 passed through, no nginx error line
+    if not any(r["errors_after"] for r in facts.replicas):
+        passed = sum(r["upstream_status_counts"].get("502", 0) for r in facts.replicas)
+        own = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
+        probe_502 = [p for p in facts.probes or [] if p.get("status") == 502]
+        if passed or own or probe_502:
+            evidence = ["proxy %s answered 502 %d times with no upstream error in its log"
+                        % (r["name"], r["status_counts"].get("502", 0))
+                        for r in facts.replicas if r["status_counts"].get("502")]
+            evidence += ["upstream itself answered 502 (%d times per $upstream_status)"
+                         % passed] if passed else []
+            evidence += ["probe from %s/%s to %s answered 502" % (
+                p.get("namespace"), p.get("name"), p.get("url")) for p in probe_502]
+            found.append(_candidate("backend_502", bool(passed or own), evidence))
+    return found
+
+
+def _healthy(facts):
+    """Evidence lines when every gathered layer is clean, else None."""
+    if facts.proxies is None or not facts.replicas or facts.service is None or facts.pods is None:
+        return None
+    if any(r["errors_after"] or r["stale"] for r in facts.replicas):
+        return None
+    for replica in facts.replicas:
+        if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
+            return None
+    for probe in (facts.probes or []) + facts.self_probes:
+        status = probe.get("status")
+        if not isinstance(status, int) or status >= 500:
+            return None
+    if facts.service and not facts.ready:
+        return None
+    symptom = facts.symptom or {}
+    if isinstance(symptom.get("status"), int) and symptom["status"] >= 500:
+        return None
+    evidence = []
+    for replica in facts.replicas:
+        before = sum(n for sig, n in _counts(replica["proxy"].get("counts")).items()
+                     if sig in UPSTREAM_ERRORS)
+        evidence.append("proxy %s: no upstream error since its last reload%s%s" % (
+            replica["name"], " at %s" % replica["reload"] if replica["reload"] else "",
+            " (%d before it, fixed by that reload)" % before if before else ""))
+    if facts.service:
+        evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
+    for probe in facts.probes or []:
+        evidence.append("probe from %s/%s to %s answered %s" % (
+            probe.get("namespace"), probe.get("name"), probe.get("url"), probe.get("status")))
+    return evidence
+
+
+# When two strong candidates fit, one may explain the other: (winner, loser).
+_PRECEDENCE = (
+    ("backend_down", "backend_crash"),
+    ("backend_crash", "backend_down"),
+    ("backend_down", "no_endpoints"),
+    ("backend_down", "port_mismatch"),
+    ("backend_not_ready", "port_mismatch"),
+    ("no_endpoints", "port_mismatch"),
+    ("header_too_big", "backend_502"),
+    ("protocol_mismatch", "backend_502"),
+    ("stale_upstream", "network_blocked"),
+)
+
+_SEPARATE = {
+    "stale_upstream": "whether the stale replicas still dial the old address after the other "
+                      "problem is fixed",
+    "rollout_race": "whether the errors stop once the rollout has finished",
+    "port_mismatch": "a direct probe of podIP:targetPort from a proxy pod",
+    "dns_failure": "whether the name in the proxy config resolves from the proxy pod",
+    "backend_crash": "the backend's restart times compared with the error times",
+    "keepalive_mismatch": "the backend's keep-alive idle timeout vs the proxy's",
+    "network_blocked": "the NetworkPolicies selecting the backend pods",
+    "protocol_mismatch": "the backend's protocol (TLS, gRPC, plain HTTP) on that port",
+    "header_too_big": "the size of the backend's response headers",
+    "backend_502": "the backend's own logs for the 502",
+}
+
+
+def _summary(cause, facts, chosen, verdict):
+    svc = facts.svc_name or "the backend Service"
+    if cause == "stale_upstream":
+        return ("stale_upstream: proxy replica(s) %s still dial %s, which no pod, endpoint or "
+                "Service has any more; %s's ready endpoints are now %s. nginx resolved the "
+                "upstream name when it last (re)loaded and kept the old address; a reload of "
+                "those replicas picks up the current one."
+                % (_join(verdict["stale_replicas"]), _join(verdict["stale_addresses"]), svc,
+                   _join(verdict["current_addresses"])))
+    if cause == "healthy":
+        return ("healthy: no upstream error and no 5xx since each proxy replica's last "
+                "reload; %s has ready endpoints %s." % (svc, _join(verdict["current_addresses"])))
+    if cause == "unknown":
+        if verdict["candidates"]:
+            return ("unknown: %s fit the evidence equally; see missing_evidence for what "
+                    "separates them." % " and ".join(verdict["candidates"]))
+        return ("unknown: the rules cannot place the evidence%s."
+                % ("; missing: " + "; ".join(facts.missing) if facts.missing else ""))
+    first = chosen["evidence"][0] if chosen and chosen["evidence"] else ""
+    return "%s: %s" % (cause, first)
+
+
+def decide(facts):
+    """Decide the cause of a 502 from gathered facts (DESIGN.md shapes).
+
+    ``facts``: ``{symptom, pods, service, proxies, probes (or svc_probes), self_probes,
+    layers, errors}``; any part may be missing or None. Returns ``{cause, summary,
+    evidence, recommendation: {fix, prevention}, missing_evidence, candidates,
+    stale_replicas, stale_addresses, current_addresses, reload_safe}``. ``reload_safe`` is
+    true only for ``stale_upstream`` with ready current endpoints. Never raises.
+    """
+    try:
+        return _decide(facts)
+    except Exception as exc:  # pylint: disable=broad-except
+        # A safety net only: the rules guard every access, but a verdict must always come
+        # back, naming what went wrong, rather than a traceback in the middle of a playbook.
+        result = {key: [] for key in ("evidence", "missing_evidence", "candidates",
+                                      "stale_replicas", "stale_addresses", "current_addresses")}
+        result.update(cause="unknown", reload_safe=False,
+                      recommendation=dict(RECOMMENDATIONS["unknown"]),
+                      summary="unknown: the verdict rules could not read the facts (%s: %s)"
+                              % (exc.__class__.__name__, exc))
+        result["missing_evidence"].append("facts in the shapes of DESIGN.md (%s: %s)"
+                                          % (exc.__class__.__name__, exc))
+        return result
+
+
+def _decide(facts):
+    """:func:`decide` without its safety net."""
+    view = _Facts(facts)
+    found = _rules(view)
+    strong = [c for c in found if c["strong"]]
+    weak = [c for c in found if not c["strong"]]
+    causes = [c["cause"] for c in strong]
+    for winner, loser in _PRECEDENCE:
+        if winner in causes and loser in causes:
+            causes = [c for c in causes if c != loser]
+    # several lines of evidence may name the same cause
+    causes = list(dict.fromkeys(causes))
+    missing = list(view.missing)
+    chosen = None
+    if len(causes) == 1:
+        cause = causes[0]
+        chosen = next(c for c in strong if c["cause"] == cause)
+        candidates = [c["cause"] for c in found if c["cause"] != cause]
+    elif len(causes) > 1:
+        cause = "unknown"
+        candidates = causes
+        missing.extend("%s vs the others: %s" % (c, _SEPARATE.get(c, "more evidence"))
+                       for c in causes)
+    elif weak:
+        weak_causes = list(dict.fromkeys(c["cause"] for c in weak))
+        if len(weak_causes) == 1:
+            cause, chosen = weak_causes[0], weak[0]
+            candidates = []
+        else:
+            cause, candidates = "unknown", weak_causes
+    else:
+        healthy = _healthy(view)
+        if healthy is not None:
+            cause = "healthy"
+            chosen = _candidate("healthy", True, healthy)
+        else:
+            cause = "unknown"
+            if view.symptom and view.symptom.get("status"):
+                missing.append("the symptom (%s from %s) left no trace in the gathered logs: "
+                               "reproduce it and re-run, or widen since_seconds/tail_lines"
+                               % (view.symptom.get("status"), view.symptom.get("url")))
+        candidates = []
+    evidence = []
+    for candidate in found:
+        if chosen is not None and candidate is not chosen and candidate["cause"] == cause:
+            evidence.extend(candidate["evidence"])
+    if chosen is not None:
+        evidence = chosen["evidence"] + evidence
+        missing.extend(chosen["missing"])
+    elif cause == "unknown":
+        for candidate in found:
+            evidence.extend(candidate["evidence"])
+            missing.extend(candidate["missing"])
+    stale_replicas = sorted(r["name"] for r in view.replicas if r["stale"])
+    stale_addresses = sorted({a for r in view.replicas for a in r["stale"]})
+    if cause not in ("stale_upstream", "unknown") and stale_replicas:
+        evidence.append("also: replicas %s dial stale addresses %s; reload them once %s is "
+                        "fixed" % (_join(stale_replicas), _join(stale_addresses), cause))
+    config_broken = [r["name"] for r in view.replicas
+                     if r["name"] in stale_replicas and r["config_ok"] is False]
+    reload_safe = bool(cause == "stale_upstream" and view.ready and stale_replicas
+                       and not config_broken)
+    if cause == "stale_upstream" and config_broken:
+        missing.append("the config of %s does not load (nginx -t failed): a reload would keep "
+                       "the old config" % _join(config_broken))
+    verdict = {
+        "cause": cause,
+        "summary": "",
+        "evidence": list(dict.fromkeys(evidence)),
+        "recommendation": dict(RECOMMENDATIONS[cause]),
+        "missing_evidence": list(dict.fromkeys(missing)),
+        "candidates": sorted(set(candidates) - {cause}),
+        "stale_replicas": stale_replicas,
+        "stale_addresses": stale_addresses,
+        "current_addresses": list(view.ready),
+        "reload_safe": reload_safe,
+    }
+    if cause == "stale_upstream":
+        verdict["recommendation"]["fix"] = (
+            "On %s only: `nginx -t`, then `nginx -s reload`; confirm new worker processes and "
+            "a probe that no longer answers 502. Other replicas need nothing."
+            % _join(stale_replicas))
+    verdict["summary"] = _summary(cause, view, chosen, verdict)
+    return verdict

@@ -1,0 +1,450 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for verdict.decide: one realistic fact set per cause, plus the edge cases."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import os
+
+import pytest
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
+    build_index,
+    correlate_addresses,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
+from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import (
+    CAUSES,
+    RECOMMENDATIONS,
+    decide,
+)
+
+RELOAD = "2026-11-25T01:00:00Z"
+OLD_IP, NEW_IP = "10.244.1.3", "10.244.1.7"
+
+
+def container(state="running", reason=None, restarts=0, last_state=None, port=8080):
+    return {"name": "app", "ready": state == "running" and reason is None, "started": True,
+            "restart_count": restarts, "state": state, "reason": reason, "exit_code": None,
+            "last_state": last_state,
+            "ports": [{"name": "http", "container_port": port, "protocol": "TCP"}]}
+
+
+def pod(name, ip, ready=True, phase="Running", restarts=0, problems=(), deleting=False,
+        last_state=None):
+    return {"namespace": "open-webui", "name": name, "uid": "uid-" + name, "phase": phase,
+            "ready": ready, "pod_ip": ip, "pod_ips": [ip], "node": "node-1",
+            "labels": {"app": "open-webui"}, "creation_timestamp": "2026-11-25T01:30:00Z",
+            "deletion_timestamp": "2026-11-25T02:20:00Z" if deleting else None,
+            "restarts": restarts,
+            "containers": [container(restarts=restarts, last_state=last_state)],
+            "problems": list(problems)}
+
+
+def endpoint(ip, ready=True, terminating=False, name="open-webui-0", port=8080):
+    return {"address": "%s:%d" % (ip, port), "ip": ip, "port": port, "port_name": "http",
+            "ready": ready, "serving": ready, "terminating": terminating,
+            "target": "open-webui/" + name, "slice": "open-webui-x7k2p"}
+
+
+def service(endpoints, selector_matches=True, port_mismatches=(), exists=True):
+    return {
+        "namespace": "open-webui", "name": "open-webui", "exists": exists, "type": "ClusterIP",
+        "cluster_ip": "10.96.12.34", "headless": False, "selector": {"app": "open-webui"},
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "target_port": 8080,
+                   "resolved_target_ports": []}],
+        "matching_pods": ["open-webui/open-webui-0"] if selector_matches else [],
+        "selector_matches": selector_matches,
+        "endpoints": endpoints,
+        "ready_addresses": sorted(e["address"] for e in endpoints
+                                  if e["ready"] and not e["terminating"]),
+        "not_ready_addresses": sorted(e["address"] for e in endpoints
+                                      if not e["ready"] and not e["terminating"]),
+        "terminating_addresses": sorted(e["address"] for e in endpoints if e["terminating"]),
+        "port_mismatches": list(port_mismatches),
+    }
+
+
+def dialled(address, state, count=12, after=True, signatures=None, objects=(),
+            port_match=True):
+    return {"address": address, "state": state, "objects": list(objects), "count": count,
+            "count_after_reload": count if after else 0,
+            "last_seen": "2026-11-25T02:21:05Z", "after_reload": after,
+            "port_match": port_match, "hints": [],
+            "signatures": signatures or {"connect_refused": count}}
+
+
+def proxy(name="nginx-0", counts_after=None, counts=None, addresses=(), stale=None,
+          status_counts=None, upstream_status_counts=None, errors=()):
+    counts_after = dict(counts_after or {})
+    return {
+        "namespace": "ingress", "name": name, "pod_ip": "10.244.0.5", "container": "nginx",
+        "ready": True, "phase": "Running", "config_ok": True,
+        "upstream_hosts": [{"host": "open-webui.open-webui.svc.cluster.local", "port": 8080,
+                            "source": "upstream", "service": "open-webui/open-webui"}],
+        "listen_ports": [80], "master_pid": 1, "worker_start_times": [RELOAD],
+        "last_reload": RELOAD,
+        "log": {"lines_read": 100, "bytes_read": 20000, "truncated": False,
+                "since_seconds": None, "tail_lines": 5000},
+        "errors": list(errors), "errors_after_reload": sum(counts_after.values()),
+        "counts": dict(counts if counts is not None else counts_after),
+        "counts_after_reload": counts_after,
+        "upstream_addresses": list(addresses),
+        "stale_addresses": list(stale if stale is not None else [
+            a["address"] for a in addresses if a["state"] == "stale" and a["after_reload"]]),
+        "access": {"requests": 40, "status_counts": status_counts or {"200": 40},
+                   "upstream_status_counts": upstream_status_counts or {}},
+        "problems": [],
+    }
+
+
+def probe(name="nginx-0", status=200):
+    return {"namespace": "ingress", "name": name, "url": "http://open-webui.open-webui:8080/",
+            "tool": "curl", "status": status, "ok": status == 200, "error": None,
+            "time_total": 0.01, "rc": 0}
+
+
+def healthy_backend():
+    return {"pods": [pod("open-webui-0", NEW_IP)],
+            "service": service([endpoint(NEW_IP)])}
+
+
+def facts_with(proxies, probes=None, **overrides):
+    facts = healthy_backend()
+    facts.update(symptom={"status": 502, "url": "https://chat.example.com/"},
+                 proxies=proxies, probes=probes if probes is not None else [probe()],
+                 layers=[])
+    facts.update(overrides)
+    return facts
+
+
+def stale_entry(count=12, after=True):
+    return dialled("%s:8080" % OLD_IP, "stale", count=count, after=after)
+
+
+def test_stale_upstream_seed_incident():
+    facts = facts_with([proxy(counts_after={"connect_refused": 12},
+                              addresses=[stale_entry()],
+                              status_counts={"200": 2, "502": 12})])
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["reload_safe"] is True
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+    assert verdict["stale_addresses"] == ["10.244.1.3:8080"]
+    assert verdict["current_addresses"] == ["10.244.1.7:8080"]
+    assert verdict["evidence"][0] == (
+        "proxy ingress/nginx-0 dialled 10.244.1.3:8080 (stale: no pod, endpoint or Service "
+        "has it) 12 times since its last reload at 2026-11-25T01:00:00Z; last seen "
+        "2026-11-25T02:21:05Z")
+    assert "Service open-webui/open-webui has ready endpoints 10.244.1.7:8080" in \
+        verdict["evidence"]
+    for needle in ("ingress/nginx-0", "10.244.1.3:8080", "10.244.1.7:8080",
+                   "open-webui/open-webui"):
+        assert needle in verdict["summary"]
+    assert "ingress/nginx-0" in verdict["recommendation"]["fix"]
+    assert "ClusterIP" in verdict["recommendation"]["prevention"]
+    assert verdict["missing_evidence"] == []
+
+
+def test_two_replicas_one_stale():
+    facts = facts_with(
+        [proxy("nginx-0", counts_after={"connect_refused": 7}, addresses=[stale_entry(7)]),
+         proxy("nginx-1", addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", count=0,
+                                             signatures={})])],
+        probes=[probe("nginx-0"), probe("nginx-1")])
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+    assert "replicas not dialling stale addresses: ingress/nginx-1" in verdict["evidence"]
+    assert verdict["reload_safe"] is True
+
+
+def test_errors_before_reload_do_not_make_a_stale_verdict():
+    """The replica was reloaded after dialling the old IP: nothing stale any more."""
+    facts = facts_with([proxy(counts={"connect_refused": 12}, counts_after={},
+                              addresses=[stale_entry(after=False)], stale=[])],
+                       symptom=None)
+    verdict = decide(facts)
+    assert verdict["cause"] == "healthy"
+    assert verdict["stale_replicas"] == []
+    assert verdict["reload_safe"] is False
+    assert any("12 before it, fixed by that reload" in e for e in verdict["evidence"])
+
+
+def test_stale_computed_when_module_gave_no_state():
+    """upstream_addresses straight from nginx_log.summarize (no state): classified here."""
+    entry = stale_entry()
+    del entry["state"]
+    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[entry],
+                              stale=[])])
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["stale_addresses"] == ["10.244.1.3:8080"]
+
+
+def test_stale_with_real_nginx_lines_end_to_end():
+    """Real refused lines (fixture) → summarize → correlate → decide."""
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "nginx_error.log")
+    with open(path, "rb") as handle:
+        lines = list(handle)
+    summary = summarize(lines)
+    ready = endpoint("127.77.0.2", name="web-0")
+    backend = {"pods": [dict(pod("web-0", "127.77.0.2"), namespace="open-webui")],
+               "service": service([ready])}
+    correlated = correlate_addresses(summary["upstream_addresses"],
+                                     build_index(backend["service"], backend["pods"]))
+    replica = proxy(counts_after=summary["counts_after_reload"], counts=summary["counts"],
+                    addresses=correlated["upstream_addresses"],
+                    stale=correlated["stale_addresses"], errors=summary["errors"])
+    replica["last_reload"] = summary["reload_time"]
+    facts = dict(backend, proxies=[replica], probes=[probe()], symptom=None)
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    # only 127.77.0.3:8081 was dialled after the last reload in that log
+    assert verdict["stale_addresses"] == ["127.77.0.3:8081"]
+    assert verdict["current_addresses"] == ["127.77.0.2:8080"]
+    assert verdict["reload_safe"] is True
+
+
+def test_no_endpoints():
+    facts = facts_with([proxy(counts_after={"connect_refused": 30},
+                              addresses=[dialled("10.96.12.34:8080", "cluster_ip", 30)])],
+                       pods=[], service=service([], selector_matches=False),
+                       probes=[probe(status=502)])
+    verdict = decide(facts)
+    assert verdict["cause"] == "no_endpoints"
+    assert verdict["reload_safe"] is False
+    assert any("matches no pod" in e for e in verdict["evidence"])
+
+
+def test_backend_not_ready():
+    facts = facts_with([proxy(counts_after={"connect_refused": 5},
+                              addresses=[dialled("10.96.12.34:8080", "cluster_ip", 5)])],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_not_ready"
+    assert any("open-webui/open-webui-0" in e for e in verdict["evidence"])
+
+
+def test_backend_down():
+    last = {"state": "terminated", "reason": "OOMKilled", "exit_code": 137,
+            "finished_at": "2026-11-25T02:19:00Z"}
+    facts = facts_with([proxy(counts_after={"connect_refused": 9},
+                              addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 9)])],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=6,
+                                 problems=["container app: CrashLoopBackOff",
+                                           "OOMKilled (exit 137)"], last_state=last)],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_down"
+    assert any("CrashLoopBackOff" in e for e in verdict["evidence"])
+    assert any("OOMKilled exit 137" in e for e in verdict["evidence"])
+
+
+def test_stale_and_backend_down_prefers_the_backend_and_no_reload():
+    facts = facts_with([proxy(counts_after={"connect_refused": 9}, addresses=[stale_entry(9)])],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=6,
+                                 problems=["container app: CrashLoopBackOff"])],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_down"
+    assert verdict["reload_safe"] is False
+    assert "stale_upstream" in verdict["candidates"]
+    assert any(e.startswith("also: replicas ingress/nginx-0 dial stale") for e in
+               verdict["evidence"])
+
+
+def test_port_mismatch():
+    mismatch = {"port": 8080, "target_port": 8081, "pods_without_it": ["open-webui/open-webui-0"]}
+    facts = facts_with([proxy(counts_after={"connect_refused": 4},
+                              addresses=[dialled("%s:8081" % NEW_IP, "pod_ip", 4,
+                                                 port_match=False,
+                                                 objects=["Pod open-webui/open-webui-0"])])],
+                       service=service([endpoint(NEW_IP, port=8081)],
+                                       port_mismatches=[mismatch]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "port_mismatch"
+    assert any("targets 8081" in e for e in verdict["evidence"])
+    assert any("(wrong port)" in e for e in verdict["evidence"])
+
+
+def test_port_mismatch_refused_on_ready_endpoint():
+    facts = facts_with([proxy(counts_after={"connect_refused": 4},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 4)])])
+    verdict = decide(facts)
+    assert verdict["cause"] == "port_mismatch"
+    assert "nothing listens on that port" in verdict["evidence"][0]
+
+
+def test_dns_failure():
+    err = {"signature": "dns_not_found", "level": "error", "after_reload": True,
+           "message": "open-webui.default.svc.cluster.local could not be resolved "
+                      "(3: Host not found)", "upstream": None}
+    facts = facts_with([proxy(counts_after={"dns_not_found": 3}, errors=[err])])
+    verdict = decide(facts)
+    assert verdict["cause"] == "dns_failure"
+    assert any("could not be resolved" in e for e in verdict["evidence"])
+
+
+def test_backend_crash():
+    last = {"state": "terminated", "reason": "OOMKilled", "exit_code": 137,
+            "finished_at": "2026-11-25T02:21:04Z"}
+    facts = facts_with([proxy(counts_after={"premature_close": 3},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 3,
+                                                 signatures={"premature_close": 3})])],
+                       pods=[pod("open-webui-0", NEW_IP, restarts=2, last_state=last)])
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_crash"
+    assert any("restarted 2 times" in e for e in verdict["evidence"])
+
+
+def test_keepalive_mismatch():
+    facts = facts_with([proxy(counts_after={"premature_close": 2},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2,
+                                                 signatures={"premature_close": 2})],
+                              status_counts={"200": 998, "502": 2})])
+    verdict = decide(facts)
+    assert verdict["cause"] == "keepalive_mismatch"
+    assert any("2 of 1000 requests got 502" in e for e in verdict["evidence"])
+    assert any("keep-alive" in m for m in verdict["missing_evidence"])
+
+
+def test_rollout_race():
+    facts = facts_with([proxy(counts_after={"connect_refused": 3},
+                              addresses=[dialled("10.244.1.9:8080", "terminating_endpoint", 3)])],
+                       pods=[pod("open-webui-0", NEW_IP),
+                             pod("open-webui-1", "10.244.1.9", deleting=True)],
+                       service=service([endpoint(NEW_IP),
+                                        endpoint("10.244.1.9", ready=False, terminating=True,
+                                                 name="open-webui-1")]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "rollout_race"
+    assert any("terminating endpoint" in e for e in verdict["evidence"])
+
+
+def test_stale_during_a_rollout_is_not_guessed():
+    facts = facts_with([proxy(counts_after={"connect_refused": 3}, addresses=[stale_entry(3)])],
+                       pods=[pod("open-webui-0", NEW_IP),
+                             pod("open-webui-1", "10.244.1.9", deleting=True)],
+                       service=service([endpoint(NEW_IP),
+                                        endpoint("10.244.1.9", ready=False, terminating=True,
+                                                 name="open-webui-1")]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "unknown"
+    assert verdict["candidates"] == ["rollout_race", "stale_upstream"]
+    assert verdict["reload_safe"] is False
+    assert any("re-run when it has finished" in m for m in verdict["missing_evidence"])
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+
+
+def test_header_too_big():
+    facts = facts_with([proxy(counts_after={"header_too_big": 5},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
+                                                 signatures={"header_too_big": 5})])])
+    verdict = decide(facts)
+    assert verdict["cause"] == "header_too_big"
+    assert "proxy_buffer_size" in verdict["recommendation"]["fix"]
+
+
+def test_protocol_mismatch():
+    facts = facts_with([proxy(counts_after={"ssl_handshake": 5},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
+                                                 signatures={"ssl_handshake": 5})])])
+    assert decide(facts)["cause"] == "protocol_mismatch"
+
+
+def test_network_blocked():
+    facts = facts_with([proxy(counts_after={"connect_timeout": 5},
+                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
+                                                 signatures={"connect_timeout": 5})])],
+                       probes=[probe(status=None)])
+    verdict = decide(facts)
+    assert verdict["cause"] == "network_blocked"
+    assert any("NetworkPolicies" in m for m in verdict["missing_evidence"])
+
+
+def test_stale_with_timeouts_is_stale_not_blocked():
+    entry = stale_entry(5)
+    entry["signatures"] = {"connect_timeout": 5}
+    facts = facts_with([proxy(counts_after={"connect_timeout": 5}, addresses=[entry])])
+    assert decide(facts)["cause"] == "stale_upstream"
+
+
+def test_backend_502():
+    facts = facts_with([proxy(status_counts={"200": 10, "502": 5},
+                              upstream_status_counts={"200": 10, "502": 5})],
+                       probes=[probe(status=502)])
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_502"
+    assert any("$upstream_status" in e for e in verdict["evidence"])
+
+
+def test_healthy():
+    facts = facts_with([proxy(addresses=[])], symptom={"status": 200, "url": "https://x/"})
+    verdict = decide(facts)
+    assert verdict["cause"] == "healthy"
+    assert verdict["reload_safe"] is False
+    assert verdict["candidates"] == []
+    assert "healthy" in verdict["summary"]
+
+
+def test_502_with_no_trace_is_unknown_not_healthy():
+    facts = facts_with([proxy(addresses=[])])
+    verdict = decide(facts)
+    assert verdict["cause"] == "unknown"
+    assert any("left no trace" in m for m in verdict["missing_evidence"])
+
+
+@pytest.mark.parametrize("facts", [
+    None, {}, [], "text", {"proxies": None, "service": None, "pods": None},
+    {"proxies": [None, 3, {"name": None, "upstream_addresses": [None, {"address": 5}],
+                            "counts_after_reload": {"connect_refused": "x"}}]},
+    {"service": {"ready_addresses": "10.0.0.1:80", "endpoints": "x"}, "pods": {"name": 1}},
+    {"layers": [{"name": "service", "status": "error", "message": "403 Forbidden"}],
+     "errors": {"service": "cannot get services in open-webui"}},
+])
+def test_missing_or_broken_facts_never_raise(facts):
+    verdict = decide(facts)
+    assert verdict["cause"] in CAUSES
+    assert verdict["reload_safe"] is False
+    assert "could not read the facts" not in verdict["summary"]  # no safety-net fallback
+    assert set(verdict) == {"cause", "summary", "evidence", "recommendation",
+                            "missing_evidence", "candidates", "stale_replicas",
+                            "stale_addresses", "current_addresses", "reload_safe"}
+
+
+def test_failed_layer_is_named_in_missing_evidence():
+    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])],
+                       service=None,
+                       layers=[{"name": "service", "status": "error",
+                                "message": "Could not be checked: 403 Forbidden"}])
+    verdict = decide(facts)
+    # without the Service the stale address cannot be confirmed against ready endpoints
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["reload_safe"] is False
+    assert any("403 Forbidden" in m for m in verdict["missing_evidence"])
+    assert any("service_info" in m for m in verdict["missing_evidence"])
+
+
+def test_broken_config_makes_reload_unsafe():
+    replica = proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])
+    replica["config_ok"] = False
+    verdict = decide(facts_with([replica]))
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["reload_safe"] is False
+    assert any("nginx -t failed" in m for m in verdict["missing_evidence"])
+
+
+def test_decide_does_not_modify_its_input():
+    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])])
+    before = copy.deepcopy(facts)
+    decide(facts)
+    assert facts == before
+
+
+def test_every_cause_has_a_recommendation():
+    assert set(RECOMMENDATIONS) == set(CAUSES)
