@@ -1,0 +1,344 @@
+"""The lab runtime: scenario validation, every scenario's reproduction, exec/log interface,
+DNS via /etc/hosts, ClusterIP forwarders, app behaviours, parallel labs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from badlab import scenario as scenario_mod
+from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
+from badlab.fixture import SCENARIOS, _env
+from badlab.runtime import Runtime, acquire_slot
+from badlab.store import Store
+
+ALL_SCENARIOS = sorted(SCENARIOS.glob("*.yml"))
+BACKEND = Path(__file__).parent / "badlab" / "backend.py"
+
+SEED = (SCENARIOS / "stale_upstream.yml").read_text()
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("path", ALL_SCENARIOS, ids=lambda p: p.stem)
+def test_every_scenario_file_validates(path):
+    loaded = scenario_mod.load(path)
+    assert loaded.expect["cause"] == path.stem.split("-")[0]
+    assert loaded.proxy["selector"]
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("edit, key, expected", [
+    (("status: 200\n", "status: two hundred\n"), "pods[0].containers[0].app.status", "an integer from 100 to 599"),
+    (("  - name: open-webui-0\n", "  - name: Open_WebUI\n"), "pods[0].name", "a DNS label"),
+    (("replace_pod: {pod: open-webui-0}", "replace_pod: {pod: open-webui-9}"), "timeline[1].replace_pod.pod",
+     "the name of a pod declared under pods"),
+    (("replace_pod: {pod: open-webui-0}", "restart_pod: {pod: open-webui-0}"), "timeline[1].restart_pod",
+     "one of the actions"),
+    (("  cause: stale_upstream\n", "  cause: healthy\n"), "expect.cause", "the cause the file is named after"),
+    (("proxy:\n  service: nginx-proxy\n", "proxy:\n  service: open-webui-headless\n"), "proxy.service",
+     "a ClusterIP Service"),
+    (("        app:\n", "        aap:\n"), "pods[0].containers[0].aap", "one of the known keys"),
+    (("    clusterIP: None\n", "    clusterIP: 10.0.0.1\n"), "services[1].clusterIP", "None (a headless Service)"),
+    (("target:\n  service: open-webui\n", ""), "target", "this key to be present"),
+])
+def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, expected):
+    old, new = edit
+    assert old in SEED
+    path = _write(tmp_path, "stale_upstream.yml", SEED.replace(old, new, 1))
+    with pytest.raises(ScenarioError) as err:
+        scenario_mod.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}: expected ")
+    assert expected in message
+
+
+def test_scenario_yaml_syntax_error_names_the_line(tmp_path):
+    path = _write(tmp_path, "healthy.yml", "pods: [\n  {name: x\n")
+    with pytest.raises(ScenarioError, match=r"healthy.yml: not valid YAML at line \d+, column \d+"):
+        scenario_mod.load(path)
+
+
+def test_cli_rejects_a_bad_scenario_and_starts_nothing(tmp_path):
+    path = _write(tmp_path, "stale_upstream.yml", SEED.replace("status: 200\n", "status: 999\n", 1))
+    lab_dir = tmp_path / "lab"
+    up = subprocess.run([sys.executable, "-m", "badlab", "up", "--scenario", str(path), "--dir", str(lab_dir)],
+                        capture_output=True, text=True, env=_env(), timeout=60)
+    assert up.returncode == 2
+    assert "pods[0].containers[0].app.status: expected an integer from 100 to 599, got 999" in up.stderr
+    assert "nothing was started" in up.stderr
+    assert "Traceback" not in up.stderr
+    assert not lab_dir.exists()
+    check = subprocess.run([sys.executable, "-m", "badlab", "check", str(path), *map(str, ALL_SCENARIOS)],
+                           capture_output=True, text=True, env=_env(), timeout=60)
+    assert check.returncode == 1
+    assert check.stdout.count(": ok (") == len(ALL_SCENARIOS)
+
+
+# ----------------------------------------------------------------------------- every scenario, for real
+
+
+def _proxy_logs(lab) -> str:
+    text = ""
+    for key in lab.info["proxy_pods"]:
+        ns, pod = key.split("/")
+        proc = lab.kubectl("logs", "-n", ns, pod)
+        assert proc.returncode == 0, proc.stderr
+        text += proc.stdout
+    return text
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("path", ALL_SCENARIOS, ids=lambda p: p.stem)
+def test_every_scenario_reproduces_its_case(lab_factory, path):
+    lab = lab_factory(path.stem)
+    expect = lab.info["expect"]
+    statuses = [lab.http_status() for _ in range(4)]
+    assert expect["proxy_status"] in statuses
+    if expect["cause"] == "healthy":
+        assert set(statuses) == {200}
+    logs = _proxy_logs(lab)
+    for text in expect.get("proxy_log_contains", []):
+        assert text in logs, f"{path.name}: {text!r} not in the proxy log"
+    if expect["proxy_status"] == 502 and expect["cause"] not in ("backend_502",):
+        assert "[error]" in logs
+    if expect["cause"] in ("healthy", "backend_502"):
+        assert "[error]" not in logs
+
+
+@pytest.mark.lab
+def test_crash_records_last_state_and_previous_log(lab_factory):
+    lab = lab_factory("backend_crash")
+    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["reason"] == "OOMKilled"
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+    assert "running" in status["state"]
+    previous = lab.kubectl("logs", "-n", "open-webui", "open-webui-0", "--previous")
+    assert previous.returncode == 0, previous.stderr
+    assert "Uvicorn running on" in previous.stdout
+
+
+@pytest.mark.lab
+def test_parallel_labs_use_distinct_slots(lab_factory):
+    first, second = lab_factory("stale_upstream"), lab_factory("healthy")
+    assert first.info["slot"] != second.info["slot"]
+    assert first.proxy_url != second.proxy_url
+    assert first.info["api_server"] != second.info["api_server"]
+    assert first.http_status() == 502
+    assert second.http_status() == 200
+
+
+# ----------------------------------------------------------------------------- runtime in-process
+
+
+def _run(scenario_name: str, body, tmp_path: Path):
+    """Start a Runtime for a scenario in this process, run ``body(runtime)``, always stop it."""
+    loaded = scenario_mod.load(SCENARIOS / f"{scenario_name}.yml")
+    slot, lock_fd = acquire_slot()
+
+    async def main():
+        runtime = Runtime(loaded, tmp_path, slot, Store())
+        try:
+            await runtime.start()
+            return await body(runtime)
+        finally:
+            await runtime.stop()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        os.close(lock_fd)
+
+
+async def _exec(argv: list[str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.lab
+def test_exec_runs_inside_the_pod_mount_namespace(tmp_path):
+    async def body(rt: Runtime):
+        argv = rt.exec_command("open-webui", "nginx-proxy-0", "nginx", ["cat", "/etc/hosts"])
+        assert argv[:2] == [rt.nsenter, "--target"] and argv[-2:] == ["/usr/bin/cat", "/etc/hosts"]
+        rc, hosts = await _exec(argv)
+        assert rc == 0
+        assert f"{rt.cluster_ips['open-webui/open-webui']}\topen-webui.open-webui.svc.cluster.local" in hosts
+        rc, conf = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/etc/nginx/nginx.conf"]))
+        assert "lab pod open-webui/nginx-proxy-0" in conf
+        assert "lab pod" not in Path("/etc/nginx/nginx.conf").read_text()  # the host's file is untouched
+        rc, pid = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/run/nginx.pid"]))
+        assert int(pid) == rt.pods["open-webui/nginx-proxy-0"].containers["nginx"].current.proc.pid
+
+        with pytest.raises(ExecNotFound, match='exec: "no-such-tool": executable file not found in \\$PATH'):
+            rt.exec_command("open-webui", "nginx-proxy-0", "nginx", ["no-such-tool"])
+        rt.pods["open-webui/nginx-proxy-0"].containers["nginx"].spec.missing.append("curl")
+        with pytest.raises(ExecNotFound, match='"curl"'):
+            rt.exec_command("open-webui", "nginx-proxy-0", "nginx", ["curl", "-s", "http://x/"])
+        with pytest.raises(PodNotRunning, match='pods "nope" not found'):
+            rt.exec_command("open-webui", "nope", None, ["ls"])
+        with pytest.raises(PodNotRunning, match="container sidecar is not valid"):
+            rt.exec_command("open-webui", "nginx-proxy-0", "sidecar", ["ls"])
+
+    _run("healthy", body, tmp_path)
+
+
+@pytest.mark.lab
+def test_hosts_file_is_rewritten_in_place_and_logs_are_cri(tmp_path):
+    async def body(rt: Runtime):
+        proxy = rt.pods["open-webui/nginx-proxy-0"]
+        hosts = proxy.directory / "etc" / "hosts"
+        inode = hosts.stat().st_ino
+        old_ip = rt.pods["open-webui/open-webui-0"].ip
+        assert f"{old_ip}\topen-webui-headless.open-webui.svc.cluster.local" in hosts.read_text()
+        _, new = await rt.replace_pod("open-webui/open-webui-0")
+        assert hosts.stat().st_ino == inode
+        text = hosts.read_text()
+        assert f"{new.ip}\topen-webui-headless" in text and old_ip not in text
+        rc, seen = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None,
+                                               ["getent", "hosts", "open-webui-headless"]))
+        assert seen.split()[0] == new.ip
+
+        log = rt.log_path("open-webui", "nginx-proxy-0", "nginx")
+        assert rt.log_path("open-webui", "nginx-proxy-0", "nginx", previous=True) is None
+        assert rt.log_path("open-webui", "nope", None) is None
+        for line in log.read_text().splitlines():
+            stamp, stream, tag, _ = line.split(" ", 3)
+            assert stamp.endswith("Z") and len(stamp.split(".")[1]) == 10
+            assert stream in ("stdout", "stderr") and tag in ("F", "P")
+        assert " stderr F " in log.read_text() and "start worker process" in log.read_text()
+
+    _run("stale_upstream", body, tmp_path)
+
+
+@pytest.mark.lab
+def test_cluster_ip_refuses_without_ready_endpoints(tmp_path):
+    async def body(rt: Runtime):
+        ip = rt.cluster_ips["open-webui/open-webui"]
+        slices = rt.store.list("endpointslices", "open-webui")
+        app_slice = next(s for s in slices if s["metadata"]["labels"]["kubernetes.io/service-name"] == "open-webui")
+        assert [e["conditions"]["ready"] for e in app_slice["endpoints"]] == [False]
+        endpoints = rt.store.get("endpoints", "open-webui", "open-webui")
+        assert "addresses" not in endpoints["subsets"][0] and endpoints["subsets"][0]["notReadyAddresses"]
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(ip, 8080)
+        c = rt.pods["open-webui/open-webui-0"].containers["open-webui"]
+        c.ready_override = c.ready = True
+        await rt.sync()
+        reader, writer = await asyncio.open_connection(ip, 8080)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+        pod = rt.store.get("pods", "open-webui", "open-webui-0")
+        assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+
+    _run("backend_not_ready", body, tmp_path)
+
+
+# ----------------------------------------------------------------------------- the app backend
+
+
+def _free_port(ip: str) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def _backend(tmp_path: Path, **behaviour) -> tuple[subprocess.Popen, tuple[str, int]]:
+    ip = "127.251.0.1"
+    cfg = {"status": 200, "body": "{}", "delay": 0.0, "close": False, "reset": False, "tls_only": False,
+           "header_bytes": 0, "keepalive_timeout": 5.0, "listen": True, "listen_port": _free_port(ip),
+           "exit_after": None, "exit_code": 1, "ip": ip} | behaviour
+    proc = subprocess.Popen([sys.executable, "-S", "-I", str(BACKEND), "--lab", str(tmp_path),
+                             "--config", json.dumps(cfg)], stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # "Started server process"
+    if cfg["listen"]:
+        assert "Uvicorn running on" in proc.stdout.readline()
+    return proc, (ip, cfg["listen_port"])
+
+
+def _request(address, data=b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5) -> bytes:
+    with socket.create_connection(address, timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+            if b"\r\n\r\n" in out and data.startswith(b"GET") and b"keep-alive" in out:
+                break
+        return out
+
+
+def test_backend_behaviours(tmp_path):
+    proc, addr = _backend(tmp_path, status=503, body='{"x":1}', header_bytes=100)
+    try:
+        answer = _request(addr)
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert b"set-cookie: session=" + b"x" * 100 in answer and answer.endswith(b'{"x":1}')
+        assert '"GET /x HTTP/1.1" 503 Service Unavailable' in proc.stdout.readline()
+        tls = _request(addr, data=b"\x16\x03\x01\x02\x00\x01")
+        assert tls.startswith(b"HTTP/1.1 400 Bad Request")
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, reset=True)
+    try:
+        with pytest.raises(ConnectionResetError):
+            _request(addr)
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, close=True)
+    try:
+        assert _request(addr) == b""
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, tls_only=True)
+    try:
+        assert _request(addr).startswith(b"\x15\x03\x01")
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, keepalive_timeout=0.2, delay=0.1)
+    try:
+        with socket.create_connection(addr, timeout=5) as s:
+            started = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            assert time.monotonic() - started >= 0.1
+            idle = time.monotonic()
+            assert s.recv(1) == b""  # the server closes the idle keep-alive connection
+            assert 0.15 <= time.monotonic() - idle < 2
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, listen=False, exit_after=0.1, exit_code=3)
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(addr, timeout=1)
+        assert proc.wait(timeout=5) == 3
+    finally:
+        proc.kill()
+        proc.wait()
