@@ -17,6 +17,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ERROR_SIGNATURES
+
 GATEWAY_ERRORS = (502, 503, 504)
 
 
@@ -156,8 +158,8 @@ def proxy_logs(facts):
     bad = []
     for proxy in proxies:
         who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
-        counts = proxy.get("counts_after_reload") or {}
-        errors = sum(counts.values()) if counts else proxy.get("errors_after_reload", 0)
+        counts = dict((sig, n) for sig, n in (proxy.get("counts_after_reload") or {}).items() if sig in ERROR_SIGNATURES)
+        errors = proxy.get("errors_after_reload", sum(counts.values()))
         summary = ", ".join("%s x%s" % kv for kv in sorted(counts.items())) or "no upstream errors"
         line = "%s (last reload %s): %s" % (who, proxy.get("last_reload") or "unknown", summary)
         stale = proxy.get("stale_addresses") or []

@@ -90,7 +90,8 @@ def test_proxy_logs_names_the_stale_replica_and_address():
 
 
 def test_errors_only_before_the_last_reload_pass():
-    proxies = [{"namespace": "web", "name": "nginx-0", "last_reload": "t1", "counts_after_reload": {},
+    proxies = [{"namespace": "web", "name": "nginx-0", "last_reload": "t1", "counts_after_reload": {"reload": 1, "info": 3},
+                "errors_after_reload": 0,
                 "stale_addresses": [],
                 "upstream_addresses": [{"address": "10.0.0.4:8080", "count": 9, "state": "stale", "after_reload": False}]}]
     got = layers.assess({"proxies": proxies}, "proxy_logs")
