@@ -44,6 +44,7 @@ SLOT_RANGE = range(20, 250)
 BACKEND = Path(__file__).with_name("backend.py")
 
 _PR_SET_PDEATHSIG = 1
+_CLONE_NEWNS = 0x00020000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
@@ -130,7 +131,8 @@ def _pod_preexec(binds: list[tuple[str, str]]):
     def enter() -> None:
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-        os.unshare(os.CLONE_NEWNS)
+        if libc.unshare(_CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
         if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
             raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
         for source, target in binds:
@@ -421,17 +423,18 @@ class Runtime:
             mime = Path("/etc/nginx/mime.types")
             if mime.exists():
                 shutil.copyfile(mime, conf / "mime.types")
-            subst = {"$(POD_IP)": pod.ip, "$(POD_NAME)": pod.spec.name, "$(POD_NAMESPACE)": pod.spec.namespace}
-
-            def expand(text: str) -> str:
-                for k, v in subst.items():
-                    text = text.replace(k, v)
-                return text
-
             main = c.spec.nginx.nginx_conf or NGINX_CONF.format(namespace=pod.spec.namespace, pod=pod.spec.name)
-            (conf / "nginx.conf").write_text(expand(main))
+            (conf / "nginx.conf").write_text(self._expand(pod, main))
             for fname, text in c.spec.nginx.conf_d.items():
-                (conf / "conf.d" / fname).write_text(expand(text))
+                (conf / "conf.d" / fname).write_text(self._expand(pod, text))
+
+    @staticmethod
+    def _expand(pod: Pod, text: str) -> str:
+        """Fill in ``$(POD_IP)``, ``$(POD_NAME)``, ``$(POD_NAMESPACE)`` (Kubernetes' own syntax)."""
+        for var, value in (("$(POD_IP)", pod.ip), ("$(POD_NAME)", pod.spec.name),
+                           ("$(POD_NAMESPACE)", pod.spec.namespace)):
+            text = text.replace(var, value)
+        return text
 
     async def _start_pod(self, pod: Pod) -> None:
         await asyncio.gather(*(self._start_container(pod, c) for c in pod.containers.values()))
