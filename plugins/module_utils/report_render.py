@@ -38,11 +38,22 @@ class ReportError(ValueError):
 # The chain
 
 
+def _kind(value):
+    """What a value is, in words a playbook author knows."""
+    if value is None:
+        return "null"
+    for types, word in ((bool, "a boolean"), (dict, "a mapping"), ((list, tuple), "a list"), (str, "a string"),
+                        ((int, float), "a number")):
+        if isinstance(value, types):
+            return word
+    return type(value).__name__
+
+
 def _dict(value, what):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ReportError("%s must be a mapping, got %s" % (what, type(value).__name__))
+        raise ReportError("%s must be a mapping, got %s" % (what, _kind(value)))
     return value
 
 
@@ -51,10 +62,10 @@ def _dicts(value, what):
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
-        raise ReportError("%s must be a list, got %s" % (what, type(value).__name__))
+        raise ReportError("%s must be a list, got %s" % (what, _kind(value)))
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise ReportError("%s[%d] must be a mapping, got %s" % (what, index, type(item).__name__))
+            raise ReportError("%s[%d] must be a mapping, got %s" % (what, index, _kind(item)))
     return list(value)
 
 
@@ -270,7 +281,7 @@ def build_chain(facts, verdict=None):
 
 def _check_result(result):
     if not isinstance(result, dict):
-        raise ReportError("expected a diagnose_502_result (a mapping), got %s" % type(result).__name__)
+        raise ReportError("expected a diagnose_502_result (a mapping), got %s" % _kind(result))
     missing = [k for k in ("verdict", "layers") if k not in result]
     if missing:
         raise ReportError("not a diagnose_502_result: it has no %s (see docs/result-schema.md)" % " and no ".join(missing))
