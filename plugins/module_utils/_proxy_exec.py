@@ -20,14 +20,17 @@ PID_FILES = ("/run/nginx.pid", "/var/run/nginx.pid", "/tmp/nginx.pid",
 # Prints: "pidfile PATH PID", "btime N", "hz N", "clock <now as s.ns> <uptime s>", then per
 # nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". POSIX sh
 # only; tr, getconf and a date with %N are optional. btime is whole seconds; now - uptime
-# gives the boot time to about 10 ms when date knows %N.
+# gives the boot time to about 10 ms when date knows %N (uptime is read first, so every
+# sample is late, never early: the smallest of three is kept).
 PROC_SCRIPT = r"""
 for f in "$@"; do
   if [ -r "$f" ]; then read -r p < "$f" && echo "pidfile $f $p" && break; fi
 done
 while read -r k v rest; do [ "$k" = btime ] && echo "btime $v"; done < /proc/stat
 echo "hz $(getconf CLK_TCK 2>/dev/null || echo 100)"
-read -r up rest < /proc/uptime && echo "clock $(date +%s.%N 2>/dev/null) $up"
+for i in 1 2 3; do
+  read -r up rest < /proc/uptime && echo "clock $(date +%s.%N 2>/dev/null) $up"
+done
 for d in /proc/[0-9]*; do
   read -r s < "$d/stat" 2>/dev/null || continue
   case "$s" in
@@ -108,7 +111,9 @@ def parse_proc_output(text):
         elif key == "hz" and value.strip().isdigit():
             hz = int(value)
         elif key == "clock":
-            boot = _boot_from_clock(value)
+            sample = _boot_from_clock(value)
+            if sample is not None and (boot is None or sample < boot):
+                boot = sample
         elif key == "stat":
             head, _, rest = value.rpartition(")")
             fields = rest.split()

@@ -112,6 +112,13 @@ proxies:
     listen_ports: {description: Ports nginx listens on., type: list, elements: int, returned: always}
     master_pid: {description: PID of the nginx master (in the pod's PID namespace) or null., type: int, returned: always}
     worker_start_times: {description: Start times of the worker processes (RFC 3339, oldest first)., type: list, elements: str, returned: always}
+    worker_pids:
+      description:
+        - PIDs of the worker processes, in the order of RV(proxies[].worker_start_times).
+        - Start times are exact to about 10 ms; the PIDs identify a reload exactly.
+      type: list
+      elements: int
+      returned: always
     last_reload: {description: Newest worker start time = the last successful (re)load, or null., type: str, returned: always}
     log:
       description: "What was read: lines_read, bytes_read, truncated, since_seconds, tail_lines."
@@ -128,7 +135,7 @@ proxies:
       type: list
       elements: dict
       returned: always
-    stale_addresses: {description: "Addresses dialled after the last reload that nothing current in the cluster has.", type: list, elements: str, returned: always}
+    stale_addresses: {description: "Addresses dialled after the last reload that nothing current has.", type: list, elements: str, returned: always}
     access: {description: "From access-log lines: requests, status_counts.", type: dict, returned: always}
     problems: {description: What could not be read or looks wrong., type: list, elements: str, returned: always}
   sample:
@@ -187,7 +194,7 @@ def _new_proxy(pod):
             "pod_ip": status.get("podIP"), "container": None,
             "ready": conditions.get("Ready") == "True", "phase": status.get("phase"),
             "config_ok": None, "upstream_hosts": [], "listen_ports": [], "master_pid": None,
-            "worker_start_times": [], "last_reload": None,
+            "worker_start_times": [], "worker_pids": [], "last_reload": None,
             "log": {"lines_read": 0, "bytes_read": 0, "truncated": False,
                     "since_seconds": None, "tail_lines": None},
             "errors": [], "errors_after_reload": 0, "counts": {}, "counts_after_reload": {},
@@ -220,6 +227,7 @@ def inspect_replica(client, pod, params):
     procs = read_processes(client, ns, name, container)
     proxy["master_pid"] = procs["master_pid"]
     proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
+    proxy["worker_pids"] = [w["pid"] for w in procs["workers"]]
     proxy["last_reload"] = proxy["worker_start_times"][-1] if procs["workers"] else None
     if procs["problem"]:
         proxy["problems"].append(procs["problem"])

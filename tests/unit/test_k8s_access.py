@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import k8s_access
 from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import parse_exec_status

@@ -1,0 +1,286 @@
+"""The collection's modules run for real (``ansible`` ad-hoc subprocesses) against the lab.
+
+Each test starts its own lab (tests/lab/badlab, real nginx + emulated API server) through the
+``lab`` / ``lab_factory`` fixtures, which always tear it down.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.lab]
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / "build" / "collections"
+ANSIBLE = str(Path(sys.executable).parent / "ansible")
+RESULT_LINE = re.compile(r"^localhost \| (SUCCESS|CHANGED|FAILED!) => ", re.M)
+
+
+def run_module(module, args, check=False, env=None, python=None):
+    """Run ``badgateway.k8s.<module>`` on localhost; return (failed, result dict)."""
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")}
+    environ.update({"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+                    "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+                    "ANSIBLE_NOCOLOR": "1"})
+    environ.update(env or {})
+    argv = [ANSIBLE, "localhost", "-m", "badgateway.k8s." + module, "-a", json.dumps(args),
+            "-e", "ansible_python_interpreter=%s" % (python or sys.executable)]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=environ,
+                          cwd=str(REPO))
+    # ad-hoc output ends with "localhost | SUCCESS => {json}" (or CHANGED / FAILED!)
+    found = RESULT_LINE.search(proc.stdout)
+    try:
+        if not found:
+            raise ValueError("no result line")
+        result = json.loads(proc.stdout[found.end():])
+    except ValueError:
+        raise AssertionError("no JSON result from ansible (rc %s):\n%s\n%s"
+                             % (proc.returncode, proc.stdout, proc.stderr)) from None
+    assert "Traceback" not in result.get("msg", "") + result.get("module_stderr", "")
+    return found.group(1) == "FAILED!" or bool(result.get("failed")), result
+
+
+def ok(module, args, **kw):
+    """Run a module that must succeed; return its result."""
+    failed, result = run_module(module, args, **kw)
+    assert not failed, result.get("msg", result)
+    return result
+
+
+def fail_msg(module, args, **kw):
+    """Run a module that must fail; return its message."""
+    failed, result = run_module(module, args, **kw)
+    assert failed, "expected a failure, got %s" % json.dumps(result)[:2000]
+    return result["msg"]
+
+
+def auth(lab, diagnose=True):
+    """Connection options: the lab's least-privilege kubeconfig (or the admin one)."""
+    return {"kubeconfig": lab.info["kubeconfig_diagnose" if diagnose else "kubeconfig"]}
+
+
+def old_and_new_ip(lab):
+    """The replaced app pod's old and new IPs, from the lab's timeline history."""
+    step = next(h for h in lab.info["history"] if h.get("step", "").endswith("replace_pod"))
+    return step["old_ip"], step["new_ip"]
+
+
+def closed_port():
+    """A loopback port with nothing listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+# ------------------------------------------------------------------ the seed incident
+def test_seed_facts(lab):
+    old_ip, new_ip = old_and_new_ip(lab)
+    ns = lab.info["proxy_namespace"]
+    svc_ns, svc_name = lab.info["service"].split("/")
+
+    pods = ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))
+    assert pods["selector"] == "app=open-webui"
+    assert [(p["name"], p["pod_ip"], p["ready"]) for p in pods["pods"]] == \
+        [("open-webui-0", new_ip, True)]
+    assert pods["pods"][0]["containers"][0]["ports"] == \
+        [{"name": "http", "container_port": 8080, "protocol": "TCP"}]
+
+    svc = ok("service_info", dict(auth(lab), namespace=svc_ns, name="open-webui-headless"))
+    service = svc["service"]
+    assert service["exists"] and service["headless"] and service["cluster_ip"] is None
+    assert service["ready_addresses"] == ["%s:8080" % new_ip]
+    assert service["ports"][0]["resolved_target_ports"] == \
+        [{"pod": "%s/open-webui-0" % svc_ns, "port": 8080}]
+    assert service["port_mismatches"] == []
+
+    proxy = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
+    assert [p["namespace"] + "/" + p["name"] for p in proxy["proxies"]] == lab.info["proxy_pods"]
+    for replica in proxy["proxies"]:
+        assert replica["config_ok"] is True and replica["container"] == "nginx"
+        assert {h["service"] for h in replica["upstream_hosts"]} == \
+            {"%s/open-webui-headless" % svc_ns}
+        assert replica["listen_ports"] == [80]
+        assert replica["last_reload"] and replica["master_pid"]
+        assert replica["stale_addresses"] == ["%s:8080" % old_ip]
+        states = {a["address"]: a["state"] for a in replica["upstream_addresses"]}
+        assert states["%s:8080" % old_ip] == "stale"
+        assert replica["counts_after_reload"]["connect_refused"] >= 3
+        assert replica["access"]["status_counts"]["502"] >= 3
+        assert replica["log"]["lines_read"] > 0 and not replica["log"]["truncated"]
+        assert all(e["errno"] == 111 for e in replica["errors"])
+
+    # from inside the proxy: the Service answers, the replica itself answers 502
+    via_svc = ok("proxy_probe", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"],
+                                     url="http://%s.%s:8080/" % (svc_name, svc_ns)))
+    assert [(p["tool"], p["status"], p["ok"]) for p in via_svc["probes"]] == [("curl", 200, True)]
+    itself = ok("proxy_probe", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
+                                    target="self"))
+    assert [(p["status"], p["ok"]) for p in itself["probes"]] == [(502, False)]
+    assert itself["probes"][0]["url"] == "http://%s:80/" % lab.info["pods"][
+        "%s/nginx-proxy-0" % ns]["ip"]
+
+
+def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
+    ns = lab.info["proxy_namespace"]
+    before = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
+    planned = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
+                                      probe_path="/"), check=True)
+    assert planned["changed"] is True
+    assert planned["replicas"][0]["config_test"] is None
+    assert planned["replicas"][0]["planned"][0] == "nginx -t"
+    still = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
+    assert still["proxies"][0]["worker_pids"] == before["proxies"][0]["worker_pids"]
+    assert lab.http_status() == 502
+
+    done = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
+                                   probe_path="/"))
+    replica = done["replicas"][0]
+    assert done["changed"] is True
+    assert replica["config_test"]["ok"] and replica["reload_sent"] and replica["reloaded"]
+    assert replica["verified"] and replica["probe"]["status"] == 200
+    assert {w["pid"] for w in replica["workers_before"]}.isdisjoint(
+        w["pid"] for w in replica["workers_after"])
+    assert lab.http_status() == 200
+
+    after = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
+    assert after["proxies"][0]["last_reload"] > before["proxies"][0]["last_reload"]
+    assert after["proxies"][0]["worker_pids"] == [w["pid"] for w in replica["workers_after"]]
+    assert after["proxies"][0]["stale_addresses"] == []
+
+
+def test_reload_refuses_a_broken_config(lab):
+    """nginx -t fails: no reload, changed=false, the module fails naming the reason."""
+    ns = lab.info["proxy_namespace"]
+    pod_dir = next(Path(lab.dir, "pods").glob("%s_nginx-proxy-0_*" % ns), None)
+    conf = next(pod_dir.rglob("default.conf"), None) if pod_dir else None
+    if conf is None:
+        pytest.fail("cannot find the proxy pod's default.conf under %s/pods" % lab.dir)
+    conf.write_text(conf.read_text().replace("location / {", "location / { bogus_directive on;"))
+    failed, result = run_module("nginx_reload", dict(auth(lab), namespace=ns,
+                                                     pods=["nginx-proxy-0"]))
+    assert failed and result["changed"] is False
+    assert "nginx -t failed" in result["msg"] and "bogus_directive" in result["msg"]
+    assert result["replicas"][0]["reload_sent"] is False
+
+
+def test_per_replica_staleness(lab_factory, tmp_path):
+    """Two proxy replicas, both stale; reload one: only the other stays stale."""
+    scenario = yaml.safe_load((REPO / "tests/lab/scenarios/stale_upstream.yml").read_text())
+    for pod in scenario["pods"]:
+        if pod["name"] == "nginx-proxy":
+            pod["replicas"] = 2
+    path = tmp_path / "stale_upstream-two_replicas.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    lab = lab_factory(str(path))
+    old_ip, _ = old_and_new_ip(lab)
+    ns, selector = lab.info["proxy_namespace"], lab.info["proxy_selector"]
+    # make every replica dial the upstream once, from inside itself
+    probes = ok("proxy_probe", dict(auth(lab), namespace=ns, selector=selector, target="self"))
+    assert [(p["name"], p["status"]) for p in probes["probes"]] == \
+        [("nginx-proxy-0", 502), ("nginx-proxy-1", 502)]
+    ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-1"], probe_path="/"))
+    proxy = ok("proxy_info", dict(auth(lab), namespace=ns, selector=selector))
+    stale = {p["name"]: p["stale_addresses"] for p in proxy["proxies"]}
+    assert stale == {"nginx-proxy-0": ["%s:8080" % old_ip], "nginx-proxy-1": []}
+
+
+# ------------------------------------------------------------------ clear failures
+def test_missing_service_and_must_exist(lab):
+    ns = lab.info["service"].split("/")[0]
+    svc = ok("service_info", dict(auth(lab), namespace=ns, name="nope"))
+    assert svc["service"]["exists"] is False and svc["service"]["ready_addresses"] == []
+    msg = fail_msg("service_info", dict(auth(lab), namespace=ns, name="nope", must_exist=True))
+    assert msg == 'Service "nope" not found in namespace "%s"' % ns
+
+
+def test_unknown_namespace(lab):
+    msg = fail_msg("pod_info", dict(auth(lab, diagnose=False), namespace="no-such-ns",
+                                    label_selector="app=x"))
+    assert msg == 'namespace "no-such-ns" does not exist'
+    msg = fail_msg("proxy_info", dict(auth(lab, diagnose=False), namespace="no-such-ns",
+                                      selector="app=nginx-proxy"))
+    assert msg == 'namespace "no-such-ns" does not exist'
+
+
+def test_selector_matching_nothing(lab):
+    ns = lab.info["proxy_namespace"]
+    msg = fail_msg("pod_info", dict(auth(lab), namespace=ns, label_selector="app=ghost"))
+    assert 'no pod in namespace "%s" matches the selector "app=ghost"' % ns in msg
+    empty = ok("pod_info", dict(auth(lab), namespace=ns, label_selector="app=ghost",
+                                allow_empty=True))
+    assert empty["pods"] == []
+    msg = fail_msg("proxy_probe", dict(auth(lab), namespace=ns, selector="app=ghost",
+                                       target="self"))
+    assert 'matches the selector "app=ghost"' in msg
+
+
+def test_wrong_token_401(lab):
+    msg = fail_msg("pod_info", dict(auth(lab), api_key="not-a-valid-token",
+                                    namespace=lab.info["proxy_namespace"],
+                                    label_selector="app=nginx-proxy"))
+    assert "rejected the credentials (401 Unauthorized)" in msg
+    assert "not-a-valid-token" not in msg
+
+
+def test_env_fallback_and_rbac_403(lab):
+    """K8S_AUTH_KUBECONFIG is honoured; the limited user may not list pods elsewhere."""
+    msg = fail_msg("pod_info", {"namespace": "kube-system", "label_selector": "app=x"},
+                   env={"K8S_AUTH_KUBECONFIG": lab.info["kubeconfig_diagnose"]})
+    assert msg.startswith('the credentials lack "list" on "pods" in namespace "kube-system" '
+                          "(403 Forbidden)")
+
+
+def test_unreachable_api(lab):
+    port = closed_port()
+    msg = fail_msg("pod_info", {"host": "https://127.0.0.1:%d" % port, "api_key": "x",
+                                "validate_certs": False, "request_timeout": 3,
+                                "namespace": "a", "label_selector": "b=c"})
+    assert msg.startswith("cannot reach the Kubernetes API at https://127.0.0.1:%d" % port)
+    assert "Connection refused" in msg
+
+
+def test_missing_kubernetes_library(lab):
+    """A Python without the kubernetes package: missing_required_lib, no traceback."""
+    bare = "/usr/bin/python3"
+    probe = subprocess.run([bare, "-c", "import kubernetes"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.fail("%s has the kubernetes package; this test needs a Python without it" % bare)
+    msg = fail_msg("pod_info", dict(auth(lab), namespace="a", label_selector="b=c"),
+                   python=bare)
+    assert "Failed to import the required Python library (kubernetes" in msg
+
+
+def test_diagnose_verdict_on_seed(lab):
+    ns = lab.info["proxy_namespace"]
+    svc_ns, svc_name = lab.info["service"].split("/")
+    old_ip, new_ip = old_and_new_ip(lab)
+    facts = {
+        "symptom": {"status": lab.http_status(), "url": lab.proxy_url},
+        "pods": ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))["pods"],
+        "service": ok("service_info", dict(auth(lab), namespace=svc_ns,
+                                           name="open-webui-headless"))["service"],
+        "proxies": ok("proxy_info", dict(auth(lab), namespace=ns,
+                                         selector=lab.info["proxy_selector"]))["proxies"],
+        "probes": ok("proxy_probe", dict(auth(lab), namespace=ns,
+                                         selector=lab.info["proxy_selector"],
+                                         url="http://%s.%s:8080/" % (svc_name, svc_ns)))["probes"],
+        "layers": {},
+    }
+    verdict = ok("diagnose_verdict", {"facts": facts})["verdict"]
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["stale_replicas"] == lab.info["proxy_pods"]
+    assert verdict["stale_addresses"] == ["%s:8080" % old_ip]
+    assert verdict["reload_safe"] is True
+    assert "%s:8080" % new_ip in verdict["current_addresses"]
