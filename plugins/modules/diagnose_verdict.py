@@ -21,8 +21,12 @@ options:
     description:
       - "The gathered facts: C(symptom) (C({status, url}) or null), C(pods) (pod_info's
         RV(pods)), C(service) (service_info's RV(service)), C(proxies) (proxy_info's
-        RV(proxies)), C(probes) (proxy_probe's RV(probes) towards the Service) and
-        C(layers) (per-layer judgements). Missing keys count as not gathered."
+        RV(proxies)), C(probes) (proxy_probe's RV(probes) towards the Service),
+        C(self_probes) (proxy_probe with O(badgateway.k8s.proxy_probe#module:target=self)),
+        C(layers) (per-layer judgements) and C(errors) (per layer, why it could not be
+        gathered). Missing keys count as not gathered."
+      - Facts the rules cannot read give the cause C(unknown) with the reason in
+        RV(verdict.summary), not a failure.
     type: dict
     required: true
 attributes:
@@ -76,8 +80,6 @@ verdict:
     reload_safe: true
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import decide
@@ -87,14 +89,8 @@ def main():
     """Module entry point."""
     module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}},
                            supports_check_mode=True)
-    try:
-        verdict = decide(module.params["facts"])
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        module.fail_json(msg="the facts do not have the shape the verdict rules expect "
-                             "(%s: %s); pass the registered results of pod_info, service_info, "
-                             "proxy_info and proxy_probe" % (exc.__class__.__name__, exc),
-                         exception=traceback.format_exc())
-    module.exit_json(changed=False, verdict=verdict)
+    # decide() never raises: facts it cannot read give cause "unknown" naming what was wrong
+    module.exit_json(changed=False, verdict=decide(module.params["facts"]))
 
 
 if __name__ == "__main__":
