@@ -8,7 +8,9 @@ report=${1:-}
 lab=$(mktemp -d /tmp/badgateway-demo.XXXXXX)
 export PYTHONPATH=$root/tests/lab:$root/build/collections
 export ANSIBLE_COLLECTIONS_PATH=$root/build/collections
-export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=0
+export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+# Easier on the eyes than the defaults: results as YAML, no "skipping" lines.
+export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKIPPED_HOSTS=false
 
 stop_lab() { "$py" -m badlab down --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$lab"; }
 trap stop_lab EXIT
