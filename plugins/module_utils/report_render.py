@@ -414,7 +414,7 @@ def _md_remediation(rem, url):
                 _md(_ref(rep)), "ok" if test.get("ok") else ("failed" if test else "not run"), _yes_no(rep.get("reloaded")),
                 _md(",".join(str(w.get("pid")) for w in rep.get("workers_before") or []) or "-"),
                 _md(",".join(str(w.get("pid")) for w in rep.get("workers_after") or []) or "-"),
-                probe.get("status", "-") if probe else "-", _yes_no(rep.get("verified")), _md(rep.get("error") or "-")))
+                probe.get("status", "-") if probe else "-", _yes_no(rep.get("verified")), _md(rep["error"]) if rep.get("error") else "-"))
     return lines
 
 
