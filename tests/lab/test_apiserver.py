@@ -6,6 +6,7 @@ whose exec commands are real local processes (sh, cat, head, nginx -t).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import shutil
@@ -16,9 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import websocket
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
-from kubernetes.stream import stream
+from websocket import WebSocketBadStatusException
+from kubernetes.stream import stream, ws_client
 
 from apiserver_support import (
     ADMIN_TOKEN, AUTH_TABLE, READER_TOKEN, FakeRuntime, cri_time, kubectl, kubectl_json, seed,
@@ -345,16 +348,35 @@ def test_log_content_type_is_text_plain(lab: Lab) -> None:
     assert (code, ctype.split(";")[0], text) == (200, "text/plain", "new 2\n")
 
 
-def _exec(lab: Lab, command: list[str], pod: str = "web-0", protocol: str | None = None, **kwargs):
-    extra = {"_headers": {"sec-websocket-protocol": protocol}} if protocol else {}
-    return stream(lab.core().connect_get_namespaced_pod_exec, pod, "shop", command=command,
-                  stderr=True, stdout=True, tty=False, _preload_content=False, **extra, **kwargs)
+CLIENT_HAS_V5 = hasattr(ws_client, "V5_CHANNEL_PROTOCOL")  # kubernetes >= 32
+DEFAULT_PROTOCOL = "v5.channel.k8s.io" if CLIENT_HAS_V5 else "v4.channel.k8s.io"
+
+
+def negotiated(resp: ws_client.WSClient) -> str | None:
+    """The subprotocol the server chose (kubernetes 31 sends it as a raw header, so read that)."""
+    return resp.sock.getheaders().get("sec-websocket-protocol")
+
+
+def _exec(lab: Lab, command: list[str], pod: str = "web-0", protocol: str | None = None,
+          stdin: bool = False) -> ws_client.WSClient:
+    """An exec session: through ``stream()`` as callers do, or offering one chosen protocol."""
+    if protocol is None:
+        return stream(lab.core().connect_get_namespaced_pod_exec, pod, "shop", command=command,
+                      stderr=True, stdout=True, stdin=stdin, tty=False, _preload_content=False)
+    # the client's own WebSocket class, offering only ``protocol``; booleans go as True/False
+    # (what kubernetes 31 sends), the stream() path above sends true/false
+    url = ws_client.get_websocket_url(
+        f"{lab.server.url}/api/v1/namespaces/shop/pods/{pod}/exec",
+        [("command", command), ("stdin", stdin), ("stdout", True), ("stderr", True), ("tty", False)])
+    conf = lab.api_client().configuration
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}", "sec-websocket-protocol": protocol}
+    return ws_client.WSClient(conf, url, headers, capture_all=True)
 
 
 @pytest.mark.parametrize("protocol", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
 def test_client_exec_streams_and_exit_codes(lab: Lab, protocol: str) -> None:
     resp = _exec(lab, ["sh", "-c", "echo to-out; echo to-err >&2; exit 3"], protocol=protocol, stdin=False)
-    assert resp.subprotocol == protocol
+    assert negotiated(resp) == protocol
     resp.run_forever(timeout=10)
     assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("to-out\n", "to-err\n", 3)
     resp = _exec(lab, ["true"], protocol=protocol, stdin=False)
@@ -390,9 +412,10 @@ def test_client_exec_missing_binary(lab: Lab, pod: str) -> None:
         _ = resp.returncode  # the cause is text, not an exit code: clients must cope
 
 
+@pytest.mark.skipif(not CLIENT_HAS_V5, reason="this kubernetes client (< 32) cannot close a channel (no v5)")
 def test_client_exec_stdin_v5_close(lab: Lab) -> None:
     resp = _exec(lab, ["sh", "-c", "cat; echo eof-seen"], stdin=True)
-    assert resp.subprotocol == "v5.channel.k8s.io"
+    assert negotiated(resp) == "v5.channel.k8s.io"
     resp.write_stdin("line one\n")
     resp.write_stdin(b"line two\n")
     resp.close_channel(0)
@@ -406,6 +429,46 @@ def test_client_exec_stdin_v4(lab: Lab) -> None:
     resp.write_stdin("abcdefgh")
     resp.run_forever(timeout=10)
     assert (resp.read_stdout(), resp.returncode) == ("abcdef", 0)
+
+
+def _raw_frames(lab: Lab, query: str, protocol: str | None, send: list[str] = ()) -> tuple[str | None, list]:
+    """Talk to exec with bare websocket-client; returns (negotiated protocol, frames received)."""
+    url = f"{lab.server.url.replace('https', 'wss', 1)}/api/v1/namespaces/shop/pods/web-0/exec?{query}"
+    ws = websocket.create_connection(
+        url, header=[f"Authorization: Bearer {ADMIN_TOKEN}"], subprotocols=[protocol] if protocol else None,
+        sslopt={"ca_certs": str(lab.server.ca_file)}, timeout=10)
+    for text in send:
+        ws.send(text)
+    frames = []
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        frames.append(data.decode() if opcode == websocket.ABNF.OPCODE_TEXT else data)
+    negotiated = ws.getsubprotocol()
+    ws.close()
+    return negotiated, frames
+
+
+def test_exec_base64_and_v1_protocols(lab: Lab) -> None:
+    query = "command=sh&command=-c&command=head%20-c%202%3B%20exit%205&stdin=true&stdout=true&stderr=true"
+    negotiated, frames = _raw_frames(lab, query, "base64.channel.k8s.io",
+                                     send=["0" + base64.b64encode(b"hi there").decode()])
+    assert negotiated == "base64.channel.k8s.io"
+    assert frames[0] == "1" + base64.b64encode(b"hi").decode()
+    assert base64.b64decode(frames[-1][1:]).decode().startswith("command terminated with non-zero exit code")
+    assert frames[-1][0] == "3"
+    # no protocol offered: the unversioned channel protocol, binary frames, error text on channel 3
+    negotiated, frames = _raw_frames(lab, "command=echo&command=plain&stdout=true", None)
+    assert negotiated is None
+    assert frames == [b"\x01plain\n"]  # success: nothing on channel 3
+
+
+def test_client_exec_default_protocol(lab: Lab) -> None:
+    resp = _exec(lab, ["sh", "-c", "exit 7"])
+    assert negotiated(resp) == DEFAULT_PROTOCOL
+    resp.run_forever(timeout=10)
+    assert resp.returncode == 7
 
 
 def test_client_exec_preloaded_content(lab: Lab) -> None:
@@ -432,7 +495,7 @@ def test_exec_refusals_before_upgrade(lab: Lab) -> None:
     code, body = lab.status("/api/v1/namespaces/shop/pods/web-0/exec?command=true", method="POST",
                             headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
     assert code == 400 and "SPDY" in body["message"]
-    with pytest.raises(k8s.ApiException):
+    with pytest.raises(WebSocketBadStatusException, match="400"):
         _exec(lab, ["true"], stdin=False, protocol="v9.channel.example")
     with pytest.raises(k8s.ApiException) as err:
         stream(lab.core(READER_TOKEN).connect_get_namespaced_pod_exec, "web-0", "shop", command=["true"],

@@ -51,6 +51,7 @@ log = logging.getLogger("badlab.apiserver")
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", object)
 AUTH = web.AppKey("auth", Auth)
+EXEC_PROCESSES = web.AppKey("exec_processes", set)
 
 SERVER_VERSION = {
     "major": "1",
@@ -846,15 +847,19 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
         if argv is None:
             await channels.send_status(_start_failure(command[0], "executable file not found in $PATH", missing))
         else:
-            await channels.send_status(await _run_exec(ws, channels, argv, command, want))
+            await channels.send_status(
+                await _run_exec(ws, channels, argv, command, want, request.app[EXEC_PROCESSES]))
     finally:
         await ws.close()
     return ws
 
 
 async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[str],
-                    command: list[str], want: dict[str, bool]) -> dict:
-    """Run the process, pump its streams over the WebSocket; return the channel-3 Status."""
+                    command: list[str], want: dict[str, bool], live: set) -> dict:
+    """Run the process, pump its streams over the WebSocket; return the channel-3 Status.
+
+    ``live`` holds running exec processes, so that server shutdown can end them.
+    """
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     if want["tty"]:
         stderr_mode = asyncio.subprocess.STDOUT
@@ -897,21 +902,21 @@ async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[s
         if proc.returncode is None:
             proc.kill()
 
+    live.add(proc)
     pumps = asyncio.gather(pump(proc.stdout, STDOUT), pump(proc.stderr, STDERR))
     reader = asyncio.create_task(feed_stdin())
     try:
         returncode = await proc.wait()
-        try:
-            # output still buffered in the pipes; a background child may hold them open
-            await asyncio.wait_for(pumps, timeout=2)
-        except asyncio.TimeoutError:
-            pass
+        # output still buffered in the pipes; a background child may hold them open
+        await asyncio.wait({pumps}, timeout=2)
     finally:
+        live.discard(proc)
         reader.cancel()
         pumps.cancel()
         if proc.returncode is None:
             proc.kill()
-            await proc.wait()
+        _close_stdin(proc)
+        await asyncio.gather(reader, pumps, proc.wait(), return_exceptions=True)
     return _exit_status(command, returncode)
 
 
@@ -984,10 +989,19 @@ def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
         raise ApiError(403, "Forbidden", forbidden_message(user, attrs), details)
 
 
+async def _end_exec_processes(app: web.Application) -> None:
+    """On shutdown, kill running exec commands so their sessions end normally and quickly."""
+    for proc in list(app[EXEC_PROCESSES]):
+        if proc.returncode is None:
+            proc.kill()
+
+
 def make_app(store: Store, runtime: Any, auth: Auth) -> web.Application:
     """The aiohttp application; ``runtime`` offers ``log_path`` and ``exec_command``."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[AUTH] = store, runtime, auth
+    app[EXEC_PROCESSES] = set()
+    app.on_shutdown.append(_end_exec_processes)
     app.router.add_route("*", "/{tail:.*}", _handle)
     return app
 
@@ -1081,9 +1095,18 @@ class ThreadedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(timeout=30)
         self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        """Close the server, then end whatever still runs in the loop (exec sessions)."""
+        if self.server is not None:
+            await self.server.close()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self.loop.shutdown_asyncgens()
 
     def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
