@@ -11,6 +11,7 @@ import datetime
 import json
 import shutil
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from websocket import WebSocketBadStatusException
 from kubernetes.stream import stream, ws_client
 
 from apiserver_support import (
-    ADMIN_TOKEN, AUTH_TABLE, READER_TOKEN, FakeRuntime, cri_time, kubectl, kubectl_json, seed,
+    ADMIN_TOKEN, AUTH_TABLE, KUBECTL, READER_TOKEN, FakeRuntime, cri_time, kubectl, kubectl_json, seed,
     write_kubeconfig,
 )
 from badlab.apiserver import ThreadedServer, kube_age
@@ -651,6 +652,28 @@ def test_log_follow_streams_new_lines(lab: Lab) -> None:
         with path.open("a") as handle:
             handle.write(f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F second\n")
         assert response.read() == b"second"  # limitBytes=12 ends the stream
+
+
+def test_kubectl_logs_follow_ends_when_the_pod_goes(tmp_path: Path) -> None:
+    store = Store()
+    seed(store)
+    runtime = FakeRuntime(tmp_path / "runtime")
+    path = runtime.write_log("shop", "web-0", "nginx", [f"{cri_time(NOW)} stdout F before"])
+    with ThreadedServer(store, runtime, Auth(AUTH_TABLE), tls_dir=tmp_path / "tls") as server:
+        kc = write_kubeconfig(tmp_path, server.url, ADMIN_TOKEN, server.ca_file)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(kc)}
+        with subprocess.Popen([KUBECTL, "logs", "-f", "-n", "shop", "web-0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) as follower:
+            try:
+                assert follower.stdout.readline() == "before\n"
+                with path.open("a") as handle:
+                    handle.write(f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F after\n")
+                assert follower.stdout.readline() == "after\n"
+                server.call(store.delete, "pods", "shop", "web-0")
+                assert follower.wait(timeout=10) == 0
+            finally:
+                if follower.poll() is None:
+                    follower.kill()
 
 
 def test_plain_http_server_and_start_time(tmp_path: Path) -> None:

@@ -116,6 +116,8 @@ def test_store_lists_sorted_per_namespace() -> None:
     everything = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in store.list("services")]
     assert everything == [("a", "y"), ("b", "a"), ("b", "z")]
     assert [o["metadata"]["name"] for o in store.list("services", "b")] == ["a", "z"]
+    picked = store.list("services", None, lambda o: o["metadata"]["name"] != "a")
+    assert [o["metadata"]["name"] for o in picked] == ["y", "z"]
 
 
 @pytest.mark.parametrize(("manifest", "fragment"), [

@@ -485,10 +485,8 @@ def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Resp
         fields = parse_field_selector(request.query.get("fieldSelector"), rt.plural)
     except SelectorError as exc:
         raise bad_request(str(exc)) from None
-    items = [
-        obj for obj in store.list(rt.plural, info.namespace or None)
-        if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)
-    ]
+    items = store.list(rt.plural, info.namespace or None,
+                       lambda obj: labels.matches(obj["metadata"].get("labels")) and fields.matches(obj))
     meta: dict[str, Any] = {"resourceVersion": store.resource_version}
     start = request.query.get("continue")
     if start:

@@ -25,6 +25,7 @@ import copy
 import datetime
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from badlab.errors import LabError
@@ -217,14 +218,20 @@ class Store:
         obj = self._objects[rt.plural].get(((namespace or "") if rt.namespaced else "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, resource: str, namespace: str | None = None) -> list[dict]:
-        """Objects of a resource sorted by namespace and name; ``namespace=None`` means all."""
+    def list(self, resource: str, namespace: str | None = None,
+             predicate: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Objects of a resource sorted by namespace and name; ``namespace=None`` means all.
+
+        ``predicate`` (optional) filters before anything is copied; it sees the stored
+        object and must not change it.
+        """
         rt = self._type(resource)
         table = self._objects[rt.plural]
         return [
             copy.deepcopy(table[key])
             for key in sorted(table)
-            if namespace is None or not rt.namespaced or key[0] == namespace
+            if (namespace is None or not rt.namespaced or key[0] == namespace)
+            and (predicate is None or predicate(table[key]))
         ]
 
     def delete(self, resource: str, namespace: str | None, name: str) -> dict | None:
