@@ -342,3 +342,33 @@ def test_backend_behaviours(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.lab
+def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
+    """set_behaviour, set_ready, a crash loop (exit_after), delete_pod, each checked by expect_status."""
+    text = (SCENARIOS / "backend_crash-reset.yml").read_text()
+    steps = """  - crash: {pod: open-webui-0, exit_code: 137, reason: OOMKilled}
+  - requests: {count: 3, expect_status: 502}
+"""
+    assert steps in text
+    text = text.replace(steps, """  - requests: {count: 2, expect_status: 502}
+  - set_behaviour: {pod: open-webui-0, app: {reset: false, status: 200}}
+  - requests: {count: 1, expect_status: 200}
+  - set_ready: {pod: open-webui-0, ready: false}
+  - requests: {count: 1, expect_status: 502}
+  - set_ready: {pod: open-webui-0, ready: true}
+  - requests: {count: 1, expect_status: 200}
+  - set_behaviour: {pod: open-webui-0, app: {exit_after: 0.2, exit_code: 2}}
+  - wait: 1.2
+""").replace("        nginx:\n", "        missing: [curl]\n        nginx:\n")
+    lab = lab_factory(str(_write(tmp_path, "backend_crash-loop.yml", text)))
+    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] >= 2  # set_behaviour restarted it, then it exits with code 2 again and again
+    assert status["lastState"]["terminated"]["exitCode"] == 2
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    no_curl = lab.kubectl("exec", "-n", "open-webui", "nginx-proxy-0", "--", "curl", "-s", "http://x/")
+    assert no_curl.returncode != 0 and "executable file not found" in no_curl.stderr
+    events = lab.kubectl("get", "events", "-n", "open-webui")
+    assert "BackOff" in events.stdout

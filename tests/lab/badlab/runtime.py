@@ -27,6 +27,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import sys
 import time
 import uuid
@@ -234,7 +236,7 @@ class Forwarder:
         try:
             up_reader, up_writer = await asyncio.open_connection(*target, local_addr=(self.source_ip, 0))
         except OSError:
-            writer.transport.abort()
+            _reset(writer)
             return
         await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
 
@@ -245,12 +247,24 @@ class Forwarder:
             self.server = None
 
 
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close a connection with a TCP RST (SO_LINGER 0), not a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction; a reset on the reading side is passed on as a reset."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
+    except ConnectionResetError:
+        _reset(writer)
+    except OSError:
         pass
     finally:
         with contextlib.suppress(Exception):

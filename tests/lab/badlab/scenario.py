@@ -399,7 +399,7 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 if container.kind != "app":
                     c.fail(f"{aw}.container", "an app container (nginx behaviour is its configuration)",
                            args["container"])
-                merged = dict(container.app.to_json())
+                merged = {k: v for k, v in container.app.to_json().items() if v is not None}
                 merged.update(c.mapping(args["app"], f"{aw}.app", set(), APP_KEYS))
                 args["app"] = _app(c, merged, f"{aw}.app")
         steps.append(Step(action, args, aw))
