@@ -1,0 +1,481 @@
+"""AWX / Automation Platform support: the survey specs and the execution environment definition.
+
+The survey specs are checked against the rules AWX applies when a survey is POSTed to
+``/api/v2/job_templates/N/survey_spec/`` (``JobTemplateSurveySpec._validate_spec_data``) and
+when a job is launched (``SurveyJobTemplateMixin._survey_element_validation``, which also
+decides whether a question's default is used at all), then against what the playbooks accept.
+
+The execution environment definition is turned into a build context by ``ansible-builder
+create`` (offline: it only writes files), and the galaxy and introspection stages of the image
+build are replayed on this machine: ``ansible-galaxy`` installs the collection from the context
+and ansible-builder's own introspection script lists the Python and system requirements.
+"""
+import importlib.metadata
+import importlib.util
+import json
+import keyword
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
+
+ROOT = Path(__file__).resolve().parents[2]
+EE_FILE = ROOT / "meta" / "execution-environment.yml"
+ROLE_SPEC = ROOT / "roles" / "diagnose_502" / "meta" / "argument_specs.yml"
+DRIFT_PLAYBOOK = ROOT / "playbooks" / "drift_check.yml"
+SURVEYS = {
+    "diagnose_502": ROOT / "awx" / "survey_diagnose_502.json",
+    "drift_check": ROOT / "awx" / "survey_drift_check.json",
+}
+INSTALL_HINT = "install it with: .venv/bin/pip install -r requirements-awx.txt (ansible-builder>=3.1,<4)"
+
+# AWX's question types and the JSON type a non-empty default must have (awx.main.constants).
+SURVEY_TYPES = {
+    "text": (str,), "textarea": (str,), "password": (str,),
+    "multiplechoice": (str,), "multiselect": (str,),
+    "integer": (int,), "float": (float, int),
+}
+# Role option types (argument_specs) a survey answer of each question type can feed.
+COMPATIBLE_OPTION_TYPES = {
+    "text": {"str", "path", "raw"}, "textarea": {"str", "path", "raw"}, "password": {"str", "raw"},
+    "integer": {"int", "float", "raw"}, "float": {"float", "raw"},
+    "multiplechoice": {"str", "bool", "raw"}, "multiselect": {"list"},
+}
+# The Kubernetes credential supplies these (K8S_AUTH_*): a survey must not ask for them.
+AUTH_VARIABLES = {
+    "diagnose_502_kubeconfig", "diagnose_502_context", "diagnose_502_host",
+    "diagnose_502_api_key", "diagnose_502_validate_certs", "diagnose_502_ca_cert",
+}
+
+
+# --- AWX's survey rules, re-stated -----------------------------------------------------------
+
+def _is_number(value, types):
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def choice_list(choices):
+    """Choices as AWX reads them: a list, or a string with one choice per non-blank line."""
+    if isinstance(choices, str):
+        return [line for line in choices.splitlines() if line.strip()]
+    return list(choices)
+
+
+def answer_errors(question, value):
+    """Why AWX would reject ``value`` for ``question`` at launch (empty when it accepts it)."""
+    qtype, var = question["type"], question["variable"]
+    low, high = question.get("min"), question.get("max")
+    low = None if low in ("", None) else low
+    high = None if high in ("", None) else high
+    if qtype in ("text", "textarea", "password"):
+        if not isinstance(value, str):
+            return [f"{var}: {value!r} is not a string"]
+        if low is not None and len(value) < low:
+            return [f"{var}: {value!r} is shorter than min {low}"]
+        if high is not None and len(value) > high:
+            return [f"{var}: {value!r} is longer than max {high}"]
+    elif qtype in ("integer", "float"):
+        if not _is_number(value, int if qtype == "integer" else (int, float)):
+            return [f"{var}: {value!r} is not {'an integer' if qtype == 'integer' else 'a number'}"]
+        if low is not None and value < low:
+            return [f"{var}: {value} is below min {low}"]
+        if high is not None and value > high:
+            return [f"{var}: {value} is above max {high}"]
+    elif qtype == "multiplechoice":
+        if value not in choice_list(question["choices"]):
+            return [f"{var}: {value!r} is not one of the choices"]
+    elif qtype == "multiselect":
+        if not isinstance(value, list) or any(v not in choice_list(question["choices"]) for v in value):
+            return [f"{var}: {value!r} is not a list of the choices"]
+    return []
+
+
+def question_errors(idx, question):
+    """AWX's per-question POST rules, plus: a default AWX would silently drop at launch is an error."""
+    where = f"question {idx}"
+    if not isinstance(question, dict):
+        return [f"{where} is not a JSON object"]
+    for field, types in (("type", str), ("question_name", str), ("variable", str), ("required", bool)):
+        if field not in question:
+            return [f"{where}: '{field}' is missing"]
+        if not isinstance(question[field], types):
+            return [f"{where}: '{field}' must be a {'boolean' if types is bool else 'string'}"]
+    qtype, var = question["type"], question["variable"]
+    where = f"question {idx} ({var})"
+    errors = []
+    if qtype not in SURVEY_TYPES:
+        return [f"{where}: type {qtype!r} is not one of {', '.join(SURVEY_TYPES)}"]
+    if not question["question_name"].strip():
+        errors.append(f"{where}: 'question_name' is empty")
+    if not var.isidentifier() or keyword.iskeyword(var):
+        errors.append(f"{where}: 'variable' is not a valid Ansible variable name")
+    for key in ("min", "max"):
+        if question.get(key) is not None and not _is_number(question[key], int):
+            errors.append(f"{where}: '{key}' must be an integer")
+    if _is_number(question.get("min"), int) and _is_number(question.get("max"), int) and question["min"] > question["max"]:
+        errors.append(f"{where}: 'min' is greater than 'max'")
+    default = question.get("default", "")
+    if default != "" and not (isinstance(default, SURVEY_TYPES[qtype]) and not isinstance(default, bool)):
+        errors.append(f"{where}: default {default!r} must be {'a ' + qtype if qtype in ('integer', 'float') else 'a string'}")
+        return errors
+    if isinstance(default, str) and default.startswith("$encrypted$"):
+        errors.append(f"{where}: '$encrypted$' is reserved for defaults AWX encrypted itself")
+    if qtype in ("multiplechoice", "multiselect"):
+        if "choices" not in question:
+            return errors + [f"{where}: type {qtype} must specify choices"]
+        choices = question["choices"]
+        if not isinstance(choices, (str, list)) or not all(isinstance(c, str) and c.strip() for c in choice_list(choices)):
+            return errors + [f"{where}: 'choices' must be a list of non-empty strings or one string with a choice per line"]
+        if not choice_list(choices):
+            errors.append(f"{where}: 'choices' is empty")
+        if len(set(choice_list(choices))) != len(choice_list(choices)):
+            errors.append(f"{where}: 'choices' repeats a choice")
+        defaults = choice_list(default)
+        if qtype == "multiplechoice" and len(defaults) > 1:
+            errors.append(f"{where}: a multiple choice question can have only one default")
+        if any(d not in choice_list(choices) for d in defaults):
+            errors.append(f"{where}: the default must be one of the choices")
+    elif default != "":
+        errors.extend(f"{where}: default dropped by AWX at launch: {e}" for e in answer_errors(question, default))
+    return errors
+
+
+def survey_errors(survey):
+    """Every reason AWX would refuse this survey spec, or drop one of its defaults."""
+    if not isinstance(survey, dict):
+        return ["the survey spec is not a JSON object"]
+    errors = []
+    for field, types, label in (("name", str, "a string"), ("description", str, "a string"), ("spec", list, "a list")):
+        if field not in survey:
+            errors.append(f"field '{field}' is missing")
+        elif not isinstance(survey[field], types):
+            errors.append(f"field '{field}' must be {label}")
+    if errors:
+        return errors
+    if not survey["spec"]:
+        return ["'spec' has no questions"]
+    seen = set()
+    for idx, question in enumerate(survey["spec"]):
+        found = question_errors(idx, question)
+        errors.extend(found)
+        var = question.get("variable") if isinstance(question, dict) else None
+        if var in seen:
+            errors.append(f"question {idx}: variable {var!r} is used twice")
+        seen.add(var)
+    return errors
+
+
+GOOD_QUESTION = {"question_name": "Namespace", "variable": "ns", "type": "text", "required": True, "min": 1, "max": 63}
+
+
+def _survey_with(**changes):
+    question = dict(GOOD_QUESTION, **changes)
+    return {"name": "s", "description": "d", "spec": [{k: v for k, v in question.items() if v is not None}]}
+
+
+@pytest.mark.parametrize("survey, expected", [
+    ({"description": "d", "spec": [GOOD_QUESTION]}, "field 'name' is missing"),
+    ({"name": "s", "spec": [GOOD_QUESTION]}, "field 'description' is missing"),
+    ({"name": "s", "description": "d", "spec": {}}, "field 'spec' must be a list"),
+    ({"name": "s", "description": "d", "spec": []}, "'spec' has no questions"),
+    ({"name": "s", "description": "d", "spec": [GOOD_QUESTION, GOOD_QUESTION]}, "variable 'ns' is used twice"),
+    (_survey_with(required="yes"), "'required' must be a boolean"),
+    (_survey_with(variable=None), "'variable' is missing"),
+    (_survey_with(type="boolean"), "type 'boolean' is not one of"),
+    (_survey_with(variable="my-var"), "not a valid Ansible variable name"),
+    (_survey_with(type="integer", default="10"), "default '10' must be a integer"),
+    (_survey_with(type="integer", default=True), "default True must be a integer"),
+    (_survey_with(min="1"), "'min' must be an integer"),
+    (_survey_with(min=5, max=2), "'min' is greater than 'max'"),
+    (_survey_with(type="multiplechoice"), "must specify choices"),
+    (_survey_with(type="multiplechoice", choices=["a", "b"], default="c"), "the default must be one of the choices"),
+    (_survey_with(type="multiplechoice", choices="a\nb", default="a\nb"), "only one default"),
+    (_survey_with(type="multiplechoice", choices=["a", "a"]), "repeats a choice"),
+    (_survey_with(type="multiplechoice", choices=["a", ""]), "list of non-empty strings"),
+    (_survey_with(type="multiselect", choices=["a", "b"], default=["a"]), "must be a string"),
+    (_survey_with(type="text", default="$encrypted$abc"), "'$encrypted$' is reserved"),
+    (_survey_with(type="text", default="x" * 64), "longer than max 63"),
+    (_survey_with(type="integer", min=1, max=10, default=0), "below min 1"),
+    (_survey_with(type="float", max=1, default=1.5), "above max 1"),
+])
+def test_the_survey_checker_refuses_what_awx_refuses(survey, expected):
+    errors = survey_errors(survey)
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("survey", [
+    _survey_with(),
+    _survey_with(type="multiplechoice", choices="a\n\nb\n", default="b"),
+    _survey_with(type="multiselect", choices=["a", "b", "c"], default="a\nc"),
+    _survey_with(type="float", min=0, max=2, default=1),
+    _survey_with(type="integer", required=False, default=""),
+])
+def test_the_survey_checker_accepts_what_awx_accepts(survey):
+    assert survey_errors(survey) == []
+
+
+# --- the shipped surveys ---------------------------------------------------------------------
+
+def load_survey(name):
+    return json.loads(SURVEYS[name].read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(SURVEYS))
+def test_shipped_survey_passes_awx_rules(name):
+    assert survey_errors(load_survey(name)) == []
+
+
+def role_options():
+    return yaml.safe_load(ROLE_SPEC.read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
+
+
+def compatibility_errors(question, option):
+    """Why a survey answer could not be the value of this role option (empty when it can)."""
+    var, qtype, otype = question["variable"], question["type"], option.get("type", "str")
+    if otype not in COMPATIBLE_OPTION_TYPES[qtype]:
+        return [f"{var}: a {qtype} question cannot feed a {otype} option"]
+    if qtype == "multiplechoice" and otype == "bool":
+        wrong = [c for c in choice_list(question["choices"]) if c not in BOOLEANS]
+        if wrong:
+            return [f"{var}: choices {wrong} are not booleans Ansible understands"]
+    elif "choices" in option:
+        wrong = [c for c in choice_list(question.get("choices", [])) if c not in option["choices"]]
+        if qtype not in ("multiplechoice", "multiselect") or wrong:
+            return [f"{var}: the option only takes {option['choices']}; the question offers more"]
+    return []
+
+
+def default_matches(question, expected):
+    value = question.get("default", "")
+    if question["type"] == "multiplechoice" and isinstance(expected, bool):
+        return boolean(value) == expected
+    return value == expected
+
+
+def test_diagnose_survey_asks_only_for_role_options_of_a_compatible_type():
+    options = role_options()
+    errors = []
+    for question in load_survey("diagnose_502")["spec"]:
+        option = options.get(question["variable"])
+        if option is None:
+            errors.append(f"{question['variable']}: not an option of roles/diagnose_502")
+            continue
+        errors.extend(compatibility_errors(question, option))
+        if "default" in option and "default" in question and not default_matches(question, option["default"]):
+            errors.append(f"{question['variable']}: survey default {question['default']!r} differs from the role's {option['default']!r}")
+    assert errors == []
+
+
+def test_diagnose_survey_requires_what_the_role_requires():
+    required = {name for name, option in role_options().items() if option.get("required")}
+    questions = {q["variable"]: q for q in load_survey("diagnose_502")["spec"]}
+    assert required, "roles/diagnose_502 marks no option required: the argument spec was not read"
+    assert {name for name in required if not questions.get(name, {}).get("required")} == set()
+
+
+@pytest.mark.parametrize("name", sorted(SURVEYS))
+def test_surveys_leave_kubernetes_access_to_the_credential(name):
+    asked = {q["variable"] for q in load_survey(name)["spec"]}
+    assert asked & AUTH_VARIABLES == set()
+
+
+def drift_playbook():
+    if not DRIFT_PLAYBOOK.is_file():
+        pytest.fail(f"{DRIFT_PLAYBOOK.relative_to(ROOT)} is missing; awx/survey_drift_check.json is its survey")
+    return DRIFT_PLAYBOOK.read_text(encoding="utf-8")
+
+
+def drift_required_variables(text):
+    """Variables the drift playbook asserts are set (``X | default('') | length > 0``)."""
+    required = set()
+    for play in yaml.safe_load(text):
+        for task in play.get("tasks", []):
+            check = task.get("ansible.builtin.assert") or task.get("assert") or {}
+            for condition in check.get("that", []) if isinstance(check, dict) else []:
+                match = re.fullmatch(r"\s*(\w+) \| default\(''\) \| length > 0\s*", condition)
+                if match:
+                    required.add(match.group(1))
+    return required
+
+
+def test_drift_survey_asks_only_for_what_the_drift_playbook_reads():
+    text = drift_playbook()
+    read = set(re.findall(r"\b((?:diagnose_502|drift_check)_\w+)\b", text))
+    literal_defaults = {name: yaml.safe_load(value)
+                        for name, value in re.findall(r"\b(\w+) \| default\((\d+|'[^']*')\)", text)}
+    options = role_options()
+    errors = []
+    for question in load_survey("drift_check")["spec"]:
+        var = question["variable"]
+        if var not in read:
+            errors.append(f"{var}: playbooks/drift_check.yml never reads it")
+        if var in options:
+            errors.extend(compatibility_errors(question, options[var]))
+        if var in literal_defaults and "default" in question and not default_matches(question, literal_defaults[var]):
+            errors.append(f"{var}: survey default {question['default']!r} differs from the playbook's {literal_defaults[var]!r}")
+    assert errors == []
+
+
+def test_drift_survey_requires_what_the_drift_playbook_requires():
+    required = drift_required_variables(drift_playbook())
+    questions = {q["variable"]: q for q in load_survey("drift_check")["spec"]}
+    assert required, "found no `X | default('') | length > 0` assertion in playbooks/drift_check.yml"
+    assert {name for name in required if not questions.get(name, {}).get("required")} == set()
+
+
+# --- the execution environment ---------------------------------------------------------------
+
+def tool(name):
+    """An executable installed next to this Python (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found next to {sys.executable} nor on PATH")
+    return found
+
+
+@pytest.fixture(scope="module")
+def ee_definition():
+    return yaml.safe_load(EE_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def ee_context(tmp_path_factory):
+    """The build context ``ansible-builder create`` writes for meta/execution-environment.yml."""
+    if importlib.util.find_spec("ansible_builder") is None:
+        pytest.fail(f"ansible-builder is not installed in {sys.executable}; {INSTALL_HINT}")
+    version = importlib.metadata.version("ansible-builder")
+    if int(version.split(".")[0]) != 3 or tuple(int(p) for p in version.split(".")[:2]) < (3, 1):
+        pytest.fail(f"ansible-builder {version} is installed; these tests need 3.1 or newer 3.x; {INSTALL_HINT}")
+    context = tmp_path_factory.mktemp("ee") / "context"
+    env = dict(os.environ, HOME=str(context.parent))  # ansible-builder must not need anything from $HOME
+    run = subprocess.run(
+        [sys.executable, "-m", "ansible_builder", "create", "-f", str(EE_FILE), "--context", str(context),
+         "--output-filename", "Containerfile", "-v", "3"],
+        cwd=context.parent, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, f"ansible-builder create failed:\n{run.stdout}\n{run.stderr}"
+    assert "Complete! The build context can be found at" in run.stdout
+    assert "No matches for" not in run.stdout + run.stderr, "an additional_build_files source matched nothing"
+    return context
+
+
+def test_ee_definition_is_version_3_with_every_dependency_kind(ee_definition):
+    assert ee_definition["version"] == 3
+    deps = ee_definition["dependencies"]
+    assert {"ansible_core", "ansible_runner", "python", "system", "galaxy"} <= set(deps)
+    assert ":" in ee_definition["images"]["base_image"]["name"], "the base image needs a tag"
+
+
+def test_containerfile_builds_from_the_base_image_with_ansible_and_the_introspected_requirements(ee_context, ee_definition):
+    containerfile = (ee_context / "Containerfile").read_text(encoding="utf-8")
+    deps = ee_definition["dependencies"]
+    assert f'ARG EE_BASE_IMAGE="{ee_definition["images"]["base_image"]["name"]}"' in containerfile
+    refs = f'{deps["ansible_core"]["package_pip"]} {deps["ansible_runner"]["package_pip"]}'
+    assert f'ARG ANSIBLE_INSTALL_REFS="{refs}"' in containerfile
+    assert f'ARG PYCMD="{deps["python_interpreter"]["python_path"]}"' in containerfile
+    assert "ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml" in containerfile
+    assert "introspect.py introspect --user-pip=requirements.txt --user-bindep=bindep.txt" in containerfile
+    assert "COPY _build/requirements.txt requirements.txt" in containerfile
+    assert "COPY _build/bindep.txt bindep.txt" in containerfile
+
+
+def test_context_carries_the_collections_python_and_system_requirements(ee_context):
+    for name in ("requirements.txt", "bindep.txt"):
+        copied = ee_context / "_build" / name
+        assert not copied.is_symlink()
+        assert copied.read_text(encoding="utf-8") == (ROOT / name).read_text(encoding="utf-8"), name
+
+
+def _source_files(directory):
+    return {p.relative_to(ROOT) for p in (ROOT / directory).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+
+
+def test_context_carries_the_collection_sources_but_not_this_definition(ee_context):
+    requirements = yaml.safe_load((ee_context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
+    assert requirements["collections"] == [{"name": "./badgateway_k8s", "type": "dir"}]
+    copy_root = ee_context / "_build" / "badgateway_k8s"
+    wanted = {Path(n) for n in ("galaxy.yml", "README.md", "requirements.txt", "bindep.txt")}
+    for directory in ("plugins", "roles", "playbooks", "meta"):
+        wanted |= _source_files(directory)
+    wanted.discard(EE_FILE.relative_to(ROOT))
+    missing = sorted(str(p) for p in wanted if not (copy_root / p).is_file())
+    assert missing == [], "not in the build context: " + ", ".join(missing)
+    differs = sorted(str(p) for p in wanted if (copy_root / p).read_bytes() != (ROOT / p).read_bytes())
+    assert differs == []
+    assert not (copy_root / "meta" / "execution-environment.yml").exists()
+
+
+def introspect(script, collections_path, workdir, out, user=True):
+    """Run ansible-builder's introspection the way the image build's builder stage does."""
+    argv = [sys.executable, str(script), "introspect", f"--write-pip={out}/requirements.txt",
+            f"--write-bindep={out}/bindep.txt", str(collections_path)]
+    if user:
+        argv[3:3] = ["--user-pip=requirements.txt", "--user-bindep=bindep.txt"]
+    return subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=60, check=False)
+
+
+def bindep_packages(text, profiles):
+    from bindep.depends import Depends  # installed with ansible-builder
+
+    depends = Depends(text)
+    return {rule[0] for rule in depends.active_rules(profiles + depends.platform_profiles())}
+
+
+def requirement_names(lines):
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower()
+            for line in lines if line.strip() and not line.lstrip().startswith("#")}
+
+
+def test_image_build_installs_the_collection_and_its_requirements_but_no_lab_package(ee_context, tmp_path):
+    build = ee_context / "_build"
+    collections = tmp_path / "collections"
+    env = dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1", HOME=str(tmp_path))
+    galaxy = subprocess.run(
+        [tool("ansible-galaxy"), "collection", "install", "-r", "requirements.yml", "--collections-path", str(collections)],
+        cwd=build, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert galaxy.returncode == 0, galaxy.stdout + galaxy.stderr
+    installed = collections / "ansible_collections" / "badgateway" / "k8s"
+    for path in ("roles/diagnose_502/tasks/main.yml", "playbooks/diagnose_502.yml", "playbooks/drift_check.yml",
+                 "plugins/modules/proxy_info.py", "meta/runtime.yml", "MANIFEST.json"):
+        assert (installed / path).is_file(), path
+
+    run = introspect(build / "scripts" / "introspect.py", collections, build, tmp_path / "out")
+    assert run.returncode == 0, run.stdout + run.stderr
+    pip_lines = (tmp_path / "out" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    wanted = requirement_names((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
+    assert wanted and wanted <= requirement_names(line for line in pip_lines if "from collection badgateway.k8s" in line)
+
+    system = (tmp_path / "out" / "bindep.txt").read_text(encoding="utf-8")
+    lab_only = bindep_packages((ROOT / "bindep.txt").read_text(encoding="utf-8"), ["test"])
+    assert lab_only, "bindep.txt lists no [test] package: this check would prove nothing"
+    assert bindep_packages(system, ["test"]) >= lab_only
+    assert bindep_packages(system, ["default"]) & lab_only == set()
+
+
+def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_path):
+    """A third-party EE that installs the built collection introspects it without error."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    built = subprocess.run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(ROOT)],
+                           env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarball = next(tmp_path.glob("badgateway-k8s-*.tar.gz"))
+    collections = tmp_path / "collections"
+    installed = subprocess.run([tool("ansible-galaxy"), "collection", "install", str(tarball), "-p", str(collections)],
+                               env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    run = introspect(ee_context / "_build" / "scripts" / "introspect.py", collections, tmp_path, tmp_path / "out", user=False)
+    assert run.returncode == 0, (
+        "ansible-builder's introspection fails on the built collection (it reads meta/execution-environment.yml "
+        "relative to the collection root; galaxy.yml build_ignore must list meta/execution-environment.yml):\n"
+        + run.stdout + run.stderr)
+    pip_lines = (tmp_path / "out" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    wanted = requirement_names((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
+    assert wanted <= requirement_names(pip_lines)
+
