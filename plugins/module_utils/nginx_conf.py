@@ -240,8 +240,7 @@ def _walk(directives, context=()):
     for directive in directives:
         yield directive, context
         if directive["block"] is not None:
-            for item in _walk(directive["block"], context + (directive["name"],)):
-                yield item
+            yield from _walk(directive["block"], context + (directive["name"],))
 
 
 def _split_host_port(text):
@@ -252,7 +251,7 @@ def _split_host_port(text):
         rest = text[end + 1:] if end >= 0 else ""
         port = rest[1:] if rest.startswith(":") else ""
     else:
-        host, _, port = text.partition(":")
+        host, port = text.partition(":")[::2]
     return host, int(port) if port.isdigit() else None
 
 
@@ -307,7 +306,7 @@ def _listen_port(args):
     if addr.isdigit():
         return int(addr)
     if addr.startswith("["):
-        _, port = _split_host_port(addr)
+        port = _split_host_port(addr)[1]
         return port if port is not None else 80
     if ":" in addr:
         port = addr.rsplit(":", 1)[1]
@@ -345,11 +344,11 @@ def parse_nginx_t(text):
     upstreams, proxy_passes, resolvers = [], [], []
     listen_ports, server_names = set(), set()
     set_values = {}
-    for directive, context in _walk(tree):
+    for directive, _context in _walk(tree):
         if directive["name"] == "set" and len(directive["args"]) >= 2:
             name = directive["args"][0].lstrip("$")
             set_values.setdefault(name, set()).add(directive["args"][1])
-    upstream_names = {d["args"][0] for d, _ in _walk(tree)
+    upstream_names = {d["args"][0] for d, _ctx in _walk(tree)
                       if d["name"] == "upstream" and d["block"] is not None and d["args"]}
     for directive, context in _walk(tree):
         name, args = directive["name"], directive["args"]
@@ -385,7 +384,7 @@ def parse_nginx_t(text):
         elif name == "server_name":
             server_names.update(a for a in args if a)
     return {
-        "files": [path for path, _ in dumped],
+        "files": [path for path, _body in dumped],
         "upstreams": upstreams,
         "proxy_passes": proxy_passes,
         "resolvers": resolvers,

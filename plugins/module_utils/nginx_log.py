@@ -231,7 +231,7 @@ def upstream_address(url):
         port = tail[1:].split("/", 1)[0] if tail.startswith(":") else ""
     else:
         hostport = rest.split("/", 1)[0]
-        host, _, port = hostport.partition(":")
+        host, port = hostport.partition(":")[::2]
     if port.isdigit():
         return "%s:%s" % (host, port)
     if _is_ip(host.strip("[]")):

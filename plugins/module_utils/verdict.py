@@ -457,7 +457,7 @@ def _rules(facts):
             "terminating endpoints: %s" % _join(facts.terminating)], [
             "a rollout is in progress: re-run when it has finished; if a replica still dials "
             "%s then, it is stale_upstream" % _join(sorted({e["address"]
-                                                            for _, e in stale_pairs}))]))
+                                                            for _r, e in stale_pairs}))]))
 
     # header_too_big, protocol_mismatch
     if facts.sig_total(("header_too_big",)):

@@ -195,9 +195,9 @@ def test_syntax_errors_are_reported_not_raised():
 
 
 def test_tokenizer_quotes_escapes_and_variables():
-    tokens = [t for t, _, _ in tokenize('set $a "x\\"y"; log_format f \'${a}b\';\n# c { ;\nz;')]
+    tokens = [token[0] for token in tokenize('set $a "x\\"y"; log_format f \'${a}b\';\n# c { ;\nz;')]
     assert tokens == ["set", "$a", 'x"y', ";", "log_format", "f", "${a}b", ";", "z", ";"]
-    unquoted = [t for t, _, _ in tokenize("return 200 ${a}b;")]
+    unquoted = [token[0] for token in tokenize("return 200 ${a}b;")]
     assert unquoted == ["return", "200", "${a}b", ";"]
 
 

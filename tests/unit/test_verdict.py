@@ -402,7 +402,7 @@ def test_502_with_no_trace_is_unknown_not_healthy():
 @pytest.mark.parametrize("facts", [
     None, {}, [], "text", {"proxies": None, "service": None, "pods": None},
     {"proxies": [None, 3, {"name": None, "upstream_addresses": [None, {"address": 5}],
-                            "counts_after_reload": {"connect_refused": "x"}}]},
+                           "counts_after_reload": {"connect_refused": "x"}}]},
     {"service": {"ready_addresses": "10.0.0.1:80", "endpoints": "x"}, "pods": {"name": 1}},
     {"layers": [{"name": "service", "status": "error", "message": "403 Forbidden"}],
      "errors": {"service": "cannot get services in open-webui"}},
