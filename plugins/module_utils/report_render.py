@@ -73,6 +73,11 @@ def _ref(obj):
     return "%s/%s" % (obj.get("namespace"), obj.get("name"))
 
 
+def _natural(text):
+    """Sort key that orders numbers by value: pod-2 before pod-10, 10.0.0.9 before 10.0.0.10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(text)) if part]
+
+
 def _probe_status(probe):
     """pass when the probe got an answer that is not a gateway error, fail otherwise."""
     status = probe.get("status")
@@ -207,11 +212,11 @@ def build_chain(facts, verdict=None):
         _dict(svc_in, "facts.service")
 
     client = _client(_dict(facts.get("symptom"), "facts.symptom"), errors)
-    proxies = [_proxy(p, stale_replicas) for p in sorted(proxies_in or [], key=_ref)]
+    proxies = [_proxy(p, stale_replicas) for p in sorted(proxies_in or [], key=lambda p: _natural(_ref(p)))]
     service = _service(svc_in, errors)
     endpoints = [_endpoint(e) for e in sorted(_dicts((svc_in or {}).get("endpoints"), "service.endpoints") or [],
-                                              key=lambda e: str(e.get("address")))]
-    pods = [_pod(p) for p in sorted(pods_in or [], key=_ref)]
+                                              key=lambda e: _natural(e.get("address")))]
+    pods = [_pod(p) for p in sorted(pods_in or [], key=lambda p: _natural(_ref(p)))]
     links = []
 
     for proxy in proxies:
@@ -229,7 +234,7 @@ def build_chain(facts, verdict=None):
             stale.setdefault(address, []).append("%s/%s" % (proxy["namespace"], proxy["name"]))
     stale_nodes = [{"id": "stale:" + address, "address": address, "dialled_by": by, "status": FAIL,
                     "evidence": ["dialled since the last reload by %s; no endpoint, Service or pod has it now" % ", ".join(by)]}
-                   for address, by in sorted(stale.items())]
+                   for address, by in sorted(stale.items(), key=lambda kv: _natural(kv[0]))]
 
     for proxy in proxies:
         ref = "%s/%s" % (proxy["namespace"], proxy["name"])
@@ -555,6 +560,17 @@ def _cubic(t, p0, p1, p2, p3):
     return u * u * u * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t * t * t * p3
 
 
+def _pods_in_endpoint_order(chain):
+    """The pods, those behind an endpoint in the endpoints' order, so few links cross."""
+    first = {}
+    endpoint_rank = {e.get("id"): index for index, e in enumerate(chain.get("endpoints") or [])}
+    for link in chain.get("links") or []:
+        if link.get("from") in endpoint_rank:
+            first.setdefault(link.get("to"), endpoint_rank[link["from"]])
+    ranked = sorted(enumerate(chain.get("pods") or []), key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]))
+    return [pod for _, pod in ranked]
+
+
 def _svg(chain):
     """The chain as an inline SVG: five columns of boxes, numbered links between them."""
     columns = [
@@ -562,7 +578,7 @@ def _svg(chain):
         ("Proxy replicas", chain.get("proxies") or []),
         ("Service", [chain.get("service") or {}] + (chain.get("stale") or [])),
         ("Endpoints", chain.get("endpoints") or []),
-        ("Backend pods", chain.get("pods") or []),
+        ("Backend pods", _pods_in_endpoint_order(chain)),
     ]
     tallest = max(min(len(nodes), _MAX_PER_COLUMN + 1) for _, nodes in columns) or 1
     height = _TOP + tallest * (_BOX_H + _GAP_Y) + _MARGIN

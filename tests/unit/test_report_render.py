@@ -123,6 +123,22 @@ def test_not_ready_and_terminating_endpoints_fail(facts):
     assert "container open-webui: CrashLoopBackOff" in chain["pods"][0]["evidence"]
 
 
+def test_numbers_sort_by_value_and_pods_are_drawn_in_their_endpoints_order(facts):
+    pod, ep = facts["pods"][0], facts["service"]["endpoints"][0]
+    facts["pods"], facts["service"]["endpoints"] = [], []
+    for index, ip in ((2, "127.1.2.30"), (10, "127.1.2.4"), (1, "127.1.2.100")):
+        facts["pods"].append(dict(pod, name="web-%d" % index, pod_ip=ip))
+        facts["service"]["endpoints"].append(dict(ep, address=ip + ":8080", ip=ip, target="app/web-%d" % index))
+    chain = build_chain(facts)
+    assert [p["name"] for p in chain["pods"]] == ["web-1", "web-2", "web-10"]
+    assert [e["address"] for e in chain["endpoints"]] == ["127.1.2.4:8080", "127.1.2.30:8080", "127.1.2.100:8080"]
+    result = load("result_stale_upstream.json")
+    result["chain"] = chain
+    svg = re.search(r"<svg.*</svg>", to_html(result), flags=re.S).group(0)
+    drawn = re.findall(r'data-node="pod:app/([^"]+)"', svg)
+    assert drawn == ["web-10", "web-2", "web-1"], "pods drawn beside their endpoints"
+
+
 def test_facts_that_could_not_be_gathered_are_unknown_with_the_reason():
     facts = {"symptom": None, "self_probes": None, "pods": None, "service": None, "svc_probes": None,
              "proxies": [{"namespace": "web", "name": "nginx-0", "ready": True}],
