@@ -2,7 +2,7 @@
 # ansible-test sanity on a copy of the collection at .../ansible_collections/badgateway/k8s,
 # with ansible-test's internet-only pip bootstrap replaced by tests/sanity/get_pip_offline.py.
 set -euo pipefail
-venv=${1:?usage: run.sh VENV}
+venv=${1:?usage: run.sh VENV [ansible-test options]}; shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
 py=$venv/bin/python
 pyver=$($py -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -18,10 +18,18 @@ else
   echo "WARNING: could not learn ansible-test's pip version; the sanity venvs may fail to bootstrap"
 fi
 
-dest=$root/build/sanity/ansible_collections/badgateway/k8s
+# Outside the repository: inside it, ansible-test would ask git, which ignores build/.
+dest=${TMPDIR:-/tmp}/badgateway-k8s-sanity-$(id -u)/ansible_collections/badgateway/k8s
 rm -rf "$dest" && mkdir -p "$dest"
-# Only what git tracks (plus new files not yet ignored), never venvs or build output.
-(cd "$root" && git ls-files -co --exclude-standard -z | grep -zv '^build/' | xargs -0 cp --parents -t "$dest")
+# What the collection ships: the files git knows, less galaxy.yml's build_ignore (the lab,
+# benchmarks, CI glue), exactly as `ansible-galaxy collection build` would leave them out.
+(cd "$root" && git ls-files -co --exclude-standard | "$py" -c '
+import fnmatch, sys, yaml
+ignore = yaml.safe_load(open("galaxy.yml")).get("build_ignore") or []
+for path in sys.stdin.read().splitlines():
+    if not any(fnmatch.fnmatch(path, pat) or path.startswith(pat.rstrip("/") + "/") for pat in ignore):
+        print(path)
+' | tr '\n' '\0' | xargs -0 cp --parents -t "$dest")
 cd "$dest"
 echo "== ansible-test sanity (Python $pyver) in $dest"
 "$venv/bin/ansible-test" sanity --python "$pyver" --requirements --color no "$@"
