@@ -162,6 +162,22 @@ def _bypass_proxy(host, no_proxy):
     return False
 
 
+def _api_key_header(cfg):
+    """The Authorization value a Configuration holds, refreshed by its hook if any.
+
+    Client 37 keeps the token under ``BearerToken``, client 31 under ``authorization``, and
+    their ``get_api_key_with_prefix`` signatures differ, so both keys are read here.
+    """
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)
+    for identifier in ("BearerToken", "authorization"):
+        key = cfg.api_key.get(identifier)
+        if key:
+            prefix = cfg.api_key_prefix.get(identifier)
+            return "%s %s" % (prefix, key) if prefix else key
+    return None
+
+
 class K8sClient:
     """Configured access to one API server; every call is bounded by ``request_timeout``."""
 
@@ -283,7 +299,7 @@ class K8sClient:
         headers = HTTPHeaderDict()
         headers["Accept"] = accept
         headers["User-Agent"] = "badgateway.k8s"
-        auth = self.config.get_api_key_with_prefix("BearerToken", alias="authorization")
+        auth = _api_key_header(self.config)
         if auth:
             headers["Authorization"] = auth
         elif self.config.username and self.config.password:

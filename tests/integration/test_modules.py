@@ -284,3 +284,21 @@ def test_diagnose_verdict_on_seed(lab):
     assert verdict["stale_addresses"] == ["%s:8080" % old_ip]
     assert verdict["reload_safe"] is True
     assert "%s:8080" % new_ip in verdict["current_addresses"]
+
+
+# ------------------------------------------------------------------ exec against the lab
+@pytest.mark.parametrize("protocol", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
+def test_exec_exit_codes_against_lab(lab, protocol):
+    """k8s_access.exec over each subprotocol: exit codes, a missing binary, the deadline."""
+    from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sClient
+
+    client = K8sClient({"kubeconfig": lab.info["kubeconfig_diagnose"], "request_timeout": 5})
+    ns, pod = lab.info["proxy_pods"][0].split("/")
+    run = lambda argv, **kw: client.exec(ns, pod, argv, subprotocols=[protocol], **kw)  # noqa: E731
+    done = run(["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert (done.rc, done.stdout, done.stderr, done.protocol) == (7, "out\n", "err\n", protocol)
+    assert run(["nginx", "-t"]).rc == 0
+    missing = run(["no-such-binary"])
+    assert missing.rc is None and "no-such-binary" in missing.error
+    slow = run(["sleep", "5"], timeout=0.5)
+    assert slow.timed_out and slow.rc is None
