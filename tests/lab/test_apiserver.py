@@ -73,7 +73,8 @@ class Lab:
             request.add_header("Authorization", f"Bearer {token}")
         if body is not None:
             request.data = json.dumps(body).encode()
-            request.add_header("Content-Type", "application/json")
+            if not request.has_header("Content-type"):
+                request.add_header("Content-Type", "application/json")
         context = ssl.create_default_context(cafile=str(self.server.ca_file))
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:
@@ -259,6 +260,32 @@ def test_kubectl_least_privilege_token(lab: Lab) -> None:
     assert done.returncode == 1
     assert ('pods "web-0" is forbidden: User "reader" cannot create resource "pods/exec" in API group "" '
             'in the namespace "shop"') in done.stderr
+
+
+@pytest.mark.parametrize(("args", "answer"), [
+    (("get", "pods", "-n", "shop"), "yes"),
+    (("get", "pods", "--subresource=log", "-n", "shop"), "no"),
+    (("list", "pods", "-A"), "no"),
+    (("list", "endpointslices.discovery.k8s.io", "-n", "shop"), "yes"),
+    (("list", "endpointslices.discovery.k8s.io", "-n", "other"), "no"),
+    (("create", "pods", "--subresource=exec", "-n", "shop"), "no"),
+    (("get", "/version"), "yes"),
+])
+def test_kubectl_auth_can_i(lab: Lab, args: tuple[str, ...], answer: str) -> None:
+    done = kubectl(lab.reader_kc, "auth", "can-i", *args)
+    assert (done.stdout.strip(), done.returncode) == (answer, 0 if answer == "yes" else 1), done.stderr
+
+
+def test_client_access_review_json(lab: Lab) -> None:
+    api = k8s.AuthorizationV1Api(lab.api_client(READER_TOKEN))
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+              "spec": {"resourceAttributes": {"verb": "list", "resource": "services", "namespace": "shop"}}}
+    assert api.create_self_subject_access_review(review).status.allowed is True
+    review["spec"]["resourceAttributes"]["namespace"] = "other"
+    assert api.create_self_subject_access_review(review).status.allowed is False
+    code, body = lab.status("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", method="POST",
+                            body={"spec": {}})
+    assert (code, body["reason"]) == (422, "Invalid")
 
 
 def test_kubectl_wrong_token(lab: Lab) -> None:
@@ -556,7 +583,7 @@ def test_discovery_documents(lab: Lab) -> None:
     assert json.loads(text)["versions"] == ["v1"]
     _, groups = lab.status("/apis", headers=aggregated)
     assert groups["kind"] == "APIGroupList"
-    assert [g["name"] for g in groups["groups"]] == ["discovery.k8s.io", "networking.k8s.io"]
+    assert [g["name"] for g in groups["groups"]] == ["authorization.k8s.io", "discovery.k8s.io", "networking.k8s.io"]
     _, group = lab.status("/apis/networking.k8s.io")
     assert group["preferredVersion"] == {"groupVersion": "networking.k8s.io/v1", "version": "v1"}
     _, core = lab.status("/api/v1")
@@ -609,6 +636,9 @@ def test_create_and_conflict(lab: Lab) -> None:
     assert (code, body["reason"], body["message"]) == (409, "AlreadyExists", 'events "made-by-test" already exists')
     code, body = lab.status("/api/v1/namespaces/nowhere/events", method="POST", body=event)
     assert (code, body["message"]) == (404, 'namespaces "nowhere" not found')
+    code, body = lab.status("/api/v1/namespaces/shop/events", method="POST", body=event,
+                            headers={"Content-Type": "application/yaml"})
+    assert (code, body["reason"]) == (415, "UnsupportedMediaType")
     code, body = lab.status("/api/v1/namespaces/shop/events", method="POST", token=READER_TOKEN, body=event)
     assert code == 403 and 'cannot create resource "events"' in body["message"]
     listed = lab.core().list_namespaced_event("shop", field_selector="reason=Test")

@@ -16,7 +16,8 @@ label and field selectors, ``limit``/``continue``), the Table form ``kubectl get
 WebSocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``channel.k8s.io``,
 ``base64.channel.k8s.io``). Every request needs a bearer token (health paths excepted);
 ``rbac.Auth`` decides what it may do. Errors are ``Status`` objects worded as Kubernetes
-words them. POST creates objects (409 when the name is taken); not served: watch,
+words them. POST creates objects (409 when the name is taken), and answers the
+SelfSubjectAccessReview of ``kubectl auth can-i``; not served: watch,
 update, patch, delete, SPDY exec, port-forward, attach.
 """
 
@@ -166,9 +167,15 @@ def parse_request_info(method: str, path: str, query: Any) -> RequestInfo | None
 
 # ---------------------------------------------------------------- discovery
 
+# Served but not stored: ``kubectl auth can-i`` posts a SelfSubjectAccessReview.
+ACCESS_REVIEW = ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "",
+                             "SelfSubjectAccessReview", False, verbs=("create",))
+SERVED_TYPES = (*RESOURCE_TYPES, ACCESS_REVIEW)
+
+
 def _groups() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
-    for rt in RESOURCE_TYPES:
+    for rt in SERVED_TYPES:
         if rt.group and rt.version not in groups.setdefault(rt.group, []):
             groups[rt.group].append(rt.version)
     return groups
@@ -181,7 +188,7 @@ def _api_group(name: str, versions: list[str]) -> dict:
 
 def _resource_list(group: str, version: str) -> dict | None:
     resources = []
-    for rt in RESOURCE_TYPES:
+    for rt in SERVED_TYPES:
         if rt.group != group or rt.version != version:
             continue
         entry: dict[str, Any] = {
@@ -532,6 +539,9 @@ async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> 
 
     Only the store changes: the runtime does not start processes for objects made this way.
     """
+    if request.content_type not in ("application/json", "application/octet-stream"):
+        raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format "
+                       f"({request.content_type}) - accepted media types include: application/json")
     try:
         obj = await request.json()
     except ValueError:
@@ -952,6 +962,11 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         if path.startswith("/openapi"):
             raise ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {})
         return _discovery(request)
+    if (info.group, info.resource) == (ACCESS_REVIEW.group, ACCESS_REVIEW.plural) and not info.namespace:
+        # every authenticated user may ask what it may do (system:basic-user in Kubernetes)
+        if info.verb != "create" or info.name:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        return await _access_review(request, user)
     _authorize(request.app[AUTH], user, info)
     rt = BY_PLURAL.get(info.resource)
     if rt is None or rt.group != info.group or rt.version != info.version or (
@@ -974,6 +989,96 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     elif info.verb == "watch":
         raise ApiError(405, "MethodNotAllowed", "watch is not supported by the lab API server; list instead")
     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+
+def _protobuf_fields(data: bytes) -> dict[int, list]:
+    """Top-level fields of a protobuf message: number -> values (int or bytes)."""
+    fields: dict[int, list] = {}
+    pos = 0
+
+    def varint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            if pos >= len(data):
+                raise ValueError("truncated varint")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while pos < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value: int | bytes = varint()
+        elif wire == 2:
+            size = varint()
+            value, pos = data[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+_RESOURCE_ATTRIBUTE_FIELDS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                              6: "subresource", 7: "name"}
+
+
+def _access_review_spec_from_protobuf(body: bytes) -> dict:
+    """``spec`` of a SelfSubjectAccessReview sent as Kubernetes protobuf (what kubectl sends)."""
+    if not body.startswith(b"k8s\x00"):
+        raise ValueError("missing the k8s protobuf envelope")
+    raw = _protobuf_fields(body[4:]).get(2, [b""])[0]
+    spec_bytes = _protobuf_fields(raw).get(2, [b""])[0]
+    spec_fields = _protobuf_fields(spec_bytes)
+    spec: dict[str, dict] = {}
+    if 1 in spec_fields:
+        attrs = _protobuf_fields(spec_fields[1][0])
+        spec["resourceAttributes"] = {
+            name: attrs[number][0].decode() for number, name in _RESOURCE_ATTRIBUTE_FIELDS.items()
+            if attrs.get(number) and attrs[number][0]
+        }
+    if 2 in spec_fields:
+        attrs = _protobuf_fields(spec_fields[2][0])
+        spec["nonResourceAttributes"] = {
+            name: attrs[number][0].decode() for number, name in ((1, "path"), (2, "verb"))
+            if attrs.get(number) and attrs[number][0]
+        }
+    return spec
+
+
+async def _access_review(request: web.Request, user: User) -> web.Response:
+    """SelfSubjectAccessReview: may the caller do ``spec.resourceAttributes``?"""
+    if request.content_type == "application/vnd.kubernetes.protobuf":
+        try:
+            spec = _access_review_spec_from_protobuf(await request.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"cannot decode the protobuf SelfSubjectAccessReview: {exc}") from None
+    else:
+        try:
+            review = await request.json()
+        except ValueError:
+            raise bad_request("the request body is not valid JSON; send a SelfSubjectAccessReview") from None
+        spec = review.get("spec") if isinstance(review, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("resourceAttributes") or spec.get("nonResourceAttributes"), dict):
+        raise ApiError(422, "Invalid", 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
+                       "spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes "
+                       "or resourceAttributes must be specified")
+    ra = spec.get("resourceAttributes")
+    if isinstance(ra, dict):
+        attrs = Attributes(str(ra.get("verb", "")), str(ra.get("resource", "")), str(ra.get("group", "")),
+                           str(ra.get("namespace", "")), str(ra.get("name", "")), str(ra.get("subresource", "")))
+        allowed = request.app[AUTH].authorize(user, attrs)
+    else:
+        allowed = True  # discovery, version and health paths are open to every authenticated user
+    return _json({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": {"allowed": allowed}}, 201)
 
 
 def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
