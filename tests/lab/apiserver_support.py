@@ -72,7 +72,7 @@ class FakeRuntime:
         self.nginx_prefix.mkdir(parents=True, exist_ok=True)
         self.nginx_conf = self.nginx_prefix / "nginx.conf"
         self.nginx_conf.write_text(NGINX_CONF.format(prefix=self.nginx_prefix))
-        self.exec_calls: list[tuple[str, str, str, list[str]]] = []
+        self.restarts = 0
 
     def write_log(self, namespace: str, pod: str, container: str, lines: list[str],
                   previous: bool = False) -> Path:
@@ -82,13 +82,22 @@ class FakeRuntime:
         self.logs[(namespace, pod, container, previous)] = path
         return path
 
+    def restart(self, namespace: str, pod: str, container: str, lines: list[str]) -> Path:
+        """A container restart: the current log becomes the previous one, a new file starts."""
+        key = (namespace, pod, container, False)
+        self.logs[(namespace, pod, container, True)] = self.logs[key]
+        self.restarts += 1
+        path = self.root / f"{namespace}_{pod}_{container}_{self.restarts}.log"
+        path.write_text("".join(line + "\n" for line in lines))
+        self.logs[key] = path
+        return path
+
     def log_path(self, namespace: str, pod: str, container: str | None, previous: bool = False) -> Path | None:
         """The registered log file, or None."""
         return self.logs.get((namespace, pod, container or "", previous))
 
     def exec_command(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> list[str]:
         """argv to run for an exec, following the runtime contract."""
-        self.exec_calls.append((namespace, pod, container or "", list(argv)))
         if (namespace, pod) in self.stopped:
             raise PodNotRunning(f'container "{container}" in pod "{pod}" is not running')
         if (namespace, pod) in self.unchecked:

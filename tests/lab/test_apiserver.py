@@ -348,6 +348,7 @@ def test_client_logs_parameters(lab: Lab) -> None:
     assert core.read_namespaced_pod_log("web-0", "shop") == WEB0_TEXT
     assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=2) == "new 1\nnew 2\n"
     assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=0) == ""
+    assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=100) == WEB0_TEXT
     assert core.read_namespaced_pod_log("web-0", "shop", since_seconds=600) == "new 0\nnew 1\nnew 2\n"
     assert core.read_namespaced_pod_log("web-0", "shop", limit_bytes=9) == "old 0\nold"
     stamped = core.read_namespaced_pod_log("web-0", "shop", timestamps=True, tail_lines=1)
@@ -704,6 +705,20 @@ def test_kubectl_logs_follow_ends_when_the_pod_goes(tmp_path: Path) -> None:
             finally:
                 if follower.poll() is None:
                     follower.kill()
+        # a restart (the runtime hands out a new log file) ends a follow, as kubelet does
+        runtime.write_log("shop", "web-1", "nginx", [f"{cri_time(NOW)} stdout F first run"])
+        with subprocess.Popen([KUBECTL, "logs", "-f", "-n", "shop", "web-1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) as follower:
+            try:
+                assert follower.stdout.readline() == "first run\n"
+                runtime.restart("shop", "web-1", "nginx", [f"{cri_time(NOW)} stdout F second run"])
+                assert follower.wait(timeout=10) == 0
+                assert follower.stdout.read() == ""
+            finally:
+                if follower.poll() is None:
+                    follower.kill()
+        done = kubectl(kc, "logs", "-n", "shop", "web-1", "--previous")
+        assert done.stdout == "first run\n"
 
 
 def test_plain_http_server_and_start_time(tmp_path: Path) -> None:

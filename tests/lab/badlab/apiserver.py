@@ -674,7 +674,7 @@ def _log_options(request: web.Request) -> dict:
 
 def _render_records(records: list[LogRecord], opts: dict, apply_tail: bool) -> bytes:
     if apply_tail and opts["tail"] is not None:
-        records = records[len(records) - opts["tail"]:] if opts["tail"] else []
+        records = records[-opts["tail"]:] if opts["tail"] else []
     if opts["cutoff"] is not None:
         records = [r for r in records if r.when is None or r.when >= opts["cutoff"]]
     if opts["timestamps"]:
@@ -706,19 +706,31 @@ async def _logs(request: web.Request, info: RequestInfo) -> web.StreamResponse:
         body = body[:opts["limit"]]
     if not _flag(request, "follow"):
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
-    return await _follow_log(request, info, Path(path), len(records), body, opts)
+    return await _follow_log(request, info, container, Path(path), len(records), body, opts)
 
 
-async def _follow_log(request: web.Request, info: RequestInfo, path: Path, seen: int,
+def _still_current(request: web.Request, info: RequestInfo, container: str, path: Path) -> bool:
+    """Whether the followed log is still the container's current one (pod there, no restart)."""
+    if request.app[STORE].get("pods", info.namespace, info.name) is None:
+        return False
+    try:
+        current = request.app[RUNTIME].log_path(info.namespace, info.name, container)
+    except PodNotRunning:
+        return False
+    return current is not None and Path(current) == path and path.exists()
+
+
+async def _follow_log(request: web.Request, info: RequestInfo, container: str, path: Path, seen: int,
                       first: bytes, opts: dict) -> web.StreamResponse:
-    """``follow=true``: stream new records until the pod is gone or the client leaves."""
+    """``follow=true``: stream new records until the pod goes, the container restarts
+    (its log file changes) or the client leaves."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await response.prepare(request)
     sent = len(first)
     await response.write(first)
     while opts["limit"] is None or sent < opts["limit"]:
         await asyncio.sleep(0.2)
-        if request.app[STORE].get("pods", info.namespace, info.name) is None or not path.exists():
+        if not _still_current(request, info, container, path):
             break
         records = await asyncio.to_thread(read_cri_log, path)
         chunk = _render_records(records[seen:], opts, apply_tail=False)
