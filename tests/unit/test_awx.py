@@ -33,7 +33,7 @@ SURVEYS = {
     "diagnose_502": ROOT / "awx" / "survey_diagnose_502.json",
     "drift_check": ROOT / "awx" / "survey_drift_check.json",
 }
-INSTALL_HINT = "install it with: .venv/bin/pip install -r requirements-awx.txt (ansible-builder>=3.1,<4)"
+INSTALL_HINT = f"install it with: {Path(sys.executable).parent / 'pip'} install -r requirements-awx.txt (ansible-builder>=3.1,<4)"
 
 # AWX's question types and the JSON type a non-empty default must have (awx.main.constants).
 SURVEY_TYPES = {
@@ -479,3 +479,62 @@ def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_p
     wanted = requirement_names((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
     assert wanted <= requirement_names(pip_lines)
 
+
+
+# --- docs/awx.md against what ships ----------------------------------------------------------
+
+AWX_DOC = ROOT / "docs" / "awx.md"
+
+
+def published_artifacts(path):
+    """Keys of every ``set_stats`` data in a task file or playbook."""
+    keys = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            stats = node.get("ansible.builtin.set_stats") or node.get("set_stats")
+            if isinstance(stats, dict):
+                keys.update(stats.get("data", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return keys
+
+
+def test_awx_doc_file_table_lists_every_shipped_awx_file_and_only_those():
+    doc = AWX_DOC.read_text(encoding="utf-8")
+    named = set(re.findall(r"^\| `((?:awx|meta)/[\w./-]+)` \|", doc, flags=re.MULTILINE))
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "awx").glob("*.json")} | {str(EE_FILE.relative_to(ROOT))}
+    assert named == shipped
+
+
+def test_awx_doc_artifact_table_is_what_the_playbooks_publish():
+    doc = AWX_DOC.read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(\w+\.yml)` \| `(\w+)` \|", doc, flags=re.MULTILINE))
+    role_tasks = ROOT / "roles" / "diagnose_502" / "tasks"
+    published = {("diagnose_502.yml", key) for f in role_tasks.glob("*.yml") for key in published_artifacts(f)}
+    published |= {("drift_check.yml", key) for key in published_artifacts(DRIFT_PLAYBOOK)}
+    assert rows and rows == published
+
+
+def test_awx_doc_credential_variables_are_the_ones_the_modules_read():
+    doc = AWX_DOC.read_text(encoding="utf-8")
+    injected = set(re.findall(r"^\| `(K8S_AUTH_\w+)` \|", doc, flags=re.MULTILINE))
+    assert injected == {"K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_SSL_CA_CERT"}
+    read = set(re.findall(r"K8S_AUTH_\w+", (ROOT / "plugins" / "module_utils" / "k8s_access.py").read_text(encoding="utf-8")))
+    assert injected <= read
+
+
+@pytest.mark.parametrize("name", sorted(SURVEYS))
+def test_awx_doc_describes_the_survey_defaults_that_differ_from_the_role(name):
+    """A survey default that is not the role's default is a choice the doc must state."""
+    doc = AWX_DOC.read_text(encoding="utf-8")
+    options = role_options()
+    for question in load_survey(name)["spec"]:
+        option = options.get(question["variable"], {})
+        if "default" in question and "default" in option and not default_matches(question, option["default"]):
+            assert f"default {question['default']}" in doc, question["variable"]
