@@ -122,7 +122,8 @@ def question_errors(idx, question):
         errors.append(f"{where}: 'min' is greater than 'max'")
     default = question.get("default", "")
     if default != "" and not (isinstance(default, SURVEY_TYPES[qtype]) and not isinstance(default, bool)):
-        errors.append(f"{where}: default {default!r} must be {'a ' + qtype if qtype in ('integer', 'float') else 'a string'}")
+        label = {"integer": "an integer", "float": "a number"}.get(qtype, "a string")
+        errors.append(f"{where}: default {default!r} must be {label}")
         return errors
     if isinstance(default, str) and default.startswith("$encrypted$"):
         errors.append(f"{where}: '$encrypted$' is reserved for defaults AWX encrypted itself")
@@ -189,8 +190,8 @@ def _survey_with(**changes):
     (_survey_with(variable=None), "'variable' is missing"),
     (_survey_with(type="boolean"), "type 'boolean' is not one of"),
     (_survey_with(variable="my-var"), "not a valid Ansible variable name"),
-    (_survey_with(type="integer", default="10"), "default '10' must be a integer"),
-    (_survey_with(type="integer", default=True), "default True must be a integer"),
+    (_survey_with(type="integer", default="10"), "default '10' must be an integer"),
+    (_survey_with(type="integer", default=True), "default True must be an integer"),
     (_survey_with(min="1"), "'min' must be an integer"),
     (_survey_with(min=5, max=2), "'min' is greater than 'max'"),
     (_survey_with(type="multiplechoice"), "must specify choices"),
