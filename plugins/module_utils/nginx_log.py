@@ -157,7 +157,7 @@ def _time_key(value):
             if len(value) == 20:
                 return value[:19] + ".000000"
             if value[19] == "." and value[20:-1].isdigit():
-                return value[:19] + "." + value[20:26].ljust(6, "0")
+                return value[:19] + "." + value[20:-1][:6].ljust(6, "0")
         elif (len(value) == 19 and value[4] == "/" and value[13] == ":"
               and value[:4].isdigit() and value[17:].isdigit()):
             return value[:10].replace("/", "-") + "T" + value[11:] + ".000000"
@@ -481,14 +481,26 @@ def parse_line(line):
     return _parse_error_text(k8s_time, text) or _parse_access_text(k8s_time, text)
 
 
+class _After:
+    """Counters of what happened after the last reload, by one way of placing the reload."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+        self.status = collections.Counter()
+        self.requests = 0
+        self.addresses = collections.Counter()
+
+    def reset(self):
+        self.__init__()
+
+
 class _Address:
     """Running counters for one dialled upstream address."""
 
-    __slots__ = ("count", "count_after_reload", "first_seen", "last_seen", "signatures")
+    __slots__ = ("count", "first_seen", "last_seen", "signatures")
 
     def __init__(self):
         self.count = 0
-        self.count_after_reload = 0
         self.first_seen = None
         self.last_seen = None
         self.signatures = collections.Counter()
@@ -499,67 +511,68 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
 
     ``lines``: any iterable of ``str`` or ``bytes`` (decoded as UTF-8, invalid bytes
     replaced), error and access lines interleaved with anything else. ``since``: skip lines
-    timed before it. ``reload_time``: the proxy's last (re)load (e.g. its workers' start
-    time); when None, the last ``start worker processes`` line in the stream is used, and
-    with neither every line counts as after the reload (``reload_known`` is then False).
+    timed before it.
+
+    Where the last (re)load was: nginx's master logs ``start worker processes`` (notice
+    level) each time new workers start, in the same stream and on the same clock as the
+    error lines, so the last such line wins when the log has one. ``reload_time`` (e.g. the
+    workers' start time read from /proc, which can be off by a second or more) is used
+    when the log has none (error_log above notice, or the line is older than the window).
+    With neither, every line counts as after the reload and ``reload_known`` is False.
 
     Returns a dict: ``lines_read``, ``bytes_read``, ``error_lines``, ``access_lines``,
     ``skipped_lines`` (before ``since``), ``first_time``, ``last_time``, ``reload_time``
-    (the one used), ``reload_source`` ("argument", "log" or None), ``reload_known``,
-    ``reloads`` (successful (re)loads seen), ``reload_attempts``, ``failed_reloads``
-    (attempts not followed by new workers), ``counts`` and ``counts_after_reload``
-    ({signature: n}, all lines), ``errors_after_reload`` (lines with an error signature),
-    ``errors`` (the newest ``max_errors`` parsed error lines with an error signature,
-    newest last, each with ``after_reload``), ``upstream_addresses`` (sorted list of
-    ``{address, count, count_after_reload, first_seen, last_seen, after_reload,
-    signatures}``), ``addresses_dropped``, ``unresolved_names`` (sorted), and ``access``:
-    ``{requests, requests_after_reload, status_counts, status_counts_after_reload,
+    (the one used), ``reload_source`` ("log", "argument" or None), ``log_reload_time``,
+    ``argument_reload_time``, ``reload_known``, ``reloads`` (successful (re)loads seen),
+    ``reload_attempts``, ``failed_reloads`` (attempts followed by ``[emerg]`` or by another
+    attempt instead of new workers), ``counts`` and ``counts_after_reload`` ({signature: n},
+    all lines), ``errors_after_reload`` (lines with an error signature), ``errors`` (the
+    newest ``max_errors`` parsed error lines with an error signature, newest last, each
+    with ``after_reload``), ``upstream_addresses`` (sorted list of ``{address, count,
+    count_after_reload, first_seen, last_seen, after_reload, signatures}``),
+    ``addresses_dropped``, ``unresolved_names`` (sorted), and ``access``: ``{requests,
+    requests_after_reload, status_counts, status_counts_after_reload,
     upstream_status_counts, upstream_addresses: [{address, count, status_counts}]}``.
     """
-    since_dt = _time_key(since)
-    given_reload = _time_key(reload_time)
-    reload_dt = given_reload
-    reload_source = "argument" if given_reload else None
+    since_key = _time_key(since)
+    given_key = _time_key(reload_time)
     counts = collections.Counter()
-    after = collections.Counter()
+    by_marker, by_time = _After(), _After()
     errors = collections.deque(maxlen=max(0, int(max_errors)))
     addresses = {}
     dropped = 0
     names = set()
     status = collections.Counter()
-    status_after = collections.Counter()
     upstream_status = collections.Counter()
     access_addresses = {}
     totals = collections.Counter()
     first_time = last_time = None
+    marker_key = None
+    marker_seq = -1
     pending_attempt = False
 
-    def is_after(stamp):
-        if given_reload is None:
-            return True  # reset at each reload marker instead
-        return stamp is None or stamp >= given_reload
-
-    for raw in lines:
+    for seq, raw in enumerate(lines):
         totals["lines"] += 1
         totals["bytes"] += len(raw) if isinstance(raw, (bytes, str)) else 0
         entry = parse_line(raw)
         if entry is None:
             continue
         stamp = _time_key(entry["time"])
-        if since_dt is not None and stamp is not None and stamp < since_dt:
+        if since_key is not None and stamp is not None and stamp < since_key:
             totals["skipped"] += 1
             continue
         if stamp is not None:
             first_time = first_time or stamp
             last_time = stamp
+        after_given = given_key is None or stamp is None or stamp >= given_key
         if entry["kind"] == "access":
             totals["access"] += 1
             code = str(entry["status"])
             status[code] += 1
-            later = is_after(stamp)
-            if later:
-                totals["access_after"] += 1
-                status_after[code] += 1
+            for after, applies in ((by_marker, True), (by_time, after_given)):
+                if applies:
+                    after.requests += 1
+                    after.status[code] += 1
             if entry["upstream_status"] is not None:
                 upstream_status[str(entry["upstream_status"])] += 1
             for index, addr in enumerate(entry["upstream_addresses"]):
@@ -578,14 +591,9 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         signature = entry["signature"]
         if signature == "reload":
             pending_attempt = False
-            if given_reload is None and stamp is not None:
-                reload_dt, reload_source = stamp, "log"
-                after.clear()
-                status_after.clear()
-                totals["access_after"] = 0
-                for slot in addresses.values():
-                    slot.count_after_reload = 0
             totals["reloads"] += 1
+            by_marker.reset()
+            marker_seq, marker_key = seq, stamp
         elif signature == "reload_signal":
             if entry["message"].startswith("reconfiguring"):
                 if pending_attempt:
@@ -596,9 +604,9 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
             totals["failed_reloads"] += 1
             pending_attempt = False
         counts[signature] += 1
-        later = is_after(stamp)
-        if later:
-            after[signature] += 1
+        by_marker.counts[signature] += 1
+        if after_given:
+            by_time.counts[signature] += 1
         if entry["name"] and signature in ("dns_not_found", "no_resolver", "host_not_found"):
             names.add(entry["name"])
         addr = entry["upstream_address"]
@@ -614,16 +622,22 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
                 seen = entry["time"]
                 slot.first_seen = slot.first_seen or seen
                 slot.last_seen = seen or slot.last_seen
-                if later:
-                    slot.count_after_reload += 1
+                by_marker.addresses[addr] += 1
+                if after_given:
+                    by_time.addresses[addr] += 1
         if signature in ERROR_SIGNATURES:
-            entry = dict(entry, after_reload=later)
-            errors.append(entry)
+            errors.append((seq, after_given, entry))
 
-    errors_list = list(errors)
-    if given_reload is None and reload_dt is not None:
-        for entry in errors_list:
-            entry["after_reload"] = (_time_key(entry["time"]) or "") >= reload_dt
+    if marker_seq >= 0:
+        after, source, reload_key = by_marker, "log", marker_key
+    elif given_key is not None:
+        after, source, reload_key = by_time, "argument", given_key
+    else:
+        after, source, reload_key = by_marker, None, None
+    errors_list = []
+    for seq, after_given, entry in errors:
+        flag = seq > marker_seq if source in ("log", None) else after_given
+        errors_list.append(dict(entry, after_reload=flag))
     return {
         "lines_read": totals["lines"],
         "bytes_read": totals["bytes"],
@@ -632,24 +646,27 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         "skipped_lines": totals["skipped"],
         "first_time": _key_to_text(first_time),
         "last_time": _key_to_text(last_time),
-        "reload_time": _key_to_text(reload_dt),
-        "reload_source": reload_source,
-        "reload_known": reload_dt is not None,
+        "reload_time": _key_to_text(reload_key),
+        "reload_source": source,
+        "log_reload_time": _key_to_text(marker_key),
+        "argument_reload_time": _key_to_text(given_key),
+        "reload_known": source is not None,
         "reloads": totals["reloads"],
         "reload_attempts": totals["reload_attempts"],
         "failed_reloads": totals["failed_reloads"],
         "counts": dict(sorted(counts.items())),
-        "counts_after_reload": dict(sorted(after.items())),
-        "errors_after_reload": sum(n for sig, n in after.items() if sig in ERROR_SIGNATURES),
+        "counts_after_reload": dict(sorted(after.counts.items())),
+        "errors_after_reload": sum(n for sig, n in after.counts.items()
+                                   if sig in ERROR_SIGNATURES),
         "errors": errors_list,
         "upstream_addresses": [
             {
                 "address": addr,
                 "count": slot.count,
-                "count_after_reload": slot.count_after_reload,
+                "count_after_reload": after.addresses[addr],
                 "first_seen": slot.first_seen,
                 "last_seen": slot.last_seen,
-                "after_reload": slot.count_after_reload > 0,
+                "after_reload": after.addresses[addr] > 0,
                 "signatures": dict(sorted(slot.signatures.items())),
             }
             for addr, slot in sorted(addresses.items())
@@ -658,9 +675,9 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         "unresolved_names": sorted(names),
         "access": {
             "requests": totals["access"],
-            "requests_after_reload": totals["access_after"],
+            "requests_after_reload": after.requests,
             "status_counts": dict(sorted(status.items())),
-            "status_counts_after_reload": dict(sorted(status_after.items())),
+            "status_counts_after_reload": dict(sorted(after.status.items())),
             "upstream_status_counts": dict(sorted(upstream_status.items())),
             "upstream_addresses": [
                 {

@@ -537,6 +537,10 @@ _PRECEDENCE = (
     ("backend_down", "port_mismatch"),
     ("backend_not_ready", "port_mismatch"),
     ("no_endpoints", "port_mismatch"),
+    # no ready endpoint: the proxy cannot have had an answer to pass through
+    ("no_endpoints", "backend_502"),
+    ("backend_not_ready", "backend_502"),
+    ("backend_down", "backend_502"),
     ("header_too_big", "backend_502"),
     ("protocol_mismatch", "backend_502"),
     ("stale_upstream", "network_blocked"),

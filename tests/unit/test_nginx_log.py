@@ -188,6 +188,8 @@ def test_k8s_timestamp_prefix_is_kept_as_utc_time():
 def test_parse_time_formats():
     assert format_time("2026-11-25T02:21:05.5+02:00") == "2026-11-25T00:21:05.500000Z"
     assert format_time("2026/11/25 02:21:05") == "2026-11-25T02:21:05Z"
+    assert format_time("2026-11-25T02:21:05.5Z") == "2026-11-25T02:21:05.500000Z"
+    assert format_time("2026-11-25T02:21:05.000000001Z") == "2026-11-25T02:21:05Z"
     assert format_time("25/Nov/2026:02:21:05 -0100") == "2026-11-25T03:21:05Z"
     assert parse_time("yesterday") is None
     assert parse_time("2026-13-45T99:00:00Z") is None
@@ -310,3 +312,36 @@ def test_summarize_many_unrelated_lines_and_address_cap():
 def test_signature_tables_are_consistent():
     assert ERROR_SIGNATURES <= set(SIGNATURES)
     assert {"reload", "reload_signal", "info", "client_closed"}.isdisjoint(ERROR_SIGNATURES)
+
+
+def test_log_reload_marker_wins_over_an_imprecise_worker_start_time():
+    """Worker start times from /proc can be off by a second; the log's marker is exact.
+
+    Shape of a real lab log (kubectl logs --timestamps): nginx starts, 20 ms later the first
+    request fails; the /proc-derived start time handed in is a second late.
+    """
+    marker = real_line("start worker processes")
+    refused = real_line("GET /refused")
+    lines = ["2026-11-25T02:45:07.554279803Z " + marker,
+             "2026-11-25T02:45:07.573579639Z " + refused,
+             "2026-11-25T02:45:07.583854621Z " + refused]
+    result = summarize(lines, reload_time="2026-11-25T02:45:08.5Z")
+    assert result["reload_source"] == "log"
+    assert result["reload_time"] == "2026-11-25T02:45:07.554279Z"
+    assert result["argument_reload_time"] == "2026-11-25T02:45:08.500000Z"
+    assert result["counts_after_reload"]["connect_refused"] == 2
+    assert all(e["after_reload"] for e in result["errors"])
+    # without the marker in the window, the argument is all there is
+    result = summarize(lines[1:], reload_time="2026-11-25T02:45:07.58Z")
+    assert result["reload_source"] == "argument"
+    assert result["counts_after_reload"] == {"connect_refused": 1}
+    assert [e["after_reload"] for e in result["errors"]] == [False, True]
+
+
+def test_marker_order_decides_within_the_same_second():
+    """Without timestamps nginx's times have 1 s resolution: line order decides."""
+    refused = real_line("GET /refused")
+    marker = real_line("start worker processes")
+    result = summarize([refused, marker, refused])
+    assert result["counts_after_reload"]["connect_refused"] == 1
+    assert [e["after_reload"] for e in result["errors"]] == [False, True]

@@ -448,3 +448,14 @@ def test_decide_does_not_modify_its_input():
 
 def test_every_cause_has_a_recommendation():
     assert set(RECOMMENDATIONS) == set(CAUSES)
+
+
+def test_no_ready_endpoint_beats_a_502_without_log_lines():
+    """502s counted in the access log but their error lines missed (e.g. placed before the
+    reload by an imprecise reload time): no ready endpoint still explains them."""
+    facts = facts_with([proxy(status_counts={"502": 3})],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_not_ready"
+    assert verdict["candidates"] == ["backend_502"]
