@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import drift, layers
+from ansible_collections.badgateway.k8s.plugins.module_utils import drift, fleet, layers
 
 
 def assess_layer(facts, name):
@@ -34,8 +34,23 @@ def upstream_drift(proxies, services, pods):
     return drift.upstream_drift(proxies, services, pods)
 
 
+def fleet_summary(results):
+    """Counts per cause and the could-not-check targets over many diagnose_502 results."""
+    if not isinstance(results, (dict, list)):
+        raise AnsibleFilterError("fleet_summary: expected a dict of target -> diagnose_502_result, got %s" % type(results).__name__)
+    return fleet.fleet_summary(results)
+
+
+def fleet_markdown(summary):
+    """A fleet summary (from fleet_summary) as Markdown."""
+    if not isinstance(summary, dict) or "rows" not in summary:
+        raise AnsibleFilterError("fleet_markdown: expected the output of badgateway.k8s.fleet_summary")
+    return fleet.fleet_markdown(summary)
+
+
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
     def filters(self):
-        return {"assess_layer": assess_layer, "probe_line": probe_line, "upstream_drift": upstream_drift}
+        return {"assess_layer": assess_layer, "probe_line": probe_line, "upstream_drift": upstream_drift,
+                "fleet_summary": fleet_summary, "fleet_markdown": fleet_markdown}

@@ -66,7 +66,7 @@ def test_healthy_proxy_passes(lab_factory, tmp_path):
 
 def test_dead_api_is_could_not_check_not_drift(lab_factory, tmp_path):
     lab = lab_factory("healthy")
-    proc, result = run_drift(lab, tmp_path, "-e", "diagnose_502_host=https://127.0.0.1:9", "-e", "diagnose_502_api_key=x",
+    proc, result = run_drift(lab, tmp_path, "-e", "diagnose_502_host=https://127.0.0.1:9", "-e", "diagnose_502_api_key=not-a-real-token",
                              "-e", "diagnose_502_request_timeout=3")
     assert proc.returncode != 0
     assert "COULD NOT CHECK:" in proc.stdout and "DRIFT:" not in proc.stdout, explain(proc)
