@@ -569,6 +569,23 @@ def test_forbidden_status(lab: Lab, path: str, message: str, details: dict) -> N
                     "message": message, "reason": "Forbidden", "details": details, "code": 403}
 
 
+def test_impersonation(lab: Lab) -> None:
+    # the admin may impersonate; the request then has the reader's rights only
+    done = kubectl(lab.admin_kc, "--as", "reader", "get", "pods", "-A")
+    assert 'pods is forbidden: User "reader" cannot list resource "pods"' in done.stderr
+    assert kubectl_json(lab.admin_kc, "--as", "reader", "get", "pods", "-n", "shop")["items"]
+    code, body = lab.status("/api/v1/namespaces/shop/pods", headers={"Impersonate-User": "nobody"})
+    assert code == 403 and 'User "nobody" cannot list resource "pods"' in body["message"]
+    # the reader may not impersonate anyone
+    code, body = lab.status("/api/v1/namespaces/shop/pods", token=READER_TOKEN,
+                            headers={"Impersonate-User": "admin"})
+    assert (code, body["message"], body["details"]) == (
+        403, 'users "admin" is forbidden: User "reader" cannot impersonate resource "users" in API group "" '
+             "at the cluster scope", {"name": "admin", "kind": "users"})
+    code, body = lab.status("/api/v1/namespaces/shop/pods", headers={"Impersonate-Group": "system:masters"})
+    assert (code, body["reason"]) == (400, "BadRequest")
+
+
 def test_reader_allowed_paths(lab: Lab) -> None:
     assert lab.status("/api/v1/namespaces/shop/pods", token=READER_TOKEN)[0] == 200
     assert lab.status("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices", token=READER_TOKEN)[0] == 200

@@ -960,13 +960,31 @@ async def _handle(request: web.Request) -> web.StreamResponse:
                         {"causes": [{"message": str(exc)}]}).response()
 
 
+def _authenticate(request: web.Request) -> User:
+    """The user a request acts as: its bearer token's, or the one it may impersonate."""
+    auth = request.app[AUTH]
+    user = auth.authenticate(request.headers.get("Authorization"))
+    if user is None:
+        raise ApiError(401, "Unauthorized", "Unauthorized")
+    target = request.headers.get("Impersonate-User")
+    groups = request.headers.getall("Impersonate-Group", [])
+    if not target:
+        if groups:
+            raise bad_request("requested impersonation of groups without impersonating a user "
+                              "(send Impersonate-User too)")
+        return user
+    for kind, name in [("users", target), *(("groups", g) for g in groups)]:
+        attrs = Attributes("impersonate", kind, name=name)
+        if not auth.authorize(user, attrs):
+            raise ApiError(403, "Forbidden", forbidden_message(user, attrs), {"name": name, "kind": kind})
+    return auth.user_named(target)
+
+
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     path = request.path
     if path.rstrip("/") in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
         return web.Response(text="ok", content_type="text/plain")
-    user = request.app[AUTH].authenticate(request.headers.get("Authorization"))
-    if user is None:
-        raise ApiError(401, "Unauthorized", "Unauthorized")
+    user = _authenticate(request)
     info = parse_request_info(request.method, path, request.query)
     if info is None:
         if request.method not in ("GET", "HEAD"):

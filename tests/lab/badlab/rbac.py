@@ -14,7 +14,9 @@ A rule grants its ``verbs`` on its ``resources`` (``"pods"``, ``"pods/log"``, ``
 without it the rule also covers cluster-scope requests (lists across all namespaces), like
 a ClusterRoleBinding. ``resourceNames`` (optional) limits it to named objects.
 Discovery, version and health paths are open to every authenticated user, as the real
-``system:discovery`` role makes them. Exec over a WebSocket GET is authorized as ``get``
+``system:discovery`` role makes them. ``Impersonate-User`` needs the verb ``impersonate``
+on ``users`` (and on ``groups`` for each ``Impersonate-Group``); the request then runs
+with the rules of the token table's user of that name (none for an unknown name). Exec over a WebSocket GET is authorized as ``get``
 on ``pods/exec`` (what the real API server checks for that request); a ``create`` rule on
 ``pods/exec`` is accepted for it too.
 """
@@ -136,6 +138,13 @@ class Auth:
         if scheme.lower() != "bearer":
             return None
         return self._users.get(token.strip())
+
+    def user_named(self, name: str) -> User:
+        """The user of that name in the token table; an unknown name has no grants at all."""
+        for user in self._users.values():
+            if user.name == name:
+                return user
+        return User(name, ())
 
     @staticmethod
     def authorize(user: User, attrs: Attributes) -> bool:
