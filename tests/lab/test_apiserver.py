@@ -29,6 +29,7 @@ from apiserver_support import (
     write_kubeconfig,
 )
 from badlab.apiserver import ThreadedServer, kube_age
+from badlab.errors import LabError
 from badlab.rbac import Auth
 from badlab.store import Store
 
@@ -756,3 +757,12 @@ def test_plain_http_server_and_start_time(tmp_path: Path) -> None:
         kc = write_kubeconfig(tmp_path, server.url, ADMIN_TOKEN, None)
         assert "You must be logged in to the server" in kubectl(kc, "get", "pods").stderr
     assert elapsed < 2.0, f"server took {elapsed:.2f}s to start"
+
+
+def test_start_errors_are_clear(tmp_path: Path, lab: Lab) -> None:
+    with pytest.raises(LabError, match="only listens on loopback addresses"):
+        with ThreadedServer(Store(), FakeRuntime(tmp_path), Auth(AUTH_TABLE), host="192.0.2.1"):
+            pass
+    with pytest.raises(LabError, match=f"cannot listen on 127.0.0.1:{lab.server.port}: .*choose another port"):
+        with ThreadedServer(Store(), FakeRuntime(tmp_path), Auth(AUTH_TABLE), port=lab.server.port):
+            pass
