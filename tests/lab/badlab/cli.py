@@ -310,9 +310,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.close(write_fd)
     os.close(lock_fd)
     chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
+    try:
+        while chunk := os.read(read_fd, 65536):
+            chunks.append(chunk)
+    except KeyboardInterrupt:
+        stop_lab(lab_dir)
+        raise LabError(f"interrupted; the lab in {lab_dir} was stopped") from None
+    finally:
+        os.close(read_fd)
     answer = b"".join(chunks).decode(errors="replace")
     if not answer.startswith("ready"):
         stop_lab(lab_dir)

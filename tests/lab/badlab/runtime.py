@@ -216,7 +216,6 @@ class Forwarder:
         self.targets: list[tuple[str, int]] = []
         self.server: asyncio.Server | None = None
         self._next = 0
-        self._tasks: set[asyncio.Task] = set()
 
     async def update(self, targets: list[tuple[str, int]]) -> None:
         """Set the ready endpoints; open or close the listener accordingly."""
@@ -288,7 +287,6 @@ class Runtime:
         self.forwarders: dict[tuple[str, int], Forwarder] = {}
         self.history: list[dict] = []
         self._next_pod_ip = 10
-        self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self.nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -399,11 +397,11 @@ class Runtime:
             await self.sync()
 
     def _new_pod(self, spec: PodSpec) -> Pod:
+        if self._next_pod_ip > 254:
+            raise LabError("this lab ran out of pod addresses (245 pods); use fewer replace steps")
         uid = str(uuid.uuid4())
         ip = f"127.{self.slot}.1.{self._next_pod_ip}"
         self._next_pod_ip += 1
-        if self._next_pod_ip > 254:
-            raise LabError("this lab ran out of pod addresses (245 pods); use fewer replace steps")
         directory = self.dir / "pods" / f"{spec.namespace}_{spec.name}_{uid[:8]}"
         containers = {
             c.name: Container(c, c.app, c.ready) for c in spec.containers
