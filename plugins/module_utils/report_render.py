@@ -568,7 +568,7 @@ def _pods_in_endpoint_order(chain):
         if link.get("from") in endpoint_rank:
             first.setdefault(link.get("to"), endpoint_rank[link["from"]])
     ranked = sorted(enumerate(chain.get("pods") or []), key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]))
-    return [pod for _, pod in ranked]
+    return [pod for unused_index, pod in ranked]
 
 
 def _svg(chain):
@@ -580,7 +580,7 @@ def _svg(chain):
         ("Endpoints", chain.get("endpoints") or []),
         ("Backend pods", _pods_in_endpoint_order(chain)),
     ]
-    tallest = max(min(len(nodes), _MAX_PER_COLUMN + 1) for _, nodes in columns) or 1
+    tallest = max(min(len(nodes), _MAX_PER_COLUMN + 1) for unused_title, nodes in columns) or 1
     height = _TOP + tallest * (_BOX_H + _GAP_Y) + _MARGIN
     width = 2 * _MARGIN + 5 * _BOX_W + 4 * _COL_GAP
     where = {}
@@ -607,13 +607,14 @@ def _svg(chain):
     drawn = [(n, link) for n, link in enumerate(chain.get("links") or [], 1)
              if link.get("from") in where and link.get("to") in where]
     fan_out, fan_in = {}, {}
-    for _, link in drawn:
+    for link in [pair[1] for pair in drawn]:
         fan_out[link["from"]] = fan_out.get(link["from"], 0) + 1
         fan_in[link["to"]] = fan_in.get(link["to"], 0) + 1
     paths = []
     for number, link in drawn:
+        # From the middle of the source's right edge to the middle of the target's left edge.
         (x1, y1), (x2, y2) = where[link["from"]], where[link["to"]]
-        x1, y1, x2, y2 = x1 + _BOX_W, y1 + _BOX_H // 2, x2, y2 + _BOX_H // 2
+        x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H // 2, y2 + _BOX_H // 2
         bend = (x2 - x1) // 2
         status = _status(link.get("status"))
         # The number sits where the link is alone: near the target when its source fans out,

@@ -102,8 +102,8 @@ def png_pixels(data):
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
-    width, height, depth, color, _, _, interlace = header
-    assert depth == 8 and color in (2, 6) and interlace == 0, "unexpected PNG format %r" % (header,)
+    width, height, depth, color, compression, filtering, interlace = header
+    assert depth == 8 and color in (2, 6) and (compression, filtering, interlace) == (0, 0, 0), "unexpected PNG format %r" % (header,)
     channels = 3 if color == 2 else 4
     raw, stride, rows, prev = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
     for y in range(height):
