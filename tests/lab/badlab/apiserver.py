@@ -822,14 +822,11 @@ class _Channels:
             await self.send(STATUS, status["message"].encode())
 
 
-def _negotiate(request: web.Request) -> str:
+def _negotiate(request: web.Request) -> None:
+    """400 when the client offers subprotocols and none is served (as Kubernetes answers)."""
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    if not offered:
-        return "channel.k8s.io"
-    for proto in offered:
-        if proto in EXEC_PROTOCOLS:
-            return proto
-    raise bad_request(f"requested protocol(s) are not supported: {offered}; supports {list(EXEC_PROTOCOLS)}")
+    if offered and not set(offered) & set(EXEC_PROTOCOLS):
+        raise bad_request(f"requested protocol(s) are not supported: {offered}; supports {list(EXEC_PROTOCOLS)}")
 
 
 async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
@@ -850,7 +847,7 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
     want = {k: _flag(request, k) for k in ("stdin", "stdout", "stderr", "tty")}
     if not (want["stdin"] or want["stdout"] or want["stderr"]):
         raise bad_request("you must specify at least one of stdin, stdout, stderr")
-    protocol = _negotiate(request)
+    _negotiate(request)  # refuse before the upgrade when no offered protocol is served
     argv: list[str] | None = None
     missing = ""
     try:
@@ -862,7 +859,7 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True, compress=False, max_msg_size=0)
     await ws.prepare(request)
-    channels = _Channels(ws, protocol)
+    channels = _Channels(ws, ws.ws_protocol or "channel.k8s.io")
     try:
         if argv is None:
             await channels.send_status(_start_failure(command[0], "executable file not found in $PATH", missing))
