@@ -481,7 +481,6 @@ def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_p
     assert wanted <= requirement_names(pip_lines)
 
 
-
 # --- docs/awx.md against what ships ----------------------------------------------------------
 
 AWX_DOC = ROOT / "docs" / "awx.md"
