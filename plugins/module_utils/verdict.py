@@ -366,6 +366,13 @@ def _rules(facts):
                     evidence.append("probe from %s/%s to %s answered %s: the Service itself "
                                     "works" % (probe.get("namespace"), probe.get("name"),
                                                probe.get("url"), probe.get("status")))
+            stale_names = {r["name"] for r in facts.replicas if r["stale"]}
+            for probe in facts.self_probes:
+                who = "%s/%s" % (probe.get("namespace"), probe.get("name"))
+                evidence.append("replica %s (%s) answered %s on its own address %s" % (
+                    who, "stale" if who in stale_names else "not stale",
+                    probe.get("status") if probe.get("status") is not None else "nothing",
+                    probe.get("url")))
             found.append(_candidate("stale_upstream", True, evidence))
         else:
             missing = [] if svc else ["the Service's current endpoints (service_info), to "
@@ -661,6 +668,11 @@ def _decide(facts):
         for candidate in found:
             evidence.extend(candidate["evidence"])
             missing.extend(candidate["missing"])
+        for replica in view.replicas:
+            if replica["after"] and not found:
+                evidence.append("proxy %s logged since its last reload: %s" % (
+                    replica["name"], _join("%s x%d" % kv for kv in sorted(replica["after"].items())
+                                           if kv[0] in UPSTREAM_ERRORS)))
     stale_replicas = sorted(r["name"] for r in view.replicas if r["stale"])
     stale_addresses = sorted({a for r in view.replicas for a in r["stale"]})
     if cause not in ("stale_upstream", "unknown") and stale_replicas:

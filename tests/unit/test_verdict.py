@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
 
 import pytest
@@ -459,3 +460,27 @@ def test_no_ready_endpoint_beats_a_502_without_log_lines():
     verdict = decide(facts)
     assert verdict["cause"] == "backend_not_ready"
     assert verdict["candidates"] == ["backend_502"]
+
+
+def test_report_fixture_facts():
+    """The facts fixture the report renderer uses (lab shapes, two replicas, one stale)."""
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "facts_stale_upstream.json")
+    with open(path) as handle:
+        facts = json.load(handle)
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["stale_replicas"] == ["web/nginx-0"]
+    assert verdict["reload_safe"] is True
+    assert "replica web/nginx-0 (stale) answered 502 on its own address http://127.1.0.10:80/" \
+        in verdict["evidence"]
+    assert "replica web/nginx-1 (not stale) answered 200 on its own address " \
+        "http://127.1.0.11:80/" in verdict["evidence"]
+
+
+def test_unknown_still_reports_what_was_logged():
+    facts = facts_with([proxy(counts_after={"upstream_timeout": 4},
+                              status_counts={"504": 4})])
+    verdict = decide(facts)
+    assert verdict["cause"] == "unknown"
+    assert "proxy ingress/nginx-0 logged since its last reload: upstream_timeout x4" in \
+        verdict["evidence"]
