@@ -501,6 +501,16 @@ def test_client_exec_default_protocol(lab: Lab) -> None:
     assert resp.returncode == 7
 
 
+def test_exec_session_killed_when_the_client_leaves(lab: Lab) -> None:
+    resp = _exec(lab, ["sh", "-c", "sleep 300 & echo $!; sleep 300"])
+    child = int(resp.readline_stdout(timeout=10))
+    resp.close()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists(), "the exec's background child outlived the session"
+
+
 def test_client_exec_preloaded_content(lab: Lab) -> None:
     out = stream(lab.core().connect_get_namespaced_pod_exec, "web-0", "shop",
                  command=["sh", "-c", "printf 'a b'"], stderr=True, stdout=True, stdin=False, tty=False)

@@ -30,8 +30,10 @@ import datetime
 import ipaddress
 import json
 import logging
+import os
 import re
 import secrets
+import signal
 import ssl
 import threading
 from collections.abc import Callable
@@ -916,8 +918,7 @@ async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[s
                 except (BrokenPipeError, ConnectionResetError):
                     _close_stdin(proc)
         # the client went away: nobody reads the output any more
-        if proc.returncode is None:
-            proc.kill()
+        _kill_session(proc)
 
     live.add(proc)
     pumps = asyncio.gather(pump(proc.stdout, STDOUT), pump(proc.stderr, STDERR))
@@ -930,11 +931,19 @@ async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[s
         live.discard(proc)
         reader.cancel()
         pumps.cancel()
-        if proc.returncode is None:
-            proc.kill()
+        _kill_session(proc)
         _close_stdin(proc)
         await asyncio.gather(reader, pumps, proc.wait(), return_exceptions=True)
     return _exit_status(command, returncode)
+
+
+def _kill_session(proc: asyncio.subprocess.Process) -> None:
+    """Kill an exec command that still runs, with the children it started (its own session)."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _close_stdin(proc: asyncio.subprocess.Process) -> None:
@@ -949,9 +958,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return await _dispatch(request)
     except ApiError as exc:
         return exc.response()
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every other failure is a 500 Status, as in Kubernetes
+    except Exception as exc:  # every other failure is a 500 Status, as in Kubernetes
         log.exception("internal error serving %s %s", request.method, request.path_qs)
         return ApiError(500, "InternalError", f"Internal error occurred: {exc}",
                         {"causes": [{"message": str(exc)}]}).response()
@@ -1122,8 +1131,7 @@ def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
 async def _end_exec_processes(app: web.Application) -> None:
     """On shutdown, kill running exec commands so their sessions end normally and quickly."""
     for proc in list(app[EXEC_PROCESSES]):
-        if proc.returncode is None:
-            proc.kill()
+        _kill_session(proc)
 
 
 def make_app(store: Store, runtime: Any, auth: Auth) -> web.Application:
