@@ -51,6 +51,7 @@ def test_label_selector_semantics(selector: str, expected: set[str]) -> None:
     ("app=no spaces", "found 'spaces'"),
     ("app=" + "x" * 64, "invalid label value"),
     ("replicas>three", "an integer value"),
+    ("app in ()", "values set can't be empty"),
 ])
 def test_label_selector_errors_name_the_problem(selector: str, fragment: str) -> None:
     with pytest.raises(SelectorError) as err:
@@ -135,8 +136,10 @@ def test_store_lists_sorted_per_namespace() -> None:
      r"spec\.ports\[0\]\.port is missing"),
 ])
 def test_store_rejects_bad_manifests(manifest: object, fragment: str) -> None:
+    store = Store()
     with pytest.raises(StoreError, match=fragment):
-        Store().put(manifest)
+        store.put(manifest)
+    assert store.list("namespaces") == []  # a refused object leaves nothing behind
 
 
 def test_rbac_rules_and_forbidden_wording() -> None:

@@ -149,6 +149,9 @@ class _LabelParser:
         token = self.take()
         if token != "(":
             raise self.fail(token, "'('")
+        if self.peek() == ")":
+            raise SelectorError("unable to parse requirement: for 'in', 'notin' operators, values set "
+                                f"can't be empty (in label selector {self.text!r})")
         values = [self.value()]
         while self.peek() == ",":
             self.pos += 1

@@ -191,10 +191,11 @@ class Store:
             meta.setdefault("namespace", "default")
             if not isinstance(meta["namespace"], str) or not meta["namespace"]:
                 raise StoreError(f"{rt.kind} {meta['name']!r}: metadata.namespace must be a non-empty string")
-            self._ensure_namespace(meta["namespace"])
         else:
             meta.pop("namespace", None)
         check_required_fields(rt, obj)
+        if rt.namespaced:
+            self._ensure_namespace(meta["namespace"])
         key = (meta.get("namespace", ""), meta["name"])
         old = self._objects[rt.plural].get(key)
         if old is not None:
