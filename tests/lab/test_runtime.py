@@ -17,7 +17,7 @@ import pytest
 from badlab import scenario as scenario_mod
 from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
 from badlab.fixture import SCENARIOS, _env
-from badlab.runtime import Runtime, acquire_slot
+from badlab.runtime import Runtime, acquire_slot, dns_reply
 from badlab.store import Store
 
 ALL_SCENARIOS = sorted(SCENARIOS.glob("*.yml"))
@@ -372,3 +372,54 @@ def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
     assert no_curl.returncode != 0 and "executable file not found" in no_curl.stderr
     events = lab.kubectl("get", "events", "-n", "open-webui")
     assert "BackOff" in events.stdout
+
+
+def _query(name: str, qtype: int = 1, qid: int = 0x1234) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + qtype.to_bytes(2, "big") + b"\0\x01"
+
+
+def test_dns_reply_answers_records_and_nxdomain():
+    records = {"web.shop.svc.cluster.local": ["127.30.1.10", "127.30.1.11"]}
+
+    def resolve(name):
+        return records.get(name, [] if name == "svc.cluster.local" else None)
+
+    answer = dns_reply(_query("web.shop.svc.cluster.local"), resolve)
+    assert answer[:2] == b"\x12\x34"
+    flags, qd, an = int.from_bytes(answer[2:4], "big"), answer[4:6], int.from_bytes(answer[6:8], "big")
+    assert flags & 0x8000 and flags & 0x000F == 0 and qd == b"\0\x01" and an == 2
+    assert answer.endswith(socket.inet_aton("127.30.1.10") + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04"
+                           + socket.inet_aton("127.30.1.11"))
+    missing = dns_reply(_query("web"), resolve)
+    assert int.from_bytes(missing[2:4], "big") & 0x000F == 3 and missing[6:8] == b"\0\0"
+    aaaa = dns_reply(_query("web.shop.svc.cluster.local", qtype=28), resolve)
+    assert int.from_bytes(aaaa[2:4], "big") & 0x000F == 0 and aaaa[6:8] == b"\0\0"
+    assert dns_reply(b"\x00\x01", resolve) is None
+    assert dns_reply(answer, resolve) is None  # a response is not answered
+
+
+@pytest.mark.lab
+def test_cluster_dns_server_serves_the_runtime_records(tmp_path):
+    async def body(rt: Runtime):
+        app = rt.pods["open-webui/open-webui-0"]
+        assert rt.resolve("open-webui-headless.open-webui.svc.cluster.local") == [app.ip]
+        assert rt.resolve("open-webui.open-webui.svc.cluster.local.") == [rt.cluster_ips["open-webui/open-webui"]]
+        assert rt.resolve("kube-dns.kube-system.svc.cluster.local") == [rt.dns_ip]
+        assert rt.resolve("open-webui") is None and rt.resolve("example.com") is None
+        loop = asyncio.get_running_loop()
+        answers: asyncio.Queue = asyncio.Queue()
+
+        class Client(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                answers.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Client, remote_addr=(rt.dns_ip, 53))
+        try:
+            transport.sendto(_query("open-webui-headless.open-webui.svc.cluster.local"))
+            reply = await asyncio.wait_for(answers.get(), 5)
+        finally:
+            transport.close()
+        assert reply.endswith(socket.inet_aton(app.ip))
+
+    _run("healthy-resolver", body, tmp_path)

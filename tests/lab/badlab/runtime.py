@@ -9,9 +9,10 @@
 * Pod IPs are loopback addresses ``127.<slot>.1.x``; ClusterIPs are ``127.<slot>.2.x`` with a
   TCP forwarder per port that round-robins over ready endpoints and closes its listener (so
   connections are refused) while there are none, as kube-proxy rejects them.
-* Cluster DNS is emulated through each pod's ``/etc/hosts``, rewritten in place (a bind mount
-  keeps the inode it was given) whenever pods or endpoints change. Names that are not there
-  go to a resolver address on loopback where nothing answers, so nothing leaves the machine.
+* Cluster DNS is each pod's ``/etc/hosts``, rewritten in place (a bind mount keeps the inode
+  it was given) whenever pods or endpoints change, plus a small DNS server on
+  ``127.<slot>.0.53:53`` (``kube-dns.kube-system``) for nginx's ``resolver``, answering from the
+  same records and NXDOMAIN for everything else: nothing is forwarded, nothing leaves the machine.
 * The store's Pods, Services, EndpointSlices, Endpoints and Events follow what the processes do.
 """
 
@@ -246,6 +247,55 @@ class Forwarder:
             self.server = None
 
 
+def dns_reply(query: bytes, resolve) -> bytes | None:
+    """The answer to one DNS query over UDP (A records; NXDOMAIN for unknown names), or None.
+
+    ``resolve(name)`` returns a list of IPv4 addresses, ``[]`` for a name without A records,
+    None for a name that does not exist. Nothing is ever forwarded.
+    """
+    if len(query) < 12:
+        return None
+    qid, flags, qdcount = struct.unpack("!HHH", query[:6])
+    if flags & 0x8000 or qdcount != 1:
+        return None
+    labels, i = [], 12
+    while True:
+        if i >= len(query) or query[i] & 0xC0:
+            return None
+        length = query[i]
+        i += 1
+        if length == 0:
+            break
+        labels.append(query[i:i + length].decode("ascii", "replace"))
+        i += length
+    if i + 4 > len(query):
+        return None
+    qtype, qclass = struct.unpack("!HH", query[i:i + 4])
+    ips = resolve(".".join(labels))
+    rcode = 3 if ips is None else 0
+    answers = ips if ips and qtype == 1 and qclass == 1 else []
+    header = struct.pack("!HHHHHH", qid, 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode,
+                         1, len(answers), 0, 0)
+    records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(ip) for ip in answers)
+    return header + query[12:i + 4] + records
+
+
+class DnsServer(asyncio.DatagramProtocol):
+    """The lab's cluster DNS (what nginx's ``resolver`` asks), answering from the runtime."""
+
+    def __init__(self, resolve) -> None:
+        self.resolve = resolve
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        reply = dns_reply(data, self.resolve)
+        if reply is not None:
+            self.transport.sendto(reply, addr)
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close a connection with a TCP RST (SO_LINGER 0), not a FIN."""
     sock = writer.get_extra_info("socket")
@@ -287,6 +337,7 @@ class Runtime:
         self.forwarders: dict[tuple[str, int], Forwarder] = {}
         self.history: list[dict] = []
         self._next_pod_ip = 10
+        self._dns: asyncio.DatagramTransport | None = None
         self._stopping = False
         self.nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -304,7 +355,7 @@ class Runtime:
 
     @property
     def dns_ip(self) -> str:
-        """A loopback resolver address where nothing answers (unknown names fail fast)."""
+        """The address of the lab's cluster DNS server (UDP port 53)."""
         return f"127.{self.slot}.0.53"
 
     def proxy_url(self, path: str | None = None) -> str:
@@ -383,7 +434,9 @@ class Runtime:
             fh.write(f"{pid} {os.getpgid(pid)} {role} {name}\n")
 
     async def start(self) -> None:
-        """Create the Services and start every pod; returns when all are running and synced."""
+        """Start DNS, create the Services, start every pod; returns when all run and are synced."""
+        self._dns, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: DnsServer(self.resolve), local_addr=(self.dns_ip, 53))
         for key, svc in self.services.items():
             self.store.put(self._service_manifest(svc, self.cluster_ips.get(key)))
         for ns in self.scenario.namespaces:
@@ -416,9 +469,10 @@ class Runtime:
         d = pod.directory
         (d / "etc").mkdir(parents=True, exist_ok=True)
         (d / "etc" / "hosts").write_text(self._hosts_text(pod))
+        ns = pod.spec.namespace
         (d / "etc" / "resolv.conf").write_text(
-            f"# lab pod {pod.key}: cluster names are in /etc/hosts; nothing answers here\n"
-            f"nameserver {self.dns_ip}\noptions timeout:1 attempts:1\n"
+            f"search {ns}.svc.cluster.local svc.cluster.local cluster.local\n"
+            f"nameserver {self.dns_ip}\noptions ndots:5 timeout:1 attempts:1\n"
         )
         for c in pod.containers.values():
             if c.spec.kind != "nginx":
@@ -619,6 +673,8 @@ class Runtime:
         ), return_exceptions=True)
         for fwd in self.forwarders.values():
             await fwd.close()
+        if self._dns is not None:
+            self._dns.close()
 
     # --------------------------------------------------------------- sync with the store
 
@@ -679,6 +735,37 @@ class Runtime:
                     fh.write(text)
                     fh.truncate()
 
+    def dns_records(self) -> list[tuple[str, str, str]]:
+        """(ip, name, namespace) of every cluster DNS record, as CoreDNS would serve them.
+
+        A ClusterIP Service's name → its ClusterIP; a headless Service's name → each ready
+        endpoint; ``<hostname>.<subdomain>`` → a ready endpoint pod whose subdomain is that
+        headless Service; ``kube-dns.kube-system`` → the lab's DNS server.
+        """
+        records = [(self.dns_ip, "kube-dns", "kube-system")]
+        for key, svc in sorted(self.services.items()):
+            if key in self.cluster_ips:
+                records.append((self.cluster_ips[key], svc.name, svc.namespace))
+                continue
+            for ep_pod, _ in self.endpoints_of(svc):
+                if not ep_pod.ready:
+                    continue
+                records.append((ep_pod.ip, svc.name, svc.namespace))
+                if ep_pod.spec.subdomain == svc.name:
+                    host = ep_pod.spec.hostname or ep_pod.spec.name
+                    records.append((ep_pod.ip, f"{host}.{svc.name}", svc.namespace))
+        return records
+
+    def resolve(self, fqdn: str) -> list[str] | None:
+        """A-record addresses of a fully qualified name; None when the name does not exist."""
+        fqdn = fqdn.rstrip(".").lower()
+        found = [ip for ip, name, ns in self.dns_records() if f"{name}.{ns}.svc.cluster.local" == fqdn]
+        if found:
+            return found
+        if any(f"{name}.{ns}.svc.cluster.local".endswith("." + fqdn) for _, name, ns in self.dns_records()):
+            return []  # an existing name without records of its own (e.g. svc.cluster.local)
+        return None
+
     def _hosts_text(self, pod: Pod) -> str:
         ns = pod.spec.namespace
         lines = [
@@ -691,22 +778,10 @@ class Runtime:
             host = pod.spec.hostname or pod.spec.name
             own = [f"{host}.{pod.spec.subdomain}.{ns}.svc.cluster.local", host]
         lines.append(f"{pod.ip}\t" + " ".join(own))
-
-        def names(name: str, svc_ns: str) -> str:
-            short = [name] if svc_ns == ns else []
-            return " ".join([f"{name}.{svc_ns}.svc.cluster.local", f"{name}.{svc_ns}.svc", f"{name}.{svc_ns}", *short])
-
-        for key, svc in sorted(self.services.items()):
-            if key in self.cluster_ips:
-                lines.append(f"{self.cluster_ips[key]}\t{names(svc.name, svc.namespace)}")
-                continue
-            for ep_pod, _ in self.endpoints_of(svc):
-                if not ep_pod.ready:
-                    continue
-                lines.append(f"{ep_pod.ip}\t{names(svc.name, svc.namespace)}")
-                if ep_pod.spec.subdomain == svc.name:
-                    host = ep_pod.spec.hostname or ep_pod.spec.name
-                    lines.append(f"{ep_pod.ip}\t{names(f'{host}.{svc.name}', svc.namespace)}")
+        for ip, name, rec_ns in self.dns_records():
+            short = [name] if rec_ns == ns else []
+            names = [f"{name}.{rec_ns}.svc.cluster.local", f"{name}.{rec_ns}.svc", f"{name}.{rec_ns}", *short]
+            lines.append(f"{ip}\t" + " ".join(names))
         return "\n".join(lines) + "\n"
 
     def _container_status(self, c: Container) -> dict:
