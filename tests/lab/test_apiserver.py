@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -509,6 +510,17 @@ def test_exec_session_killed_when_the_client_leaves(lab: Lab) -> None:
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{child}").exists(), "the exec's background child outlived the session"
+
+
+def test_concurrent_exec_sessions_stay_apart(lab: Lab) -> None:
+    def run(n: int) -> tuple[str, str, int]:
+        resp = _exec(lab, ["sh", "-c", f"echo out-{n}; sleep 0.3; echo err-{n} >&2; exit {n}"])
+        resp.run_forever(timeout=20)
+        return resp.read_stdout(), resp.read_stderr(), resp.returncode
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, range(1, 9)))
+    assert results == [(f"out-{n}\n", f"err-{n}\n", n) for n in range(1, 9)]
 
 
 def test_client_exec_preloaded_content(lab: Lab) -> None:
