@@ -12,13 +12,13 @@ or, from blocking code (tests, tools):
 Served: discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``, groups, versions),
 get/list of the resources in ``store.RESOURCE_TYPES`` (namespaced and across namespaces,
 label and field selectors, ``limit``/``continue``), the Table form ``kubectl get`` asks for
-(every served kind), ``pods/log`` from the runtime's CRI log files and ``pods/exec`` over
-WebSocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``channel.k8s.io``,
+(every served kind), ``pods/log`` from the runtime's CRI log files (``follow`` included) and
+``pods/exec`` over WebSocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``channel.k8s.io``,
 ``base64.channel.k8s.io``). Every request needs a bearer token (health paths excepted);
-``rbac.Auth`` decides what it may do. Errors are ``Status`` objects worded as Kubernetes
-words them. POST creates objects (409 when the name is taken), and answers the
-SelfSubjectAccessReview of ``kubectl auth can-i``; not served: watch,
-update, patch, delete, SPDY exec, port-forward, attach.
+``rbac.Auth`` decides what it may do, ``Impersonate-User`` included. Errors are ``Status``
+objects worded as Kubernetes words them. POST creates objects (409 when the name is taken)
+and answers the SelfSubjectAccessReview of ``kubectl auth can-i``. Not served: watch,
+update, patch, delete, SPDY exec (400), port-forward, attach.
 """
 
 from __future__ import annotations
