@@ -16,81 +16,69 @@ options:
         E(K8S_AUTH_*) variables) override the matching kubeconfig values. Without O(kubeconfig)
         and without O(host), the file named by E(KUBECONFIG) or C(~/.kube/config) is read;
         if neither exists, the in-cluster service account is used (when running in a pod).
+      - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
     type: raw
-    env:
-      - name: K8S_AUTH_KUBECONFIG
   context:
     description:
       - The kubeconfig context to use instead of its C(current-context).
+      - Can also be set with the E(K8S_AUTH_CONTEXT) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_CONTEXT
   host:
     description:
       - URL of the Kubernetes API server, for example V(https://10.0.0.1:6443).
+      - Can also be set with the E(K8S_AUTH_HOST) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_HOST
   api_key:
     description:
       - Bearer token for the API server (with or without the C(Bearer ) prefix).
+      - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_API_KEY
   username:
     description:
       - User name for HTTP basic authentication (used together with O(password)).
+      - Can also be set with the E(K8S_AUTH_USERNAME) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_USERNAME
   password:
     description:
       - Password for HTTP basic authentication.
+      - Can also be set with the E(K8S_AUTH_PASSWORD) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_PASSWORD
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
       - Defaults to what the kubeconfig says (verify unless C(insecure-skip-tls-verify)).
+      - Can also be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
     type: bool
     aliases: [verify_ssl]
-    env:
-      - name: K8S_AUTH_VERIFY_SSL
   ca_cert:
     description:
       - Path to a CA certificate file used to verify the API server.
+      - Can also be set with the E(K8S_AUTH_SSL_CA_CERT) environment variable.
     type: path
     aliases: [ssl_ca_cert]
-    env:
-      - name: K8S_AUTH_SSL_CA_CERT
   client_cert:
     description:
       - Path to a client certificate file for TLS client authentication.
+      - Can also be set with the E(K8S_AUTH_CERT_FILE) environment variable.
     type: path
     aliases: [cert_file]
-    env:
-      - name: K8S_AUTH_CERT_FILE
   client_key:
     description:
       - Path to the key file of O(client_cert).
+      - Can also be set with the E(K8S_AUTH_KEY_FILE) environment variable.
     type: path
     aliases: [key_file]
-    env:
-      - name: K8S_AUTH_KEY_FILE
   proxy:
     description:
       - URL of an HTTP proxy to reach the API server through, for example V(http://proxy:3128).
+      - Can also be set with the E(K8S_AUTH_PROXY) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_PROXY
   no_proxy:
     description:
       - Comma-separated hosts, domains (V(.example.com)) or networks (V(10.0.0.0/8)) reached
         without the proxy.
+      - Can also be set with the E(K8S_AUTH_NO_PROXY) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_NO_PROXY
   proxy_headers:
     description:
       - Headers sent to the proxy.
@@ -99,43 +87,37 @@ options:
       proxy_basic_auth:
         description:
           - C(user:password) for the proxy's basic authentication.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH) environment variable.
         type: str
-        env:
-          - name: K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH
       basic_auth:
         description:
           - C(user:password) for basic authentication.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH) environment variable.
         type: str
-        env:
-          - name: K8S_AUTH_PROXY_HEADERS_BASIC_AUTH
       user_agent:
         description:
           - User-Agent header value.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_USER_AGENT) environment variable.
         type: str
-        env:
-          - name: K8S_AUTH_PROXY_HEADERS_USER_AGENT
   impersonate_user:
     description:
       - Act as this user (C(Impersonate-User) header). The credentials need C(impersonate) rights.
+      - Can also be set with the E(K8S_AUTH_IMPERSONATE_USER) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_IMPERSONATE_USER
   impersonate_groups:
     description:
       - Act as members of these groups (one C(Impersonate-Group) header each).
+      - Can also be set with the E(K8S_AUTH_IMPERSONATE_GROUPS) environment variable.
     type: list
     elements: str
-    env:
-      - name: K8S_AUTH_IMPERSONATE_GROUPS
   request_timeout:
     description:
       - Seconds allowed for each API request (connect and each read), and for each command run
         in a pod from connection to exit. A call that takes longer fails with a message naming
         the timeout; nothing waits forever.
+      - Can also be set with the E(K8S_AUTH_REQUEST_TIMEOUT) environment variable.
     type: float
     default: 10
-    env:
-      - name: K8S_AUTH_REQUEST_TIMEOUT
 requirements:
   - kubernetes >= 31.0.0 (Python client, for kubeconfig and in-cluster loading)
   - websocket-client (installed with the kubernetes client; used to run commands in pods)

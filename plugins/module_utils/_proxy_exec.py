@@ -101,7 +101,7 @@ def parse_proc_output(text):
     btime = hz = pidfile_pid = boot = None
     procs = []
     for line in text.splitlines():
-        key, _, value = line.partition(" ")
+        key, _sep, value = line.partition(" ")
         if key == "pidfile":
             parts = value.split()
             if len(parts) == 2 and parts[1].isdigit():
@@ -115,7 +115,7 @@ def parse_proc_output(text):
             if sample is not None and (boot is None or sample < boot):
                 boot = sample
         elif key == "stat":
-            head, _, rest = value.rpartition(")")
+            head, _sep, rest = value.rpartition(")")
             fields = rest.split()
             if len(fields) > 19 and head.split(" ", 1)[0].isdigit():
                 procs.append({"pid": int(head.split(" ", 1)[0]), "ppid": int(fields[1]),

@@ -14,8 +14,14 @@ from __future__ import annotations
 import json
 import ssl
 import time
+import traceback
 
-import websocket
+try:
+    import websocket
+    WEBSOCKET_IMPORT_ERROR = None
+except ImportError:  # k8s_access turns this into missing_required_lib
+    websocket = None
+    WEBSOCKET_IMPORT_ERROR = traceback.format_exc()
 
 SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, STATUS, CLOSE_CHANNEL = 1, 2, 3, 255

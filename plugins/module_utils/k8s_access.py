@@ -33,18 +33,24 @@ try:
     from kubernetes.config.incluster_config import load_incluster_config
     from kubernetes.config.kube_config import load_kube_config, load_kube_config_from_dict
 
-    from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import (
-        SUBPROTOCOLS,
-        ExecConnectError,
-        ExecHandshakeError,
-        ExecResult,
-        run_exec,
-    )
     HAS_K8S = True
     K8S_IMPORT_ERROR = None
 except ImportError:
     HAS_K8S = False
     K8S_IMPORT_ERROR = traceback.format_exc()
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import (
+    SUBPROTOCOLS,
+    WEBSOCKET_IMPORT_ERROR,
+    ExecConnectError,
+    ExecHandshakeError,
+    ExecResult,
+    run_exec,
+)
+
+if WEBSOCKET_IMPORT_ERROR:
+    HAS_K8S = False
+    K8S_IMPORT_ERROR = K8S_IMPORT_ERROR or WEBSOCKET_IMPORT_ERROR
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -381,7 +387,7 @@ class K8sClient:
 
     def get_json(self, path, query=None, verb="get", resource="", namespace=None, name=None):
         """GET a JSON document."""
-        body, _ = self.request(path, query, verb, resource, namespace, name)
+        body, _truncated = self.request(path, query, verb, resource, namespace, name)
         try:
             return json.loads(body)
         except ValueError:

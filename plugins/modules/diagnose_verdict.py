@@ -19,9 +19,11 @@ description:
 options:
   facts:
     description:
-      - "The gathered facts: C(symptom) (C({status, url}) or null), C(pods) (pod_info's
-        RV(pods)), C(service) (service_info's RV(service)), C(proxies) (proxy_info's
-        RV(proxies)), C(probes) (proxy_probe's RV(probes) towards the Service),
+      - "The gathered facts: C(symptom) (C({status, url}) or null),
+        C(pods) (RV(badgateway.k8s.pod_info#module:pods)),
+        C(service) (RV(badgateway.k8s.service_info#module:service)),
+        C(proxies) (RV(badgateway.k8s.proxy_info#module:proxies)),
+        C(probes) (RV(badgateway.k8s.proxy_probe#module:probes) towards the Service),
         C(self_probes) (proxy_probe with O(badgateway.k8s.proxy_probe#module:target=self)),
         C(layers) (per-layer judgements) and C(errors) (per layer, why it could not be
         gathered). Missing keys count as not gathered."
@@ -37,7 +39,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -62,16 +64,52 @@ verdict:
   returned: success
   type: dict
   contains:
-    cause: {description: "Cause ID, e.g. stale_upstream, no_endpoints, backend_down, healthy, unknown.", type: str, returned: always}
-    summary: {description: One-sentence explanation., type: str, returned: always}
-    evidence: {description: The observations that support the cause., type: list, elements: str, returned: always}
-    recommendation: {description: "fix and prevention texts.", type: dict, returned: always}
-    missing_evidence: {description: What was not gathered and would make the verdict firmer., type: list, elements: str, returned: always}
-    candidates: {description: Other causes that still fit., type: list, elements: str, returned: always}
-    stale_replicas: {description: Proxy replicas (ns/name) dialling stale addresses., type: list, elements: str, returned: always}
-    stale_addresses: {description: The stale addresses., type: list, elements: str, returned: always}
-    current_addresses: {description: The Service's current ready endpoint addresses., type: list, elements: str, returned: always}
-    reload_safe: {description: "True only for stale_upstream with ready current endpoints.", type: bool, returned: always}
+    cause:
+      description: "Cause ID, e.g. stale_upstream, no_endpoints, backend_down, healthy, unknown."
+      type: str
+      returned: always
+    summary:
+      description: "One-sentence explanation."
+      type: str
+      returned: always
+    evidence:
+      description: "The observations that support the cause."
+      type: list
+      elements: str
+      returned: always
+    recommendation:
+      description: "fix and prevention texts."
+      type: dict
+      returned: always
+    missing_evidence:
+      description: "What was not gathered and would make the verdict firmer."
+      type: list
+      elements: str
+      returned: always
+    candidates:
+      description: "Other causes that still fit."
+      type: list
+      elements: str
+      returned: always
+    stale_replicas:
+      description: "Proxy replicas (ns/name) dialling stale addresses."
+      type: list
+      elements: str
+      returned: always
+    stale_addresses:
+      description: "The stale addresses."
+      type: list
+      elements: str
+      returned: always
+    current_addresses:
+      description: "The Service's current ready endpoint addresses."
+      type: list
+      elements: str
+      returned: always
+    reload_safe:
+      description: "True only for stale_upstream with ready current endpoints."
+      type: bool
+      returned: always
   sample:
     cause: stale_upstream
     stale_replicas: [open-webui/nginx-proxy-0]

@@ -62,7 +62,7 @@ attributes:
     support: none
     description: No diff is produced.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -81,19 +81,61 @@ replicas:
   type: list
   elements: dict
   contains:
-    namespace: {description: Namespace., type: str, returned: always}
-    name: {description: Pod name., type: str, returned: always}
-    container: {description: The nginx container (null in check mode or when the pod was not found)., type: str, returned: always}
-    planned: {description: The steps that run (or would run in check mode)., type: list, elements: str, returned: always}
-    config_test: {description: "Output of nginx -t, rc and ok; null when not run.", type: dict, returned: always}
-    reload_sent: {description: "nginx -s reload ran and exited 0.", type: bool, returned: always}
-    reloaded: {description: The worker processes were replaced (the new config is live)., type: bool, returned: always}
-    workers_before: {description: "Worker processes before: [{pid, start_time}].", type: list, elements: dict, returned: always}
-    workers_after: {description: Worker processes after., type: list, elements: dict, returned: always}
-    last_reload: {description: Newest worker start time after the reload (RFC 3339)., type: str, returned: always}
-    probe: {description: The verification probe (proxy_probe shape) or null., type: dict, returned: always}
-    verified: {description: Reloaded and, when probed, the probe did not answer 502., type: bool, returned: always}
-    error: {description: Why this replica was not reloaded or not verified, or null., type: str, returned: always}
+    namespace:
+      description: "Namespace."
+      type: str
+      returned: always
+    name:
+      description: "Pod name."
+      type: str
+      returned: always
+    container:
+      description: "The nginx container (null in check mode or when the pod was not found)."
+      type: str
+      returned: always
+    planned:
+      description: "The steps that run (or would run in check mode)."
+      type: list
+      elements: str
+      returned: always
+    config_test:
+      description: "Output of nginx -t, rc and ok; null when not run."
+      type: dict
+      returned: always
+    reload_sent:
+      description: "nginx -s reload ran and exited 0."
+      type: bool
+      returned: always
+    reloaded:
+      description: "The worker processes were replaced (the new config is live)."
+      type: bool
+      returned: always
+    workers_before:
+      description: "Worker processes before: [{pid, start_time}]."
+      type: list
+      elements: dict
+      returned: always
+    workers_after:
+      description: "Worker processes after."
+      type: list
+      elements: dict
+      returned: always
+    last_reload:
+      description: "Newest worker start time after the reload (RFC 3339)."
+      type: str
+      returned: always
+    probe:
+      description: "The verification probe (proxy_probe shape) or null."
+      type: dict
+      returned: always
+    verified:
+      description: "Reloaded and, when probed, the probe did not answer 502."
+      type: bool
+      returned: always
+    error:
+      description: "Why this replica was not reloaded or not verified, or null."
+      type: str
+      returned: always
 changed:
   description: True when at least one replica was reloaded (in check mode, when one would be).
   returned: always

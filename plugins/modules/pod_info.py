@@ -46,7 +46,7 @@ attributes:
 notes:
   - Exactly one of O(label_selector) and O(service) is required.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -76,32 +76,93 @@ pods:
   type: list
   elements: dict
   contains:
-    namespace: {description: Namespace., type: str, returned: always}
-    name: {description: Pod name., type: str, returned: always}
-    uid: {description: Pod UID., type: str, returned: always}
-    phase: {description: "Pod phase (Pending, Running, Succeeded, Failed, Unknown).", type: str, returned: always}
-    ready: {description: Whether the pod's Ready condition is True., type: bool, returned: always}
-    pod_ip: {description: Primary pod IP or null., type: str, returned: always}
-    pod_ips: {description: All pod IPs., type: list, elements: str, returned: always}
-    node: {description: Node name or null., type: str, returned: always}
-    labels: {description: Pod labels., type: dict, returned: always}
-    creation_timestamp: {description: RFC 3339 creation time., type: str, returned: always}
-    deletion_timestamp: {description: RFC 3339 deletion time or null., type: str, returned: always}
-    restarts: {description: Sum of the containers' restart counts., type: int, returned: always}
+    namespace:
+      description: "Namespace."
+      type: str
+      returned: always
+    name:
+      description: "Pod name."
+      type: str
+      returned: always
+    uid:
+      description: "Pod UID."
+      type: str
+      returned: always
+    phase:
+      description: "Pod phase (Pending, Running, Succeeded, Failed, Unknown)."
+      type: str
+      returned: always
+    ready:
+      description: "Whether the pod's Ready condition is True."
+      type: bool
+      returned: always
+    pod_ip:
+      description: "Primary pod IP or null."
+      type: str
+      returned: always
+    pod_ips:
+      description: "All pod IPs."
+      type: list
+      elements: str
+      returned: always
+    node:
+      description: "Node name or null."
+      type: str
+      returned: always
+    labels:
+      description: "Pod labels."
+      type: dict
+      returned: always
+    creation_timestamp:
+      description: "RFC 3339 creation time."
+      type: str
+      returned: always
+    deletion_timestamp:
+      description: "RFC 3339 deletion time or null."
+      type: str
+      returned: always
+    restarts:
+      description: "Sum of the containers' restart counts."
+      type: int
+      returned: always
     containers:
       description: One entry per container of the pod spec.
       type: list
       elements: dict
       returned: always
       contains:
-        name: {description: Container name., type: str, returned: always}
-        image: {description: Image reference., type: str, returned: always}
-        ready: {description: Container ready., type: bool, returned: always}
-        started: {description: Container started., type: bool, returned: always}
-        restart_count: {description: Restart count., type: int, returned: always}
-        state: {description: "running, waiting, terminated or null.", type: str, returned: always}
-        reason: {description: "Reason of the state, e.g. CrashLoopBackOff.", type: str, returned: always}
-        exit_code: {description: Exit code when terminated., type: int, returned: always}
+        name:
+          description: "Container name."
+          type: str
+          returned: always
+        image:
+          description: "Image reference."
+          type: str
+          returned: always
+        ready:
+          description: "Container ready."
+          type: bool
+          returned: always
+        started:
+          description: "Container started."
+          type: bool
+          returned: always
+        restart_count:
+          description: "Restart count."
+          type: int
+          returned: always
+        state:
+          description: "running, waiting, terminated or null."
+          type: str
+          returned: always
+        reason:
+          description: "Reason of the state, e.g. CrashLoopBackOff."
+          type: str
+          returned: always
+        exit_code:
+          description: "Exit code when terminated."
+          type: int
+          returned: always
         last_state:
           description: "Last termination: state, reason, exit_code, finished_at; or null."
           type: dict

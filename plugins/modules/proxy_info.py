@@ -72,7 +72,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -97,21 +97,53 @@ proxies:
   type: list
   elements: dict
   contains:
-    namespace: {description: Namespace., type: str, returned: always}
-    name: {description: Pod name., type: str, returned: always}
-    pod_ip: {description: Pod IP or null., type: str, returned: always}
-    container: {description: The nginx container, null when none could be picked., type: str, returned: always}
-    ready: {description: Pod Ready condition., type: bool, returned: always}
-    phase: {description: Pod phase., type: str, returned: always}
-    config_ok: {description: "nginx -T succeeded; null when it could not run (pod not running).", type: bool, returned: always}
+    namespace:
+      description: "Namespace."
+      type: str
+      returned: always
+    name:
+      description: "Pod name."
+      type: str
+      returned: always
+    pod_ip:
+      description: "Pod IP or null."
+      type: str
+      returned: always
+    container:
+      description: "The nginx container, null when none could be picked."
+      type: str
+      returned: always
+    ready:
+      description: "Pod Ready condition."
+      type: bool
+      returned: always
+    phase:
+      description: "Pod phase."
+      type: str
+      returned: always
+    config_ok:
+      description: "nginx -T succeeded; null when it could not run (pod not running)."
+      type: bool
+      returned: always
     upstream_hosts:
       description: "Hosts the config dials: host, port, source (upstream or proxy_pass), upstream, runtime_resolved, service (ns/name or null), pod."
       type: list
       elements: dict
       returned: always
-    listen_ports: {description: Ports nginx listens on., type: list, elements: int, returned: always}
-    master_pid: {description: PID of the nginx master (in the pod's PID namespace) or null., type: int, returned: always}
-    worker_start_times: {description: Start times of the worker processes (RFC 3339, oldest first)., type: list, elements: str, returned: always}
+    listen_ports:
+      description: "Ports nginx listens on."
+      type: list
+      elements: int
+      returned: always
+    master_pid:
+      description: "PID of the nginx master (in the pod's PID namespace) or null."
+      type: int
+      returned: always
+    worker_start_times:
+      description: "Start times of the worker processes (RFC 3339, oldest first)."
+      type: list
+      elements: str
+      returned: always
     worker_pids:
       description:
         - PIDs of the worker processes, in the order of RV(proxies[].worker_start_times).
@@ -119,15 +151,31 @@ proxies:
       type: list
       elements: int
       returned: always
-    last_reload: {description: Newest worker start time = the last successful (re)load, or null., type: str, returned: always}
+    last_reload:
+      description: "Newest worker start time = the last successful (re)load, or null."
+      type: str
+      returned: always
     log:
       description: "What was read: lines_read, bytes_read, truncated, since_seconds, tail_lines."
       type: dict
       returned: always
-    errors: {description: "Parsed error lines (nginx_log.parse_error_line), newest last, each with after_reload.", type: list, elements: dict, returned: always}
-    errors_after_reload: {description: Error lines after the last reload., type: int, returned: always}
-    counts: {description: "Lines per signature, e.g. {connect_refused: 12}.", type: dict, returned: always}
-    counts_after_reload: {description: The same, after the last reload only., type: dict, returned: always}
+    errors:
+      description: "Parsed error lines (nginx_log.parse_error_line), newest last, each with after_reload."
+      type: list
+      elements: dict
+      returned: always
+    errors_after_reload:
+      description: "Error lines after the last reload."
+      type: int
+      returned: always
+    counts:
+      description: "Lines per signature, e.g. {connect_refused: 12}."
+      type: dict
+      returned: always
+    counts_after_reload:
+      description: "The same, after the last reload only."
+      type: dict
+      returned: always
     upstream_addresses:
       description:
         - "Each dialled address (correlate.correlate_addresses): address, state (ready_endpoint, not_ready_endpoint, terminating_endpoint,
@@ -135,9 +183,20 @@ proxies:
       type: list
       elements: dict
       returned: always
-    stale_addresses: {description: "Addresses dialled after the last reload that nothing current has.", type: list, elements: str, returned: always}
-    access: {description: "From access-log lines: requests, status_counts.", type: dict, returned: always}
-    problems: {description: What could not be read or looks wrong., type: list, elements: str, returned: always}
+    stale_addresses:
+      description: "Addresses dialled after the last reload that nothing current has."
+      type: list
+      elements: str
+      returned: always
+    access:
+      description: "From access-log lines: requests, status_counts."
+      type: dict
+      returned: always
+    problems:
+      description: "What could not be read or looks wrong."
+      type: list
+      elements: str
+      returned: always
   sample:
     - namespace: edge
       name: nginx-proxy-0
@@ -306,7 +365,7 @@ def main():
     try:
         pods = select_proxies(client, params["namespace"], params["selector"])
         inspected = [inspect_replica(client, pod, params) for pod in pods]
-        proxies = [proxy for proxy, _ in inspected]
+        proxies = [proxy for proxy, _summary in inspected]
         namespaces = backend_namespaces(proxies, params)
         index = cluster_index(client, namespaces)
         for proxy, summary in inspected:

@@ -72,7 +72,7 @@ notes:
   - A replica where neither curl nor wget can run gets C(tool=null) and an error that says so;
     the module does not fail for it.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -99,15 +99,42 @@ probes:
   type: list
   elements: dict
   contains:
-    namespace: {description: Namespace of the pod., type: str, returned: always}
-    name: {description: Pod name., type: str, returned: always}
-    url: {description: The URL requested (null when no URL could be built)., type: str, returned: always}
-    tool: {description: "curl, wget, or null when neither could run.", type: str, returned: always}
-    status: {description: HTTP status, null when no response., type: int, returned: always}
-    ok: {description: A response below 500 was received., type: bool, returned: always}
-    error: {description: Why there is no usable status, or null., type: str, returned: always}
-    time_total: {description: Seconds the request took (curl only)., type: float, returned: always}
-    rc: {description: Exit code of curl/wget, null when it did not run., type: int, returned: always}
+    namespace:
+      description: "Namespace of the pod."
+      type: str
+      returned: always
+    name:
+      description: "Pod name."
+      type: str
+      returned: always
+    url:
+      description: "The URL requested (null when no URL could be built)."
+      type: str
+      returned: always
+    tool:
+      description: "curl, wget, or null when neither could run."
+      type: str
+      returned: always
+    status:
+      description: "HTTP status, null when no response."
+      type: int
+      returned: always
+    ok:
+      description: "A response below 500 was received."
+      type: bool
+      returned: always
+    error:
+      description: "Why there is no usable status, or null."
+      type: str
+      returned: always
+    time_total:
+      description: "Seconds the request took (curl only)."
+      type: float
+      returned: always
+    rc:
+      description: "Exit code of curl/wget, null when it did not run."
+      type: int
+      returned: always
   sample:
     - namespace: edge
       name: nginx-proxy-0

@@ -41,7 +41,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 author:
-  - badgateway.k8s developers
+  - badgateway.k8s developers (@badgateway)
 """
 
 EXAMPLES = r"""
@@ -63,28 +63,68 @@ service:
   returned: success
   type: dict
   contains:
-    namespace: {description: Namespace., type: str, returned: always}
-    name: {description: Service name., type: str, returned: always}
-    exists: {description: Whether the Service exists., type: bool, returned: always}
-    type: {description: "ClusterIP, NodePort, LoadBalancer, ExternalName; null if missing.", type: str, returned: always}
-    cluster_ip: {description: ClusterIP, null when headless or missing., type: str, returned: always}
-    headless: {description: "True when clusterIP is None.", type: bool, returned: always}
-    selector: {description: The Service selector., type: dict, returned: always}
+    namespace:
+      description: "Namespace."
+      type: str
+      returned: always
+    name:
+      description: "Service name."
+      type: str
+      returned: always
+    exists:
+      description: "Whether the Service exists."
+      type: bool
+      returned: always
+    type:
+      description: "ClusterIP, NodePort, LoadBalancer, ExternalName; null if missing."
+      type: str
+      returned: always
+    cluster_ip:
+      description: "ClusterIP, null when headless or missing."
+      type: str
+      returned: always
+    headless:
+      description: "True when clusterIP is None."
+      type: bool
+      returned: always
+    selector:
+      description: "The Service selector."
+      type: dict
+      returned: always
     ports:
       description: "Ports: name, port, protocol, target_port (as written), resolved_target_ports [{pod, port}]."
       type: list
       elements: dict
       returned: always
-    matching_pods: {description: Pods (ns/name) its selector matches., type: list, elements: str, returned: always}
-    selector_matches: {description: Whether the selector matches at least one pod., type: bool, returned: always}
+    matching_pods:
+      description: "Pods (ns/name) its selector matches."
+      type: list
+      elements: str
+      returned: always
+    selector_matches:
+      description: "Whether the selector matches at least one pod."
+      type: bool
+      returned: always
     endpoints:
       description: "Every EndpointSlice address x port: address (IP:PORT), ip, port, port_name, ready, serving, terminating, target (ns/name or null), slice."
       type: list
       elements: dict
       returned: always
-    ready_addresses: {description: Ready and not terminating IP:PORT., type: list, elements: str, returned: always}
-    not_ready_addresses: {description: Not ready and not terminating IP:PORT., type: list, elements: str, returned: always}
-    terminating_addresses: {description: Terminating IP:PORT., type: list, elements: str, returned: always}
+    ready_addresses:
+      description: "Ready and not terminating IP:PORT."
+      type: list
+      elements: str
+      returned: always
+    not_ready_addresses:
+      description: "Not ready and not terminating IP:PORT."
+      type: list
+      elements: str
+      returned: always
+    terminating_addresses:
+      description: "Terminating IP:PORT."
+      type: list
+      elements: str
+      returned: always
     port_mismatches:
       description: "Ports whose targetPort some matching pod lacks: port, target_port, pods_without_it."
       type: list

@@ -140,7 +140,7 @@ def fake_api():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break

@@ -146,13 +146,13 @@ def nginx(tmp_path):
     (tmp_path / "logs").mkdir()
     subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(conf)], check=True,
                    capture_output=True)
-    for _ in range(100):
+    for _attempt in range(100):
         if pid.exists() and pid.read_text().strip():
             break
         time.sleep(0.05)
     yield {"conf": conf, "pid": pid, "prefix": tmp_path}
     subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(conf), "-s", "quit"],
-                   capture_output=True)
+                   capture_output=True, check=False)
 
 
 def run_script(pid_file):
