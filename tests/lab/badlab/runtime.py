@@ -544,7 +544,7 @@ class Runtime:
         c.waiting_reason = c.waiting_message = None
         c.watcher = asyncio.create_task(self._watch(pod, c, inst, readers, log_fh))
         await self._wait_started(pod, c, inst)
-        c.ready = c.ready_override
+        c.ready = c.ready_override and c.running
         self._event(pod, "Started", f"Started container {c.spec.name}")
 
     async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh) -> None:
