@@ -9,7 +9,9 @@ facts of DESIGN.md (service_info / pod_info); it is a plain dict, safe to serial
 Address states (most specific first): ``ready_endpoint``, ``not_ready_endpoint``,
 ``terminating_endpoint``, ``cluster_ip``, ``pod_ip`` (a current pod that is not an
 endpoint for that port), ``group_name`` (not an IP: ``no live upstreams`` logs the
-upstream group's name), ``stale`` (nothing current has that IP).
+upstream group's name), ``external`` (nothing current has that IP, and it lies outside
+every range the cluster's known addresses are in: see :func:`classify_address`),
+``stale`` (nothing current has that IP, though it lies in the cluster's ranges).
 
 Public API: :func:`split_address`, :func:`build_index`, :func:`classify_address`,
 :func:`correlate_addresses`, :func:`current_addresses`.
@@ -22,7 +24,11 @@ __metaclass__ = type
 import ipaddress
 
 STATES = ("ready_endpoint", "not_ready_endpoint", "terminating_endpoint", "cluster_ip",
-          "pod_ip", "group_name", "stale")
+          "pod_ip", "group_name", "external", "stale")
+# How far around a known address the cluster's ranges are assumed to reach: pod CIDRs are
+# commonly a /16 (split per node), Service CIDRs a /12 (10.96.0.0/12); IPv6 /48 and /108.
+_POD_PREFIX = {4: 16, 6: 48}
+_SERVICE_PREFIX = {4: 12, 6: 108}
 _RANK = {state: index for index, state in enumerate(STATES)}
 
 
@@ -56,6 +62,12 @@ def split_address(address):
     return _norm_ip(host), int(port) if port.isdigit() else None
 
 
+def _network(ip, prefixes):
+    """The network of ``prefixes[version]`` bits around ``ip`` (as text)."""
+    addr = ipaddress.ip_address(ip)
+    return str(ipaddress.ip_network("%s/%d" % (ip, prefixes[addr.version]), strict=False))
+
+
 def _format_address(ip, port):
     if ip is None:
         return None
@@ -85,16 +97,20 @@ def build_index(services=None, pods=None):
     ``services``: one ``service`` fact (service_info) or a list of them; ``pods``: the
     ``pods`` fact (pod_info) or a list of pods from several calls. Missing parts (None) are
     allowed; the index then knows less (``sources`` says what it was built from). Returns
-    ``{by_ip: {ip: [record]}, ready_addresses: [..], sources: {services: n, pods: n}}``;
-    a record is ``{state, port, ports, objects: [str]}``.
+    ``{by_ip: {ip: [record]}, networks: [cidr], ready_addresses: [..], sources: {services:
+    n, pods: n}}``; a record is ``{state, port, ports, objects: [str]}``; ``networks`` are
+    the ranges assumed around the known pod (/16) and ClusterIP (/12) addresses.
     """
     by_ip = {}
     ready = set()
+    networks = set()
     service_count = pod_count = 0
 
     def add(ip, record):
         if ip:
             by_ip.setdefault(ip, []).append(record)
+            prefixes = _SERVICE_PREFIX if record["state"] == "cluster_ip" else _POD_PREFIX
+            networks.add(_network(ip, prefixes))
 
     for service in _as_list(services):
         if service.get("exists") is False:
@@ -141,6 +157,7 @@ def build_index(services=None, pods=None):
                      "deleting": bool(pod.get("deletion_timestamp"))})
     return {
         "by_ip": by_ip,
+        "networks": sorted(networks),
         "ready_addresses": sorted(a for a in ready if a),
         "sources": {"services": service_count, "pods": pod_count},
     }
@@ -157,7 +174,10 @@ def classify_address(address, index):
     Returns ``{address, ip, port, state, objects: [str], port_match: bool | None,
     expected_ports: [int], hints: [str]}``. An IP that belongs to a current pod or Service
     but with another port is NOT ``stale``: its state is ``pod_ip`` (or ``cluster_ip``),
-    ``port_match`` is False and a hint names the ports the cluster has there.
+    ``port_match`` is False and a hint names the ports the cluster has there. An IP nothing
+    current has is ``stale`` when it lies in a range around the known pod or ClusterIP
+    addresses (a replaced pod's old IP), else ``external`` (a host outside the cluster;
+    with an empty index nothing can be told apart and it stays ``stale``).
     """
     ip, port = split_address(address)
     result = {"address": address, "ip": ip, "port": port, "state": "stale", "objects": [],
@@ -169,6 +189,14 @@ def classify_address(address, index):
         return result
     records = ((index or {}).get("by_ip") or {}).get(ip) or []
     if not records:
+        networks = (index or {}).get("networks") or []
+        if networks and not any(ipaddress.ip_address(ip) in ipaddress.ip_network(net)
+                                for net in networks):
+            result["state"] = "external"
+            result["hints"].append(
+                "%s is outside every range the cluster's known pods (/16) and Services (/12) "
+                "are in (%s): probably a host outside the cluster, not a replaced pod"
+                % (ip, ", ".join(networks)))
         return result
 
     def fits(record):

@@ -139,6 +139,7 @@ _STATE_TEXT = {
     "cluster_ip": "a Service ClusterIP",
     "pod_ip": "a current pod's IP, not an endpoint for that port",
     "group_name": "an upstream group name",
+    "external": "outside the cluster's address ranges",
 }
 
 

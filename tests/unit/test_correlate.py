@@ -144,3 +144,15 @@ def test_correlate_addresses_marks_stale_only_after_reload(index):
     assert states == {"10.244.0.11:8080": "ready_endpoint", "10.244.0.98:8080": "stale",
                       "10.244.0.99:8080": "stale"}
     assert correlate_addresses(None, index) == {"upstream_addresses": [], "stale_addresses": []}
+
+
+def test_addresses_outside_the_cluster_ranges_are_external_not_stale(index):
+    assert index["networks"] == ["10.244.0.0/16", "10.96.0.0/12", "fd00::/48"]
+    public = classify_address("140.82.112.3:443", index)
+    assert public["state"] == "external"
+    assert "outside every range" in public["hints"][0]
+    assert classify_address("192.168.7.9:80", index)["state"] == "external"
+    # a replaced pod's old IP, and a recreated Service's old ClusterIP, stay stale
+    assert classify_address("10.244.3.200:8080", index)["state"] == "stale"
+    assert classify_address("10.100.7.7:80", index)["state"] == "stale"
+    assert classify_address("[fd00::99]:8080", index)["state"] == "stale"

@@ -484,3 +484,16 @@ def test_unknown_still_reports_what_was_logged():
     assert verdict["cause"] == "unknown"
     assert "proxy ingress/nginx-0 logged since its last reload: upstream_timeout x4" in \
         verdict["evidence"]
+
+
+def test_external_upstream_is_not_a_stale_verdict():
+    """A failing host outside the cluster must not be taken for a replaced pod."""
+    entry = dialled("140.82.112.3:443", "external", 6)
+    facts = facts_with([proxy(counts_after={"connect_refused": 6}, addresses=[entry])])
+    verdict = decide(facts)
+    assert verdict["cause"] != "stale_upstream"
+    assert verdict["stale_replicas"] == [] and verdict["reload_safe"] is False
+    # the same address from a summary without state is classified against the facts
+    del entry["state"]
+    assert decide(facts_with([proxy(counts_after={"connect_refused": 6},
+                                    addresses=[entry], stale=[])]))["stale_replicas"] == []
