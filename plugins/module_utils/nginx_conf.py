@@ -459,11 +459,13 @@ def service_for_host(host, namespace=None, cluster_domain="cluster.local"):
 def upstream_hosts(parsed, namespace=None, cluster_domain="cluster.local"):
     """The hosts the proxy dials, in the ``proxy_info.upstream_hosts`` shape of DESIGN.md.
 
-    ``parsed`` is :func:`parse_nginx_t`'s result. Returns a sorted, de-duplicated list of
+    ``parsed`` is :func:`parse_nginx_t`'s result (None: no config read, no hosts). Returns a sorted, de-duplicated list of
     ``{host, port, source: "upstream" | "proxy_pass", upstream: group name | None,
     runtime_resolved: bool, service: "ns/name" | None, pod: name | None}``; a
     ``proxy_pass`` naming an upstream group is represented by that group's servers.
     """
+    if not isinstance(parsed, dict):
+        return []
     seen = {}
     for group in parsed.get("upstreams") or []:
         for server in group.get("servers") or []:

@@ -534,6 +534,13 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
     requests_after_reload, status_counts, status_counts_after_reload,
     upstream_status_counts, upstream_addresses: [{address, count, status_counts}]}``.
     """
+    if lines is None or isinstance(lines, (str, bytes)) or not hasattr(lines, "__iter__"):
+        raise TypeError("summarize() needs an iterable of log lines (str or bytes), got %s; "
+                        "pass text.splitlines() or an open file" % type(lines).__name__)
+    for name, value in (("since", since), ("reload_time", reload_time)):
+        if value is not None and _time_key(value) is None:
+            raise ValueError("summarize(): %s=%r is not a time; give an RFC 3339 string such "
+                             "as 2026-11-25T02:21:05Z, or a datetime" % (name, value))
     since_key = _time_key(since)
     given_key = _time_key(reload_time)
     counts = collections.Counter()

@@ -205,3 +205,7 @@ def test_bad_input_type_gives_clear_error():
     with pytest.raises(ConfigSyntaxError, match="must be text"):
         parse_nginx_t(None)
     assert parse_nginx_t(b"upstream a { server 10.0.0.1:80; }")["upstreams"][0]["name"] == "a"
+
+
+def test_upstream_hosts_without_a_config():
+    assert upstream_hosts(None) == []

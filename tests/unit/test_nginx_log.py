@@ -345,3 +345,12 @@ def test_marker_order_decides_within_the_same_second():
     result = summarize([refused, marker, refused])
     assert result["counts_after_reload"]["connect_refused"] == 1
     assert [e["after_reload"] for e in result["errors"]] == [False, True]
+
+
+def test_summarize_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="iterable of log lines"):
+        summarize(None)
+    with pytest.raises(TypeError, match="got str"):
+        summarize("one big string")
+    with pytest.raises(ValueError, match="reload_time='last tuesday' is not a time"):
+        summarize([], reload_time="last tuesday")
