@@ -336,9 +336,10 @@ def _error_examples(facts, signatures, limit=2):
     return out[-limit:]
 
 
-def _candidate(cause, strong, evidence, missing=None, summary=None):
+def _candidate(cause, strong, evidence, missing=None):
+    """A cause that fits: ``strong`` when the evidence alone supports it."""
     return {"cause": cause, "strong": strong, "evidence": list(evidence),
-            "missing": list(missing or []), "summary": summary}
+            "missing": list(missing or [])}
 
 
 def _rules(facts):
@@ -540,7 +541,6 @@ def _healthy(facts):
 # When two strong candidates fit, one may explain the other: (winner, loser).
 _PRECEDENCE = (
     ("backend_down", "backend_crash"),
-    ("backend_crash", "backend_down"),
     ("backend_down", "no_endpoints"),
     ("backend_down", "port_mismatch"),
     ("backend_not_ready", "port_mismatch"),

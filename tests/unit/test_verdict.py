@@ -497,3 +497,14 @@ def test_external_upstream_is_not_a_stale_verdict():
     del entry["state"]
     assert decide(facts_with([proxy(counts_after={"connect_refused": 6},
                                     addresses=[entry], stale=[])]))["stale_replicas"] == []
+
+
+def test_crashlooping_backend_without_ready_endpoints_is_down_not_crash():
+    facts = facts_with([proxy(counts_after={"premature_close": 2, "connect_refused": 5},
+                              addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 7)])],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=4,
+                                 problems=["container app: CrashLoopBackOff"])],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_down"
+    assert verdict["candidates"] == ["backend_crash"]
