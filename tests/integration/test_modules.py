@@ -64,6 +64,22 @@ def fail_msg(module, args, **kw):
     return result["msg"]
 
 
+def documented_keys(module, key):
+    """The sub-keys the module's RETURN documents for ``key`` (its ``contains``)."""
+    text = (REPO / "plugins" / "modules" / ("%s.py" % module)).read_text()
+    start = text.index('RETURN = r"""') + len('RETURN = r"""')
+    doc = yaml.safe_load(text[start:text.index('"""', start)])
+    return set(doc[key]["contains"])
+
+
+def assert_documented(module, key, value):
+    """RETURN must match the code: every entry has exactly the documented keys."""
+    entries = value if isinstance(value, list) else [value]
+    assert entries, "nothing returned under %s" % key
+    for entry in entries:
+        assert set(entry) == documented_keys(module, key), (module, key)
+
+
 def auth(lab, diagnose=True):
     """Connection options: the lab's least-privilege kubeconfig (or the admin one)."""
     return {"kubeconfig": lab.info["kubeconfig_diagnose" if diagnose else "kubeconfig"]}
@@ -92,6 +108,7 @@ def test_seed_facts(lab):
 
     pods = ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))
     assert pods["selector"] == "app=open-webui"
+    assert_documented("pod_info", "pods", pods["pods"])
     assert [(p["name"], p["pod_ip"], p["ready"]) for p in pods["pods"]] == \
         [("open-webui-0", new_ip, True)]
     assert pods["pods"][0]["containers"][0]["ports"] == \
@@ -99,6 +116,7 @@ def test_seed_facts(lab):
 
     svc = ok("service_info", dict(auth(lab), namespace=svc_ns, name="open-webui-headless"))
     service = svc["service"]
+    assert_documented("service_info", "service", service)
     assert service["exists"] and service["headless"] and service["cluster_ip"] is None
     assert service["ready_addresses"] == ["%s:8080" % new_ip]
     assert service["ports"][0]["resolved_target_ports"] == \
@@ -107,6 +125,7 @@ def test_seed_facts(lab):
 
     proxy = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
     assert [p["namespace"] + "/" + p["name"] for p in proxy["proxies"]] == lab.info["proxy_pods"]
+    assert_documented("proxy_info", "proxies", proxy["proxies"])
     for replica in proxy["proxies"]:
         assert replica["config_ok"] is True and replica["container"] == "nginx"
         assert {h["service"] for h in replica["upstream_hosts"]} == \
@@ -125,6 +144,7 @@ def test_seed_facts(lab):
     via_svc = ok("proxy_probe", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"],
                                      url="http://%s.%s:8080/" % (svc_name, svc_ns)))
     assert [(p["tool"], p["status"], p["ok"]) for p in via_svc["probes"]] == [("curl", 200, True)]
+    assert_documented("proxy_probe", "probes", via_svc["probes"])
     itself = ok("proxy_probe", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
                                     target="self"))
     assert [(p["status"], p["ok"]) for p in itself["probes"]] == [(502, False)]
@@ -147,6 +167,7 @@ def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
     done = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
                                    probe_path="/"))
     replica = done["replicas"][0]
+    assert_documented("nginx_reload", "replicas", done["replicas"])
     assert done["changed"] is True
     assert replica["config_test"]["ok"] and replica["reload_sent"] and replica["reloaded"]
     assert replica["verified"] and replica["probe"]["status"] == 200
@@ -279,6 +300,7 @@ def test_diagnose_verdict_on_seed(lab):
         "layers": {},
     }
     verdict = ok("diagnose_verdict", {"facts": facts})["verdict"]
+    assert_documented("diagnose_verdict", "verdict", verdict)
     assert verdict["cause"] == "stale_upstream"
     assert verdict["stale_replicas"] == lab.info["proxy_pods"]
     assert verdict["stale_addresses"] == ["%s:8080" % old_ip]
