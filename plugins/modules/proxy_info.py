@@ -290,9 +290,15 @@ def inspect_replica(client, pod, params):
     proxy["last_reload"] = proxy["worker_start_times"][-1] if procs["workers"] else None
     if procs["problem"]:
         proxy["problems"].append(procs["problem"])
-    text, size, truncated = client.read_log(
-        ns, name, container, tail_lines=params["tail_lines"],
-        since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
+    try:
+        text, size, truncated = client.read_log(
+            ns, name, container, tail_lines=params["tail_lines"],
+            since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
+    except K8sError as exc:
+        if exc.status in (None, 401, 403):
+            raise   # unreachable or not allowed: the same for every replica
+        proxy["problems"].append("cannot read the log: %s" % exc)
+        return proxy, None
     lines = text.splitlines()
     if truncated and lines:
         lines = lines[:-1]   # the last line may be cut in the middle

@@ -154,6 +154,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import 
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     K8sError,
+    K8sNotFound,
     client_from_module,
     k8s_module,
 )
@@ -163,7 +164,12 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import f
 def select_pods(client, namespace, names, selector):
     """Raw pods by name or selector; K8sError for an unknown namespace or no match."""
     if names:
-        return [client.get_pod(namespace, name) for name in sorted(set(names))]
+        try:
+            return [client.get_pod(namespace, name) for name in sorted(set(names))]
+        except K8sNotFound:
+            if client.namespace_exists(namespace) is False:
+                raise K8sError('namespace "%s" does not exist' % namespace) from None
+            raise
     pods = client.list_pods(namespace, selector)
     if not pods:
         if client.namespace_exists(namespace) is False:

@@ -233,6 +233,12 @@ def test_unknown_namespace(lab):
     msg = fail_msg("proxy_info", dict(auth(lab, diagnose=False), namespace="no-such-ns",
                                       selector="app=nginx-proxy"))
     assert msg == 'namespace "no-such-ns" does not exist'
+    msg = fail_msg("proxy_probe", dict(auth(lab, diagnose=False), namespace="no-such-ns",
+                                       pods=["nginx-proxy-0"], target="self"))
+    assert msg == 'namespace "no-such-ns" does not exist'
+    ns = lab.info["proxy_namespace"]
+    msg = fail_msg("proxy_probe", dict(auth(lab), namespace=ns, pods=["ghost-0"], target="self"))
+    assert msg.startswith('pods "ghost-0" not found in namespace "%s"' % ns)
 
 
 def test_selector_matching_nothing(lab):
