@@ -341,8 +341,12 @@ class K8sClient:
     def _unreachable(self, exc):
         reason = getattr(exc, "reason", None) or exc
         text = str(reason)
-        if "Errno" in text:
-            text = text[text.index("[Errno"):] if "[Errno" in text else text
+        if "[Errno" in text:
+            text = text[text.index("[Errno"):]
+        if isinstance(reason, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return K8sError("TLS with the Kubernetes API at %s failed: %s; set ca_cert "
+                            "(K8S_AUTH_SSL_CA_CERT) to the cluster's CA, or validate_certs=false "
+                            "to skip verification" % (self.host, text))
         return K8sError("cannot reach the Kubernetes API at %s: %s (request_timeout %gs); check "
                         "host / kubeconfig / context and that the API server is running"
                         % (self.host, text, self.timeout))

@@ -278,6 +278,20 @@ def test_unreachable_api(lab):
     assert "Connection refused" in msg
 
 
+def test_explicit_host_token_and_tls_options(lab):
+    """host + api_key (+ ca_cert / validate_certs) without a kubeconfig."""
+    config = yaml.safe_load(Path(lab.info["kubeconfig_diagnose"]).read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    base = {"host": cluster["server"], "api_key": user["token"],
+            "namespace": lab.info["proxy_namespace"], "label_selector": lab.info["proxy_selector"]}
+    with_ca = ok("pod_info", dict(base, ca_cert=cluster["certificate-authority"]))
+    assert [p["name"] for p in with_ca["pods"]] == ["nginx-proxy-0"]
+    assert ok("pod_info", dict(base, validate_certs=False))["pods"] == with_ca["pods"]
+    msg = fail_msg("pod_info", base)
+    assert msg.startswith("TLS with the Kubernetes API at %s failed" % cluster["server"])
+    assert "CERTIFICATE_VERIFY_FAILED" in msg and "ca_cert" in msg
+
+
 def test_missing_kubernetes_library(lab):
     """A Python without the kubernetes package: missing_required_lib, no traceback."""
     bare = "/usr/bin/python3"
