@@ -91,10 +91,9 @@ AUTH_ARG_SPEC = {
 class K8sError(Exception):
     """A Kubernetes call failed; ``str()`` is the user-facing message, ``status`` the HTTP code."""
 
-    def __init__(self, message, status=None, reason=None):
+    def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
-        self.reason = reason
 
 
 class K8sNotFound(K8sError):
@@ -276,7 +275,7 @@ class K8sClient:
 
     def _tls_kwargs(self):
         cfg = self.config
-        if not urlsplit(self.host).scheme == "https":
+        if urlsplit(self.host).scheme != "https":
             return {}
         kwargs = {"cert_reqs": "CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE"}
         if cfg.verify_ssl and cfg.ssl_ca_cert:
@@ -294,11 +293,11 @@ class K8sClient:
     def _make_pool(self):
         kwargs = self._tls_kwargs()
         kwargs.update(num_pools=2, maxsize=4, retries=False)
+        if not self.config.verify_ssl:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         proxy = self._proxy_url()
         if proxy:
             return urllib3.ProxyManager(proxy, proxy_headers=self.config.proxy_headers, **kwargs)
-        if not self.config.verify_ssl:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         return urllib3.PoolManager(**kwargs)
 
     def _headers(self, accept="application/json"):
@@ -325,16 +324,16 @@ class K8sClient:
             return K8sError(
                 "the API server at %s rejected the credentials (401 Unauthorized): check "
                 "api_key / K8S_AUTH_API_KEY, username/password, the client certificate or the "
-                "kubeconfig user%s" % (self.host, suffix), status, "Unauthorized")
+                "kubeconfig user%s" % (self.host, suffix), status)
         if status == 403:
             return K8sError(
                 "the credentials lack %s (403 Forbidden): grant it with a Role/RoleBinding "
                 "or use other credentials%s" % (_describe(verb, resource, namespace), suffix),
-                status, "Forbidden")
+                status)
         if status == 404:
             what = '%s "%s"' % (resource, name) if name else resource
             where = ' in namespace "%s"' % namespace if namespace else ""
-            return K8sNotFound("%s not found%s%s" % (what, where, suffix), status, "NotFound")
+            return K8sNotFound("%s not found%s%s" % (what, where, suffix), status)
         return K8sError("%s failed with HTTP %s%s"
                         % (_describe(verb, resource, namespace), status, suffix), status)
 
@@ -440,7 +439,8 @@ class K8sClient:
     def list_endpointslices(self, namespace, service=None):
         """EndpointSlices of a namespace, or of one Service (label kubernetes.io/service-name)."""
         selector = "kubernetes.io/service-name=%s" % service if service else None
-        return self.list("/apis/discovery.k8s.io/v1", "endpointslices", namespace, selector)
+        return self.list("/apis/discovery.k8s.io/v1", "endpointslices", namespace, selector,
+                         resource="endpointslices.discovery.k8s.io")
 
     def get_pod(self, namespace, name):
         """One pod (K8sNotFound if missing)."""
@@ -543,7 +543,7 @@ class K8sClient:
             error = self._error(exc.status, exc.body, "create", "pods/exec", namespace, pod)
             if exc.status == 403:
                 error = K8sError("%s; exec over WebSocket starts with a GET, so grant both "
-                                 '"get" and "create" on "pods/exec"' % error, 403, "Forbidden")
+                                 '"get" and "create" on "pods/exec"' % error, 403)
             raise error from None
         except ExecConnectError as exc:
             raise K8sError("cannot open exec in pod %s/%s via %s: %s (timeout %gs)"
