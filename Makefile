@@ -43,6 +43,7 @@ system-deps:
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v nsenter >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: need root to apt-get install$$missing (the lab needs them)"; exit 1; fi; \
@@ -55,18 +56,18 @@ $(COLL_LINK):
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn ../../../.. $(COLL_LINK)
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt requirements-lint.txt
+$(VENV)/.stamp: requirements.txt requirements-dev.txt requirements-lint.txt requirements-awx.txt
 	@test -n "$(PY312)" || { echo "ERROR: Python 3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
 	@echo "Creating $(VENV) (Python 3.12, $(ANSIBLE_NEW))"
 	@$(PY312) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt -r requirements-lint.txt
+	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt -r requirements-lint.txt -r requirements-awx.txt
 	@touch $@
 
-$(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt
+$(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt requirements-awx.txt
 	@test -n "$(PY311)" || { echo "ERROR: Python 3.11 not found (set PY311=/path/to/python3.11)"; exit 1; }
 	@echo "Creating $(VENV_MIN) (Python 3.11, $(ANSIBLE_OLD), $(K8S_OLD))"
 	@$(PY311) -m venv $(VENV_MIN)
-	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt
+	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt -r requirements-awx.txt
 	@touch $@
 
 .PHONY: venv venv-min setup

@@ -19,8 +19,10 @@ else
 fi
 
 # Outside the repository: inside it, ansible-test would ask git, which ignores build/.
-dest=${TMPDIR:-/tmp}/badgateway-k8s-sanity-$(id -u)/ansible_collections/badgateway/k8s
-rm -rf "$dest" && mkdir -p "$dest"
+work=$(mktemp -d "${TMPDIR:-/tmp}/badgateway-k8s-sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest=$work/ansible_collections/badgateway/k8s
+mkdir -p "$dest"
 # What the collection ships: the files git knows, less galaxy.yml's build_ignore (the lab,
 # benchmarks, CI glue), exactly as `ansible-galaxy collection build` would leave them out.
 (cd "$root" && git ls-files -co --exclude-standard | "$py" -c '
