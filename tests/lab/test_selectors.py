@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from badlab.rbac import Attributes, Auth, AuthConfigError, forbidden_message
-from badlab.selectors import SelectorError, parse_field_selector, parse_label_selector
+from badlab.label_selectors import SelectorError, parse_field_selector, parse_label_selector
 from badlab.store import Store, StoreError
 
 LABELS = {

@@ -46,7 +46,7 @@ from aiohttp import WSMsgType, web
 from badlab import certs
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.rbac import Attributes, Auth, User, forbidden_message
-from badlab.selectors import SelectorError, parse_field_selector, parse_label_selector
+from badlab.label_selectors import SelectorError, parse_field_selector, parse_label_selector
 from badlab.store import BY_PLURAL, RESOURCE_TYPES, ResourceType, Store
 
 log = logging.getLogger("badlab.apiserver")
