@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
 import os
 
 import pytest
@@ -354,3 +355,25 @@ def test_summarize_bad_arguments_are_named():
         summarize("one big string")
     with pytest.raises(ValueError, match="reload_time='last tuesday' is not a time"):
         summarize([], reload_time="last tuesday")
+
+
+@pytest.mark.slow
+def test_the_machines_nginx_still_writes_what_the_fixtures_hold(tmp_path):
+    """Regenerate the logs with the real nginx (about 25 s) and parse them the same way."""
+    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
+    assert os.access(nginx, os.X_OK), "nginx not found at %s: install it (apt-get install " \
+        "nginx-light) or set NGINX=/path/to/nginx" % nginx
+    spec = importlib.util.spec_from_file_location(
+        "make_fixtures", os.path.join(FIXTURES, "make_fixtures.py"))
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    statuses = generator.main(str(tmp_path))
+    assert statuses["/ok"] == 200 and statuses["/refused"] == 502
+    assert statuses["/connect-timeout"] == 504
+    with open(tmp_path / "nginx_error.log", "rb") as handle:
+        live = summarize(handle)
+    saved = summarize(fixture_lines("nginx_error.log"))
+    compared = sorted(ERROR_SIGNATURES | {"reload", "reload_signal", "client_closed"})
+    assert {s: live["counts"].get(s, 0) for s in compared} == \
+        {s: saved["counts"].get(s, 0) for s in compared}
+    assert live["failed_reloads"] == saved["failed_reloads"] == 1
