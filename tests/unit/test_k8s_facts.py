@@ -20,6 +20,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
     summarize_pod,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import ExecResult
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 
@@ -252,3 +253,35 @@ def test_probe_curl_connection_refused():
     fact = _proxy_exec.probe(fake, "edge", "p-0", "nginx", "http://10.0.0.1/", 2)
     assert (fact["tool"], fact["status"], fact["rc"]) == ("curl", None, 7)
     assert fact["error"] == "curl: (7) Failed to connect" and not fact["ok"]
+
+
+# ---------------------------------------------------------------- picking the nginx container
+def two_container_pod(images):
+    return {"metadata": {"namespace": "edge", "name": "p-0"},
+            "spec": {"containers": [{"name": n, "image": i} for n, i in images]}}
+
+
+class NginxIn(FakeExec):
+    """``nginx -v`` works only in the named container."""
+
+    def __init__(self, where):
+        super().__init__({})
+        self.where = where
+
+    def exec(self, namespace, pod, argv, container=None, timeout=None):
+        self.calls.append(container)
+        return ExecResult(0 if container == self.where else None, "", "", None, False, False, None)
+
+
+def test_pick_container_by_name_image_or_nginx_v():
+    pick = _proxy_exec.pick_container
+    by_image = two_container_pod([("sidecar", "envoy:1"), ("web", "docker.io/library/nginx:1.27")])
+    assert pick(NginxIn(None), by_image) == "web"
+    unnamed = two_container_pod([("sidecar", "envoy:1"), ("edge", "openresty/openresty:1.25")])
+    fake = NginxIn("edge")
+    assert pick(fake, unnamed) == "edge" and fake.calls == ["sidecar", "edge"]
+    assert pick(NginxIn(None), unnamed, "sidecar") == "sidecar"
+    with pytest.raises(K8sError, match='has no container "nope" \\(it has: sidecar, edge\\)'):
+        pick(NginxIn(None), unnamed, "nope")
+    with pytest.raises(K8sError, match="no container runs nginx"):
+        pick(NginxIn(None), unnamed)
