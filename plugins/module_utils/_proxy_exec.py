@@ -99,6 +99,7 @@ def parse_proc_output(text):
     when command lines are unreadable). Workers are sorted by start time, then PID.
     """
     btime = hz = pidfile_pid = boot = None
+    uptime = None
     procs = []
     for line in text.splitlines():
         key, _sep, value = line.partition(" ")
@@ -111,6 +112,10 @@ def parse_proc_output(text):
         elif key == "hz" and value.strip().isdigit():
             hz = int(value)
         elif key == "clock":
+            try:
+                uptime = max(uptime or 0.0, float(value.split()[-1]))
+            except (ValueError, IndexError):
+                pass
             sample = _boot_from_clock(value)
             if sample is not None and (boot is None or sample < boot):
                 boot = sample
@@ -122,7 +127,7 @@ def parse_proc_output(text):
                               "ticks": int(fields[19]), "cmd": ""})
         elif key == "cmd" and procs:
             procs[-1]["cmd"] = value.strip()
-    result = {"master_pid": None, "workers": [], "problem": None}
+    result = {"master_pid": None, "workers": [], "problem": None, "last_reload_age": None}
     if boot is not None and (btime is None or abs(boot - btime) < 2):
         btime = boot
     if btime is None:
@@ -150,6 +155,15 @@ def parse_proc_output(text):
                                 for p in workers), key=lambda w: (w["start_time"], w["pid"]))
     if not result["workers"]:
         result["problem"] = "nginx master %d has no worker process" % master
+    else:
+        # Seconds since the last reload: the newest worker's age, when the workers are younger
+        # than the master by more than a second (at a plain start they are the same age).
+        # uptime and a process's start ticks both count from boot: no controller clock involved.
+        hz = float(hz or 100)
+        newest = max(p["ticks"] for p in workers) / hz
+        master_start = next(p["ticks"] for p in procs if p["pid"] == master) / hz
+        if uptime is not None and newest - master_start > 1.0:
+            result["last_reload_age"] = round(max(0.0, uptime - newest), 2)
     return result
 
 

@@ -15,6 +15,13 @@ description:
     replaced (new PIDs, newer start times; nginx keeps the old workers when the master fails
     to re-read its config, whatever C(nginx -s reload) returned) and, when a probe is asked
     for, the replica's own listen address answers something other than 502.
+  - No reload storms - a replica whose nginx workers were re-spawned less than O(cooldown)
+    seconds ago (so it was reloaded that recently) is not reloaded again unless O(force=true);
+    it is only probed. The time is read from the pod itself (the newest worker's start), so no
+    state is kept anywhere and concurrent runs agree. Runs against the same replica take turns
+    through a short-lived lock directory in the container (C(/run), C(/var/run) or C(/tmp)),
+    so that of several concurrent runs only the first reloads; the others then see the fresh
+    workers and skip. A lock left by a run that died is broken after two minutes.
   - A replica whose C(nginx -t) fails is not reloaded. The module fails when any replica could
     not be reloaded or verified, after trying all of them, with the per-replica results.
   - Needs C(get) on C(pods) and C(get)/C(create) on C(pods/exec).
@@ -50,6 +57,20 @@ options:
     description: Seconds the verification request may take.
     type: float
     default: 5
+  cooldown:
+    description:
+      - Seconds after a replica's last reload during which it is not reloaded again.
+      - C(0) turns the cooldown off.
+    type: int
+    default: 300
+  force:
+    description: Reload even within the cooldown.
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds to wait for another run's reload of the same replica to finish.
+    type: float
+    default: 30
 extends_documentation_fragment:
   - badgateway.k8s.k8s_auth
 attributes:
@@ -106,6 +127,16 @@ replicas:
       description: "nginx -s reload ran and exited 0."
       type: bool
       returned: always
+    skipped:
+      description:
+        - "Why this replica was not reloaded although asked, e.g. it was reloaded 4s ago, within the cooldown; null otherwise."
+        - "It is still probed: O(ignore:replicas[].verified) then says whether it answers well now."
+      type: str
+      returned: always
+    last_reload_age:
+      description: "Seconds since the replica's last reload before this run, from the pod's own clock; null when it was not reloaded since nginx started (its workers are as old as its master), or when unknown."
+      type: float
+      returned: always
     reloaded:
       description: "The worker processes were replaced (the new config is live)."
       type: bool
@@ -158,9 +189,28 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
 )
 
 
+# Take turns per replica: mkdir is atomic. A lock older than two minutes belongs to a run that
+# died and is broken. Prints the lock path; exits 75 when the wait runs out.
+LOCK_SCRIPT = r"""
+for d in /run /var/run /tmp; do [ -d "$d" ] && [ -w "$d" ] && break; done
+l="$d/badgateway-k8s-reload.lock"
+n=0
+while ! mkdir "$l" 2>/dev/null; do
+  if [ -n "$(find "$l" -maxdepth 0 -mmin +2 2>/dev/null)" ]; then rmdir "$l" 2>/dev/null; continue; fi
+  n=$((n + 1))
+  if [ "$n" -gt "$1" ]; then echo "another run has held $l for too long" >&2; exit 75; fi
+  sleep 0.1
+done
+echo "$l"
+"""
+
+
 def plan(params):
     """The steps run per replica, as text."""
-    steps = ["nginx -t", "nginx -s reload (only if nginx -t passes)",
+    steps = ["take the replica's reload lock",
+             "skip the reload if the workers started less than %ss ago%s" % (
+                 params["cooldown"], " (no: force)" if params["force"] else ""),
+             "nginx -t", "nginx -s reload (only if nginx -t passes)",
              "wait up to %gs for new worker processes" % params["settle_timeout"]]
     if params["probe_url"]:
         steps.append("GET %s from inside the pod, expect not 502" % params["probe_url"])
@@ -172,7 +222,8 @@ def plan(params):
 
 def _new_result(namespace, name, steps):
     return {"namespace": namespace, "name": name, "container": None, "planned": steps,
-            "config_test": None, "reload_sent": False, "reloaded": False,
+            "config_test": None, "reload_sent": False, "reloaded": False, "skipped": None,
+            "last_reload_age": None,
             "workers_before": [], "workers_after": [], "last_reload": None, "probe": None,
             "verified": False, "error": None}
 
@@ -183,25 +234,58 @@ def _replaced(before, after):
     return bool(after) and not old & {w["pid"] for w in after}
 
 
+def _lock(client, namespace, name, container, params):
+    """Take the replica's reload lock; return its path, or raise K8sError."""
+    tries = max(1, int(params["lock_timeout"] * 10))
+    taken = client.exec(namespace, name, ["sh", "-c", LOCK_SCRIPT, "sh", str(tries)],
+                        container=container, timeout=params["lock_timeout"] + 10)
+    path = taken.stdout.strip()
+    if taken.rc != 0 or not path:
+        raise K8sError("cannot take the reload lock in %s/%s: %s" % (
+            namespace, name, (taken.stderr or taken.stdout).strip() or taken.error or "exit %s" % taken.rc))
+    return path
+
+
 def reload_replica(client, namespace, name, params, steps):
-    """Test, reload and verify one replica; return its result dict."""
+    """Test, reload and verify one replica, holding its reload lock; return its result dict."""
     result = _new_result(namespace, name, steps)
     pod = client.get_pod(namespace, name)
     container = result["container"] = pick_container(client, pod, params["container"])
+    lock = _lock(client, namespace, name, container, params)
+    try:
+        if not _reload_locked(client, namespace, name, container, params, result):
+            return result
+    finally:
+        client.exec(namespace, name, ["rmdir", lock], container=container)
+    return _verify(client, namespace, name, container, pod, params, result)
+
+
+def _reload_locked(client, namespace, name, container, params, result):
+    """The part under the lock: cooldown, nginx -t, reload, new workers.
+
+    True when the replica should be probed next (it was reloaded, or skipped in the cooldown),
+    False when it failed (``result["error"]`` says why).
+    """
     before = read_processes(client, namespace, name, container)
     result["workers_before"] = before["workers"]
+    age = result["last_reload_age"] = before.get("last_reload_age")
+    if params["cooldown"] > 0 and not params["force"] and age is not None and age < params["cooldown"]:
+        result["skipped"] = ("its workers started %ss ago, within the cooldown of %ss: not reloaded "
+                             "again (force: true overrides)" % (int(age), params["cooldown"]))
+        result["workers_after"] = before["workers"]
+        return True
     test = client.exec(namespace, name, ["nginx", "-t"], container=container)
     result["config_test"] = {"rc": test.rc, "ok": test.rc == 0,
                              "output": (test.stderr + test.stdout).strip() or test.error}
     if test.rc != 0:
         result["error"] = "nginx -t failed, not reloading: %s" % (
             result["config_test"]["output"] or test.error)
-        return result
+        return False
     sent = client.exec(namespace, name, ["nginx", "-s", "reload"], container=container)
     if sent.rc != 0:
         result["error"] = "nginx -s reload failed: %s" % (
             (sent.stderr + sent.stdout).strip() or sent.error or "exit %s" % sent.rc)
-        return result
+        return False
     result["reload_sent"] = True
     deadline = time.monotonic() + params["settle_timeout"]
     while True:
@@ -212,14 +296,19 @@ def reload_replica(client, namespace, name, params, steps):
     result["workers_after"] = after["workers"]
     if before["problem"] or after["problem"]:
         result["error"] = "cannot prove the reload: %s" % (after["problem"] or before["problem"])
-        return result
+        return False
     result["reloaded"] = _replaced(before["workers"], after["workers"])
     if not result["reloaded"]:
         result["error"] = ("nginx -s reload exited 0 but the worker processes were not replaced "
                            "within %gs: the master probably kept the old config (see its error "
                            "log)" % params["settle_timeout"])
-        return result
+        return False
     result["last_reload"] = after["workers"][-1]["start_time"]
+    return True
+
+
+def _verify(client, namespace, name, container, pod, params, result):
+    """Probe the replica (reloaded, or skipped in the cooldown); set verified."""
     url = params["probe_url"]
     if not url and params["probe_path"] is not None:
         port = params["probe_port"]
@@ -236,8 +325,9 @@ def reload_replica(client, namespace, name, params, steps):
     if url:
         result["probe"] = probe(client, namespace, name, container, url, params["probe_timeout"])
         if result["probe"]["status"] in (None, 502):
-            result["error"] = "reloaded, but the probe of %s got %s" % (
-                url, result["probe"]["status"] or result["probe"]["error"])
+            result["error"] = "%s, but the probe of %s got %s" % (
+                "skipped in the cooldown" if result["skipped"] else "reloaded", url,
+                result["probe"]["status"] or result["probe"]["error"])
             return result
     result["verified"] = True
     return result
@@ -253,7 +343,10 @@ def main():
          "probe_port": {"type": "int"},
          "probe_url": {"type": "str"},
          "settle_timeout": {"type": "float", "default": 5},
-         "probe_timeout": {"type": "float", "default": 5}},
+         "probe_timeout": {"type": "float", "default": 5},
+         "cooldown": {"type": "int", "default": 300},
+         "force": {"type": "bool", "default": False},
+         "lock_timeout": {"type": "float", "default": 30}},
         supports_check_mode=True,
         mutually_exclusive=[("probe_url", "probe_path")],
     )
@@ -282,8 +375,9 @@ def main():
         module.fail_json(msg="; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"])
                                        for r in bad),
                          changed=changed, replicas=replicas)
+    skipped = [r["name"] for r in replicas if r["skipped"]]
     module.exit_json(changed=changed, replicas=replicas,
-                     msg="reloaded and verified: %s" % ", ".join(names))
+                     msg="verified: %s%s" % (", ".join(names), "; not reloaded (cooldown): %s" % ", ".join(skipped) if skipped else ""))
 
 
 if __name__ == "__main__":
