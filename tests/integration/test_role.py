@@ -136,3 +136,32 @@ def test_unknown_namespace_is_a_clear_failure(lab_factory, tmp_path):
     lab = lab_factory("healthy")
     proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_proxy_namespace=no-such-ns")
     assert_clear_failure(proc, result, "no-such-ns")
+
+
+@pytest.mark.slow
+def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
+    """No reload storm: ten runs at once against one stale proxy; the cooldown, read from the
+    pod's own workers under a per-replica lock, lets exactly one of them reload."""
+    lab = lab_factory("stale_upstream")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
+    env.pop("KUBECONFIG", None)
+    procs = []
+    for i in range(10):
+        report = tmp_path / ("result-%d.json" % i)
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-e", "@" + str(lab.dir / "vars.yml"),
+               "-e", "diagnose_502_remediate=true", "-e", "diagnose_502_report_file=" + str(report),
+               "-e", "diagnose_502_show_report=false"]
+        procs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), report))
+    results = []
+    for proc, report in procs:
+        out, _err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-4000:]
+        results.append(json.loads(report.read_text()))
+    reloads = [r for r in results if r["remediation"]["performed"]]
+    assert len(reloads) == 1, [r["remediation"] for r in results]
+    skipped = [r for r in results if any(rep.get("skipped") for rep in r["remediation"]["replicas"])]
+    # Every other run either saw the stale proxy and stood back (cooldown) or came late enough
+    # to find it healthy; none reloaded.
+    assert all(r["verdict"]["cause"] in ("stale_upstream", "healthy") for r in results)
+    assert all(r["remediation"]["verified"] for r in skipped)
+    assert lab.http_status() == 200
