@@ -20,30 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-
-
-def _parse_time(value):
-    """RFC 3339 string -> aware datetime, or None."""
-    if not value:
-        return None
-    text = str(value).strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python < 3.11 fromisoformat takes at most 6 fractional digits.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        text = "%s.%s%s" % (head, (digits + "000000")[:6], rest)
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 
 def _reload_command(proxy):
@@ -74,7 +51,7 @@ def replica_drift(proxy, services, pods):
         result["status"] = "could_not_check"
         result["reasons"] = list(proxy["problems"])
         return result
-    reload_time = _parse_time(proxy.get("last_reload"))
+    reload_time = parse_time(proxy.get("last_reload"))
     current = set()
     unknown = set()
     for upstream in proxy.get("upstream_hosts") or []:
@@ -92,7 +69,7 @@ def replica_drift(proxy, services, pods):
         for endpoint in svc.get("endpoints") or []:
             if not endpoint.get("ready") or not endpoint.get("target"):
                 continue
-            created = _parse_time((pods.get(endpoint["target"]) or {}).get("creation_timestamp"))
+            created = parse_time((pods.get(endpoint["target"]) or {}).get("creation_timestamp"))
             if reload_time is not None and created is not None and created > reload_time:
                 unknown.add(endpoint["address"])
                 result["reasons"].append(

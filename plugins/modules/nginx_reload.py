@@ -134,7 +134,9 @@ replicas:
       type: str
       returned: always
     last_reload_age:
-      description: "Seconds since the replica's last reload before this run, from the pod's own clock; null when it was not reloaded since nginx started (its workers are as old as its master), or when unknown."
+      description:
+        - "Seconds since the replica's last reload before this run, from the pod's own clock."
+        - "Null when it was not reloaded since nginx started (its workers are as old as its master), or when unknown."
       type: float
       returned: always
     reloaded:
@@ -376,8 +378,8 @@ def main():
                                        for r in bad),
                          changed=changed, replicas=replicas)
     skipped = [r["name"] for r in replicas if r["skipped"]]
-    module.exit_json(changed=changed, replicas=replicas,
-                     msg="verified: %s%s" % (", ".join(names), "; not reloaded (cooldown): %s" % ", ".join(skipped) if skipped else ""))
+    note = "; not reloaded (cooldown): %s" % ", ".join(skipped) if skipped else ""
+    module.exit_json(changed=changed, replicas=replicas, msg="verified: %s%s" % (", ".join(names), note))
 
 
 if __name__ == "__main__":
