@@ -2,6 +2,9 @@
 # Everything else here is what those two are made of.
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's notes about this machine's extra (absent) package folders are noise, not news.
+PIP_QUIET := 2>&1 | sed -u '/^WARNING: Location .* is ignored/d'
 .DEFAULT_GOAL := help
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -60,14 +63,14 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt requirements-lint.txt requ
 	@test -n "$(PY312)" || { echo "ERROR: Python 3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
 	@echo "Creating $(VENV) (Python 3.12, $(ANSIBLE_NEW))"
 	@$(PY312) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt -r requirements-lint.txt -r requirements-awx.txt
+	@$(VENV)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-dev.txt -r requirements-lint.txt -r requirements-awx.txt $(PIP_QUIET)
 	@touch $@
 
 $(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt requirements-awx.txt
 	@test -n "$(PY311)" || { echo "ERROR: Python 3.11 not found (set PY311=/path/to/python3.11)"; exit 1; }
 	@echo "Creating $(VENV_MIN) (Python 3.11, $(ANSIBLE_OLD), $(K8S_OLD))"
 	@$(PY311) -m venv $(VENV_MIN)
-	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt -r requirements-awx.txt
+	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt -r requirements-awx.txt $(PIP_QUIET)
 	@touch $@
 
 .PHONY: venv venv-min setup
