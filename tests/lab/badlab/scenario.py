@@ -453,7 +453,7 @@ def load(path: str | Path) -> Scenario:
 
     timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
     expect = dict(c.mapping(data["expect"], "expect", {"cause", "proxy_status"},
-                            {"stale_addresses", "proxy_log_contains", "notes"}))
+                            {"stale_addresses", "stale_replicas", "proxy_log_contains", "notes"}))
     for i, text in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
         c.string(text, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
     c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
@@ -461,6 +461,11 @@ def load(path: str | Path) -> Scenario:
     c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
     if "stale_addresses" in expect:
         c.boolean(expect["stale_addresses"], "expect.stale_addresses")
+    if "stale_replicas" in expect:
+        proxy_names = {p.name for p in proxy_pods}
+        for i, name in enumerate(c.seq(expect["stale_replicas"], "expect.stale_replicas")):
+            if name not in proxy_names:
+                c.fail(f"expect.stale_replicas[{i}]", f"the name of a proxy pod ({', '.join(sorted(proxy_names))})", name)
     stem = path.stem
     if stem != expect["cause"] and not stem.startswith(expect["cause"] + "-"):
         c.fail("expect.cause", f"the cause the file is named after ({stem.split('-')[0]}; "

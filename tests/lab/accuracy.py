@@ -1,0 +1,207 @@
+"""Run the diagnose_502 role over every lab scenario and score its verdicts (``make accuracy``).
+
+For each ``tests/lab/scenarios/*.yml``: start the lab, run ``playbooks/diagnose_502.yml`` with
+remediation ON (as a user who lets it fix things would), read the JSON result, stop the lab.
+Labs run a few at a time. Prints one line per scenario, a confusion matrix (expected cause ×
+verdict) and the number of unsafe reloads: a reload when the scenario's cause is not
+``stale_upstream``, or of a replica that was not stale. Exits 1 if any verdict is wrong or any
+reload was unsafe, 2 if a lab or a run could not be carried out.
+
+    python tests/lab/accuracy.py [-j 3] [scenario names or files ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from badlab import scenario as scenario_mod  # noqa: E402
+from badlab.errors import LabError  # noqa: E402
+from badlab.fixture import SCENARIOS, scenario_path, start_lab, stop_lab  # noqa: E402
+
+PLAYBOOK = ROOT / "playbooks" / "diagnose_502.yml"
+STALE = "stale_upstream"
+
+
+@dataclass
+class Outcome:
+    """What one scenario's role run gave, and how it scores."""
+
+    name: str
+    expected: str
+    verdict: str | None = None
+    reloaded: list[str] = field(default_factory=list)
+    expected_stale: list[str] = field(default_factory=list)
+    stale_replicas: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    summary: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.error is None and self.verdict == self.expected
+
+    @property
+    def unsafe_reloads(self) -> list[str]:
+        """Replicas reloaded although the cause is not stale_upstream or they were not stale."""
+        if self.expected != STALE:
+            return list(self.reloaded)
+        return [name for name in self.reloaded if name not in self.expected_stale]
+
+
+def scenario_files(names: list[str]) -> list[Path]:
+    """The scenario files to run: the given names/files, or every file in tests/lab/scenarios."""
+    if names:
+        return [scenario_path(name) for name in names]
+    return sorted(SCENARIOS.glob("*.yml"))
+
+
+def expected_stale_replicas(spec, proxy_pods: list[str]) -> list[str]:
+    """``ns/name`` of the replicas a correct run reloads: expect.stale_replicas, else every proxy
+    replica for a stale_upstream scenario, else none."""
+    if spec.expect["cause"] != STALE:
+        return []
+    names = spec.expect.get("stale_replicas")
+    if names is None:
+        return sorted(proxy_pods)
+    return sorted(f"{spec.proxy['namespace']}/{name}" for name in names)
+
+
+def run_role(vars_file: Path, report: Path, *extra: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """ansible-playbook diagnose_502.yml with remediation on; returns (process, result or None)."""
+    env = dict(os.environ)
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env.pop("KUBECONFIG", None)
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-e", "@" + str(vars_file),
+           "-e", "diagnose_502_remediate=true", "-e", "diagnose_502_report_file=" + str(report), *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    result = json.loads(report.read_text()) if report.exists() else None
+    return proc, result
+
+
+def reloaded_replicas(result: dict) -> list[str]:
+    """``ns/name`` of every replica the run really reloaded."""
+    replicas = (result.get("remediation") or {}).get("replicas") or []
+    return sorted(f"{r['namespace']}/{r['name']}" for r in replicas if r.get("reloaded"))
+
+
+def run_scenario(path: Path, workdir: Path) -> Outcome:
+    """Start the scenario's lab, run the role with remediation on, stop the lab; never raises."""
+    started = time.monotonic()
+    try:
+        spec = scenario_mod.load(path)
+    except LabError as exc:
+        return Outcome(path.stem, "?", error=str(exc))
+    outcome = Outcome(spec.name, spec.expect["cause"])
+    lab_dir = workdir / spec.name
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lab = start_lab(path, lab_dir, owner_pid=os.getpid())
+        outcome.expected_stale = expected_stale_replicas(spec, lab.info["proxy_pods"])
+        proc, result = run_role(lab_dir / "vars.yml", lab_dir / "result.json")
+        if result is None:
+            outcome.error = f"no result written (ansible-playbook exit {proc.returncode}): {proc.stdout[-1500:]}{proc.stderr[-800:]}"
+        else:
+            verdict = result.get("verdict") or {}
+            outcome.verdict = verdict.get("cause")
+            outcome.summary = verdict.get("summary") or ""
+            outcome.stale_replicas = sorted(verdict.get("stale_replicas") or [])
+            outcome.reloaded = reloaded_replicas(result)
+    except (LabError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        outcome.error = str(exc)
+    finally:
+        stop_lab(lab_dir)
+        outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def confusion_matrix(outcomes: list[Outcome]) -> str:
+    """Rows: expected cause; columns: the verdicts given (``error`` when the run failed)."""
+    rows = sorted({o.expected for o in outcomes})
+    cols = sorted({o.verdict or "error" for o in outcomes} | set(rows))
+    counts: dict[tuple[str, str], int] = {}
+    for o in outcomes:
+        key = (o.expected, o.verdict or "error")
+        counts[key] = counts.get(key, 0) + 1
+    width = max(len(r) for r in rows + ["expected \\ verdict"])
+    abbrev = {c: c[:10] for c in cols}
+    lines = ["expected \\ verdict".ljust(width) + " " + " ".join(abbrev[c].rjust(10) for c in cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            n = counts.get((r, c), 0)
+            text = str(n) if n else "."
+            cells.append((f"[{text}]" if r == c else text).rjust(10))
+        lines.append(r.ljust(width) + " " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def report(outcomes: list[Outcome]) -> int:
+    """Print the per-scenario lines, the matrix and the totals; return the exit code."""
+    print(f"{'scenario':44} {'expected':20} {'verdict':20} {'reloaded':24} time")
+    for o in outcomes:
+        mark = "ok " if o.correct and not o.unsafe_reloads else "BAD"
+        reloaded = ",".join(n.split("/", 1)[1] for n in o.reloaded) or "-"
+        print(f"{mark} {o.name:40} {o.expected:20} {(o.verdict or 'error'):20} {reloaded:24} {o.seconds:4.0f}s")
+        if o.error:
+            print("    error: " + o.error.strip().replace("\n", "\n    ")[:2000])
+        elif not o.correct:
+            print("    summary: " + o.summary[:400])
+        if o.expected == STALE and o.correct and sorted(o.reloaded) != o.expected_stale:
+            print(f"    reloaded {o.reloaded}, expected {o.expected_stale}")
+    print()
+    print(confusion_matrix(outcomes))
+    right = sum(o.correct for o in outcomes)
+    non_stale_reloads = sum(1 for o in outcomes if o.expected != STALE and o.reloaded)
+    unsafe = sum(len(o.unsafe_reloads) for o in outcomes)
+    missed = [o.name for o in outcomes if o.expected == STALE and o.correct and sorted(o.reloaded) != o.expected_stale]
+    errors = [o.name for o in outcomes if o.error]
+    print()
+    print(f"verdicts right: {right}/{len(outcomes)}")
+    print(f"reloads where the cause was not stale_upstream: {non_stale_reloads}")
+    print(f"replicas reloaded that were not stale (all scenarios): {unsafe}")
+    if missed:
+        print(f"stale scenarios whose stale replicas were not exactly the ones reloaded: {', '.join(missed)}")
+    if errors:
+        print(f"runs that could not be carried out: {', '.join(errors)}")
+        return 2
+    return 0 if right == len(outcomes) and unsafe == 0 and not missed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run every scenario (a few labs at a time), print the score."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", help="scenario names or files (default: every file in tests/lab/scenarios)")
+    parser.add_argument("-j", "--jobs", type=int, default=3, help="labs run at the same time (default 3)")
+    args = parser.parse_args(argv)
+    files = scenario_files(args.scenarios)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print("no such scenario file: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="badlab-accuracy-") as tmp:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = list(pool.map(lambda f: run_scenario(f, Path(tmp)), files))
+    code = report(outcomes)
+    print(f"{len(outcomes)} scenarios in {time.monotonic() - started:.0f}s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
