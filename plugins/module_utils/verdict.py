@@ -253,8 +253,10 @@ class _Facts:
             "dialled": dialled,
             "current": [e for e in dialled if e.get("after_reload", True)],
             "stale": sorted(stale),
-            "status_counts": _counts(access.get("status_counts_after_reload")
-                                     or access.get("status_counts")),
+            # after the last reload when known (an empty dict means no request since then)
+            "status_counts": _counts(access["status_counts_after_reload"]
+                                     if access.get("status_counts_after_reload") is not None
+                                     else access.get("status_counts")),
             "upstream_status_counts": _counts(access.get("upstream_status_counts")),
             "config_ok": proxy.get("config_ok"),
         }

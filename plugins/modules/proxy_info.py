@@ -189,8 +189,14 @@ proxies:
       elements: str
       returned: always
     access:
-      description: "From access-log lines: requests, status_counts."
+      description:
+        - "From access-log lines: requests, status_counts, status_counts_after_reload (since the last reload),"
+        - "upstream_status_counts (C($upstream_status) values, when the log format has them)."
       type: dict
+      returned: always
+    failed_reloads:
+      description: "Reload attempts the log shows as failed (C([emerg]) after the signal): the old config kept running."
+      type: int
       returned: always
     problems:
       description: "What could not be read or looks wrong."
@@ -258,7 +264,9 @@ def _new_proxy(pod):
                     "since_seconds": None, "tail_lines": None},
             "errors": [], "errors_after_reload": 0, "counts": {}, "counts_after_reload": {},
             "upstream_addresses": [], "stale_addresses": [],
-            "access": {"requests": 0, "status_counts": {}}, "problems": []}
+            "access": {"requests": 0, "status_counts": {}, "status_counts_after_reload": {},
+                       "upstream_status_counts": {}},
+            "failed_reloads": 0, "problems": []}
 
 
 def inspect_replica(client, pod, params):
@@ -313,8 +321,14 @@ def inspect_replica(client, pod, params):
     proxy["errors_after_reload"] = summary["errors_after_reload"]
     proxy["counts"] = dict(summary["counts"])
     proxy["counts_after_reload"] = dict(summary["counts_after_reload"])
-    proxy["access"] = {"requests": summary["access"]["requests"],
-                       "status_counts": dict(summary["access"]["status_counts"])}
+    access = summary["access"]
+    proxy["access"] = {"requests": access["requests"],
+                       "status_counts": dict(access["status_counts"]),
+                       "status_counts_after_reload": dict(access["status_counts_after_reload"]),
+                       "upstream_status_counts": dict(access["upstream_status_counts"])}
+    proxy["failed_reloads"] = summary["failed_reloads"]
+    if summary["reload_source"] == "log":
+        proxy["last_reload"] = summary["reload_time"]
     return proxy, summary
 
 

@@ -46,6 +46,7 @@ class Outcome:
     reloaded: list[str] = field(default_factory=list)
     expected_stale: list[str] = field(default_factory=list)
     stale_replicas: list[str] = field(default_factory=list)
+    verified: bool = False
     error: str | None = None
     seconds: float = 0.0
     summary: str = ""
@@ -53,6 +54,11 @@ class Outcome:
     @property
     def correct(self) -> bool:
         return self.error is None and self.verdict == self.expected
+
+    @property
+    def fix_missed(self) -> bool:
+        """A correctly diagnosed stale_upstream whose stale replicas were not all reloaded and verified."""
+        return self.expected == STALE and self.correct and (self.reloaded != self.expected_stale or not self.verified)
 
     @property
     def unsafe_reloads(self) -> list[str]:
@@ -122,6 +128,7 @@ def run_scenario(path: Path, workdir: Path) -> Outcome:
             outcome.summary = verdict.get("summary") or ""
             outcome.stale_replicas = sorted(verdict.get("stale_replicas") or [])
             outcome.reloaded = reloaded_replicas(result)
+            outcome.verified = bool((result.get("remediation") or {}).get("verified"))
     except (LabError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
         outcome.error = str(exc)
     finally:
@@ -162,21 +169,21 @@ def report(outcomes: list[Outcome]) -> int:
             print("    error: " + o.error.strip().replace("\n", "\n    ")[:2000])
         elif not o.correct:
             print("    summary: " + o.summary[:400])
-        if o.expected == STALE and o.correct and sorted(o.reloaded) != o.expected_stale:
-            print(f"    reloaded {o.reloaded}, expected {o.expected_stale}")
+        if o.fix_missed:
+            print(f"    reloaded {o.reloaded} (verified: {o.verified}), expected {o.expected_stale} reloaded and verified")
     print()
     print(confusion_matrix(outcomes))
     right = sum(o.correct for o in outcomes)
     non_stale_reloads = sum(1 for o in outcomes if o.expected != STALE and o.reloaded)
     unsafe = sum(len(o.unsafe_reloads) for o in outcomes)
-    missed = [o.name for o in outcomes if o.expected == STALE and o.correct and sorted(o.reloaded) != o.expected_stale]
+    missed = [o.name for o in outcomes if o.fix_missed]
     errors = [o.name for o in outcomes if o.error]
     print()
     print(f"verdicts right: {right}/{len(outcomes)}")
     print(f"reloads where the cause was not stale_upstream: {non_stale_reloads}")
     print(f"replicas reloaded that were not stale (all scenarios): {unsafe}")
     if missed:
-        print(f"stale scenarios whose stale replicas were not exactly the ones reloaded: {', '.join(missed)}")
+        print(f"stale scenarios not fixed (stale replicas not exactly the ones reloaded, or not verified): {', '.join(missed)}")
     if errors:
         print(f"runs that could not be carried out: {', '.join(errors)}")
         return 2
