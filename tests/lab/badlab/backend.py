@@ -5,8 +5,11 @@ behaviour keys of an ``app:`` block (see docs/lab.md): ``status``, ``body``, ``d
 ``close`` (read the request, close without answering), ``reset`` (answer with a TCP RST),
 ``tls_only`` (answer a plaintext request the way a TLS server does: an alert record, then
 close), ``header_bytes`` (an oversized response header), ``keepalive_timeout`` (seconds an
-idle keep-alive connection stays open), ``listen`` (false: run without listening),
-``listen_port`` (on the pod IP), ``exit_after``/``exit_code``.
+idle keep-alive connection stays open), ``keepalive_race`` (the idle timer and the next
+request cross: a request on a connection idle longer than ``keepalive_timeout`` gets a TCP
+RST), ``listen`` (false: run without listening), ``accept`` (false: listen but never accept,
+with the accept queue full, so new SYNs are dropped), ``listen_port`` (on the pod IP),
+``exit_after``/``exit_code``.
 
 Each request is logged to stdout the way uvicorn logs it, so ``kubectl logs`` of an app pod
 looks like an app's. ``--lab`` only puts the lab directory on the command line, so the lab can
@@ -93,9 +96,14 @@ def response(cfg: dict, keep_alive: bool) -> bytes:
 def serve_connection(conn: socket.socket, peer: tuple, cfg: dict) -> None:
     """Answer requests on one connection until it closes or stays idle too long."""
     buf = b""
+    race = cfg.get("keepalive_race", False)
+    served = 0
     try:
         while True:
-            conn.settimeout(cfg["keepalive_timeout"] or None)
+            # With keepalive_race the connection is never closed while idle (the client would
+            # see the FIN and drop it); the close is decided when the next request arrives.
+            conn.settimeout(None if race else (cfg["keepalive_timeout"] or None))
+            idle_since = time.monotonic()
             try:
                 head, buf = read_request(conn, buf)
             except (TimeoutError, socket.timeout):
@@ -103,6 +111,13 @@ def serve_connection(conn: socket.socket, peer: tuple, cfg: dict) -> None:
             if head is None:
                 return
             conn.settimeout(None)
+            if race and served and time.monotonic() - idle_since > cfg["keepalive_timeout"]:
+                # What the kernel answers to data on a socket the app has just closed.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                log(f"INFO:     {peer[0]}:{peer[1]} - keep-alive connection idle for more than "
+                    f"{cfg['keepalive_timeout']:g}s: closed as a request arrived")
+                return
+            served += 1
             if head == TLS_HELLO:
                 conn.sendall(BAD_REQUEST)
                 log("WARNING:  Invalid HTTP request received.")
@@ -139,6 +154,21 @@ def serve_connection(conn: socket.socket, peer: tuple, cfg: dict) -> None:
         conn.close()
 
 
+def block_accept_queue(sock: socket.socket, address: str, port: int) -> None:
+    """Listen with a backlog of 0, fill the queue with our own connection, never accept.
+
+    Linux drops a SYN to a listener whose accept queue is full (net.ipv4.tcp_abort_on_overflow
+    = 0), so a client's connect() hangs until its own timeout: on loopback, this is what a
+    NetworkPolicy that drops packets looks like to nginx. Never returns.
+    """
+    sock.listen(0)
+    _filler = socket.create_connection((address, port), timeout=2)  # held open: it fills the queue
+    log(f"INFO:     Uvicorn running on http://{address}:{port} (Press CTRL+C to quit)")
+    log("WARNING:  not accepting connections (accept queue full): new connections hang")
+    while True:
+        time.sleep(3600)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Bind, announce, serve until SIGTERM (or ``exit_after``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((address, cfg["listen_port"]))
+    if not cfg.get("accept", True):
+        block_accept_queue(sock, address, cfg["listen_port"])
     sock.listen(128)
     log(f"INFO:     Uvicorn running on http://{address}:{cfg['listen_port']} (Press CTRL+C to quit)")
     while True:

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,6 +52,18 @@ _CLONE_NEWNS = 0x00020000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
+
+# glibc's strerror() texts that musl words differently (musl: src/errno/__strerror.h). An nginx
+# container with ``libc: musl`` has them rewritten in its stderr, as an Alpine-built nginx
+# (ingress-nginx, nginx:alpine) would print them; Debian's nginx is built against glibc.
+MUSL_STRERROR = {
+    "(110: Connection timed out)": "(110: Operation timed out)",
+    "(113: No route to host)": "(113: Host is unreachable)",
+    "(101: Network is unreachable)": "(101: Network unreachable)",
+    "(103: Software caused connection abort)": "(103: Connection aborted)",
+    "(99: Cannot assign requested address)": "(99: Address not available)",
+}
+MUSL_ERRNO_TEXT = re.compile("|".join(re.escape(k) for k in MUSL_STRERROR))
 
 NGINX_CONF = """\
 # /etc/nginx/nginx.conf of lab pod {namespace}/{pod} (as in the official nginx image)
@@ -196,6 +209,7 @@ class Pod:
     containers: dict[str, Container]
     start_time: datetime.datetime | None = None
     deleting: bool = False
+    deleted_at: datetime.datetime | None = None
 
     @property
     def key(self) -> str:
@@ -537,9 +551,10 @@ class Runtime:
         inst.started_at = now()
         self._record_pid(proc.pid, "container", f"{pod.key}/{c.spec.name}")
         log_fh = inst.log_path.open("a", buffering=1)
+        musl = c.spec.kind == "nginx" and c.spec.nginx.libc == "musl"
         readers = [
             asyncio.create_task(self._read_stream(proc.stdout, "stdout", log_fh)),
-            asyncio.create_task(self._read_stream(proc.stderr, "stderr", log_fh)),
+            asyncio.create_task(self._read_stream(proc.stderr, "stderr", log_fh, musl)),
         ]
         c.waiting_reason = c.waiting_message = None
         c.watcher = asyncio.create_task(self._watch(pod, c, inst, readers, log_fh))
@@ -547,7 +562,7 @@ class Runtime:
         c.ready = c.ready_override and c.running
         self._event(pod, "Started", f"Started container {c.spec.name}")
 
-    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh) -> None:
+    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh, musl: bool = False) -> None:
         while True:
             try:
                 line = await stream.readline()
@@ -558,13 +573,15 @@ class Runtime:
             if not line:
                 return
             text = line.decode(errors="replace").rstrip("\n")
+            if musl:
+                text = MUSL_ERRNO_TEXT.sub(lambda m: MUSL_STRERROR[m.group(0)], text)
             fh.write(f"{rfc3339nano()} {name} F {text}\n")
 
     async def _wait_started(self, pod: Pod, c: Container, inst: Instance) -> None:
         """Wait until the container accepts connections on its port (or logged, if it does not listen)."""
         if c.spec.kind == "nginx":
             port = c.spec.ports[0]["containerPort"]
-        elif c.app.listen:
+        elif c.app.listen and c.app.accept:
             port = c.app.listen_port
         else:
             port = None
@@ -577,7 +594,9 @@ class Runtime:
                 raise LabError(f"container {c.spec.name} of pod {pod.key} exited at start "
                                f"(code {inst.proc.returncode}); its log:\n{tail}")
             if port is None:
-                if inst.log_path.stat().st_size:
+                if c.app.listen and "running on" in inst.log_path.read_text(errors="replace"):
+                    return  # accept: false, its queue filled: a connect would hang
+                if not c.app.listen and inst.log_path.stat().st_size:
                     return
             else:
                 try:
@@ -597,7 +616,7 @@ class Runtime:
         log_fh.close()
         if inst.exit_code is None:
             inst.exit_code = code if code >= 0 else 128 - code
-            inst.reason = "Completed" if inst.exit_code == 0 else "Error"
+            inst.reason = "Completed" if inst.exit_code == 0 else (c.app and c.app.exit_reason) or "Error"
         inst.finished_at = now()
         c.ready = False
         if inst.expected_exit or self._stopping or pod.deleting:
@@ -639,6 +658,7 @@ class Runtime:
         """Stop a pod's processes and remove it (its EndpointSlice entries go with it)."""
         pod = self.pods[key]
         pod.deleting = True
+        pod.deleted_at = pod.deleted_at or now()
         self._event(pod, "Killing", "Stopping container " + ", ".join(pod.containers))
         await asyncio.gather(*(self._stop_container(c) for c in pod.containers.values()))
         del self.pods[key]
@@ -654,6 +674,23 @@ class Runtime:
         await self._start_pod(new)
         await self.sync()
         return old, new
+
+    async def terminate_pod(self, key: str, container: str, app: AppBehaviour | None) -> Pod:
+        """Start a graceful deletion that does not end: deletionTimestamp set, the containers
+        keep running (the grace period), the endpoints turn ``ready: false, terminating: true``
+        and leave the ClusterIP and DNS. ``app``: the behaviour the container takes on SIGTERM
+        (e.g. ``listen: false``, an app that closes its listener at once)."""
+        pod = self.pods[key]
+        pod.deleting = True
+        pod.deleted_at = now()
+        self._event(pod, "Killing", f"Stopping container {container}")
+        if app is not None:
+            c = pod.containers[container]
+            c.app = app
+            await self._stop_container(c)
+            await self._start_container(pod, c)
+        await self.sync()
+        return pod
 
     async def crash(self, key: str, container: str, exit_code: int, reason: str) -> None:
         """Kill a container as the kernel would (SIGKILL); the watcher restarts it."""
@@ -858,7 +895,7 @@ class Runtime:
         meta = {"name": pod.spec.name, "namespace": pod.spec.namespace, "uid": pod.uid,
                 "creationTimestamp": t_created, "labels": dict(pod.spec.labels)}
         if pod.deleting:
-            meta["deletionTimestamp"] = rfc3339(now())
+            meta["deletionTimestamp"] = rfc3339(pod.deleted_at or now())
             meta["deletionGracePeriodSeconds"] = 30
         return {
             "apiVersion": "v1",
@@ -987,7 +1024,7 @@ class Runtime:
             key = f"{args.get('namespace')}/{args.get('pod')}"
             if step.action == "requests":
                 url = self.proxy_url(args["path"])
-                statuses = [await http_get_status(url) for _ in range(args["count"])]
+                statuses = [await http_get_status(url, method=args["method"]) for _ in range(args["count"])]
                 self.history.append({"step": step.where, "statuses": statuses})
                 want = args.get("expect_status")
                 if want is not None and any(s != want for s in statuses):
@@ -1027,6 +1064,14 @@ class Runtime:
                 deadline = time.monotonic() + 5
                 while set(_children(master)) & set(workers) and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
+            elif step.action == "terminate_pod":
+                pod = await self.terminate_pod(key, args["container"], args.get("app"))
+                self.history.append({"step": step.where, "pod": key, "ip": pod.ip,
+                                     "deletion_timestamp": rfc3339(pod.deleted_at)})
+            elif step.action == "log_noise":
+                path = self.pods[key].containers[args["container"]].current.log_path
+                written = write_log_noise(path, args["lines"], args["invalid_utf8"], self.host_ip)
+                self.history.append({"step": step.where, "pod": key, "lines": written})
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]
@@ -1034,6 +1079,34 @@ class Runtime:
                 await self._stop_container(c)
                 await self._start_container(pod, c)
                 await self.sync()
+
+
+NOISE_PATHS = ("/static/app.js", "/api/v1/models", "/favicon.ico", "/health", "/api/v1/chats?page=2")
+
+
+def write_log_noise(path: Path, count: int, invalid_utf8: bool, client: str) -> int:
+    """Append ``count`` CRI records of noise to a container's log: access-log lines of the
+    default ``main`` format (200/304/404, never 5xx), nginx notices and info lines unrelated
+    to upstreams, and (with ``invalid_utf8``) lines holding bytes that are not UTF-8, as a
+    kubelet stores whatever a container writes. Returns the number of records written."""
+    stamp = now()
+    local = stamp.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    err_time = stamp.strftime("%Y/%m/%d %H:%M:%S")
+    kinds = [
+        lambda n: (b"stdout", f'{client} - - [{local}] "GET {NOISE_PATHS[n % 5]} HTTP/1.1" '
+                              f'{(200, 304, 404)[n % 3]} {n % 9000} "-" "Mozilla/5.0" "-"'.encode()),
+        lambda n: (b"stderr", f"{err_time} [info] 7#7: *{n} client closed keepalive connection".encode()),
+        lambda n: (b"stdout", f'{client} - - [{local}] "GET /search?q=caf%C3%A9 HTTP/1.1" 200 {n % 700} '
+                              f'"-" "curl/8.5.0" "-"'.encode()),
+    ]
+    if invalid_utf8:
+        kinds.append(lambda n: (b"stderr", f"{err_time} [info] 7#7: *{n} client sent invalid header line: "
+                                           .encode() + b'"X-Name: \xff\xfe\xc3(" while reading client request headers'))
+    with path.open("ab") as fh:
+        for n in range(count):
+            stream, text = kinds[n % len(kinds)](n)
+            fh.write(rfc3339nano().encode() + b" " + stream + b" F " + text + b"\n")
+    return count
 
 
 def _children(pid: int) -> list[int]:
@@ -1044,8 +1117,9 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-async def http_get_status(url: str, timeout: float = 10.0) -> int | None:
-    """GET a loopback http:// URL; the status code, or None when no HTTP answer came."""
+async def http_get_status(url: str, timeout: float = 10.0, method: str = "GET") -> int | None:
+    """GET (or POST, with an empty body) a loopback http:// URL; the status code, or None when
+    no HTTP answer came."""
     rest = url.removeprefix("http://")
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
@@ -1054,8 +1128,9 @@ async def http_get_status(url: str, timeout: float = 10.0) -> int | None:
     except (OSError, asyncio.TimeoutError):
         return None
     try:
-        writer.write(f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: badlab-timeline\r\n"
-                     "Connection: close\r\n\r\n".encode())
+        body = "Content-Length: 0\r\n" if method == "POST" else ""
+        writer.write(f"{method} /{path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: badlab-timeline\r\n"
+                     f"{body}Connection: close\r\n\r\n".encode())
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), timeout)
         parts = line.split()

@@ -39,6 +39,9 @@ class AppBehaviour:
     listen_port: int | None = None
     exit_after: float | None = None
     exit_code: int = 1
+    exit_reason: str | None = None
+    accept: bool = True
+    keepalive_race: bool = False
 
     def to_json(self) -> dict:
         """The behaviour as the backend's ``--config`` JSON wants it."""
@@ -51,6 +54,7 @@ class NginxSpec:
 
     nginx_conf: str | None = None
     conf_d: dict[str, str] = field(default_factory=dict)
+    libc: str = "glibc"
 
 
 @dataclass
@@ -187,12 +191,16 @@ class _Checker:
 
 APP_KEYS = {
     "status", "body", "delay", "close", "reset", "tls_only", "header_bytes", "keepalive_timeout",
-    "listen", "listen_port", "exit_after", "exit_code",
+    "listen", "listen_port", "exit_after", "exit_code", "exit_reason", "accept", "keepalive_race",
 }
+LIBC_CHOICES = ("glibc", "musl")
+REQUEST_METHODS = ("GET", "POST")
 STEP_ACTIONS = {
-    "requests": ({"count"}, {"path", "expect_status"}),
+    "requests": ({"count"}, {"path", "expect_status", "method"}),
     "replace_pod": ({"pod"}, {"namespace"}),
     "delete_pod": ({"pod"}, {"namespace"}),
+    "terminate_pod": ({"pod"}, {"namespace", "app", "container"}),
+    "log_noise": ({"pod", "lines"}, {"namespace", "container", "invalid_utf8"}),
     "set_ready": ({"pod", "ready"}, {"namespace", "container"}),
     "crash": ({"pod"}, {"namespace", "container", "exit_code", "reason"}),
     "set_behaviour": ({"pod", "app"}, {"namespace", "container"}),
@@ -214,7 +222,7 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
     for key in ("delay", "keepalive_timeout"):
         if key in value:
             setattr(app, key, c.number(value[key], f"{where}.{key}", 0, 3600))
-    for key in ("close", "reset", "tls_only", "listen"):
+    for key in ("close", "reset", "tls_only", "listen", "accept", "keepalive_race"):
         if key in value:
             setattr(app, key, c.boolean(value[key], f"{where}.{key}"))
     if sum((app.close, app.reset, app.tls_only)) > 1:
@@ -227,6 +235,11 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
         app.exit_after = c.number(value["exit_after"], f"{where}.exit_after", 0, 3600)
     if "exit_code" in value:
         app.exit_code = c.integer(value["exit_code"], f"{where}.exit_code", 0, 255)
+    if "exit_reason" in value and value["exit_reason"] is not None:
+        app.exit_reason = c.string(value["exit_reason"], f"{where}.exit_reason", re.compile(r"^[A-Z][A-Za-z]*$"),
+                                   "a kubelet termination reason such as OOMKilled or Error")
+    if not app.accept and not app.listen:
+        c.fail(f"{where}.accept", "accept: false only with listen: true (it needs a listening socket)", value)
     return app
 
 
@@ -265,8 +278,12 @@ def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
             spec.app.listen_port = ports[0]["containerPort"]
     else:
         nw = f"{where}.nginx"
-        nval = c.mapping(value["nginx"], nw, set(), {"nginx.conf", "conf.d"})
+        nval = c.mapping(value["nginx"], nw, set(), {"nginx.conf", "conf.d", "libc"})
         nginx = NginxSpec()
+        if "libc" in nval:
+            if nval["libc"] not in LIBC_CHOICES:
+                c.fail(f"{nw}.libc", f"one of {', '.join(LIBC_CHOICES)}", nval["libc"])
+            nginx.libc = nval["libc"]
         if "nginx.conf" in nval:
             nginx.nginx_conf = c.string(nval["nginx.conf"], f"{nw}.nginx.conf", what="the text of nginx.conf")
         conf_d = c.mapping(nval.get("conf.d", {}), f"{nw}.conf.d", set(), set(nval.get("conf.d") or {}))
@@ -369,6 +386,9 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
             if "expect_status" in args:
                 c.integer(args["expect_status"], f"{aw}.expect_status", 100, 599)
             args.setdefault("path", None)
+            args["method"] = args.get("method", "GET")
+            if args["method"] not in REQUEST_METHODS:
+                c.fail(f"{aw}.method", f"one of {', '.join(REQUEST_METHODS)}", args["method"])
             if args["path"] is not None:
                 c.string(args["path"], f"{aw}.path", re.compile(r"^/"), "a path starting with /")
         elif action == "wait":
@@ -394,7 +414,10 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 args["exit_code"] = c.integer(args.get("exit_code", 137), f"{aw}.exit_code", 0, 255)
                 args["reason"] = c.string(args.get("reason", "OOMKilled" if args["exit_code"] == 137 else "Error"),
                                           f"{aw}.reason")
-            if action == "set_behaviour":
+            if action == "log_noise":
+                c.integer(args["lines"], f"{aw}.lines", 1, 200000)
+                args["invalid_utf8"] = c.boolean(args.get("invalid_utf8", True), f"{aw}.invalid_utf8")
+            if action in ("set_behaviour", "terminate_pod") and "app" in args:
                 container = next(ct for ct in pod.containers if ct.name == args["container"])
                 if container.kind != "app":
                     c.fail(f"{aw}.container", "an app container (nginx behaviour is its configuration)",
