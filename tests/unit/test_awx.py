@@ -355,7 +355,7 @@ def ee_context(tmp_path_factory):
     if int(version.split(".")[0]) != 3 or tuple(int(p) for p in version.split(".")[:2]) < (3, 1):
         pytest.fail(f"ansible-builder {version} is installed; these tests need 3.1 or newer 3.x; {INSTALL_HINT}")
     context = tmp_path_factory.mktemp("ee") / "context"
-    env = dict(os.environ, HOME=str(context.parent))  # ansible-builder must not need anything from $HOME
+    env = clean_env(HOME=str(context.parent))  # ansible-builder must not need anything from $HOME
     run = subprocess.run(
         [sys.executable, "-m", "ansible_builder", "create", "-f", str(EE_FILE), "--context", str(context),
          "--output-filename", "Containerfile", "-v", "3"],
@@ -434,10 +434,19 @@ def requirement_names(lines):
             for line in lines if line.strip() and not line.lstrip().startswith("#")}
 
 
+def clean_env(**extra):
+    """The environment for ansible-galaxy/ansible-builder, as on an image build host: without the
+    developer's ANSIBLE_COLLECTIONS_PATH (make exports it), where ansible-galaxy would find this
+    collection already "installed" and install nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_COLLECTIONS_PATH")}
+    env.update(extra)
+    return env
+
+
 def test_image_build_installs_the_collection_and_its_requirements_but_no_lab_package(ee_context, tmp_path):
     build = ee_context / "_build"
     collections = tmp_path / "collections"
-    env = dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1", HOME=str(tmp_path))
+    env = clean_env(ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1", HOME=str(tmp_path))
     galaxy = subprocess.run(
         [tool("ansible-galaxy"), "collection", "install", "-r", "requirements.yml", "--collections-path", str(collections)],
         cwd=build, env=env, capture_output=True, text=True, timeout=180, check=False)
@@ -462,7 +471,7 @@ def test_image_build_installs_the_collection_and_its_requirements_but_no_lab_pac
 
 def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_path):
     """A third-party EE that installs the built collection introspects it without error."""
-    env = dict(os.environ, HOME=str(tmp_path))
+    env = clean_env(HOME=str(tmp_path))
     built = subprocess.run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(ROOT)],
                            env=env, capture_output=True, text=True, timeout=180, check=False)
     assert built.returncode == 0, built.stdout + built.stderr
