@@ -318,7 +318,9 @@ def parse_nginx_t(text):
     """Parse ``nginx -T`` output (or a single config file's text).
 
     Returns ``{files: [path], upstreams: [{name, context, servers: [{host, port, params,
-    file, line}], zone, file, line}], proxy_passes: [{target, scheme, host, port, upstream,
+    file, line}], zone, keepalive (idle connections cached per worker, or None),
+    keepalive_timeout (as written; nginx's default "60s" when keepalive is set), file, line}],
+    proxy_passes: [{target, scheme, host, port, upstream,
     variables, runtime_resolved, resolved_via_set, directive, context, file, line}],
     resolvers: [{addresses, params, file, line}], has_resolver, listen_ports: [int],
     server_names: [str], errors: [str]}``. Never raises for text input; syntax problems
@@ -354,7 +356,7 @@ def parse_nginx_t(text):
         name, args = directive["name"], directive["args"]
         where = {"file": directive["file"], "line": directive["line"]}
         if name == "upstream" and directive["block"] is not None and args:
-            servers, zone = [], None
+            servers, zone, keepalive, keepalive_timeout = [], None, None, None
             for inner in directive["block"]:
                 if inner["name"] == "server" and inner["args"]:
                     addr = inner["args"][0]
@@ -368,8 +370,15 @@ def parse_nginx_t(text):
                                         file=inner["file"], line=inner["line"]))
                 elif inner["name"] == "zone" and inner["args"]:
                     zone = inner["args"][0]
+                elif inner["name"] == "keepalive" and inner["args"] and inner["args"][0].isdigit():
+                    keepalive = int(inner["args"][0])
+                elif inner["name"] == "keepalive_timeout" and inner["args"]:
+                    keepalive_timeout = inner["args"][0]
+            if keepalive and keepalive_timeout is None:
+                keepalive_timeout = "60s"
             upstreams.append(dict({"name": args[0], "context": "/".join(context),
-                                   "servers": servers, "zone": zone}, **where))
+                                   "servers": servers, "zone": zone, "keepalive": keepalive,
+                                   "keepalive_timeout": keepalive_timeout}, **where))
         elif name in ("proxy_pass", "grpc_pass") and args and directive["block"] is None:
             entry = _parse_target(args[0], upstream_names, set_values)
             entry.update({"directive": name, "context": "/".join(context)}, **where)

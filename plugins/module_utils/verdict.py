@@ -338,6 +338,21 @@ def _error_examples(facts, signatures, limit=2):
     return out[-limit:]
 
 
+def _keepalive(facts):
+    """(lines for replicas whose upstreams keep idle connections, names of replicas known not to)."""
+    keep, no_keep = [], []
+    for replica in facts.replicas:
+        groups = _l(replica["proxy"].get("upstream_keepalive"))
+        if groups:
+            keep.append("proxy %s keeps idle upstream connections: %s" % (replica["name"], _join(
+                "upstream %s (keepalive %s, keepalive_timeout %s)" % (
+                    g.get("upstream"), g.get("keepalive"), g.get("keepalive_timeout") or "60s")
+                for g in groups)))
+        elif replica["config_ok"] and "upstream_keepalive" in replica["proxy"]:
+            no_keep.append(replica["name"])
+    return keep, no_keep
+
+
 def _candidate(cause, strong, evidence, missing=None):
     """A cause that fits: ``strong`` when the evidence alone supports it."""
     return {"cause": cause, "strong": strong, "evidence": list(evidence),
@@ -392,14 +407,16 @@ def _rules(facts):
         base = ["Service %s has no ready endpoint (not ready: %s; terminating: %s)"
                 % (facts.svc_name, _join(facts.not_ready), _join(facts.terminating))]
         if crash:
-            found.append(_candidate("backend_down", True, base + crash + restarted))
+            found.append(_candidate("backend_down", True, crash + base + restarted))
         elif facts.not_ready or not_ready_pods:
             found.append(_candidate("backend_not_ready", True, base + [
                 "running but not Ready: %s" % _join(not_ready_pods)]))
         elif not facts.terminating:
             why = []
             if svc.get("selector_matches") is False or not _strs(svc.get("matching_pods")):
-                why.append("its selector %s matches no pod" % (svc.get("selector") or "{}"))
+                selector = _d(svc.get("selector"))
+                why.append("its selector %s matches no pod" % (
+                    ",".join("%s=%s" % kv for kv in sorted(selector.items())) or "(none)"))
             else:
                 why.append("its EndpointSlices list no address")
             found.append(_candidate("no_endpoints", True, base + why + _sig_line(
@@ -446,10 +463,20 @@ def _rules(facts):
             bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
             rate = "%d of %d requests got 502" % (bad, requests) if requests else \
                 "request counts unknown"
-            found.append(_candidate("keepalive_mismatch", True, evidence + [
-                "backend pods are healthy with no restarts; %s" % rate], [
-                "the backend's keep-alive idle timeout and the proxy's upstream "
-                "keepalive_timeout (backend must be longer)"]))
+            healthy_line = "backend pods %s are healthy with no restarts; %s" % (
+                _join("%s/%s" % (p.get("namespace"), p.get("name")) for p in facts.pods), rate)
+            keep, no_keep = _keepalive(facts)
+            if no_keep and not keep:
+                # nginx opens a new connection per request: no idle connection can be raced
+                found.append(_candidate("keepalive_mismatch", False, [healthy_line] + evidence, [
+                    "proxy %s keeps no upstream connection alive (no keepalive in an upstream "
+                    "block), so an idle-timeout race is unlikely: see the backend's own logs "
+                    "for why it closes connections mid-request" % _join(no_keep)]))
+            else:
+                found.append(_candidate("keepalive_mismatch", True, evidence[:1] + [healthy_line] + keep
+                                        + evidence[1:], [
+                    "the backend's keep-alive idle timeout (it must be longer than the proxy's "
+                    "upstream keepalive_timeout)"]))
         elif facts.pods is None:
             found.append(_candidate("backend_crash", False, evidence,
                                     ["the backend pods' restarts (pod_info)"]))
@@ -589,8 +616,8 @@ def _summary(cause, facts, chosen, verdict):
                     "separates them." % " and ".join(verdict["candidates"]))
         return ("unknown: the rules cannot place the evidence%s."
                 % ("; missing: " + "; ".join(facts.missing) if facts.missing else ""))
-    first = chosen["evidence"][0] if chosen and chosen["evidence"] else ""
-    return "%s: %s" % (cause, first)
+    lines = chosen["evidence"][:2] if chosen else []
+    return "%s: %s" % (cause, "; ".join(lines))
 
 
 def decide(facts):

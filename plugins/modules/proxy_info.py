@@ -155,6 +155,13 @@ proxies:
       description: "Newest worker start time = the last successful (re)load, or null."
       type: str
       returned: always
+    upstream_keepalive:
+      description:
+        - "Upstream groups that keep idle connections to their servers: upstream (name), keepalive (connections cached per worker),"
+        - "keepalive_timeout (as written; nginx's default 60s). Empty when the proxy opens a new connection per request."
+      type: list
+      elements: dict
+      returned: always
     log:
       description: "What was read: lines_read, bytes_read, truncated, since_seconds, tail_lines."
       type: dict
@@ -258,7 +265,7 @@ def _new_proxy(pod):
     return {"namespace": meta.get("namespace"), "name": meta.get("name"),
             "pod_ip": status.get("podIP"), "container": None,
             "ready": conditions.get("Ready") == "True", "phase": status.get("phase"),
-            "config_ok": None, "upstream_hosts": [], "listen_ports": [], "master_pid": None,
+            "config_ok": None, "upstream_hosts": [], "upstream_keepalive": [], "listen_ports": [], "master_pid": None,
             "worker_start_times": [], "worker_pids": [], "last_reload": None,
             "log": {"lines_read": 0, "bytes_read": 0, "truncated": False,
                     "since_seconds": None, "tail_lines": None},
@@ -288,6 +295,10 @@ def inspect_replica(client, pod, params):
     if parsed is not None:
         proxy["upstream_hosts"] = upstream_hosts(parsed, ns, params["cluster_domain"])
         proxy["listen_ports"] = parsed["listen_ports"]
+        proxy["upstream_keepalive"] = [
+            {"upstream": group["name"], "keepalive": group["keepalive"],
+             "keepalive_timeout": group["keepalive_timeout"]}
+            for group in parsed.get("upstreams") or [] if group.get("keepalive")]
         proxy["problems"].extend("config: %s" % e for e in parsed["errors"])
     else:
         proxy["problems"].append(problem)

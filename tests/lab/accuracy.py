@@ -7,7 +7,7 @@ verdict) and the number of unsafe reloads: a reload when the scenario's cause is
 ``stale_upstream``, or of a replica that was not stale. Exits 1 if any verdict is wrong or any
 reload was unsafe, 2 if a lab or a run could not be carried out.
 
-    python tests/lab/accuracy.py [-j 3] [scenario names or files ...]
+    python tests/lab/accuracy.py [-j 3] [--save DIR] [scenario names or files ...]
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def reloaded_replicas(result: dict) -> list[str]:
     return sorted(f"{r['namespace']}/{r['name']}" for r in replicas if r.get("reloaded"))
 
 
-def run_scenario(path: Path, workdir: Path) -> Outcome:
+def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome:
     """Start the scenario's lab, run the role with remediation on, stop the lab; never raises."""
     started = time.monotonic()
     try:
@@ -129,6 +129,8 @@ def run_scenario(path: Path, workdir: Path) -> Outcome:
             outcome.stale_replicas = sorted(verdict.get("stale_replicas") or [])
             outcome.reloaded = reloaded_replicas(result)
             outcome.verified = bool((result.get("remediation") or {}).get("verified"))
+            if save is not None:
+                (save / f"{spec.name}.json").write_text(json.dumps(result, indent=1, sort_keys=True))
     except (LabError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
         outcome.error = str(exc)
     finally:
@@ -138,23 +140,26 @@ def run_scenario(path: Path, workdir: Path) -> Outcome:
 
 
 def confusion_matrix(outcomes: list[Outcome]) -> str:
-    """Rows: expected cause; columns: the verdicts given (``error`` when the run failed)."""
+    """Rows: expected cause; columns (numbered, legend below): the verdicts given (``error``
+    when the run failed). The diagonal, in brackets, holds the right verdicts."""
     rows = sorted({o.expected for o in outcomes})
-    cols = sorted({o.verdict or "error" for o in outcomes} | set(rows))
+    cols = rows + sorted({o.verdict or "error" for o in outcomes} - set(rows))
     counts: dict[tuple[str, str], int] = {}
     for o in outcomes:
         key = (o.expected, o.verdict or "error")
         counts[key] = counts.get(key, 0) + 1
-    width = max(len(r) for r in rows + ["expected \\ verdict"])
-    abbrev = {c: c[:10] for c in cols}
-    lines = ["expected \\ verdict".ljust(width) + " " + " ".join(abbrev[c].rjust(10) for c in cols)]
-    for r in rows:
+    width = max(len(r) for r in rows + ["expected \\ verdict"]) + 4
+    lines = ["expected \\ verdict".ljust(width) + "".join(f"{n + 1:>5}" for n in range(len(cols)))]
+    for i, r in enumerate(rows):
         cells = []
         for c in cols:
             n = counts.get((r, c), 0)
             text = str(n) if n else "."
-            cells.append((f"[{text}]" if r == c else text).rjust(10))
-        lines.append(r.ljust(width) + " " + " ".join(cells))
+            cells.append((f"[{text}]" if r == c else text).rjust(5))
+        lines.append(f"{i + 1:>2} {r}".ljust(width) + "".join(cells))
+    extra = [f"{n + 1} {c}" for n, c in enumerate(cols) if c not in rows]
+    if extra:
+        lines.append("other verdicts: " + ", ".join(extra))
     return "\n".join(lines)
 
 
@@ -195,16 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", help="scenario names or files (default: every file in tests/lab/scenarios)")
     parser.add_argument("-j", "--jobs", type=int, default=3, help="labs run at the same time (default 3)")
+    parser.add_argument("--save", type=Path, help="write each scenario's result JSON to DIR/<scenario>.json")
     args = parser.parse_args(argv)
     files = scenario_files(args.scenarios)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print("no such scenario file: " + ", ".join(missing), file=sys.stderr)
         return 2
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="badlab-accuracy-") as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            outcomes = list(pool.map(lambda f: run_scenario(f, Path(tmp)), files))
+            outcomes = list(pool.map(lambda f: run_scenario(f, Path(tmp), args.save), files))
     code = report(outcomes)
     print(f"{len(outcomes)} scenarios in {time.monotonic() - started:.0f}s")
     return code

@@ -17,7 +17,7 @@ import pytest
 from badlab import scenario as scenario_mod
 from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
 from badlab.fixture import SCENARIOS, _env
-from badlab.runtime import Runtime, acquire_slot, dns_reply
+from badlab.runtime import MUSL_ERRNO_TEXT, MUSL_STRERROR, Runtime, acquire_slot, dns_reply, write_log_noise
 from badlab.store import Store
 
 ALL_SCENARIOS = sorted(SCENARIOS.glob("*.yml"))
@@ -348,6 +348,73 @@ def test_backend_behaviours(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_backend_keepalive_race_and_blocked_accept(tmp_path):
+    proc, addr = _backend(tmp_path, keepalive_timeout=0.3, keepalive_race=True)
+    try:
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            time.sleep(0.1)  # within the idle timeout: served on the same connection
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            time.sleep(0.6)  # idle too long: the connection is still open (no FIN while idle) ...
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            with pytest.raises(ConnectionResetError):  # ... and the next request is reset
+                s.recv(65536)
+    finally:
+        proc.kill()
+        proc.wait()
+
+    proc, addr = _backend(tmp_path, accept=False)
+    try:
+        assert "not accepting connections" in proc.stdout.readline()
+        started = time.monotonic()
+        with pytest.raises((TimeoutError, socket.timeout)):  # SYN dropped: not refused, it hangs
+            socket.create_connection(addr, timeout=0.5)
+        assert time.monotonic() - started >= 0.45
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_musl_errno_wording_and_log_noise(tmp_path):
+    line = ('upstream timed out (110: Connection timed out) while connecting to upstream; '
+            'connect() failed (113: No route to host); connect() failed (111: Connection refused)')
+    musl = MUSL_ERRNO_TEXT.sub(lambda m: MUSL_STRERROR[m.group(0)], line)
+    assert musl == ('upstream timed out (110: Operation timed out) while connecting to upstream; '
+                    'connect() failed (113: Host is unreachable); connect() failed (111: Connection refused)')
+    log = tmp_path / "0.log"
+    assert write_log_noise(log, 1000, True, "127.9.0.1") == 1000
+    raw = log.read_bytes()
+    records = raw.splitlines()
+    assert len(records) == 1000
+    assert all(r.split(b" ")[1] in (b"stdout", b"stderr") and r.split(b" ")[2] == b"F" for r in records)
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    text = raw.decode("utf-8", errors="replace")
+    assert '" 404 ' in text and '" 200 ' in text
+    assert not any(f'" {code} ' in text for code in (500, 502, 503, 504))
+    assert "upstream" not in text
+
+
+@pytest.mark.lab
+def test_terminating_pod_and_oomkilled_reason(lab_factory):
+    lab = lab_factory("rollout_race")
+    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-1", "-o", "json").stdout)
+    assert pod["metadata"]["deletionTimestamp"]
+    assert pod["status"]["containerStatuses"][0]["state"].get("running")
+    slices = json.loads(lab.kubectl("get", "endpointslices", "-n", "open-webui", "-o", "json",
+                                    "-l", "kubernetes.io/service-name=open-webui").stdout)["items"]
+    conditions = {e["targetRef"]["name"]: e["conditions"] for s in slices for e in s["endpoints"]}
+    assert conditions["open-webui-1"]["terminating"] is True and conditions["open-webui-1"]["ready"] is False
+    assert conditions["open-webui-0"] == {"ready": True, "serving": True, "terminating": False}
+    down = lab_factory("backend_down-oomkilled")
+    time.sleep(0.5)
+    pod = json.loads(down.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137)
 
 
 @pytest.mark.lab

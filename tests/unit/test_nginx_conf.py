@@ -209,3 +209,12 @@ def test_bad_input_type_gives_clear_error():
 
 def test_upstream_hosts_without_a_config():
     assert upstream_hosts(None) == []
+
+
+def test_upstream_keepalive_and_its_default_timeout():
+    parsed = parse_nginx_t(
+        "upstream a { server a.ns.svc.cluster.local:8080; keepalive 16; }\n"
+        "upstream b { server b:80; keepalive 4; keepalive_timeout 5s; }\n"
+        "upstream c { server c:80; }\n")
+    groups = {g["name"]: (g["keepalive"], g["keepalive_timeout"]) for g in parsed["upstreams"]}
+    assert groups == {"a": (16, "60s"), "b": (4, "5s"), "c": (None, None)}

@@ -508,3 +508,52 @@ def test_crashlooping_backend_without_ready_endpoints_is_down_not_crash():
     verdict = decide(facts)
     assert verdict["cause"] == "backend_down"
     assert verdict["candidates"] == ["backend_crash"]
+
+
+def test_502s_before_the_last_reload_do_not_outlive_it():
+    """Access counts after the reload win, even when empty (no request since the reload)."""
+    for after in ({"200": 3}, {}):
+        fixed = proxy(counts={"connect_refused": 3}, status_counts={"200": 2, "502": 3})
+        fixed["access"]["status_counts_after_reload"] = after
+        verdict = decide(facts_with([fixed], symptom={"status": 200, "url": "https://x/"}))
+        assert verdict["cause"] == "healthy", verdict
+        assert any("3 before it, fixed by that reload" in e for e in verdict["evidence"])
+    broken = proxy(status_counts={"200": 2, "502": 3})
+    broken["access"]["status_counts_after_reload"] = {"502": 3}
+    assert decide(facts_with([broken]))["cause"] == "backend_502"
+
+
+def _closing_proxy(keepalive):
+    replica = proxy(counts_after={"reset": 2},
+                    addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2, signatures={"reset": 2})],
+                    status_counts={"200": 6, "502": 2})
+    replica["upstream_keepalive"] = [{"upstream": "open-webui", "keepalive": 16,
+                                      "keepalive_timeout": "60s"}] if keepalive else []
+    return replica
+
+
+def test_keepalive_mismatch_names_the_proxys_upstream_keepalive():
+    verdict = decide(facts_with([_closing_proxy(True)]))
+    assert verdict["cause"] == "keepalive_mismatch"
+    assert any("upstream open-webui (keepalive 16, keepalive_timeout 60s)" in e for e in verdict["evidence"])
+    assert "open-webui/open-webui-0 are healthy with no restarts" in verdict["summary"]
+
+
+def test_resets_without_upstream_keepalive_are_not_called_a_keepalive_race_for_sure():
+    """nginx without upstream keepalive opens a connection per request: nothing idle to race."""
+    verdict = decide(facts_with([_closing_proxy(False)]))
+    assert verdict["cause"] == "keepalive_mismatch"   # the only candidate, but weak
+    assert any("keeps no upstream connection alive" in m for m in verdict["missing_evidence"])
+    crashed = facts_with([_closing_proxy(False)], pods=[pod("open-webui-0", NEW_IP, restarts=1)])
+    assert decide(crashed)["cause"] == "backend_crash"
+
+
+def test_backend_down_summary_names_the_crashing_pod_first():
+    facts = facts_with([proxy(counts_after={"connect_refused": 3})],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=4,
+                                 problems=["container app: CrashLoopBackOff", "OOMKilled (exit 137)"])],
+                       service=service([]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_down"
+    assert verdict["summary"].startswith("backend_down: pod open-webui/open-webui-0 (container app: CrashLoopBackOff")
+    assert "OOMKilled" in verdict["summary"]
