@@ -418,6 +418,17 @@ def test_terminating_pod_and_oomkilled_reason(lab_factory):
 
 
 @pytest.mark.lab
+def test_network_policies_are_served_as_declared(lab_factory):
+    lab = lab_factory("network_blocked")
+    proc = lab.kubectl("get", "networkpolicies", "-n", "open-webui", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    (policy,) = json.loads(proc.stdout)["items"]
+    assert policy["metadata"]["name"] == "open-webui-allow-monitoring"
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "open-webui"}}
+    assert lab.http_status(timeout=10) == 504
+
+
+@pytest.mark.lab
 def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
     """set_behaviour, set_ready, a crash loop (exit_after), delete_pod, each checked by expect_status."""
     text = (SCENARIOS / "backend_crash-reset.yml").read_text()

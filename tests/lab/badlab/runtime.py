@@ -455,6 +455,10 @@ class Runtime:
             self.store.put(self._service_manifest(svc, self.cluster_ips.get(key)))
         for ns in self.scenario.namespaces:
             self.store.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for pol in self.scenario.network_policies:
+            self.store.put({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": pol["name"], "namespace": pol["namespace"]},
+                            "spec": pol["spec"]})
         pods = [self._new_pod(spec) for spec in self.scenario.pods]
         await self.sync()
         # Backends first, then proxies: nginx resolves upstream names when it loads its config.

@@ -127,6 +127,7 @@ class Scenario:
     target: dict
     timeline: list[Step]
     expect: dict
+    network_policies: list[dict] = field(default_factory=list)
 
 
 class _Checker:
@@ -429,6 +430,20 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
     return steps
 
 
+def _network_policies(c: _Checker, value: object, default_ns: str) -> list[dict]:
+    """NetworkPolicy objects as written (name, namespace, spec); shown by the API, not enforced."""
+    policies = []
+    for i, pol in enumerate(c.seq(value, "network_policies")):
+        where = f"network_policies[{i}]"
+        c.mapping(pol, where, {"name", "spec"}, {"namespace"})
+        name = c.string(pol["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
+        ns = c.string(pol.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
+        spec = c.mapping(pol["spec"], f"{where}.spec", {"podSelector"}, {"policyTypes", "ingress", "egress"})
+        c.mapping(spec["podSelector"], f"{where}.spec.podSelector", set(), {"matchLabels", "matchExpressions"})
+        policies.append({"name": name, "namespace": ns, "spec": spec})
+    return policies
+
+
 def load(path: str | Path) -> Scenario:
     """Read and validate one scenario file; raises ScenarioError on any mistake."""
     path = Path(path)
@@ -444,7 +459,7 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     c = _Checker(path)
     c.mapping(data, "", {"pods", "proxy", "target", "expect"},
-              {"description", "namespace", "services", "timeline"})
+              {"description", "namespace", "services", "timeline", "network_policies"})
     default_ns = c.string(data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name")
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -493,6 +508,8 @@ def load(path: str | Path) -> Scenario:
     if stem != expect["cause"] and not stem.startswith(expect["cause"] + "-"):
         c.fail("expect.cause", f"the cause the file is named after ({stem.split('-')[0]}; "
                "variants are named <cause>-<variant>.yml)", expect["cause"])
+    policies = _network_policies(c, data.get("network_policies", []), default_ns)
     namespaces = sorted({p.namespace for p in pods} | {s.namespace for s in services}
-                        | {proxy["namespace"], target["namespace"]})
-    return Scenario(path, stem, description, namespaces, pods, services, proxy, target, timeline, expect)
+                        | {proxy["namespace"], target["namespace"]} | {n["namespace"] for n in policies})
+    return Scenario(path, stem, description, namespaces, pods, services, proxy, target, timeline, expect,
+                    policies)
