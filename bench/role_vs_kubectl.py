@@ -44,7 +44,9 @@ def main():
         proxy_ns, proxy = info["proxy_pods"][0].split("/")
         svc_ns = labvars.get("diagnose_502_service_namespace") or proxy_ns
         svc = labvars["diagnose_502_service_name"]
-        svc_port = labvars.get("diagnose_502_service_port") or info.get("service_port", 80)
+        svc_port = labvars.get("diagnose_502_service_port") or subprocess.run(
+            ["kubectl", "get", "service", "-n", svc_ns, svc, "-o", "jsonpath={.spec.ports[0].port}"],
+            env=env, check=True, capture_output=True, text=True).stdout.strip()
         script = "\n".join([
             "set -e",
             "kubectl get pods -n %s >/dev/null" % svc_ns,
