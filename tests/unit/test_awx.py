@@ -436,9 +436,10 @@ def requirement_names(lines):
 
 def clean_env(**extra):
     """The environment for ansible-galaxy/ansible-builder, as on an image build host: without the
-    developer's ANSIBLE_COLLECTIONS_PATH (make exports it), where ansible-galaxy would find this
-    collection already "installed" and install nothing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_COLLECTIONS_PATH")}
+    developer's ANSIBLE_COLLECTIONS_PATH and PYTHONPATH (make exports both, and both lead to
+    build/collections), where ansible-galaxy would find this collection already "installed"
+    and install nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_COLLECTIONS_PATH") and k != "PYTHONPATH"}
     env.update(extra)
     return env
 
