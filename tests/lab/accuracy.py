@@ -50,6 +50,9 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     summary: str = ""
+    result: dict | None = None
+    output: str = ""
+    proxy_pods: list[str] = field(default_factory=list)
 
     @property
     def correct(self) -> bool:
@@ -118,8 +121,11 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
     lab_dir.mkdir(parents=True, exist_ok=True)
     try:
         lab = start_lab(path, lab_dir, owner_pid=os.getpid())
+        outcome.proxy_pods = list(lab.info["proxy_pods"])
         outcome.expected_stale = expected_stale_replicas(spec, lab.info["proxy_pods"])
         proc, result = run_role(lab_dir / "vars.yml", lab_dir / "result.json")
+        outcome.result = result
+        outcome.output = f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-2000:]}"
         if result is None:
             outcome.error = f"no result written (ansible-playbook exit {proc.returncode}): {proc.stdout[-1500:]}{proc.stderr[-800:]}"
         else:
@@ -137,6 +143,12 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
         stop_lab(lab_dir)
         outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def run_all(files: list[Path], workdir: Path, jobs: int = 3, save: Path | None = None) -> list[Outcome]:
+    """run_scenario over files, ``jobs`` labs at a time; outcomes in the order of files."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda f: run_scenario(f, workdir, save), files))
 
 
 def confusion_matrix(outcomes: list[Outcome]) -> str:
@@ -211,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         args.save.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="badlab-accuracy-") as tmp:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            outcomes = list(pool.map(lambda f: run_scenario(f, Path(tmp), args.save), files))
+        outcomes = run_all(files, Path(tmp), args.jobs, args.save)
     code = report(outcomes)
     print(f"{len(outcomes)} scenarios in {time.monotonic() - started:.0f}s")
     return code
