@@ -67,6 +67,30 @@ def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, ex
     assert expected in message
 
 
+@pytest.mark.parametrize("edit, key, expected", [
+    (("        nginx:\n", "        nginx:\n          libc: uclibc\n"), "pods[1].containers[0].nginx.libc",
+     "one of glibc, musl"),
+    (("  - requests: {count: 2, expect_status: 200}", "  - requests: {count: 2, method: PUT}"),
+     "timeline[0].requests.method", "one of GET, POST"),
+    (("  stale_addresses: true\n", "  stale_replicas: [nginx-proxy-7]\n"), "expect.stale_replicas[0]",
+     "the name of a proxy pod (nginx-proxy-0)"),
+    (("        app:\n", "        app:\n          accept: false\n          listen: false\n"),
+     "pods[0].containers[0].app.accept", "accept: false only with listen: true"),
+    (("  - replace_pod: {pod: open-webui-0}", "  - log_noise: {pod: nginx-proxy-0, lines: 0}"),
+     "timeline[1].log_noise.lines", "an integer from 1 to 200000"),
+    (("timeline:\n", "network_policies:\n  - {name: deny, spec: {}}\ntimeline:\n"),
+     "network_policies[0].spec.podSelector", "this key to be present"),
+])
+def test_new_scenario_keys_are_validated(tmp_path, edit, key, expected):
+    old, new = edit
+    assert old in SEED, old
+    path = _write(tmp_path, "stale_upstream.yml", SEED.replace(old, new, 1))
+    with pytest.raises(ScenarioError) as err:
+        scenario_mod.load(path)
+    assert str(err.value).startswith(f"{path}: {key}: expected "), str(err.value)
+    assert expected in str(err.value)
+
+
 def test_scenario_yaml_syntax_error_names_the_line(tmp_path):
     path = _write(tmp_path, "healthy.yml", "pods: [\n  {name: x\n")
     with pytest.raises(ScenarioError, match=r"healthy.yml: not valid YAML at line \d+, column \d+"):
