@@ -48,11 +48,23 @@ def pod_ref(pod):
     return "%s/%s" % (meta.get("namespace"), meta.get("name"))
 
 
+# Image names (the last path part, without tag or digest) that are nginx itself.
+NGINX_IMAGES = ("nginx", "nginx-unprivileged", "nginx-plus", "openresty")
+
+
+def _image_name(image):
+    """``docker.io/nginxinc/nginx-unprivileged:1.27@sha256:...`` -> ``nginx-unprivileged``."""
+    last = (image or "").split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
 def pick_container(client, pod, wanted=None):
     """Name of the nginx container of a raw pod; K8sError when it cannot be told.
 
-    ``wanted`` wins; else the container whose name or image says nginx; else the only one;
-    else the first in which ``nginx -v`` runs.
+    ``wanted`` wins. Else a container named ``nginx`` or running an nginx image, when exactly
+    one does; else the only container; else the first in which ``nginx -v`` runs, trying those
+    whose name or image merely mention nginx (an ``nginx-prometheus-exporter`` sidecar does)
+    before the others.
     """
     containers = (pod.get("spec") or {}).get("containers") or []
     names = [c.get("name") for c in containers]
@@ -62,18 +74,22 @@ def pick_container(client, pod, wanted=None):
             raise K8sError('pod %s has no container "%s" (it has: %s)'
                            % (pod_ref(pod), wanted, ", ".join(names)))
         return wanted
-    for container in containers:
-        if "nginx" in (container.get("name") or "") or "nginx" in (container.get("image") or ""):
-            return container.get("name")
+    strong = [c.get("name") for c in containers
+              if c.get("name") == "nginx" or _image_name(c.get("image")) in NGINX_IMAGES]
+    if len(strong) == 1:
+        return strong[0]
     if len(names) == 1:
         return names[0]
-    for name in names:
+    weak = [c.get("name") for c in containers
+            if "nginx" in (c.get("name") or "") or "nginx" in (c.get("image") or "")]
+    order = list(dict.fromkeys(strong + weak + names))
+    for name in order:
         result = client.exec(meta.get("namespace"), meta.get("name"), ["nginx", "-v"],
                              container=name)
         if result.rc == 0:
             return name
     raise K8sError("pod %s: no container runs nginx (tried nginx -v in %s); set container"
-                   % (pod_ref(pod), ", ".join(names)))
+                   % (pod_ref(pod), ", ".join(order)))
 
 
 def _start_time(starttime_ticks, btime, hz):

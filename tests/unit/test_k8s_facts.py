@@ -277,7 +277,8 @@ def test_pick_container_by_name_image_or_nginx_v():
     pick = _proxy_exec.pick_container
     by_image = two_container_pod([("sidecar", "envoy:1"), ("web", "docker.io/library/nginx:1.27")])
     assert pick(NginxIn(None), by_image) == "web"
-    unnamed = two_container_pod([("sidecar", "envoy:1"), ("edge", "openresty/openresty:1.25")])
+    assert pick(NginxIn(None), two_container_pod([("sidecar", "envoy:1"), ("edge", "openresty/openresty:1.25")])) == "edge"
+    unnamed = two_container_pod([("sidecar", "envoy:1"), ("edge", "registry.example/edge-proxy:2")])
     fake = NginxIn("edge")
     assert pick(fake, unnamed) == "edge" and fake.calls == ["sidecar", "edge"]
     assert pick(NginxIn(None), unnamed, "sidecar") == "sidecar"
@@ -285,3 +286,14 @@ def test_pick_container_by_name_image_or_nginx_v():
         pick(NginxIn(None), unnamed, "nope")
     with pytest.raises(K8sError, match="no container runs nginx"):
         pick(NginxIn(None), unnamed)
+
+
+def test_an_nginx_exporter_sidecar_is_not_taken_for_nginx():
+    pick = _proxy_exec.pick_container
+    exporter = ("exporter", "nginx/nginx-prometheus-exporter:1.3")
+    fake = NginxIn(None)
+    assert pick(fake, two_container_pod([exporter, ("proxy", "nginx:1.27")])) == "proxy" and fake.calls == []
+    # No nginx image to go by: nginx -v decides, trying the container that mentions nginx first.
+    fake = NginxIn("proxy")
+    assert pick(fake, two_container_pod([exporter, ("proxy", "registry.example/edge:2")])) == "proxy"
+    assert fake.calls == ["exporter", "proxy"]
