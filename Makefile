@@ -47,6 +47,7 @@ system-deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v nsenter >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: need root to apt-get install$$missing (the lab needs them)"; exit 1; fi; \
