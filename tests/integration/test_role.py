@@ -165,3 +165,15 @@ def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
     assert all(r["verdict"]["cause"] in ("stale_upstream", "healthy") for r in results)
     assert all(r["remediation"]["verified"] for r in skipped)
     assert lab.http_status() == 200
+
+
+def test_missing_proxy_variables_are_named_before_anything_runs(tmp_path):
+    """The role's argument specs stop a run that does not say which proxy, naming both variables."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK),
+                           "-e", "diagnose_502_report_file=" + str(tmp_path / "r.json")],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "missing required arguments: diagnose_502_proxy_namespace, diagnose_502_proxy_selector" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "r.json").exists()
