@@ -81,6 +81,15 @@ verdict:
       description: "fix and prevention texts."
       type: dict
       returned: always
+      contains:
+        fix:
+          description: What to do now about this cause.
+          type: str
+          returned: always
+        prevention:
+          description: What keeps the cause from coming back.
+          type: str
+          returned: always
     missing_evidence:
       description: "What was not gathered and would make the verdict firmer."
       type: list

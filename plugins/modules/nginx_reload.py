@@ -123,6 +123,19 @@ replicas:
       description: "Output of nginx -t, rc and ok; null when not run."
       type: dict
       returned: always
+      contains:
+        rc:
+          description: "Exit code of nginx -t, null when it could not run."
+          type: int
+          returned: always
+        ok:
+          description: "nginx -t exited 0: the configuration is valid."
+          type: bool
+          returned: always
+        output:
+          description: "What nginx -t printed, or why it could not run."
+          type: str
+          returned: always
     reload_sent:
       description: "nginx -s reload ran and exited 0."
       type: bool
@@ -130,7 +143,7 @@ replicas:
     skipped:
       description:
         - "Why this replica was not reloaded although asked, e.g. it was reloaded 4s ago, within the cooldown; null otherwise."
-        - "It is still probed: O(ignore:replicas[].verified) then says whether it answers well now."
+        - "It is still probed: RV(replicas[].verified) then says whether it answers well now."
       type: str
       returned: always
     last_reload_age:
@@ -144,23 +157,70 @@ replicas:
       type: bool
       returned: always
     workers_before:
-      description: "Worker processes before: [{pid, start_time}]."
+      description: "Worker processes before."
       type: list
       elements: dict
       returned: always
+      contains:
+        pid:
+          description: "Process ID in the container."
+          type: int
+          returned: always
+        start_time:
+          description: "When the worker started (RFC 3339 UTC)."
+          type: str
+          returned: always
     workers_after:
       description: "Worker processes after."
       type: list
       elements: dict
       returned: always
+      contains:
+        pid:
+          description: "Process ID in the container."
+          type: int
+          returned: always
+        start_time:
+          description: "When the worker started (RFC 3339 UTC)."
+          type: str
+          returned: always
     last_reload:
       description: "Newest worker start time after the reload (RFC 3339)."
       type: str
       returned: always
     probe:
-      description: "The verification probe (proxy_probe shape) or null."
+      description: "The verification probe (the shape of M(badgateway.k8s.proxy_probe)'s RV(badgateway.k8s.proxy_probe#module:probes) items) or null."
       type: dict
       returned: always
+      contains:
+        url:
+          description: "The URL requested from inside the pod."
+          type: str
+          returned: always
+        tool:
+          description: "curl, wget, or null when neither could run."
+          type: str
+          returned: always
+        status:
+          description: "HTTP status, null when no response."
+          type: int
+          returned: always
+        ok:
+          description: "A response below 500 was received."
+          type: bool
+          returned: always
+        error:
+          description: "Why there is no usable status, or null."
+          type: str
+          returned: always
+        rc:
+          description: "Exit code of curl/wget, null when it did not run."
+          type: int
+          returned: always
+        ran:
+          description: "Whether a client ran in the pod, so that its status or error is evidence."
+          type: bool
+          returned: always
     verified:
       description: "Reloaded and, when probed, the probe did not answer 502."
       type: bool

@@ -110,7 +110,7 @@ pods:
       type: str
       returned: always
     labels:
-      description: "Pod labels."
+      description: "Pod labels, label name to value (any names, so no fixed keys)."
       type: dict
       returned: always
     creation_timestamp:
@@ -164,14 +164,44 @@ pods:
           type: int
           returned: always
         last_state:
-          description: "Last termination: state, reason, exit_code, finished_at; or null."
+          description: "The container's last termination, or null when it has none."
           type: dict
           returned: always
+          contains:
+            state:
+              description: "Always C(terminated)."
+              type: str
+              returned: always
+            reason:
+              description: "Why it ended, e.g. C(OOMKilled), C(Error), C(Completed)."
+              type: str
+              returned: always
+            exit_code:
+              description: "Its exit code."
+              type: int
+              returned: always
+            finished_at:
+              description: "When it ended (RFC 3339)."
+              type: str
+              returned: always
         ports:
-          description: "Declared ports: name (or null), container_port, protocol."
+          description: "The ports the container declares, sorted by number."
           type: list
           elements: dict
           returned: always
+          contains:
+            name:
+              description: "Port name, or null."
+              type: str
+              returned: always
+            container_port:
+              description: "Port number."
+              type: int
+              returned: always
+            protocol:
+              description: "C(TCP), C(UDP) or C(SCTP)."
+              type: str
+              returned: always
     problems:
       description: "Human-readable problems, e.g. C(container app: CrashLoopBackOff)."
       type: list

@@ -126,10 +126,39 @@ proxies:
       type: bool
       returned: always
     upstream_hosts:
-      description: "Hosts the config dials: host, port, source (upstream or proxy_pass), upstream, runtime_resolved, service (ns/name or null), pod."
+      description: "Hosts the config dials (from C(nginx -T)), de-duplicated and sorted."
       type: list
       elements: dict
       returned: always
+      contains:
+        host:
+          description: "Host name or IP as written in the config."
+          type: str
+          returned: always
+        port:
+          description: "Port, or null when the config gives none."
+          type: int
+          returned: always
+        source:
+          description: "C(upstream) (a server of an upstream group) or C(proxy_pass) (a host named in proxy_pass)."
+          type: str
+          returned: always
+        upstream:
+          description: "Name of the upstream group, or null."
+          type: str
+          returned: always
+        runtime_resolved:
+          description: "The name is resolved per request (a variable in proxy_pass with a resolver), not once at (re)load."
+          type: bool
+          returned: always
+        service:
+          description: "The Service the name refers to, C(namespace/name), or null."
+          type: str
+          returned: always
+        pod:
+          description: "The pod the name refers to (C(pod.svc.ns.svc) form), or null."
+          type: str
+          returned: always
     listen_ports:
       description: "Ports nginx listens on."
       type: list
@@ -162,15 +191,134 @@ proxies:
       type: list
       elements: dict
       returned: always
+      contains:
+        upstream:
+          description: "Name of the upstream group."
+          type: str
+          returned: always
+        keepalive:
+          description: "Idle connections cached per worker."
+          type: int
+          returned: always
+        keepalive_timeout:
+          description: "The group's keepalive_timeout as written, or null (nginx's default, 60s)."
+          type: str
+          returned: always
     log:
-      description: "What was read: lines_read, bytes_read, truncated, since_seconds, tail_lines."
+      description: "How much of the replica's log was read."
       type: dict
       returned: always
+      contains:
+        lines_read:
+          description: "Complete lines read."
+          type: int
+          returned: always
+        bytes_read:
+          description: "Bytes read."
+          type: int
+          returned: always
+        truncated:
+          description: "The read stopped at O(limit_bytes): older lines were not read."
+          type: bool
+          returned: always
+        since_seconds:
+          description: "The O(since_seconds) asked for."
+          type: int
+          returned: always
+        tail_lines:
+          description: "The O(tail_lines) asked for."
+          type: int
+          returned: always
     errors:
-      description: "Parsed error lines (nginx_log.parse_error_line), newest last, each with after_reload."
+      description: "Parsed error lines, newest last, at most O(max_errors)."
       type: list
       elements: dict
       returned: always
+      contains:
+        kind:
+          description: "Always C(error)."
+          type: str
+          returned: always
+        time:
+          description: "When it was logged (RFC 3339 UTC), from the Kubernetes timestamp or nginx's own; null when unknown."
+          type: str
+          returned: always
+        time_source:
+          description: "C(k8s), C(nginx) or null."
+          type: str
+          returned: always
+        nginx_time:
+          description: "nginx's own timestamp as written, or null."
+          type: str
+          returned: always
+        level:
+          description: "nginx's level, e.g. C(error), C(warn), C(emerg)."
+          type: str
+          returned: always
+        pid:
+          description: "nginx process ID, or null."
+          type: int
+          returned: always
+        tid:
+          description: "Thread ID, or null."
+          type: int
+          returned: always
+        cid:
+          description: "Connection ID, or null."
+          type: int
+          returned: always
+        message:
+          description: "The message without its context (client, server, request, upstream, host)."
+          type: str
+          returned: always
+        errno:
+          description: "The error number (for C(could not be resolved): the resolver's code), or null."
+          type: int
+          returned: always
+        errno_text:
+          description: "The error text after the number, or null."
+          type: str
+          returned: always
+        phase:
+          description: "What nginx was doing (the text after C(while)), or null."
+          type: str
+          returned: always
+        client:
+          description: "Client address from the context, or null."
+          type: str
+          returned: always
+        server:
+          description: "Server name from the context, or null."
+          type: str
+          returned: always
+        request:
+          description: "Request line from the context, or null."
+          type: str
+          returned: always
+        upstream:
+          description: "Upstream URL from the context, or null."
+          type: str
+          returned: always
+        upstream_address:
+          description: "C(IP:PORT) nginx dialled, or the group or host name when it logs one; null when none."
+          type: str
+          returned: always
+        host:
+          description: "Host header from the context, or null."
+          type: str
+          returned: always
+        name:
+          description: "The host name a DNS or config error is about, or null."
+          type: str
+          returned: always
+        signature:
+          description: "The error's class, e.g. C(connect_refused), C(upstream_timed_out)."
+          type: str
+          returned: always
+        after_reload:
+          description: "Logged after the last reload."
+          type: bool
+          returned: always
     errors_after_reload:
       description: "Error lines after the last reload."
       type: int
@@ -190,6 +338,49 @@ proxies:
       type: list
       elements: dict
       returned: always
+      contains:
+        address:
+          description: "C(IP:PORT) dialled (or an upstream group name)."
+          type: str
+          returned: always
+        state:
+          description: "C(ready_endpoint), C(not_ready_endpoint), C(terminating_endpoint), C(cluster_ip), C(pod_ip), C(group_name), C(stale) or C(external)."
+          type: str
+          returned: always
+        objects:
+          description: "The current cluster objects that have this address, e.g. C(Pod ns/name)."
+          type: list
+          elements: str
+          returned: always
+        port_match:
+          description: "The port is one those objects serve; null when nothing has the IP."
+          type: bool
+          returned: always
+        hints:
+          description: "Why the address looks the way it does, e.g. a pod being deleted."
+          type: list
+          elements: str
+          returned: always
+        count:
+          description: "Error lines that name it."
+          type: int
+          returned: always
+        count_after_reload:
+          description: "Of those, the lines after the last reload."
+          type: int
+          returned: always
+        last_seen:
+          description: "When it was last named (RFC 3339 UTC), or null."
+          type: str
+          returned: always
+        after_reload:
+          description: "Named after the last reload."
+          type: bool
+          returned: always
+        signatures:
+          description: "Error signature to number of lines (any signature, so no fixed keys)."
+          type: dict
+          returned: always
     stale_addresses:
       description: "Addresses dialled after the last reload that nothing current has."
       type: list
@@ -201,6 +392,23 @@ proxies:
         - "upstream_status_counts (C($upstream_status) values, when the log format has them)."
       type: dict
       returned: always
+      contains:
+        requests:
+          description: "Access-log lines read."
+          type: int
+          returned: always
+        status_counts:
+          description: "HTTP status (a string such as C(\"502\")) to number of requests."
+          type: dict
+          returned: always
+        status_counts_after_reload:
+          description: "The same, since the last reload."
+          type: dict
+          returned: always
+        upstream_status_counts:
+          description: "C($upstream_status) value to number of requests; empty when the log format has none."
+          type: dict
+          returned: always
     failed_reloads:
       description: "Reload attempts the log shows as failed (C([emerg]) after the signal): the old config kept running."
       type: int

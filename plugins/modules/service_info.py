@@ -88,14 +88,45 @@ service:
       type: bool
       returned: always
     selector:
-      description: "The Service selector."
+      description: "The Service selector, label name to value (any names, so no fixed keys); empty when missing."
       type: dict
       returned: always
     ports:
-      description: "Ports: name, port, protocol, target_port (as written), resolved_target_ports [{pod, port}]."
+      description: "The Service's ports."
       type: list
       elements: dict
       returned: always
+      contains:
+        name:
+          description: "Port name, or null."
+          type: str
+          returned: always
+        port:
+          description: "The Service port."
+          type: int
+          returned: always
+        protocol:
+          description: "C(TCP), C(UDP) or C(SCTP)."
+          type: str
+          returned: always
+        target_port:
+          description: "The targetPort as written: a number, a port name, or null (then the same as the Service port)."
+          type: raw
+          returned: always
+        resolved_target_ports:
+          description: "Where each matching pod receives this port."
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            pod:
+              description: "The pod, C(namespace/name)."
+              type: str
+              returned: always
+            port:
+              description: "The container port the targetPort resolves to in that pod; null when a named targetPort names no port of it."
+              type: int
+              returned: always
     matching_pods:
       description: "Pods (ns/name) its selector matches."
       type: list
@@ -106,10 +137,47 @@ service:
       type: bool
       returned: always
     endpoints:
-      description: "Every EndpointSlice address x port: address (IP:PORT), ip, port, port_name, ready, serving, terminating, target (ns/name or null), slice."
+      description: "Every address and port of the Service's EndpointSlices, sorted by address."
       type: list
       elements: dict
       returned: always
+      contains:
+        address:
+          description: "C(IP:PORT) (C([IP]:PORT) for IPv6), or the IP alone when the slice has no port."
+          type: str
+          returned: always
+        ip:
+          description: "The IP address."
+          type: str
+          returned: always
+        port:
+          description: "The port number, or null."
+          type: int
+          returned: always
+        port_name:
+          description: "The slice's port name, or null."
+          type: str
+          returned: always
+        ready:
+          description: "The ready condition (a missing condition counts as ready, as Kubernetes reads it)."
+          type: bool
+          returned: always
+        serving:
+          description: "The serving condition (the same as C(ready) when missing)."
+          type: bool
+          returned: always
+        terminating:
+          description: "The terminating condition."
+          type: bool
+          returned: always
+        target:
+          description: "The pod behind the address, C(namespace/name), or null when it is not a pod."
+          type: str
+          returned: always
+        slice:
+          description: "Name of the EndpointSlice."
+          type: str
+          returned: always
     ready_addresses:
       description: "Ready and not terminating IP:PORT."
       type: list
@@ -126,10 +194,24 @@ service:
       elements: str
       returned: always
     port_mismatches:
-      description: "Ports whose targetPort some matching pod lacks: port, target_port, pods_without_it."
+      description: "Ports whose targetPort some matching pod lacks."
       type: list
       elements: dict
       returned: always
+      contains:
+        port:
+          description: "The Service port."
+          type: int
+          returned: always
+        target_port:
+          description: "Its targetPort as written (a number or a name)."
+          type: raw
+          returned: always
+        pods_without_it:
+          description: "The matching pods, C(namespace/name), that do not declare that port (or have no port of that name)."
+          type: list
+          elements: str
+          returned: always
   sample:
     namespace: shop
     name: web
