@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import drift, fleet, layers
+from ansible_collections.badgateway.k8s.plugins.module_utils import drift, fleet, layers, outcome
 
 
 def assess_layer(facts, name):
@@ -48,9 +48,17 @@ def fleet_markdown(summary):
     return fleet.fleet_markdown(summary)
 
 
+def diagnose_outcome(result):
+    """The outcome of a diagnose_502 result (healthy, remediated, problem_found, ...)."""
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("diagnose_outcome: expected a diagnose_502 result (a dict), got %s" % type(result).__name__)
+    return outcome.decide(result.get("verdict"), result.get("layers"), result.get("remediation"), result.get("errors"))
+
+
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
     def filters(self):
         return {"assess_layer": assess_layer, "probe_line": probe_line, "upstream_drift": upstream_drift,
-                "fleet_summary": fleet_summary, "fleet_markdown": fleet_markdown}
+                "fleet_summary": fleet_summary, "fleet_markdown": fleet_markdown,
+                "diagnose_outcome": diagnose_outcome}

@@ -84,8 +84,13 @@ def pick_container(client, pod, wanted=None):
             if "nginx" in (c.get("name") or "") or "nginx" in (c.get("image") or "")]
     order = list(dict.fromkeys(strong + weak + names))
     for name in order:
-        result = client.exec(meta.get("namespace"), meta.get("name"), ["nginx", "-v"],
-                             container=name)
+        try:
+            result = client.exec(meta.get("namespace"), meta.get("name"), ["nginx", "-v"],
+                                 container=name)
+        except K8sError as exc:
+            if exc.status == 400:   # this container cannot run anything now: try the next
+                continue
+            raise
         if result.rc == 0:
             return name
     raise K8sError("pod %s: no container runs nginx (tried nginx -v in %s); set container"
@@ -199,16 +204,31 @@ _WGET_ERROR = re.compile(r"ERROR (\d{3})")
 
 
 def probe(client, namespace, pod, container, url, timeout):
-    """Request ``url`` from inside the pod with curl, else wget; the proxy_probe fact."""
+    """Request ``url`` from inside the pod with curl, else wget; the proxy_probe fact.
+
+    ``ran`` says whether a client ran and its outcome is evidence (an answer, a refusal, a
+    timeout); when it is false, ``error`` says why nothing could be learnt (the exec call
+    failed, or the container has neither curl nor wget) and ``status`` is None: that is "could
+    not check", never a failed request.
+    """
     fact = {"namespace": namespace, "name": pod, "url": url, "tool": None, "status": None,
-            "ok": False, "error": None, "time_total": None, "rc": None}
+            "ok": False, "error": None, "time_total": None, "rc": None, "ran": False}
+    try:
+        return _probe(client, namespace, pod, container, url, timeout, fact)
+    except K8sError as exc:
+        fact.update(tool=None, status=None, rc=None, ran=False,
+                    error="could not run the probe: %s" % exc)
+        return fact
+
+
+def _probe(client, namespace, pod, container, url, timeout, fact):
     limit = "%g" % timeout
     exec_timeout = timeout + client.timeout
     curl = client.exec(namespace, pod,
                        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
                         "--max-time", limit, url], container=container, timeout=exec_timeout)
     if curl.rc is not None and curl.rc != 127:
-        fact.update(tool="curl", rc=curl.rc)
+        fact.update(tool="curl", rc=curl.rc, ran=True)
         parts = curl.stdout.split()
         if parts and parts[0].isdigit() and parts[0] != "000":
             fact["status"] = int(parts[0])
@@ -216,17 +236,17 @@ def probe(client, namespace, pod, container, url, timeout):
         if curl.rc != 0:
             fact["error"] = curl.stderr.strip() or "curl exited %s" % curl.rc
     elif curl.timed_out:
-        fact.update(tool="curl", error=curl.error)
+        fact.update(tool="curl", error=curl.error, ran=True)
     else:
         wget = client.exec(namespace, pod, ["wget", "-q", "-S", "-O", "/dev/null", "-T", limit,
                                             url], container=container, timeout=exec_timeout)
         if (wget.rc is None and not wget.timed_out) or wget.rc == 127:
             fact["error"] = ("neither curl nor wget can run in container %s of pod %s/%s "
-                             "(curl: %s; wget: %s)" % (container, namespace, pod,
-                                                       curl.error or "exit 127",
-                                                       wget.error or "exit 127"))
+                             "(curl: %s; wget: %s): nothing could be probed from there"
+                             % (container, namespace, pod, curl.error or "exit 127",
+                                wget.error or "exit 127"))
             return fact
-        fact.update(tool="wget", rc=wget.rc)
+        fact.update(tool="wget", rc=wget.rc, ran=True)
         codes = _HTTP_STATUS.findall(wget.stderr) or _WGET_ERROR.findall(wget.stderr)
         if codes:
             fact["status"] = int(codes[-1])

@@ -46,7 +46,14 @@ def replica_drift(proxy, services, pods):
         "current_addresses": [],
         "reasons": [],
         "fix": None,
+        "unread": [],
     }
+    read_errors = [str(v) for _k, v in sorted((proxy.get("read_errors") or {}).items()) if v]
+    if read_errors and not result["stale_addresses"]:
+        # What could not be read is not evidence of drift, nor of its absence.
+        result["status"] = "could_not_check"
+        result["reasons"] = read_errors
+        return result
     if proxy.get("problems") and proxy.get("last_reload") is None and proxy.get("config_ok") is None:
         result["status"] = "could_not_check"
         result["reasons"] = list(proxy["problems"])
@@ -81,6 +88,9 @@ def replica_drift(proxy, services, pods):
     if result["stale_addresses"]:
         result["reasons"].insert(0, "%s dialled %s since its last reload; nothing in the cluster has %s any more" % (
             who, ", ".join(result["stale_addresses"]), "them" if len(result["stale_addresses"]) > 1 else "it"))
+    result["unread"] = read_errors
+    if read_errors:
+        result["reasons"].extend("could not read: %s" % e for e in read_errors)
     if result["stale_addresses"] or unknown:
         result["status"] = "drift"
         result["fix"] = _reload_command(proxy)
@@ -109,7 +119,9 @@ def upstream_drift(proxies, services, pods):
             if r["unknown_addresses"]:
                 dialled.append("cannot know new %s" % ", ".join(r["unknown_addresses"]))
             lines.append("%s %s; current endpoints %s; fix: %s" % (
-                r["replica"], " and ".join(dialled), ", ".join(r["current_addresses"]) or "none", r["fix"]))
+                r["replica"], " and ".join(dialled),
+                ", ".join(r["current_addresses"]) or ("unknown (could not be read)" if r["unread"] else "none"),
+                r["fix"]))
         message = "Upstream drift on %d of %d proxy replicas: %s" % (len(drifted), len(replicas), " | ".join(lines))
     elif not replicas:
         status = "could_not_check"

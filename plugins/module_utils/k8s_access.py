@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import ssl
+import threading
 import traceback
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -44,7 +45,6 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._ws_exec import (
     WEBSOCKET_IMPORT_ERROR,
     ExecConnectError,
     ExecHandshakeError,
-    ExecResult,
     run_exec,
 )
 
@@ -85,19 +85,42 @@ AUTH_ARG_SPEC = {
                            "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])},
     "request_timeout": {"type": "float", "default": DEFAULT_TIMEOUT,
                         "fallback": (env_fallback, ["K8S_AUTH_REQUEST_TIMEOUT"])},
+    # As in kubernetes.core: write a token that a kubeconfig auth-provider refreshed back to
+    # the kubeconfig file (off by default; a kubeconfig given as a dict has no file).
+    "persist_config": {"type": "bool", "default": False,
+                       "fallback": (env_fallback, ["K8S_AUTH_PERSIST_CONFIG"])},
 }
 
 
 class K8sError(Exception):
     """A Kubernetes call failed; ``str()`` is the user-facing message, ``status`` the HTTP code."""
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, timed_out=False):
         super().__init__(message)
         self.status = status
+        self.timed_out = timed_out
 
 
 class K8sNotFound(K8sError):
     """404: the object (or its namespace) does not exist."""
+
+
+# Keys of a kubeconfig whose values are credentials (users[].user, auth-provider config, ...).
+_SECRET_KEY_WORDS = ("token", "password", "secret", "key-data", "certificate-data")
+
+
+def kubeconfig_secrets(value, key=""):
+    """Every credential string in a kubeconfig given as a dict (to hide from any output)."""
+    found = set()
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found |= kubeconfig_secrets(item, str(name).lower())
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found |= kubeconfig_secrets(item, key)
+    elif isinstance(value, str) and value and any(word in key for word in _SECRET_KEY_WORDS):
+        found.add(value)
+    return found
 
 
 def k8s_module(argument_spec, **kwargs):
@@ -105,6 +128,9 @@ def k8s_module(argument_spec, **kwargs):
     spec = dict(AUTH_ARG_SPEC)
     spec.update(argument_spec)
     module = AnsibleModule(argument_spec=spec, **kwargs)
+    # A kubeconfig passed as a dict carries tokens and keys: hide them from the invocation
+    # that -vvv shows and from every message, as no_log does for api_key.
+    module.no_log_values.update(kubeconfig_secrets(module.params.get("kubeconfig")))
     if not HAS_K8S:
         module.fail_json(msg=missing_required_lib("kubernetes (with websocket-client)"),
                          exception=K8S_IMPORT_ERROR)
@@ -212,12 +238,12 @@ class K8sClient:
                         raise K8sError("kubeconfig file %s does not exist (option kubeconfig or "
                                        "K8S_AUTH_KUBECONFIG)" % part)
                 load_kube_config(config_file=path, context=context, client_configuration=cfg,
-                                 persist_config=False)
+                                 persist_config=bool(params.get("persist_config")))
             elif not host:
                 default = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
                 if any(os.path.exists(p) for p in default.split(os.pathsep)):
-                    load_kube_config(config_file=default, context=context,
-                                     client_configuration=cfg, persist_config=False)
+                    load_kube_config(config_file=default, context=context, client_configuration=cfg,
+                                     persist_config=bool(params.get("persist_config")))
                 elif os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
                     load_incluster_config(client_configuration=cfg)
                 else:
@@ -350,13 +376,48 @@ class K8sClient:
                         "host / kubeconfig / context and that the API server is running"
                         % (self.host, text, self.timeout))
 
+    def _bounded(self, what, limit, call):
+        """Run ``call()`` and return its value, but give up after ``limit`` seconds in all.
+
+        urllib3's and websocket-client's timeouts bound each socket operation, not the call:
+        an API server that sends its answer one byte a second never trips them. The call runs
+        in a daemon thread; past the deadline the pool's idle connections are dropped and a
+        K8sError names the call (the thread ends with its socket, or with the process).
+        """
+        box = {}
+
+        def run():
+            try:
+                box["value"] = call()
+            except BaseException as exc:  # pylint: disable=broad-except
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name="badgateway-k8s-call", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            self._pool.clear()
+            raise K8sError("%s timed out: no complete answer within %gs (request_timeout) from "
+                           "the API server at %s; check that it is healthy and reachable, or "
+                           "raise request_timeout" % (what, limit, self.host), status=None,
+                           timed_out=True)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def request(self, path, query=None, verb="get", resource="", namespace=None, name=None,
                 accept="application/json", max_bytes=None):
         """GET ``path``; return ``(body_bytes, truncated)``; raise K8sError on any failure.
 
         ``verb``/``resource``/``namespace``/``name`` only describe the call for error messages
-        (a 403 names exactly the permission that is missing). ``max_bytes`` bounds the read.
+        (a 403 names exactly the permission that is missing). ``max_bytes`` bounds the read;
+        ``request_timeout`` bounds the whole call: connect, headers and body.
         """
+        what = "GET %s%s" % (path, " (%s)" % _describe(verb, resource, namespace) if resource else "")
+        return self._bounded(what, self.timeout, lambda: self._request(
+            path, query, verb, resource, namespace, name, accept, max_bytes))
+
+    def _request(self, path, query, verb, resource, namespace, name, accept, max_bytes):
         url = self.host + path
         if query:
             url += "?" + urlencode(query, doseq=True)
@@ -516,8 +577,11 @@ class K8sClient:
 
         The command gets ``timeout`` seconds (default ``request_timeout``) from connect to the
         server's CLOSE. A non-zero exit is not an error here: look at ``rc``; ``rc`` is None
-        with ``error`` set when the command did not run or its status was unusable.
-        Raises K8sError for refused upgrades (401/403/404/...) and unreachable servers.
+        with ``error`` set when the container could not start the command (e.g. the binary is
+        missing: the runtime says so in the exec stream) or the stream timed out.
+        Raises K8sError when the exec call itself failed: the API refused the upgrade (any
+        HTTP status: 400 for a container that cannot run anything, 401, 403, 404, 500, ...),
+        or the server could not be reached. Such an error says nothing about the pod.
         """
         if not argv or not all(isinstance(a, str) for a in argv):
             raise K8sError("exec needs a non-empty list of strings, got %r" % (argv,))
@@ -533,18 +597,19 @@ class K8sClient:
                    if k != "Accept"]
         sslopt, proxy = self._ws_options()
         limit = float(timeout if timeout is not None else self.timeout)
+        call = "exec of `%s` in pod %s/%s%s" % (" ".join(argv)[:80], namespace, pod,
+                                                 " (container %s)" % container if container else "")
         try:
-            return run_exec(url, headers, limit, sslopt=sslopt, proxy=proxy,
-                            subprotocols=subprotocols or SUBPROTOCOLS)
+            # run_exec bounds the stream by ``limit``; the grace covers a handshake that drips.
+            return self._bounded(call, limit + 2.0, lambda: run_exec(
+                url, headers, limit, sslopt=sslopt, proxy=proxy,
+                subprotocols=subprotocols or SUBPROTOCOLS))
         except ExecHandshakeError as exc:
-            if exc.status in (400, 500) and _status_message(exc.body):
-                # e.g. container not found / not running: the command did not run
-                return ExecResult(None, "", "", _status_message(exc.body), False, False, None)
             error = self._error(exc.status, exc.body, "create", "pods/exec", namespace, pod)
             if exc.status == 403:
-                error = K8sError("%s; exec over WebSocket starts with a GET, so grant both "
-                                 '"get" and "create" on "pods/exec"' % error, 403)
-            raise error from None
+                raise K8sError("%s: %s; exec over WebSocket starts with a GET, so grant both "
+                               '"get" and "create" on "pods/exec"' % (call, error), 403) from None
+            raise error.__class__("%s: %s" % (call, error), exc.status) from None
         except ExecConnectError as exc:
-            raise K8sError("cannot open exec in pod %s/%s via %s: %s (timeout %gs)"
-                           % (namespace, pod, self.host, exc, limit)) from None
+            raise K8sError("%s: cannot open exec via %s: %s (timeout %gs)"
+                           % (call, self.host, exc, limit)) from None

@@ -45,6 +45,34 @@ def _is_gateway_error(status):
     return status is None or status in GATEWAY_ERRORS
 
 
+def probe_ran(probe):
+    """Whether a probe ran, so that its outcome is evidence (facts without ``ran`` did)."""
+    return bool(probe.get("ran", True))
+
+
+def unchecked_line(who, why):
+    """One line of evidence for a part that could not be checked."""
+    return "%s: could not be checked (%s)" % (who, why)
+
+
+def replica_read_errors(proxy, parts=("container", "log", "endpoints")):
+    """The read errors of a proxy replica that leave its log unjudged: ``[message]``."""
+    errors = proxy.get("read_errors") or {}
+    return [errors[part] for part in parts if errors.get(part)]
+
+
+def _judged(name, hyp, bad, unchecked, evidence, fail_text, pass_text):
+    """Fail on any evidence of a problem, else "could not check" if a part was not read."""
+    if bad:
+        message = fail_text + "; ".join(bad)
+        if unchecked:
+            message += " (and could not check: %s)" % "; ".join(unchecked)
+        return _result(name, hyp, "fail", message, evidence)
+    if unchecked:
+        return _result(name, hyp, "error", "Could not be checked: " + "; ".join(unchecked), evidence)
+    return _result(name, hyp, "pass", pass_text, evidence)
+
+
 def symptom(facts):
     """Layer 1: does the proxy answer a gateway error now?"""
     hyp = "The proxy answers 502/503/504 now"
@@ -52,6 +80,7 @@ def symptom(facts):
     probes = facts.get("self_probes")
     evidence = []
     bad = []
+    unchecked = []
     if sym.get("url"):
         status = sym.get("status")
         answered = isinstance(status, int) and status > 0
@@ -60,15 +89,20 @@ def symptom(facts):
         if not answered or status in GATEWAY_ERRORS:
             bad.append(line)
     for probe in probes or []:
+        if not probe_ran(probe):
+            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
+                                  probe.get("error") or "the probe did not run")
+            evidence.append(line)
+            unchecked.append(line)
+            continue
         line = probe_line(probe)
         evidence.append(line)
         if _is_gateway_error(probe.get("status")):
             bad.append(line)
     if not evidence:
         return _result("symptom", hyp, "error", "The symptom could not be observed: no URL and no proxy replica to probe", [])
-    if bad:
-        return _result("symptom", hyp, "fail", "The proxy answers a gateway error: " + "; ".join(bad), evidence)
-    return _result("symptom", hyp, "pass", "The proxy answers without a gateway error now", evidence)
+    return _judged("symptom", hyp, bad, unchecked, evidence, "The proxy answers a gateway error: ",
+                   "The proxy answers without a gateway error now")
 
 
 def _pod_line(pod):
@@ -137,13 +171,21 @@ def connectivity(facts):
     probes = facts.get("svc_probes")
     if not probes:
         return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
-    evidence = [probe_line(p) for p in probes]
-    bad = [p for p in probes if _is_gateway_error(p.get("status")) or (p.get("status") or 0) >= 500]
-    if bad:
-        return _result("connectivity", hyp, "fail", "From inside the proxy pods the Service fails: " + "; ".join(
-            probe_line(p) for p in bad), evidence)
-    return _result("connectivity", hyp, "pass", "Every proxy replica reaches the Service (%s)" % ", ".join(
-        str(p.get("status")) for p in probes), evidence)
+    evidence, bad, unchecked = [], [], []
+    for probe in probes:
+        if not probe_ran(probe):
+            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
+                                  probe.get("error") or "the probe did not run")
+            unchecked.append(line)
+            evidence.append(line)
+            continue
+        evidence.append(probe_line(probe))
+        if _is_gateway_error(probe.get("status")) or (probe.get("status") or 0) >= 500:
+            bad.append(probe_line(probe))
+    return _judged("connectivity", hyp, bad, unchecked, evidence,
+                   "From inside the proxy pods the Service fails: ",
+                   "Every proxy replica reaches the Service (%s)" % ", ".join(
+                       str(p.get("status")) for p in probes))
 
 
 def proxy_logs(facts):
@@ -154,15 +196,20 @@ def proxy_logs(facts):
         return _result("proxy_logs", hyp, "error", "The proxy replicas could not be read", [])
     if not proxies:
         return _result("proxy_logs", hyp, "error", "No proxy replica matches the selector", [])
-    evidence = []
-    bad = []
+    evidence, bad, unchecked = [], [], []
     for proxy in proxies:
         who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
         counts = dict((sig, n) for sig, n in (proxy.get("counts_after_reload") or {}).items() if sig in ERROR_SIGNATURES)
         errors = proxy.get("errors_after_reload", sum(counts.values()))
+        stale = proxy.get("stale_addresses") or []
+        read_errors = replica_read_errors(proxy)
+        if read_errors and not (errors or stale):
+            line = unchecked_line(who, "; ".join(read_errors))
+            evidence.append(line)
+            unchecked.append(line)
+            continue
         summary = ", ".join("%s x%s" % kv for kv in sorted(counts.items())) or "no upstream errors"
         line = "%s (last reload %s): %s" % (who, proxy.get("last_reload") or "unknown", summary)
-        stale = proxy.get("stale_addresses") or []
         if stale:
             line += "; dials %s, which nothing in the cluster has any more" % ", ".join(stale)
         evidence.append(line)
@@ -172,9 +219,10 @@ def proxy_logs(facts):
                 "" if addr.get("after_reload", True) else " (before the last reload)"))
         if stale or errors:
             bad.append(line)
-    if bad:
-        return _result("proxy_logs", hyp, "fail", "; ".join(bad), evidence)
-    return _result("proxy_logs", hyp, "pass", "No upstream errors since each replica's last reload", evidence)
+        if read_errors:
+            unchecked.append(unchecked_line(who, "; ".join(read_errors)))
+    return _judged("proxy_logs", hyp, bad, unchecked, evidence, "",
+                   "No upstream errors since each replica's last reload")
 
 
 LAYERS = {

@@ -223,6 +223,19 @@ class _Facts:
                 else:
                     self.not_ready.append(address)
         self.replicas = [self._replica(p) for p in self.proxies or []]
+        # What could not be read is named, never taken for clean (nor for broken).
+        self.unchecked = []
+        for replica in self.replicas:
+            for part, message in sorted(replica["read_errors"].items()):
+                self.unchecked.append("proxy %s: %s could not be read: %s"
+                                      % (replica["name"], part, message))
+        for kind, probes in (("probe", self.probes or []), ("self-probe", self.self_probes)):
+            for probe in probes:
+                if not probe.get("ran", True):
+                    self.unchecked.append("%s from %s/%s could not run: %s" % (
+                        kind, probe.get("namespace"), probe.get("name"),
+                        probe.get("error") or "no detail"))
+        self.missing.extend(self.unchecked)
 
     def _replica(self, proxy):
         name = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
@@ -259,6 +272,7 @@ class _Facts:
                                      else access.get("status_counts")),
             "upstream_status_counts": _counts(access.get("upstream_status_counts")),
             "config_ok": proxy.get("config_ok"),
+            "read_errors": {k: str(v) for k, v in _d(proxy.get("read_errors")).items() if v},
         }
 
     def sig_total(self, signatures):
@@ -538,6 +552,8 @@ def _healthy(facts):
     """Evidence lines when every gathered layer is clean, else None."""
     if facts.proxies is None or not facts.replicas or facts.service is None or facts.pods is None:
         return None
+    if facts.unchecked:
+        return None   # healthy is a finding: a part that could not be read cannot be healthy
     if any(r["errors_after"] or r["stale"] for r in facts.replicas):
         return None
     for replica in facts.replicas:
@@ -710,11 +726,17 @@ def _decide(facts):
                         "fixed" % (_join(stale_replicas), _join(stale_addresses), cause))
     config_broken = [r["name"] for r in view.replicas
                      if r["name"] in stale_replicas and r["config_ok"] is False]
+    # A replica whose config or processes could not be read cannot be tested nor proven.
+    unreadable = [r["name"] for r in view.replicas if r["name"] in stale_replicas
+                  and (r["read_errors"].get("config") or r["read_errors"].get("processes"))]
     reload_safe = bool(cause == "stale_upstream" and view.ready and stale_replicas
-                       and not config_broken)
+                       and not config_broken and not unreadable)
     if cause == "stale_upstream" and config_broken:
         missing.append("the config of %s does not load (nginx -t failed): a reload would keep "
                        "the old config" % _join(config_broken))
+    if cause == "stale_upstream" and unreadable:
+        missing.append("the config or the nginx processes of %s could not be read: a reload "
+                       "could be neither tested first nor proven afterwards" % _join(unreadable))
     verdict = {
         "cause": cause,
         "summary": "",

@@ -225,6 +225,12 @@ replicas:
       description: "Reloaded and, when probed, the probe did not answer 502."
       type: bool
       returned: always
+    unproven:
+      description:
+        - "Set when the reload happened (new worker processes) but nothing could prove that the replica answers: the probe could not
+          run (no curl or wget in the container, or the exec call failed). Null otherwise. Such a replica is not verified."
+      type: str
+      returned: always
     error:
       description: "Why this replica was not reloaded or not verified, or null."
       type: str
@@ -287,7 +293,7 @@ def _new_result(namespace, name, steps):
             "config_test": None, "reload_sent": False, "reloaded": False, "skipped": None,
             "last_reload_age": None,
             "workers_before": [], "workers_after": [], "last_reload": None, "probe": None,
-            "verified": False, "error": None}
+            "verified": False, "unproven": None, "error": None}
 
 
 def _replaced(before, after):
@@ -318,7 +324,10 @@ def reload_replica(client, namespace, name, params, steps):
         if not _reload_locked(client, namespace, name, container, params, result):
             return result
     finally:
-        client.exec(namespace, name, ["rmdir", lock], container=container)
+        try:
+            client.exec(namespace, name, ["rmdir", lock], container=container)
+        except K8sError:
+            pass   # a lock left behind is broken by the next run after two minutes
     return _verify(client, namespace, name, container, pod, params, result)
 
 
@@ -386,6 +395,13 @@ def _verify(client, namespace, name, container, pod, params, result):
         url = "http://%s%s" % (fmt_address(ip, port), path)
     if url:
         result["probe"] = probe(client, namespace, name, container, url, params["probe_timeout"])
+        if not result["probe"].get("ran", True):
+            # Nothing could ask the replica: the new workers prove the reload, not the fix.
+            result["unproven"] = ("%s, but not proven to answer: %s" % (
+                "new worker processes took over" if result["reloaded"] else
+                "skipped in the cooldown", result["probe"]["error"]))
+            result["error"] = "unproven: " + result["unproven"]
+            return result
         if result["probe"]["status"] in (None, 502):
             result["error"] = "%s, but the probe of %s got %s" % (
                 "skipped in the cooldown" if result["skipped"] else "reloaded", url,

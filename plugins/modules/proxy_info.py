@@ -418,6 +418,14 @@ proxies:
       type: list
       elements: str
       returned: always
+    read_errors:
+      description:
+        - "What could not be read from this replica, by part - C(container), C(config) (nginx -T), C(processes),
+          C(log), C(endpoints) (the cluster's addresses to compare with) - each message naming the call that failed."
+        - "A part listed here was not read: its fields above are empty, and the diagnosis reports the part as could not be checked
+          rather than as clean. Empty when everything was read."
+      type: dict
+      returned: always
   sample:
     - namespace: edge
       name: nginx-proxy-0
@@ -481,25 +489,34 @@ def _new_proxy(pod):
             "upstream_addresses": [], "stale_addresses": [],
             "access": {"requests": 0, "status_counts": {}, "status_counts_after_reload": {},
                        "upstream_status_counts": {}},
-            "failed_reloads": 0, "problems": []}
+            "failed_reloads": 0, "problems": [], "read_errors": {}}
 
 
 def inspect_replica(client, pod, params):
-    """Everything read from inside one replica (before correlation)."""
+    """Everything read from inside one replica (before correlation).
+
+    Each read ends as data or as an entry of ``read_errors`` (part -> message naming the call):
+    a failed read of one replica never stops the others, and is never taken for "no errors".
+    """
     proxy = _new_proxy(pod)
     ns, name = proxy["namespace"], proxy["name"]
     if proxy["phase"] != "Running":
         proxy["problems"].append("pod is %s: nothing can run in it" % proxy["phase"])
+        proxy["read_errors"]["container"] = "pod %s/%s is %s: nothing can run in it" % (
+            ns, name, proxy["phase"])
         return proxy, None
     try:
         container = proxy["container"] = pick_container(client, pod, params["container"])
     except K8sError as exc:
-        if exc.status in (401, 403):
-            raise
         proxy["problems"].append(str(exc))
+        proxy["read_errors"]["container"] = str(exc)
         return proxy, None
-    parsed, problem = read_config(client, ns, name, container)
-    proxy["config_ok"] = parsed is not None
+    try:
+        parsed, problem = read_config(client, ns, name, container)
+    except K8sError as exc:
+        proxy["read_errors"]["config"] = "nginx -T: %s" % exc
+        parsed, problem = None, None
+    proxy["config_ok"] = None if "config" in proxy["read_errors"] else parsed is not None
     if parsed is not None:
         proxy["upstream_hosts"] = upstream_hosts(parsed, ns, params["cluster_domain"])
         proxy["listen_ports"] = parsed["listen_ports"]
@@ -508,9 +525,13 @@ def inspect_replica(client, pod, params):
              "keepalive_timeout": group["keepalive_timeout"]}
             for group in parsed.get("upstreams") or [] if group.get("keepalive")]
         proxy["problems"].extend("config: %s" % e for e in parsed["errors"])
-    else:
+    elif problem:
         proxy["problems"].append(problem)
-    procs = read_processes(client, ns, name, container)
+    try:
+        procs = read_processes(client, ns, name, container)
+    except K8sError as exc:
+        proxy["read_errors"]["processes"] = "nginx processes: %s" % exc
+        procs = {"master_pid": None, "workers": [], "problem": None}
     proxy["master_pid"] = procs["master_pid"]
     proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
     proxy["worker_pids"] = [w["pid"] for w in procs["workers"]]
@@ -522,9 +543,8 @@ def inspect_replica(client, pod, params):
             ns, name, container, tail_lines=params["tail_lines"],
             since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
     except K8sError as exc:
-        if exc.status in (None, 401, 403):
-            raise   # unreachable or not allowed: the same for every replica
         proxy["problems"].append("cannot read the log: %s" % exc)
+        proxy["read_errors"]["log"] = "log of %s/%s (container %s): %s" % (ns, name, container, exc)
         return proxy, None
     lines = text.splitlines()
     if truncated and lines:
@@ -603,14 +623,30 @@ def main():
     client = client_from_module(module)
     try:
         pods = select_proxies(client, params["namespace"], params["selector"])
-        inspected = [inspect_replica(client, pod, params) for pod in pods]
-        proxies = [proxy for proxy, _summary in inspected]
-        namespaces = backend_namespaces(proxies, params)
-        index = cluster_index(client, namespaces)
-        for proxy, summary in inspected:
-            correlate(proxy, summary, index)
     except K8sError as exc:
         module.fail_json(msg=str(exc))
+    inspected = [inspect_replica(client, pod, params) for pod in pods]
+    proxies = [proxy for proxy, _summary in inspected]
+    namespaces = backend_namespaces(proxies, params)
+    try:
+        index = cluster_index(client, namespaces)
+    except K8sError as exc:
+        # Without the cluster's addresses no dialled address can be judged: every replica
+        # whose log was read says so, instead of looking clean.
+        for proxy, summary in inspected:
+            if summary is not None:
+                proxy["read_errors"]["endpoints"] = (
+                    "cannot compare the dialled addresses with the cluster: %s" % exc)
+        index = None
+    if index is not None:
+        for proxy, summary in inspected:
+            correlate(proxy, summary, index)
+    unread = [p for p in proxies if p["read_errors"]]
+    if unread and len(unread) == len(proxies) and all(
+            "log" in p["read_errors"] or "container" in p["read_errors"] for p in unread):
+        module.fail_json(msg="no proxy replica could be read: %s" % "; ".join(
+            "%s: %s" % (p["name"], "; ".join(p["read_errors"].values())) for p in unread),
+            proxies=proxies, namespaces_correlated=namespaces)
     module.exit_json(changed=False, proxies=proxies, namespaces_correlated=namespaces)
 
 

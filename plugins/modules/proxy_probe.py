@@ -135,6 +135,13 @@ probes:
       description: "Exit code of curl/wget, null when it did not run."
       type: int
       returned: always
+    ran:
+      description:
+        - "Whether a client ran in the pod, so that its status or error is evidence (an answer, a refusal, a timeout)."
+        - "False when the probe could not be made (the exec call failed, or neither curl nor wget exists in the container):
+          then nothing was learnt about the path, and the diagnosis reports it as could not be checked."
+      type: bool
+      returned: always
   sample:
     - namespace: edge
       name: nginx-proxy-0
@@ -145,6 +152,7 @@ probes:
       error: null
       time_total: 0.002
       rc: 0
+      ran: true
 """
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
@@ -179,9 +187,22 @@ def select_pods(client, namespace, names, selector):
     return sorted(pods, key=lambda p: p["metadata"]["name"])
 
 
+def _unchecked(namespace, name, url, error):
+    """The fact of a probe that could not run: evidence of nothing."""
+    return {"namespace": namespace, "name": name, "url": url, "tool": None, "status": None,
+            "ok": False, "error": error, "time_total": None, "rc": None, "ran": False}
+
+
 def probe_replica(client, pod, params):
-    """The probe fact of one replica."""
+    """The probe fact of one replica; a failed read of this replica stays in its fact."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    try:
+        return _probe_replica(client, pod, params, namespace, name)
+    except K8sError as exc:
+        return _unchecked(namespace, name, params["url"], "could not run the probe: %s" % exc)
+
+
+def _probe_replica(client, pod, params, namespace, name):
     container = pick_container(client, pod, params["container"])
     target = params["target"] or ("url" if params["url"] else "self")
     if target == "url":
@@ -195,9 +216,7 @@ def probe_replica(client, pod, params):
         ports, error = listen_ports(client, namespace, name, container)
         port = ports[0] if ports else None
     if error or port is None:
-        return {"namespace": namespace, "name": name, "url": None, "tool": None, "status": None,
-                "ok": False, "error": error or "nginx listens on no port; set port",
-                "time_total": None, "rc": None}
+        return _unchecked(namespace, name, None, error or "nginx listens on no port; set port")
     path = params["path"] if params["path"].startswith("/") else "/" + params["path"]
     url = "http://%s%s" % (fmt_address(ip, port), path)
     return probe(client, namespace, name, container, url, params["probe_timeout"])
