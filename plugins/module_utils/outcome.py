@@ -86,11 +86,16 @@ def decide(verdict, layers, remediation=None, errors=None):
     if failure:
         outcome = "remediation_failed"
         message = "%s: the reload did not end proven: %s" % (cause, failure)
-    elif remediation.get("performed") and remediation.get("verified"):
+    elif remediation.get("verified") and _list(remediation.get("replicas")):
+        # Reloaded here, or found freshly reloaded by a concurrent run (cooldown): both proven.
+        replicas = _list(remediation.get("replicas"))
+        done = ["%s/%s" % (r.get("namespace"), r.get("name")) for r in replicas if r.get("reloaded")]
+        skipped = ["%s/%s" % (r.get("namespace"), r.get("name")) for r in replicas if r.get("skipped")]
         outcome = "remediated"
-        message = "%s: reloaded %s, proven by new workers and a probe" % (cause, ", ".join(
-            "%s/%s" % (r.get("namespace"), r.get("name"))
-            for r in _list(remediation.get("replicas")) if r.get("reloaded")) or "nothing")
+        message = "%s: %s; proven by new worker processes and a probe that no longer answers 502" % (
+            cause, "; ".join(filter(None, [
+                "reloaded %s" % ", ".join(done) if done else "",
+                "%s had just been reloaded (cooldown)" % ", ".join(skipped) if skipped else ""])))
     elif cause == "healthy" and not unchecked:
         outcome = "healthy"
         message = verdict.get("summary") or "healthy"

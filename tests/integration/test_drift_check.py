@@ -40,7 +40,7 @@ def test_stale_proxy_fails_the_check_naming_replica_and_addresses_and_changes_no
     lab = lab_factory("stale_upstream")
     before = nginx_pids(lab)
     proc, result = run_drift(lab, tmp_path)
-    assert proc.returncode != 0, explain(proc)
+    assert proc.returncode == 2, explain(proc)
     step = next(h for h in lab.info["history"] if h["step"].endswith("replace_pod"))
     replica = lab.info["proxy_pods"][0]
     assert "DRIFT:" in proc.stdout
@@ -54,7 +54,7 @@ def test_stale_proxy_fails_the_check_naming_replica_and_addresses_and_changes_no
 def test_check_mode_runs_the_check_too(lab_factory, tmp_path):
     lab = lab_factory("stale_upstream")
     proc, result = run_drift(lab, tmp_path, "--check")
-    assert proc.returncode != 0 and result["status"] == "drift", explain(proc)
+    assert proc.returncode == 2 and result["status"] == "drift", explain(proc)
 
 
 def test_healthy_proxy_passes(lab_factory, tmp_path):
@@ -68,7 +68,7 @@ def test_dead_api_is_could_not_check_not_drift(lab_factory, tmp_path):
     lab = lab_factory("healthy")
     proc, result = run_drift(lab, tmp_path, "-e", "diagnose_502_host=https://127.0.0.1:9", "-e", "diagnose_502_api_key=not-a-real-token",
                              "-e", "diagnose_502_request_timeout=3")
-    assert proc.returncode != 0
+    assert proc.returncode == 4, explain(proc)
     assert "COULD NOT CHECK:" in proc.stdout and "DRIFT:" not in proc.stdout, explain(proc)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert result["status"] == "could_not_check"

@@ -52,6 +52,7 @@ def test_seed_incident_is_diagnosed_reloaded_and_verified(lab_factory, tmp_path)
     proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_remediate=true")
     assert proc.returncode == 0, explain(proc)
     jsonschema.validate(result, SCHEMA)
+    assert result["outcome"]["outcome"] == "remediated", result["outcome"]
     old_ip, new_ip = replaced(lab)
     verdict = result["verdict"]
     assert verdict["cause"] == "stale_upstream", explain(proc)
@@ -75,6 +76,7 @@ def test_healthy_proxy_is_healthy_and_nothing_is_done(lab_factory, tmp_path):
     assert proc.returncode == 0, explain(proc)
     jsonschema.validate(result, SCHEMA)
     assert result["verdict"]["cause"] == "healthy"
+    assert result["outcome"]["outcome"] == "healthy"
     assert all(layer["status"] == "pass" for layer in result["layers"]), result["layers"]
     assert result["remediation"]["performed"] is False
     assert "healthy" in result["remediation"]["reason"]
@@ -86,7 +88,10 @@ def test_read_only_runs_change_nothing_and_agree_on_the_verdict(lab_factory, tmp
     lab = lab_factory("stale_upstream")
     extra = ["--check", "-e", "diagnose_502_remediate=true"] if mode == "check" else []
     proc, result = run_playbook(lab, tmp_path, *extra)
-    assert proc.returncode == 0, explain(proc)
+    # A problem found and left alone: exit 2, after the result was written.
+    assert proc.returncode == 2, explain(proc)
+    assert result["outcome"]["outcome"] == "problem_found"
+    assert "PROBLEM FOUND: stale_upstream" in proc.stdout
     assert result["verdict"]["cause"] == "stale_upstream"
     assert result["remediation"]["performed"] is False
     assert ("check mode" if mode == "check" else "remediation is off") in result["remediation"]["reason"]
@@ -106,7 +111,10 @@ def test_least_privilege_token_is_enough(lab_factory, tmp_path):
 
 
 def assert_clear_failure(proc, result, *needles):
-    assert proc.returncode != 0, explain(proc)
+    # Could not check: exit 4 (the target shows as unreachable), never healthy nor sick.
+    assert proc.returncode == 4, explain(proc)
+    assert "COULD NOT CHECK" in proc.stdout, explain(proc)
+    assert result["outcome"]["outcome"] == "could_not_check", result["outcome"]
     out = proc.stdout + proc.stderr
     assert "Traceback" not in out, explain(proc)
     for needle in needles:

@@ -85,6 +85,8 @@ async def pod_exec(request):
         return _status(403, "Forbidden", "cannot create pods/exec")
     if request.match_info["pod"] == "missing":
         return _status(404, "NotFound", 'pods "missing" not found')
+    if request.match_info["pod"] == "broken":
+        return _status(500, "InternalError", "Internal error occurred: error dialing backend")
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
     ws = web.WebSocketResponse(protocols=[p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io")
                                           if p in offered])
@@ -297,6 +299,78 @@ def test_read_timeout_is_enforced():
         assert "timed out" in str(err.value).lower()
     finally:
         server.close()
+
+
+def _dripping_server(head_first):
+    """A raw HTTP server that drips its answer, one byte every 0.2 s, for ~30 s."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _addr = server.accept()
+            except OSError:
+                continue
+            conn.recv(65536)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+            if head_first:
+                conn.sendall(answer)
+                answer = b"{" + b" " * 399
+            for byte in answer[:150]:
+                if stop.wait(0.2):
+                    break
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    break
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, stop, thread
+
+
+@pytest.mark.parametrize("head_first", [True, False], ids=["body-drips", "headers-drip"])
+def test_a_dripping_api_is_bounded_by_request_timeout(head_first):
+    """Every byte arrives within the read timeout, yet the whole call ends at request_timeout."""
+    server, stop, thread = _dripping_server(head_first)
+    port = server.getsockname()[1]
+    try:
+        start = time.monotonic()
+        with pytest.raises(K8sError) as err:
+            client("http://127.0.0.1:%d" % port, request_timeout=1).list_pods("ns")
+        took = time.monotonic() - start
+        assert 0.9 < took < 3, took
+        assert err.value.timed_out and "timed out" in str(err.value)
+        assert '"list" on "pods" in namespace "ns"' in str(err.value)
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_refused_exec_is_an_error_naming_the_call_not_a_command_that_did_not_run(fake_api):
+    with pytest.raises(K8sError) as err:
+        client(fake_api).exec("web", "broken", ["curl", "http://x/"])
+    text = str(err.value)
+    assert err.value.status == 500
+    assert "exec of `curl http://x/` in pod web/broken" in text and "HTTP 500" in text
+    assert "error dialing backend" in text
+
+
+def test_kubeconfig_secrets_are_found_in_a_dict():
+    kubeconfig = {"users": [{"name": "u", "user": {"token": "tok-123", "client-key-data": "S0VZ",
+                                                    "exec": {"command": "aws", "env": [{"name": "X", "value": "v"}]}}},
+                            {"name": "o", "user": {"auth-provider": {"config": {"id-token": "idt", "refresh-token": "rt",
+                                                                                "client-secret": "cs"}}}},
+                            {"name": "b", "user": {"username": "admin", "password": "pw"}}],
+                  "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}]}
+    assert k8s_access.kubeconfig_secrets(kubeconfig) == {"tok-123", "S0VZ", "idt", "rt", "cs", "pw"}
+    assert k8s_access.kubeconfig_secrets("/path/to/kubeconfig") == set()
 
 
 # ---------------------------------------------------------------- configuration
