@@ -435,6 +435,11 @@ def to_markdown(result):
     lines.append("- URL: %s" % (_md_code(target["url"]) if target.get("url") else "none given"))
     lines.append("- run: %s to %s%s" % (_md(result.get("started", "?")), _md(result.get("finished", "?")),
                                         " (check mode)" if result.get("check_mode") else ""))
+    ending = result.get("outcome") if isinstance(result.get("outcome"), dict) else None
+    if ending:
+        lines.append("- outcome: **%s** (exit status %s)" % (_md(ending.get("headline", "?")), _md(ending.get("exit_status"))))
+        for line in ending.get("unchecked") or []:
+            lines.append("- could not check: %s" % _md(line))
     lines += ["", "## Verdict", "", _md(verdict.get("summary", "")), ""]
     for line in verdict.get("evidence") or []:
         lines.append("- %s" % _md(line))
