@@ -118,12 +118,34 @@ options:
       - Can also be set with the E(K8S_AUTH_REQUEST_TIMEOUT) environment variable.
     type: float
     default: 10
+  persist_config:
+    description:
+      - Whether to write a token that the kubeconfig's C(auth-provider) (for example C(oidc))
+        refreshed during the run back to the kubeconfig file, as the same option of the
+        C(kubernetes.core) modules does. Useful when the identity provider replaces the refresh
+        token at each refresh, so that the copy in the file would stop working otherwise.
+      - Only a kubeconfig read from a file (O(kubeconfig) as a path, E(KUBECONFIG) or
+        C(~/.kube/config)) can be written; a kubeconfig given as a dictionary, O(host) with
+        O(api_key), and the in-cluster service account have no file, and then the option has no
+        effect. Credentials from an C(exec) plugin are never written.
+      - The file is written only when a token was refreshed, also in check mode (it holds
+        credentials, not the state of the cluster).
+      - Can also be set with the E(K8S_AUTH_PERSIST_CONFIG) environment variable.
+    type: bool
+    default: false
 requirements:
   - kubernetes >= 31.0.0 (Python client, for kubeconfig and in-cluster loading)
   - websocket-client (installed with the kubernetes client; used to run commands in pods)
 notes:
   - The options above can be set once for every module of this collection with
     C(module_defaults) and the action group C(group/badgateway.k8s.k8s).
+  - The options above set in C(module_defaults) for kubernetes.core's group
+    C(group/kubernetes.core.k8s), or for ansible-core's C(group/k8s), apply too, with less
+    precedence than the task's own options, C(group/badgateway.k8s.k8s) and the module's own
+    defaults. Other options in those groups (such as C(namespace) or C(wait)) are left to
+    kubernetes.core's modules. ansible-core refuses a play that names
+    C(group/kubernetes.core.k8s) when kubernetes.core is not installed; C(group/k8s) needs no
+    other collection.
   - AWX / Automation Platform's Kubernetes credential sets E(K8S_AUTH_HOST),
     E(K8S_AUTH_API_KEY), E(K8S_AUTH_VERIFY_SSL) and E(K8S_AUTH_SSL_CA_CERT); they are honoured.
 """

@@ -1,0 +1,11 @@
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of badgateway.k8s.proxy_probe: module_defaults of kubernetes.core's groups reach it."""
+
+from __future__ import annotations
+
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import K8sActionModule
+
+
+class ActionModule(K8sActionModule):
+    """Runs the proxy_probe module with the connection options of group/kubernetes.core.k8s as well."""
