@@ -468,10 +468,12 @@ class FaultProxy:
             await self._stop_event.wait()
         finally:
             server.close()
-            for task in list(self._tasks):
+            # Every other task of this loop is a connection (or one just accepted): end them all.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
                 task.cancel()
-            if self._tasks:
-                await asyncio.wait(list(self._tasks), timeout=5)
+            if others:
+                await asyncio.wait(others, timeout=5)
             try:
                 await asyncio.wait_for(server.wait_closed(), 2)
             except asyncio.TimeoutError:

@@ -212,10 +212,13 @@ def test_times_skip_and_rules_changed_while_running(fault_lab):
 # ---------------------------------------------------------------- slow, silent and wrong answers
 
 def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
-    fl = fault_lab("stale_upstream", rules=[{"method": "GET", "path": r"/pods$", "action": "drip", "interval": 0.5}])
-    ns, _pod = proxy_pod(fl)
+    """A GET and an exec WebSocket, each with a 1 s socket timeout, still going after 6 s."""
+    fl = fault_lab("stale_upstream", rules=[{"method": "GET", "path": r"/pods$", "action": "drip", "interval": 0.5},
+                                            {"path": EXEC, "action": "drip", "interval": 0.5}])
+    ns, pod = proxy_pod(fl)
     pool, headers = http_client(fl)
     state = {"bytes": 0, "error": None, "status": None}
+    ws_state = {"connected": False, "frames": [], "error": None}
 
     def read_slowly():
         try:
@@ -227,18 +230,38 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
         except Exception as exc:  # what the client ends with is the point of the test
             state["error"] = exc
 
+    def exec_slowly():
+        import websocket
+        url = (f"wss://127.0.0.1:{fl.proxy.port}/api/v1/namespaces/{ns}/pods/{pod}/exec"
+               "?command=nginx&command=-v&container=nginx&stdout=true&stderr=true")
+        try:
+            ws = websocket.create_connection(url, timeout=1, header=[f"Authorization: {headers['Authorization']}"],
+                                             subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+                                             sslopt={"ca_certs": str(fl.lab.dir / "pki" / "ca.crt")})
+            ws_state["connected"] = True
+            while True:
+                ws_state["frames"].append(ws.recv())
+        except Exception as exc:  # the end of the session is the point of the test
+            ws_state["error"] = exc
+
     started = time.monotonic()
-    reader = threading.Thread(target=read_slowly, daemon=True)
-    reader.start()
-    reader.join(6)
-    assert reader.is_alive(), f"the read ended after {time.monotonic() - started:.1f} s: {state}"
+    readers = [threading.Thread(target=read_slowly, daemon=True), threading.Thread(target=exec_slowly, daemon=True)]
+    for reader in readers:
+        reader.start()
+    time.sleep(6)
+    assert all(r.is_alive() for r in readers), f"a read ended after {time.monotonic() - started:.1f} s: {state} {ws_state}"
     assert state["status"] == 200 and state["error"] is None
     assert 5 <= state["bytes"] <= 16, state                      # ~2 bytes a second, no read timeout
     assert fl.proxy.seen(path=r"/pods$", action="drip", status=200), fl.proxy.log()
-    fl.proxy.stop()                                              # bounded: stopping ends the drip
-    reader.join(3)
-    assert not reader.is_alive()
+    # The exec was upgraded at once; its frames (~100 bytes: stderr, status) come a byte at a time.
+    assert ws_state["connected"] and ws_state["error"] is None and not ws_state["frames"], ws_state
+    assert [(e.action, e.status) for e in fl.proxy.execs()] == [("drip", 101)], fl.proxy.log()
+    fl.proxy.stop()                                              # bounded: stopping ends the drips
+    for reader in readers:
+        reader.join(3)
+        assert not reader.is_alive()
     assert isinstance(state["error"], urllib3.exceptions.ProtocolError), state
+    assert ws_state["error"] is not None and not ws_state["frames"], ws_state
     assert time.monotonic() - started < 10
 
 
