@@ -82,6 +82,9 @@ def decide(verdict, layers, remediation=None, errors=None):
     remediation = _dict(remediation)
     cause = verdict.get("cause") or "unknown"
     unchecked = unchecked_parts(layers, errors)
+    # Parts the verdict found unread inside layers that still failed on other evidence.
+    unchecked += [line for line in verdict.get("unchecked") or [] if isinstance(line, str)
+                  and not any(line in known for known in unchecked)]
     failure = remediation_failure(remediation)
     if failure:
         outcome = "remediation_failed"

@@ -650,7 +650,7 @@ def decide(facts):
     except Exception as exc:  # pylint: disable=broad-except
         # A safety net only: the rules guard every access, but a verdict must always come
         # back, naming what went wrong, rather than a traceback in the middle of a playbook.
-        result = {key: [] for key in ("evidence", "missing_evidence", "candidates",
+        result = {key: [] for key in ("evidence", "missing_evidence", "candidates", "unchecked",
                                       "stale_replicas", "stale_addresses", "current_addresses")}
         result.update(cause="unknown", reload_safe=False,
                       recommendation=dict(RECOMMENDATIONS["unknown"]),
@@ -748,6 +748,7 @@ def _decide(facts):
         "stale_addresses": stale_addresses,
         "current_addresses": list(view.ready),
         "reload_safe": reload_safe,
+        "unchecked": list(view.unchecked),
     }
     if cause == "stale_upstream":
         verdict["recommendation"]["fix"] = (
