@@ -5,10 +5,15 @@ The survey specs are checked against the rules AWX applies when a survey is POST
 when a job is launched (``SurveyJobTemplateMixin._survey_element_validation``, which also
 decides whether a question's default is used at all), then against what the playbooks accept.
 
-The execution environment definition is turned into a build context by ``ansible-builder
-create`` (offline: it only writes files), and the galaxy and introspection stages of the image
-build are replayed on this machine: ``ansible-galaxy`` installs the collection from the context
-and ansible-builder's own introspection script lists the Python and system requirements.
+The execution environment definition (awx/execution-environment.yml) is turned into a build
+context by ``ansible-builder create`` (offline: it only writes files), and the galaxy and
+introspection stages of the image build are replayed on this machine: ``ansible-galaxy`` installs
+the collection from the context and ansible-builder's own introspection script lists the Python
+and system requirements, which it reads from the collection's own dependency declaration,
+meta/execution-environment.yml.
+
+These tests check the repository (its awx/ files, galaxy.yml, the requirements files), so they are
+not part of the collection tarball (galaxy.yml build_ignore).
 """
 import importlib.metadata
 import importlib.util
@@ -26,7 +31,8 @@ import yaml
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
 ROOT = Path(__file__).resolve().parents[2]
-EE_FILE = ROOT / "meta" / "execution-environment.yml"
+EE_FILE = ROOT / "awx" / "execution-environment.yml"
+EE_DEPENDENCIES = ROOT / "meta" / "execution-environment.yml"
 ROLE_SPEC = ROOT / "roles" / "diagnose_502" / "meta" / "argument_specs.yml"
 DRIFT_PLAYBOOK = ROOT / "playbooks" / "drift_check.yml"
 SURVEYS = {
@@ -348,7 +354,7 @@ def ee_definition():
 
 @pytest.fixture(scope="module")
 def ee_context(tmp_path_factory):
-    """The build context ``ansible-builder create`` writes for meta/execution-environment.yml."""
+    """The build context ``ansible-builder create`` writes for awx/execution-environment.yml."""
     if importlib.util.find_spec("ansible_builder") is None:
         pytest.fail(f"ansible-builder is not installed in {sys.executable}; {INSTALL_HINT}")
     version = importlib.metadata.version("ansible-builder")
@@ -370,7 +376,19 @@ def test_ee_definition_is_version_3_with_every_dependency_kind(ee_definition):
     assert ee_definition["version"] == 3
     deps = ee_definition["dependencies"]
     assert {"ansible_core", "ansible_runner", "python", "system", "galaxy"} <= set(deps)
-    assert ":" in ee_definition["images"]["base_image"]["name"], "the base image needs a tag"
+    image = ee_definition["images"]["base_image"]["name"]
+    assert "@sha256:" in image or re.fullmatch(r"[\w.:/-]+:\d[\w.-]*", image), (
+        "the base image must be pinned to a release tag or a digest, not %s" % image)
+
+
+def test_collection_declares_its_dependencies_for_introspection():
+    """meta/execution-environment.yml: only the dependency files, relative to the collection root,
+    as ansible-builder's introspection reads it from an installed collection."""
+    declared = yaml.safe_load(EE_DEPENDENCIES.read_text(encoding="utf-8"))
+    assert set(declared) == {"version", "dependencies"} and declared["version"] in (1, 3)
+    assert declared["dependencies"] == {"python": "requirements.txt", "system": "bindep.txt"}
+    for name in declared["dependencies"].values():
+        assert (ROOT / name).is_file(), name
 
 
 def test_containerfile_builds_from_the_base_image_with_ansible_and_the_introspected_requirements(ee_context, ee_definition):
@@ -402,15 +420,15 @@ def test_context_carries_the_collection_sources_but_not_this_definition(ee_conte
     requirements = yaml.safe_load((ee_context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
     assert requirements["collections"] == [{"name": "./badgateway_k8s", "type": "dir"}]
     copy_root = ee_context / "_build" / "badgateway_k8s"
-    wanted = {Path(n) for n in ("galaxy.yml", "README.md", "requirements.txt", "bindep.txt")}
+    wanted = {Path(n) for n in ("galaxy.yml", "README.md", "LICENSE", "requirements.txt", "bindep.txt")}
     for directory in ("plugins", "roles", "playbooks", "meta"):
         wanted |= _source_files(directory)
-    wanted.discard(EE_FILE.relative_to(ROOT))
+    assert EE_DEPENDENCIES.relative_to(ROOT) in wanted
     missing = sorted(str(p) for p in wanted if not (copy_root / p).is_file())
     assert missing == [], "not in the build context: " + ", ".join(missing)
     differs = sorted(str(p) for p in wanted if (copy_root / p).read_bytes() != (ROOT / p).read_bytes())
     assert differs == []
-    assert not (copy_root / "meta" / "execution-environment.yml").exists()
+    assert not (copy_root / "awx").exists()
 
 
 def introspect(script, collections_path, workdir, out, user=True):
@@ -471,7 +489,8 @@ def test_image_build_installs_the_collection_and_its_requirements_but_no_lab_pac
 
 
 def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_path):
-    """A third-party EE that installs the built collection introspects it without error."""
+    """A third-party EE that installs the built collection finds its requirements by introspection
+    (from the installed meta/execution-environment.yml), and only those of badgateway.k8s."""
     env = clean_env(HOME=str(tmp_path))
     built = subprocess.run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(ROOT)],
                            env=env, capture_output=True, text=True, timeout=180, check=False)
@@ -482,13 +501,15 @@ def test_collection_tarball_works_in_any_execution_environment(ee_context, tmp_p
                                env=env, capture_output=True, text=True, timeout=180, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     run = introspect(ee_context / "_build" / "scripts" / "introspect.py", collections, tmp_path, tmp_path / "out", user=False)
+    assert (collections / "ansible_collections" / "badgateway" / "k8s" / "meta" / "execution-environment.yml").is_file()
     assert run.returncode == 0, (
         "ansible-builder's introspection fails on the built collection (it reads meta/execution-environment.yml "
-        "relative to the collection root; galaxy.yml build_ignore must list meta/execution-environment.yml):\n"
-        + run.stdout + run.stderr)
+        "and the files it names relative to the collection root):\n" + run.stdout + run.stderr)
     pip_lines = (tmp_path / "out" / "requirements.txt").read_text(encoding="utf-8").splitlines()
     wanted = requirement_names((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
-    assert wanted <= requirement_names(pip_lines)
+    assert wanted and wanted <= requirement_names(line for line in pip_lines if "from collection badgateway.k8s" in line)
+    system = (tmp_path / "out" / "bindep.txt").read_text(encoding="utf-8")
+    assert "from collection badgateway.k8s" in system, "bindep.txt of the collection was not read"
 
 
 # --- docs/awx.md against what ships ----------------------------------------------------------
@@ -518,7 +539,7 @@ def published_artifacts(path):
 def test_awx_doc_file_table_lists_every_shipped_awx_file_and_only_those():
     doc = AWX_DOC.read_text(encoding="utf-8")
     named = set(re.findall(r"^\| `((?:awx|meta)/[\w./-]+)` \|", doc, flags=re.MULTILINE))
-    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "awx").glob("*.json")} | {str(EE_FILE.relative_to(ROOT))}
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "awx").iterdir() if p.is_file()} | {str(EE_DEPENDENCIES.relative_to(ROOT))}
     assert named == shipped
 
 
