@@ -116,8 +116,16 @@ verdict:
       elements: str
       returned: always
     reload_safe:
-      description: "True only for stale_upstream with ready current endpoints."
+      description:
+        - "True only for stale_upstream with ready current endpoints, on replicas whose config and nginx processes could be read."
       type: bool
+      returned: always
+    unchecked:
+      description:
+        - "Each part that could not be read - a replica's log, config or processes, a probe that could not run - naming the call."
+        - "Such a part counts neither as healthy nor as sick; with one, the cause is never healthy."
+      type: list
+      elements: str
       returned: always
   sample:
     cause: stale_upstream
