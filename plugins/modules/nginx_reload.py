@@ -193,6 +193,14 @@ replicas:
       type: dict
       returned: always
       contains:
+        namespace:
+          description: "Namespace of the pod."
+          type: str
+          returned: always
+        name:
+          description: "Pod name."
+          type: str
+          returned: always
         url:
           description: "The URL requested from inside the pod."
           type: str
@@ -212,6 +220,10 @@ replicas:
         error:
           description: "Why there is no usable status, or null."
           type: str
+          returned: always
+        time_total:
+          description: "Seconds the request took (curl only)."
+          type: float
           returned: always
         rc:
           description: "Exit code of curl/wget, null when it did not run."

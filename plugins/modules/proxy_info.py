@@ -426,6 +426,27 @@ proxies:
           rather than as clean. Empty when everything was read."
       type: dict
       returned: always
+      contains:
+        container:
+          description: "Why no nginx container could be picked or run in (the pod is not running, or the pod could not be read)."
+          type: str
+          returned: when that part could not be read
+        config:
+          description: "Why C(nginx -T) could not be run."
+          type: str
+          returned: when that part could not be read
+        processes:
+          description: "Why the nginx processes (master, workers, their start times) could not be read."
+          type: str
+          returned: when that part could not be read
+        log:
+          description: "Why the container's log could not be read."
+          type: str
+          returned: when that part could not be read
+        endpoints:
+          description: "Why the cluster's addresses (EndpointSlices, Services, pods) to compare the dialled addresses with could not be read."
+          type: str
+          returned: when that part could not be read
   sample:
     - namespace: edge
       name: nginx-proxy-0

@@ -64,20 +64,46 @@ def fail_msg(module, args, **kw):
     return result["msg"]
 
 
-def documented_keys(module, key):
-    """The sub-keys the module's RETURN documents for ``key`` (its ``contains``)."""
+def returned_doc(module):
+    """The module's RETURN documentation."""
     text = (REPO / "plugins" / "modules" / ("%s.py" % module)).read_text()
     start = text.index('RETURN = r"""') + len('RETURN = r"""')
-    doc = yaml.safe_load(text[start:text.index('"""', start)])
-    return set(doc[key]["contains"])
+    return yaml.safe_load(text[start:text.index('"""', start)])
+
+
+def documented_keys(module, key):
+    """The sub-keys the module's RETURN documents for ``key`` (its ``contains``)."""
+    return set(returned_doc(module)[key]["contains"])
+
+
+def contains_errors(where, doc, value):
+    """Where ``value`` (a dict, or a list of dicts) differs from the ``contains`` of ``doc``,
+    all the way down: every key returned ``always`` is there, no key is undocumented."""
+    contains = doc.get("contains")
+    if not contains or value is None:
+        return []
+    errors = []
+    for index, entry in enumerate(value if isinstance(value, list) else [value]):
+        here = "%s[%d]" % (where, index) if isinstance(value, list) else where
+        if not isinstance(entry, dict):
+            errors.append("%s: a %s, documented as a dict" % (here, type(entry).__name__))
+            continue
+        always = {k for k, v in contains.items() if v.get("returned", "always") == "always"}
+        errors += ["%s.%s: returned, not documented" % (here, k) for k in sorted(set(entry) - set(contains))]
+        errors += ["%s.%s: documented as always returned, missing" % (here, k) for k in sorted(always - set(entry))]
+        for name in set(entry) & set(contains):
+            errors += contains_errors("%s.%s" % (here, name), contains[name], entry[name])
+    return errors
 
 
 def assert_documented(module, key, value):
-    """RETURN must match the code: every entry has exactly the documented keys."""
+    """RETURN must match the code: every entry has exactly the documented keys, and so has
+    every nested dict whose keys RETURN documents (``contains``)."""
     entries = value if isinstance(value, list) else [value]
     assert entries, "nothing returned under %s" % key
     for entry in entries:
         assert set(entry) == documented_keys(module, key), (module, key)
+    assert contains_errors(key, returned_doc(module)[key], value) == [], module
 
 
 def auth(lab, diagnose=True):
