@@ -597,8 +597,8 @@ class K8sClient:
                    if k != "Accept"]
         sslopt, proxy = self._ws_options()
         limit = float(timeout if timeout is not None else self.timeout)
-        call = "exec of `%s` in pod %s/%s%s" % (" ".join(argv)[:80], namespace, pod,
-                                                 " (container %s)" % container if container else "")
+        call = "exec of `%s` in pod %s/%s%s" % (
+            " ".join(argv)[:80], namespace, pod, " (container %s)" % container if container else "")
         try:
             # run_exec bounds the stream by ``limit``; the grace covers a handshake that drips.
             return self._bounded(call, limit + 2.0, lambda: run_exec(

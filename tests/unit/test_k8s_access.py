@@ -363,10 +363,10 @@ def test_a_refused_exec_is_an_error_naming_the_call_not_a_command_that_did_not_r
 
 
 def test_kubeconfig_secrets_are_found_in_a_dict():
-    kubeconfig = {"users": [{"name": "u", "user": {"token": "tok-123", "client-key-data": "S0VZ",
-                                                    "exec": {"command": "aws", "env": [{"name": "X", "value": "v"}]}}},
-                            {"name": "o", "user": {"auth-provider": {"config": {"id-token": "idt", "refresh-token": "rt",
-                                                                                "client-secret": "cs"}}}},
+    exec_user = {"command": "aws", "env": [{"name": "X", "value": "v"}]}
+    provider = {"config": {"id-token": "idt", "refresh-token": "rt", "client-secret": "cs"}}
+    kubeconfig = {"users": [{"name": "u", "user": {"token": "tok-123", "client-key-data": "S0VZ", "exec": exec_user}},
+                            {"name": "o", "user": {"auth-provider": provider}},
                             {"name": "b", "user": {"username": "admin", "password": "pw"}}],
                   "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}]}
     assert k8s_access.kubeconfig_secrets(kubeconfig) == {"tok-123", "S0VZ", "idt", "rt", "cs", "pw"}

@@ -415,7 +415,7 @@ def test_missing_or_broken_facts_never_raise(facts):
     assert "could not read the facts" not in verdict["summary"]  # no safety-net fallback
     assert set(verdict) == {"cause", "summary", "evidence", "recommendation",
                             "missing_evidence", "candidates", "stale_replicas",
-                            "stale_addresses", "current_addresses", "reload_safe"}
+                            "stale_addresses", "current_addresses", "reload_safe", "unchecked"}
 
 
 def test_failed_layer_is_named_in_missing_evidence():
