@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: outcome
 short_description: End a diagnosed target's run with the exit status of its outcome
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The last task of the badgateway.k8s.diagnose_502 role and of the drift check playbook. It
     turns an outcome into the status of the target in the play, so that C(ansible-playbook)
