@@ -155,6 +155,7 @@ def test_status_rules_fail_logs_and_exec_with_the_status_message(fault_lab):
                         headers={**headers, "Connection": "Upgrade", "Upgrade": "websocket",
                                  "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                                  "Sec-WebSocket-Protocol": "v5.channel.k8s.io, v4.channel.k8s.io"}, timeout=5)
+    pool.clear()
     assert resp.status == 500 and resp.headers["Content-Type"] == "application/json"
     assert json.loads(resp.data) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                      "message": "Internal error occurred: injected by faultproxy",
@@ -225,8 +226,12 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
             resp = pool.request("GET", f"{fl.proxy.url}/api/v1/namespaces/{ns}/pods", headers=headers,
                                 timeout=urllib3.Timeout(connect=2, read=1), preload_content=False)
             state["status"] = resp.status
-            while resp.read(1):
-                state["bytes"] += 1
+            try:
+                while resp.read(1):
+                    state["bytes"] += 1
+            finally:
+                resp.release_conn()
+                pool.clear()
         except Exception as exc:  # what the client ends with is the point of the test
             state["error"] = exc
 
@@ -239,8 +244,11 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
                                              subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
                                              sslopt={"ca_certs": str(fl.lab.dir / "pki" / "ca.crt")})
             ws_state["connected"] = True
-            while True:
-                ws_state["frames"].append(ws.recv())
+            try:
+                while True:
+                    ws_state["frames"].append(ws.recv())
+            finally:
+                ws.close()
         except Exception as exc:  # the end of the session is the point of the test
             ws_state["error"] = exc
 
@@ -313,6 +321,7 @@ def test_drip_headers_hang_html_close_delay_and_other_codes(fault_lab):
     assert resp.status == 200 and json.loads(resp.data)["kind"] == "PodList"
     assert time.monotonic() - started >= 1 and fl.proxy.fired("slow") == 1
 
+    pool.clear()
     actions = [s.action for s in fl.proxy.requests]
     for action in ("drip_headers", "hang", "html", "close", "status", "pass"):
         assert action in actions, fl.proxy.log()
