@@ -79,6 +79,7 @@ _REASONS = {
     503: "ServiceUnavailable", 504: "Timeout",
 }
 _MAX_HEAD = 64 * 1024
+_UNSET = object()
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 LOGIN_PAGE = (
@@ -409,14 +410,15 @@ class FaultProxy:
 
     def seen(self, **match: Any) -> list[Seen]:
         """The recorded requests that match rule-style keys (``method``, ``path``, ``query``,
-        ``upgrade``) and optionally ``action`` / ``rule`` (a name) / ``status``."""
+        ``upgrade``) and optionally ``action`` / ``rule`` (a name) / ``status`` (``None``: the
+        client got no status line)."""
         action, rule_name = match.pop("action", None), match.pop("rule", None)
-        status = match.pop("status", None)
+        status = match.pop("status", _UNSET)        # status=None: requests that got no answer
         matcher = Rule.from_dict(dict(match))
         return [s for s in self.requests
                 if matcher.matches(s.method, s.path, s.query, s.upgrade)
                 and (action is None or s.action == action) and (rule_name is None or s.rule == rule_name)
-                and (status is None or s.status == status)]
+                and (status is _UNSET or s.status == status)]
 
     def execs(self, **match: Any) -> list[Seen]:
         """The recorded ``pods/exec`` requests (any method), filtered like ``seen``."""
