@@ -37,6 +37,9 @@ Actions:
 - ``hang``: read the request, never answer (until the client or the proxy gives up).
 - ``html``: a ``200 text/html`` login page (``code``, ``body`` to change it).
 - ``close``: close the connection without answering.
+- ``flood``: a ``200 text/plain`` answer of ``size`` bytes (default 1 GiB) made of ``line``
+  repeated, sent as fast as the client reads it, whatever ``limitBytes`` asked: an API (or a
+  proxy before it) that does not bound a huge log. Nothing is held in memory but one chunk.
 
 Every request is recorded (``proxy.requests``: ``Seen`` records with method, path, query,
 upgrade, matched rule, action and the status the client was sent), rules can be replaced while
@@ -62,7 +65,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = ["FaultProxy", "Rule", "Seen", "forbidden", "status_body", "ACTIONS"]
 
-ACTIONS = ("pass", "status", "drip", "drip_headers", "hang", "html", "close")
+ACTIONS = ("pass", "status", "drip", "drip_headers", "hang", "html", "close", "flood")
 _MATCH_KEYS = {"name", "method", "path", "query", "upgrade", "action", "times", "skip", "delay"}
 _ACTION_KEYS = {
     "pass": set(),
@@ -72,6 +75,7 @@ _ACTION_KEYS = {
     "hang": set(),
     "html": {"code", "body"},
     "close": set(),
+    "flood": {"size", "line"},
 }
 _REASONS = {
     400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
@@ -555,6 +559,10 @@ class FaultProxy:
                 pass
         elif action == "hang":
             await self._until_client_leaves(reader)
+        elif action == "flood":
+            await self._drain_request(reader, head)
+            await self._flood(writer, seen, int(options.get("size", 1 << 30)), str(options.get(
+                "line", "2026-11-30T00:00:00.000000000Z 2026/11/30 00:00:00 [notice] 1#1: noise\n")).encode())
         elif action in ("drip", "drip_headers"):
             interval = float(options.get("interval", 1.0))
             head_interval = interval if action == "drip_headers" else 0.0
@@ -601,6 +609,24 @@ class FaultProxy:
                 await asyncio.wait_for(reader.readexactly(int(length)), 5)
             except (asyncio.IncompleteReadError, asyncio.TimeoutError):
                 pass
+
+    @staticmethod
+    async def _flood(writer: asyncio.StreamWriter, seen: Seen, size: int, line: bytes) -> None:
+        seen.status = 200
+        head = _response(200, b"", "text/plain; charset=utf-8")
+        head.headers = [(k, str(size) if k == "Content-Length" else v) for k, v in head.headers]
+        chunk = line * max(1, (1 << 20) // len(line))
+        writer.write(head.encode())
+        sent = 0
+        try:
+            while sent < size:
+                piece = chunk[:size - sent]
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass                                    # the client stopped reading: as it should
+        writer.close()
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, head: bytes, head_interval: float, body: bytes,

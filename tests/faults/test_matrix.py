@@ -33,11 +33,15 @@ def layers_of(result):
     return {layer["name"]: layer["status"] for layer in result["layers"]}
 
 
-def no_traceback(proc):
-    """No traceback, and nothing of the run left running after it ended."""
+def no_traceback(proc, fl=None):
+    """No traceback, nothing of the run left running after it ended, and no token in the output."""
     out = proc.stdout + proc.stderr
     assert "Traceback" not in out, explain(proc)
     assert getattr(proc, "leftovers", []) == [], proc.leftovers
+    if fl is not None:
+        for path in (fl.kubeconfig, fl.kubeconfig_diagnose):
+            token = yaml.safe_load(path.read_text())["users"][0]["user"]["token"]
+            assert token not in out, "a token of %s is in the output" % path
 
 
 def derived_scenario(tmp_path, name, change):
@@ -55,7 +59,7 @@ def derived_scenario(tmp_path, name, change):
 def test_log_500_is_could_not_check_not_healthy(fault_lab, tmp_path):
     fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "status", "code": 500}])
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     assert result["outcome"]["outcome"] == "could_not_check"
     assert layers_of(result)["proxy_logs"] == "error"
@@ -64,7 +68,7 @@ def test_log_500_is_could_not_check_not_healthy(fault_lab, tmp_path):
     assert not fl.proxy.execs(query=RELOAD)
 
     drift, drift_result = run_playbook(fl, tmp_path, playbook="drift_check")
-    no_traceback(drift)
+    no_traceback(drift, fl)
     assert drift.returncode == 4, explain(drift, fl)
     assert drift_result["status"] == "could_not_check" and "HTTP 500" in drift_result["message"]
 
@@ -72,7 +76,7 @@ def test_log_500_is_could_not_check_not_healthy(fault_lab, tmp_path):
 def test_exec_500_is_could_not_check_never_a_missing_client(fault_lab, tmp_path):
     fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}])
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     layers = layers_of(result)
     assert layers["connectivity"] == "error" and layers["symptom"] in ("error", "pass"), layers
@@ -80,7 +84,7 @@ def test_exec_500_is_could_not_check_never_a_missing_client(fault_lab, tmp_path)
     assert "HTTP 500" in json.dumps(result["outcome"])
 
     drift, drift_result = run_playbook(fl, tmp_path, playbook="drift_check")
-    no_traceback(drift)
+    no_traceback(drift, fl)
     assert drift.returncode == 4, explain(drift, fl)
     assert "current endpoints none" not in drift.stdout
     assert drift_result["status"] == "could_not_check"
@@ -90,7 +94,7 @@ def test_exec_500_on_a_stale_proxy_finds_it_and_does_not_reload_blind(fault_lab,
     """The log proves the stale address; without exec the reload could be neither tested nor proven."""
     fl = fault_lab("stale_upstream", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}])
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 2, explain(proc, fl)
     assert result["verdict"]["cause"] == "stale_upstream"
     assert result["verdict"]["reload_safe"] is False
@@ -106,7 +110,7 @@ def test_one_forbidden_replica_does_not_hide_the_other(fault_lab, tmp_path):
     resourceNames. The readable replica is diagnosed and reloaded; the other is named."""
     fl = fault_lab("stale_upstream-one_replica", rules=[forbidden("open-webui", "nginx-proxy-1")])
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert result["verdict"]["cause"] == "stale_upstream", explain(proc, fl)
     assert result["verdict"]["stale_replicas"] == ["open-webui/nginx-proxy-0"]
     reloaded = {r["name"] for r in result["remediation"]["replicas"] if r["reloaded"]}
@@ -121,17 +125,40 @@ def test_a_dripping_api_is_bounded(fault_lab, tmp_path):
     started = time.monotonic()
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_request_timeout=3", timeout=200)
     took = time.monotonic() - started
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     assert result["outcome"]["outcome"] == "could_not_check"
     assert "timed out" in proc.stdout
     assert took < 120, took
 
 
+def test_a_dripping_exec_is_bounded(fault_lab, tmp_path):
+    """The upgrade answers at once, then the exec stream drips: every exec ends at its deadline."""
+    fl = fault_lab("healthy", rules=[{"path": r"/exec$", "action": "drip", "interval": 1}])
+    proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_request_timeout=3", timeout=200)
+    no_traceback(proc, fl)
+    assert proc.returncode == 4, explain(proc, fl)
+    assert result["outcome"]["outcome"] == "could_not_check"
+    assert proc.seconds < 150, proc.seconds
+    assert fl.proxy.execs(action="drip")
+
+
+def test_a_gigabyte_log_is_read_only_up_to_its_bound(fault_lab, tmp_path):
+    """An API that ignores limitBytes and sends a 1 GiB log: the modules read 1 MiB and stop."""
+    fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "flood", "size": 1 << 30}])
+    proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_log_limit_bytes=1048576",
+                                "-e", "diagnose_502_show_report=false", "-v", timeout=200)
+    no_traceback(proc, fl)
+    assert result is not None, explain(proc, fl)
+    assert proc.seconds < 120, proc.seconds
+    assert proc.returncode in (0, 4), explain(proc, fl)
+    assert "log read stopped at limit_bytes=1048576" in proc.stdout, explain(proc, fl)
+
+
 def test_an_html_login_page_is_could_not_check(fault_lab, tmp_path):
     fl = fault_lab("healthy", rules=[{"action": "html"}])
     proc, result = run_playbook(fl, tmp_path)
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     assert "not JSON" in proc.stdout
     assert result["outcome"]["outcome"] == "could_not_check"
@@ -148,7 +175,7 @@ def test_no_http_client_in_the_proxy_reloads_but_says_unproven(fault_lab, tmp_pa
                     container["missing"] = ["curl", "wget"]
     fl = fault_lab(derived_scenario(tmp_path, "stale_upstream", no_clients))
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert result is not None, explain(proc, fl)
     assert proc.returncode == 2, explain(proc, fl)
     assert result["outcome"]["outcome"] == "remediation_failed"
@@ -177,7 +204,7 @@ def test_a_reload_the_master_ignores_is_reported_and_the_result_written(fault_la
         proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     finally:
         holder.close()
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert result is not None, explain(proc, fl)
     assert proc.returncode == 2, explain(proc, fl)
     assert result["outcome"]["outcome"] == "remediation_failed"
@@ -193,7 +220,7 @@ def test_a_broken_config_is_not_reloaded(fault_lab, tmp_path):
                             "echo 'this is not nginx;' > /etc/nginx/conf.d/broken.conf")
     assert broken.returncode == 0, broken.stderr
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 2, explain(proc, fl)
     assert result["verdict"]["reload_safe"] is False
     assert not fl.proxy.execs(query=RELOAD)
@@ -215,7 +242,7 @@ def test_a_kubeconfig_dict_keeps_its_token_out_of_every_output(fault_lab, tmp_pa
                                 "-e", "diagnose_502_report_markdown_file=" + str(reports["md"]),
                                 "-e", "diagnose_502_report_html_file=" + str(reports["html"]),
                                 vars_file=vars_file)
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert result["verdict"]["cause"] == "stale_upstream", explain(proc, fl)
     assert token not in proc.stdout + proc.stderr
     assert token not in json.dumps(result)
@@ -230,7 +257,7 @@ def test_missing_or_broken_kubeconfig_is_could_not_check(fault_lab, tmp_path, ki
     if kind == "broken":
         path.write_text("apiVersion: v1\nclusters: [this is: not: yaml\n")
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_kubeconfig=" + str(path))
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     assert str(path) in proc.stdout
     assert result["outcome"]["outcome"] == "could_not_check"
@@ -244,7 +271,7 @@ def test_missing_or_broken_kubeconfig_is_could_not_check(fault_lab, tmp_path, ki
 def test_invalid_input_is_named(fault_lab, tmp_path, extra, needle):
     fl = fault_lab("healthy")
     proc, result = run_playbook(fl, tmp_path, *extra)
-    no_traceback(proc)
+    no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
     assert needle in proc.stdout, explain(proc, fl)
     assert result is not None and result["outcome"]["outcome"] == "could_not_check"
