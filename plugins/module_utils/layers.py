@@ -61,6 +61,20 @@ def replica_read_errors(proxy, parts=("container", "log", "endpoints")):
     return [errors[part] for part in parts if errors.get(part)]
 
 
+def _sort_probes(probes, is_bad, evidence, bad, unchecked):
+    """One evidence line per probe; a probe that could not run is unchecked, never bad."""
+    for probe in probes:
+        if not probe_ran(probe):
+            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
+                                  probe.get("error") or "the probe did not run")
+            unchecked.append(line)
+        else:
+            line = probe_line(probe)
+            if is_bad(probe.get("status")):
+                bad.append(line)
+        evidence.append(line)
+
+
 def _judged(name, hyp, bad, unchecked, evidence, fail_text, pass_text):
     """Fail on any evidence of a problem, else "could not check" if a part was not read."""
     if bad:
@@ -88,17 +102,7 @@ def symptom(facts):
         evidence.append(line)
         if not answered or status in GATEWAY_ERRORS:
             bad.append(line)
-    for probe in probes or []:
-        if not probe_ran(probe):
-            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
-                                  probe.get("error") or "the probe did not run")
-            evidence.append(line)
-            unchecked.append(line)
-            continue
-        line = probe_line(probe)
-        evidence.append(line)
-        if _is_gateway_error(probe.get("status")):
-            bad.append(line)
+    _sort_probes(probes or [], _is_gateway_error, evidence, bad, unchecked)
     if not evidence:
         return _result("symptom", hyp, "error", "The symptom could not be observed: no URL and no proxy replica to probe", [])
     return _judged("symptom", hyp, bad, unchecked, evidence, "The proxy answers a gateway error: ",
@@ -172,16 +176,8 @@ def connectivity(facts):
     if not probes:
         return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
     evidence, bad, unchecked = [], [], []
-    for probe in probes:
-        if not probe_ran(probe):
-            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
-                                  probe.get("error") or "the probe did not run")
-            unchecked.append(line)
-            evidence.append(line)
-            continue
-        evidence.append(probe_line(probe))
-        if _is_gateway_error(probe.get("status")) or (probe.get("status") or 0) >= 500:
-            bad.append(probe_line(probe))
+    _sort_probes(probes, lambda status: _is_gateway_error(status) or (status or 0) >= 500,
+                 evidence, bad, unchecked)
     return _judged("connectivity", hyp, bad, unchecked, evidence,
                    "From inside the proxy pods the Service fails: ",
                    "Every proxy replica reaches the Service (%s)" % ", ".join(
