@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "playbooks" / "drift_check.yml"
@@ -72,3 +73,18 @@ def test_dead_api_is_could_not_check_not_drift(lab_factory, tmp_path):
     assert "COULD NOT CHECK:" in proc.stdout and "DRIFT:" not in proc.stdout, explain(proc)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert result["status"] == "could_not_check"
+
+
+def test_validate_certs_is_honoured(lab_factory, tmp_path):
+    """The drift check builds its access options where the role does: validate_certs=false with
+    no CA given reaches the lab's API (its CA is the lab's own); with verification on, it cannot."""
+    lab = lab_factory("healthy")
+    kubeconfig = yaml.safe_load(lab.kubeconfig.read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
+    direct = ["-e", "diagnose_502_kubeconfig=", "-e", "diagnose_502_host=" + lab.info["api_server"],
+              "-e", "diagnose_502_api_key=" + token]
+    proc, result = run_drift(lab, tmp_path, *direct, "-e", "diagnose_502_validate_certs=false")
+    assert proc.returncode == 0 and result["status"] == "ok", explain(proc)
+    proc, result = run_drift(lab, tmp_path, *direct, "-e", "diagnose_502_validate_certs=true")
+    assert proc.returncode == 4 and result["status"] == "could_not_check", explain(proc)
+    assert "TLS" in result["message"] and token not in proc.stdout + proc.stderr
