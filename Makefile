@@ -37,7 +37,7 @@ help:
 	@echo "make demo    - the seed incident on the lab: 502, diagnosis, reload, 200 (REPORT=path for the JSON result)"
 	@echo "make test    - everything CI runs"
 	@echo "make lab-up SCENARIO=file LAB_DIR=dir / make lab-down LAB_DIR=dir"
-	@echo "make accuracy, make bench, make sanity, make lint"
+	@echo "make unit (fast, no root), make coverage, make accuracy, make bench, make sanity, make lint"
 
 # ---------------------------------------------------------------- set-up
 .PHONY: system-deps
@@ -98,12 +98,27 @@ demo: setup
 	@bash tests/lab/demo.sh $(if $(REPORT),$(abspath $(REPORT)))
 
 # ---------------------------------------------------------------- tests
-.PHONY: test test-new test-old sanity lint
+# The pure core (plugins/module_utils) must stay covered by the fast unit tests alone.
+CORE_COVERAGE := 90
+UNIT_ARGS := tests/unit -m "not tools and not slow"
+
+.PHONY: test test-new test-old sanity lint unit coverage
 test: setup venv-min
+	@$(MAKE) --no-print-directory coverage
 	@$(MAKE) --no-print-directory test-new
 	@$(MAKE) --no-print-directory test-old
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory lint
+
+# No root, no nginx, no browser, no lab: the unit tests that need only Python (under a minute).
+unit: venv
+	@$(PY) -m pytest -q -p no:cacheprovider $(UNIT_ARGS)
+
+coverage: venv
+	@echo "== line coverage of plugins/module_utils by the unit tests (at least $(CORE_COVERAGE) %)"
+	@$(PY) -m pytest -q -p no:cacheprovider $(UNIT_ARGS) \
+	  --cov=ansible_collections.badgateway.k8s.plugins.module_utils --cov-report=term:skip-covered \
+	  --cov-fail-under=$(CORE_COVERAGE)
 
 test-new: setup
 	@echo "== pytest on ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python 3.12"
