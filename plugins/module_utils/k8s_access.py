@@ -299,21 +299,33 @@ class K8sClient:
             return proxy
         return None
 
-    def _tls_kwargs(self):
+    def _tls(self):
+        """The TLS settings of the API connection, once for both transports; None for http.
+
+        ``verify`` and ``check_hostname`` (off without verification, or when the kubeconfig
+        says ``assert_hostname: false``), and the file/name settings that are set: ``ca_certs``
+        (only when verifying), ``cert_file``, ``key_file``, ``server_hostname``.
+        """
         cfg = self.config
         if urlsplit(self.host).scheme != "https":
+            return None
+        verify = bool(cfg.verify_ssl)
+        files = {"ca_certs": cfg.ssl_ca_cert if verify else None, "cert_file": cfg.cert_file,
+                 "key_file": cfg.key_file,
+                 "server_hostname": getattr(cfg, "tls_server_name", None)}
+        return {"verify": verify,
+                "check_hostname": verify and getattr(cfg, "assert_hostname", None) is not False,
+                "files": {k: v for k, v in files.items() if v}}
+
+    def _tls_kwargs(self):
+        """The TLS settings in urllib3's spelling (PoolManager keyword arguments)."""
+        tls = self._tls()
+        if tls is None:
             return {}
-        kwargs = {"cert_reqs": "CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE"}
-        if cfg.verify_ssl and cfg.ssl_ca_cert:
-            kwargs["ca_certs"] = cfg.ssl_ca_cert
-        if cfg.cert_file:
-            kwargs["cert_file"] = cfg.cert_file
-        if cfg.key_file:
-            kwargs["key_file"] = cfg.key_file
-        if not cfg.verify_ssl or getattr(cfg, "assert_hostname", None) is False:
+        kwargs = {"cert_reqs": "CERT_REQUIRED" if tls["verify"] else "CERT_NONE"}
+        kwargs.update(tls["files"])
+        if not tls["check_hostname"]:
             kwargs["assert_hostname"] = False
-        if getattr(cfg, "tls_server_name", None):
-            kwargs["server_hostname"] = cfg.tls_server_name
         return kwargs
 
     def _make_pool(self):
@@ -526,6 +538,18 @@ class K8sClient:
                 return None
             raise
 
+    def require_namespace(self, namespace):
+        """Raise K8sError when ``namespace`` does not exist; else return namespace_exists's
+        answer (True, or None when the credentials may not read namespaces).
+
+        Called after a read found nothing (no pod matched, an object was not found), so that
+        the message names the missing namespace instead of the missing object.
+        """
+        exists = self.namespace_exists(namespace)
+        if exists is False:
+            raise K8sError('namespace "%s" does not exist' % namespace)
+        return exists
+
     def read_log(self, namespace, pod, container=None, tail_lines=None, since_seconds=None,
                  limit_bytes=None, timestamps=True, previous=False):
         """Read a bounded pod log; return ``(text, bytes_read, truncated)``."""
@@ -548,21 +572,18 @@ class K8sClient:
         return body.decode("utf-8", "replace"), len(body), truncated
 
     # ----------------------------------------------------------------- exec
+    # websocket-client's (ssl's) names for the file settings of _tls.
+    _SSLOPT_NAMES = {"cert_file": "certfile", "key_file": "keyfile"}
+
     def _ws_options(self):
+        """The TLS settings (websocket-client's ``sslopt``) and the proxy for exec."""
         cfg = self.config
+        tls = self._tls()
         sslopt = {}
-        if urlsplit(self.host).scheme == "https":
-            sslopt["cert_reqs"] = ssl.CERT_REQUIRED if cfg.verify_ssl else ssl.CERT_NONE
-            sslopt["check_hostname"] = bool(cfg.verify_ssl) and \
-                getattr(cfg, "assert_hostname", None) is not False
-            if cfg.verify_ssl and cfg.ssl_ca_cert:
-                sslopt["ca_certs"] = cfg.ssl_ca_cert
-            if cfg.cert_file:
-                sslopt["certfile"] = cfg.cert_file
-            if cfg.key_file:
-                sslopt["keyfile"] = cfg.key_file
-            if getattr(cfg, "tls_server_name", None):
-                sslopt["server_hostname"] = cfg.tls_server_name
+        if tls is not None:
+            sslopt = {"cert_reqs": ssl.CERT_REQUIRED if tls["verify"] else ssl.CERT_NONE,
+                      "check_hostname": tls["check_hostname"]}
+            sslopt.update((self._SSLOPT_NAMES.get(k, k), v) for k, v in tls["files"].items())
         proxy = None
         proxy_url = self._proxy_url()
         if proxy_url:

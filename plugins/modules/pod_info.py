@@ -235,8 +235,7 @@ def choose_selector(client, namespace, service):
     try:
         svc = client.get_service(namespace, service)
     except K8sNotFound:
-        if client.namespace_exists(namespace) is False:
-            raise K8sError('namespace "%s" does not exist' % namespace) from None
+        client.require_namespace(namespace)
         raise K8sError('Service "%s" not found in namespace "%s"' % (service, namespace)) from None
     selector = (svc.get("spec") or {}).get("selector") or {}
     if not selector:
@@ -249,9 +248,7 @@ def gather(client, namespace, selector, allow_empty):
     """List and summarize the pods; fail clearly on an unknown namespace or no match."""
     raw = client.list_pods(namespace, selector)
     if not raw:
-        exists = client.namespace_exists(namespace)
-        if exists is False:
-            raise K8sError('namespace "%s" does not exist' % namespace)
+        exists = client.require_namespace(namespace)
         if not allow_empty:
             raise K8sError('no pod in namespace "%s" matches the selector "%s"%s; check the labels '
                            "(kubectl get pods --show-labels) or set allow_empty=true"

@@ -488,9 +488,7 @@ def select_proxies(client, namespace, selector):
     """The proxy pods; K8sError for an unknown namespace or a selector matching nothing."""
     pods = client.list_pods(namespace, selector)
     if not pods:
-        exists = client.namespace_exists(namespace)
-        if exists is False:
-            raise K8sError('namespace "%s" does not exist' % namespace)
+        client.require_namespace(namespace)
         raise K8sError('no pod in namespace "%s" matches the proxy selector "%s"; check the '
                        "labels (kubectl get pods --show-labels)" % (namespace, selector))
     return sorted(pods, key=lambda p: p["metadata"]["name"])

@@ -175,13 +175,11 @@ def select_pods(client, namespace, names, selector):
         try:
             return [client.get_pod(namespace, name) for name in sorted(set(names))]
         except K8sNotFound:
-            if client.namespace_exists(namespace) is False:
-                raise K8sError('namespace "%s" does not exist' % namespace) from None
+            client.require_namespace(namespace)
             raise
     pods = client.list_pods(namespace, selector)
     if not pods:
-        if client.namespace_exists(namespace) is False:
-            raise K8sError('namespace "%s" does not exist' % namespace)
+        client.require_namespace(namespace)
         raise K8sError('no pod in namespace "%s" matches the selector "%s"'
                        % (namespace, selector))
     return sorted(pods, key=lambda p: p["metadata"]["name"])

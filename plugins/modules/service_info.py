@@ -244,8 +244,7 @@ def gather(client, namespace, name, must_exist):
     try:
         svc = client.get_service(namespace, name)
     except K8sNotFound:
-        if client.namespace_exists(namespace) is False:
-            raise K8sError('namespace "%s" does not exist' % namespace) from None
+        client.require_namespace(namespace)
         if must_exist:
             raise K8sError('Service "%s" not found in namespace "%s"'
                            % (name, namespace)) from None

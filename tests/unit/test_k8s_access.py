@@ -8,6 +8,7 @@ by the command: exit 0, exit 3, a non-numeric cause (OCI runtime text), no statu
 import asyncio
 import json
 import socket
+import ssl
 import threading
 import time
 
@@ -265,6 +266,13 @@ def test_namespace_exists(fake_api):
     assert client(fake_api, LIMITED).namespace_exists("default") is None
 
 
+def test_require_namespace_raises_only_for_a_missing_one(fake_api):
+    assert client(fake_api).require_namespace("default") is True
+    assert client(fake_api, LIMITED).require_namespace("nope") is None   # cannot tell: no error
+    with pytest.raises(K8sError, match='^namespace "nope" does not exist$'):
+        client(fake_api).require_namespace("nope")
+
+
 def test_read_log_bounded(fake_api):
     text, size, truncated = client(fake_api).read_log("ns", "p", limit_bytes=100)
     assert size == 100 and truncated and text.startswith("2026-01-01T00:00:00Z line 0\n")
@@ -438,3 +446,41 @@ def test_proxy_bypass_rules():
     assert bypass("api.example.test", ".example.test")
     assert not bypass("api.example.test", "other.test")
     assert not bypass("10.0.0.1", "")
+
+
+# ---------------------------------------------------------------- TLS options, one source
+@pytest.mark.parametrize("extra, pool, ws", [
+    ({"host": "http://127.0.0.1:1"}, {}, {}),
+    ({}, {"cert_reqs": "CERT_REQUIRED"}, {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}),
+    # validate_certs=false: the CA is not used, nor the host name checked, on either path
+    ({"validate_certs": False, "ca_cert": "ca.crt"},
+     {"cert_reqs": "CERT_NONE", "assert_hostname": False},
+     {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}),
+    ({"ca_cert": "ca.crt", "client_cert": "c.crt", "client_key": "c.key"},
+     {"cert_reqs": "CERT_REQUIRED", "ca_certs": "ca.crt", "cert_file": "c.crt", "key_file": "c.key"},
+     {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True, "ca_certs": "ca.crt",
+      "certfile": "c.crt", "keyfile": "c.key"}),
+    ({"assert_hostname": False, "tls_server_name": "api.example.test"},
+     {"cert_reqs": "CERT_REQUIRED", "assert_hostname": False, "server_hostname": "api.example.test"},
+     {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False, "server_hostname": "api.example.test"}),
+])
+def test_tls_options_are_the_same_settings_for_requests_and_exec(tmp_path, extra, pool, ws):
+    """urllib3 (GET, logs) and websocket-client (exec) get the same TLS settings, each in its
+    own spelling."""
+    params = {"host": "https://127.0.0.1:1", "api_key": GOOD}
+    files = {}
+    for option in ("ca_cert", "client_cert", "client_key"):
+        if option in extra:
+            files[extra[option]] = tmp_path / extra[option]
+            files[extra[option]].write_text("x")
+            params[option] = str(files[extra[option]])
+    params.update({k: v for k, v in extra.items() if k in ("host", "validate_certs")})
+    c = K8sClient(params)
+    for attr in ("assert_hostname", "tls_server_name"):
+        if attr in extra:
+            setattr(c.config, attr, extra[attr])
+    paths = {name: str(path) for name, path in files.items()}
+    expect_pool = {k: paths.get(v, v) if isinstance(v, str) else v for k, v in pool.items()}
+    expect_ws = {k: paths.get(v, v) if isinstance(v, str) else v for k, v in ws.items()}
+    assert c._tls_kwargs() == expect_pool
+    assert c._ws_options()[0] == expect_ws
