@@ -16,20 +16,26 @@ nginx resolves an upstream host name once, when it loads its config. A replica h
 A ClusterIP Service name cannot drift: kube-proxy follows the endpoints.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
-__metaclass__ = type
+import typing as t
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    PodFact,
+    ProxyFact,
+    ServiceFact,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 
-def _reload_command(proxy):
+def _reload_command(proxy: ProxyFact) -> str:
     container = proxy.get("container")
     return "kubectl exec -n %s %s%s -- nginx -s reload" % (
         proxy.get("namespace"), proxy.get("name"), (" -c %s" % container) if container else "")
 
 
-def replica_drift(proxy, services, pods):
+def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
+                  pods: dict[str, PodFact]) -> dict[str, t.Any]:
     """Judge one proxy replica.
 
     ``services``: dict ``"ns/name"`` -> service_info's ``service``; ``pods``: dict ``"ns/name"``
@@ -37,7 +43,7 @@ def replica_drift(proxy, services, pods):
     ``could_not_check``, the stale and current addresses, reasons and the fix command.
     """
     who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
-    result = {
+    result: dict[str, t.Any] = {
         "replica": who,
         "status": "ok",
         "last_reload": proxy.get("last_reload"),
@@ -71,18 +77,22 @@ def replica_drift(proxy, services, pods):
             continue
         ready = svc.get("ready_addresses") or []
         current.update(ready)
-        if not svc.get("headless") and not upstream.get("pod_dns"):
+        # A ClusterIP name cannot drift (kube-proxy follows the endpoints); a headless name or
+        # a pod's own DNS name resolves to pod IPs, fixed at the replica's last reload.
+        if not svc.get("headless") and not upstream.get("pod"):
             continue
         for endpoint in svc.get("endpoints") or []:
-            if not endpoint.get("ready") or not endpoint.get("target"):
+            target = endpoint.get("target")
+            pod = pods.get(target) if target and endpoint.get("ready") else None
+            if pod is None:
                 continue
-            created = parse_time((pods.get(endpoint["target"]) or {}).get("creation_timestamp"))
+            created = parse_time(pod.get("creation_timestamp"))
             if reload_time is not None and created is not None and created > reload_time:
                 unknown.add(endpoint["address"])
                 result["reasons"].append(
                     "%s resolves %s to pod IPs; pod %s (%s) was created at %s, after this replica's last reload at %s"
-                    % (who, upstream.get("host"), endpoint["target"], endpoint["address"],
-                       pods[endpoint["target"]].get("creation_timestamp"), proxy.get("last_reload")))
+                    % (who, upstream.get("host"), target, endpoint["address"],
+                       pod.get("creation_timestamp"), proxy.get("last_reload")))
     result["current_addresses"] = sorted(current)
     result["unknown_addresses"] = sorted(unknown)
     if result["stale_addresses"]:
@@ -97,7 +107,8 @@ def replica_drift(proxy, services, pods):
     return result
 
 
-def upstream_drift(proxies, services, pods):
+def upstream_drift(proxies: list[ProxyFact] | None, services: list[ServiceFact] | dict[str, ServiceFact] | None,
+                   pods: list[PodFact] | dict[str, PodFact] | None) -> dict[str, t.Any]:
     """Judge every replica; return ``{status, replicas, drifted, message}``.
 
     ``status`` is ``drift`` if any replica drifted, else ``could_not_check`` if any replica could

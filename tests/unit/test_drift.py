@@ -49,3 +49,16 @@ def test_no_replicas_and_unreadable_replicas_are_could_not_check():
     broken = {"namespace": "edge", "name": "nginx-0", "problems": ["exec forbidden"], "last_reload": None, "config_ok": None}
     got = upstream_drift([broken], [svc()], [])
     assert got["status"] == "could_not_check" and "exec forbidden" in got["message"]
+
+
+def test_a_pod_dns_name_drifts_when_its_pod_is_newer_than_the_reload():
+    """proxy_pass to web-0.web-headless.app (a pod's own DNS name, behind a ClusterIP Service
+    here): nginx resolved it to the pod's IP at its last reload; a newer pod is unknown to it."""
+    replica = proxy("nginx-0")
+    replica["upstream_hosts"] = [{"host": "web-0.web-headless.app", "port": 8080, "source": "proxy_pass",
+                                  "service": "app/web", "pod": "web-0", "upstream": None, "runtime_resolved": False}]
+    got = upstream_drift([replica], [svc(headless=False)], [pod("2026-11-25T11:00:00Z")])
+    assert got["status"] == "drift", got
+    assert got["replicas"][0]["unknown_addresses"] == ["10.0.0.7:8080"]
+    older = upstream_drift([replica], [svc(headless=False)], [pod("2026-11-25T09:00:00Z")])
+    assert older["status"] == "ok"
