@@ -29,9 +29,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import pa
 
 
 def _reload_command(proxy: ProxyFact) -> str:
-    container = proxy.get("container")
+    container = proxy["container"]
     return "kubectl exec -n %s %s%s -- nginx -s reload" % (
-        proxy.get("namespace"), proxy.get("name"), (" -c %s" % container) if container else "")
+        proxy["namespace"], proxy["name"], (" -c %s" % container) if container else "")
 
 
 def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
@@ -42,57 +42,57 @@ def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
     -> pod_info's pod (for creation times). Returns a dict with ``status`` ``ok``, ``drift`` or
     ``could_not_check``, the stale and current addresses, reasons and the fix command.
     """
-    who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
+    who = "%s/%s" % (proxy["namespace"], proxy["name"])
     result: dict[str, t.Any] = {
         "replica": who,
         "status": "ok",
-        "last_reload": proxy.get("last_reload"),
-        "stale_addresses": sorted(proxy.get("stale_addresses") or []),
+        "last_reload": proxy["last_reload"],
+        "stale_addresses": sorted(proxy["stale_addresses"]),
         "unknown_addresses": [],
         "current_addresses": [],
         "reasons": [],
         "fix": None,
         "unread": [],
     }
-    read_errors = [str(v) for _k, v in sorted((proxy.get("read_errors") or {}).items()) if v]
+    read_errors = [str(v) for _k, v in sorted(proxy["read_errors"].items()) if v]
     if read_errors and not result["stale_addresses"]:
         # What could not be read is not evidence of drift, nor of its absence.
         result["status"] = "could_not_check"
         result["reasons"] = read_errors
         return result
-    if proxy.get("problems") and proxy.get("last_reload") is None and proxy.get("config_ok") is None:
+    if proxy["problems"] and proxy["last_reload"] is None and proxy["config_ok"] is None:
         result["status"] = "could_not_check"
         result["reasons"] = list(proxy["problems"])
         return result
-    reload_time = parse_time(proxy.get("last_reload"))
+    reload_time = parse_time(proxy["last_reload"])
     current = set()
     unknown = set()
-    for upstream in proxy.get("upstream_hosts") or []:
-        key = upstream.get("service")
+    for upstream in proxy["upstream_hosts"]:
+        key = upstream["service"]
         if not key:
             continue
         svc = services.get(key)
         if svc is None:
             result["reasons"].append("Service %s, which %s proxies to, could not be read" % (key, who))
             continue
-        ready = svc.get("ready_addresses") or []
+        ready = svc["ready_addresses"]
         current.update(ready)
         # A ClusterIP name cannot drift (kube-proxy follows the endpoints); a headless name or
         # a pod's own DNS name resolves to pod IPs, fixed at the replica's last reload.
-        if not svc.get("headless") and not upstream.get("pod"):
+        if not svc["headless"] and not upstream["pod"]:
             continue
-        for endpoint in svc.get("endpoints") or []:
-            target = endpoint.get("target")
-            pod = pods.get(target) if target and endpoint.get("ready") else None
+        for endpoint in svc["endpoints"]:
+            target = endpoint["target"]
+            pod = pods.get(target) if target and endpoint["ready"] else None
             if pod is None:
                 continue
-            created = parse_time(pod.get("creation_timestamp"))
+            created = parse_time(pod["creation_timestamp"])
             if reload_time is not None and created is not None and created > reload_time:
                 unknown.add(endpoint["address"])
                 result["reasons"].append(
                     "%s resolves %s to pod IPs; pod %s (%s) was created at %s, after this replica's last reload at %s"
-                    % (who, upstream.get("host"), target, endpoint["address"],
-                       pod.get("creation_timestamp"), proxy.get("last_reload")))
+                    % (who, upstream["host"], target, endpoint["address"],
+                       pod["creation_timestamp"], proxy["last_reload"]))
     result["current_addresses"] = sorted(current)
     result["unknown_addresses"] = sorted(unknown)
     if result["stale_addresses"]:
@@ -115,9 +115,9 @@ def upstream_drift(proxies: list[ProxyFact] | None, services: list[ServiceFact] 
     not be judged, else ``ok``.
     """
     if isinstance(services, list):
-        services = dict(("%s/%s" % (s.get("namespace"), s.get("name")), s) for s in services if s)
+        services = dict(("%s/%s" % (s["namespace"], s["name"]), s) for s in services if s)
     if isinstance(pods, list):
-        pods = dict(("%s/%s" % (p.get("namespace"), p.get("name")), p) for p in pods if p)
+        pods = dict(("%s/%s" % (p["namespace"], p["name"]), p) for p in pods if p)
     replicas = [replica_drift(p, services or {}, pods or {}) for p in proxies or []]
     drifted = [r for r in replicas if r["status"] == "drift"]
     if drifted:

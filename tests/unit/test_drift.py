@@ -1,20 +1,20 @@
 """Upstream drift rules: stale addresses in the log, and pods newer than the last reload."""
+import shapes
 from ansible_collections.badgateway.k8s.plugins.module_utils.drift import upstream_drift
 
 
 def proxy(name, last_reload="2026-11-25T10:00:00.123456789Z", stale=(), host="web", headless=True):
-    return {"namespace": "edge", "name": name, "container": "nginx", "last_reload": last_reload,
-            "stale_addresses": list(stale), "config_ok": True, "problems": [],
-            "upstream_hosts": [{"host": host, "port": 8080, "source": "proxy_pass", "service": "app/web"}]}
+    return shapes.proxy(name, last_reload=last_reload, stale_addresses=list(stale),
+                        upstream_hosts=[shapes.upstream_host(host, service="app/web")])
 
 
 def svc(headless=True, ready=("10.0.0.7:8080",), target="app/web-0"):
-    return {"namespace": "app", "name": "web", "headless": headless, "ready_addresses": list(ready),
-            "endpoints": [{"address": a, "ready": True, "target": target} for a in ready]}
+    return shapes.service(headless=headless, ready_addresses=list(ready),
+                          endpoints=[shapes.endpoint(a, target=target) for a in ready])
 
 
 def pod(created):
-    return {"namespace": "app", "name": "web-0", "creation_timestamp": created}
+    return shapes.pod("web-0", creation_timestamp=created)
 
 
 def test_stale_address_in_log_is_drift_with_fix_command():
@@ -46,7 +46,7 @@ def test_clusterip_service_cannot_drift_by_pod_age():
 
 def test_no_replicas_and_unreadable_replicas_are_could_not_check():
     assert upstream_drift([], [svc()], [])["status"] == "could_not_check"
-    broken = {"namespace": "edge", "name": "nginx-0", "problems": ["exec forbidden"], "last_reload": None, "config_ok": None}
+    broken = shapes.proxy("nginx-0", problems=["exec forbidden"], last_reload=None, config_ok=None)
     got = upstream_drift([broken], [svc()], [])
     assert got["status"] == "could_not_check" and "exec forbidden" in got["message"]
 
@@ -55,8 +55,7 @@ def test_a_pod_dns_name_drifts_when_its_pod_is_newer_than_the_reload():
     """proxy_pass to web-0.web-headless.app (a pod's own DNS name, behind a ClusterIP Service
     here): nginx resolved it to the pod's IP at its last reload; a newer pod is unknown to it."""
     replica = proxy("nginx-0")
-    replica["upstream_hosts"] = [{"host": "web-0.web-headless.app", "port": 8080, "source": "proxy_pass",
-                                  "service": "app/web", "pod": "web-0", "upstream": None, "runtime_resolved": False}]
+    replica["upstream_hosts"] = [shapes.upstream_host("web-0.web-headless.app", service="app/web", pod="web-0")]
     got = upstream_drift([replica], [svc(headless=False)], [pod("2026-11-25T11:00:00Z")])
     assert got["status"] == "drift", got
     assert got["replicas"][0]["unknown_addresses"] == ["10.0.0.7:8080"]

@@ -1,6 +1,8 @@
 """What a run ends in: the outcome, its exit status, and parts that could not be read."""
 import pytest
 
+import shapes
+
 from ansible_collections.badgateway.k8s.plugins.module_utils import drift, layers, outcome, verdict
 
 
@@ -97,7 +99,7 @@ def test_the_verdict_is_never_healthy_with_an_unread_replica():
 
 
 def test_drift_is_could_not_check_when_the_config_could_not_be_read():
-    unread = proxy("nginx-0", {"config": "nginx -T: exec ... HTTP 500"})
+    unread = shapes.proxy("nginx-0", read_errors={"config": "nginx -T: exec ... HTTP 500"}, config_ok=None)
     got = drift.upstream_drift([unread], [], [])
     assert got["status"] == "could_not_check"
     assert "HTTP 500" in got["message"] and "current endpoints none" not in got["message"]
