@@ -17,7 +17,7 @@ Public API: :func:`split_address`, :func:`build_index`, :func:`classify_address`
 :func:`correlate_addresses`, :func:`current_addresses`.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -101,9 +101,9 @@ def build_index(services=None, pods=None):
     n, pods: n}}``; a record is ``{state, port, ports, objects: [str]}``; ``networks`` are
     the ranges assumed around the known pod (/16) and ClusterIP (/12) addresses.
     """
-    by_ip = {}
-    ready = set()
-    networks = set()
+    by_ip: dict[str, list[dict]] = {}
+    ready: set[str] = set()
+    networks: set[str] = set()
     service_count = pod_count = 0
 
     def add(ip, record):
@@ -118,7 +118,7 @@ def build_index(services=None, pods=None):
         service_count += 1
         ns, name = service.get("namespace"), service.get("name")
         svc_obj = "Service %s/%s" % (ns, name)
-        ports = sorted({p.get("port") for p in service.get("ports") or []
+        ports = sorted({p["port"] for p in service.get("ports") or []
                         if isinstance(p, dict) and isinstance(p.get("port"), int)})
         cluster_ip = service.get("cluster_ip")
         if cluster_ip and cluster_ip != "None":
@@ -146,7 +146,7 @@ def build_index(services=None, pods=None):
             continue
         seen_pods.add(key)
         pod_count += 1
-        ports = sorted({p.get("container_port") for c in pod.get("containers") or []
+        ports = sorted({p["container_port"] for c in pod.get("containers") or []
                         if isinstance(c, dict) for p in c.get("ports") or []
                         if isinstance(p, dict) and isinstance(p.get("container_port"), int)})
         ips = {_norm_ip(ip) for ip in (pod.get("pod_ips") or []) + [pod.get("pod_ip")]}

@@ -6,7 +6,7 @@ Pure Python: imports neither Ansible nor Kubernetes. Used by the fleet summary p
 playbooks/diagnose_502.yml through the ``badgateway.k8s.fleet_summary`` filter.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -51,7 +51,7 @@ def fleet_summary(results):
     """
     items = results.items() if isinstance(results, dict) else results
     rows = sorted((_target_row(host, result) for host, result in items), key=lambda r: r["target"])
-    counts = {}
+    counts: dict[str, int] = {}
     for row in rows:
         counts[row["cause"]] = counts.get(row["cause"], 0) + 1
     return {

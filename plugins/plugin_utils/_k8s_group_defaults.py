@@ -15,6 +15,8 @@ groups' defaults, for the options the task did not set itself or through
 
 from __future__ import annotations
 
+import typing as t
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action.normal import ActionModule as NormalAction
 
@@ -27,10 +29,10 @@ def auth_option_names():
     # Imported here: only a task with one of FOREIGN_GROUPS' defaults needs it.
     from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import AUTH_ARG_SPEC
 
-    names = {}
+    names: dict[str, str] = {}
     for name, spec in AUTH_ARG_SPEC.items():
         names[name] = name
-        for alias in spec.get("aliases") or []:
+        for alias in t.cast("dict[str, list[str]]", spec).get("aliases") or []:
             names[alias] = name
     return names
 
@@ -41,7 +43,7 @@ def foreign_defaults(module_defaults, template):
     ``module_defaults`` is the task's list of dicts (the innermost last); ``template`` renders a
     value (a group's defaults may be a template of a dict).
     """
-    merged = {}
+    merged: dict[str, t.Any] = {}
     for defaults in module_defaults or []:
         merged.update(defaults or {})
     found = {}
