@@ -126,7 +126,7 @@ test-new: setup
 
 test-old: setup venv-min
 	@echo "== pytest on ansible-core $$($(VENV_MIN)/bin/python -c 'import ansible; print(ansible.__version__)'), Python 3.11, kubernetes $$($(VENV_MIN)/bin/python -c 'import kubernetes; print(kubernetes.__version__)')"
-	@PATH=$(VENV_MIN)/bin:$$PATH $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	@PATH=$(VENV_MIN)/bin:$$PATH $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/faults
 
 sanity: setup
 	@bash tests/sanity/run.sh $(VENV)
