@@ -17,9 +17,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ERROR_SIGNATURES
-
-GATEWAY_ERRORS = (502, 503, 504)
+from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
+    answered,
+    is_gateway_error,
+    is_server_error,
+    pod_health,
+    probe_line,
+    probe_ran,
+    selector_text,
+    service_health,
+    upstream_errors,
+)
 
 
 def _result(name, hypothesis, status, message, evidence):
@@ -30,24 +38,6 @@ def _result(name, hypothesis, status, message, evidence):
         "message": message,
         "evidence": list(evidence),
     }
-
-
-def probe_line(probe):
-    """One line of evidence for a probe result (proxy_probe's per-replica dict)."""
-    who = "%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?"))
-    what = probe.get("url") or "?"
-    if probe.get("status") is not None:
-        return "%s: GET %s -> %s" % (who, what, probe["status"])
-    return "%s: GET %s -> no answer (%s)" % (who, what, probe.get("error") or "unknown error")
-
-
-def _is_gateway_error(status):
-    return status is None or status in GATEWAY_ERRORS
-
-
-def probe_ran(probe):
-    """Whether a probe ran, so that its outcome is evidence (facts without ``ran`` did)."""
-    return bool(probe.get("ran", True))
 
 
 def unchecked_line(who, why):
@@ -97,12 +87,11 @@ def symptom(facts):
     unchecked = []
     if sym.get("url"):
         status = sym.get("status")
-        answered = isinstance(status, int) and status > 0
-        line = "%s (from the controller) -> %s" % (sym["url"], status if answered else "no answer")
+        line = "%s (from the controller) -> %s" % (sym["url"], status if answered(status) else "no answer")
         evidence.append(line)
-        if not answered or status in GATEWAY_ERRORS:
+        if is_gateway_error(status):
             bad.append(line)
-    _sort_probes(probes or [], _is_gateway_error, evidence, bad, unchecked)
+    _sort_probes(probes or [], is_gateway_error, evidence, bad, unchecked)
     if not evidence:
         return _result("symptom", hyp, "error", "The symptom could not be observed: no URL and no proxy replica to probe", [])
     return _judged("symptom", hyp, bad, unchecked, evidence, "The proxy answers a gateway error: ",
@@ -129,7 +118,7 @@ def backend_pods(facts):
     evidence = [_pod_line(p) for p in pods]
     if not pods:
         return _result("backend_pods", hyp, "fail", "No pod matches the backend Service's selector", evidence)
-    bad = [p for p in pods if not p.get("ready") or p.get("problems") or p.get("phase") != "Running"]
+    bad = [p for p in pods if not pod_health(p)["healthy"]]
     if bad:
         return _result("backend_pods", hyp, "fail", "%d of %d backend pods are not Running and Ready: %s" % (
             len(bad), len(pods), "; ".join(_pod_line(p) for p in bad)), evidence)
@@ -143,30 +132,23 @@ def service(facts):
     if svc is None:
         return _result("service", hyp, "error", "The Service could not be read", [])
     name = "%s/%s" % (svc.get("namespace"), svc.get("name"))
-    if not svc.get("exists"):
+    health = service_health(svc)
+    if not health["exists"]:
         return _result("service", hyp, "fail", "Service %s does not exist" % name, [])
     evidence = [
         "Service %s %s selector=%s" % (
             name, "headless" if svc.get("headless") else "ClusterIP %s" % svc.get("cluster_ip"),
-            ",".join("%s=%s" % kv for kv in sorted((svc.get("selector") or {}).items())) or "(none)"),
-        "ready endpoints: %s" % (", ".join(svc.get("ready_addresses") or []) or "none"),
+            selector_text(svc.get("selector"))),
+        "ready endpoints: %s" % (", ".join(health["ready"]) or "none"),
     ]
     if svc.get("not_ready_addresses"):
         evidence.append("not-ready endpoints: %s" % ", ".join(svc["not_ready_addresses"]))
     if svc.get("terminating_addresses"):
         evidence.append("terminating endpoints: %s" % ", ".join(svc["terminating_addresses"]))
-    problems = []
-    if not svc.get("selector_matches"):
-        problems.append("its selector matches no pod")
-    if not svc.get("ready_addresses"):
-        problems.append("it has no ready endpoint")
-    for mismatch in svc.get("port_mismatches") or []:
-        problems.append("port %s targets %s, which pods %s do not expose" % (
-            mismatch.get("port"), mismatch.get("target_port"), ", ".join(mismatch.get("pods_without_it") or [])))
-    if problems:
-        return _result("service", hyp, "fail", "Service %s: %s" % (name, "; ".join(problems)), evidence)
+    if health["problems"]:
+        return _result("service", hyp, "fail", "Service %s: %s" % (name, "; ".join(health["problems"])), evidence)
     return _result("service", hyp, "pass", "Service %s selects Ready pods and has %d ready endpoints" % (
-        name, len(svc.get("ready_addresses") or [])), evidence)
+        name, len(health["ready"])), evidence)
 
 
 def connectivity(facts):
@@ -176,8 +158,7 @@ def connectivity(facts):
     if not probes:
         return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
     evidence, bad, unchecked = [], [], []
-    _sort_probes(probes, lambda status: _is_gateway_error(status) or (status or 0) >= 500,
-                 evidence, bad, unchecked)
+    _sort_probes(probes, is_server_error, evidence, bad, unchecked)
     return _judged("connectivity", hyp, bad, unchecked, evidence,
                    "From inside the proxy pods the Service fails: ",
                    "Every proxy replica reaches the Service (%s)" % ", ".join(
@@ -195,7 +176,7 @@ def proxy_logs(facts):
     evidence, bad, unchecked = [], [], []
     for proxy in proxies:
         who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
-        counts = dict((sig, n) for sig, n in (proxy.get("counts_after_reload") or {}).items() if sig in ERROR_SIGNATURES)
+        counts = upstream_errors(proxy.get("counts_after_reload"))
         errors = proxy.get("errors_after_reload", sum(counts.values()))
         stale = proxy.get("stale_addresses") or []
         read_errors = replica_read_errors(proxy)

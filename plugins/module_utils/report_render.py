@@ -24,7 +24,16 @@ __metaclass__ = type
 import html
 import re
 
-from ansible_collections.badgateway.k8s.plugins.module_utils.layers import GATEWAY_ERRORS, probe_line
+from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
+    answered,
+    endpoint_state,
+    is_gateway_error,
+    pod_health,
+    probe_line,
+    selector_text,
+    service_health,
+    upstream_errors,
+)
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 STATUSES = (PASS, FAIL, UNKNOWN)
@@ -80,10 +89,7 @@ def _natural(text):
 
 def _probe_status(probe):
     """pass when the probe got an answer that is not a gateway error, fail otherwise."""
-    status = probe.get("status")
-    if not isinstance(status, int) or status <= 0 or status in GATEWAY_ERRORS:
-        return FAIL
-    return PASS
+    return FAIL if is_gateway_error(probe.get("status")) else PASS
 
 
 def _not_checked(errors, layer, default):
@@ -98,16 +104,15 @@ def _client(symptom, errors):
     if not url:
         node.update(status=UNKNOWN, evidence=[_not_checked(errors, "symptom", "no URL was given: the controller did not request one")])
         return node
-    answered = isinstance(status, int) and status > 0
-    line = "GET %s from the controller -> %s" % (url, status if answered else "no answer")
-    node.update(status=FAIL if not answered or status in GATEWAY_ERRORS else PASS, evidence=[line])
+    line = "GET %s from the controller -> %s" % (url, status if answered(status) else "no answer")
+    node.update(status=FAIL if is_gateway_error(status) else PASS, evidence=[line])
     return node
 
 
 def _proxy(proxy, stale_replicas):
     ref = _ref(proxy)
     stale = sorted(proxy.get("stale_addresses") or [])
-    counts = proxy.get("counts_after_reload") or {}
+    counts = upstream_errors(proxy.get("counts_after_reload"))
     errors = sum(counts.values()) if counts else int(proxy.get("errors_after_reload") or 0)
     evidence = ["pod IP %s, %s, last reload %s" % (
         proxy.get("pod_ip") or "-", "ready" if proxy.get("ready") else "NOT ready", proxy.get("last_reload") or "unknown")]
@@ -139,25 +144,17 @@ def _service(svc, errors):
     node = {"id": "service:" + _ref(svc), "namespace": svc.get("namespace"), "name": svc.get("name"),
             "exists": bool(svc.get("exists")), "cluster_ip": svc.get("cluster_ip"), "headless": bool(svc.get("headless")),
             "ports": ["%s->%s" % (p.get("port"), p.get("target_port")) for p in _dicts(svc.get("ports"), "service.ports") or []]}
-    if not svc.get("exists"):
+    _dicts(svc.get("port_mismatches"), "service.port_mismatches")
+    health = service_health(svc)
+    if not health["exists"]:
         node.update(status=FAIL, evidence=["Service %s does not exist" % _ref(svc)])
         return node
     evidence = ["%s, selector %s, ports %s" % (
         "headless" if svc.get("headless") else "ClusterIP %s" % svc.get("cluster_ip"),
-        ",".join("%s=%s" % kv for kv in sorted(_dict(svc.get("selector"), "service.selector").items())) or "(none)",
-        ", ".join(node["ports"]) or "none")]
-    evidence.append("ready endpoints: %s" % (", ".join(svc.get("ready_addresses") or []) or "none"))
-    failed = False
-    if not svc.get("selector_matches"):
-        evidence.append("its selector matches no pod")
-        failed = True
-    if not svc.get("ready_addresses"):
-        failed = True
-    for mismatch in _dicts(svc.get("port_mismatches"), "service.port_mismatches") or []:
-        evidence.append("port %s targets %s, which pods %s do not expose" % (
-            mismatch.get("port"), mismatch.get("target_port"), ", ".join(mismatch.get("pods_without_it") or [])))
-        failed = True
-    node.update(status=FAIL if failed else PASS, evidence=evidence)
+        selector_text(_dict(svc.get("selector"), "service.selector")), ", ".join(node["ports"]) or "none")]
+    evidence.append("ready endpoints: %s" % (", ".join(health["ready"]) or "none"))
+    evidence.extend(health["problems"])
+    node.update(status=PASS if health["sound"] else FAIL, evidence=evidence)
     return node
 
 
@@ -165,7 +162,7 @@ def _endpoint(ep):
     flags = "ready=%s serving=%s terminating=%s" % tuple(
         str(bool(ep.get(k))).lower() for k in ("ready", "serving", "terminating"))
     evidence = ["%s %s (EndpointSlice %s)" % (ep.get("address"), flags, ep.get("slice") or "-")]
-    ok = bool(ep.get("ready")) and not ep.get("terminating")
+    ok = endpoint_state(ep) == "ready"
     return {"id": "endpoint:%s" % ep.get("address"), "address": ep.get("address"), "ready": bool(ep.get("ready")),
             "serving": bool(ep.get("serving")), "terminating": bool(ep.get("terminating")), "target": ep.get("target"),
             "status": PASS if ok else FAIL, "evidence": evidence}
@@ -178,7 +175,7 @@ def _pod(pod):
     if pod.get("deletion_timestamp"):
         evidence.append("terminating since %s" % pod["deletion_timestamp"])
     evidence.extend(str(p) for p in pod.get("problems") or [])
-    ok = pod.get("phase") == "Running" and bool(pod.get("ready")) and not pod.get("problems")
+    ok = pod_health(pod)["healthy"]
     return {"id": "pod:" + _ref(pod), "namespace": pod.get("namespace"), "name": pod.get("name"),
             "pod_ip": pod.get("pod_ip"), "phase": pod.get("phase"), "ready": bool(pod.get("ready")),
             "restarts": pod.get("restarts", 0), "status": PASS if ok else FAIL, "evidence": evidence}

@@ -3,11 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The verdict rules: from gathered facts to one cause ID with its evidence.
 
-Pure Python (standard library only). Cause IDs are those of
-``shared/reference/502-causes.md``. :func:`decide` never raises on malformed or partial
-facts: a layer that failed (None) only lowers what can be concluded, and is named in
-``missing_evidence``. When two causes fit equally, the verdict is ``unknown`` with both in
-``candidates`` and what would separate them in ``missing_evidence``, instead of a guess.
+Pure Python (standard library only). The causes, their recommendations, which one explains
+which, and what separates them come from the cause registry (``causes.py``); each cause's rule
+is one function here, registered on its record with ``@rule(<cause ID>)``, and the rules run in
+the registry's order. :func:`decide` never raises on malformed or partial facts: a layer that
+failed (None) only lowers what can be concluded, and is named in ``missing_evidence``. When two
+causes fit equally, the verdict is ``unknown`` with both in ``candidates`` and what would
+separate them in ``missing_evidence``, instead of a guess.
 
 Public API: :func:`decide`, :data:`CAUSES`, :data:`RECOMMENDATIONS`.
 """
@@ -16,121 +18,34 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
+    BY_ID,
+    CAUSES,
+    PRECEDENCE,
+    RECOMMENDATIONS,
+    REGISTRY,
+    rule,
+    separates,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     classify_address,
 )
-
-CAUSES = (
-    "stale_upstream", "no_endpoints", "backend_not_ready", "backend_down", "port_mismatch",
-    "dns_failure", "backend_crash", "keepalive_mismatch", "rollout_race", "header_too_big",
-    "protocol_mismatch", "network_blocked", "backend_502", "healthy", "unknown",
+from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
+    endpoint_state,
+    is_server_error,
+    pod_health,
+    selector_text,
+    service_health,
+    upstream_errors,
 )
 
-RECOMMENDATIONS = {
-    "stale_upstream": {
-        "fix": "On the stale replicas only: `nginx -t`, then `nginx -s reload`; confirm new "
-               "worker processes and a probe that no longer answers 502.",
-        "prevention": "Proxy to the Service's ClusterIP name (svc.ns.svc.cluster.local; "
-                      "kube-proxy follows the endpoints), or resolve at runtime: `resolver` "
-                      "plus a variable in proxy_pass, or `server ... resolve` in a zone'd "
-                      "upstream (nginx >= 1.27.3). Or reload the proxy after every backend "
-                      "rollout.",
-    },
-    "no_endpoints": {
-        "fix": "Make the Service select running pods: fix its selector or the pod labels, "
-               "or scale the backend up.",
-        "prevention": "Alert on Services without ready endpoints; keep selectors and pod "
-                      "template labels in the same chart/kustomization.",
-    },
-    "backend_not_ready": {
-        "fix": "Find why the pods are not Ready (readiness probe path/port, slow start, a "
-               "dependency) and fix the probe or the app.",
-        "prevention": "Readiness probes that test what the app needs; startupProbe for "
-                      "slow starts; alert on not-ready endpoints.",
-    },
-    "backend_down": {
-        "fix": "Fix the crash (logs of the previous container: `kubectl logs --previous`); "
-               "raise memory limits if OOMKilled.",
-        "prevention": "Resource requests/limits sized from measurements, liveness probes "
-                      "that do not kill slow but healthy pods, alerts on restarts.",
-    },
-    "port_mismatch": {
-        "fix": "Make the Service targetPort (number or name) match the containerPort the app "
-               "listens on, and make the app bind 0.0.0.0, not 127.0.0.1.",
-        "prevention": "Use named ports (targetPort: http) defined once in the pod template.",
-    },
-    "dns_failure": {
-        "fix": "Use the Service's correct name (svc.ns.svc.cluster.local from another "
-               "namespace), make sure the Service exists, fix the `resolver` (kube-dns "
-               "ClusterIP) or CoreDNS; then `nginx -t` and reload.",
-        "prevention": "Fully qualified Service names in proxy configs; `nginx -t` in CI "
-                      "against the target cluster's names.",
-    },
-    "backend_crash": {
-        "fix": "Fix what kills the backend mid-request (see `kubectl logs --previous`, "
-               "lastState OOMKilled / exit code); raise memory limits if OOMKilled.",
-        "prevention": "Memory limits from measurements, graceful shutdown, alerts on "
-                      "restarts.",
-    },
-    "keepalive_mismatch": {
-        "fix": "Make the backend's idle keep-alive timeout longer than the proxy's upstream "
-               "keepalive_timeout (e.g. Node.js server.keepAliveTimeout > 60 s), or lower "
-               "the proxy's keepalive_timeout in the upstream block.",
-        "prevention": "Document the keep-alive chain: each hop's idle timeout shorter than "
-                      "the next hop's.",
-    },
-    "rollout_race": {
-        "fix": "Give pods time to leave the endpoints before they stop: a preStop sleep "
-               "(5-15 s), graceful SIGTERM handling, maxUnavailable: 0.",
-        "prevention": "preStop hook + terminationGracePeriodSeconds longer than it; "
-                      "proxy_next_upstream for idempotent requests.",
-    },
-    "header_too_big": {
-        "fix": "Raise `proxy_buffer_size` (e.g. 16k) together with `proxy_buffers` "
-               "(e.g. 8 16k) for that location, or shrink the backend's headers "
-               "(Set-Cookie, JWT).",
-        "prevention": "Keep session data out of cookies; size proxy buffers for the "
-                      "largest expected header.",
-    },
-    "protocol_mismatch": {
-        "fix": "Match the scheme to the backend: https:// (with `proxy_ssl_server_name on`, "
-               "`proxy_ssl_verify` and a trusted CA) for a TLS backend, grpc_pass for gRPC, "
-               "http:// for plain HTTP.",
-        "prevention": "Name Service ports by protocol (appProtocol, port names http/https/"
-                      "grpc) and derive the proxy scheme from them.",
-    },
-    "network_blocked": {
-        "fix": "Allow the proxy pods in the NetworkPolicy that selects the backend pods "
-               "(ingress from the proxy's namespace/labels on the target port).",
-        "prevention": "Write the proxy-to-backend allow rule together with the default-deny "
-                      "policy; test connectivity after policy changes.",
-    },
-    "backend_502": {
-        "fix": "The 502 comes from behind the proxy: look one hop further (the app, its "
-               "sidecar, or the next proxy) and fix it there.",
-        "prevention": "Log $upstream_status in the proxy's access log to tell its own 502s "
-                      "from passed-through ones.",
-    },
-    "healthy": {
-        "fix": "Nothing to fix: no 5xx and no upstream error since the last reload.",
-        "prevention": "Keep the diagnosis in the runbook; re-run it when a 502 is seen.",
-    },
-    "unknown": {
-        "fix": "The rules cannot place the evidence; gather what missing_evidence lists and "
-               "re-run.",
-        "prevention": "",
-    },
-}
+__all__ = ["decide", "CAUSES", "RECOMMENDATIONS"]
 
 CONNECT = ("connect_refused", "connect_unreachable", "connect_timeout", "connect_error")
 DNS = ("dns_not_found", "no_resolver", "host_not_found")
 CLOSE = ("reset", "premature_close")
 PROTOCOL = ("invalid_header", "ssl_handshake", "ssl_verify")
-UPSTREAM_ERRORS = CONNECT + DNS + CLOSE + PROTOCOL + (
-    "upstream_timeout", "header_too_big", "no_live_upstreams", "server_disabled", "other")
-CRASH_WORDS = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
-               "CreateContainerConfigError", "exit ")
 _STATE_TEXT = {
     "stale": "stale: no pod, endpoint or Service has it",
     "ready_endpoint": "a ready endpoint",
@@ -212,16 +127,14 @@ class _Facts:
         self.not_ready = sorted(set(_strs(svc.get("not_ready_addresses"))))
         self.terminating = sorted(set(_strs(svc.get("terminating_addresses"))))
         if svc and not (self.ready or self.not_ready or self.terminating):
+            by_state = {"ready": self.ready, "not_ready": self.not_ready,
+                        "terminating": self.terminating}
             for endpoint in _l(svc.get("endpoints")):
                 address = endpoint.get("address")
-                if not isinstance(address, str):
-                    continue
-                if endpoint.get("terminating"):
-                    self.terminating.append(address)
-                elif endpoint.get("ready"):
-                    self.ready.append(address)
-                else:
-                    self.not_ready.append(address)
+                if isinstance(address, str):
+                    by_state[endpoint_state(endpoint)].append(address)
+        self.svc_health = service_health(svc) if svc else None
+        self.crash, self.restarted, self.not_ready_pods, self.deleting = self._pod_trouble()
         self.replicas = [self._replica(p) for p in self.proxies or []]
         # What could not be read is named, never taken for clean (nor for broken).
         self.unchecked = []
@@ -262,7 +175,7 @@ class _Facts:
             "proxy": proxy,
             "reload": proxy.get("last_reload"),
             "after": after,
-            "errors_after": sum(n for sig, n in after.items() if sig in UPSTREAM_ERRORS),
+            "errors_after": sum(upstream_errors(after).values()),
             "dialled": dialled,
             "current": [e for e in dialled if e.get("after_reload", True)],
             "stale": sorted(stale),
@@ -294,28 +207,30 @@ class _Facts:
                 out.append((replica, entry))
         return out
 
-    def pod_trouble(self):
+    def stale_pairs(self):
+        """(replica, entry) pairs: a stale address dialled after the replica's last reload."""
+        return [(r, e) for r in self.replicas for e in r["current"] if e["address"] in r["stale"]]
+
+    def _pod_trouble(self):
         """(crashing pods, restarted pods, not-ready running pods, deleting pods) lines."""
         crash, restarted, not_ready, deleting = [], [], [], []
         for pod in self.pods or []:
             name = "%s/%s" % (pod.get("namespace"), pod.get("name"))
-            problems = _strs(pod.get("problems"))
-            if pod.get("phase") in ("Failed", "Pending") or any(
-                    word in p for p in problems for word in CRASH_WORDS):
-                crash.append("pod %s (%s)" % (name, _join(problems, pod.get("phase") or "?")))
-            if _int(pod.get("restarts")) > 0:
+            health = pod_health(pod)
+            if health["crashing"]:
+                crash.append("pod %s (%s)" % (name, _join(health["problems"], pod.get("phase") or "?")))
+            if health["restarts"] > 0:
                 last = [c.get("last_state") for c in _l(pod.get("containers"))
                         if _d(c.get("last_state"))]
                 detail = _join(["%s exit %s at %s" % (ls.get("reason"), ls.get("exit_code"),
                                                       ls.get("finished_at")) for ls in last],
                                "no lastState")
                 restarted.append("pod %s restarted %d times (%s)"
-                                 % (name, _int(pod.get("restarts")), detail))
-            if pod.get("phase") == "Running" and not pod.get("ready"):
+                                 % (name, health["restarts"], detail))
+            if health["not_ready"]:
                 not_ready.append("pod %s" % name)
-            if pod.get("deletion_timestamp"):
-                deleting.append("pod %s (deleting since %s)"
-                                % (name, pod.get("deletion_timestamp")))
+            if health["deleting"]:
+                deleting.append("pod %s (deleting since %s)" % (name, health["deleting"]))
         return crash, restarted, not_ready, deleting
 
 
@@ -373,178 +288,256 @@ def _candidate(cause, strong, evidence, missing=None):
             "missing": list(missing or [])}
 
 
-def _rules(facts):
-    """Return the list of candidate causes with their evidence."""
-    found = []
-    crash, restarted, not_ready_pods, deleting = facts.pod_trouble()
-    svc = facts.service
-    ready_text = "Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready))
+# ---------------------------------------------------------------------------------------------
+# The rules: one per cause, in the registry's order. Each returns the candidates it finds.
 
-    # stale_upstream: dialled after the last reload, nothing current has the address
-    stale_pairs = [(r, e) for r in facts.replicas for e in r["current"]
-                   if e["address"] in r["stale"]]
+
+def _service_missing(facts):
+    return facts.svc_health is not None and not facts.svc_health["exists"]
+
+
+def _without_ready_endpoint(facts):
+    """The Service exists and has no ready endpoint."""
+    return facts.svc_health is not None and facts.svc_health["exists"] and not facts.ready
+
+
+def _no_ready_line(facts):
+    return "Service %s has no ready endpoint (not ready: %s; terminating: %s)" % (
+        facts.svc_name, _join(facts.not_ready), _join(facts.terminating))
+
+
+@rule("stale_upstream")
+def _stale_upstream(facts):
+    """Dialled after the last reload, an address nothing current has."""
+    stale_pairs = facts.stale_pairs()
     stale_only = [r for r in facts.replicas if r["stale"] and not any(
         e["address"] in r["stale"] for e in r["current"])]
-    if stale_pairs or stale_only:
-        evidence = [_dial_line(r, e) for r, e in stale_pairs]
-        evidence += ["proxy %s dials %s, which nothing in the cluster has"
-                     % (r["name"], _join(r["stale"])) for r in stale_only]
-        if svc and facts.ready:
-            evidence.append(ready_text)
-            clean = [r["name"] for r in facts.replicas if not r["stale"]]
-            if clean:
-                evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
-            for probe in facts.probes or []:
-                if probe.get("ok") or (probe.get("status") or 0) in range(200, 500):
-                    evidence.append("probe from %s/%s to %s answered %s: the Service itself "
-                                    "works" % (probe.get("namespace"), probe.get("name"),
-                                               probe.get("url"), probe.get("status")))
-            stale_names = {r["name"] for r in facts.replicas if r["stale"]}
-            for probe in facts.self_probes:
-                who = "%s/%s" % (probe.get("namespace"), probe.get("name"))
-                evidence.append("replica %s (%s) answered %s on its own address %s" % (
-                    who, "stale" if who in stale_names else "not stale",
-                    probe.get("status") if probe.get("status") is not None else "nothing",
-                    probe.get("url")))
-            found.append(_candidate("stale_upstream", True, evidence))
-        else:
-            missing = [] if svc else ["the Service's current endpoints (service_info), to "
-                                      "confirm that ready endpoints exist"]
-            found.append(_candidate("stale_upstream", False, evidence, missing))
+    if not (stale_pairs or stale_only):
+        return []
+    evidence = [_dial_line(r, e) for r, e in stale_pairs]
+    evidence += ["proxy %s dials %s, which nothing in the cluster has"
+                 % (r["name"], _join(r["stale"])) for r in stale_only]
+    if not (facts.service and facts.ready):
+        missing = [] if facts.service else ["the Service's current endpoints (service_info), to "
+                                            "confirm that ready endpoints exist"]
+        return [_candidate("stale_upstream", False, evidence, missing)]
+    evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
+    clean = [r["name"] for r in facts.replicas if not r["stale"]]
+    if clean:
+        evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
+    for probe in facts.probes or []:
+        if not is_server_error(probe.get("status")):
+            evidence.append("probe from %s/%s to %s answered %s: the Service itself "
+                            "works" % (probe.get("namespace"), probe.get("name"),
+                                       probe.get("url"), probe.get("status")))
+    stale_names = {r["name"] for r in facts.replicas if r["stale"]}
+    for probe in facts.self_probes:
+        who = "%s/%s" % (probe.get("namespace"), probe.get("name"))
+        evidence.append("replica %s (%s) answered %s on its own address %s" % (
+            who, "stale" if who in stale_names else "not stale",
+            probe.get("status") if probe.get("status") is not None else "nothing",
+            probe.get("url")))
+    return [_candidate("stale_upstream", True, evidence)]
 
-    # endpoint causes
-    if svc and svc.get("exists") is False:
-        found.append(_candidate("dns_failure" if facts.sig_total(DNS) else "no_endpoints",
-                                bool(facts.sig_total(DNS)),
-                                ["Service %s does not exist" % facts.svc_name]))
-    elif svc and not facts.ready:
-        base = ["Service %s has no ready endpoint (not ready: %s; terminating: %s)"
-                % (facts.svc_name, _join(facts.not_ready), _join(facts.terminating))]
-        if crash:
-            found.append(_candidate("backend_down", True, crash + base + restarted))
-        elif facts.not_ready or not_ready_pods:
-            found.append(_candidate("backend_not_ready", True, base + [
-                "running but not Ready: %s" % _join(not_ready_pods)]))
-        elif not facts.terminating:
-            why = []
-            if svc.get("selector_matches") is False or not _strs(svc.get("matching_pods")):
-                selector = _d(svc.get("selector"))
-                why.append("its selector %s matches no pod" % (
-                    ",".join("%s=%s" % kv for kv in sorted(selector.items())) or "(none)"))
-            else:
-                why.append("its EndpointSlices list no address")
-            found.append(_candidate("no_endpoints", True, base + why + _sig_line(
-                facts, CONNECT, "the proxy's symptom")))
-    elif crash and svc:
-        found.append(_candidate("backend_down", False, crash + restarted, [
-            "whether the crashing pods are the ones the proxy dials (some endpoints are "
-            "still ready)"]))
 
-    # port_mismatch
-    evidence = []
-    for mismatch in _l(svc.get("port_mismatches") if svc else None):
-        evidence.append("Service %s port %s targets %s, which pods %s do not expose" % (
-            facts.svc_name, mismatch.get("port"), mismatch.get("target_port"),
-            _join(_strs(mismatch.get("pods_without_it")))))
+@rule("no_endpoints")
+def _no_endpoints(facts):
+    """The Service is missing (and no name fails to resolve), or selects nothing ready."""
+    if _service_missing(facts):
+        if facts.sig_total(DNS):
+            return []   # a missing Service whose name fails to resolve: dns_failure
+        return [_candidate("no_endpoints", False, ["Service %s does not exist" % facts.svc_name])]
+    if not _without_ready_endpoint(facts) or facts.crash or facts.not_ready \
+            or facts.not_ready_pods or facts.terminating:
+        return []
+    if facts.svc_health["selects_no_pod"]:
+        why = "its selector %s matches no pod" % selector_text(_d(facts.service.get("selector")))
+    else:
+        why = "its EndpointSlices list no address"
+    return [_candidate("no_endpoints", True, [_no_ready_line(facts), why] + _sig_line(
+        facts, CONNECT, "the proxy's symptom"))]
+
+
+@rule("backend_not_ready")
+def _backend_not_ready(facts):
+    """No ready endpoint, no crash, and pods or endpoints that are not Ready."""
+    if not _without_ready_endpoint(facts) or facts.crash \
+            or not (facts.not_ready or facts.not_ready_pods):
+        return []
+    return [_candidate("backend_not_ready", True, [
+        _no_ready_line(facts), "running but not Ready: %s" % _join(facts.not_ready_pods)])]
+
+
+@rule("backend_down")
+def _backend_down(facts):
+    """Crashing pods: the cause when no endpoint is ready, a lead when some still are."""
+    if not facts.crash or facts.svc_health is None or _service_missing(facts):
+        return []
+    if not facts.ready:
+        return [_candidate("backend_down", True,
+                           facts.crash + [_no_ready_line(facts)] + facts.restarted)]
+    return [_candidate("backend_down", False, facts.crash + facts.restarted, [
+        "whether the crashing pods are the ones the proxy dials (some endpoints are "
+        "still ready)"])]
+
+
+@rule("port_mismatch")
+def _port_mismatch(facts):
+    """A targetPort pods do not expose, a wrong port dialled, or a refusal on a ready endpoint."""
+    evidence = ["Service %s %s" % (facts.svc_name, line)
+                for line in (facts.svc_health or {}).get("port_mismatches", [])]
     wrong_port = facts.entries(states=("pod_ip", "cluster_ip"), signatures=CONNECT)
     evidence += [_dial_line(r, e) + " (wrong port)" for r, e in wrong_port
                  if e.get("port_match") is False]
     refused_ready = facts.entries(states=("ready_endpoint",), signatures=("connect_refused",))
     evidence += [_dial_line(r, e) + ": connection refused on a READY endpoint, so nothing "
                  "listens on that port" for r, e in refused_ready]
-    if evidence:
-        found.append(_candidate("port_mismatch", True, evidence))
+    return [_candidate("port_mismatch", True, evidence)] if evidence else []
 
-    # dns_failure
-    if facts.sig_total(DNS):
-        evidence = _sig_line(facts, DNS, "name resolution failed")
-        evidence += _error_examples(facts, DNS)
-        for replica in facts.replicas:
-            failed = _int(replica["proxy"].get("failed_reloads"))
-            if failed or replica["config_ok"] is False:
-                evidence.append("proxy %s: a reload failed or its config does not load; the "
-                                "old config keeps running" % replica["name"])
-        found.append(_candidate("dns_failure", True, evidence))
 
-    # backend_crash / keepalive_mismatch
-    if facts.sig_total(CLOSE):
-        evidence = _sig_line(facts, CLOSE, "the backend closed connections")
-        evidence += _error_examples(facts, CLOSE)
-        if restarted or crash:
-            found.append(_candidate("backend_crash", True, evidence + restarted + crash))
-        elif facts.pods is not None and not deleting and not facts.terminating:
-            requests = sum(sum(r["status_counts"].values()) for r in facts.replicas)
-            bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
-            rate = "%d of %d requests got 502" % (bad, requests) if requests else \
-                "request counts unknown"
-            healthy_line = "backend pods %s are healthy with no restarts; %s" % (
-                _join("%s/%s" % (p.get("namespace"), p.get("name")) for p in facts.pods), rate)
-            keep, no_keep = _keepalive(facts)
-            if no_keep and not keep:
-                # nginx opens a new connection per request: no idle connection can be raced
-                found.append(_candidate("keepalive_mismatch", False, [healthy_line] + evidence, [
-                    "proxy %s keeps no upstream connection alive (no keepalive in an upstream "
-                    "block), so an idle-timeout race is unlikely: see the backend's own logs "
-                    "for why it closes connections mid-request" % _join(no_keep)]))
-            else:
-                found.append(_candidate("keepalive_mismatch", True, evidence[:1] + [healthy_line] + keep
-                                        + evidence[1:], [
-                    "the backend's keep-alive idle timeout (it must be longer than the proxy's "
-                    "upstream keepalive_timeout)"]))
-        elif facts.pods is None:
-            found.append(_candidate("backend_crash", False, evidence,
-                                    ["the backend pods' restarts (pod_info)"]))
+@rule("dns_failure")
+def _dns_failure(facts):
+    """nginx logged that a name could not be resolved (at run time or at config load)."""
+    if not facts.sig_total(DNS):
+        return []
+    found = []
+    if _service_missing(facts):
+        found.append(_candidate("dns_failure", True, ["Service %s does not exist" % facts.svc_name]))
+    evidence = _sig_line(facts, DNS, "name resolution failed")
+    evidence += _error_examples(facts, DNS)
+    for replica in facts.replicas:
+        failed = _int(replica["proxy"].get("failed_reloads"))
+        if failed or replica["config_ok"] is False:
+            evidence.append("proxy %s: a reload failed or its config does not load; the "
+                            "old config keeps running" % replica["name"])
+    found.append(_candidate("dns_failure", True, evidence))
+    return found
 
-    # rollout_race
+
+def _close_evidence(facts):
+    return _sig_line(facts, CLOSE, "the backend closed connections") + _error_examples(facts, CLOSE)
+
+
+@rule("backend_crash")
+def _backend_crash(facts):
+    """The backend closed or reset connections, and its pods restarted or crash."""
+    if not facts.sig_total(CLOSE):
+        return []
+    if facts.restarted or facts.crash:
+        return [_candidate("backend_crash", True,
+                           _close_evidence(facts) + facts.restarted + facts.crash)]
+    if facts.pods is None:
+        return [_candidate("backend_crash", False, _close_evidence(facts),
+                           ["the backend pods' restarts (pod_info)"])]
+    return []
+
+
+@rule("keepalive_mismatch")
+def _keepalive_mismatch(facts):
+    """Closes or resets from healthy, never restarted pods, with no rollout under way."""
+    if not facts.sig_total(CLOSE) or facts.restarted or facts.crash or facts.pods is None \
+            or facts.deleting or facts.terminating:
+        return []
+    evidence = _close_evidence(facts)
+    requests = sum(sum(r["status_counts"].values()) for r in facts.replicas)
+    bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
+    rate = "%d of %d requests got 502" % (bad, requests) if requests else "request counts unknown"
+    healthy_line = "backend pods %s are healthy with no restarts; %s" % (
+        _join("%s/%s" % (p.get("namespace"), p.get("name")) for p in facts.pods), rate)
+    keep, no_keep = _keepalive(facts)
+    if no_keep and not keep:
+        # nginx opens a new connection per request: no idle connection can be raced
+        return [_candidate("keepalive_mismatch", False, [healthy_line] + evidence, [
+            "proxy %s keeps no upstream connection alive (no keepalive in an upstream "
+            "block), so an idle-timeout race is unlikely: see the backend's own logs "
+            "for why it closes connections mid-request" % _join(no_keep)])]
+    return [_candidate("keepalive_mismatch", True, evidence[:1] + [healthy_line] + keep
+                       + evidence[1:], [
+        "the backend's keep-alive idle timeout (it must be longer than the proxy's "
+        "upstream keepalive_timeout)"])]
+
+
+@rule("rollout_race")
+def _rollout_race(facts):
+    """Connect errors or closes towards terminating endpoints, or during a rollout."""
+    stale_pairs = facts.stale_pairs()
     racing = facts.entries(states=("terminating_endpoint",), signatures=CONNECT + CLOSE)
-    if racing or ((facts.terminating or deleting)
+    if racing or ((facts.terminating or facts.deleting)
                   and facts.sig_total(CONNECT + CLOSE) and not stale_pairs):
         evidence = [_dial_line(r, e) for r, e in racing]
         evidence += ["terminating endpoints of %s: %s" % (facts.svc_name, _join(facts.terminating))
                      ] if facts.terminating else []
-        evidence += deleting
-        found.append(_candidate("rollout_race", True, evidence))
-    elif stale_pairs and (facts.terminating or deleting):
-        found.append(_candidate("rollout_race", True, deleting + [
+        evidence += facts.deleting
+        return [_candidate("rollout_race", True, evidence)]
+    if stale_pairs and (facts.terminating or facts.deleting):
+        return [_candidate("rollout_race", True, facts.deleting + [
             "terminating endpoints: %s" % _join(facts.terminating)], [
             "a rollout is in progress: re-run when it has finished; if a replica still dials "
             "%s then, it is stale_upstream" % _join(sorted({e["address"]
-                                                            for _r, e in stale_pairs}))]))
+                                                            for _r, e in stale_pairs}))])]
+    return []
 
-    # header_too_big, protocol_mismatch
-    if facts.sig_total(("header_too_big",)):
-        found.append(_candidate("header_too_big", True, _sig_line(
-            facts, ("header_too_big",), "the backend's response headers exceed the proxy's "
-            "buffer") + _error_examples(facts, ("header_too_big",))))
-    if facts.sig_total(PROTOCOL):
-        found.append(_candidate("protocol_mismatch", True, _sig_line(
-            facts, PROTOCOL, "the proxy and the backend speak different protocols")
-            + _error_examples(facts, PROTOCOL)))
 
-    # network_blocked: timeouts/unreachable towards CURRENT addresses
+@rule("header_too_big")
+def _header_too_big(facts):
+    """nginx logged that the backend's response header did not fit its buffer."""
+    if not facts.sig_total(("header_too_big",)):
+        return []
+    return [_candidate("header_too_big", True, _sig_line(
+        facts, ("header_too_big",), "the backend's response headers exceed the proxy's "
+        "buffer") + _error_examples(facts, ("header_too_big",)))]
+
+
+@rule("protocol_mismatch")
+def _protocol_mismatch(facts):
+    """nginx logged an invalid HTTP header or a failed TLS handshake or verification."""
+    if not facts.sig_total(PROTOCOL):
+        return []
+    return [_candidate("protocol_mismatch", True, _sig_line(
+        facts, PROTOCOL, "the proxy and the backend speak different protocols")
+        + _error_examples(facts, PROTOCOL))]
+
+
+@rule("network_blocked")
+def _network_blocked(facts):
+    """Connects that time out or find no route, towards CURRENT addresses."""
     blocked = facts.entries(states=("ready_endpoint", "not_ready_endpoint", "pod_ip",
                                     "cluster_ip"),
                             signatures=("connect_timeout", "connect_unreachable"))
-    if blocked:
-        found.append(_candidate("network_blocked", True, [
-            _dial_line(r, e) + ": connect timed out / unreachable towards a current address"
-            for r, e in blocked], ["the NetworkPolicies selecting the backend pods (this "
-                                   "collection does not read them yet)"]))
+    if not blocked:
+        return []
+    return [_candidate("network_blocked", True, [
+        _dial_line(r, e) + ": connect timed out / unreachable towards a current address"
+        for r, e in blocked], ["the NetworkPolicies selecting the backend pods (this "
+                               "collection does not read them yet)"])]
 
-    # backend_502: 502 passed through, no nginx error line
-    if not any(r["errors_after"] for r in facts.replicas):
-        passed = sum(r["upstream_status_counts"].get("502", 0) for r in facts.replicas)
-        own = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
-        probe_502 = [p for p in facts.probes or [] if p.get("status") == 502]
-        if passed or own or probe_502:
-            evidence = ["proxy %s answered 502 %d times with no upstream error in its log"
-                        % (r["name"], r["status_counts"].get("502", 0))
-                        for r in facts.replicas if r["status_counts"].get("502")]
-            evidence += ["upstream itself answered 502 (%d times per $upstream_status)"
-                         % passed] if passed else []
-            evidence += ["probe from %s/%s to %s answered 502" % (
-                p.get("namespace"), p.get("name"), p.get("url")) for p in probe_502]
-            found.append(_candidate("backend_502", bool(passed or own), evidence))
+
+@rule("backend_502")
+def _backend_502(facts):
+    """502 passed through or answered, with no upstream error line in the proxy's log."""
+    if any(r["errors_after"] for r in facts.replicas):
+        return []
+    passed = sum(r["upstream_status_counts"].get("502", 0) for r in facts.replicas)
+    own = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
+    probe_502 = [p for p in facts.probes or [] if p.get("status") == 502]
+    if not (passed or own or probe_502):
+        return []
+    evidence = ["proxy %s answered 502 %d times with no upstream error in its log"
+                % (r["name"], r["status_counts"].get("502", 0))
+                for r in facts.replicas if r["status_counts"].get("502")]
+    evidence += ["upstream itself answered 502 (%d times per $upstream_status)"
+                 % passed] if passed else []
+    evidence += ["probe from %s/%s to %s answered 502" % (
+        p.get("namespace"), p.get("name"), p.get("url")) for p in probe_502]
+    return [_candidate("backend_502", bool(passed or own), evidence)]
+
+
+def _rules(facts):
+    """Every candidate cause with its evidence: each registered rule, in the registry's order."""
+    found = []
+    for cause in REGISTRY:
+        if cause.rule is not None:
+            found.extend(cause.rule(facts))
     return found
 
 
@@ -559,10 +552,8 @@ def _healthy(facts):
     for replica in facts.replicas:
         if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
             return None
-    for probe in (facts.probes or []) + facts.self_probes:
-        status = probe.get("status")
-        if not isinstance(status, int) or status >= 500:
-            return None
+    if any(is_server_error(probe.get("status")) for probe in (facts.probes or []) + facts.self_probes):
+        return None
     if facts.service and not facts.ready:
         return None
     symptom = facts.symptom or {}
@@ -570,8 +561,7 @@ def _healthy(facts):
         return None
     evidence = []
     for replica in facts.replicas:
-        before = sum(n for sig, n in _counts(replica["proxy"].get("counts")).items()
-                     if sig in UPSTREAM_ERRORS)
+        before = sum(upstream_errors(_counts(replica["proxy"].get("counts"))).values())
         evidence.append("proxy %s: no upstream error since its last reload%s%s" % (
             replica["name"], " at %s" % replica["reload"] if replica["reload"] else "",
             " (%d before it, fixed by that reload)" % before if before else ""))
@@ -581,37 +571,6 @@ def _healthy(facts):
         evidence.append("probe from %s/%s to %s answered %s" % (
             probe.get("namespace"), probe.get("name"), probe.get("url"), probe.get("status")))
     return evidence
-
-
-# When two strong candidates fit, one may explain the other: (winner, loser).
-_PRECEDENCE = (
-    ("backend_down", "backend_crash"),
-    ("backend_down", "no_endpoints"),
-    ("backend_down", "port_mismatch"),
-    ("backend_not_ready", "port_mismatch"),
-    ("no_endpoints", "port_mismatch"),
-    # no ready endpoint: the proxy cannot have had an answer to pass through
-    ("no_endpoints", "backend_502"),
-    ("backend_not_ready", "backend_502"),
-    ("backend_down", "backend_502"),
-    ("header_too_big", "backend_502"),
-    ("protocol_mismatch", "backend_502"),
-    ("stale_upstream", "network_blocked"),
-)
-
-_SEPARATE = {
-    "stale_upstream": "whether the stale replicas still dial the old address after the other "
-                      "problem is fixed",
-    "rollout_race": "whether the errors stop once the rollout has finished",
-    "port_mismatch": "a direct probe of podIP:targetPort from a proxy pod",
-    "dns_failure": "whether the name in the proxy config resolves from the proxy pod",
-    "backend_crash": "the backend's restart times compared with the error times",
-    "keepalive_mismatch": "the backend's keep-alive idle timeout vs the proxy's",
-    "network_blocked": "the NetworkPolicies selecting the backend pods",
-    "protocol_mismatch": "the backend's protocol (TLS, gRPC, plain HTTP) on that port",
-    "header_too_big": "the size of the backend's response headers",
-    "backend_502": "the backend's own logs for the 502",
-}
 
 
 def _summary(cause, facts, chosen, verdict):
@@ -668,7 +627,7 @@ def _decide(facts):
     strong = [c for c in found if c["strong"]]
     weak = [c for c in found if not c["strong"]]
     causes = [c["cause"] for c in strong]
-    for winner, loser in _PRECEDENCE:
+    for winner, loser in PRECEDENCE:
         if winner in causes and loser in causes:
             causes = [c for c in causes if c != loser]
     # several lines of evidence may name the same cause
@@ -682,7 +641,7 @@ def _decide(facts):
     elif len(causes) > 1:
         cause = "unknown"
         candidates = causes
-        missing.extend("%s vs the others: %s" % (c, _SEPARATE.get(c, "more evidence"))
+        missing.extend("%s vs the others: %s" % (c, separates(c))
                        for c in causes)
     elif weak:
         weak_causes = list(dict.fromkeys(c["cause"] for c in weak))
@@ -717,8 +676,8 @@ def _decide(facts):
         for replica in view.replicas:
             if replica["after"] and not found:
                 evidence.append("proxy %s logged since its last reload: %s" % (
-                    replica["name"], _join("%s x%d" % kv for kv in sorted(replica["after"].items())
-                                           if kv[0] in UPSTREAM_ERRORS)))
+                    replica["name"], _join("%s x%d" % kv
+                                           for kv in sorted(upstream_errors(replica["after"]).items()))))
     stale_replicas = sorted(r["name"] for r in view.replicas if r["stale"])
     stale_addresses = sorted({a for r in view.replicas for a in r["stale"]})
     if cause not in ("stale_upstream", "unknown") and stale_replicas:
@@ -729,7 +688,8 @@ def _decide(facts):
     # A replica whose config or processes could not be read cannot be tested nor proven.
     unreadable = [r["name"] for r in view.replicas if r["name"] in stale_replicas
                   and (r["read_errors"].get("config") or r["read_errors"].get("processes"))]
-    reload_safe = bool(cause == "stale_upstream" and view.ready and stale_replicas
+    # Only a cause a reload fixes (stale_upstream) makes a reload safe, and only of stale replicas.
+    reload_safe = bool(BY_ID[cause].reload_fixes and view.ready and stale_replicas
                        and not config_broken and not unreadable)
     if cause == "stale_upstream" and config_broken:
         missing.append("the config of %s does not load (nginx -t failed): a reload would keep "

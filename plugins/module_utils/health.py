@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One judgement of probes, pods, endpoints, Services and a replica's upstream errors.
+
+Pure Python (standard library only, plus the collection's own pure ``nginx_log`` for the set of
+error signatures): imports neither Ansible nor Kubernetes. The layers (``layers.py``), the
+verdict (``verdict.py``) and the reports (``report_render.py``) all ask here whether a part is
+sound, so that a pod, a Service or a probe is never healthy in one of them and sick in another.
+Inputs are the DESIGN.md fact shapes; a missing key counts as absent, never as healthy.
+
+Public API: :data:`GATEWAY_ERRORS`, :data:`CRASH_WORDS`, :func:`answered`,
+:func:`is_gateway_error`, :func:`is_server_error`, :func:`probe_ran`, :func:`probe_line`,
+:func:`pod_health`, :func:`endpoint_state`, :func:`selector_text`, :func:`service_health`,
+:func:`upstream_errors`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ERROR_SIGNATURES
+
+#: HTTP statuses a proxy answers when its upstream failed.
+GATEWAY_ERRORS = (502, 503, 504)
+
+#: Words in a pod's ``problems`` that mean its containers crash or cannot start.
+CRASH_WORDS = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
+               "CreateContainerConfigError", "exit ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes (proxy_probe's per-replica dict, or the controller's own request)
+
+
+def answered(status):
+    """Whether an HTTP status is a real answer (a positive number, not "no answer")."""
+    return isinstance(status, int) and not isinstance(status, bool) and status > 0
+
+
+def is_gateway_error(status):
+    """No answer, or an answer a proxy gives when its upstream failed (502, 503, 504)."""
+    return not answered(status) or status in GATEWAY_ERRORS
+
+
+def is_server_error(status):
+    """No answer, or any 5xx answer."""
+    return not answered(status) or status >= 500
+
+
+def probe_ran(probe):
+    """Whether a probe ran, so that its outcome is evidence (facts without ``ran`` did)."""
+    return bool(probe.get("ran", True))
+
+
+def probe_line(probe):
+    """One line of evidence for a probe result (proxy_probe's per-replica dict)."""
+    who = "%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?"))
+    what = probe.get("url") or "?"
+    if probe.get("status") is not None:
+        return "%s: GET %s -> %s" % (who, what, probe["status"])
+    return "%s: GET %s -> no answer (%s)" % (who, what, probe.get("error") or "unknown error")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pods and endpoints
+
+
+def _texts(value):
+    return [str(item) for item in value] if isinstance(value, (list, tuple)) else []
+
+
+def _mappings(value):
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, (list, tuple)) else []
+
+
+def pod_health(pod):
+    """How a backend pod (pod_info's shape) stands.
+
+    Returns ``{healthy, crashing, not_ready, deleting, restarts, problems}``: ``healthy`` is
+    Running, Ready and without a problem; ``crashing`` is Failed or Pending, or a problem that
+    names a crash (:data:`CRASH_WORDS`); ``not_ready`` is Running but not Ready; ``deleting``
+    is the deletion timestamp (or None); ``restarts`` a number; ``problems`` the pod's lines.
+    """
+    problems = _texts(pod.get("problems"))
+    phase = pod.get("phase")
+    ready = bool(pod.get("ready"))
+    try:
+        restarts = int(pod.get("restarts") or 0)
+    except (TypeError, ValueError):
+        restarts = 0
+    return {
+        "healthy": phase == "Running" and ready and not problems,
+        "crashing": phase in ("Failed", "Pending") or any(
+            word in problem for problem in problems for word in CRASH_WORDS),
+        "not_ready": phase == "Running" and not ready,
+        "deleting": pod.get("deletion_timestamp") or None,
+        "restarts": restarts,
+        "problems": problems,
+    }
+
+
+def endpoint_state(endpoint):
+    """``ready``, ``not_ready`` or ``terminating`` for one EndpointSlice endpoint."""
+    if endpoint.get("terminating"):
+        return "terminating"
+    return "ready" if endpoint.get("ready") else "not_ready"
+
+
+# ---------------------------------------------------------------------------------------------
+# Services (service_info's shape)
+
+
+def selector_text(selector):
+    """``k=v,k2=v2`` for a label selector, ``(none)`` when it is empty."""
+    items = selector.items() if isinstance(selector, dict) else ()
+    return ",".join("%s=%s" % kv for kv in sorted(items)) or "(none)"
+
+
+def service_health(service):
+    """How a backend Service stands.
+
+    Returns ``{exists, selects_no_pod, ready, port_mismatches, problems, sound}``: ``ready`` the
+    ready endpoint addresses; ``port_mismatches`` one line per Service port whose targetPort some
+    selected pods do not expose; ``problems`` every line that makes the Service unsound (its
+    selector matches no pod, it has no ready endpoint, a port mismatch); ``sound`` when it
+    exists and has none.
+    """
+    exists = bool(service.get("exists"))
+    selects_no_pod = not (service.get("selector_matches") or _texts(service.get("matching_pods")))
+    ready = _texts(service.get("ready_addresses"))
+    mismatches = [
+        "port %s targets %s, which pods %s do not expose" % (
+            mismatch.get("port"), mismatch.get("target_port"),
+            ", ".join(_texts(mismatch.get("pods_without_it"))) or "none")
+        for mismatch in _mappings(service.get("port_mismatches"))]
+    problems = []
+    if not exists:
+        problems.append("it does not exist")
+    else:
+        if selects_no_pod:
+            problems.append("its selector matches no pod")
+        if not ready:
+            problems.append("it has no ready endpoint")
+        problems.extend(mismatches)
+    return {"exists": exists, "selects_no_pod": selects_no_pod, "ready": ready,
+            "port_mismatches": mismatches, "problems": problems, "sound": not problems}
+
+
+# ---------------------------------------------------------------------------------------------
+# A proxy replica's log
+
+
+def upstream_errors(counts):
+    """``{signature: n}`` of the upstream-error signatures among a replica's signature counts.
+
+    Reload markers, info lines and client aborts are counted by the log summary too; they are
+    not errors (:data:`nginx_log.ERROR_SIGNATURES` is the one list of what is).
+    """
+    if not isinstance(counts, dict):
+        return {}
+    out = {}
+    for signature, count in counts.items():
+        if signature in ERROR_SIGNATURES:
+            try:
+                out[signature] = int(count)
+            except (TypeError, ValueError):
+                out[signature] = 0
+    return out
