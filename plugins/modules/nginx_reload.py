@@ -253,178 +253,16 @@ changed:
   type: bool
 """
 
-import time
-
-from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import fmt_address
-from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
-    listen_ports,
-    pick_container,
-    probe,
-    read_processes,
-)
+from ansible_collections.badgateway.k8s.plugins.module_utils._reload import ReloadPlan, new_result
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
-    K8sError,
     client_from_module,
     k8s_module,
 )
-
-
-# Take turns per replica: mkdir is atomic. A lock older than two minutes belongs to a run that
-# died and is broken. Prints the lock path; exits 75 when the wait runs out.
-LOCK_SCRIPT = r"""
-for d in /run /var/run /tmp; do [ -d "$d" ] && [ -w "$d" ] && break; done
-l="$d/badgateway-k8s-reload.lock"
-n=0
-while ! mkdir "$l" 2>/dev/null; do
-  if [ -n "$(find "$l" -maxdepth 0 -mmin +2 2>/dev/null)" ]; then rmdir "$l" 2>/dev/null; continue; fi
-  n=$((n + 1))
-  if [ "$n" -gt "$1" ]; then echo "another run has held $l for too long" >&2; exit 75; fi
-  sleep 0.1
-done
-echo "$l"
-"""
-
-
-def plan(params):
-    """The steps run per replica, as text."""
-    steps = ["take the replica's reload lock",
-             "skip the reload if the workers started less than %ss ago%s" % (
-                 params["cooldown"], " (no: force)" if params["force"] else ""),
-             "nginx -t", "nginx -s reload (only if nginx -t passes)",
-             "wait up to %gs for new worker processes" % params["settle_timeout"]]
-    if params["probe_url"]:
-        steps.append("GET %s from inside the pod, expect not 502" % params["probe_url"])
-    elif params["probe_path"] is not None:
-        steps.append("GET http://<podIP>:%s%s from inside the pod, expect not 502"
-                     % (params["probe_port"] or "<listen port>", params["probe_path"]))
-    return steps
-
-
-def _new_result(namespace, name, steps):
-    return {"namespace": namespace, "name": name, "container": None, "planned": steps,
-            "config_test": None, "reload_sent": False, "reloaded": False, "skipped": None,
-            "last_reload_age": None,
-            "workers_before": [], "workers_after": [], "last_reload": None, "probe": None,
-            "verified": False, "unproven": None, "error": None}
-
-
-def _replaced(before, after):
-    """New workers exist and none of the old worker PIDs is still a worker."""
-    old = {w["pid"] for w in before}
-    return bool(after) and not old & {w["pid"] for w in after}
-
-
-def _lock(client, namespace, name, container, params):
-    """Take the replica's reload lock; return its path, or raise K8sError."""
-    tries = max(1, int(params["lock_timeout"] * 10))
-    taken = client.exec(namespace, name, ["sh", "-c", LOCK_SCRIPT, "sh", str(tries)],
-                        container=container, timeout=params["lock_timeout"] + 10)
-    path = taken.stdout.strip()
-    if taken.rc != 0 or not path:
-        raise K8sError("cannot take the reload lock in %s/%s: %s" % (
-            namespace, name, (taken.stderr or taken.stdout).strip() or taken.error or "exit %s" % taken.rc))
-    return path
-
-
-def reload_replica(client, namespace, name, params, steps):
-    """Test, reload and verify one replica, holding its reload lock; return its result dict."""
-    result = _new_result(namespace, name, steps)
-    pod = client.get_pod(namespace, name)
-    container = result["container"] = pick_container(client, pod, params["container"])
-    lock = _lock(client, namespace, name, container, params)
-    try:
-        if not _reload_locked(client, namespace, name, container, params, result):
-            return result
-    finally:
-        try:
-            client.exec(namespace, name, ["rmdir", lock], container=container)
-        except K8sError:
-            pass   # a lock left behind is broken by the next run after two minutes
-    return _verify(client, namespace, name, container, pod, params, result)
-
-
-def _reload_locked(client, namespace, name, container, params, result):
-    """The part under the lock: cooldown, nginx -t, reload, new workers.
-
-    True when the replica should be probed next (it was reloaded, or skipped in the cooldown),
-    False when it failed (``result["error"]`` says why).
-    """
-    before = read_processes(client, namespace, name, container)
-    result["workers_before"] = before["workers"]
-    age = result["last_reload_age"] = before.get("last_reload_age")
-    if params["cooldown"] > 0 and not params["force"] and age is not None and age < params["cooldown"]:
-        result["skipped"] = ("its workers started %ss ago, within the cooldown of %ss: not reloaded "
-                             "again (force: true overrides)" % (int(age), params["cooldown"]))
-        result["workers_after"] = before["workers"]
-        return True
-    test = client.exec(namespace, name, ["nginx", "-t"], container=container)
-    result["config_test"] = {"rc": test.rc, "ok": test.rc == 0,
-                             "output": (test.stderr + test.stdout).strip() or test.error}
-    if test.rc != 0:
-        result["error"] = "nginx -t failed, not reloading: %s" % (
-            result["config_test"]["output"] or test.error)
-        return False
-    sent = client.exec(namespace, name, ["nginx", "-s", "reload"], container=container)
-    if sent.rc != 0:
-        result["error"] = "nginx -s reload failed: %s" % (
-            (sent.stderr + sent.stdout).strip() or sent.error or "exit %s" % sent.rc)
-        return False
-    result["reload_sent"] = True
-    deadline = time.monotonic() + params["settle_timeout"]
-    while True:
-        after = read_processes(client, namespace, name, container)
-        if _replaced(before["workers"], after["workers"]) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    result["workers_after"] = after["workers"]
-    if before["problem"] or after["problem"]:
-        result["error"] = "cannot prove the reload: %s" % (after["problem"] or before["problem"])
-        return False
-    result["reloaded"] = _replaced(before["workers"], after["workers"])
-    if not result["reloaded"]:
-        result["error"] = ("nginx -s reload exited 0 but the worker processes were not replaced "
-                           "within %gs: the master probably kept the old config (see its error "
-                           "log)" % params["settle_timeout"])
-        return False
-    result["last_reload"] = after["workers"][-1]["start_time"]
-    return True
-
-
-def _verify(client, namespace, name, container, pod, params, result):
-    """Probe the replica (reloaded, or skipped in the cooldown); set verified."""
-    url = params["probe_url"]
-    if not url and params["probe_path"] is not None:
-        port = params["probe_port"]
-        if port is None:
-            ports, problem = listen_ports(client, namespace, name, container)
-            port = ports[0] if ports else None
-            if port is None:
-                result["error"] = "cannot probe: %s" % (problem or "no listen port")
-                return result
-        ip = (pod.get("status") or {}).get("podIP")
-        path = params["probe_path"] if params["probe_path"].startswith("/") else \
-            "/" + params["probe_path"]
-        url = "http://%s%s" % (fmt_address(ip, port), path)
-    if url:
-        result["probe"] = probe(client, namespace, name, container, url, params["probe_timeout"])
-        if not result["probe"].get("ran", True):
-            # Nothing could ask the replica: the new workers prove the reload, not the fix.
-            result["unproven"] = ("%s, but not proven to answer: %s" % (
-                "new worker processes took over" if result["reloaded"] else
-                "skipped in the cooldown", result["probe"]["error"]))
-            result["error"] = "unproven: " + result["unproven"]
-            return result
-        if result["probe"]["status"] in (None, 502):
-            result["error"] = "%s, but the probe of %s got %s" % (
-                "skipped in the cooldown" if result["skipped"] else "reloaded", url,
-                result["probe"]["status"] or result["probe"]["error"])
-            return result
-    result["verified"] = True
-    return result
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
 
 
 def main():
-    """Module entry point."""
+    """Module entry point: options, check mode, the plan (module_utils/_reload.py), the exit."""
     module = k8s_module(
         {"namespace": {"type": "str", "required": True},
          "pods": {"type": "list", "elements": "str", "required": True},
@@ -444,21 +282,15 @@ def main():
     names = list(dict.fromkeys(params["pods"]))
     if not names:
         module.exit_json(changed=False, replicas=[], msg="no replica given: nothing to reload")
-    steps = plan(params)
     if module.check_mode:
-        replicas = [_new_result(params["namespace"], name, steps) for name in names]
+        # Nothing runs in the pods, and no client is needed: only the steps are named.
+        steps = ReloadPlan(proxy_adapter(), params).steps()
+        replicas = [new_result(params["namespace"], name, steps) for name in names]
         module.exit_json(changed=True, replicas=replicas,
                          msg="check mode: would run, in each of %s: %s"
                          % (", ".join(names), "; ".join(steps)))
-    client = client_from_module(module)
-    replicas = []
-    for name in names:
-        try:
-            replicas.append(reload_replica(client, params["namespace"], name, params, steps))
-        except K8sError as exc:
-            failed = _new_result(params["namespace"], name, steps)
-            failed["error"] = str(exc)
-            replicas.append(failed)
+    plan = ReloadPlan(proxy_adapter(client_from_module(module)), params)
+    replicas = plan.run(params["namespace"], names)
     changed = any(r["reloaded"] for r in replicas)
     bad = [r for r in replicas if not r["verified"]]
     if bad:

@@ -466,11 +466,6 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
     namespace_service_facts,
     summarize_pod,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
-    pick_container,
-    read_config,
-    read_processes,
-)
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     correlate_addresses,
@@ -480,8 +475,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     client_from_module,
     k8s_module,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import upstream_hosts
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
 
 
 def select_proxies(client, namespace, selector):
@@ -511,8 +505,9 @@ def _new_proxy(pod):
             "failed_reloads": 0, "problems": [], "read_errors": {}}
 
 
-def inspect_replica(client, pod, params):
-    """Everything read from inside one replica (before correlation).
+def inspect_replica(adapter, pod, params):
+    """Everything read from inside one replica (before correlation), through the proxy's
+    adapter (``proxy_adapter.ProxyAdapter``).
 
     Each read ends as data or as an entry of ``read_errors`` (part -> message naming the call):
     a failed read of one replica never stops the others, and is never taken for "no errors".
@@ -525,31 +520,27 @@ def inspect_replica(client, pod, params):
             ns, name, proxy["phase"])
         return proxy, None
     try:
-        container = proxy["container"] = pick_container(client, pod, params["container"])
+        container = proxy["container"] = adapter.pick_container(pod, params["container"])
     except K8sError as exc:
         proxy["problems"].append(str(exc))
         proxy["read_errors"]["container"] = str(exc)
         return proxy, None
     try:
-        parsed, problem = read_config(client, ns, name, container)
+        config, problem = adapter.read_config(ns, name, container, params["cluster_domain"])
     except K8sError as exc:
-        proxy["read_errors"]["config"] = "nginx -T: %s" % exc
-        parsed, problem = None, None
-    proxy["config_ok"] = None if "config" in proxy["read_errors"] else parsed is not None
-    if parsed is not None:
-        proxy["upstream_hosts"] = upstream_hosts(parsed, ns, params["cluster_domain"])
-        proxy["listen_ports"] = parsed["listen_ports"]
-        proxy["upstream_keepalive"] = [
-            {"upstream": group["name"], "keepalive": group["keepalive"],
-             "keepalive_timeout": group["keepalive_timeout"]}
-            for group in parsed.get("upstreams") or [] if group.get("keepalive")]
-        proxy["problems"].extend("config: %s" % e for e in parsed["errors"])
+        proxy["read_errors"]["config"] = "%s: %s" % (adapter.config_dump_step, exc)
+        config, problem = None, None
+    proxy["config_ok"] = None if "config" in proxy["read_errors"] else config is not None
+    if config is not None:
+        for key in ("upstream_hosts", "listen_ports", "upstream_keepalive"):
+            proxy[key] = config[key]
+        proxy["problems"].extend("config: %s" % e for e in config["errors"])
     elif problem:
         proxy["problems"].append(problem)
     try:
-        procs = read_processes(client, ns, name, container)
+        procs = adapter.read_processes(ns, name, container)
     except K8sError as exc:
-        proxy["read_errors"]["processes"] = "nginx processes: %s" % exc
+        proxy["read_errors"]["processes"] = "%s processes: %s" % (adapter.kind, exc)
         procs = {"master_pid": None, "workers": [], "problem": None}
     proxy["master_pid"] = procs["master_pid"]
     proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
@@ -558,7 +549,7 @@ def inspect_replica(client, pod, params):
     if procs["problem"]:
         proxy["problems"].append(procs["problem"])
     try:
-        text, size, truncated = client.read_log(
+        text, size, truncated = adapter.client.read_log(
             ns, name, container, tail_lines=params["tail_lines"],
             since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
     except K8sError as exc:
@@ -568,8 +559,8 @@ def inspect_replica(client, pod, params):
     lines = text.splitlines()
     if truncated and lines:
         lines = lines[:-1]   # the last line may be cut in the middle
-    summary = summarize(lines, reload_time=proxy["last_reload"],
-                        max_errors=params["max_errors"])
+    summary = adapter.summarize_log(lines, reload_time=proxy["last_reload"],
+                                    max_errors=params["max_errors"])
     proxy["log"] = {"lines_read": len(lines), "bytes_read": size, "truncated": truncated,
                     "since_seconds": params["since_seconds"], "tail_lines": params["tail_lines"]}
     if truncated:
@@ -644,7 +635,8 @@ def main():
         pods = select_proxies(client, params["namespace"], params["selector"])
     except K8sError as exc:
         module.fail_json(msg=str(exc))
-    inspected = [inspect_replica(client, pod, params) for pod in pods]
+    adapter = proxy_adapter(client)
+    inspected = [inspect_replica(adapter, pod, params) for pod in pods]
     proxies = [proxy for proxy, _summary in inspected]
     namespaces = backend_namespaces(proxies, params)
     try:

@@ -155,10 +155,10 @@ probes:
       ran: true
 """
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_exec import (
-    listen_ports,
-    pick_container,
+from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import (
     probe,
+    self_url,
+    unchecked,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     K8sError,
@@ -166,7 +166,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     client_from_module,
     k8s_module,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import fmt_address
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
 
 
 def select_pods(client, namespace, names, selector):
@@ -185,39 +185,23 @@ def select_pods(client, namespace, names, selector):
     return sorted(pods, key=lambda p: p["metadata"]["name"])
 
 
-def _unchecked(namespace, name, url, error):
-    """The fact of a probe that could not run: evidence of nothing."""
-    return {"namespace": namespace, "name": name, "url": url, "tool": None, "status": None,
-            "ok": False, "error": error, "time_total": None, "rc": None, "ran": False}
-
-
-def probe_replica(client, pod, params):
+def probe_replica(adapter, pod, params):
     """The probe fact of one replica; a failed read of this replica stays in its fact."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     try:
-        return _probe_replica(client, pod, params, namespace, name)
+        return _probe_replica(adapter, pod, params, namespace, name)
     except K8sError as exc:
-        return _unchecked(namespace, name, params["url"], "could not run the probe: %s" % exc)
+        return unchecked(namespace, name, params["url"], "could not run the probe: %s" % exc)
 
 
-def _probe_replica(client, pod, params, namespace, name):
-    container = pick_container(client, pod, params["container"])
-    target = params["target"] or ("url" if params["url"] else "self")
-    if target == "url":
-        return probe(client, namespace, name, container, params["url"], params["probe_timeout"])
-    ip = (pod.get("status") or {}).get("podIP")
-    port = params["port"]
-    error = None
-    if not ip:
-        error = "pod has no IP (phase %s)" % (pod.get("status") or {}).get("phase")
-    elif port is None:
-        ports, error = listen_ports(client, namespace, name, container)
-        port = ports[0] if ports else None
-    if error or port is None:
-        return _unchecked(namespace, name, None, error or "nginx listens on no port; set port")
-    path = params["path"] if params["path"].startswith("/") else "/" + params["path"]
-    url = "http://%s%s" % (fmt_address(ip, port), path)
-    return probe(client, namespace, name, container, url, params["probe_timeout"])
+def _probe_replica(adapter, pod, params, namespace, name):
+    container = adapter.pick_container(pod, params["container"])
+    url = params["url"]
+    if (params["target"] or ("url" if url else "self")) == "self":
+        url, error = self_url(adapter, pod, container, params["port"], params["path"])
+        if error:
+            return unchecked(namespace, name, None, error)
+    return probe(adapter.client, namespace, name, container, url, params["probe_timeout"])
 
 
 def main():
@@ -243,7 +227,8 @@ def main():
     client = client_from_module(module)
     try:
         pods = select_pods(client, params["namespace"], params["pods"], params["selector"])
-        probes = [probe_replica(client, pod, params) for pod in pods]
+        adapter = proxy_adapter(client)
+        probes = [probe_replica(adapter, pod, params) for pod in pods]
     except K8sError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, probes=probes)

@@ -1,0 +1,22 @@
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The proxy kinds the collection knows: kind name -> adapter class (``proxy_adapter``).
+
+A second kind is its module_utils file and one line in ``ADAPTERS``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import NginxAdapter
+
+ADAPTERS = {NginxAdapter.kind: NginxAdapter}
+DEFAULT_KIND = NginxAdapter.kind
+
+
+def proxy_adapter(client=None, kind=None):
+    """The adapter of ``kind`` (default nginx) bound to ``client``; K8sError for an unknown kind."""
+    try:
+        return ADAPTERS[kind or DEFAULT_KIND](client)
+    except KeyError:
+        raise K8sError("unknown proxy kind %r (known: %s)" % (kind, ", ".join(sorted(ADAPTERS)))) from None
