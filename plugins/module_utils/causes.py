@@ -186,6 +186,21 @@ REGISTRY = (
         remedy="add an allow rule",
         separates="the NetworkPolicies selecting the backend pods"),
     Cause(
+        "upstream_timeout",
+        doc="a Ready backend answers slower than `proxy_read_timeout`: nginx times out reading "
+            "its response (not connecting) and answers 504",
+        fix="Find why the backend answers so slowly (its own logs, a slow dependency, CPU "
+            "throttling) and fix that; where slow answers are expected (exports, long polls, "
+            "LLM answers), raise `proxy_read_timeout` (and `proxy_send_timeout`) for that "
+            "location only.",
+        prevention="Alert on $upstream_response_time close to the timeout; keep each hop's "
+                   "timeout longer than the next hop's; stream or queue long jobs instead of "
+                   "holding a request open.",
+        reload_fixes=False,
+        remedy="a faster backend, or `proxy_read_timeout` above its answer time",
+        separates="the backend's answer time for those requests against the proxy's "
+                  "proxy_read_timeout"),
+    Cause(
         "backend_502",
         doc="the app itself answered 502; nginx passed it on",
         fix="The 502 comes from behind the proxy: look one hop further (the app, its "

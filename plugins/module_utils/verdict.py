@@ -512,6 +512,27 @@ def _network_blocked(facts):
                                "collection does not read them yet)"])]
 
 
+@rule("upstream_timeout")
+def _upstream_timeout(facts):
+    """Connected, then no answer within the read (or send) timeout, from a Ready backend."""
+    if not facts.sig_total(("upstream_timeout",)):
+        return []
+    evidence = _sig_line(facts, ("upstream_timeout",), "the backend did not answer within the "
+                         "proxy's timeout after the connection was made")
+    evidence += [_dial_line(r, e) + ": connected, then no answer in time" for r, e in facts.entries(
+        states=("ready_endpoint", "cluster_ip", "pod_ip"), signatures=("upstream_timeout",))]
+    evidence += ["proxy %s answered 504 %d times since its last reload"
+                 % (r["name"], r["status_counts"]["504"]) for r in facts.replicas
+                 if r["status_counts"].get("504")]
+    evidence += _error_examples(facts, ("upstream_timeout",))
+    if facts.ready and not facts.crash:
+        return [_candidate("upstream_timeout", True, evidence + [
+            "Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready))])]
+    return [_candidate("upstream_timeout", False, evidence, [
+        "a Ready backend (the Service's ready endpoints and its pods, service_info and "
+        "pod_info): a backend that is down or crashing times out too"])]
+
+
 @rule("backend_502")
 def _backend_502(facts):
     """502 passed through or answered, with no upstream error line in the proxy's log."""

@@ -478,12 +478,71 @@ def test_report_fixture_facts():
 
 
 def test_unknown_still_reports_what_was_logged():
-    facts = facts_with([proxy(counts_after={"upstream_timeout": 4},
-                              status_counts={"504": 4})])
+    facts = facts_with([proxy(counts_after={"no_live_upstreams": 4, "reload": 1},
+                              status_counts={"502": 4})])
     verdict = decide(facts)
     assert verdict["cause"] == "unknown"
-    assert "proxy ingress/nginx-0 logged since its last reload: upstream_timeout x4" in \
+    assert "proxy ingress/nginx-0 logged since its last reload: no_live_upstreams x4" in \
         verdict["evidence"]
+
+
+def _timed_out(phase):
+    """A replica that logged nginx's own 110 line in ``phase`` towards the ready endpoint."""
+    line = ("2026/11/25 02:39:42 [error] 469#469: *21 upstream timed out (110: Connection timed "
+            "out) while %s, client: 10.244.0.1, server: _, request: \"GET / HTTP/1.1\", "
+            "upstream: \"http://%s:8080/\", host: \"chat.example.com\"" % (phase, NEW_IP))
+    access = ('10.244.0.1 - - [25/Nov/2026:02:39:42 +0000] "GET / HTTP/1.1" 504 167 "-" "curl/8"')
+    summary = summarize(["2026/11/25 02:30:00 [notice] 1#1: start worker processes"]
+                        + [line, access] * 3)
+    backend = healthy_backend()
+    correlated = correlate_addresses(summary["upstream_addresses"],
+                                     build_index(backend["service"], backend["pods"]))
+    replica = proxy(counts_after=summary["counts_after_reload"], counts=summary["counts"],
+                    addresses=correlated["upstream_addresses"], stale=[],
+                    status_counts=summary["access"]["status_counts"], errors=summary["errors"])
+    replica["last_reload"] = summary["reload_time"]
+    return replica
+
+
+def test_upstream_timeout_a_ready_backend_answers_too_slowly():
+    """Real nginx lines: connected, then 110 while reading the response header, 504."""
+    verdict = decide(facts_with([_timed_out("reading response header from upstream")],
+                                symptom={"status": 504, "url": "https://chat.example.com/"}))
+    assert verdict["cause"] == "upstream_timeout", verdict
+    assert verdict["candidates"] == [] and verdict["reload_safe"] is False
+    assert verdict["summary"].startswith("upstream_timeout: the backend did not answer within")
+    assert "proxy ingress/nginx-0 answered 504 3 times since its last reload" in verdict["evidence"]
+    assert any("%s:8080 (a ready endpoint" % NEW_IP in e and "connected, then no answer" in e
+               for e in verdict["evidence"])
+    assert any("while reading response header from upstream" in e for e in verdict["evidence"])
+    assert verdict["recommendation"]["fix"].startswith("Find why the backend answers so slowly")
+
+
+def test_a_timeout_while_connecting_is_network_blocked_not_upstream_timeout():
+    """The same 110, logged while connecting: no connection was made, nothing was slow."""
+    verdict = decide(facts_with([_timed_out("connecting to upstream")]))
+    assert verdict["cause"] == "network_blocked"
+    assert "upstream_timeout" not in verdict["candidates"]
+
+
+def test_timeouts_reading_and_connecting_together_are_not_guessed():
+    reading = _timed_out("reading response header from upstream")
+    connecting = _timed_out("connecting to upstream")
+    connecting["name"] = "nginx-1"
+    verdict = decide(facts_with([reading, connecting]))
+    assert verdict["cause"] == "unknown"
+    assert verdict["candidates"] == ["network_blocked", "upstream_timeout"]
+    assert any(m.startswith("upstream_timeout vs the others: the backend's answer time")
+               for m in verdict["missing_evidence"])
+
+
+def test_a_timeout_from_a_backend_without_ready_endpoints_is_not_upstream_timeout():
+    facts = facts_with([_timed_out("reading response header from upstream")],
+                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
+                       service=service([endpoint(NEW_IP, ready=False)]))
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_not_ready"
+    assert verdict["candidates"] == ["upstream_timeout"]
 
 
 def test_external_upstream_is_not_a_stale_verdict():
