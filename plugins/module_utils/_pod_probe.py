@@ -10,23 +10,25 @@ proxy_probe (``target: self``) and the reload's proof.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import fmt_address
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 
 
-def unchecked(namespace, pod, url, error):
+def unchecked(namespace: str, pod: str, url: str | None, error: str | None) -> dict[str, Any]:
     """The fact of a probe that has not run (yet, or at all): evidence of nothing."""
     return {"namespace": namespace, "name": pod, "url": url, "tool": None, "status": None,
             "ok": False, "error": error, "time_total": None, "rc": None, "ran": False}
 
 
-def probe_url(ip, port, path):
+def probe_url(ip: str, port: int, path: str) -> str:
     """``http://IP:PORT/path`` (IPv6 in brackets; ``path`` gets its leading slash)."""
     return "http://%s%s" % (fmt_address(ip, port), path if path.startswith("/") else "/" + path)
 
 
-def self_url(adapter, pod, container, port, path):
+def self_url(adapter: Any, pod: dict[str, Any], container: str | None, port: int | None,
+             path: str) -> tuple[str | None, str | None]:
     """The URL of a replica's own listen address; ``(url, None)`` or ``(None, why not)``.
 
     ``port`` None: the first listen port of the running config (``adapter.listen_ports``,
@@ -48,7 +50,8 @@ _HTTP_STATUS = re.compile(r"HTTP/\d(?:\.\d)?\s+(\d{3})")
 _WGET_ERROR = re.compile(r"ERROR (\d{3})")
 
 
-def probe(client, namespace, pod, container, url, timeout):
+def probe(client: Any, namespace: str, pod: str, container: str | None, url: str,
+          timeout: float) -> dict[str, Any]:
     """Request ``url`` from inside the pod with curl, else wget; the proxy_probe fact.
 
     ``ran`` says whether a client ran and its outcome is evidence (an answer, a refusal, a
@@ -63,7 +66,8 @@ def probe(client, namespace, pod, container, url, timeout):
         return unchecked(namespace, pod, url, "could not run the probe: %s" % exc)
 
 
-def _probe(client, namespace, pod, container, url, timeout, fact):
+def _probe(client: Any, namespace: str, pod: str, container: str | None, url: str, timeout: float,
+           fact: dict[str, Any]) -> dict[str, Any]:
     limit = "%g" % timeout
     exec_timeout = timeout + client.timeout
     curl = client.exec(namespace, pod,

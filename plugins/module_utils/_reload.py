@@ -14,9 +14,12 @@ ends that replica with ``error`` naming the call, and the next replica is still 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import probe, self_url
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter
 
 # Take turns per replica: mkdir is atomic. A lock older than two minutes belongs to a run that
 # died and is broken. Prints the lock path; exits 75 when the wait runs out.
@@ -38,7 +41,7 @@ OPTIONS = ("container", "probe_path", "probe_port", "probe_url", "settle_timeout
            "probe_timeout", "cooldown", "force", "lock_timeout")
 
 
-def new_result(namespace, name, steps):
+def new_result(namespace: str, name: str, steps: list[str]) -> dict[str, Any]:
     """A replica's result before anything ran (also the check-mode result)."""
     return {"namespace": namespace, "name": name, "container": None, "planned": steps,
             "config_test": None, "reload_sent": False, "reloaded": False, "skipped": None,
@@ -47,7 +50,7 @@ def new_result(namespace, name, steps):
             "verified": False, "unproven": None, "error": None}
 
 
-def cooldown_skip(age, cooldown, force):
+def cooldown_skip(age: float | None, cooldown: int, force: bool) -> str | None:
     """Why a replica last reloaded ``age`` seconds ago is not reloaded now, or None.
 
     ``age`` None (never reloaded since the proxy started, or unknown) never holds a reload
@@ -63,13 +66,15 @@ class ReloadPlan:
     """The reload of replicas of one namespace through ``adapter``, with ``options`` (a dict
     with every key of ``OPTIONS``). ``clock`` and ``sleep`` pace the wait for new workers."""
 
-    def __init__(self, adapter, options, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, adapter: ProxyAdapter, options: dict[str, Any],
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.adapter = adapter
         self.options = {key: options[key] for key in OPTIONS}
         self.clock = clock
         self.sleep = sleep
 
-    def steps(self):
+    def steps(self) -> list[str]:
         """The steps run per replica, as text (the results' ``planned``)."""
         opts, adapter = self.options, self.adapter
         steps = ["take the replica's reload lock",
@@ -85,12 +90,12 @@ class ReloadPlan:
                          % (opts["probe_port"] or "<listen port>", opts["probe_path"]))
         return steps
 
-    def run(self, namespace, names):
+    def run(self, namespace: str, names: Iterable[str]) -> list[dict[str, Any]]:
         """Reload each replica in ``names`` in turn; their results, in that order."""
         steps = self.steps()
         return [self.replica(namespace, name, steps) for name in names]
 
-    def replica(self, namespace, name, steps=None):
+    def replica(self, namespace: str, name: str, steps: list[str] | None = None) -> dict[str, Any]:
         """Lock, cooldown, test, reload, proof, probe of one replica; its result.
 
         A ``K8sError`` ends the replica where it happened: what was done before stays in the
@@ -112,7 +117,7 @@ class ReloadPlan:
             result["error"] = str(exc)
         return result
 
-    def _lock(self, namespace, name, container):
+    def _lock(self, namespace: str, name: str, container: str) -> str:
         """Take the replica's reload lock (waiting up to lock_timeout); its path, or K8sError."""
         wait = self.options["lock_timeout"]
         taken = self.adapter.client.exec(
@@ -125,13 +130,13 @@ class ReloadPlan:
                 (taken.stderr or taken.stdout).strip() or taken.error or "exit %s" % taken.rc))
         return path
 
-    def _unlock(self, namespace, name, container, lock):
+    def _unlock(self, namespace: str, name: str, container: str, lock: str) -> None:
         try:
             self.adapter.client.exec(namespace, name, ["rmdir", lock], container=container)
         except K8sError:
             pass   # a lock left behind is broken by the next run after two minutes
 
-    def _reload_locked(self, namespace, name, container, result):
+    def _reload_locked(self, namespace: str, name: str, container: str, result: dict[str, Any]) -> bool:
         """The part under the lock: cooldown, config test, reload, new workers.
 
         True when the replica should be probed next (it was reloaded, or skipped in the
@@ -170,7 +175,7 @@ class ReloadPlan:
         result["last_reload"] = after["workers"][-1]["start_time"]
         return True
 
-    def _settle(self, namespace, name, container, before):
+    def _settle(self, namespace: str, name: str, container: str, before: dict[str, Any]) -> dict[str, Any]:
         """Read the processes until the reload shows (new workers) or settle_timeout passes."""
         deadline = self.clock() + self.options["settle_timeout"]
         while True:
@@ -179,7 +184,8 @@ class ReloadPlan:
                 return after
             self.sleep(0.2)
 
-    def _verify(self, namespace, name, container, pod, result):
+    def _verify(self, namespace: str, name: str, container: str, pod: dict[str, Any],
+                result: dict[str, Any]) -> None:
         """Probe the replica (reloaded, or skipped in the cooldown); set verified."""
         opts = self.options
         url = opts["probe_url"]

@@ -322,7 +322,7 @@ class K8sClient:
         tls = self._tls()
         if tls is None:
             return {}
-        kwargs = {"cert_reqs": "CERT_REQUIRED" if tls["verify"] else "CERT_NONE"}
+        kwargs: dict[str, object] = {"cert_reqs": "CERT_REQUIRED" if tls["verify"] else "CERT_NONE"}
         kwargs.update(tls["files"])
         if not tls["check_hostname"]:
             kwargs["assert_hostname"] = False

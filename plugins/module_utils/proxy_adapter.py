@@ -32,22 +32,25 @@ call (the exec itself failed); a command that ran and failed is data (a problem,
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 
 
-def pod_ref(pod):
+def pod_ref(pod: dict[str, Any]) -> str:
     """``namespace/name`` of a raw pod."""
     meta = pod.get("metadata") or {}
     return "%s/%s" % (meta.get("namespace"), meta.get("name"))
 
 
-def image_name(image):
+def image_name(image: str | None) -> str:
     """``docker.io/nginxinc/nginx-unprivileged:1.27@sha256:...`` -> ``nginx-unprivileged``."""
     last = (image or "").split("@", 1)[0].rsplit("/", 1)[-1]
     return last.split(":", 1)[0]
 
 
-def _why(result):
+def _why(result: Any) -> str:
     """Why a command that ran (or could not start) did not succeed, in one line."""
     return result.error or result.stderr.strip()[-2000:] or "exit %s" % result.rc
 
@@ -57,42 +60,43 @@ class ProxyAdapter:
     where only the names of the steps are read)."""
 
     #: Name of the kind, e.g. ``nginx``: in messages, and the key in ``proxy_kinds``.
-    kind = ""
+    kind: str = ""
     #: Image names (last path part, no tag or digest) that are this proxy itself.
-    images = ()
+    images: tuple[str, ...] = ()
     #: A command that runs only where the proxy's binary is (to pick the container).
-    version_argv = ()
+    version_argv: tuple[str, ...] = ()
     #: Prints the configuration the proxy would load, includes expanded.
-    config_dump_argv = ()
+    config_dump_argv: tuple[str, ...] = ()
     #: Tests the configuration on disk without applying it; exits 0 when it is valid.
-    config_test_argv = ()
+    config_test_argv: tuple[str, ...] = ()
     #: Makes the running proxy load the configuration on disk.
-    reload_argv = ()
+    reload_argv: tuple[str, ...] = ()
 
-    def __init__(self, client=None):
+    def __init__(self, client: Any = None) -> None:
         self.client = client
 
     # ------------------------------------------------------------- names of the steps
     @property
-    def config_dump_step(self):
+    def config_dump_step(self) -> str:
         """The config read as text, e.g. ``nginx -T``."""
         return " ".join(self.config_dump_argv)
 
     @property
-    def config_test_step(self):
+    def config_test_step(self) -> str:
         """The config test as text, e.g. ``nginx -t``."""
         return " ".join(self.config_test_argv)
 
     @property
-    def reload_step(self):
+    def reload_step(self) -> str:
         """The reload as text, e.g. ``nginx -s reload``."""
         return " ".join(self.reload_argv)
 
-    def _run(self, namespace, pod, container, argv, timeout=None):
+    def _run(self, namespace: str | None, pod: str | None, container: str | None, argv: Sequence[str],
+             timeout: float | None = None) -> Any:
         return self.client.exec(namespace, pod, list(argv), container=container, timeout=timeout)
 
     # ------------------------------------------------------------- finding the proxy
-    def pick_container(self, pod, wanted=None):
+    def pick_container(self, pod: dict[str, Any], wanted: str | None = None) -> str:
         """Name of the proxy's container in a raw pod; K8sError when it cannot be told.
 
         ``wanted`` wins. Else the container named like the kind or running one of its
@@ -102,7 +106,7 @@ class ProxyAdapter:
         """
         containers = (pod.get("spec") or {}).get("containers") or []
         names = [c.get("name") for c in containers]
-        meta = pod.get("metadata") or {}
+        meta: dict[str, Any] = pod.get("metadata") or {}
         if wanted:
             if wanted not in names:
                 raise K8sError('pod %s has no container "%s" (it has: %s)'
@@ -131,7 +135,8 @@ class ProxyAdapter:
                        % (pod_ref(pod), self.kind, " ".join(self.version_argv), ", ".join(order)))
 
     # ------------------------------------------------------------- reading it
-    def read_config(self, namespace, pod, container, cluster_domain="cluster.local"):
+    def read_config(self, namespace: str, pod: str, container: str | None,
+                    cluster_domain: str = "cluster.local") -> tuple[dict[str, Any] | None, str | None]:
         """Read the running configuration; ``(config or None, problem or None)``.
 
         ``problem`` says why the dump command failed (it ran, but the config could not be
@@ -142,11 +147,11 @@ class ProxyAdapter:
             return None, "%s failed: %s" % (self.config_dump_step, _why(result))
         return self.parse_config(result.stdout, namespace, cluster_domain), None
 
-    def parse_config(self, text, namespace, cluster_domain):
+    def parse_config(self, text: str, namespace: str | None, cluster_domain: str) -> dict[str, Any]:
         """The config shape (module docstring) from the dump's text."""
         raise NotImplementedError
 
-    def listen_ports(self, namespace, pod, container):
+    def listen_ports(self, namespace: str, pod: str, container: str | None) -> tuple[list[int], str | None]:
         """The replica's listen ports from its running config; ``(ports, problem)``."""
         config, problem = self.read_config(namespace, pod, container)
         if config is None:
@@ -154,24 +159,25 @@ class ProxyAdapter:
         ports = config["listen_ports"]
         return ports, None if ports else "%s listens on no port" % self.kind
 
-    def read_processes(self, namespace, pod, container):
+    def read_processes(self, namespace: str, pod: str, container: str | None) -> dict[str, Any]:
         """The proxy's master and worker processes (the processes shape; ``problem`` set when
         they could not be read or make no sense)."""
         raise NotImplementedError
 
-    def summarize_log(self, lines, reload_time=None, max_errors=50):
+    def summarize_log(self, lines: Iterable[str], reload_time: str | None = None,
+                      max_errors: int = 50) -> dict[str, Any]:
         """The container log's lines summarised by the proxy's log parser."""
         raise NotImplementedError
 
     # ------------------------------------------------------------- changing it
-    def test_config(self, namespace, pod, container):
+    def test_config(self, namespace: str, pod: str, container: str | None) -> dict[str, Any]:
         """Test the configuration on disk: ``{rc, ok, output}`` (``output``: what the test
         printed, or why it could not run)."""
         result = self._run(namespace, pod, container, self.config_test_argv)
         return {"rc": result.rc, "ok": result.rc == 0,
                 "output": (result.stderr + result.stdout).strip() or result.error}
 
-    def apply_reload(self, namespace, pod, container):
+    def apply_reload(self, namespace: str, pod: str, container: str | None) -> str | None:
         """Ask the proxy to load the configuration on disk; None when the command said yes,
         else why not. Whether it took is for :meth:`reload_took` to tell."""
         result = self._run(namespace, pod, container, self.reload_argv)
@@ -179,7 +185,7 @@ class ProxyAdapter:
             return None
         return (result.stderr + result.stdout).strip() or result.error or "exit %s" % result.rc
 
-    def reload_took(self, before, after):
+    def reload_took(self, before: dict[str, Any], after: dict[str, Any]) -> bool:
         """Proof of a reload from two process readings: new workers exist and none of the old
         worker PIDs is still a worker."""
         old = {w["pid"] for w in before["workers"]}

@@ -10,6 +10,8 @@ times) read from ``/proc`` with plain ``sh`` (no ``ps`` needed).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
+from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
     parse_nginx_t,
@@ -50,13 +52,13 @@ done
 NGINX_IMAGES = ("nginx", "nginx-unprivileged", "nginx-plus", "openresty")
 
 
-def _start_time(starttime_ticks, btime, hz):
+def _start_time(starttime_ticks: int, btime: float, hz: int) -> str:
     seconds = btime + starttime_ticks / float(hz)
     stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%02dZ" % (stamp.microsecond // 10000)
 
 
-def _boot_from_clock(value):
+def _boot_from_clock(value: str) -> float | None:
     """Boot time (float seconds) from ``"<now s.ns> <uptime s>"``, or None."""
     parts = value.split()
     try:
@@ -65,16 +67,19 @@ def _boot_from_clock(value):
         return None
 
 
-def parse_proc_output(text):
+def parse_proc_output(text: str) -> dict[str, Any]:
     """Parse PROC_SCRIPT output into ``{master_pid, workers: [{pid, start_time}], problem}``.
 
     The master is the one named in the pid file, else the only ``nginx: master`` process;
     workers are its children whose command line says ``worker process`` (all its children
     when command lines are unreadable). Workers are sorted by start time, then PID.
     """
-    btime = hz = pidfile_pid = boot = None
-    uptime = None
-    procs = []
+    btime: float | None = None
+    hz: int | None = None
+    pidfile_pid: int | None = None
+    boot: float | None = None
+    uptime: float | None = None
+    procs: list[dict[str, Any]] = []
     for line in text.splitlines():
         key, _sep, value = line.partition(" ")
         if key == "pidfile":
@@ -101,14 +106,16 @@ def parse_proc_output(text):
                               "ticks": int(fields[19]), "cmd": ""})
         elif key == "cmd" and procs:
             procs[-1]["cmd"] = value.strip()
-    result = {"master_pid": None, "workers": [], "problem": None, "last_reload_age": None}
+    result: dict[str, Any] = {"master_pid": None, "workers": [], "problem": None,
+                              "last_reload_age": None}
     if boot is not None and (btime is None or abs(boot - btime) < 2):
         btime = boot
     if btime is None:
         result["problem"] = "could not read btime from /proc/stat"
         return result
     pids = {p["pid"] for p in procs}
-    if pidfile_pid in pids:
+    master: int
+    if pidfile_pid is not None and pidfile_pid in pids:
         master = pidfile_pid
     else:
         masters = [p["pid"] for p in procs
@@ -133,9 +140,9 @@ def parse_proc_output(text):
         # Seconds since the last reload: the newest worker's age, when the workers are younger
         # than the master by more than a second (at a plain start they are the same age).
         # uptime and a process's start ticks both count from boot: no controller clock involved.
-        hz = float(hz or 100)
-        newest = max(p["ticks"] for p in workers) / hz
-        master_start = next(p["ticks"] for p in procs if p["pid"] == master) / hz
+        rate = float(hz or 100)
+        newest = max(p["ticks"] for p in workers) / rate
+        master_start = next(p["ticks"] for p in procs if p["pid"] == master) / rate
         if uptime is not None and newest - master_start > 1.0:
             result["last_reload_age"] = round(max(0.0, uptime - newest), 2)
     return result
@@ -151,7 +158,7 @@ class NginxAdapter(ProxyAdapter):
     config_test_argv = ("nginx", "-t")
     reload_argv = ("nginx", "-s", "reload")
 
-    def parse_config(self, text, namespace, cluster_domain):
+    def parse_config(self, text: str, namespace: str | None, cluster_domain: str) -> dict[str, Any]:
         """``nginx -T`` output as the adapter's config shape (``nginx_conf.parse_nginx_t``)."""
         parsed = parse_nginx_t(text)
         return {"listen_ports": parsed["listen_ports"],
@@ -162,7 +169,8 @@ class NginxAdapter(ProxyAdapter):
                     for group in parsed.get("upstreams") or [] if group.get("keepalive")],
                 "errors": parsed["errors"]}
 
-    def read_processes(self, namespace, pod, container, pid_files=PID_FILES):
+    def read_processes(self, namespace: str, pod: str, container: str | None,
+                       pid_files: tuple[str, ...] = PID_FILES) -> dict[str, Any]:
         """Run PROC_SCRIPT in the pod; parse_proc_output's dict (``problem`` on failure)."""
         result = self._run(namespace, pod, container, ["sh", "-c", PROC_SCRIPT, "sh"] + list(pid_files))
         if result.rc != 0:
@@ -171,6 +179,7 @@ class NginxAdapter(ProxyAdapter):
                     "problem": "cannot read nginx processes from /proc: %s" % why}
         return parse_proc_output(result.stdout)
 
-    def summarize_log(self, lines, reload_time=None, max_errors=50):
+    def summarize_log(self, lines: Iterable[str], reload_time: str | None = None,
+                      max_errors: int = 50) -> dict[str, Any]:
         """``nginx_log.summarize`` (error and access lines interleaved)."""
         return summarize(lines, reload_time=reload_time, max_errors=max_errors)
