@@ -153,8 +153,8 @@ class ReloadPlan:
             return True
         test = result["config_test"] = adapter.test_config(namespace, name, container)
         if not test["ok"]:
-            result["error"] = "%s failed, not reloading: %s" % (adapter.config_test_step,
-                                                              test["output"])
+            result["error"] = "%s failed, not reloading: %s" % (
+                adapter.config_test_step, test["output"])
             return False
         refused = adapter.apply_reload(namespace, name, container)
         if refused:

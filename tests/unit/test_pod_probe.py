@@ -18,7 +18,7 @@ def test_probe_falls_back_to_wget_and_reads_its_status():
 
 def test_probe_without_any_tool_says_so():
     fact = _pod_probe.probe(FakeExec({"curl": NOT_FOUND, "wget": NOT_FOUND}), "edge", "p-0",
-                             "nginx", "http://10.0.0.1/", 2)
+                            "nginx", "http://10.0.0.1/", 2)
     assert fact["tool"] is None and fact["status"] is None and not fact["ok"]
     assert fact["error"].startswith("neither curl nor wget can run in container nginx of pod edge/p-0")
 

@@ -206,7 +206,7 @@ def test_without_a_probe_new_workers_are_the_proof():
 def test_a_failing_config_test_sends_no_reload():
     replica = Replica("p-0")
     replica.answers["nginx -t"] = done(1, stderr='nginx: [emerg] unknown directive "bogus_directive" in /etc/nginx/conf.d/default.conf:3\n'
-                                             "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
+                                       "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
     cluster = Cluster(replica)
     [result] = run(cluster)
     assert "nginx -s reload" not in cluster.calls and "curl" not in cluster.calls
