@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -51,10 +51,32 @@ from badlab.store import BY_PLURAL, RESOURCE_TYPES, ResourceType, Store
 
 log = logging.getLogger("badlab.apiserver")
 
+
+class PodRuntime(Protocol):
+    """What the API server asks of the runtime that runs the pods (DESIGN.md, "The lab").
+
+    ``runtime.Runtime`` is the lab's; tests/lab/apiserver_support.py has a fake. The API server
+    passes the container it chose from the stored Pod.
+    """
+
+    def log_path(self, namespace: str, pod: str, container: str, previous: bool = False) -> Path | None:
+        """The CRI log file of the container's current (``previous``: last finished) instance, or
+        None when there is none. One record a line: ``<RFC3339Nano UTC> <stdout|stderr> F|P <text>``.
+        May raise PodNotRunning (answered as a 400)."""
+        ...
+
+    def exec_command(self, namespace: str, pod: str, container: str, argv: list[str]) -> list[str]:
+        """The argv to spawn so that ``argv`` runs in the container (e.g. ``nsenter --target PID
+        --mount -- …``). Raises ExecNotFound when ``argv[0]`` cannot be found in the container,
+        PodNotRunning when the container does not run."""
+        ...
+
+
 STORE = web.AppKey("store", Store)
-RUNTIME = web.AppKey("runtime", object)
+# A Protocol is no concrete class, so the type is given as AppKey's type argument (as aiohttp documents).
+RUNTIME = web.AppKey[PodRuntime]("runtime")
 AUTH = web.AppKey("auth", Auth)
-EXEC_PROCESSES = web.AppKey("exec_processes", set)
+EXEC_PROCESSES = web.AppKey[set[asyncio.subprocess.Process]]("exec_processes")
 
 SERVER_VERSION = {
     "major": "1",
@@ -227,8 +249,8 @@ def _discovery(request: web.Request) -> web.Response:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
         })
     if parts == ["apis"]:
-        groups = [_api_group(name, versions) for name, versions in sorted(_groups().items())]
-        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        group_list = [_api_group(name, versions) for name, versions in sorted(_groups().items())]
+        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_list})
     groups = _groups()
     if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
         return _json({"kind": "APIGroup", "apiVersion": "v1", **_api_group(parts[1], groups[parts[1]])})
@@ -874,7 +896,7 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
 
 
 async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[str],
-                    command: list[str], want: dict[str, bool], live: set) -> dict:
+                    command: list[str], want: dict[str, bool], live: set[asyncio.subprocess.Process]) -> dict:
     """Run the process, pump its streams over the WebSocket; return the channel-3 Status.
 
     ``live`` holds running exec processes, so that server shutdown can end them.
@@ -1091,6 +1113,7 @@ def _access_review_spec_from_protobuf(body: bytes) -> dict:
 
 async def _access_review(request: web.Request, user: User) -> web.Response:
     """SelfSubjectAccessReview: may the caller do ``spec.resourceAttributes``?"""
+    spec: object  # checked below: whatever the client sent
     if request.content_type == "application/vnd.kubernetes.protobuf":
         try:
             spec = _access_review_spec_from_protobuf(await request.read())
@@ -1130,11 +1153,12 @@ def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
 
 async def _end_exec_processes(app: web.Application) -> None:
     """On shutdown, kill running exec commands so their sessions end normally and quickly."""
-    for proc in list(app[EXEC_PROCESSES]):
+    live = app[EXEC_PROCESSES]
+    for proc in list(live):
         _kill_session(proc)
 
 
-def make_app(store: Store, runtime: Any, auth: Auth) -> web.Application:
+def make_app(store: Store, runtime: PodRuntime, auth: Auth) -> web.Application:
     """The aiohttp application; ``runtime`` offers ``log_path`` and ``exec_command``."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[AUTH] = store, runtime, auth
@@ -1212,7 +1236,7 @@ class ThreadedServer:
     (the store and runtime belong to that loop) and returns its result.
     """
 
-    def __init__(self, store: Store, runtime: Any, auth: Auth, host: str = "127.0.0.1",
+    def __init__(self, store: Store, runtime: PodRuntime, auth: Auth, host: str = "127.0.0.1",
                  port: int = 0, tls_dir: str | Path | None = None) -> None:
         self.store, self.runtime, self.auth = store, runtime, auth
         self._host, self._port, self._tls_dir = host, port, tls_dir

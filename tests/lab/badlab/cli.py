@@ -22,10 +22,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from badlab.errors import LabError, ScenarioError
+
+if TYPE_CHECKING:  # imported where used, as the other badlab modules are
+    from badlab.scenario import Scenario
 
 STATE_FILES = ("lab.json", "vars.yml", "kubeconfig", "kubeconfig-diagnose", "pids", "lab.log")
 STATE_DIRS = ("pods", "logs", "pki")
@@ -151,7 +155,7 @@ def _diagnose_rules(namespaces: list[str]) -> list[dict]:
     ]
 
 
-async def run_daemon(scenario, lab_dir: Path, slot: int, port: int, ready_fd: int,
+async def run_daemon(scenario: Scenario, lab_dir: Path, slot: int, port: int, ready_fd: int,
                      owner_pid: int | None) -> None:
     """Run the lab until SIGTERM/SIGINT (or until the owner process exits)."""
     from badlab.apiserver import kubeconfig, make_app, start_server

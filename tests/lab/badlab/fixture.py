@@ -21,6 +21,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def stop_lab(directory: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def lab_factory(tmp_path_factory):
+def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Lab]]:
     """A function ``start(scenario_name) -> Lab``; every lab it started is stopped afterwards."""
     started: list[Path] = []
 
@@ -125,6 +126,6 @@ def lab_factory(tmp_path_factory):
 
 
 @pytest.fixture
-def lab(request, lab_factory) -> Lab:
+def lab(request: pytest.FixtureRequest, lab_factory: Callable[[str], Lab]) -> Lab:
     """A running lab of ``stale_upstream`` (or of the scenario given by indirect parametrization)."""
     return lab_factory(getattr(request, "param", "stale_upstream"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from badlab.errors import LabError
 
@@ -52,7 +53,8 @@ def _tokenize(text: str) -> list[str]:
     return tokens
 
 
-def _is_identifier(token: str | None) -> bool:
+def _is_identifier(token: str | None) -> TypeGuard[str]:
+    """Whether ``token`` is a key or value (not an operator, not the end of the input)."""
     return token is not None and token not in _OPERATORS
 
 
@@ -76,7 +78,7 @@ class Requirement:
             return present and value in self.values
         if self.op in ("!=", "notin"):
             return not present or value not in self.values
-        if not present:
+        if value is None:  # the key is absent
             return False
         try:
             number = int(value)

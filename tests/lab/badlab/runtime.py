@@ -34,11 +34,14 @@ import struct
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec
+from badlab.store import Store
 
 NODE_NAME = "lab-node"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -140,7 +143,7 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _pod_preexec(binds: list[tuple[str, str]]):
+def _pod_preexec(binds: list[tuple[str, str]]) -> Callable[[], None]:
     """A preexec_fn: die with the daemon, enter a private mount namespace, bind the pod's files."""
     libc = _libc()
 
@@ -184,17 +187,23 @@ class Container:
     waiting_reason: str | None = "ContainerCreating"
     waiting_message: str | None = None
     ready: bool = False
-    watcher: asyncio.Task | None = None
+    watcher: asyncio.Task[None] | None = None
 
     @property
     def current(self) -> Instance | None:
         return self.instances[-1] if self.instances else None
 
     @property
-    def running(self) -> bool:
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The current instance's process while the container runs, else None."""
         inst = self.current
-        return inst is not None and inst.proc is not None and inst.proc.returncode is None \
-            and inst.exit_code is None
+        if inst is None or inst.proc is None or inst.proc.returncode is not None or inst.exit_code is not None:
+            return None
+        return inst.proc
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
 
 
 @dataclass
@@ -261,7 +270,15 @@ class Forwarder:
             self.server = None
 
 
-def dns_reply(query: bytes, resolve) -> bytes | None:
+# resolve(name): the name's IPv4 addresses, [] for a name without A records, None for no such name.
+Resolver = Callable[[str], list[str] | None]
+
+
+# The ports of an EndpointSlice or an Endpoints subset: sorted (name, port) pairs.
+PortSet = tuple[tuple[str, int], ...]
+
+
+def dns_reply(query: bytes, resolve: Resolver) -> bytes | None:
     """The answer to one DNS query over UDP (A records; NXDOMAIN for unknown names), or None.
 
     ``resolve(name)`` returns a list of IPv4 addresses, ``[]`` for a name without A records,
@@ -297,16 +314,18 @@ def dns_reply(query: bytes, resolve) -> bytes | None:
 class DnsServer(asyncio.DatagramProtocol):
     """The lab's cluster DNS (what nginx's ``resolver`` asks), answering from the runtime."""
 
-    def __init__(self, resolve) -> None:
+    def __init__(self, resolve: Resolver) -> None:
         self.resolve = resolve
         self.transport: asyncio.DatagramTransport | None = None
 
-    def connection_made(self, transport) -> None:
+    # A datagram endpoint always passes a DatagramTransport; typeshed's DatagramProtocol narrows the
+    # parameter the same way and carries the same ignore (BaseProtocol's takes any transport).
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         reply = dns_reply(data, self.resolve)
-        if reply is not None:
+        if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
 
@@ -340,7 +359,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class Runtime:
     """Runs a scenario's pods and Services and keeps the store in step with them."""
 
-    def __init__(self, scenario: Scenario, lab_dir: Path, slot: int, store) -> None:
+    def __init__(self, scenario: Scenario, lab_dir: Path, slot: int, store: Store) -> None:
         self.scenario = scenario
         self.dir = lab_dir
         self.slot = slot
@@ -412,16 +431,17 @@ class Runtime:
             return None
         if previous:
             return c.instances[-2].log_path if len(c.instances) > 1 else None
-        return c.current.log_path
+        return c.instances[-1].log_path
 
     def exec_command(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> list[str]:
         """The argv that runs ``argv`` inside a container's mount namespace."""
         p, c = self._container(namespace, pod, container)
-        if not c.running:
+        proc = c.process
+        if proc is None:
             raise PodNotRunning(f"container {c.spec.name} in pod {pod} is not running")
         if not argv:
             raise ExecNotFound("OCI runtime exec failed: exec failed: no command given: unknown")
-        pid = c.current.proc.pid
+        pid = proc.pid
         program = argv[0]
         resolved = None
         if Path(program).name not in c.spec.missing:
@@ -493,7 +513,8 @@ class Runtime:
             f"nameserver {self.dns_ip}\noptions ndots:5 timeout:1 attempts:1\n"
         )
         for c in pod.containers.values():
-            if c.spec.kind != "nginx":
+            nginx = c.spec.nginx
+            if nginx is None:  # an app container
                 continue
             root = d / c.spec.name
             conf = root / "etc-nginx"
@@ -507,9 +528,9 @@ class Runtime:
             mime = Path("/etc/nginx/mime.types")
             if mime.exists():
                 shutil.copyfile(mime, conf / "mime.types")
-            main = c.spec.nginx.nginx_conf or NGINX_CONF.format(namespace=pod.spec.namespace, pod=pod.spec.name)
+            main = nginx.nginx_conf or NGINX_CONF.format(namespace=pod.spec.namespace, pod=pod.spec.name)
             (conf / "nginx.conf").write_text(self._expand(pod, main))
-            for fname, text in c.spec.nginx.conf_d.items():
+            for fname, text in nginx.conf_d.items():
                 (conf / "conf.d" / fname).write_text(self._expand(pod, text))
 
     @staticmethod
@@ -532,7 +553,7 @@ class Runtime:
         inst.log_path.touch()
         c.instances.append(inst)
         binds = [(str(pod.directory / "etc" / Path(t).name), t) for t in POD_FILE_BINDS]
-        if c.spec.kind == "nginx":
+        if c.app is None:  # the nginx container
             root = pod.directory / c.spec.name
             binds += [(str(root / src), dst) for src, dst in zip(
                 ("etc-nginx", "run", "log-nginx", "lib-nginx"), NGINX_BINDS)]
@@ -555,18 +576,19 @@ class Runtime:
         inst.started_at = now()
         self._record_pid(proc.pid, "container", f"{pod.key}/{c.spec.name}")
         log_fh = inst.log_path.open("a", buffering=1)
-        musl = c.spec.kind == "nginx" and c.spec.nginx.libc == "musl"
+        musl = c.spec.nginx is not None and c.spec.nginx.libc == "musl"
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs (see above)
         readers = [
             asyncio.create_task(self._read_stream(proc.stdout, "stdout", log_fh)),
             asyncio.create_task(self._read_stream(proc.stderr, "stderr", log_fh, musl)),
         ]
         c.waiting_reason = c.waiting_message = None
-        c.watcher = asyncio.create_task(self._watch(pod, c, inst, readers, log_fh))
-        await self._wait_started(pod, c, inst)
+        c.watcher = asyncio.create_task(self._watch(pod, c, inst, proc, readers, log_fh))
+        await self._wait_started(pod, c, inst, proc)
         c.ready = c.ready_override and c.running
         self._event(pod, "Started", f"Started container {c.spec.name}")
 
-    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh, musl: bool = False) -> None:
+    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh: TextIO, musl: bool = False) -> None:
         while True:
             try:
                 line = await stream.readline()
@@ -581,41 +603,44 @@ class Runtime:
                 text = MUSL_ERRNO_TEXT.sub(lambda m: MUSL_STRERROR[m.group(0)], text)
             fh.write(f"{rfc3339nano()} {name} F {text}\n")
 
-    async def _wait_started(self, pod: Pod, c: Container, inst: Instance) -> None:
+    async def _wait_started(self, pod: Pod, c: Container, inst: Instance, proc: asyncio.subprocess.Process) -> None:
         """Wait until the container accepts connections on its port (or logged, if it does not listen)."""
-        if c.spec.kind == "nginx":
+        app = c.app
+        port: int | None
+        if app is None:  # nginx
             port = c.spec.ports[0]["containerPort"]
-        elif c.app.listen and c.app.accept:
-            port = c.app.listen_port
+        elif app.listen and app.accept:
+            port = app.listen_port
         else:
             port = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if inst.proc.returncode is not None or inst.exit_code is not None:
-                if c.app is not None and c.app.exit_after is not None:
+            if proc.returncode is not None or inst.exit_code is not None:
+                if app is not None and app.exit_after is not None:
                     return  # a crashing app: the watcher handles restarts
                 tail = inst.log_path.read_text()[-2000:]
                 raise LabError(f"container {c.spec.name} of pod {pod.key} exited at start "
-                               f"(code {inst.proc.returncode}); its log:\n{tail}")
-            if port is None:
-                if c.app.listen and "running on" in inst.log_path.read_text(errors="replace"):
-                    return  # accept: false, its queue filled: a connect would hang
-                if not c.app.listen and inst.log_path.stat().st_size:
-                    return
-            else:
+                               f"(code {proc.returncode}); its log:\n{tail}")
+            if port is not None:
                 try:
                     _, writer = await asyncio.open_connection(pod.ip, port)
                     writer.close()
                     return
                 except OSError:
                     pass
+            elif app is not None:  # an app that does not accept: always so when there is no port
+                if app.listen and "running on" in inst.log_path.read_text(errors="replace"):
+                    return  # accept: false, its queue filled: a connect would hang
+                if not app.listen and inst.log_path.stat().st_size:
+                    return
             await asyncio.sleep(0.005)
         raise LabError(f"container {c.spec.name} of pod {pod.key} did not start within 10 s; "
                        f"see {inst.log_path}")
 
-    async def _watch(self, pod: Pod, c: Container, inst: Instance, readers: list, log_fh) -> None:
+    async def _watch(self, pod: Pod, c: Container, inst: Instance, proc: asyncio.subprocess.Process,
+                     readers: list[asyncio.Task[None]], log_fh: TextIO) -> None:
         """Record an instance's exit; restart it (with back-off) unless the lab ended it."""
-        code = await inst.proc.wait()
+        code = await proc.wait()
         await asyncio.gather(*readers, return_exceptions=True)
         log_fh.close()
         if inst.exit_code is None:
@@ -825,9 +850,9 @@ class Runtime:
             lines.append(f"{ip}\t" + " ".join(names))
         return "\n".join(lines) + "\n"
 
-    def _container_status(self, c: Container) -> dict:
+    def _container_status(self, c: Container) -> dict[str, Any]:
         inst = c.current
-        status = {
+        status: dict[str, Any] = {
             "name": c.spec.name,
             "image": c.spec.image,
             "imageID": "",
@@ -839,6 +864,8 @@ class Runtime:
         if inst is not None:
             status["containerID"] = f"containerd://{inst.container_id}"
         if c.running:
+            # started_at is set with proc, before any await: a running instance has it
+            assert inst is not None and inst.started_at is not None
             status["state"] = {"running": {"startedAt": rfc3339(inst.started_at)}}
         elif c.waiting_reason or inst is None:
             waiting = {"reason": c.waiting_reason or "ContainerCreating"}
@@ -855,16 +882,17 @@ class Runtime:
         return status
 
     @staticmethod
-    def _terminated(inst: Instance) -> dict:
+    def _terminated(inst: Instance) -> dict[str, Any]:
         return {
             "exitCode": inst.exit_code if inst.exit_code is not None else 0,
             "reason": inst.reason or "Error",
-            "startedAt": rfc3339(inst.started_at),
+            # None (null, as Kubernetes writes a zero time) for an instance whose process never started
+            "startedAt": rfc3339(inst.started_at) if inst.started_at is not None else None,
             "finishedAt": rfc3339(inst.finished_at or now()),
             "containerID": f"containerd://{inst.container_id}",
         }
 
-    def _pod_manifest(self, pod: Pod) -> dict:
+    def _pod_manifest(self, pod: Pod) -> dict[str, Any]:
         statuses = [self._container_status(c) for c in pod.containers.values()]
         ready = pod.ready
         unready = [c.spec.name for c in pod.containers.values() if not c.ready]
@@ -872,15 +900,15 @@ class Runtime:
         t_created = rfc3339(pod.created)
         t_start = rfc3339(pod.start_time or pod.created)
 
-        def cond(kind: str, ok: bool, when: str) -> dict:
-            entry = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
+        def cond(kind: str, ok: bool, when: str) -> dict[str, Any]:
+            entry: dict[str, Any] = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
                      "lastTransitionTime": when}
             if not ok and kind in ("Ready", "ContainersReady"):
                 entry["reason"] = "ContainersNotReady"
                 entry["message"] = f"containers with unready status: [{' '.join(unready)}]"
             return entry
 
-        spec: dict = {
+        spec: dict[str, Any] = {
             "containers": [
                 {"name": c.spec.name, "image": c.spec.image, "imagePullPolicy": "IfNotPresent",
                  "ports": [dict(p) for p in c.spec.ports], "resources": {},
@@ -896,7 +924,7 @@ class Runtime:
         if pod.spec.subdomain:
             spec["hostname"] = pod.spec.hostname or pod.spec.name
             spec["subdomain"] = pod.spec.subdomain
-        meta = {"name": pod.spec.name, "namespace": pod.spec.namespace, "uid": pod.uid,
+        meta: dict[str, Any] = {"name": pod.spec.name, "namespace": pod.spec.namespace, "uid": pod.uid,
                 "creationTimestamp": t_created, "labels": dict(pod.spec.labels)}
         if pod.deleting:
             meta["deletionTimestamp"] = rfc3339(pod.deleted_at or now())
@@ -925,8 +953,8 @@ class Runtime:
             },
         }
 
-    def _service_manifest(self, svc: ServiceSpec, cluster_ip: str | None) -> dict:
-        spec: dict = {
+    def _service_manifest(self, svc: ServiceSpec, cluster_ip: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
             "type": "ClusterIP",
             "clusterIP": cluster_ip or "None",
             "clusterIPs": [cluster_ip or "None"],
@@ -947,20 +975,21 @@ class Runtime:
                              **({"labels": {"service.kubernetes.io/headless": ""}} if svc.headless else {})},
                 "spec": spec, "status": {"loadBalancer": {}}}
 
-    def _owner(self, svc: ServiceSpec) -> list[dict]:
+    def _owner(self, svc: ServiceSpec) -> list[dict[str, Any]]:
         stored = self.store.get("services", svc.namespace, svc.name)
+        assert stored is not None, f"Service {svc.namespace}/{svc.name} is stored by start(), before any sync()"
         return [{"apiVersion": "v1", "kind": "Service", "name": svc.name, "uid": stored["metadata"]["uid"],
                  "controller": True, "blockOwnerDeletion": True}]
 
-    def _slice_manifests(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> list[dict]:
+    def _slice_manifests(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> list[dict[str, Any]]:
         """One EndpointSlice per distinct resolved port set (as the controller splits them)."""
-        groups: dict[tuple, list[Pod]] = {}
+        groups: dict[PortSet, list[Pod]] = {}
         for pod, ports in eps:
             groups.setdefault(tuple(sorted(ports.items())), []).append(pod)
         if not groups:
             groups[()] = []
-        wanted = {}
-        for n, (ports, pods) in enumerate(sorted(groups.items())):
+        wanted: dict[str, dict[str, Any]] = {}
+        for n, (port_set, pods) in enumerate(sorted(groups.items())):
             digest = hashlib.sha1(f"{svc.namespace}/{svc.name}/{n}".encode()).hexdigest()[:5]
             name = f"{svc.name}-{digest}"
             wanted[name] = {
@@ -982,7 +1011,7 @@ class Runtime:
                                    "uid": pod.uid}}
                     for pod in pods
                 ],
-                "ports": [{"name": name_, "port": port, "protocol": "TCP"} for name_, port in ports],
+                "ports": [{"name": name_, "port": port, "protocol": "TCP"} for name_, port in port_set],
             }
         for old in self.store.list("endpointslices", svc.namespace):
             if old["metadata"].get("labels", {}).get("kubernetes.io/service-name") == svc.name \
@@ -990,8 +1019,8 @@ class Runtime:
                 self.store.delete("endpointslices", svc.namespace, old["metadata"]["name"])
         return list(wanted.values())
 
-    def _endpoints_manifest(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> dict:
-        subsets: dict[tuple, dict] = {}
+    def _endpoints_manifest(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> dict[str, Any]:
+        subsets: dict[PortSet, dict[str, Any]] = {}
         for pod, ports in eps:
             key = tuple(sorted(ports.items()))
             subset = subsets.setdefault(key, {"ports": [{"name": n, "port": p, "protocol": "TCP"}
@@ -1000,8 +1029,8 @@ class Runtime:
                        "targetRef": {"kind": "Pod", "name": pod.spec.name, "namespace": pod.spec.namespace,
                                      "uid": pod.uid}}
             subset.setdefault("addresses" if pod.ready else "notReadyAddresses", []).append(address)
-        manifest = {"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": svc.name, "namespace": svc.namespace}}
+        manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
+                                    "metadata": {"name": svc.name, "namespace": svc.namespace}}
         if subsets:
             manifest["subsets"] = [subsets[k] for k in sorted(subsets)]
         return manifest
@@ -1053,7 +1082,9 @@ class Runtime:
                 await self.sync()
             elif step.action == "exec":
                 argv = self.exec_command(args["namespace"], args["pod"], args["container"], args["command"])
-                master = self.pods[key].containers[args["container"]].current.proc.pid
+                running = self.pods[key].containers[args["container"]].process
+                assert running is not None  # exec_command raised PodNotRunning otherwise
+                master = running.pid
                 workers = _children(master)
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -1071,9 +1102,9 @@ class Runtime:
             elif step.action == "terminate_pod":
                 pod = await self.terminate_pod(key, args["container"], args.get("app"))
                 self.history.append({"step": step.where, "pod": key, "ip": pod.ip,
-                                     "deletion_timestamp": rfc3339(pod.deleted_at)})
+                                     "deletion_timestamp": rfc3339(pod.deleted_at or now())})
             elif step.action == "log_noise":
-                path = self.pods[key].containers[args["container"]].current.log_path
+                path = self.pods[key].containers[args["container"]].instances[-1].log_path
                 written = write_log_noise(path, args["lines"], args["invalid_utf8"], self.host_ip)
                 self.history.append({"step": step.where, "pod": key, "lines": written})
             elif step.action == "set_behaviour":
@@ -1096,7 +1127,7 @@ def write_log_noise(path: Path, count: int, invalid_utf8: bool, client: str) -> 
     stamp = now()
     local = stamp.strftime("%d/%b/%Y:%H:%M:%S +0000")
     err_time = stamp.strftime("%Y/%m/%d %H:%M:%S")
-    kinds = [
+    kinds: list[Callable[[int], tuple[bytes, bytes]]] = [
         lambda n: (b"stdout", f'{client} - - [{local}] "GET {NOISE_PATHS[n % 5]} HTTP/1.1" '
                               f'{(200, 304, 404)[n % 3]} {n % 9000} "-" "Mozilla/5.0" "-"'.encode()),
         lambda n: (b"stderr", f"{err_time} [info] 7#7: *{n} client closed keepalive connection".encode()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn, TypedDict
 
 import yaml
 
@@ -43,7 +44,7 @@ class AppBehaviour:
     accept: bool = True
     keepalive_race: bool = False
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The behaviour as the backend's ``--config`` JSON wants it."""
         return dict(self.__dict__)
 
@@ -57,13 +58,24 @@ class NginxSpec:
     libc: str = "glibc"
 
 
+class _ContainerPortRequired(TypedDict):
+    containerPort: int
+    protocol: str
+
+
+class ContainerPort(_ContainerPortRequired, total=False):
+    """One entry of a container's ``ports``, as the Pod manifest carries it."""
+
+    name: str
+
+
 @dataclass
 class ContainerSpec:
     """One container of a pod: an nginx or an app process."""
 
     name: str
     image: str
-    ports: list[dict]
+    ports: list[ContainerPort]
     kind: str  # "nginx" or "app"
     app: AppBehaviour | None = None
     nginx: NginxSpec | None = None
@@ -109,8 +121,16 @@ class Step:
     """One timeline step: ``action`` plus its arguments."""
 
     action: str
-    args: dict
+    args: dict[str, Any]  # the action's arguments, checked and completed by _timeline
     where: str
+
+
+class NetworkPolicy(TypedDict):
+    """A NetworkPolicy as the scenario declares it; ``spec`` is served as written."""
+
+    name: str
+    namespace: str
+    spec: dict[str, object]
 
 
 @dataclass
@@ -127,7 +147,7 @@ class Scenario:
     target: dict
     timeline: list[Step]
     expect: dict
-    network_policies: list[dict] = field(default_factory=list)
+    network_policies: list[NetworkPolicy] = field(default_factory=list)
 
 
 class _Checker:
@@ -136,11 +156,12 @@ class _Checker:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, where: str, expected: str, got: object = ...) -> None:
+    def fail(self, where: str, expected: str, got: object = ...) -> NoReturn:
         got_text = "" if got is ... else f", got {got!r}"
         raise ScenarioError(f"{self.path}: {where}: expected {expected}{got_text}")
 
-    def mapping(self, value: object, where: str, required: set[str], optional: set[str]) -> dict:
+    def mapping(self, value: object, where: str, required: set[str], optional: set[str]) -> dict[str, object]:
+        """``value`` as a mapping whose keys are all among ``required`` and ``optional``."""
         if not isinstance(value, dict):
             self.fail(where, "a mapping", value)
         for key in value:
@@ -152,14 +173,14 @@ class _Checker:
                 self.fail(f"{where}.{key}" if where else key, "this key to be present (it is required)")
         return value
 
-    def seq(self, value: object, where: str, allow_empty: bool = True) -> list:
+    def seq(self, value: object, where: str, allow_empty: bool = True) -> list[object]:
         if not isinstance(value, list):
             self.fail(where, "a list", value)
         if not allow_empty and not value:
             self.fail(where, "a non-empty list", value)
         return value
 
-    def string(self, value: object, where: str, pattern: re.Pattern | None = None, what: str = "") -> str:
+    def string(self, value: object, where: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
         if not isinstance(value, str) or not value:
             self.fail(where, what or "a non-empty string", value)
         if pattern is not None and not pattern.match(value):
@@ -182,12 +203,15 @@ class _Checker:
         return value
 
     def labels(self, value: object, where: str) -> dict[str, str]:
-        self.mapping(value, where, set(), set(value) if isinstance(value, dict) else set())
+        if not isinstance(value, dict):
+            self.fail(where, "a mapping", value)
+        labels: dict[str, str] = {}
         for key, val in value.items():
-            self.string(key, f"{where}.{key}", LABEL_KEY_RE, "a label key such as app or app.kubernetes.io/name")
+            name = self.string(key, f"{where}.{key}", LABEL_KEY_RE, "a label key such as app or app.kubernetes.io/name")
             if not isinstance(val, str) or not LABEL_VALUE_RE.match(val) or len(val) > 63:
                 self.fail(f"{where}.{key}", "a label value (a string of letters, digits, - _ . ; quote numbers)", val)
-        return dict(value)
+            labels[name] = val
+        return labels
 
 
 APP_KEYS = {
@@ -211,15 +235,15 @@ STEP_ACTIONS = {
 
 
 def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
-    value = {} if value is None else value
-    c.mapping(value, where, set(), APP_KEYS)
+    value = c.mapping({} if value is None else value, where, set(), APP_KEYS)
     app = AppBehaviour()
     if "status" in value:
         app.status = c.integer(value["status"], f"{where}.status", 100, 599)
     if "body" in value:
-        if not isinstance(value["body"], str):
-            c.fail(f"{where}.body", "a string", value["body"])
-        app.body = value["body"]
+        body = value["body"]
+        if not isinstance(body, str):
+            c.fail(f"{where}.body", "a string", body)
+        app.body = body
     for key in ("delay", "keepalive_timeout"):
         if key in value:
             setattr(app, key, c.number(value[key], f"{where}.{key}", 0, 3600))
@@ -245,16 +269,16 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
 
 
 def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
-    c.mapping(value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"})
+    value = c.mapping(value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"})
     name = c.string(value["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
     if ("app" in value) == ("nginx" in value):
         c.fail(where, "exactly one of the keys app (an HTTP server) or nginx (the Debian nginx)")
-    ports = []
+    ports: list[ContainerPort] = []
     for i, port in enumerate(c.seq(value.get("ports", []), f"{where}.ports")):
         pw = f"{where}.ports[{i}]"
-        c.mapping(port, pw, {"containerPort"}, {"name", "protocol"})
-        entry = {"containerPort": c.integer(port["containerPort"], f"{pw}.containerPort", 1, 65535),
-                 "protocol": "TCP"}
+        port = c.mapping(port, pw, {"containerPort"}, {"name", "protocol"})
+        entry: ContainerPort = {"containerPort": c.integer(port["containerPort"], f"{pw}.containerPort", 1, 65535),
+                                "protocol": "TCP"}
         if "name" in port:
             entry["name"] = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name (DNS label, ≤15 chars)")
         if port.get("protocol", "TCP") != "TCP":
@@ -282,14 +306,17 @@ def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
         nval = c.mapping(value["nginx"], nw, set(), {"nginx.conf", "conf.d", "libc"})
         nginx = NginxSpec()
         if "libc" in nval:
-            if nval["libc"] not in LIBC_CHOICES:
-                c.fail(f"{nw}.libc", f"one of {', '.join(LIBC_CHOICES)}", nval["libc"])
-            nginx.libc = nval["libc"]
+            libc = nval["libc"]
+            if not isinstance(libc, str) or libc not in LIBC_CHOICES:
+                c.fail(f"{nw}.libc", f"one of {', '.join(LIBC_CHOICES)}", libc)
+            nginx.libc = libc
         if "nginx.conf" in nval:
             nginx.nginx_conf = c.string(nval["nginx.conf"], f"{nw}.nginx.conf", what="the text of nginx.conf")
-        conf_d = c.mapping(nval.get("conf.d", {}), f"{nw}.conf.d", set(), set(nval.get("conf.d") or {}))
+        conf_d = nval.get("conf.d", {})
+        if not isinstance(conf_d, dict):
+            c.fail(f"{nw}.conf.d", "a mapping", conf_d)
         for fname, text in conf_d.items():
-            c.string(fname, f"{nw}.conf.d", re.compile(r"^[\w.-]+\.conf$"), "file names ending in .conf")
+            fname = c.string(fname, f"{nw}.conf.d", re.compile(r"^[\w.-]+\.conf$"), "file names ending in .conf")
             nginx.conf_d[fname] = c.string(text, f"{nw}.conf.d.{fname}", what="the text of the file")
         if not nginx.nginx_conf and not nginx.conf_d:
             c.fail(nw, "nginx.conf or conf.d (the proxy's configuration)")
@@ -303,7 +330,7 @@ def _pods(c: _Checker, value: object, default_ns: str) -> list[PodSpec]:
     pods: list[PodSpec] = []
     for i, pod in enumerate(c.seq(value, "pods", allow_empty=False)):
         where = f"pods[{i}]"
-        c.mapping(pod, where, {"name", "containers"}, {"namespace", "labels", "replicas", "hostname", "subdomain"})
+        pod = c.mapping(pod, where, {"name", "containers"}, {"namespace", "labels", "replicas", "hostname", "subdomain"})
         name = c.string(pod["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
         ns = c.string(pod.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
         labels = c.labels(pod.get("labels", {}), f"{where}.labels")
@@ -333,7 +360,7 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
     services: list[ServiceSpec] = []
     for i, svc in enumerate(c.seq(value, "services")):
         where = f"services[{i}]"
-        c.mapping(svc, where, {"name", "ports"}, {"namespace", "selector", "clusterIP", "type"})
+        svc = c.mapping(svc, where, {"name", "ports"}, {"namespace", "selector", "clusterIP", "type"})
         name = c.string(svc["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
         ns = c.string(svc.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
         if svc.get("type", "ClusterIP") != "ClusterIP":
@@ -345,13 +372,13 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
         ports = []
         for j, port in enumerate(c.seq(svc["ports"], f"{where}.ports", allow_empty=False)):
             pw = f"{where}.ports[{j}]"
-            c.mapping(port, pw, {"port"}, {"name", "targetPort", "protocol"})
+            port = c.mapping(port, pw, {"port"}, {"name", "targetPort", "protocol"})
             number = c.integer(port["port"], f"{pw}.port", 1, 65535)
-            target = port.get("targetPort", number)
+            target: object = port.get("targetPort", number)
             if isinstance(target, str):
-                c.string(target, f"{pw}.targetPort", PORT_NAME_RE, "a port number or a container port name")
+                target = c.string(target, f"{pw}.targetPort", PORT_NAME_RE, "a port number or a container port name")
             else:
-                c.integer(target, f"{pw}.targetPort", 1, 65535)
+                target = c.integer(target, f"{pw}.targetPort", 1, 65535)
             pname = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name") if "name" in port else None
             if port.get("protocol", "TCP") != "TCP":
                 c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
@@ -374,14 +401,14 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
         where = f"timeline[{i}]"
         if not isinstance(step, dict) or len(step) != 1:
             c.fail(where, f"a mapping with exactly one action ({', '.join(sorted(STEP_ACTIONS))})", step)
-        (action, args), = step.items()
-        if action not in STEP_ACTIONS:
+        (action, written), = step.items()
+        if not isinstance(action, str) or action not in STEP_ACTIONS:
             c.fail(f"{where}.{action}", f"one of the actions {', '.join(sorted(STEP_ACTIONS))}", action)
         aw = f"{where}.{action}"
-        if action == "wait" and not isinstance(args, dict):
-            args = {"seconds": args}
+        if action == "wait" and not isinstance(written, dict):
+            written = {"seconds": written}
         required, optional = STEP_ACTIONS[action]
-        args = dict(c.mapping(args, aw, required, optional))
+        args = dict(c.mapping(written, aw, required, optional))
         if action == "requests":
             c.integer(args["count"], f"{aw}.count", 1, 1000)
             if "expect_status" in args:
@@ -395,11 +422,11 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
         elif action == "wait":
             args["seconds"] = c.number(args.get("seconds", 0.1), f"{aw}.seconds", 0, 60)
         else:
-            args["namespace"] = c.string(args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE)
+            namespace = args["namespace"] = c.string(args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE)
             pod_name = c.string(args["pod"], f"{aw}.pod", NAME_RE, "the name of a pod declared under pods")
-            pod = pod_keys.get((args["namespace"], pod_name))
+            pod = pod_keys.get((namespace, pod_name))
             if pod is None:
-                c.fail(f"{aw}.pod", "the name of a pod declared under pods", f"{args['namespace']}/{pod_name}")
+                c.fail(f"{aw}.pod", "the name of a pod declared under pods", f"{namespace}/{pod_name}")
             if "container" in args:
                 if args["container"] not in {ct.name for ct in pod.containers}:
                     c.fail(f"{aw}.container", f"a container of pod {pod_name}", args["container"])
@@ -420,7 +447,7 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 args["invalid_utf8"] = c.boolean(args.get("invalid_utf8", True), f"{aw}.invalid_utf8")
             if action in ("set_behaviour", "terminate_pod") and "app" in args:
                 container = next(ct for ct in pod.containers if ct.name == args["container"])
-                if container.kind != "app":
+                if container.app is None:  # an nginx container (only app containers have a behaviour)
                     c.fail(f"{aw}.container", "an app container (nginx behaviour is its configuration)",
                            args["container"])
                 merged = {k: v for k, v in container.app.to_json().items() if v is not None}
@@ -430,12 +457,12 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
     return steps
 
 
-def _network_policies(c: _Checker, value: object, default_ns: str) -> list[dict]:
+def _network_policies(c: _Checker, value: object, default_ns: str) -> list[NetworkPolicy]:
     """NetworkPolicy objects as written (name, namespace, spec); shown by the API, not enforced."""
-    policies = []
+    policies: list[NetworkPolicy] = []
     for i, pol in enumerate(c.seq(value, "network_policies")):
         where = f"network_policies[{i}]"
-        c.mapping(pol, where, {"name", "spec"}, {"namespace"})
+        pol = c.mapping(pol, where, {"name", "spec"}, {"namespace"})
         name = c.string(pol["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
         ns = c.string(pol.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
         spec = c.mapping(pol["spec"], f"{where}.spec", {"podSelector"}, {"policyTypes", "ingress", "egress"})
@@ -458,8 +485,8 @@ def load(path: str | Path) -> Scenario:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     c = _Checker(path)
-    c.mapping(data, "", {"pods", "proxy", "target", "expect"},
-              {"description", "namespace", "services", "timeline", "network_policies"})
+    data = c.mapping(data, "", {"pods", "proxy", "target", "expect"},
+                     {"description", "namespace", "services", "timeline", "network_policies"})
     default_ns = c.string(data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name")
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -469,33 +496,32 @@ def load(path: str | Path) -> Scenario:
     svc_keys = {(s.namespace, s.name): s for s in services}
 
     proxy = dict(c.mapping(data["proxy"], "proxy", {"service"}, {"namespace", "selector", "path"}))
-    proxy["namespace"] = c.string(proxy.get("namespace", default_ns), "proxy.namespace", NAME_RE)
-    c.string(proxy["service"], "proxy.service", NAME_RE, "the name of the Service in front of the proxy pods")
-    psvc = svc_keys.get((proxy["namespace"], proxy["service"]))
+    proxy_ns = proxy["namespace"] = c.string(proxy.get("namespace", default_ns), "proxy.namespace", NAME_RE)
+    proxy_svc = c.string(proxy["service"], "proxy.service", NAME_RE, "the name of the Service in front of the proxy pods")
+    psvc = svc_keys.get((proxy_ns, proxy_svc))
     if psvc is None or psvc.headless:
         c.fail("proxy.service", "a ClusterIP Service declared under services (the address a browser reaches)",
-               proxy["service"])
-    proxy["selector"] = c.labels(proxy.get("selector", psvc.selector or {}), "proxy.selector")
-    if not proxy["selector"]:
+               proxy_svc)
+    selector = proxy["selector"] = c.labels(proxy.get("selector", psvc.selector or {}), "proxy.selector")
+    if not selector:
         c.fail("proxy.selector", "labels that select the proxy pods")
     proxy["path"] = c.string(proxy.get("path", "/"), "proxy.path", re.compile(r"^/"), "a path starting with /")
-    proxy_pods = [p for p in pods if p.namespace == proxy["namespace"]
-                  and all(p.labels.get(k) == v for k, v in proxy["selector"].items())]
+    proxy_pods = [p for p in pods if p.namespace == proxy_ns
+                  and all(p.labels.get(k) == v for k, v in selector.items())]
     if not proxy_pods or any(not any(ct.kind == "nginx" for ct in p.containers) for p in proxy_pods):
-        c.fail("proxy.selector", "labels that select at least one pod, each with an nginx container",
-               proxy["selector"])
+        c.fail("proxy.selector", "labels that select at least one pod, each with an nginx container", selector)
 
     target = dict(c.mapping(data["target"], "target", {"service"}, {"namespace"}))
-    target["namespace"] = c.string(target.get("namespace", default_ns), "target.namespace", NAME_RE)
+    target_ns = target["namespace"] = c.string(target.get("namespace", default_ns), "target.namespace", NAME_RE)
     c.string(target["service"], "target.service", NAME_RE, "the name of the backend Service")
 
     timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
     expect = dict(c.mapping(data["expect"], "expect", {"cause", "proxy_status"},
                             {"stale_addresses", "stale_replicas", "proxy_log_contains", "notes"}))
-    for i, text in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
-        c.string(text, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
-    c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
-             "a cause ID of shared/reference/502-causes.md such as stale_upstream")
+    for i, wanted in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
+        c.string(wanted, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
+    cause = c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
+                     "a cause ID of shared/reference/502-causes.md such as stale_upstream")
     c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
     if "stale_addresses" in expect:
         c.boolean(expect["stale_addresses"], "expect.stale_addresses")
@@ -505,11 +531,11 @@ def load(path: str | Path) -> Scenario:
             if name not in proxy_names:
                 c.fail(f"expect.stale_replicas[{i}]", f"the name of a proxy pod ({', '.join(sorted(proxy_names))})", name)
     stem = path.stem
-    if stem != expect["cause"] and not stem.startswith(expect["cause"] + "-"):
+    if stem != cause and not stem.startswith(cause + "-"):
         c.fail("expect.cause", f"the cause the file is named after ({stem.split('-')[0]}; "
-               "variants are named <cause>-<variant>.yml)", expect["cause"])
+               "variants are named <cause>-<variant>.yml)", cause)
     policies = _network_policies(c, data.get("network_policies", []), default_ns)
     namespaces = sorted({p.namespace for p in pods} | {s.namespace for s in services}
-                        | {proxy["namespace"], target["namespace"]} | {n["namespace"] for n in policies})
+                        | {proxy_ns, target_ns} | {n["namespace"] for n in policies})
     return Scenario(path, stem, description, namespaces, pods, services, proxy, target, timeline, expect,
                     policies)

@@ -147,7 +147,7 @@ def now_rfc3339() -> str:
 def resource_type_of(manifest: dict) -> ResourceType:
     """The ResourceType of a manifest, from its ``apiVersion`` and ``kind``."""
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
-    rt = BY_KIND.get((api_version, kind))
+    rt = BY_KIND.get((api_version, kind)) if isinstance(api_version, str) and isinstance(kind, str) else None
     if rt is None:
         served = ", ".join(f"{r.api_version} {r.kind}" for r in RESOURCE_TYPES)
         raise StoreError(
