@@ -13,7 +13,7 @@ is sound), ``fail`` (the layer shows a problem) or ``error`` (its facts are miss
 be checked).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -82,9 +82,9 @@ def symptom(facts):
     hyp = "The proxy answers 502/503/504 now"
     sym = facts.get("symptom") or {}
     probes = facts.get("self_probes")
-    evidence = []
-    bad = []
-    unchecked = []
+    evidence: list[str] = []
+    bad: list[str] = []
+    unchecked: list[str] = []
     if sym.get("url"):
         status = sym.get("status")
         line = "%s (from the controller) -> %s" % (sym["url"], status if answered(status) else "no answer")
@@ -157,7 +157,9 @@ def connectivity(facts):
     probes = facts.get("svc_probes")
     if not probes:
         return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
-    evidence, bad, unchecked = [], [], []
+    evidence: list[str] = []
+    bad: list[str] = []
+    unchecked: list[str] = []
     _sort_probes(probes, is_server_error, evidence, bad, unchecked)
     return _judged("connectivity", hyp, bad, unchecked, evidence,
                    "From inside the proxy pods the Service fails: ",

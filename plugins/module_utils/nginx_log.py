@@ -16,7 +16,7 @@ Public API: :func:`parse_time`, :func:`format_time`, :func:`split_k8s_timestamp`
 :func:`upstream_address`, :func:`summarize`, :data:`SIGNATURES`.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -217,6 +217,8 @@ def upstream_address(url):
     if not url:
         return None
     match = _URL.match(url.strip())
+    if match is None:
+        return None
     scheme = (match.group("scheme") or "").lower()
     rest = match.group("rest")
     if rest.startswith("unix:"):
@@ -424,13 +426,15 @@ def _parse_access_text(k8s_time, text):
     match = _ACCESS.match(text)
     if not match:
         return None
+    stamp: str | None
+    source: str | None
     if k8s_time:
         stamp, source = format_time(k8s_time), "k8s"
     else:
         stamp = format_time(match.group("time"))
         source = "nginx" if stamp else None
     sent = match.group("bytes")
-    result = {
+    result: dict[str, object] = {
         "kind": "access",
         "time": stamp,
         "time_source": source,
@@ -485,13 +489,14 @@ class _After:
     """Counters of what happened after the last reload, by one way of placing the reload."""
 
     def __init__(self):
-        self.counts = collections.Counter()
-        self.status = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.status: collections.Counter[str] = collections.Counter()
         self.requests = 0
-        self.addresses = collections.Counter()
+        self.addresses: collections.Counter[str] = collections.Counter()
 
     def reset(self):
-        self.__init__()
+        self.counts, self.status, self.addresses = collections.Counter(), collections.Counter(), collections.Counter()
+        self.requests = 0
 
 
 class _Address:
@@ -503,7 +508,7 @@ class _Address:
         self.count = 0
         self.first_seen = None
         self.last_seen = None
-        self.signatures = collections.Counter()
+        self.signatures: collections.Counter[str] = collections.Counter()
 
 
 def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=1000):
@@ -543,16 +548,16 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
                              "as 2026-11-25T02:21:05Z, or a datetime" % (name, value))
     since_key = _time_key(since)
     given_key = _time_key(reload_time)
-    counts = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     by_marker, by_time = _After(), _After()
-    errors = collections.deque(maxlen=max(0, int(max_errors)))
-    addresses = {}
+    errors: collections.deque[tuple[int, bool, dict]] = collections.deque(maxlen=max(0, int(max_errors)))
+    addresses: dict[str, _Address] = {}
     dropped = 0
     names = set()
-    status = collections.Counter()
-    upstream_status = collections.Counter()
-    access_addresses = {}
-    totals = collections.Counter()
+    status: collections.Counter[str] = collections.Counter()
+    upstream_status: collections.Counter[str] = collections.Counter()
+    access_addresses: dict[str, collections.Counter[str]] = {}
+    totals: collections.Counter[str] = collections.Counter()
     first_time = last_time = None
     marker_key = None
     marker_seq = -1
@@ -618,17 +623,17 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
             names.add(entry["name"])
         addr = entry["upstream_address"]
         if addr and signature not in ("reload", "reload_signal"):
-            slot = addresses.get(addr)
-            if slot is None and len(addresses) < max_addresses:
-                slot = addresses[addr] = _Address()
-            if slot is None:
+            record = addresses.get(addr)
+            if record is None and len(addresses) < max_addresses:
+                record = addresses[addr] = _Address()
+            if record is None:
                 dropped += 1
             else:
-                slot.count += 1
-                slot.signatures[signature] += 1
+                record.count += 1
+                record.signatures[signature] += 1
                 seen = entry["time"]
-                slot.first_seen = slot.first_seen or seen
-                slot.last_seen = seen or slot.last_seen
+                record.first_seen = record.first_seen or seen
+                record.last_seen = seen or record.last_seen
                 by_marker.addresses[addr] += 1
                 if after_given:
                     by_time.addresses[addr] += 1

@@ -17,7 +17,7 @@ them any more are nodes of their own (``stale``), next to the Service whose name
 escaped: pod names, log lines and error messages are data, never markup.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -225,7 +225,7 @@ def build_chain(facts, verdict=None):
             links.append(_link("client", proxy["id"], UNKNOWN, [
                 _not_checked(errors, "symptom", "no probe of this replica's own listen address")]))
 
-    stale = {}
+    stale: dict[str, list] = {}
     for proxy in proxies:
         for address in proxy["stale_addresses"]:
             stale.setdefault(address, []).append("%s/%s" % (proxy["namespace"], proxy["name"]))
@@ -564,7 +564,7 @@ def _cubic(t, p0, p1, p2, p3):
 
 def _pods_in_endpoint_order(chain):
     """The pods, those behind an endpoint in the endpoints' order, so few links cross."""
-    first = {}
+    first: dict[str, int] = {}
     endpoint_rank = {e.get("id"): index for index, e in enumerate(chain.get("endpoints") or [])}
     for link in chain.get("links") or []:
         if link.get("from") in endpoint_rank:
@@ -608,7 +608,8 @@ def _svg(chain):
                 x + 8, y + 20, len(nodes) - len(shown)))
     drawn = [(n, link) for n, link in enumerate(chain.get("links") or [], 1)
              if link.get("from") in where and link.get("to") in where]
-    fan_out, fan_in = {}, {}
+    fan_out: dict[str, int] = {}
+    fan_in: dict[str, int] = {}
     for link in [pair[1] for pair in drawn]:
         fan_out[link["from"]] = fan_out.get(link["from"], 0) + 1
         fan_in[link["to"]] = fan_in.get(link["to"], 0) + 1

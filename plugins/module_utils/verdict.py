@@ -14,7 +14,7 @@ separate them in ``missing_evidence``, instead of a guess.
 Public API: :func:`decide`, :data:`CAUSES`, :data:`RECOMMENDATIONS`.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -630,14 +630,13 @@ def decide(facts):
     except Exception as exc:  # pylint: disable=broad-except
         # A safety net only: the rules guard every access, but a verdict must always come
         # back, naming what went wrong, rather than a traceback in the middle of a playbook.
-        result = {key: [] for key in ("evidence", "missing_evidence", "candidates", "unchecked",
-                                      "stale_replicas", "stale_addresses", "current_addresses")}
+        what = "%s: %s" % (exc.__class__.__name__, exc)
+        result: dict[str, object] = {key: [] for key in ("evidence", "candidates", "unchecked",
+                                                         "stale_replicas", "stale_addresses", "current_addresses")}
         result.update(cause="unknown", reload_safe=False,
                       recommendation=dict(RECOMMENDATIONS["unknown"]),
-                      summary="unknown: the verdict rules could not read the facts (%s: %s)"
-                              % (exc.__class__.__name__, exc))
-        result["missing_evidence"].append("facts in the shapes of DESIGN.md (%s: %s)"
-                                          % (exc.__class__.__name__, exc))
+                      summary="unknown: the verdict rules could not read the facts (%s)" % what,
+                      missing_evidence=["facts in the shapes of DESIGN.md (%s)" % what])
         return result
 
 
