@@ -15,12 +15,13 @@ import json
 import ssl
 import time
 import traceback
+import typing as t
 
 try:
     import websocket
     WEBSOCKET_IMPORT_ERROR = None
 except ImportError:  # k8s_access turns this into missing_required_lib
-    websocket = None
+    websocket = None  # type: ignore[assignment]  # checked through WEBSOCKET_IMPORT_ERROR
     WEBSOCKET_IMPORT_ERROR = traceback.format_exc()
 
 SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -61,8 +62,10 @@ def parse_exec_status(raw):
     if status.get("status") == "Success":
         return 0, None
     message = str(status.get("message") or "").strip()
-    details = status.get("details") if isinstance(status.get("details"), dict) else {}
-    causes = details.get("causes") if isinstance(details.get("causes"), list) else []
+    details = status.get("details")
+    details = details if isinstance(details, dict) else {}
+    causes = details.get("causes")
+    causes = causes if isinstance(causes, list) else []
     if status.get("reason") == "NonZeroExitCode":
         for cause in causes:
             if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
@@ -107,7 +110,7 @@ def run_exec(url, headers, timeout, sslopt=None, proxy=None, subprotocols=SUBPRO
     the handshake ends in an ExecResult.
     """
     deadline = time.monotonic() + timeout
-    options = {"header": list(headers), "subprotocols": list(subprotocols),
+    options: dict[str, t.Any] = {"header": list(headers), "subprotocols": list(subprotocols),
                "sslopt": sslopt or {"cert_reqs": ssl.CERT_NONE}, "enable_multithread": False}
     if proxy:
         options.update(http_proxy_host=proxy["host"], http_proxy_port=proxy["port"],

@@ -489,10 +489,10 @@ class K8sClient:
         if namespace:
             path += "/namespaces/" + quote(namespace, safe="")
         path += "/" + plural
-        query = {"limit": 500}
+        query: dict[str, str | int] = {"limit": 500}
         if label_selector:
             query["labelSelector"] = label_selector
-        items = []
+        items: list[dict] = []
         while True:
             doc = self.get_json(path, query, "list", resource or plural, namespace)
             items.extend(doc.get("items") or [])
@@ -553,7 +553,7 @@ class K8sClient:
     def read_log(self, namespace, pod, container=None, tail_lines=None, since_seconds=None,
                  limit_bytes=None, timestamps=True, previous=False):
         """Read a bounded pod log; return ``(text, bytes_read, truncated)``."""
-        query = {"timestamps": "true" if timestamps else "false"}
+        query: dict[str, str | int] = {"timestamps": "true" if timestamps else "false"}
         if container:
             query["container"] = container
         if tail_lines is not None:

@@ -12,7 +12,7 @@ Public API: :func:`split_files`, :func:`tokenize`, :func:`parse_config`,
 :func:`upstream_hosts`.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -43,8 +43,8 @@ def split_files(text):
     """
     files = []
     path = None
-    chunk = []
-    preamble = []
+    chunk: list[str] = []
+    preamble: list[str] = []
     for line in text.splitlines():
         match = _HEADER.match(line)
         if match:
@@ -106,7 +106,7 @@ def tokenize(text):
     if not isinstance(text, str):
         raise ConfigSyntaxError("nginx configuration must be text, got %s" % type(text).__name__)
     pos, line, length = 0, 1, len(text)
-    last_words = []
+    last_words: list[str] = []
     while pos < length:
         char = text[pos]
         if char == "\n":
@@ -170,9 +170,9 @@ def parse_config(text, path="<input>", errors=None):
     """
     if errors is None:
         errors = []
-    root = []
+    root: list[dict] = []
     stack = [root]
-    words = []
+    words: list[str] = []
     first_line = None
     for token, line, quoted in tokenize(text):
         if token == ";" and not quoted:
@@ -184,7 +184,7 @@ def parse_config(text, path="<input>", errors=None):
             if not words:
                 errors.append("%s:%d: '{' without a directive name" % (path, line))
                 words = ["<anonymous>"]
-            block = []
+            block: list[dict] = []
             stack[-1].append({"name": words[0], "args": words[1:], "block": block,
                               "file": path, "line": first_line or line})
             stack.append(block)
@@ -265,14 +265,14 @@ def _parse_target(raw, upstream_names, set_values):
     variables = sorted({a or b for a, b in _VAR.findall(hostport)})
     resolved_via_set = None
     if variables:
-        substituted = hostport
+        substituted: str | None = hostport
         for var in variables:
             values = set_values.get(var, set())
             if len(values) != 1:
                 substituted = None
                 break
             value = next(iter(values))
-            substituted = substituted.replace("${%s}" % var, value).replace("$" + var, value)
+            substituted = (substituted or "").replace("${%s}" % var, value).replace("$" + var, value)
         resolved_via_set = substituted
     effective = resolved_via_set or hostport
     if effective.startswith("unix:"):
@@ -283,7 +283,7 @@ def _parse_target(raw, upstream_names, set_values):
     if not variables and port is None and host in upstream_names:
         group = host
     if port is None and group is None and not host.startswith("unix:") and "$" not in host:
-        port = {"https": 443, "grpcs": 443, "grpc": 80}.get(scheme, 80)
+        port = {"https": 443, "grpcs": 443, "grpc": 80}.get(scheme or "http", 80)
     return {
         "target": raw,
         "scheme": scheme,
@@ -330,7 +330,7 @@ def parse_nginx_t(text):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
         raise ConfigSyntaxError("nginx -T output must be text, got %s" % type(text).__name__)
-    errors = []
+    errors: list[str] = []
     dumped = split_files(text)
     files = {}
     for path, body in dumped:
@@ -344,8 +344,9 @@ def parse_nginx_t(text):
             tree.extend(files[path]["tree"])
 
     upstreams, proxy_passes, resolvers = [], [], []
-    listen_ports, server_names = set(), set()
-    set_values = {}
+    listen_ports: set[int] = set()
+    server_names: set[str] = set()
+    set_values: dict[str, set[str]] = {}
     for directive, _context in _walk(tree):
         if directive["name"] == "set" and len(directive["args"]) >= 2:
             name = directive["args"][0].lstrip("$")

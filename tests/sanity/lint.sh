@@ -23,6 +23,11 @@ step "ruff"
 ruff check --quiet plugins tests bench
 took
 
+step "mypy (plugins, as the collection package; the lab)"
+(cd build/collections && mypy --config-file "$root/mypy.ini" -p ansible_collections.badgateway.k8s.plugins)
+(cd tests/lab && mypy --config-file "$root/mypy.ini" badlab)
+took
+
 step "antsibull-docs lint-collection-docs --plugin-docs ."
 antsibull-docs lint-collection-docs --plugin-docs .
 took
