@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from aiohttp import WSMsgType, web
 
@@ -47,7 +47,7 @@ from badlab import certs
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.rbac import Attributes, Auth, User, forbidden_message
 from badlab.label_selectors import SelectorError, parse_field_selector, parse_label_selector
-from badlab.store import BY_PLURAL, RESOURCE_TYPES, ResourceType, Store
+from badlab.store import BY_PLURAL, RESOURCE_TYPES, Manifest, ResourceType, Store
 
 log = logging.getLogger("badlab.apiserver")
 
@@ -98,11 +98,11 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 class ApiError(Exception):
     """An error answered as a Kubernetes ``Status``."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """The Status object of this error."""
         body: dict[str, Any] = {
             "kind": "Status",
@@ -205,12 +205,12 @@ def _groups() -> dict[str, list[str]]:
     return groups
 
 
-def _api_group(name: str, versions: list[str]) -> dict:
+def _api_group(name: str, versions: list[str]) -> dict[str, Any]:
     gvs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
     return {"name": name, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def _resource_list(group: str, version: str) -> dict | None:
+def _resource_list(group: str, version: str) -> dict[str, Any] | None:
     resources = []
     for rt in SERVED_TYPES:
         if rt.group != group or rt.version != version:
@@ -266,7 +266,7 @@ def _discovery(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------- get / list / Table
 
-def _with_type(rt: ResourceType, obj: dict) -> dict:
+def _with_type(rt: ResourceType, obj: Manifest) -> Manifest:
     obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
     return obj
 
@@ -317,7 +317,11 @@ def kube_age(timestamp: str | None, now: datetime.datetime) -> str:
     return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
 
 
-def _pod_row(pod: dict, now: datetime.datetime) -> list:
+# One row of a Table: its cells, in the order of the columns.
+Row = list[object]
+
+
+def _pod_row(pod: Manifest, now: datetime.datetime) -> Row:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     statuses = status.get("containerStatuses") or []
     total = len(spec.get("containers") or [])
@@ -352,7 +356,7 @@ def _pod_row(pod: dict, now: datetime.datetime) -> list:
     ]
 
 
-def _service_row(svc: dict, now: datetime.datetime) -> list:
+def _service_row(svc: Manifest, now: datetime.datetime) -> Row:
     spec = svc.get("spec") or {}
     ports = []
     for p in spec.get("ports") or []:
@@ -383,19 +387,19 @@ def _first_three(values: list[str], empty: str) -> str:
     return f"{text} + {len(values) - 3} more..." if len(values) > 3 else text
 
 
-def _namespace_row(ns: dict, now: datetime.datetime) -> list:
+def _namespace_row(ns: Manifest, now: datetime.datetime) -> Row:
     phase = (ns.get("status") or {}).get("phase") or "Active"
     return [ns["metadata"]["name"], phase, kube_age(ns["metadata"].get("creationTimestamp"), now)]
 
 
-def _endpointslice_row(eps: dict, now: datetime.datetime) -> list:
+def _endpointslice_row(eps: Manifest, now: datetime.datetime) -> Row:
     ports = [str(p["port"]) if p.get("port") is not None else "<unset>" for p in eps.get("ports") or []]
     addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
     return [eps["metadata"]["name"], eps.get("addressType", ""), _first_three(ports, "<unset>"),
             _first_three(addresses, "<unset>"), kube_age(eps["metadata"].get("creationTimestamp"), now)]
 
 
-def _endpoints_row(ep: dict, now: datetime.datetime) -> list:
+def _endpoints_row(ep: Manifest, now: datetime.datetime) -> Row:
     pairs = [
         f"{a['ip']}:{p['port']}"
         for subset in ep.get("subsets") or []
@@ -405,7 +409,7 @@ def _endpoints_row(ep: dict, now: datetime.datetime) -> list:
     return [ep["metadata"]["name"], _first_three(pairs, "<none>"), kube_age(ep["metadata"].get("creationTimestamp"), now)]
 
 
-def _ingress_row(ing: dict, now: datetime.datetime) -> list:
+def _ingress_row(ing: Manifest, now: datetime.datetime) -> Row:
     spec = ing.get("spec") or {}
     hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
     lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
@@ -414,7 +418,7 @@ def _ingress_row(ing: dict, now: datetime.datetime) -> list:
             address, "80, 443" if spec.get("tls") else "80", kube_age(ing["metadata"].get("creationTimestamp"), now)]
 
 
-def _selector_text(selector: dict) -> str:
+def _selector_text(selector: dict[str, Any]) -> str:
     terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or []:
         op, key, values = expr.get("operator", ""), expr.get("key", ""), ",".join(expr.get("values") or [])
@@ -423,12 +427,12 @@ def _selector_text(selector: dict) -> str:
     return ",".join(terms) or "<none>"
 
 
-def _netpol_row(pol: dict, now: datetime.datetime) -> list:
+def _netpol_row(pol: Manifest, now: datetime.datetime) -> Row:
     selector = (pol.get("spec") or {}).get("podSelector") or {}
     return [pol["metadata"]["name"], _selector_text(selector), kube_age(pol["metadata"].get("creationTimestamp"), now)]
 
 
-def _event_row(ev: dict, now: datetime.datetime) -> list:
+def _event_row(ev: Manifest, now: datetime.datetime) -> Row:
     last = ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
     first = ev.get("firstTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
     involved = ev.get("involvedObject") or {}
@@ -441,11 +445,11 @@ def _event_row(ev: dict, now: datetime.datetime) -> list:
     ]
 
 
-def _column(name: str, kind: str, priority: int = 0, fmt: str = "") -> dict:
+def _column(name: str, kind: str, priority: int = 0, fmt: str = "") -> dict[str, Any]:
     return {"name": name, "type": kind, "format": fmt, "description": name, "priority": priority}
 
 
-TABLES: dict[str, tuple[list[dict], Callable[[dict, datetime.datetime], list]]] = {
+TABLES: dict[str, tuple[list[dict[str, Any]], Callable[[Manifest, datetime.datetime], Row]]] = {
     "pods": (
         [_column("Name", "string", 0, "name"), _column("Ready", "string"), _column("Status", "string"),
          _column("Restarts", "string"), _column("Age", "string"), _column("IP", "string", 1),
@@ -491,7 +495,7 @@ TABLES: dict[str, tuple[list[dict], Callable[[dict, datetime.datetime], list]]] 
 }
 
 
-def _table(request: web.Request, rt: ResourceType, objs: list[dict], list_meta: dict) -> dict:
+def _table(request: web.Request, rt: ResourceType, objs: list[Manifest], list_meta: dict[str, Any]) -> dict[str, Any]:
     columns, row_of = TABLES[rt.plural]
     now = datetime.datetime.now(datetime.timezone.utc)
     include = request.query.get("includeObject", "Metadata")
@@ -545,7 +549,7 @@ def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Resp
                   "items": [_with_type(rt, o) for o in items]})
 
 
-def _sort_key(obj: dict) -> tuple[str, str]:
+def _sort_key(obj: Manifest) -> tuple[str, str]:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
@@ -594,11 +598,11 @@ async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> 
 
 # ---------------------------------------------------------------- pods: container choice
 
-def _container_names(pod: dict, key: str) -> list[str]:
+def _container_names(pod: Manifest, key: str) -> list[str]:
     return [c.get("name", "") for c in (pod.get("spec") or {}).get(key) or []]
 
 
-def _choose_container(pod: dict, requested: str | None) -> str:
+def _choose_container(pod: Manifest, requested: str | None) -> str:
     """The container a log/exec request is about, with the real server's errors."""
     name = pod["metadata"]["name"]
     main = _container_names(pod, "containers")
@@ -636,7 +640,7 @@ def _non_negative_int(request: web.Request, key: str, minimum: int) -> int | Non
     return value
 
 
-def _pod(request: web.Request, info: RequestInfo) -> dict:
+def _pod(request: web.Request, info: RequestInfo) -> Manifest:
     pod = request.app[STORE].get("pods", info.namespace, info.name)
     if pod is None:
         raise not_found(BY_PLURAL["pods"], info.name)
@@ -652,6 +656,16 @@ class LogRecord:
     timestamp: str
     when: datetime.datetime | None
     text: str  # ends with "\n"
+
+
+class LogOptions(TypedDict):
+    """What a pods/log request asks for, checked (the query's tailLines, limitBytes, sinceSeconds or
+    sinceTime, timestamps)."""
+
+    tail: int | None
+    limit: int | None
+    cutoff: datetime.datetime | None
+    timestamps: bool
 
 
 def read_cri_log(path: Path) -> list[LogRecord]:
@@ -675,7 +689,7 @@ def read_cri_log(path: Path) -> list[LogRecord]:
     return records
 
 
-def _log_options(request: web.Request) -> dict:
+def _log_options(request: web.Request) -> LogOptions:
     since = _non_negative_int(request, "sinceSeconds", 1)
     since_time = request.query.get("sinceTime")
     if since is not None and since_time:
@@ -696,7 +710,7 @@ def _log_options(request: web.Request) -> dict:
     }
 
 
-def _render_records(records: list[LogRecord], opts: dict, apply_tail: bool) -> bytes:
+def _render_records(records: list[LogRecord], opts: LogOptions, apply_tail: bool) -> bytes:
     if apply_tail and opts["tail"] is not None:
         records = records[-opts["tail"]:] if opts["tail"] else []
     if opts["cutoff"] is not None:
@@ -745,7 +759,7 @@ def _still_current(request: web.Request, info: RequestInfo, container: str, path
 
 
 async def _follow_log(request: web.Request, info: RequestInfo, container: str, path: Path, seen: int,
-                      first: bytes, opts: dict) -> web.StreamResponse:
+                      first: bytes, opts: LogOptions) -> web.StreamResponse:
     """``follow=true``: stream new records until the pod goes, the container restarts
     (its log file changes) or the client leaves."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
@@ -770,7 +784,7 @@ async def _follow_log(request: web.Request, info: RequestInfo, container: str, p
 
 # ---------------------------------------------------------------- pods/exec
 
-def _exit_status(argv_shown: list[str], returncode: int) -> dict:
+def _exit_status(argv_shown: list[str], returncode: int) -> dict[str, Any]:
     if returncode == 0:
         return {"metadata": {}, "status": "Success"}
     code = 128 - returncode if returncode < 0 else returncode  # killed by a signal: 128+N, as CRI
@@ -784,7 +798,7 @@ def _exit_status(argv_shown: list[str], returncode: int) -> dict:
     }
 
 
-def _start_failure(command: str, problem: str, runtime_message: str = "") -> dict:
+def _start_failure(command: str, problem: str, runtime_message: str = "") -> dict[str, Any]:
     """Channel-3 Status of an exec that could not start: InternalError with OCI runtime text."""
     if runtime_message.startswith("OCI runtime"):
         oci = runtime_message
@@ -839,7 +853,7 @@ class _Channels:
             return None
         return raw[0], raw[1:]
 
-    async def send_status(self, status: dict) -> None:
+    async def send_status(self, status: dict[str, Any]) -> None:
         if self.protocol in ("v4.channel.k8s.io", "v5.channel.k8s.io"):
             await self.send(STATUS, json.dumps(status).encode())
         elif status["status"] != "Success":
@@ -896,7 +910,8 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
 
 
 async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[str],
-                    command: list[str], want: dict[str, bool], live: set[asyncio.subprocess.Process]) -> dict:
+                    command: list[str], want: dict[str, bool],
+                    live: set[asyncio.subprocess.Process]) -> dict[str, Any]:
     """Run the process, pump its streams over the WebSocket; return the channel-3 Status.
 
     ``live`` holds running exec processes, so that server shutdown can end them.
@@ -1049,9 +1064,9 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
-def _protobuf_fields(data: bytes) -> dict[int, list]:
-    """Top-level fields of a protobuf message: number -> values (int or bytes)."""
-    fields: dict[int, list] = {}
+def _protobuf_fields(data: bytes) -> dict[int, list[Any]]:
+    """Top-level fields of a protobuf message: number -> values (int or bytes, as the callers know)."""
+    fields: dict[int, list[Any]] = {}
     pos = 0
 
     def varint() -> int:
@@ -1088,14 +1103,14 @@ _RESOURCE_ATTRIBUTE_FIELDS = {1: "namespace", 2: "verb", 3: "group", 4: "version
                               6: "subresource", 7: "name"}
 
 
-def _access_review_spec_from_protobuf(body: bytes) -> dict:
+def _access_review_spec_from_protobuf(body: bytes) -> dict[str, dict[str, str]]:
     """``spec`` of a SelfSubjectAccessReview sent as Kubernetes protobuf (what kubectl sends)."""
     if not body.startswith(b"k8s\x00"):
         raise ValueError("missing the k8s protobuf envelope")
     raw = _protobuf_fields(body[4:]).get(2, [b""])[0]
     spec_bytes = _protobuf_fields(raw).get(2, [b""])[0]
     spec_fields = _protobuf_fields(spec_bytes)
-    spec: dict[str, dict] = {}
+    spec: dict[str, dict[str, str]] = {}
     if 1 in spec_fields:
         attrs = _protobuf_fields(spec_fields[1][0])
         spec["resourceAttributes"] = {
@@ -1301,7 +1316,7 @@ class ThreadedServer:
 
 
 def kubeconfig(url: str, token: str, ca_file: str | Path | None = None, namespace: str | None = None,
-               name: str = "badlab") -> dict:
+               name: str = "badlab") -> dict[str, Any]:
     """A kubeconfig document (dict, dump it as YAML or JSON) for one token."""
     cluster: dict[str, Any] = {"server": url}
     if ca_file is not None:

@@ -29,6 +29,7 @@ import threading
 import time
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 
 # A TLS alert record (fatal, protocol_version): what a TLS-only server sends to plaintext.
 TLS_ALERT = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46])
@@ -72,14 +73,14 @@ def read_request(conn: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]:
     return head, rest[length:]
 
 
-def response(cfg: dict, keep_alive: bool) -> bytes:
+def response(cfg: dict[str, Any], keep_alive: bool) -> bytes:
     """The bytes of one HTTP/1.1 response for the configured status and body."""
     status = cfg["status"]
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    body = cfg["body"].encode()
+    body: bytes = cfg["body"].encode()
     headers = [
         f"HTTP/1.1 {status} {reason}",
         f"date: {formatdate(usegmt=True)}",
@@ -93,7 +94,7 @@ def response(cfg: dict, keep_alive: bool) -> bytes:
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
-def serve_connection(conn: socket.socket, peer: tuple, cfg: dict) -> None:
+def serve_connection(conn: socket.socket, peer: tuple[str, int], cfg: dict[str, Any]) -> None:
     """Answer requests on one connection until it closes or stays idle too long."""
     buf = b""
     race = cfg.get("keepalive_race", False)

@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -143,7 +143,7 @@ def _selector_text(selector: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
 
-def _diagnose_rules(namespaces: list[str]) -> list[dict]:
+def _diagnose_rules(namespaces: list[str]) -> list[dict[str, Any]]:
     """Least privilege for the diagnose_502 role: read the objects, logs, exec, in these namespaces."""
     return [
         {"verbs": ["get", "list"], "resources": ["pods", "services", "endpoints", "events"],

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -56,8 +57,8 @@ class Lab:
     """A running lab: its directory, lab.json, vars.yml, and helpers to use it."""
 
     dir: Path
-    info: dict
-    vars: dict
+    info: dict[str, Any]  # lab.json
+    vars: dict[str, Any]  # vars.yml
 
     @property
     def kubeconfig(self) -> Path:
@@ -65,9 +66,10 @@ class Lab:
 
     @property
     def proxy_url(self) -> str:
-        return self.info["proxy_url"]
+        url: str = self.info["proxy_url"]
+        return url
 
-    def kubectl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    def kubectl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run the machine's kubectl against this lab (not checked: look at returncode)."""
         return subprocess.run(
             [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
@@ -79,7 +81,8 @@ class Lab:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(url or self.proxy_url, timeout=timeout) as resp:
-                return resp.status
+                status: int = resp.status  # typeshed types what open() returns as Any
+                return status
         except urllib.error.HTTPError as exc:
             return exc.code
         except (urllib.error.URLError, OSError):
@@ -99,7 +102,7 @@ def start_lab(scenario: str | Path, directory: Path, owner_pid: int | None = Non
     return Lab(directory, info, yaml.safe_load((directory / "vars.yml").read_text()))
 
 
-def stop_lab(directory: Path) -> subprocess.CompletedProcess:
+def stop_lab(directory: Path) -> subprocess.CompletedProcess[str]:
     """``python -m badlab down`` (returns the finished process; raises nothing)."""
     return subprocess.run([sys.executable, "-m", "badlab", "down", "--dir", str(directory)],
                           capture_output=True, text=True, timeout=60, env=_env())

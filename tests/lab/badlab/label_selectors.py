@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from badlab.errors import LabError
+from badlab.store import Manifest
 
 
 class SelectorError(LabError):
@@ -225,7 +226,7 @@ def supported_fields(resource: str) -> tuple[str, ...]:
     return _COMMON_FIELDS + _EXTRA_FIELDS.get(resource, ())
 
 
-def _field_value(obj: dict, field: str) -> str:
+def _field_value(obj: Manifest, field: str) -> str:
     if field == "source":
         return str((obj.get("source") or {}).get("component") or "")
     node: object = obj
@@ -251,7 +252,7 @@ class FieldSelector:
 
     terms: tuple[FieldTerm, ...] = ()
 
-    def matches(self, obj: dict) -> bool:
+    def matches(self, obj: Manifest) -> bool:
         """Whether every term holds for the object."""
         for term in self.terms:
             equal = _field_value(obj, term.field) == term.value

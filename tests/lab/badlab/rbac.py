@@ -24,6 +24,7 @@ on ``pods/exec`` (what the real API server checks for that request); a ``create`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from badlab.errors import LabError
 
@@ -113,7 +114,7 @@ def _parse_rule(raw: object, where: str) -> Rule:
 class Auth:
     """Token table: ``{token: {"user": name, "rules": None | [rule, ...]}}``."""
 
-    def __init__(self, tokens: dict[str, dict]) -> None:
+    def __init__(self, tokens: dict[str, dict[str, Any]]) -> None:
         if not isinstance(tokens, dict) or not tokens:
             raise AuthConfigError("Auth needs a non-empty mapping of token -> {user, rules}")
         self._users: dict[str, User] = {}

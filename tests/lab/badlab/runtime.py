@@ -368,7 +368,7 @@ class Runtime:
         self.services: dict[str, ServiceSpec] = {f"{s.namespace}/{s.name}": s for s in scenario.services}
         self.cluster_ips: dict[str, str] = {}
         self.forwarders: dict[tuple[str, int], Forwarder] = {}
-        self.history: list[dict] = []
+        self.history: list[dict[str, Any]] = []
         self._next_pod_ip = 10
         self._dns: asyncio.DatagramTransport | None = None
         self._stopping = False

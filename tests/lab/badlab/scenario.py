@@ -143,10 +143,10 @@ class Scenario:
     namespaces: list[str]
     pods: list[PodSpec]
     services: list[ServiceSpec]
-    proxy: dict
-    target: dict
+    proxy: dict[str, Any]  # the checked mappings, defaults filled in (docs/lab.md)
+    target: dict[str, Any]
     timeline: list[Step]
-    expect: dict
+    expect: dict[str, Any]
     network_policies: list[NetworkPolicy] = field(default_factory=list)
 
 

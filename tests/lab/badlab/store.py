@@ -27,8 +27,12 @@ import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from badlab.errors import LabError
+
+# A Kubernetes object as JSON decodes it: its fields vary by kind and are checked where read.
+Manifest = dict[str, Any]
 
 
 class StoreError(LabError):
@@ -127,7 +131,7 @@ def _nodes(obj: object, path: str) -> list[tuple[str, object]]:
     return found
 
 
-def check_required_fields(rt: ResourceType, obj: dict) -> None:
+def check_required_fields(rt: ResourceType, obj: Manifest) -> None:
     """Raise StoreError when a field the kubernetes client requires is missing."""
     for path, field_name in REQUIRED_FIELDS.get(rt.plural, ()):
         for where, node in _nodes(obj, path):
@@ -144,7 +148,7 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def resource_type_of(manifest: dict) -> ResourceType:
+def resource_type_of(manifest: Manifest) -> ResourceType:
     """The ResourceType of a manifest, from its ``apiVersion`` and ``kind``."""
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     rt = BY_KIND.get((api_version, kind)) if isinstance(api_version, str) and isinstance(kind, str) else None
@@ -161,7 +165,7 @@ class Store:
     """Objects by resource, namespace and name; see the module docstring."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[tuple[str, str], dict]] = {rt.plural: {} for rt in RESOURCE_TYPES}
+        self._objects: dict[str, dict[tuple[str, str], Manifest]] = {rt.plural: {} for rt in RESOURCE_TYPES}
         self._counter = itertools.count(1)
         self._resource_version = 0
 
@@ -174,7 +178,7 @@ class Store:
         self._resource_version = next(self._counter)
         return str(self._resource_version)
 
-    def put(self, manifest: dict) -> dict:
+    def put(self, manifest: Manifest) -> Manifest:
         """Create or replace an object; returns (a copy of) what is stored.
 
         Replacing keeps the stored ``uid`` and ``creationTimestamp`` unless the manifest
@@ -213,14 +217,14 @@ class Store:
         if ("", name) not in self._objects["namespaces"]:
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
-    def get(self, resource: str, namespace: str | None, name: str) -> dict | None:
+    def get(self, resource: str, namespace: str | None, name: str) -> Manifest | None:
         """One object, or None. ``namespace`` is ignored for cluster-scoped resources."""
         rt = self._type(resource)
         obj = self._objects[rt.plural].get(((namespace or "") if rt.namespaced else "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
     def list(self, resource: str, namespace: str | None = None,
-             predicate: Callable[[dict], bool] | None = None) -> list[dict]:
+             predicate: Callable[[Manifest], bool] | None = None) -> list[Manifest]:
         """Objects of a resource sorted by namespace and name; ``namespace=None`` means all.
 
         ``predicate`` (optional) filters before anything is copied; it sees the stored
@@ -235,7 +239,7 @@ class Store:
             and (predicate is None or predicate(table[key]))
         ]
 
-    def delete(self, resource: str, namespace: str | None, name: str) -> dict | None:
+    def delete(self, resource: str, namespace: str | None, name: str) -> Manifest | None:
         """Remove an object; returns it, or None when there was none."""
         rt = self._type(resource)
         obj = self._objects[rt.plural].pop(((namespace or "") if rt.namespaced else "", name), None)
