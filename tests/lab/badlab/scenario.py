@@ -521,7 +521,7 @@ def load(path: str | Path) -> Scenario:
     for i, wanted in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
         c.string(wanted, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
     cause = c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
-                     "a cause ID of shared/reference/502-causes.md such as stale_upstream")
+                     "a cause ID of docs/result-schema.md (the registry plugins/module_utils/causes.py), such as stale_upstream")
     c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
     if "stale_addresses" in expect:
         c.boolean(expect["stale_addresses"], "expect.stale_addresses")
