@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import drift, fleet, health, layers, outcome
+from ansible_collections.badgateway.k8s.plugins.module_utils import drift, facts, fleet, health, layers, outcome
 
 
 def assess_layer(facts, name):
@@ -23,7 +23,7 @@ def probe_line(probe):
     """One line of evidence for one probe result."""
     if not isinstance(probe, dict):
         raise AnsibleFilterError("probe_line: expected a probe result (a dict), got %s" % type(probe).__name__)
-    return health.probe_line(probe)
+    return health.probe_line(facts.normalize_probe(probe))
 
 
 def upstream_drift(proxies, services, pods):

@@ -22,6 +22,9 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import typing as t
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import EndpointFact, PodFact, ServiceFact
 
 STATES = ("ready_endpoint", "not_ready_endpoint", "terminating_endpoint", "cluster_ip",
           "pod_ip", "group_name", "external", "stale")
@@ -75,27 +78,21 @@ def _format_address(ip, port):
     return host if port is None else "%s:%d" % (host, port)
 
 
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        return [value]
-    return [item for item in value if isinstance(item, dict)]
-
-
-def _endpoint_state(endpoint):
-    if endpoint.get("terminating"):
+def _endpoint_state(endpoint: EndpointFact) -> str:
+    if endpoint["terminating"]:
         return "terminating_endpoint"
-    if endpoint.get("ready"):
+    if endpoint["ready"]:
         return "ready_endpoint"
     return "not_ready_endpoint"
 
 
-def build_index(services=None, pods=None):
+def build_index(services: ServiceFact | list[ServiceFact] | None = None,
+                pods: list[PodFact] | None = None) -> dict[str, t.Any]:
     """Build the index of current cluster addresses.
 
     ``services``: one ``service`` fact (service_info) or a list of them; ``pods``: the
-    ``pods`` fact (pod_info) or a list of pods from several calls. Missing parts (None) are
+    ``pods`` fact (pod_info) or a list of pods from several calls, complete facts of the shapes
+    in ``facts.py`` (module outputs, or ``facts.normalize_*``). Missing parts (None) are
     allowed; the index then knows less (``sources`` says what it was built from). Returns
     ``{by_ip: {ip: [record]}, networks: [cidr], ready_addresses: [..], sources: {services:
     n, pods: n}}``; a record is ``{state, port, ports, objects: [str]}``; ``networks`` are
@@ -112,49 +109,44 @@ def build_index(services=None, pods=None):
             prefixes = _SERVICE_PREFIX if record["state"] == "cluster_ip" else _POD_PREFIX
             networks.add(_network(ip, prefixes))
 
-    for service in _as_list(services):
-        if service.get("exists") is False:
+    for service in [services] if isinstance(services, dict) else services or []:
+        if not service["exists"]:
             continue
         service_count += 1
-        ns, name = service.get("namespace"), service.get("name")
+        ns, name = service["namespace"], service["name"]
         svc_obj = "Service %s/%s" % (ns, name)
-        ports = sorted({p["port"] for p in service.get("ports") or []
-                        if isinstance(p, dict) and isinstance(p.get("port"), int)})
-        cluster_ip = service.get("cluster_ip")
+        ports = sorted({p["port"] for p in service["ports"] if p["port"]})
+        cluster_ip = service["cluster_ip"]
         if cluster_ip and cluster_ip != "None":
             add(_norm_ip(cluster_ip), {"state": "cluster_ip", "port": None, "ports": ports,
                                        "objects": [svc_obj]})
-        for endpoint in _as_list(service.get("endpoints")):
-            ip, port = endpoint.get("ip"), endpoint.get("port")
-            if not ip and endpoint.get("address"):
+        for endpoint in service["endpoints"]:
+            ip, port = _norm_ip(endpoint["ip"]), endpoint["port"]
+            if not ip:
                 ip, port = split_address(endpoint["address"])
-            ip = _norm_ip(ip)
             objects = [svc_obj]
-            if endpoint.get("slice"):
+            if endpoint["slice"]:
                 objects.append("EndpointSlice %s/%s" % (ns, endpoint["slice"]))
-            if endpoint.get("target"):
+            if endpoint["target"]:
                 objects.append("Pod %s" % endpoint["target"])
             state = _endpoint_state(endpoint)
-            add(ip, {"state": state, "port": port if isinstance(port, int) else None,
-                     "ports": [port] if isinstance(port, int) else [], "objects": objects})
+            add(ip, {"state": state, "port": port or None, "ports": [port] if port else [], "objects": objects})
             if state == "ready_endpoint" and ip:
-                ready.add(_format_address(ip, port if isinstance(port, int) else None))
+                ready.add(_format_address(ip, port or None))
     seen_pods = set()
-    for pod in _as_list(pods):
-        key = (pod.get("namespace"), pod.get("name"))
+    for pod in pods or []:
+        key = (pod["namespace"], pod["name"])
         if key in seen_pods:
             continue
         seen_pods.add(key)
         pod_count += 1
-        ports = sorted({p["container_port"] for c in pod.get("containers") or []
-                        if isinstance(c, dict) for p in c.get("ports") or []
-                        if isinstance(p, dict) and isinstance(p.get("container_port"), int)})
-        ips = {_norm_ip(ip) for ip in (pod.get("pod_ips") or []) + [pod.get("pod_ip")]}
+        ports = sorted({p["container_port"] for c in pod["containers"] for p in c["ports"] if p["container_port"]})
+        ips = {_norm_ip(ip) for ip in pod["pod_ips"] + [pod["pod_ip"]]}
         for ip in sorted(ip for ip in ips if ip):
             add(ip, {"state": "pod_ip", "port": None, "ports": ports,
                      "objects": ["Pod %s/%s" % key],
-                     "phase": pod.get("phase"), "ready": pod.get("ready"),
-                     "deleting": bool(pod.get("deletion_timestamp"))})
+                     "phase": pod["phase"], "ready": pod["ready"],
+                     "deleting": bool(pod["deletion_timestamp"])})
     return {
         "by_ip": by_ip,
         "networks": sorted(networks),

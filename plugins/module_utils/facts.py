@@ -6,13 +6,22 @@ Pure Python: imports neither Ansible nor Kubernetes. DESIGN.md describes these s
 here they are types that mypy checks (``make lint``): a read of a key nothing writes is an error.
 A ``TypedDict`` is a plain dict at run time, so modules return them to Ansible as they are.
 
-``normalize_facts`` is the one door into the core for facts that come from outside (a playbook's
-variables, a JSON file): parts of the wrong type become "not gathered" (None) instead of being
-coerced again and again by every reader.
+``normalize_facts`` is the one door into the core for facts that come from outside (module
+outputs through Ansible, a JSON file, a test's dict, junk): it returns complete facts of these
+shapes, every key present with its declared type, so that the core reads them by subscript and
+never coerces again. A value of the wrong type becomes the neutral one of its type (None, "",
+0, False, [], {}); items of a list that are not of the item's type are dropped. A top-level part
+that is missing or of the wrong type stays None: "not gathered", which the verdict and the
+layers tell from "gathered, and empty". ``normalize_proxy``, ``normalize_service``,
+``normalize_pod``, ``normalize_probe``, ``normalize_layer``, ``normalize_verdict``,
+``normalize_remediation`` and ``normalize_result`` do the same for one part; all of them follow
+the TypedDicts below, read at run time, so a key added to a shape is normalised with it.
 """
 
 from __future__ import annotations
 
+import functools
+import types
 import typing as t
 from typing import TypedDict
 
@@ -221,8 +230,8 @@ class LayerResult(TypedDict):
     evidence: list[str]
 
 
-class Facts(TypedDict, total=False):
-    """What the role gathers; every part may be missing (None: not gathered)."""
+class Facts(TypedDict):
+    """What the role gathers; a part that is None was not gathered."""
 
     symptom: SymptomFact | None
     self_probes: list[ProbeFact] | None
@@ -301,36 +310,139 @@ class OutcomeFact(TypedDict):
     unchecked: list[str]
 
 
+# ---------------------------------------------------------------- reports (report_render)
+
+class Chain(TypedDict):
+    """report_render.build_chain's result; docs/result.schema.json's ``chain`` has the nodes."""
+
+    client: dict[str, t.Any]
+    proxies: list[dict[str, t.Any]]
+    service: dict[str, t.Any]
+    stale: list[dict[str, t.Any]]
+    endpoints: list[dict[str, t.Any]]
+    pods: list[dict[str, t.Any]]
+    pods_note: str | None
+    links: list[dict[str, t.Any]]
+
+
+class TargetFact(TypedDict):
+    proxy: str | None
+    service: str | None
+    url: str | None
+    inventory_host: str | None
+
+
+class ResultFact(TypedDict):
+    """A diagnose_502_result (docs/result-schema.md), as the reports read it."""
+
+    schema_version: int
+    started: str | None
+    finished: str | None
+    target: TargetFact
+    check_mode: bool
+    verdict: Verdict
+    layers: list[LayerResult]
+    remediation: Remediation | None
+    errors: dict[str, str]
+    chain: Chain | None
+    outcome: OutcomeFact | None
+
+
 # ---------------------------------------------------------------- the one door in
 
-def _dicts(value: object) -> list[t.Any] | None:
-    """A list of dicts, or None when ``value`` is not a list (not gathered)."""
-    if not isinstance(value, (list, tuple)):
-        return None
-    return [item for item in value if isinstance(item, dict)]
+_WRONG = object()   # "not of the declared type": the caller puts the neutral value instead
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(shape: type) -> tuple[tuple[str, t.Any], ...]:
+    """The keys of a TypedDict with their types, resolved once."""
+    return tuple(t.get_type_hints(shape).items())
+
+
+def _is_shape(kind: t.Any) -> bool:
+    return isinstance(kind, type) and t.is_typeddict(kind)
+
+
+def _neutral(kind: t.Any) -> t.Any:
+    """The neutral value of a type: None where None is allowed, else empty, zero or false."""
+    args = t.get_args(kind)
+    if t.get_origin(kind) in (t.Union, types.UnionType):
+        return None if type(None) in args else _neutral(args[0])
+    if _is_shape(kind):
+        return _complete(kind, {})
+    return {list: [], dict: {}, str: "", int: 0, float: 0.0, bool: False}.get(t.get_origin(kind) or kind)
+
+
+def _fit(kind: t.Any, value: t.Any) -> t.Any:
+    """``value`` as the type ``kind`` (lists and dicts filtered, shapes completed), or _WRONG."""
+    origin = t.get_origin(kind)
+    if kind is t.Any:
+        return value
+    if origin in (t.Union, types.UnionType):
+        for arg in t.get_args(kind):
+            fitted = _fit(arg, value)
+            if fitted is not _WRONG:
+                return fitted
+        return _WRONG
+    if kind is type(None):
+        return None if value is None else _WRONG
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            return _WRONG
+        items = [_fit(t.get_args(kind)[0], item) for item in value]
+        return [item for item in items if item is not _WRONG]
+    if origin is dict or _is_shape(kind):
+        if not isinstance(value, dict):
+            return _WRONG
+        if _is_shape(kind):
+            return _complete(kind, value)
+        pairs = ((key, _fit(t.get_args(kind)[1], item)) for key, item in value.items() if isinstance(key, str))
+        return {key: item for key, item in pairs if item is not _WRONG}
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return value    # an int is a float to a fact (time_total: 1)
+    # bool is an int to Python, never to a fact: a count of True is junk
+    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    return _WRONG
+
+
+def _complete(shape: type, value: dict[str, t.Any]) -> t.Any:
+    """Every key of ``shape``, each of its type: the value's own where it fits, else neutral."""
+    out = {}
+    for key, kind in _fields(shape):
+        fitted = _fit(kind, value[key]) if key in value else _WRONG
+        out[key] = _neutral(kind) if fitted is _WRONG else fitted
+    return out
+
+
+def _normalizer(shape: type) -> t.Callable[[object], t.Any]:
+    def normalize(raw: object) -> t.Any:
+        return _complete(shape, raw if isinstance(raw, dict) else {})
+    normalize.__doc__ = "``raw`` as a complete %s (junk: every key neutral)." % shape.__name__
+    return normalize
+
+
+normalize_pod: t.Callable[[object], PodFact] = _normalizer(PodFact)
+normalize_service: t.Callable[[object], ServiceFact] = _normalizer(ServiceFact)
+normalize_proxy: t.Callable[[object], ProxyFact] = _normalizer(ProxyFact)
+normalize_probe: t.Callable[[object], ProbeFact] = _normalizer(ProbeFact)
+normalize_layer: t.Callable[[object], LayerResult] = _normalizer(LayerResult)
+normalize_verdict: t.Callable[[object], Verdict] = _normalizer(Verdict)
+normalize_remediation: t.Callable[[object], Remediation] = _normalizer(Remediation)
+normalize_result: t.Callable[[object], ResultFact] = _normalizer(ResultFact)
 
 
 def normalize_facts(raw: object) -> Facts:
-    """Gathered facts as the core reads them: each part the right kind, or None.
+    """Gathered facts as the core reads them: every part complete, or None (not gathered).
 
-    A part of the wrong type (a string where a list belongs, a list where a dict belongs) is
-    treated as not gathered, never guessed at; items of a list that are not dicts are dropped.
+    A part that is missing or of the wrong type (a string where a list belongs, a list where a
+    dict belongs) was not gathered, never guessed at; ``layers`` and ``errors`` are at worst
+    empty, and an error without a message is no error.
     """
     source: dict[str, t.Any] = raw if isinstance(raw, dict) else {}
-
-    def part(key: str) -> t.Any:
-        value = source.get(key)
-        return value if isinstance(value, dict) else None
-
-    errors = source.get("errors")
-    return {
-        "symptom": part("symptom"),
-        "service": part("service"),
-        "self_probes": _dicts(source.get("self_probes")),
-        "pods": _dicts(source.get("pods")),
-        "svc_probes": _dicts(source.get("svc_probes")),
-        "probes": _dicts(source.get("probes")),
-        "proxies": _dicts(source.get("proxies")),
-        "layers": _dicts(source.get("layers")) or [],
-        "errors": {str(k): str(v) for k, v in errors.items() if v} if isinstance(errors, dict) else {},
-    }
+    out: dict[str, t.Any] = {}
+    for key, kind in _fields(Facts):
+        fitted = _fit(kind, source.get(key))
+        out[key] = _neutral(kind) if fitted is _WRONG else fitted
+    out["errors"] = {name: message for name, message in out["errors"].items() if message}
+    return t.cast(Facts, out)

@@ -7,7 +7,8 @@ Pure Python (standard library only, plus the collection's own pure ``nginx_log``
 error signatures): imports neither Ansible nor Kubernetes. The layers (``layers.py``), the
 verdict (``verdict.py``) and the reports (``report_render.py``) all ask here whether a part is
 sound, so that a pod, a Service or a probe is never healthy in one of them and sick in another.
-Inputs are the DESIGN.md fact shapes; a missing key counts as absent, never as healthy.
+Inputs are complete facts of the shapes in ``facts.py`` (``facts.normalize_*`` make them): every
+key is read as it is, never guessed at.
 
 Public API: :data:`GATEWAY_ERRORS`, :data:`CRASH_WORDS`, :func:`answered`,
 :func:`is_gateway_error`, :func:`is_server_error`, :func:`probe_ran`, :func:`probe_line`,
@@ -15,10 +16,18 @@ Public API: :data:`GATEWAY_ERRORS`, :data:`CRASH_WORDS`, :func:`answered`,
 :func:`upstream_errors`.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import typing as t
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    EndpointFact,
+    PodFact,
+    ProbeFact,
+    ServiceFact,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ERROR_SIGNATURES
 
 #: HTTP statuses a proxy answers when its upstream failed.
@@ -33,48 +42,40 @@ CRASH_WORDS = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "Er
 # Probes (proxy_probe's per-replica dict, or the controller's own request)
 
 
-def answered(status):
+def answered(status: int | None) -> bool:
     """Whether an HTTP status is a real answer (a positive number, not "no answer")."""
-    return isinstance(status, int) and not isinstance(status, bool) and status > 0
+    return status is not None and status > 0
 
 
-def is_gateway_error(status):
+def is_gateway_error(status: int | None) -> bool:
     """No answer, or an answer a proxy gives when its upstream failed (502, 503, 504)."""
-    return not answered(status) or status in GATEWAY_ERRORS
+    return status is None or status <= 0 or status in GATEWAY_ERRORS
 
 
-def is_server_error(status):
+def is_server_error(status: int | None) -> bool:
     """No answer, or any 5xx answer."""
-    return not answered(status) or status >= 500
+    return status is None or status <= 0 or status >= 500
 
 
-def probe_ran(probe):
-    """Whether a probe ran, so that its outcome is evidence (facts without ``ran`` did)."""
-    return bool(probe.get("ran", True))
+def probe_ran(probe: ProbeFact) -> bool:
+    """Whether a probe ran, so that its outcome is evidence."""
+    return probe["ran"]
 
 
-def probe_line(probe):
+def probe_line(probe: ProbeFact) -> str:
     """One line of evidence for a probe result (proxy_probe's per-replica dict)."""
-    who = "%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?"))
-    what = probe.get("url") or "?"
-    if probe.get("status") is not None:
+    who = "%s/%s" % (probe["namespace"] or "?", probe["name"] or "?")
+    what = probe["url"] or "?"
+    if probe["status"] is not None:
         return "%s: GET %s -> %s" % (who, what, probe["status"])
-    return "%s: GET %s -> no answer (%s)" % (who, what, probe.get("error") or "unknown error")
+    return "%s: GET %s -> no answer (%s)" % (who, what, probe["error"] or "unknown error")
 
 
 # ---------------------------------------------------------------------------------------------
 # Pods and endpoints
 
 
-def _texts(value):
-    return [str(item) for item in value] if isinstance(value, (list, tuple)) else []
-
-
-def _mappings(value):
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, (list, tuple)) else []
-
-
-def pod_health(pod):
+def pod_health(pod: PodFact) -> dict[str, t.Any]:
     """How a backend pod (pod_info's shape) stands.
 
     Returns ``{healthy, crashing, not_ready, deleting, restarts, problems}``: ``healthy`` is
@@ -82,42 +83,37 @@ def pod_health(pod):
     names a crash (:data:`CRASH_WORDS`); ``not_ready`` is Running but not Ready; ``deleting``
     is the deletion timestamp (or None); ``restarts`` a number; ``problems`` the pod's lines.
     """
-    problems = _texts(pod.get("problems"))
-    phase = pod.get("phase")
-    ready = bool(pod.get("ready"))
-    try:
-        restarts = int(pod.get("restarts") or 0)
-    except (TypeError, ValueError):
-        restarts = 0
+    problems = pod["problems"]
+    phase = pod["phase"]
+    ready = pod["ready"]
     return {
         "healthy": phase == "Running" and ready and not problems,
         "crashing": phase in ("Failed", "Pending") or any(
             word in problem for problem in problems for word in CRASH_WORDS),
         "not_ready": phase == "Running" and not ready,
-        "deleting": pod.get("deletion_timestamp") or None,
-        "restarts": restarts,
+        "deleting": pod["deletion_timestamp"] or None,
+        "restarts": pod["restarts"],
         "problems": problems,
     }
 
 
-def endpoint_state(endpoint):
+def endpoint_state(endpoint: EndpointFact) -> str:
     """``ready``, ``not_ready`` or ``terminating`` for one EndpointSlice endpoint."""
-    if endpoint.get("terminating"):
+    if endpoint["terminating"]:
         return "terminating"
-    return "ready" if endpoint.get("ready") else "not_ready"
+    return "ready" if endpoint["ready"] else "not_ready"
 
 
 # ---------------------------------------------------------------------------------------------
 # Services (service_info's shape)
 
 
-def selector_text(selector):
+def selector_text(selector: dict[str, str]) -> str:
     """``k=v,k2=v2`` for a label selector, ``(none)`` when it is empty."""
-    items = selector.items() if isinstance(selector, dict) else ()
-    return ",".join("%s=%s" % kv for kv in sorted(items)) or "(none)"
+    return ",".join("%s=%s" % kv for kv in sorted(selector.items())) or "(none)"
 
 
-def service_health(service):
+def service_health(service: ServiceFact) -> dict[str, t.Any]:
     """How a backend Service stands.
 
     Returns ``{exists, selects_no_pod, ready, port_mismatches, problems, sound}``: ``ready`` the
@@ -126,14 +122,13 @@ def service_health(service):
     selector matches no pod, it has no ready endpoint, a port mismatch); ``sound`` when it
     exists and has none.
     """
-    exists = bool(service.get("exists"))
-    selects_no_pod = not (service.get("selector_matches") or _texts(service.get("matching_pods")))
-    ready = _texts(service.get("ready_addresses"))
+    exists = service["exists"]
+    selects_no_pod = not (service["selector_matches"] or service["matching_pods"])
+    ready = list(service["ready_addresses"])
     mismatches = [
         "port %s targets %s, which pods %s do not expose" % (
-            mismatch.get("port"), mismatch.get("target_port"),
-            ", ".join(_texts(mismatch.get("pods_without_it"))) or "none")
-        for mismatch in _mappings(service.get("port_mismatches"))]
+            mismatch["port"], mismatch["target_port"], ", ".join(mismatch["pods_without_it"]) or "none")
+        for mismatch in service["port_mismatches"]]
     problems = []
     if not exists:
         problems.append("it does not exist")
@@ -151,19 +146,10 @@ def service_health(service):
 # A proxy replica's log
 
 
-def upstream_errors(counts):
+def upstream_errors(counts: dict[str, int]) -> dict[str, int]:
     """``{signature: n}`` of the upstream-error signatures among a replica's signature counts.
 
     Reload markers, info lines and client aborts are counted by the log summary too; they are
     not errors (:data:`nginx_log.ERROR_SIGNATURES` is the one list of what is).
     """
-    if not isinstance(counts, dict):
-        return {}
-    out = {}
-    for signature, count in counts.items():
-        if signature in ERROR_SIGNATURES:
-            try:
-                out[signature] = int(count)
-            except (TypeError, ValueError):
-                out[signature] = 0
-    return out
+    return {signature: count for signature, count in counts.items() if signature in ERROR_SIGNATURES}

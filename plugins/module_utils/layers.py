@@ -5,9 +5,10 @@
 Pure Python: imports neither Ansible nor Kubernetes. The role calls it through the
 ``badgateway.k8s.assess_layer`` filter and asserts on the ``status`` it returns.
 
-Each function takes the facts dict (shapes in DESIGN.md: ``symptom``, ``self_probes``, ``pods``,
+:func:`assess` takes the facts dict (shapes in DESIGN.md: ``symptom``, ``self_probes``, ``pods``,
 ``service``, ``svc_probes``, ``proxies``, and ``errors``: a dict of layer name to the message of
-the step that could not gather that layer's facts) and returns
+the step that could not gather that layer's facts), normalises it once (``facts.normalize_facts``)
+and hands it to the layer's function, which returns
 ``{"name", "hypothesis", "status", "message", "evidence"}`` where status is ``pass`` (the layer
 is sound), ``fail`` (the layer shows a problem) or ``error`` (its facts are missing: it could not
 be checked).
@@ -17,6 +18,16 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import typing as t
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    Facts,
+    LayerResult,
+    PodFact,
+    ProbeFact,
+    ProxyFact,
+    normalize_facts,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
     answered,
     is_gateway_error,
@@ -30,7 +41,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
 )
 
 
-def _result(name, hypothesis, status, message, evidence):
+def _result(name: str, hypothesis: str, status: str, message: str, evidence: t.Iterable[str]) -> LayerResult:
     return {
         "name": name,
         "hypothesis": hypothesis,
@@ -45,22 +56,23 @@ def unchecked_line(who, why):
     return "%s: could not be checked (%s)" % (who, why)
 
 
-def replica_read_errors(proxy, parts=("container", "log", "endpoints")):
+def replica_read_errors(proxy: ProxyFact, parts: t.Iterable[str] = ("container", "log", "endpoints")) -> list[str]:
     """The read errors of a proxy replica that leave its log unjudged: ``[message]``."""
-    errors = proxy.get("read_errors") or {}
+    errors = proxy["read_errors"]
     return [errors[part] for part in parts if errors.get(part)]
 
 
-def _sort_probes(probes, is_bad, evidence, bad, unchecked):
+def _sort_probes(probes: list[ProbeFact], is_bad: t.Callable[[int | None], bool], evidence: list[str],
+                 bad: list[str], unchecked: list[str]) -> None:
     """One evidence line per probe; a probe that could not run is unchecked, never bad."""
     for probe in probes:
         if not probe_ran(probe):
-            line = unchecked_line("%s/%s" % (probe.get("namespace", "?"), probe.get("name", "?")),
-                                  probe.get("error") or "the probe did not run")
+            line = unchecked_line("%s/%s" % (probe["namespace"] or "?", probe["name"] or "?"),
+                                  probe["error"] or "the probe did not run")
             unchecked.append(line)
         else:
             line = probe_line(probe)
-            if is_bad(probe.get("status")):
+            if is_bad(probe["status"]):
                 bad.append(line)
         evidence.append(line)
 
@@ -77,16 +89,16 @@ def _judged(name, hyp, bad, unchecked, evidence, fail_text, pass_text):
     return _result(name, hyp, "pass", pass_text, evidence)
 
 
-def symptom(facts):
+def symptom(facts: Facts) -> LayerResult:
     """Layer 1: does the proxy answer a gateway error now?"""
     hyp = "The proxy answers 502/503/504 now"
-    sym = facts.get("symptom") or {}
-    probes = facts.get("self_probes")
+    sym = facts["symptom"]
+    probes = facts["self_probes"]
     evidence: list[str] = []
     bad: list[str] = []
     unchecked: list[str] = []
-    if sym.get("url"):
-        status = sym.get("status")
+    if sym and sym["url"]:
+        status = sym["status"]
         line = "%s (from the controller) -> %s" % (sym["url"], status if answered(status) else "no answer")
         evidence.append(line)
         if is_gateway_error(status):
@@ -98,21 +110,21 @@ def symptom(facts):
                    "The proxy answers without a gateway error now")
 
 
-def _pod_line(pod):
+def _pod_line(pod: PodFact) -> str:
     line = "%s/%s %s ready=%s ip=%s restarts=%s" % (
-        pod.get("namespace"), pod.get("name"), pod.get("phase"),
-        str(bool(pod.get("ready"))).lower(), pod.get("pod_ip") or "-", pod.get("restarts", 0))
-    if pod.get("deletion_timestamp"):
+        pod["namespace"], pod["name"], pod["phase"],
+        str(pod["ready"]).lower(), pod["pod_ip"] or "-", pod["restarts"])
+    if pod["deletion_timestamp"]:
         line += " terminating since %s" % pod["deletion_timestamp"]
-    if pod.get("problems"):
+    if pod["problems"]:
         line += " (%s)" % ", ".join(pod["problems"])
     return line
 
 
-def backend_pods(facts):
+def backend_pods(facts: Facts) -> LayerResult:
     """Layer 2, the seed's hypothesis 1: the backend is down (Running is not Ready)."""
     hyp = "The backend pods are down or not Ready"
-    pods = facts.get("pods")
+    pods = facts["pods"]
     if pods is None:
         return _result("backend_pods", hyp, "error", "The backend pods could not be read", [])
     evidence = [_pod_line(p) for p in pods]
@@ -125,25 +137,25 @@ def backend_pods(facts):
     return _result("backend_pods", hyp, "pass", "All %d backend pods are Running and Ready" % len(pods), evidence)
 
 
-def service(facts):
+def service(facts: Facts) -> LayerResult:
     """Layer 3, the seed's hypothesis 2: the Service or its endpoints are wrong."""
     hyp = "The Service's selector, ports or endpoints are wrong"
-    svc = facts.get("service")
+    svc = facts["service"]
     if svc is None:
         return _result("service", hyp, "error", "The Service could not be read", [])
-    name = "%s/%s" % (svc.get("namespace"), svc.get("name"))
+    name = "%s/%s" % (svc["namespace"], svc["name"])
     health = service_health(svc)
     if not health["exists"]:
         return _result("service", hyp, "fail", "Service %s does not exist" % name, [])
     evidence = [
         "Service %s %s selector=%s" % (
-            name, "headless" if svc.get("headless") else "ClusterIP %s" % svc.get("cluster_ip"),
-            selector_text(svc.get("selector"))),
+            name, "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
+            selector_text(svc["selector"])),
         "ready endpoints: %s" % (", ".join(health["ready"]) or "none"),
     ]
-    if svc.get("not_ready_addresses"):
+    if svc["not_ready_addresses"]:
         evidence.append("not-ready endpoints: %s" % ", ".join(svc["not_ready_addresses"]))
-    if svc.get("terminating_addresses"):
+    if svc["terminating_addresses"]:
         evidence.append("terminating endpoints: %s" % ", ".join(svc["terminating_addresses"]))
     if health["problems"]:
         return _result("service", hyp, "fail", "Service %s: %s" % (name, "; ".join(health["problems"])), evidence)
@@ -151,10 +163,10 @@ def service(facts):
         name, len(health["ready"])), evidence)
 
 
-def connectivity(facts):
+def connectivity(facts: Facts) -> LayerResult:
     """Layer 4, the seed's hypothesis 3: the proxy pods cannot reach the Service."""
     hyp = "The proxy pods cannot reach the backend Service"
-    probes = facts.get("svc_probes")
+    probes = facts["svc_probes"]
     if not probes:
         return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
     evidence: list[str] = []
@@ -164,23 +176,25 @@ def connectivity(facts):
     return _judged("connectivity", hyp, bad, unchecked, evidence,
                    "From inside the proxy pods the Service fails: ",
                    "Every proxy replica reaches the Service (%s)" % ", ".join(
-                       str(p.get("status")) for p in probes))
+                       str(p["status"]) for p in probes))
 
 
-def proxy_logs(facts):
+def proxy_logs(facts: Facts) -> LayerResult:
     """Layer 5, the pinpoint: what each replica's log says, against the live cluster."""
     hyp = "The proxy's log shows upstream errors since its last reload"
-    proxies = facts.get("proxies")
+    proxies = facts["proxies"]
     if proxies is None:
         return _result("proxy_logs", hyp, "error", "The proxy replicas could not be read", [])
     if not proxies:
         return _result("proxy_logs", hyp, "error", "No proxy replica matches the selector", [])
-    evidence, bad, unchecked = [], [], []
+    evidence: list[str] = []
+    bad: list[str] = []
+    unchecked: list[str] = []
     for proxy in proxies:
-        who = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
-        counts = upstream_errors(proxy.get("counts_after_reload"))
-        errors = proxy.get("errors_after_reload", sum(counts.values()))
-        stale = proxy.get("stale_addresses") or []
+        who = "%s/%s" % (proxy["namespace"], proxy["name"])
+        counts = upstream_errors(proxy["counts_after_reload"])
+        errors = proxy["errors_after_reload"]
+        stale = proxy["stale_addresses"]
         read_errors = replica_read_errors(proxy)
         if read_errors and not (errors or stale):
             line = unchecked_line(who, "; ".join(read_errors))
@@ -188,14 +202,14 @@ def proxy_logs(facts):
             unchecked.append(line)
             continue
         summary = ", ".join("%s x%s" % kv for kv in sorted(counts.items())) or "no upstream errors"
-        line = "%s (last reload %s): %s" % (who, proxy.get("last_reload") or "unknown", summary)
+        line = "%s (last reload %s): %s" % (who, proxy["last_reload"] or "unknown", summary)
         if stale:
             line += "; dials %s, which nothing in the cluster has any more" % ", ".join(stale)
         evidence.append(line)
-        for addr in proxy.get("upstream_addresses") or []:
+        for addr in proxy["upstream_addresses"]:
             evidence.append("  %s dialled %s x%s: %s%s" % (
-                who, addr.get("address"), addr.get("count"), addr.get("state"),
-                "" if addr.get("after_reload", True) else " (before the last reload)"))
+                who, addr["address"], addr["count"], addr["state"],
+                "" if addr["after_reload"] else " (before the last reload)"))
         if stale or errors:
             bad.append(line)
         if read_errors:
@@ -204,7 +218,7 @@ def proxy_logs(facts):
                    "No upstream errors since each replica's last reload")
 
 
-LAYERS = {
+LAYERS: dict[str, t.Callable[[Facts], LayerResult]] = {
     "symptom": symptom,
     "backend_pods": backend_pods,
     "service": service,
@@ -213,15 +227,15 @@ LAYERS = {
 }
 
 
-def assess(facts, name):
-    """Judge the layer called ``name`` (a key of LAYERS) from ``facts``."""
+def assess(facts: object, name: str) -> LayerResult:
+    """Judge the layer called ``name`` (a key of LAYERS) from ``facts`` (any value: normalised here)."""
     try:
         judge = LAYERS[name]
     except KeyError:
         raise ValueError("unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS)))) from None
-    facts = facts or {}
-    result = judge(facts)
-    error = (facts.get("errors") or {}).get(name)
+    known = normalize_facts(facts)
+    result = judge(known)
+    error = known["errors"].get(name)
     if error:
         result["status"] = "error"
         result["message"] = "Could not be checked: %s" % error

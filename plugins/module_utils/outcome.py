@@ -17,9 +17,16 @@ A problem found and a failed remediation share 2; the result's ``outcome`` and t
 of the failure message tell them apart.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    LayerResult,
+    OutcomeFact,
+    Remediation,
+    normalize_result,
+)
 
 EXIT_STATUS = {
     "healthy": 0,
@@ -38,62 +45,52 @@ HEADLINE = {
 }
 
 
-def _dict(value):
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value):
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def unchecked_parts(layers, errors=None):
+def unchecked_parts(layers: list[LayerResult], errors: dict[str, str]) -> list[str]:
     """Lines naming every layer that could not be checked, and every step that failed."""
-    lines = ["layer %s: %s" % (layer.get("name"), layer.get("message") or "could not be checked")
-             for layer in _list(layers) if layer.get("status") == "error"]
-    named = {layer.get("name") for layer in _list(layers) if layer.get("status") == "error"}
-    for name, message in sorted(_dict(errors).items()):
+    lines = ["layer %s: %s" % (layer["name"], layer["message"] or "could not be checked")
+             for layer in layers if layer["status"] == "error"]
+    named = {layer["name"] for layer in layers if layer["status"] == "error"}
+    for name, message in sorted(errors.items()):
         if message and name not in named:
             lines.append("%s: %s" % (name, message))
     return lines
 
 
-def remediation_failure(remediation):
+def remediation_failure(remediation: Remediation) -> str | None:
     """Why a remediation that was tried did not end verified, or None."""
-    remediation = _dict(remediation)
-    if remediation.get("error"):
-        return str(remediation["error"])
-    replicas = _list(remediation.get("replicas"))
+    if remediation["error"]:
+        return remediation["error"]
+    replicas = remediation["replicas"]
     if not replicas:
         return None
-    bad = [r for r in replicas if not r.get("verified")]
+    bad = [r for r in replicas if not r["verified"]]
     if bad:
-        return "; ".join("%s/%s: %s" % (r.get("namespace"), r.get("name"),
-                                        r.get("error") or r.get("unproven") or "not verified")
+        return "; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"] or r["unproven"] or "not verified")
                          for r in bad)
-    if remediation.get("verified") is False:
-        return "the replicas were reloaded, but the URL still answers %s" % (
-            remediation.get("url_status_after"),)
+    if not remediation["verified"]:
+        return "the replicas were reloaded, but the URL still answers %s" % (remediation["url_status_after"],)
     return None
 
 
-def decide(verdict, layers, remediation=None, errors=None):
-    """``{outcome, exit_status, headline, message, unchecked}`` of one diagnosed target."""
-    verdict = _dict(verdict)
-    remediation = _dict(remediation)
-    cause = verdict.get("cause") or "unknown"
-    unchecked = unchecked_parts(layers, errors)
+def decide(verdict: object, layers: object, remediation: object = None, errors: object = None) -> OutcomeFact:
+    """``{outcome, exit_status, headline, message, unchecked}`` of one diagnosed target.
+
+    Takes the parts of a result as they come (normalised here: ``facts.normalize_*``).
+    """
+    parts = normalize_result({"verdict": verdict, "layers": layers, "remediation": remediation, "errors": errors})
+    known, tried = parts["verdict"], parts["remediation"]
+    cause = known["cause"] or "unknown"
+    unchecked = unchecked_parts(parts["layers"], parts["errors"])
     # Parts the verdict found unread inside layers that still failed on other evidence.
-    unchecked += [line for line in verdict.get("unchecked") or [] if isinstance(line, str)
-                  and not any(line in known for known in unchecked)]
-    failure = remediation_failure(remediation)
+    unchecked += [line for line in known["unchecked"] if not any(line in seen for seen in unchecked)]
+    failure = remediation_failure(tried) if tried else None
     if failure:
         outcome = "remediation_failed"
         message = "%s: the reload did not end proven: %s" % (cause, failure)
-    elif remediation.get("verified") and _list(remediation.get("replicas")):
+    elif tried and tried["verified"] and tried["replicas"]:
         # Reloaded here, or found freshly reloaded by a concurrent run (cooldown): both proven.
-        replicas = _list(remediation.get("replicas"))
-        done = ["%s/%s" % (r.get("namespace"), r.get("name")) for r in replicas if r.get("reloaded")]
-        skipped = ["%s/%s" % (r.get("namespace"), r.get("name")) for r in replicas if r.get("skipped")]
+        done = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["reloaded"]]
+        skipped = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["skipped"]]
         outcome = "remediated"
         message = "%s: %s; proven by new worker processes and a probe that no longer answers 502" % (
             cause, "; ".join(filter(None, [
@@ -101,17 +98,17 @@ def decide(verdict, layers, remediation=None, errors=None):
                 "%s had just been reloaded (cooldown)" % ", ".join(skipped) if skipped else ""])))
     elif cause == "healthy" and not unchecked:
         outcome = "healthy"
-        message = verdict.get("summary") or "healthy"
-    elif cause not in ("healthy", "unknown") or (cause == "unknown" and verdict.get("candidates")):
+        message = known["summary"] or "healthy"
+    elif cause not in ("healthy", "unknown") or (cause == "unknown" and known["candidates"]):
         outcome = "problem_found"
-        message = verdict.get("summary") or cause
+        message = known["summary"] or cause
     elif unchecked:
         outcome = "could_not_check"
         message = "; ".join(unchecked)
     else:
         # unknown with every part read: something is failing that no rule places
         outcome = "problem_found"
-        message = verdict.get("summary") or cause
+        message = known["summary"] or cause
     if unchecked and outcome != "could_not_check":
         message += " (could not check: %s)" % "; ".join(unchecked)
     return {"outcome": outcome, "exit_status": EXIT_STATUS[outcome],

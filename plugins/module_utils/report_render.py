@@ -23,7 +23,24 @@ __metaclass__ = type
 
 import html
 import re
+import typing as t
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    Chain,
+    ConfigTestFact,
+    EndpointFact,
+    PodFact,
+    ProbeFact,
+    ProxyFact,
+    Remediation,
+    ResultFact,
+    ServiceFact,
+    SymptomFact,
+    WorkerFact,
+    normalize_facts,
+    normalize_result,
+    normalize_verdict,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
     answered,
     endpoint_state,
@@ -58,28 +75,8 @@ def _kind(value):
     return type(value).__name__
 
 
-def _dict(value, what):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ReportError("%s must be a mapping, got %s" % (what, _kind(value)))
-    return value
-
-
-def _dicts(value, what):
-    """A list of dicts, or None when the facts were not gathered."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise ReportError("%s must be a list, got %s" % (what, _kind(value)))
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise ReportError("%s[%d] must be a mapping, got %s" % (what, index, _kind(item)))
-    return list(value)
-
-
-def _ref(obj):
-    return "%s/%s" % (obj.get("namespace"), obj.get("name"))
+def _ref(obj: t.Mapping[str, t.Any]) -> str:
+    return "%s/%s" % (obj["namespace"], obj["name"])
 
 
 def _natural(text):
@@ -87,20 +84,20 @@ def _natural(text):
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(text)) if part]
 
 
-def _probe_status(probe):
+def _probe_status(probe: ProbeFact) -> str:
     """pass when the probe got an answer that is not a gateway error, fail otherwise."""
-    return FAIL if is_gateway_error(probe.get("status")) else PASS
+    return FAIL if is_gateway_error(probe["status"]) else PASS
 
 
-def _not_checked(errors, layer, default):
+def _not_checked(errors: dict[str, str], layer: str, default: str) -> str:
     reason = errors.get(layer)
     return "could not be checked: %s" % reason if reason else default
 
 
-def _client(symptom, errors):
-    url = symptom.get("url")
-    status = symptom.get("status")
-    node = {"id": "client", "url": url, "http_status": status if isinstance(status, int) else None}
+def _client(symptom: SymptomFact | None, errors: dict[str, str]) -> dict[str, t.Any]:
+    url = symptom["url"] if symptom else None
+    status = symptom["status"] if symptom else None
+    node: dict[str, t.Any] = {"id": "client", "url": url, "http_status": status}
     if not url:
         node.update(status=UNKNOWN, evidence=[_not_checked(errors, "symptom", "no URL was given: the controller did not request one")])
         return node
@@ -109,112 +106,107 @@ def _client(symptom, errors):
     return node
 
 
-def _proxy(proxy, stale_replicas):
+def _proxy(proxy: ProxyFact, stale_replicas: set[str]) -> dict[str, t.Any]:
     ref = _ref(proxy)
-    stale = sorted(proxy.get("stale_addresses") or [])
-    counts = upstream_errors(proxy.get("counts_after_reload"))
-    errors = sum(counts.values()) if counts else int(proxy.get("errors_after_reload") or 0)
+    stale = sorted(proxy["stale_addresses"])
+    counts = upstream_errors(proxy["counts_after_reload"])
+    errors = sum(counts.values()) if counts else proxy["errors_after_reload"]
     evidence = ["pod IP %s, %s, last reload %s" % (
-        proxy.get("pod_ip") or "-", "ready" if proxy.get("ready") else "NOT ready", proxy.get("last_reload") or "unknown")]
+        proxy["pod_ip"] or "-", "ready" if proxy["ready"] else "NOT ready", proxy["last_reload"] or "unknown")]
     if counts:
         evidence.append("upstream errors since the last reload: %s" % ", ".join("%s x%s" % kv for kv in sorted(counts.items())))
     elif errors:
         evidence.append("%d upstream errors since the last reload" % errors)
     else:
         evidence.append("no upstream errors since the last reload")
-    for addr in proxy.get("upstream_addresses") or []:
-        if isinstance(addr, dict):
-            evidence.append("dialled %s x%s: %s%s" % (
-                addr.get("address"), addr.get("count"), addr.get("state"),
-                "" if addr.get("after_reload", True) else " (before the last reload)"))
-    for problem in proxy.get("problems") or []:
-        evidence.append(str(problem))
-    failed = bool(stale) or bool(errors) or not proxy.get("ready", True) or ref in stale_replicas
-    return {"id": "proxy:" + ref, "namespace": proxy.get("namespace"), "name": proxy.get("name"),
-            "pod_ip": proxy.get("pod_ip"), "ready": bool(proxy.get("ready")), "last_reload": proxy.get("last_reload"),
+    for addr in proxy["upstream_addresses"]:
+        evidence.append("dialled %s x%s: %s%s" % (
+            addr["address"], addr["count"], addr["state"],
+            "" if addr["after_reload"] else " (before the last reload)"))
+    evidence.extend(proxy["problems"])
+    failed = bool(stale) or bool(errors) or not proxy["ready"] or ref in stale_replicas
+    return {"id": "proxy:" + ref, "namespace": proxy["namespace"], "name": proxy["name"],
+            "pod_ip": proxy["pod_ip"], "ready": proxy["ready"], "last_reload": proxy["last_reload"],
             "stale_addresses": stale, "errors_after_reload": errors, "status": FAIL if failed else PASS,
             "evidence": evidence}
 
 
-def _service(svc, errors):
+def _service(svc: ServiceFact | None, errors: dict[str, str]) -> dict[str, t.Any]:
     if svc is None:
         return {"id": "service", "namespace": None, "name": None, "exists": None, "cluster_ip": None,
                 "headless": None, "ports": [], "status": UNKNOWN,
                 "evidence": [_not_checked(errors, "service", "the Service was not read")]}
-    node = {"id": "service:" + _ref(svc), "namespace": svc.get("namespace"), "name": svc.get("name"),
-            "exists": bool(svc.get("exists")), "cluster_ip": svc.get("cluster_ip"), "headless": bool(svc.get("headless")),
-            "ports": ["%s->%s" % (p.get("port"), p.get("target_port")) for p in _dicts(svc.get("ports"), "service.ports") or []]}
-    _dicts(svc.get("port_mismatches"), "service.port_mismatches")
+    node: dict[str, t.Any] = {
+        "id": "service:" + _ref(svc), "namespace": svc["namespace"], "name": svc["name"], "exists": svc["exists"],
+        "cluster_ip": svc["cluster_ip"], "headless": svc["headless"],
+        "ports": ["%s->%s" % (p["port"], p["target_port"]) for p in svc["ports"]]}
     health = service_health(svc)
     if not health["exists"]:
         node.update(status=FAIL, evidence=["Service %s does not exist" % _ref(svc)])
         return node
     evidence = ["%s, selector %s, ports %s" % (
-        "headless" if svc.get("headless") else "ClusterIP %s" % svc.get("cluster_ip"),
-        selector_text(_dict(svc.get("selector"), "service.selector")), ", ".join(node["ports"]) or "none")]
+        "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
+        selector_text(svc["selector"]), ", ".join(node["ports"]) or "none")]
     evidence.append("ready endpoints: %s" % (", ".join(health["ready"]) or "none"))
     evidence.extend(health["problems"])
     node.update(status=PASS if health["sound"] else FAIL, evidence=evidence)
     return node
 
 
-def _endpoint(ep):
-    flags = "ready=%s serving=%s terminating=%s" % tuple(
-        str(bool(ep.get(k))).lower() for k in ("ready", "serving", "terminating"))
-    evidence = ["%s %s (EndpointSlice %s)" % (ep.get("address"), flags, ep.get("slice") or "-")]
+def _endpoint(ep: EndpointFact) -> dict[str, t.Any]:
+    flags = "ready=%s serving=%s terminating=%s" % (
+        str(ep["ready"]).lower(), str(ep["serving"]).lower(), str(ep["terminating"]).lower())
+    evidence = ["%s %s (EndpointSlice %s)" % (ep["address"], flags, ep["slice"] or "-")]
     ok = endpoint_state(ep) == "ready"
-    return {"id": "endpoint:%s" % ep.get("address"), "address": ep.get("address"), "ready": bool(ep.get("ready")),
-            "serving": bool(ep.get("serving")), "terminating": bool(ep.get("terminating")), "target": ep.get("target"),
+    return {"id": "endpoint:%s" % ep["address"], "address": ep["address"], "ready": ep["ready"],
+            "serving": ep["serving"], "terminating": ep["terminating"], "target": ep["target"],
             "status": PASS if ok else FAIL, "evidence": evidence}
 
 
-def _pod(pod):
+def _pod(pod: PodFact) -> dict[str, t.Any]:
     line = "%s, ready=%s, IP %s, restarts %s" % (
-        pod.get("phase"), str(bool(pod.get("ready"))).lower(), pod.get("pod_ip") or "-", pod.get("restarts", 0))
+        pod["phase"], str(pod["ready"]).lower(), pod["pod_ip"] or "-", pod["restarts"])
     evidence = [line]
-    if pod.get("deletion_timestamp"):
+    if pod["deletion_timestamp"]:
         evidence.append("terminating since %s" % pod["deletion_timestamp"])
-    evidence.extend(str(p) for p in pod.get("problems") or [])
+    evidence.extend(pod["problems"])
     ok = pod_health(pod)["healthy"]
-    return {"id": "pod:" + _ref(pod), "namespace": pod.get("namespace"), "name": pod.get("name"),
-            "pod_ip": pod.get("pod_ip"), "phase": pod.get("phase"), "ready": bool(pod.get("ready")),
-            "restarts": pod.get("restarts", 0), "status": PASS if ok else FAIL, "evidence": evidence}
+    return {"id": "pod:" + _ref(pod), "namespace": pod["namespace"], "name": pod["name"],
+            "pod_ip": pod["pod_ip"], "phase": pod["phase"], "ready": pod["ready"],
+            "restarts": pod["restarts"], "status": PASS if ok else FAIL, "evidence": evidence}
 
 
 def _link(source, target, status, evidence):
     return {"from": source, "to": target, "status": status, "evidence": list(evidence)}
 
 
-def _by_ref(probes):
+def _by_ref(probes: list[ProbeFact] | None) -> dict[str, ProbeFact]:
     return {_ref(p): p for p in probes or []}
 
 
-def build_chain(facts, verdict=None):
+def build_chain(facts: object, verdict: object = None) -> Chain:
     """The request chain from the gathered facts, every node and link judged with its evidence.
 
     ``facts`` is the role's facts dict (``symptom``, ``self_probes``, ``pods``, ``service``,
-    ``svc_probes``, ``proxies``, ``errors``; a key that is None was not gathered). ``verdict``
-    (optional) is verdict.decide()'s result; its ``stale_replicas`` are marked failed.
+    ``svc_probes``, ``proxies``, ``errors``; a key that is None was not gathered; any value: it is
+    normalised here, ``facts.normalize_facts``). ``verdict`` (optional) is verdict.decide()'s
+    result; its ``stale_replicas`` are marked failed.
     """
-    facts = _dict(facts, "facts")
-    verdict = _dict(verdict, "verdict")
-    errors = _dict(facts.get("errors"), "facts.errors")
-    stale_replicas = set(verdict.get("stale_replicas") or [])
-    proxies_in = _dicts(facts.get("proxies"), "facts.proxies")
-    self_probes = _by_ref(_dicts(facts.get("self_probes"), "facts.self_probes"))
-    svc_probes = _by_ref(_dicts(facts.get("svc_probes"), "facts.svc_probes"))
-    pods_in = _dicts(facts.get("pods"), "facts.pods")
-    svc_in = facts.get("service")
-    if svc_in is not None:
-        _dict(svc_in, "facts.service")
+    known = normalize_facts(facts)
+    errors = known["errors"]
+    stale_replicas = set(normalize_verdict(verdict)["stale_replicas"])
+    proxies_in = known["proxies"]
+    self_probes = _by_ref(known["self_probes"])
+    svc_probes = _by_ref(known["svc_probes"])
+    pods_in = known["pods"]
+    svc_in = known["service"]
 
-    client = _client(_dict(facts.get("symptom"), "facts.symptom"), errors)
+    client = _client(known["symptom"], errors)
     proxies = [_proxy(p, stale_replicas) for p in sorted(proxies_in or [], key=lambda p: _natural(_ref(p)))]
     service = _service(svc_in, errors)
-    endpoints = [_endpoint(e) for e in sorted(_dicts((svc_in or {}).get("endpoints"), "service.endpoints") or [],
-                                              key=lambda e: _natural(e.get("address")))]
+    endpoints = [_endpoint(e) for e in sorted(svc_in["endpoints"] if svc_in else [], key=lambda e: _natural(e["address"]))]
     pods = [_pod(p) for p in sorted(pods_in or [], key=lambda p: _natural(_ref(p)))]
-    links = []
+    links: list[dict[str, t.Any]] = []
 
     for proxy in proxies:
         ref = "%s/%s" % (proxy["namespace"], proxy["name"])
@@ -244,7 +236,7 @@ def build_chain(facts, verdict=None):
         else:
             links.append(_link(proxy["id"], service["id"], UNKNOWN, [
                 _not_checked(errors, "connectivity", "no probe from this replica to the Service")]))
-        current = ", ".join((svc_in or {}).get("ready_addresses") or []) or "none"
+        current = ", ".join(svc_in["ready_addresses"] if svc_in else []) or "none"
         for address in proxy["stale_addresses"]:
             links.append(_link(proxy["id"], "stale:" + address, FAIL, [
                 "%s dials %s since its last reload (%s); the Service's ready endpoints are %s" % (
@@ -281,29 +273,20 @@ def build_chain(facts, verdict=None):
 # Shared helpers for the renderers
 
 
-def _check_result(result):
+def _check_result(result: object) -> ResultFact:
+    """A diagnose_502_result, normalised (``facts.normalize_result``); anything else is named."""
     if not isinstance(result, dict):
         raise ReportError("expected a diagnose_502_result (a mapping), got %s" % _kind(result))
     missing = [k for k in ("verdict", "layers") if k not in result]
     if missing:
         raise ReportError("not a diagnose_502_result: it has no %s (see docs/result-schema.md)" % " and no ".join(missing))
-    _dict(result.get("verdict"), "result.verdict")
-    _dicts(result.get("layers"), "result.layers")
-    chain = result.get("chain")
-    if chain is not None:
-        chain = _dict(chain, "result.chain")
-        for key in ("proxies", "stale", "endpoints", "pods", "links"):
-            _dicts(chain.get(key), "result.chain." + key)
-    return result
+    return normalize_result(result)
 
 
-def _nodes(chain):
+def _nodes(chain: Chain) -> dict[str, dict[str, t.Any]]:
     """Every node of the chain by id, in drawing order."""
-    nodes = [chain.get("client") or {}]
-    nodes += chain.get("proxies") or []
-    nodes += [chain.get("service") or {}] + (chain.get("stale") or [])
-    nodes += (chain.get("endpoints") or []) + (chain.get("pods") or [])
-    return {n.get("id"): n for n in nodes if n.get("id")}
+    nodes = [chain["client"]] + chain["proxies"] + [chain["service"]] + chain["stale"] + chain["endpoints"] + chain["pods"]
+    return {n["id"]: n for n in nodes if n.get("id")}
 
 
 def _label(node_id, nodes):
@@ -327,8 +310,17 @@ def _status(value):
     return value if value in STATUSES else UNKNOWN
 
 
-def _yes_no(value):
+def _yes_no(value: object) -> str:
     return "yes" if value else "no"
+
+
+def _config_test(test: ConfigTestFact | None) -> str:
+    """A reloaded replica's config test, in a word."""
+    return "not run" if test is None else "ok" if test["ok"] else "failed"
+
+
+def _pids(workers: list[WorkerFact]) -> str:
+    return ",".join(str(w["pid"]) for w in workers) or "-"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,14 +367,14 @@ _MD_MARK = {PASS: "PASS", FAIL: "**FAIL**", UNKNOWN: "unknown", "error": "**ERRO
 def _md_chain(chain):
     nodes = _nodes(chain)
     lines = ["## The request chain", ""]
-    client = chain.get("client") or {}
-    service = chain.get("service") or {}
+    client = chain["client"]
+    service = chain["service"]
     lines.append("client %s -> %d proxy replica(s) -> %s -> %d endpoint(s) -> %d pod(s)" % (
-        _md_code(client.get("url") or "no URL"), len(chain.get("proxies") or []),
-        _md(_label(service.get("id", "service"), nodes)), len(chain.get("endpoints") or []), len(chain.get("pods") or [])))
+        _md_code(client.get("url") or "no URL"), len(chain["proxies"]),
+        _md(_label(service.get("id", "service"), nodes)), len(chain["endpoints"]), len(chain["pods"])))
     lines.append("")
     lines += ["| # | from | to | result | evidence |", "|---|---|---|---|---|"]
-    for number, link in enumerate(chain.get("links") or [], 1):
+    for number, link in enumerate(chain["links"], 1):
         lines.append("| %d | %s | %s | %s | %s |" % (
             number, _md(_label(link.get("from"), nodes)), _md(_label(link.get("to"), nodes)),
             _MD_MARK[_status(link.get("status"))], "<br>".join(_md(e) for e in link.get("evidence") or []) or "-"))
@@ -391,78 +383,76 @@ def _md_chain(chain):
         lines.append("| %s | %s | %s |" % (
             _md(_label(node_id, nodes)), _MD_MARK[_status(node.get("status"))],
             "<br>".join(_md(e) for e in node.get("evidence") or []) or "-"))
-    if chain.get("pods_note"):
+    if chain["pods_note"]:
         lines += ["", "Backend pods: %s" % _md(chain["pods_note"])]
     return lines
 
 
-def _md_remediation(rem, url):
+def _md_remediation(rem: Remediation | None, url: str | None) -> list[str]:
     lines = ["## Remediation", ""]
-    if not rem:
+    if rem is None:
         return lines + ["No remediation record."]
-    if rem.get("performed"):
-        lines.append("Reloaded; verified: **%s**%s" % (_yes_no(rem.get("verified")), (
-            " (%s -> %s after the reload)" % (_md_code(url), rem["url_status_after"]) if url and rem.get("url_status_after") else "")))
+    if rem["performed"]:
+        lines.append("Reloaded; verified: **%s**%s" % (_yes_no(rem["verified"]), (
+            " (%s -> %s after the reload)" % (_md_code(url), rem["url_status_after"]) if url and rem["url_status_after"] else "")))
     else:
-        lines.append("Nothing was reloaded: %s" % _md(rem.get("reason") or "no reason recorded"))
-    replicas = _dicts(rem.get("replicas"), "remediation.replicas") or []
+        lines.append("Nothing was reloaded: %s" % _md(rem["reason"] or "no reason recorded"))
+    replicas = rem["replicas"]
     if replicas:
         lines += ["", "| replica | nginx -t | reloaded | workers before -> after | probe | verified | error |",
                   "|---|---|---|---|---|---|---|"]
         for rep in replicas:
-            test = rep.get("config_test") or {}
-            probe = rep.get("probe") or {}
+            test, probe = rep["config_test"], rep["probe"]
             lines.append("| %s | %s | %s | %s -> %s | %s | %s | %s |" % (
-                _md(_ref(rep)), "ok" if test.get("ok") else ("failed" if test else "not run"), _yes_no(rep.get("reloaded")),
-                _md(",".join(str(w.get("pid")) for w in rep.get("workers_before") or []) or "-"),
-                _md(",".join(str(w.get("pid")) for w in rep.get("workers_after") or []) or "-"),
-                probe.get("status", "-") if probe else "-", _yes_no(rep.get("verified")), _md(rep["error"]) if rep.get("error") else "-"))
+                _md(_ref(rep)), _config_test(test), _yes_no(rep["reloaded"]),
+                _md(_pids(rep["workers_before"])), _md(_pids(rep["workers_after"])),
+                probe["status"] if probe else "-", _yes_no(rep["verified"]), _md(rep["error"]) if rep["error"] else "-"))
     return lines
 
 
-def to_markdown(result):
+def to_markdown(result: object) -> str:
     """The result as a Markdown report (GitHub-flavoured: tables)."""
-    result = _check_result(result)
-    verdict = result["verdict"]
-    target = _dict(result.get("target"), "result.target")
-    rec = _dict(verdict.get("recommendation"), "verdict.recommendation")
-    lines = ["# 502 diagnosis: %s" % _md_code(verdict.get("cause", "unknown")), ""]
-    lines.append("- proxy: %s" % _md_code(target.get("proxy") or "-"))
-    lines.append("- Service: %s" % _md_code(target.get("service") or "not found"))
-    lines.append("- URL: %s" % (_md_code(target["url"]) if target.get("url") else "none given"))
-    lines.append("- run: %s to %s%s" % (_md(result.get("started", "?")), _md(result.get("finished", "?")),
-                                        " (check mode)" if result.get("check_mode") else ""))
-    ending = result.get("outcome") if isinstance(result.get("outcome"), dict) else None
+    known = _check_result(result)
+    verdict = known["verdict"]
+    target = known["target"]
+    rec = verdict["recommendation"]
+    lines = ["# 502 diagnosis: %s" % _md_code(verdict["cause"] or "unknown"), ""]
+    lines.append("- proxy: %s" % _md_code(target["proxy"] or "-"))
+    lines.append("- Service: %s" % _md_code(target["service"] or "not found"))
+    lines.append("- URL: %s" % (_md_code(target["url"]) if target["url"] else "none given"))
+    lines.append("- run: %s to %s%s" % (_md(known["started"] or "?"), _md(known["finished"] or "?"),
+                                        " (check mode)" if known["check_mode"] else ""))
+    ending = known["outcome"]
     if ending:
-        lines.append("- outcome: **%s** (exit status %s)" % (_md(ending.get("headline", "?")), _md(ending.get("exit_status"))))
-        for line in ending.get("unchecked") or []:
+        lines.append("- outcome: **%s** (exit status %s)" % (_md(ending["headline"] or "?"), _md(ending["exit_status"])))
+        for line in ending["unchecked"]:
             lines.append("- could not check: %s" % _md(line))
-    lines += ["", "## Verdict", "", _md(verdict.get("summary", "")), ""]
-    for line in verdict.get("evidence") or []:
+    lines += ["", "## Verdict", "", _md(verdict["summary"]), ""]
+    for line in verdict["evidence"]:
         lines.append("- %s" % _md(line))
-    for line in verdict.get("missing_evidence") or []:
+    for line in verdict["missing_evidence"]:
         lines.append("- missing evidence: %s" % _md(line))
-    if verdict.get("stale_replicas"):
+    if verdict["stale_replicas"]:
         lines.append("- stale replicas: %s" % ", ".join(_md_code(r) for r in verdict["stale_replicas"]))
-    if verdict.get("stale_addresses") or verdict.get("current_addresses"):
+    if verdict["stale_addresses"] or verdict["current_addresses"]:
         lines.append("- dialled but gone: %s; ready endpoints now: %s" % (
-            ", ".join(_md_code(a) for a in verdict.get("stale_addresses") or []) or "none",
-            ", ".join(_md_code(a) for a in verdict.get("current_addresses") or []) or "none"))
-    lines += ["", "**Fix:** %s" % _md(rec.get("fix", "-")), "", "**Prevention:** %s" % _md(rec.get("prevention", "-")), ""]
-    if result.get("chain") is not None:
-        lines += _md_chain(result["chain"]) + [""]
+            ", ".join(_md_code(a) for a in verdict["stale_addresses"]) or "none",
+            ", ".join(_md_code(a) for a in verdict["current_addresses"]) or "none"))
+    lines += ["", "**Fix:** %s" % _md(rec["fix"] or "-"), "", "**Prevention:** %s" % _md(rec["prevention"] or "-"), ""]
+    if known["chain"] is not None:
+        lines += _md_chain(known["chain"]) + [""]
     lines += ["## Layers", "", "| layer | hypothesis | result | finding |", "|---|---|---|---|"]
-    for layer in result["layers"]:
+    for layer in known["layers"]:
         lines.append("| %s | %s | %s | %s |" % (
-            _md(layer.get("name")), _md(layer.get("hypothesis", "")),
-            _MD_MARK.get(layer.get("status"), _md(layer.get("status"))), _md(layer.get("message", ""))))
-    for layer in result["layers"]:
-        if layer.get("evidence"):
-            lines += ["", "### %s" % _md(layer.get("name")), ""]
+            _md(layer["name"]), _md(layer["hypothesis"]),
+            _MD_MARK.get(layer["status"], _md(layer["status"])), _md(layer["message"])))
+    for layer in known["layers"]:
+        if layer["evidence"]:
+            lines += ["", "### %s" % _md(layer["name"]), ""]
             lines += ["- %s" % _md(e) for e in layer["evidence"]]
     lines.append("")
-    lines += _md_remediation(_dict(result.get("remediation"), "result.remediation"), target.get("url"))
-    errors = _dict(result.get("errors"), "result.errors")
+    lines += _md_remediation(known["remediation"], target["url"])
+    errors = known["errors"]
     if errors:
         lines += ["", "## Could not be checked", ""]
         lines += ["- %s: %s" % (_md(k), _md(v)) for k, v in sorted(errors.items())]
@@ -565,21 +555,21 @@ def _cubic(t, p0, p1, p2, p3):
 def _pods_in_endpoint_order(chain):
     """The pods, those behind an endpoint in the endpoints' order, so few links cross."""
     first: dict[str, int] = {}
-    endpoint_rank = {e.get("id"): index for index, e in enumerate(chain.get("endpoints") or [])}
-    for link in chain.get("links") or []:
+    endpoint_rank = {e.get("id"): index for index, e in enumerate(chain["endpoints"])}
+    for link in chain["links"]:
         if link.get("from") in endpoint_rank:
             first.setdefault(link.get("to"), endpoint_rank[link["from"]])
-    ranked = sorted(enumerate(chain.get("pods") or []), key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]))
+    ranked = sorted(enumerate(chain["pods"]), key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]))
     return [pod for unused_index, pod in ranked]
 
 
 def _svg(chain):
     """The chain as an inline SVG: five columns of boxes, numbered links between them."""
     columns = [
-        ("Client", [chain.get("client") or {}]),
-        ("Proxy replicas", chain.get("proxies") or []),
-        ("Service", [chain.get("service") or {}] + (chain.get("stale") or [])),
-        ("Endpoints", chain.get("endpoints") or []),
+        ("Client", [chain["client"]]),
+        ("Proxy replicas", chain["proxies"]),
+        ("Service", [chain["service"]] + chain["stale"]),
+        ("Endpoints", chain["endpoints"]),
         ("Backend pods", _pods_in_endpoint_order(chain)),
     ]
     tallest = max(min(len(nodes), _MAX_PER_COLUMN + 1) for unused_title, nodes in columns) or 1
@@ -606,7 +596,7 @@ def _svg(chain):
             y = top + len(shown) * (_BOX_H + _GAP_Y)
             boxes.append('<text x="%d" y="%d" font-size="12" fill="#5f6368">and %d more (see the tables)</text>' % (
                 x + 8, y + 20, len(nodes) - len(shown)))
-    drawn = [(n, link) for n, link in enumerate(chain.get("links") or [], 1)
+    drawn = [(n, link) for n, link in enumerate(chain["links"], 1)
              if link.get("from") in where and link.get("to") in where]
     fan_out: dict[str, int] = {}
     fan_in: dict[str, int] = {}
@@ -652,7 +642,7 @@ def _html_chain(chain):
     nodes = _nodes(chain)
     out = ['<section class="chain" id="chain"><h2>The request chain</h2>', _svg(chain)]
     out.append('<table class="links"><tr><th>#</th><th>link</th><th>result</th><th>evidence</th></tr>')
-    for number, link in enumerate(chain.get("links") or [], 1):
+    for number, link in enumerate(chain["links"], 1):
         status = _status(link.get("status"))
         out.append('<tr class="link-row %s" data-link="%d" data-from="%s" data-to="%s"><td class="num">%d</td>'
                    '<td>%s &rarr; %s</td><td>%s</td><td>%s</td></tr>' % (
@@ -666,43 +656,41 @@ def _html_chain(chain):
         out.append('<tr class="node-row %s" data-node="%s"><td>%s</td><td>%s</td><td>%s</td></tr>' % (
             status, _e(node_id), _e(_label(node_id, nodes)), _badge(status), _ev_list(node.get("evidence"))))
     out.append("</table>")
-    if chain.get("pods_note"):
+    if chain["pods_note"]:
         out.append("<p>Backend pods: %s</p>" % _e(chain["pods_note"]))
     out.append("</section>")
     return out
 
 
-def _html_remediation(rem, url):
+def _html_remediation(rem: Remediation | None, url: str | None) -> list[str]:
     out = ['<section id="remediation"><h2>Remediation</h2>']
-    if rem.get("performed"):
-        after = " (%s &rarr; %s after the reload)" % (_e(url), _e(rem["url_status_after"])) if url and rem.get("url_status_after") else ""
-        out.append("<p>Reloaded; verified: %s%s</p>" % (_badge(PASS if rem.get("verified") else FAIL), after))
+    if rem and rem["performed"]:
+        after = " (%s &rarr; %s after the reload)" % (_e(url), _e(rem["url_status_after"])) if url and rem["url_status_after"] else ""
+        out.append("<p>Reloaded; verified: %s%s</p>" % (_badge(PASS if rem["verified"] else FAIL), after))
     else:
-        out.append("<p>Nothing was reloaded: %s</p>" % _e(rem.get("reason") or "no reason recorded"))
-    replicas = _dicts(rem.get("replicas"), "remediation.replicas") or []
+        out.append("<p>Nothing was reloaded: %s</p>" % _e(rem and rem["reason"] or "no reason recorded"))
+    replicas = rem["replicas"] if rem else []
     if replicas:
         out.append("<table><tr><th>replica</th><th>nginx -t</th><th>reloaded</th><th>worker PIDs before &rarr; after</th>"
                    "<th>probe</th><th>verified</th><th>error</th></tr>")
         for rep in replicas:
-            test = rep.get("config_test") or {}
-            probe = rep.get("probe") or {}
+            probe = rep["probe"]
             out.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s &rarr; %s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-                _e(_ref(rep)), "ok" if test.get("ok") else ("failed" if test else "not run"), _yes_no(rep.get("reloaded")),
-                _e(",".join(str(w.get("pid")) for w in rep.get("workers_before") or []) or "-"),
-                _e(",".join(str(w.get("pid")) for w in rep.get("workers_after") or []) or "-"),
-                _e(probe_line(probe)) if probe else "-", _badge(PASS if rep.get("verified") else FAIL), _e(rep.get("error") or "-")))
+                _e(_ref(rep)), _config_test(rep["config_test"]), _yes_no(rep["reloaded"]),
+                _e(_pids(rep["workers_before"])), _e(_pids(rep["workers_after"])),
+                _e(probe_line(probe)) if probe else "-", _badge(PASS if rep["verified"] else FAIL), _e(rep["error"] or "-")))
         out.append("</table>")
     out.append("</section>")
     return out
 
 
-def to_html(result):
+def to_html(result: object) -> str:
     """The result as one self-contained HTML page: inline CSS and SVG, no script, no external URL."""
-    result = _check_result(result)
-    verdict = result["verdict"]
-    target = _dict(result.get("target"), "result.target")
-    rec = _dict(verdict.get("recommendation"), "verdict.recommendation")
-    cause = verdict.get("cause", "unknown")
+    known = _check_result(result)
+    verdict = known["verdict"]
+    target = known["target"]
+    rec = verdict["recommendation"]
+    cause = verdict["cause"] or "unknown"
     tone = PASS if cause == "healthy" else FAIL
     out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; img-src data:">',
@@ -710,27 +698,27 @@ def to_html(result):
     out.append('<h1>502 diagnosis: <span class="cause %s" id="cause">%s</span></h1>' % (tone, _e(cause)))
     out.append('<p class="meta">proxy <code>%s</code> &middot; Service <code>%s</code> &middot; URL <code>%s</code>'
                " &middot; %s to %s%s</p>" % (
-                   _e(target.get("proxy") or "-"), _e(target.get("service") or "not found"), _e(target.get("url") or "none"),
-                   _e(result.get("started", "?")), _e(result.get("finished", "?")), " &middot; check mode" if result.get("check_mode") else ""))
-    out.append('<p class="summary %s" id="summary">%s</p>' % (tone, _e(verdict.get("summary", ""))))
-    if result.get("chain") is not None:
-        out += _html_chain(result["chain"])
+                   _e(target["proxy"] or "-"), _e(target["service"] or "not found"), _e(target["url"] or "none"),
+                   _e(known["started"] or "?"), _e(known["finished"] or "?"), " &middot; check mode" if known["check_mode"] else ""))
+    out.append('<p class="summary %s" id="summary">%s</p>' % (tone, _e(verdict["summary"])))
+    if known["chain"] is not None:
+        out += _html_chain(known["chain"])
     else:
         out.append('<p class="nochain">This result carries no request chain (it was built without <code>chain</code>).</p>')
-    out.append('<section id="verdict"><h2>Verdict</h2>%s' % _ev_list(verdict.get("evidence")))
-    if verdict.get("missing_evidence"):
+    out.append('<section id="verdict"><h2>Verdict</h2>%s' % _ev_list(verdict["evidence"]))
+    if verdict["missing_evidence"]:
         out.append("<p>Missing evidence (two causes fit):</p>%s" % _ev_list(verdict["missing_evidence"]))
     out.append("<p><b>Fix:</b> %s</p><p><b>Prevention:</b> %s</p></section>" % (
-        _e(rec.get("fix", "-")), _e(rec.get("prevention", "-"))))
+        _e(rec["fix"] or "-"), _e(rec["prevention"] or "-")))
     out.append('<section id="layers"><h2>Layers</h2><table><tr><th>layer</th><th>hypothesis</th><th>result</th>'
                "<th>finding and evidence</th></tr>")
-    for layer in result["layers"]:
+    for layer in known["layers"]:
         out.append('<tr class="layer %s" data-layer="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s%s</td></tr>' % (
-            _e(layer.get("status")), _e(layer.get("name")), _e(layer.get("name")), _e(layer.get("hypothesis", "")),
-            _badge(layer.get("status")), _e(layer.get("message", "")), _ev_list(layer.get("evidence")) if layer.get("evidence") else ""))
+            _e(layer["status"]), _e(layer["name"]), _e(layer["name"]), _e(layer["hypothesis"]),
+            _badge(layer["status"]), _e(layer["message"]), _ev_list(layer["evidence"]) if layer["evidence"] else ""))
     out.append("</table></section>")
-    out += _html_remediation(_dict(result.get("remediation"), "result.remediation"), target.get("url"))
-    errors = _dict(result.get("errors"), "result.errors")
+    out += _html_remediation(known["remediation"], target["url"])
+    errors = known["errors"]
     if errors:
         out.append('<section id="errors"><h2>Could not be checked</h2>%s</section>' % _ev_list(
             ["%s: %s" % kv for kv in sorted(errors.items())]))

@@ -18,6 +18,8 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import typing as t
+
 from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
     BY_ID,
     CAUSES,
@@ -31,10 +33,17 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     classify_address,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    AddressFact,
+    Facts,
+    ProxyFact,
+    normalize_facts,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
     endpoint_state,
     is_server_error,
     pod_health,
+    probe_ran,
     selector_text,
     service_health,
     upstream_errors,
@@ -58,33 +67,21 @@ _STATE_TEXT = {
 }
 
 
-def _d(value):
-    return value if isinstance(value, dict) else {}
+class _Replica(t.TypedDict):
+    """What the rules read of one proxy replica."""
 
-
-def _l(value):
-    if isinstance(value, dict):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [item for item in value if isinstance(item, dict)]
-    return []
-
-
-def _strs(value):
-    if isinstance(value, (list, tuple)):
-        return [item for item in value if isinstance(item, str)]
-    return []
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _counts(value):
-    return {k: _int(v) for k, v in _d(value).items() if isinstance(k, str)}
+    name: str
+    proxy: ProxyFact
+    reload: str | None
+    after: dict[str, int]
+    errors_after: int
+    dialled: list[AddressFact]
+    current: list[AddressFact]
+    stale: list[str]
+    status_counts: dict[str, int]
+    upstream_status_counts: dict[str, int]
+    config_ok: bool | None
+    read_errors: dict[str, str]
 
 
 def _join(items, empty="none"):
@@ -93,25 +90,22 @@ def _join(items, empty="none"):
 
 
 class _Facts:
-    """Normalised view of the facts; every part may be missing."""
+    """What the rules read of the facts (normalised: a part that is None was not gathered)."""
 
-    def __init__(self, facts):
-        facts = _d(facts)
-        self.missing = []
-        self.symptom = _d(facts.get("symptom")) or None
-        self.service = _d(facts.get("service")) or None
-        self.pods = _l(facts.get("pods")) if facts.get("pods") is not None else None
-        self.proxies = _l(facts.get("proxies")) if facts.get("proxies") is not None else None
-        probes = facts.get("probes", facts.get("svc_probes"))
-        self.probes = _l(probes) if probes is not None else None
-        self.self_probes = _l(facts.get("self_probes"))
-        for layer in _l(facts.get("layers")):
-            if layer.get("status") == "error":
+    def __init__(self, facts: Facts) -> None:
+        self.missing: list[str] = []
+        self.symptom = facts["symptom"]
+        self.service = facts["service"]
+        self.pods = facts["pods"]
+        self.proxies = facts["proxies"]
+        self.probes = facts["probes"] if facts["probes"] is not None else facts["svc_probes"]
+        self.self_probes = facts["self_probes"] or []
+        for layer in facts["layers"]:
+            if layer["status"] == "error":
                 self.missing.append("layer %s could not be checked: %s"
-                                    % (layer.get("name"), layer.get("message") or "no detail"))
-        for name, error in sorted(_d(facts.get("errors")).items()):
-            if error:
-                self.missing.append("%s: %s" % (name, error))
+                                    % (layer["name"], layer["message"] or "no detail"))
+        for name, error in sorted(facts["errors"].items()):
+            self.missing.append("%s: %s" % (name, error))
         for part, value, what in (
                 ("service", self.service, "the backend Service and its EndpointSlices "
                                           "(service_info)"),
@@ -120,72 +114,61 @@ class _Facts:
             if value is None:
                 self.missing.append("%s: %s were not gathered" % (part, what))
         self.index = build_index(self.service, self.pods)
-        svc = self.service or {}
-        self.svc_name = "%s/%s" % (svc.get("namespace") or "?", svc.get("name") or "?") \
-            if svc else None
-        self.ready = sorted(set(_strs(svc.get("ready_addresses"))))
-        self.not_ready = sorted(set(_strs(svc.get("not_ready_addresses"))))
-        self.terminating = sorted(set(_strs(svc.get("terminating_addresses"))))
+        svc = self.service
+        self.svc_name = "%s/%s" % (svc["namespace"] or "?", svc["name"] or "?") if svc else None
+        self.ready: list[str] = sorted(set(svc["ready_addresses"])) if svc else []
+        self.not_ready: list[str] = sorted(set(svc["not_ready_addresses"])) if svc else []
+        self.terminating: list[str] = sorted(set(svc["terminating_addresses"])) if svc else []
         if svc and not (self.ready or self.not_ready or self.terminating):
             by_state = {"ready": self.ready, "not_ready": self.not_ready,
                         "terminating": self.terminating}
-            for endpoint in _l(svc.get("endpoints")):
-                address = endpoint.get("address")
-                if isinstance(address, str):
-                    by_state[endpoint_state(endpoint)].append(address)
+            for endpoint in svc["endpoints"]:
+                if endpoint["address"]:
+                    by_state[endpoint_state(endpoint)].append(endpoint["address"])
         self.svc_health = service_health(svc) if svc else None
         self.crash, self.restarted, self.not_ready_pods, self.deleting = self._pod_trouble()
         self.replicas = [self._replica(p) for p in self.proxies or []]
         # What could not be read is named, never taken for clean (nor for broken).
-        self.unchecked = []
+        self.unchecked: list[str] = []
         for replica in self.replicas:
             for part, message in sorted(replica["read_errors"].items()):
                 self.unchecked.append("proxy %s: %s could not be read: %s"
                                       % (replica["name"], part, message))
         for kind, probes in (("probe", self.probes or []), ("self-probe", self.self_probes)):
             for probe in probes:
-                if not probe.get("ran", True):
+                if not probe_ran(probe):
                     self.unchecked.append("%s from %s/%s could not run: %s" % (
-                        kind, probe.get("namespace"), probe.get("name"),
-                        probe.get("error") or "no detail"))
+                        kind, probe["namespace"], probe["name"], probe["error"] or "no detail"))
         self.missing.extend(self.unchecked)
 
-    def _replica(self, proxy):
-        name = "%s/%s" % (proxy.get("namespace"), proxy.get("name"))
-        after = _counts(proxy.get("counts_after_reload"))
-        if not after and proxy.get("counts_after_reload") is None:
-            after = _counts(proxy.get("counts"))
+    def _replica(self, proxy: ProxyFact) -> _Replica:
+        after = proxy["counts_after_reload"]
         dialled = []
-        for item in _l(proxy.get("upstream_addresses")):
-            address = item.get("address")
-            if not isinstance(address, str):
+        for item in proxy["upstream_addresses"]:
+            if not item["address"]:
                 continue
-            entry = dict(item)
-            if entry.get("state") not in _STATE_TEXT:
-                found = classify_address(address, self.index)
-                entry.update(state=found["state"], objects=found["objects"],
-                             port_match=found["port_match"])
+            entry = item.copy()
+            if entry["state"] not in _STATE_TEXT:
+                found = classify_address(entry["address"], self.index)
+                entry["state"], entry["objects"] = found["state"], found["objects"]
+                entry["port_match"] = found["port_match"]
             dialled.append(entry)
-        stale = set(_strs(proxy.get("stale_addresses")))
-        stale.update(e["address"] for e in dialled if e["state"] == "stale"
-                     and e.get("after_reload", True))
-        access = _d(proxy.get("access"))
+        stale = set(proxy["stale_addresses"])
+        stale.update(e["address"] for e in dialled if e["state"] == "stale" and e["after_reload"])
         return {
-            "name": name,
+            "name": "%s/%s" % (proxy["namespace"], proxy["name"]),
             "proxy": proxy,
-            "reload": proxy.get("last_reload"),
+            "reload": proxy["last_reload"],
             "after": after,
             "errors_after": sum(upstream_errors(after).values()),
             "dialled": dialled,
-            "current": [e for e in dialled if e.get("after_reload", True)],
+            "current": [e for e in dialled if e["after_reload"]],
             "stale": sorted(stale),
-            # after the last reload when known (an empty dict means no request since then)
-            "status_counts": _counts(access["status_counts_after_reload"]
-                                     if access.get("status_counts_after_reload") is not None
-                                     else access.get("status_counts")),
-            "upstream_status_counts": _counts(access.get("upstream_status_counts")),
-            "config_ok": proxy.get("config_ok"),
-            "read_errors": {k: str(v) for k, v in _d(proxy.get("read_errors")).items() if v},
+            # since the last reload (an empty dict means no request since then)
+            "status_counts": proxy["access"]["status_counts_after_reload"],
+            "upstream_status_counts": proxy["access"]["upstream_status_counts"],
+            "config_ok": proxy["config_ok"],
+            "read_errors": {k: v for k, v in proxy["read_errors"].items() if v},
         }
 
     def sig_total(self, signatures):
@@ -198,7 +181,7 @@ class _Facts:
             for entry in replica["current"]:
                 if states and entry["state"] not in states:
                     continue
-                sigs = _counts(entry.get("signatures"))
+                sigs = entry["signatures"]
                 if signatures and sigs and not any(sigs.get(s) for s in signatures):
                     continue
                 if signatures and not sigs and not any(replica["after"].get(s)
@@ -215,15 +198,13 @@ class _Facts:
         """(crashing pods, restarted pods, not-ready running pods, deleting pods) lines."""
         crash, restarted, not_ready, deleting = [], [], [], []
         for pod in self.pods or []:
-            name = "%s/%s" % (pod.get("namespace"), pod.get("name"))
+            name = "%s/%s" % (pod["namespace"], pod["name"])
             health = pod_health(pod)
             if health["crashing"]:
-                crash.append("pod %s (%s)" % (name, _join(health["problems"], pod.get("phase") or "?")))
+                crash.append("pod %s (%s)" % (name, _join(health["problems"], pod["phase"] or "?")))
             if health["restarts"] > 0:
-                last = [c.get("last_state") for c in _l(pod.get("containers"))
-                        if _d(c.get("last_state"))]
-                detail = _join(["%s exit %s at %s" % (ls.get("reason"), ls.get("exit_code"),
-                                                      ls.get("finished_at")) for ls in last],
+                detail = _join(["%s exit %s at %s" % (ls["reason"], ls["exit_code"], ls["finished_at"])
+                                for ls in (c["last_state"] for c in pod["containers"]) if ls],
                                "no lastState")
                 restarted.append("pod %s restarted %d times (%s)"
                                  % (name, health["restarts"], detail))
@@ -234,18 +215,18 @@ class _Facts:
         return crash, restarted, not_ready, deleting
 
 
-def _dial_line(replica, entry):
-    count = entry.get("count_after_reload") or entry.get("count") or 0
+def _dial_line(replica: _Replica, entry: AddressFact) -> str:
+    count = entry["count_after_reload"] or entry["count"]
     since = replica["reload"]
-    objects = _strs(entry.get("objects"))
+    objects = entry["objects"]
     return ("proxy %s dialled %s (%s%s) %d times since its last reload%s%s"
             % (replica["name"], entry["address"], _STATE_TEXT.get(entry["state"], entry["state"]),
                ": " + _join(objects) if objects and entry["state"] != "stale" else "",
                count, " at %s" % since if since else " (reload time unknown)",
-               "; last seen %s" % entry["last_seen"] if entry.get("last_seen") else ""))
+               "; last seen %s" % entry["last_seen"] if entry["last_seen"] else ""))
 
 
-def _sig_line(facts, signatures, text):
+def _sig_line(facts: _Facts, signatures, text):
     parts = []
     for replica in facts.replicas:
         hits = {s: replica["after"][s] for s in signatures if replica["after"].get(s)}
@@ -256,10 +237,10 @@ def _sig_line(facts, signatures, text):
     return ["%s: %s" % (text, p) for p in parts]
 
 
-def _error_examples(facts, signatures, limit=2):
+def _error_examples(facts: _Facts, signatures, limit=2):
     out = []
     for replica in facts.replicas:
-        for err in _l(replica["proxy"].get("errors")):
+        for err in replica["proxy"]["errors"]:
             if err.get("signature") in signatures and err.get("after_reload", True):
                 out.append("proxy %s: [%s] %s%s" % (
                     replica["name"], err.get("level"), err.get("message"),
@@ -267,17 +248,17 @@ def _error_examples(facts, signatures, limit=2):
     return out[-limit:]
 
 
-def _keepalive(facts):
+def _keepalive(facts: _Facts):
     """(lines for replicas whose upstreams keep idle connections, names of replicas known not to)."""
     keep, no_keep = [], []
     for replica in facts.replicas:
-        groups = _l(replica["proxy"].get("upstream_keepalive"))
+        groups = replica["proxy"]["upstream_keepalive"]
         if groups:
             keep.append("proxy %s keeps idle upstream connections: %s" % (replica["name"], _join(
                 "upstream %s (keepalive %s, keepalive_timeout %s)" % (
-                    g.get("upstream"), g.get("keepalive"), g.get("keepalive_timeout") or "60s")
+                    g["upstream"], g["keepalive"], g["keepalive_timeout"] or "60s")
                 for g in groups)))
-        elif replica["config_ok"] and "upstream_keepalive" in replica["proxy"]:
+        elif replica["config_ok"]:
             no_keep.append(replica["name"])
     return keep, no_keep
 
@@ -292,22 +273,22 @@ def _candidate(cause, strong, evidence, missing=None):
 # The rules: one per cause, in the registry's order. Each returns the candidates it finds.
 
 
-def _service_missing(facts):
+def _service_missing(facts: _Facts):
     return facts.svc_health is not None and not facts.svc_health["exists"]
 
 
-def _without_ready_endpoint(facts):
+def _without_ready_endpoint(facts: _Facts):
     """The Service exists and has no ready endpoint."""
     return facts.svc_health is not None and facts.svc_health["exists"] and not facts.ready
 
 
-def _no_ready_line(facts):
+def _no_ready_line(facts: _Facts):
     return "Service %s has no ready endpoint (not ready: %s; terminating: %s)" % (
         facts.svc_name, _join(facts.not_ready), _join(facts.terminating))
 
 
 @rule("stale_upstream")
-def _stale_upstream(facts):
+def _stale_upstream(facts: _Facts):
     """Dialled after the last reload, an address nothing current has."""
     stale_pairs = facts.stale_pairs()
     stale_only = [r for r in facts.replicas if r["stale"] and not any(
@@ -326,32 +307,30 @@ def _stale_upstream(facts):
     if clean:
         evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
     for probe in facts.probes or []:
-        if not is_server_error(probe.get("status")):
+        if not is_server_error(probe["status"]):
             evidence.append("probe from %s/%s to %s answered %s: the Service itself "
-                            "works" % (probe.get("namespace"), probe.get("name"),
-                                       probe.get("url"), probe.get("status")))
+                            "works" % (probe["namespace"], probe["name"], probe["url"], probe["status"]))
     stale_names = {r["name"] for r in facts.replicas if r["stale"]}
     for probe in facts.self_probes:
-        who = "%s/%s" % (probe.get("namespace"), probe.get("name"))
+        who = "%s/%s" % (probe["namespace"], probe["name"])
         evidence.append("replica %s (%s) answered %s on its own address %s" % (
             who, "stale" if who in stale_names else "not stale",
-            probe.get("status") if probe.get("status") is not None else "nothing",
-            probe.get("url")))
+            probe["status"] if probe["status"] is not None else "nothing", probe["url"]))
     return [_candidate("stale_upstream", True, evidence)]
 
 
 @rule("no_endpoints")
-def _no_endpoints(facts):
+def _no_endpoints(facts: _Facts):
     """The Service is missing (and no name fails to resolve), or selects nothing ready."""
     if _service_missing(facts):
         if facts.sig_total(DNS):
             return []   # a missing Service whose name fails to resolve: dns_failure
         return [_candidate("no_endpoints", False, ["Service %s does not exist" % facts.svc_name])]
     if not _without_ready_endpoint(facts) or facts.crash or facts.not_ready \
-            or facts.not_ready_pods or facts.terminating:
+            or facts.not_ready_pods or facts.terminating or facts.service is None:
         return []
-    if facts.svc_health["selects_no_pod"]:
-        why = "its selector %s matches no pod" % selector_text(_d(facts.service.get("selector")))
+    if service_health(facts.service)["selects_no_pod"]:
+        why = "its selector %s matches no pod" % selector_text(facts.service["selector"])
     else:
         why = "its EndpointSlices list no address"
     return [_candidate("no_endpoints", True, [_no_ready_line(facts), why] + _sig_line(
@@ -359,7 +338,7 @@ def _no_endpoints(facts):
 
 
 @rule("backend_not_ready")
-def _backend_not_ready(facts):
+def _backend_not_ready(facts: _Facts):
     """No ready endpoint, no crash, and pods or endpoints that are not Ready."""
     if not _without_ready_endpoint(facts) or facts.crash \
             or not (facts.not_ready or facts.not_ready_pods):
@@ -369,7 +348,7 @@ def _backend_not_ready(facts):
 
 
 @rule("backend_down")
-def _backend_down(facts):
+def _backend_down(facts: _Facts):
     """Crashing pods: the cause when no endpoint is ready, a lead when some still are."""
     if not facts.crash or facts.svc_health is None or _service_missing(facts):
         return []
@@ -382,13 +361,13 @@ def _backend_down(facts):
 
 
 @rule("port_mismatch")
-def _port_mismatch(facts):
+def _port_mismatch(facts: _Facts):
     """A targetPort pods do not expose, a wrong port dialled, or a refusal on a ready endpoint."""
     evidence = ["Service %s %s" % (facts.svc_name, line)
                 for line in (facts.svc_health or {}).get("port_mismatches", [])]
     wrong_port = facts.entries(states=("pod_ip", "cluster_ip"), signatures=CONNECT)
     evidence += [_dial_line(r, e) + " (wrong port)" for r, e in wrong_port
-                 if e.get("port_match") is False]
+                 if e["port_match"] is False]
     refused_ready = facts.entries(states=("ready_endpoint",), signatures=("connect_refused",))
     evidence += [_dial_line(r, e) + ": connection refused on a READY endpoint, so nothing "
                  "listens on that port" for r, e in refused_ready]
@@ -396,7 +375,7 @@ def _port_mismatch(facts):
 
 
 @rule("dns_failure")
-def _dns_failure(facts):
+def _dns_failure(facts: _Facts):
     """nginx logged that a name could not be resolved (at run time or at config load)."""
     if not facts.sig_total(DNS):
         return []
@@ -406,7 +385,7 @@ def _dns_failure(facts):
     evidence = _sig_line(facts, DNS, "name resolution failed")
     evidence += _error_examples(facts, DNS)
     for replica in facts.replicas:
-        failed = _int(replica["proxy"].get("failed_reloads"))
+        failed = replica["proxy"]["failed_reloads"]
         if failed or replica["config_ok"] is False:
             evidence.append("proxy %s: a reload failed or its config does not load; the "
                             "old config keeps running" % replica["name"])
@@ -414,12 +393,12 @@ def _dns_failure(facts):
     return found
 
 
-def _close_evidence(facts):
+def _close_evidence(facts: _Facts):
     return _sig_line(facts, CLOSE, "the backend closed connections") + _error_examples(facts, CLOSE)
 
 
 @rule("backend_crash")
-def _backend_crash(facts):
+def _backend_crash(facts: _Facts):
     """The backend closed or reset connections, and its pods restarted or crash."""
     if not facts.sig_total(CLOSE):
         return []
@@ -433,7 +412,7 @@ def _backend_crash(facts):
 
 
 @rule("keepalive_mismatch")
-def _keepalive_mismatch(facts):
+def _keepalive_mismatch(facts: _Facts):
     """Closes or resets from healthy, never restarted pods, with no rollout under way."""
     if not facts.sig_total(CLOSE) or facts.restarted or facts.crash or facts.pods is None \
             or facts.deleting or facts.terminating:
@@ -443,7 +422,7 @@ def _keepalive_mismatch(facts):
     bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
     rate = "%d of %d requests got 502" % (bad, requests) if requests else "request counts unknown"
     healthy_line = "backend pods %s are healthy with no restarts; %s" % (
-        _join("%s/%s" % (p.get("namespace"), p.get("name")) for p in facts.pods), rate)
+        _join("%s/%s" % (p["namespace"], p["name"]) for p in facts.pods), rate)
     keep, no_keep = _keepalive(facts)
     if no_keep and not keep:
         # nginx opens a new connection per request: no idle connection can be raced
@@ -458,7 +437,7 @@ def _keepalive_mismatch(facts):
 
 
 @rule("rollout_race")
-def _rollout_race(facts):
+def _rollout_race(facts: _Facts):
     """Connect errors or closes towards terminating endpoints, or during a rollout."""
     stale_pairs = facts.stale_pairs()
     racing = facts.entries(states=("terminating_endpoint",), signatures=CONNECT + CLOSE)
@@ -479,7 +458,7 @@ def _rollout_race(facts):
 
 
 @rule("header_too_big")
-def _header_too_big(facts):
+def _header_too_big(facts: _Facts):
     """nginx logged that the backend's response header did not fit its buffer."""
     if not facts.sig_total(("header_too_big",)):
         return []
@@ -489,7 +468,7 @@ def _header_too_big(facts):
 
 
 @rule("protocol_mismatch")
-def _protocol_mismatch(facts):
+def _protocol_mismatch(facts: _Facts):
     """nginx logged an invalid HTTP header or a failed TLS handshake or verification."""
     if not facts.sig_total(PROTOCOL):
         return []
@@ -499,7 +478,7 @@ def _protocol_mismatch(facts):
 
 
 @rule("network_blocked")
-def _network_blocked(facts):
+def _network_blocked(facts: _Facts):
     """Connects that time out or find no route, towards CURRENT addresses."""
     blocked = facts.entries(states=("ready_endpoint", "not_ready_endpoint", "pod_ip",
                                     "cluster_ip"),
@@ -513,7 +492,7 @@ def _network_blocked(facts):
 
 
 @rule("upstream_timeout")
-def _upstream_timeout(facts):
+def _upstream_timeout(facts: _Facts):
     """Connected, then no answer within the read (or send) timeout, from a Ready backend."""
     if not facts.sig_total(("upstream_timeout",)):
         return []
@@ -534,13 +513,13 @@ def _upstream_timeout(facts):
 
 
 @rule("backend_502")
-def _backend_502(facts):
+def _backend_502(facts: _Facts):
     """502 passed through or answered, with no upstream error line in the proxy's log."""
     if any(r["errors_after"] for r in facts.replicas):
         return []
     passed = sum(r["upstream_status_counts"].get("502", 0) for r in facts.replicas)
     own = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
-    probe_502 = [p for p in facts.probes or [] if p.get("status") == 502]
+    probe_502 = [p for p in facts.probes or [] if p["status"] == 502]
     if not (passed or own or probe_502):
         return []
     evidence = ["proxy %s answered 502 %d times with no upstream error in its log"
@@ -549,11 +528,11 @@ def _backend_502(facts):
     evidence += ["upstream itself answered 502 (%d times per $upstream_status)"
                  % passed] if passed else []
     evidence += ["probe from %s/%s to %s answered 502" % (
-        p.get("namespace"), p.get("name"), p.get("url")) for p in probe_502]
+        p["namespace"], p["name"], p["url"]) for p in probe_502]
     return [_candidate("backend_502", bool(passed or own), evidence)]
 
 
-def _rules(facts):
+def _rules(facts: _Facts):
     """Every candidate cause with its evidence: each registered rule, in the registry's order."""
     found = []
     for cause in REGISTRY:
@@ -562,7 +541,7 @@ def _rules(facts):
     return found
 
 
-def _healthy(facts):
+def _healthy(facts: _Facts):
     """Evidence lines when every gathered layer is clean, else None."""
     if facts.proxies is None or not facts.replicas or facts.service is None or facts.pods is None:
         return None
@@ -573,16 +552,16 @@ def _healthy(facts):
     for replica in facts.replicas:
         if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
             return None
-    if any(is_server_error(probe.get("status")) for probe in (facts.probes or []) + facts.self_probes):
+    if any(is_server_error(probe["status"]) for probe in (facts.probes or []) + facts.self_probes):
         return None
     if facts.service and not facts.ready:
         return None
-    symptom = facts.symptom or {}
-    if isinstance(symptom.get("status"), int) and symptom["status"] >= 500:
+    status = facts.symptom["status"] if facts.symptom else None
+    if status is not None and status >= 500:
         return None
     evidence = []
     for replica in facts.replicas:
-        before = sum(upstream_errors(_counts(replica["proxy"].get("counts"))).values())
+        before = sum(upstream_errors(replica["proxy"]["counts"]).values())
         evidence.append("proxy %s: no upstream error since its last reload%s%s" % (
             replica["name"], " at %s" % replica["reload"] if replica["reload"] else "",
             " (%d before it, fixed by that reload)" % before if before else ""))
@@ -590,7 +569,7 @@ def _healthy(facts):
         evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
     for probe in facts.probes or []:
         evidence.append("probe from %s/%s to %s answered %s" % (
-            probe.get("namespace"), probe.get("name"), probe.get("url"), probe.get("status")))
+            probe["namespace"], probe["name"], probe["url"], probe["status"]))
     return evidence
 
 
@@ -626,10 +605,10 @@ def decide(facts):
     true only for ``stale_upstream`` with ready current endpoints. Never raises.
     """
     try:
-        return _decide(facts)
+        return _decide(normalize_facts(facts))
     except Exception as exc:  # pylint: disable=broad-except
-        # A safety net only: the rules guard every access, but a verdict must always come
-        # back, naming what went wrong, rather than a traceback in the middle of a playbook.
+        # A safety net only: normalize_facts gives the rules complete facts, but a verdict must
+        # always come back, naming what went wrong, rather than a traceback in a playbook.
         what = "%s: %s" % (exc.__class__.__name__, exc)
         result: dict[str, object] = {key: [] for key in ("evidence", "candidates", "unchecked",
                                                          "stale_replicas", "stale_addresses", "current_addresses")}
@@ -640,8 +619,8 @@ def decide(facts):
         return result
 
 
-def _decide(facts):
-    """:func:`decide` without its safety net."""
+def _decide(facts: Facts) -> dict[str, t.Any]:
+    """:func:`decide` without its safety net, over normalised facts."""
     view = _Facts(facts)
     found = _rules(view)
     strong = [c for c in found if c["strong"]]
@@ -677,10 +656,10 @@ def _decide(facts):
             chosen = _candidate("healthy", True, healthy)
         else:
             cause = "unknown"
-            if view.symptom and view.symptom.get("status"):
+            if view.symptom and view.symptom["status"]:
                 missing.append("the symptom (%s from %s) left no trace in the gathered logs: "
                                "reproduce it and re-run, or widen since_seconds/tail_lines"
-                               % (view.symptom.get("status"), view.symptom.get("url")))
+                               % (view.symptom["status"], view.symptom["url"]))
         candidates = []
     evidence = []
     for candidate in found:

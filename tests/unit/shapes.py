@@ -53,3 +53,10 @@ def pod(name: str = "web-0", namespace: str = "app", **kw: t.Any) -> dict:
             "creation_timestamp": None, "deletion_timestamp": None, "restarts": 0, "containers": [], "problems": []}
     fact.update(kw)
     return fact
+
+
+def probe(name: str = "nginx-0", namespace: str = "edge", status: int | None = 200, **kw: t.Any) -> dict:
+    fact = {"namespace": namespace, "name": name, "url": "http://web.app:8080/", "tool": "curl", "status": status,
+            "ok": status == 200, "error": None, "time_total": 0.01, "rc": 0, "ran": True}
+    fact.update(kw)
+    return fact

@@ -15,6 +15,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     current_addresses,
     split_address,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import normalize_facts, normalize_service
 
 
 def endpoint(ip, port=8080, ready=True, terminating=False, target=None, slice_="web-abc12"):
@@ -110,9 +111,11 @@ def test_missing_facts_do_not_raise():
     assert empty["sources"] == {"services": 0, "pods": 0}
     assert classify_address("10.0.0.1:80", empty)["state"] == "stale"
     assert classify_address("10.0.0.1:80", None)["state"] == "stale"
-    odd = build_index([{"namespace": "a", "name": "b", "endpoints": [
-        {"address": "10.0.0.9:80", "ready": False, "target": None},  # not-ready, no targetRef
-        "garbage", {"ip": None}]}, {"exists": False, "name": "gone"}], [None, {"name": "x"}])
+    # Junk reaches build_index only through the normalisers, the one door into the core.
+    odd = build_index([normalize_service({"namespace": "a", "name": "b", "exists": True, "endpoints": [
+        {"address": "10.0.0.9:80", "ready": False, "target": None},  # not-ready, no targetRef, no ip
+        "garbage", {"ip": None}]}), normalize_service({"exists": False, "name": "gone"})],
+        normalize_facts({"pods": [None, {"name": "x"}]})["pods"])
     assert odd["sources"] == {"services": 1, "pods": 1}
     assert classify_address("10.0.0.9:80", odd)["state"] == "not_ready_endpoint"
     assert classify_address(None, odd)["state"] == "group_name"

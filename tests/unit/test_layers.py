@@ -1,16 +1,17 @@
 """The per-layer judgements the diagnose_502 role asserts on."""
 import pytest
 
+import shapes
+
 from ansible_collections.badgateway.k8s.plugins.module_utils import layers
 
 
 def pod(name, ready=True, phase="Running", problems=(), ip="10.0.0.5"):
-    return {"namespace": "app", "name": name, "phase": phase, "ready": ready, "pod_ip": ip,
-            "restarts": 0, "problems": list(problems), "deletion_timestamp": None}
+    return shapes.pod(name, phase=phase, ready=ready, pod_ip=ip, pod_ips=[ip], problems=list(problems))
 
 
 def probe(name, status, url="http://web.app:8080/", error=None):
-    return {"namespace": "web", "name": name, "url": url, "status": status, "error": error}
+    return shapes.probe(name, "web", status, url=url, error=error)
 
 
 def test_symptom_fails_on_a_502_from_any_replica():

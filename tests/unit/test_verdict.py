@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+import shapes
+
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     correlate_addresses,
@@ -79,33 +81,27 @@ def dialled(address, state, count=12, after=True, signatures=None, objects=(),
 
 
 def proxy(name="nginx-0", counts_after=None, counts=None, addresses=(), stale=None,
-          status_counts=None, upstream_status_counts=None, errors=()):
+          status_counts=None, upstream_status_counts=None, errors=(), **kw):
     counts_after = dict(counts_after or {})
-    return {
-        "namespace": "ingress", "name": name, "pod_ip": "10.244.0.5", "container": "nginx",
-        "ready": True, "phase": "Running", "config_ok": True,
-        "upstream_hosts": [{"host": "open-webui.open-webui.svc.cluster.local", "port": 8080,
-                            "source": "upstream", "service": "open-webui/open-webui"}],
-        "listen_ports": [80], "master_pid": 1, "worker_start_times": [RELOAD],
-        "last_reload": RELOAD,
-        "log": {"lines_read": 100, "bytes_read": 20000, "truncated": False,
-                "since_seconds": None, "tail_lines": 5000},
-        "errors": list(errors), "errors_after_reload": sum(counts_after.values()),
-        "counts": dict(counts if counts is not None else counts_after),
-        "counts_after_reload": counts_after,
-        "upstream_addresses": list(addresses),
-        "stale_addresses": list(stale if stale is not None else [
+    status_counts = status_counts or {"200": 40}
+    return shapes.proxy(
+        name, "ingress", pod_ip="10.244.0.5",
+        upstream_hosts=[shapes.upstream_host("open-webui.open-webui.svc.cluster.local", source="upstream",
+                                             service="open-webui/open-webui")],
+        worker_start_times=[RELOAD], last_reload=RELOAD,
+        log={"lines_read": 100, "bytes_read": 20000, "truncated": False, "since_seconds": None, "tail_lines": 5000},
+        errors=list(errors), errors_after_reload=sum(counts_after.values()),
+        counts=dict(counts if counts is not None else counts_after),
+        counts_after_reload=counts_after,
+        upstream_addresses=list(addresses),
+        stale_addresses=list(stale if stale is not None else [
             a["address"] for a in addresses if a["state"] == "stale" and a["after_reload"]]),
-        "access": {"requests": 40, "status_counts": status_counts or {"200": 40},
-                   "upstream_status_counts": upstream_status_counts or {}},
-        "problems": [],
-    }
+        access={"requests": 40, "status_counts": status_counts, "status_counts_after_reload": status_counts,
+                "upstream_status_counts": upstream_status_counts or {}}, **kw)
 
 
 def probe(name="nginx-0", status=200):
-    return {"namespace": "ingress", "name": name, "url": "http://open-webui.open-webui:8080/",
-            "tool": "curl", "status": status, "ok": status == 200, "error": None,
-            "time_total": 0.01, "rc": 0}
+    return shapes.probe(name, "ingress", status, url="http://open-webui.open-webui:8080/")
 
 
 def healthy_backend():
@@ -307,7 +303,9 @@ def test_keepalive_mismatch():
     facts = facts_with([proxy(counts_after={"premature_close": 2},
                               addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2,
                                                  signatures={"premature_close": 2})],
-                              status_counts={"200": 998, "502": 2})])
+                              status_counts={"200": 998, "502": 2},
+                              upstream_keepalive=[{"upstream": "open-webui", "keepalive": 16,
+                                                   "keepalive_timeout": "60s"}])])
     verdict = decide(facts)
     assert verdict["cause"] == "keepalive_mismatch"
     assert any("2 of 1000 requests got 502" in e for e in verdict["evidence"])
