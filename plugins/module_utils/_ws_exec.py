@@ -110,8 +110,9 @@ def run_exec(url, headers, timeout, sslopt=None, proxy=None, subprotocols=SUBPRO
     the handshake ends in an ExecResult.
     """
     deadline = time.monotonic() + timeout
-    options: dict[str, t.Any] = {"header": list(headers), "subprotocols": list(subprotocols),
-               "sslopt": sslopt or {"cert_reqs": ssl.CERT_NONE}, "enable_multithread": False}
+    options: dict[str, t.Any] = {
+        "header": list(headers), "subprotocols": list(subprotocols),
+        "sslopt": sslopt or {"cert_reqs": ssl.CERT_NONE}, "enable_multithread": False}
     if proxy:
         options.update(http_proxy_host=proxy["host"], http_proxy_port=proxy["port"],
                        http_proxy_auth=proxy.get("auth"), http_no_proxy=proxy.get("no_proxy"),
