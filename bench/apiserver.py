@@ -29,7 +29,11 @@ def bulk_store(pods: int) -> Store:
     template = store.get("pods", "shop", "web-0")
     for i in range(pods):
         pod = {key: value for key, value in template.items() if key != "metadata"}
-        pod["metadata"] = {"name": f"p-{i:04d}", "namespace": "bulk", "labels": {"app": "bulk", "shard": str(i % 10)}}
+        pod["metadata"] = {
+            "name": f"p-{i:04d}",
+            "namespace": "bulk",
+            "labels": {"app": "bulk", "shard": str(i % 10)},
+        }
         store.put(pod)
     return store
 
@@ -64,26 +68,41 @@ def measure_lists(server: ThreadedServer, pods: int, tmp: Path) -> None:
         assert response.status == 200
 
     print(f"list {pods} pods, raw HTTPS keep-alive: {median_ms(timed(raw_list, 200))}")
-    print(f"list {pods} pods with labelSelector shard in (1,2): "
-          f"{median_ms(timed(lambda: raw_list('?labelSelector=shard%20in%20(1,2)'), 200))}")
+    print(
+        f"list {pods} pods with labelSelector shard in (1,2): "
+        f"{median_ms(timed(lambda: raw_list('?labelSelector=shard%20in%20(1,2)'), 200))}"
+    )
     conf = k8s.Configuration()
     conf.host, conf.ssl_ca_cert = server.url, str(server.ca_file)
     conf.api_key = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     core = k8s.CoreV1Api(k8s.ApiClient(conf))
     core.list_namespaced_pod("bulk")  # the first call builds the client's models
-    print(f"list {pods} pods, CoreV1Api: {median_ms(timed(lambda: core.list_namespaced_pod('bulk'), 50))}")
+    print(
+        f"list {pods} pods, CoreV1Api: {median_ms(timed(lambda: core.list_namespaced_pod('bulk'), 50))}"
+    )
 
     def exec_true() -> None:
-        ws = stream(core.connect_get_namespaced_pod_exec, "web-0", "shop", command=["true"],
-                    stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+        ws = stream(
+            core.connect_get_namespaced_pod_exec,
+            "web-0",
+            "shop",
+            command=["true"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
         ws.run_forever(timeout=10)
         assert ws.returncode == 0
 
     print(f"exec `true` round trip, stream(): {median_ms(timed(exec_true, 30))}")
     kubeconfig = write_kubeconfig(tmp, server.url, ADMIN_TOKEN, server.ca_file)
     kubectl(kubeconfig, "get", "pods", "-n", "bulk")  # fills kubectl's discovery cache
-    print(f"kubectl get pods -n bulk, warm discovery cache: "
-          f"{median_ms(timed(lambda: kubectl(kubeconfig, 'get', 'pods', '-n', 'bulk'), 10))}")
+    print(
+        f"kubectl get pods -n bulk, warm discovery cache: "
+        f"{median_ms(timed(lambda: kubectl(kubeconfig, 'get', 'pods', '-n', 'bulk'), 10))}"
+    )
 
 
 def main() -> None:
@@ -95,12 +114,16 @@ def main() -> None:
             samples = []
             for k in range(10):
                 started = time.perf_counter()
-                with ThreadedServer(Store(), runtime, Auth(AUTH_TABLE), tls_dir=tmp / f"tls{k}" if tls else None):
+                with ThreadedServer(
+                    Store(), runtime, Auth(AUTH_TABLE), tls_dir=tmp / f"tls{k}" if tls else None
+                ):
                     samples.append(time.perf_counter() - started)
             label = "HTTPS, new CA and certificate" if tls else "plain HTTP"
             print(f"server start ({label}): {median_ms(samples)}")
         for pods in (10, 200):
-            with ThreadedServer(bulk_store(pods), runtime, Auth(AUTH_TABLE), tls_dir=tmp / "tls-bench") as server:
+            with ThreadedServer(
+                bulk_store(pods), runtime, Auth(AUTH_TABLE), tls_dir=tmp / "tls-bench"
+            ) as server:
                 measure_lists(server, pods, tmp)
 
 

@@ -4,6 +4,7 @@ Starts a fleet of labs (tests/lab/fleet.py: live targets with a mix of causes pl
 cannot be checked), runs playbooks/diagnose_502.yml over it, checks that the fleet summary
 counts every target's cause correctly, and prints the figures. BENCH_FLEET_TARGETS changes 50.
 """
+
 import json
 import os
 import subprocess
@@ -19,10 +20,25 @@ FORKS = 10
 
 
 def run(inventory, limit, reports):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
-    cmd = [str(Path(PY).parent / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks/diagnose_502.yml"),
-           "-f", str(FORKS), "-e", "diagnose_502_hosts=" + limit, "-e", "diagnose_502_fleet_report_dir=" + str(reports),
-           "-e", "diagnose_502_show_report=false"]
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    cmd = [
+        str(Path(PY).parent / "ansible-playbook"),
+        "-i",
+        str(inventory),
+        str(ROOT / "playbooks/diagnose_502.yml"),
+        "-f",
+        str(FORKS),
+        "-e",
+        "diagnose_502_hosts=" + limit,
+        "-e",
+        "diagnose_502_fleet_report_dir=" + str(reports),
+        "-e",
+        "diagnose_502_show_report=false",
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     took = time.monotonic() - start
@@ -35,7 +51,18 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     fleet = work / "fleet"
     t0 = time.monotonic()
-    subprocess.run([PY, str(ROOT / "tests/lab/fleet.py"), "up", "--dir", str(fleet), "--targets", str(TARGETS)], check=True)
+    subprocess.run(
+        [
+            PY,
+            str(ROOT / "tests/lab/fleet.py"),
+            "up",
+            "--dir",
+            str(fleet),
+            "--targets",
+            str(TARGETS),
+        ],
+        check=True,
+    )
     print("fleet up: %d labs in %.1f s" % (TARGETS, time.monotonic() - t0))
     try:
         expected = json.loads((fleet / "expected.json").read_text())
@@ -45,15 +72,22 @@ def main():
         one_time, _ = run(fleet / "inventory.yml", first, work / "one")
         all_time, summary = run(fleet / "inventory.yml", "fleet", work / "all")
     finally:
-        subprocess.run([PY, str(ROOT / "tests/lab/fleet.py"), "down", "--dir", str(fleet)], check=False)
+        subprocess.run(
+            [PY, str(ROOT / "tests/lab/fleet.py"), "down", "--dir", str(fleet)], check=False
+        )
     got = {row["target"]: row["cause"] for row in summary["rows"]}
     wrong = {t: (expected[t], got.get(t)) for t in expected if got.get(t) != expected[t]}
     print("1 target: %.1f s" % one_time)
     print("%d targets (forks %d): %.1f s" % (len(expected), FORKS, all_time))
-    print("ratio %d targets / 1 target: %.1f (serial would be %d)" % (len(expected), all_time / one_time, len(expected)))
+    print(
+        "ratio %d targets / 1 target: %.1f (serial would be %d)"
+        % (len(expected), all_time / one_time, len(expected))
+    )
     print("summary counts: %s" % json.dumps(summary["counts"], sort_keys=True))
     if wrong:
-        sys.exit("fleet summary disagrees with the scenarios for %d targets: %s" % (len(wrong), wrong))
+        sys.exit(
+            "fleet summary disagrees with the scenarios for %d targets: %s" % (len(wrong), wrong)
+        )
     print("fleet summary correct for all %d targets" % len(expected))
 
 

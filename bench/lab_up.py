@@ -29,17 +29,36 @@ def main() -> int:
     parser.add_argument("--scenario", default=str(ROOT / "tests/lab/scenarios/stale_upstream.yml"))
     args = parser.parse_args()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests/lab"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "tests/lab"), env.get("PYTHONPATH")])
+    )
     times = []
     with tempfile.TemporaryDirectory(prefix="badlab-bench-") as tmp:
         for run in range(1, args.runs + 1):
             lab_dir = Path(tmp) / f"run{run}"
             started = time.monotonic()
-            up = subprocess.run([sys.executable, "-m", "badlab", "up", "--scenario", args.scenario,
-                                 "--dir", str(lab_dir)], capture_output=True, text=True, env=env)
+            up = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "badlab",
+                    "up",
+                    "--scenario",
+                    args.scenario,
+                    "--dir",
+                    str(lab_dir),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             elapsed = time.monotonic() - started
-            subprocess.run([sys.executable, "-m", "badlab", "down", "--dir", str(lab_dir)],
-                           capture_output=True, text=True, env=env)
+            subprocess.run(
+                [sys.executable, "-m", "badlab", "down", "--dir", str(lab_dir)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if up.returncode != 0:
                 print(f"run {run}: lab-up failed:\n{up.stdout}{up.stderr}", file=sys.stderr)
                 return 1
@@ -47,8 +66,10 @@ def main() -> int:
             print(f"run {run}: lab-up {elapsed:.3f} s")
     median = statistics.median(times)
     verdict = "within" if median < TARGET_SECONDS else "OVER"
-    print(f"lab-up of {Path(args.scenario).name}: median {median:.3f} s over {len(times)} runs "
-          f"(min {min(times):.3f}, max {max(times):.3f}); {verdict} the {TARGET_SECONDS:g} s target")
+    print(
+        f"lab-up of {Path(args.scenario).name}: median {median:.3f} s over {len(times)} runs "
+        f"(min {min(times):.3f}, max {max(times):.3f}); {verdict} the {TARGET_SECONDS:g} s target"
+    )
     return 0
 
 

@@ -46,16 +46,20 @@ def module_args(info):
         "service_info": dict(auth, namespace=svc_ns, name=svc),
         "proxy_info": dict(auth, namespace=ns, selector=info["proxy_selector"]),
         "proxy_probe": dict(auth, namespace=ns, pods=[pod], target="self"),
-        "nginx_reload": dict(auth, namespace=ns, pods=[pod], probe_path="/",
-                             _ansible_check_mode=True),
+        "nginx_reload": dict(
+            auth, namespace=ns, pods=[pod], probe_path="/", _ansible_check_mode=True
+        ),
         "diagnose_verdict": {"facts": {"symptom": {"status": 502, "url": info["proxy_url"]}}},
     }
 
 
 def clean_env():
     """The environment without proxies or K8S_AUTH_* leaking in."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")
+    }
     env["PYTHONPATH"] = str(COLLECTIONS)
     env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
     return env
@@ -67,8 +71,10 @@ def timed(argv, env, **kw):
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, **kw)
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (rc %s):\n%s%s" % (argv[:4], proc.returncode,
-                                                         proc.stdout[-2000:], proc.stderr[-2000:]))
+        raise RuntimeError(
+            "%s failed (rc %s):\n%s%s"
+            % (argv[:4], proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        )
     return elapsed, proc.stdout
 
 
@@ -87,8 +93,16 @@ def run_adhoc(name, args, env):
     """The module through ``ansible localhost -m``."""
     args = dict(args)
     check = args.pop("_ansible_check_mode", False)
-    argv = [ANSIBLE, "localhost", "-m", "badgateway.k8s." + name, "-a", json.dumps(args),
-            "-e", "ansible_python_interpreter=%s" % sys.executable]
+    argv = [
+        ANSIBLE,
+        "localhost",
+        "-m",
+        "badgateway.k8s." + name,
+        "-a",
+        json.dumps(args),
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+    ]
     if check:
         argv.append("--check")
     return timed(argv, env, cwd=str(ROOT))[0]
@@ -97,8 +111,7 @@ def run_adhoc(name, args, env):
 def import_time(statement, env, runs):
     """Median seconds of ``python -c statement`` minus a bare interpreter start."""
     bare = statistics.median(timed([sys.executable, "-c", "pass"], env)[0] for _ in range(runs))
-    full = statistics.median(timed([sys.executable, "-c", statement], env)[0]
-                             for _ in range(runs))
+    full = statistics.median(timed([sys.executable, "-c", statement], env)[0] for _ in range(runs))
     return full - bare
 
 
@@ -107,10 +120,12 @@ def bench(info, runs):
     env = clean_env()
     print("imports (median of %d, interpreter start subtracted):" % runs)
     for label, statement in (
-            ("kubernetes.client.api.core_v1_api (avoided)",
-             "import kubernetes.client.api.core_v1_api"),
-            ("k8s_access (kubernetes.config + Configuration + websocket)",
-             "import ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access")):
+        ("kubernetes.client.api.core_v1_api (avoided)", "import kubernetes.client.api.core_v1_api"),
+        (
+            "k8s_access (kubernetes.config + Configuration + websocket)",
+            "import ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access",
+        ),
+    ):
         print("  %-62s %6.3f s" % (label, import_time(statement, env, runs)))
     print("\n%-18s %10s %10s   (median of %d runs, seconds)" % ("module", "module", "adhoc", runs))
     with tempfile.TemporaryDirectory(prefix="module-times-") as tmp:
@@ -133,17 +148,33 @@ def main():
     lab_env["PYTHONPATH"] = str(ROOT / "tests" / "lab")
     with tempfile.TemporaryDirectory(prefix="module-times-lab-") as tmp:
         lab_dir = Path(tmp) / "lab"
-        up = subprocess.run([sys.executable, "-m", "badlab", "up", "--scenario",
-                             str(ROOT / "tests/lab/scenarios/stale_upstream.yml"),
-                             "--dir", str(lab_dir)], capture_output=True, text=True, env=lab_env)
+        up = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "badlab",
+                "up",
+                "--scenario",
+                str(ROOT / "tests/lab/scenarios/stale_upstream.yml"),
+                "--dir",
+                str(lab_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env=lab_env,
+        )
         if up.returncode != 0:
             print("lab up failed:\n" + up.stdout + up.stderr, file=sys.stderr)
             return 1
         try:
             return bench(json.loads((lab_dir / "lab.json").read_text()), args.runs)
         finally:
-            subprocess.run([sys.executable, "-m", "badlab", "down", "--dir", str(lab_dir)],
-                           capture_output=True, text=True, env=lab_env)
+            subprocess.run(
+                [sys.executable, "-m", "badlab", "down", "--dir", str(lab_dir)],
+                capture_output=True,
+                text=True,
+                env=lab_env,
+            )
 
 
 if __name__ == "__main__":

@@ -28,14 +28,18 @@ import tracemalloc
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
 
-ACCESS = ('{ts} 10.244.0.{a} - - [25/Nov/2026:02:{m:02d}:{s:02d} +0000] "GET /api/v1/items/{i} '
-          'HTTP/1.1" 200 {size} "-" "Mozilla/5.0 (X11; Linux x86_64)" 412 0.004 '
-          '[open-webui-open-webui-8080] [] 10.244.1.7:8080 {size} 0.004 200 '
-          '5f2c0d9e1b7a4c3e8d6f{i:012d}\n')
-ERROR = ('{ts} 2026/11/25 02:{m:02d}:{s:02d} [error] 31#31: *{i} connect() failed (111: '
-         'Connection refused) while connecting to upstream, client: 10.244.0.{a}, server: _, '
-         'request: "GET /api/v1/items/{i} HTTP/1.1", upstream: '
-         '"http://10.244.1.{b}:8080/api/v1/items/{i}", host: "chat.example.com"\n')
+ACCESS = (
+    '{ts} 10.244.0.{a} - - [25/Nov/2026:02:{m:02d}:{s:02d} +0000] "GET /api/v1/items/{i} '
+    'HTTP/1.1" 200 {size} "-" "Mozilla/5.0 (X11; Linux x86_64)" 412 0.004 '
+    "[open-webui-open-webui-8080] [] 10.244.1.7:8080 {size} 0.004 200 "
+    "5f2c0d9e1b7a4c3e8d6f{i:012d}\n"
+)
+ERROR = (
+    "{ts} 2026/11/25 02:{m:02d}:{s:02d} [error] 31#31: *{i} connect() failed (111: "
+    "Connection refused) while connecting to upstream, client: 10.244.0.{a}, server: _, "
+    'request: "GET /api/v1/items/{i} HTTP/1.1", upstream: '
+    '"http://10.244.1.{b}:8080/api/v1/items/{i}", host: "chat.example.com"\n'
+)
 
 
 def make_line(i):
@@ -96,19 +100,28 @@ def measure(lines):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--lines", type=int, default=100000)
-    parser.add_argument("--skip-big", action="store_true",
-                        help="skip the ~1 GiB byte-limited read")
+    parser.add_argument("--skip-big", action="store_true", help="skip the ~1 GiB byte-limited read")
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--limit-mib", type=int, default=4)
-    parser.add_argument("--full", action="store_true",
-                        help="also stream the whole ~1 GiB file (about 2 minutes)")
+    parser.add_argument(
+        "--full", action="store_true", help="also stream the whole ~1 GiB file (about 2 minutes)"
+    )
     args = parser.parse_args(argv)
 
     seconds, cpu, result = bench_throughput(args.lines)
-    print("throughput: %d lines (%d error, %d access) in %.2f s wall = %d lines/s "
-          "(%.2f s CPU = %d lines/s per core)"
-          % (result["lines_read"], result["error_lines"], result["access_lines"], seconds,
-             result["lines_read"] / seconds, cpu, result["lines_read"] / cpu))
+    print(
+        "throughput: %d lines (%d error, %d access) in %.2f s wall = %d lines/s "
+        "(%.2f s CPU = %d lines/s per core)"
+        % (
+            result["lines_read"],
+            result["error_lines"],
+            result["access_lines"],
+            seconds,
+            result["lines_read"] / seconds,
+            cpu,
+            result["lines_read"] / cpu,
+        )
+    )
     if args.skip_big:
         return 0
     handle, path = tempfile.mkstemp(prefix="badgateway-bench-", suffix=".log")
@@ -116,12 +129,21 @@ def main(argv=None):
     try:
         start = time.perf_counter()
         written = write_big(path, args.big_mib * 1024 * 1024)
-        print("wrote %.0f MiB synthetic log in %.1f s" % (written / 1048576.0,
-                                                          time.perf_counter() - start))
+        print(
+            "wrote %.0f MiB synthetic log in %.1f s"
+            % (written / 1048576.0, time.perf_counter() - start)
+        )
         seconds, peak, result = measure(tail_lines(path, args.limit_mib * 1024 * 1024))
-        print("last %d MiB: %d lines, %d bytes in %.2f s; tracemalloc peak %.1f MiB"
-              % (args.limit_mib, result["lines_read"], result["bytes_read"], seconds,
-                 peak / 1048576.0))
+        print(
+            "last %d MiB: %d lines, %d bytes in %.2f s; tracemalloc peak %.1f MiB"
+            % (
+                args.limit_mib,
+                result["lines_read"],
+                result["bytes_read"],
+                seconds,
+                peak / 1048576.0,
+            )
+        )
         if args.full:
             # no tracemalloc here (it would triple the time): max RSS before and after
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -129,15 +151,24 @@ def main(argv=None):
             result = summarize(all_lines(path))
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print("whole file streamed: %d lines in %.1f s (%d lines/s); max RSS %.1f MiB "
-                  "before, %.1f MiB after" % (result["lines_read"], seconds,
-                                              result["lines_read"] / seconds, before / 1024.0,
-                                              after / 1024.0))
+            print(
+                "whole file streamed: %d lines in %.1f s (%d lines/s); max RSS %.1f MiB "
+                "before, %.1f MiB after"
+                % (
+                    result["lines_read"],
+                    seconds,
+                    result["lines_read"] / seconds,
+                    before / 1024.0,
+                    after / 1024.0,
+                )
+            )
     finally:
         os.unlink(path)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print("process max RSS: %.1f MiB (includes the 100 000 generated lines held for step 1)"
-          % (rss / 1024.0))
+    print(
+        "process max RSS: %.1f MiB (includes the 100 000 generated lines held for step 1)"
+        % (rss / 1024.0)
+    )
     return 0
 
 

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import K8sActionModule
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import (
+    K8sActionModule,
+)
 
 
 class ActionModule(K8sActionModule):

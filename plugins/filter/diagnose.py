@@ -8,7 +8,14 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import drift, facts, fleet, health, layers, outcome
+from ansible_collections.badgateway.k8s.plugins.module_utils import (
+    drift,
+    facts,
+    fleet,
+    health,
+    layers,
+    outcome,
+)
 
 
 def assess_layer(facts, name):
@@ -22,7 +29,9 @@ def assess_layer(facts, name):
 def probe_line(probe):
     """One line of evidence for one probe result."""
     if not isinstance(probe, dict):
-        raise AnsibleFilterError("probe_line: expected a probe result (a dict), got %s" % type(probe).__name__)
+        raise AnsibleFilterError(
+            "probe_line: expected a probe result (a dict), got %s" % type(probe).__name__
+        )
     return health.probe_line(facts.normalize_probe(probe))
 
 
@@ -30,35 +39,52 @@ def upstream_drift(proxies, services, pods):
     """Judge each proxy replica's upstreams against the Services' current endpoints."""
     for what, value in (("proxies", proxies), ("services", services), ("pods", pods)):
         if value is not None and not isinstance(value, (list, dict)):
-            raise AnsibleFilterError("upstream_drift: %s must be a list or a dict, got %s" % (what, type(value).__name__))
+            raise AnsibleFilterError(
+                "upstream_drift: %s must be a list or a dict, got %s" % (what, type(value).__name__)
+            )
     return drift.upstream_drift(proxies, services, pods)
 
 
 def fleet_summary(results):
     """Counts per cause and the could-not-check targets over many diagnose_502 results."""
     if not isinstance(results, (dict, list)):
-        raise AnsibleFilterError("fleet_summary: expected a dict of target -> diagnose_502_result, got %s" % type(results).__name__)
+        raise AnsibleFilterError(
+            "fleet_summary: expected a dict of target -> diagnose_502_result, got %s"
+            % type(results).__name__
+        )
     return fleet.fleet_summary(results)
 
 
 def fleet_markdown(summary):
     """A fleet summary (from fleet_summary) as Markdown."""
     if not isinstance(summary, dict) or "rows" not in summary:
-        raise AnsibleFilterError("fleet_markdown: expected the output of badgateway.k8s.fleet_summary")
+        raise AnsibleFilterError(
+            "fleet_markdown: expected the output of badgateway.k8s.fleet_summary"
+        )
     return fleet.fleet_markdown(summary)
 
 
 def diagnose_outcome(result):
     """The outcome of a diagnose_502 result (healthy, remediated, problem_found, ...)."""
     if not isinstance(result, dict):
-        raise AnsibleFilterError("diagnose_outcome: expected a diagnose_502 result (a dict), got %s" % type(result).__name__)
-    return outcome.decide(result.get("verdict"), result.get("layers"), result.get("remediation"), result.get("errors"))
+        raise AnsibleFilterError(
+            "diagnose_outcome: expected a diagnose_502 result (a dict), got %s"
+            % type(result).__name__
+        )
+    return outcome.decide(
+        result.get("verdict"), result.get("layers"), result.get("remediation"), result.get("errors")
+    )
 
 
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
     def filters(self):
-        return {"assess_layer": assess_layer, "probe_line": probe_line, "upstream_drift": upstream_drift,
-                "fleet_summary": fleet_summary, "fleet_markdown": fleet_markdown,
-                "diagnose_outcome": diagnose_outcome}
+        return {
+            "assess_layer": assess_layer,
+            "probe_line": probe_line,
+            "upstream_drift": upstream_drift,
+            "fleet_summary": fleet_summary,
+            "fleet_markdown": fleet_markdown,
+            "diagnose_outcome": diagnose_outcome,
+        }

@@ -39,4 +39,8 @@ class FilterModule(object):
     """The badgateway.k8s report filters."""
 
     def filters(self):
-        return {"report_chain": report_chain, "report_markdown": report_markdown, "report_html": report_html}
+        return {
+            "report_chain": report_chain,
+            "report_markdown": report_markdown,
+            "report_html": report_html,
+        }

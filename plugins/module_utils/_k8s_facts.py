@@ -31,8 +31,12 @@ def _last_state(status):
     last = (status.get("lastState") or {}).get("terminated")
     if not last:
         return None
-    return {"state": "terminated", "reason": last.get("reason"),
-            "exit_code": last.get("exitCode"), "finished_at": last.get("finishedAt")}
+    return {
+        "state": "terminated",
+        "reason": last.get("reason"),
+        "exit_code": last.get("exitCode"),
+        "finished_at": last.get("finishedAt"),
+    }
 
 
 def summarize_pod(pod):
@@ -47,23 +51,40 @@ def summarize_pod(pod):
         cstatus = statuses.get(name) or {}
         state, reason, exit_code = _container_state(cstatus)
         last = _last_state(cstatus)
-        ports = sorted(({"name": p.get("name"), "container_port": p.get("containerPort"),
-                         "protocol": p.get("protocol") or "TCP"}
-                        for p in container.get("ports") or []),
-                       key=lambda p: (p["container_port"] or 0, p["protocol"]))
+        ports = sorted(
+            (
+                {
+                    "name": p.get("name"),
+                    "container_port": p.get("containerPort"),
+                    "protocol": p.get("protocol") or "TCP",
+                }
+                for p in container.get("ports") or []
+            ),
+            key=lambda p: (p["container_port"] or 0, p["protocol"]),
+        )
         restarts = int(cstatus.get("restartCount") or 0)
-        entry = {"name": name, "image": container.get("image"),
-                 "ready": bool(cstatus.get("ready")), "started": bool(cstatus.get("started")),
-                 "restart_count": restarts, "state": state, "reason": reason,
-                 "exit_code": exit_code, "last_state": last, "ports": ports}
+        entry = {
+            "name": name,
+            "image": container.get("image"),
+            "ready": bool(cstatus.get("ready")),
+            "started": bool(cstatus.get("started")),
+            "restart_count": restarts,
+            "state": state,
+            "reason": reason,
+            "exit_code": exit_code,
+            "last_state": last,
+            "ports": ports,
+        }
         containers.append(entry)
         if state == "waiting" and reason and reason not in BENIGN_WAITING:
             problems.append("container %s: %s" % (name, reason))
         if state == "terminated":
             problems.append("container %s: terminated %s (exit %s)" % (name, reason, exit_code))
         if last and (last["reason"] == "OOMKilled" or last["exit_code"] not in (0, None)):
-            problems.append("container %s: last terminated %s (exit %s) at %s"
-                            % (name, last["reason"], last["exit_code"], last["finished_at"]))
+            problems.append(
+                "container %s: last terminated %s (exit %s) at %s"
+                % (name, last["reason"], last["exit_code"], last["finished_at"])
+            )
         if restarts:
             problems.append("container %s: restarted %d times" % (name, restarts))
     phase = status.get("phase")
@@ -78,13 +99,20 @@ def summarize_pod(pod):
     if not pod_ips and status.get("podIP"):
         pod_ips = [status["podIP"]]
     return {
-        "namespace": meta.get("namespace"), "name": meta.get("name"), "uid": meta.get("uid"),
-        "phase": phase, "ready": ready, "pod_ip": status.get("podIP"), "pod_ips": pod_ips,
-        "node": spec.get("nodeName"), "labels": meta.get("labels") or {},
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "phase": phase,
+        "ready": ready,
+        "pod_ip": status.get("podIP"),
+        "pod_ips": pod_ips,
+        "node": spec.get("nodeName"),
+        "labels": meta.get("labels") or {},
         "creation_timestamp": meta.get("creationTimestamp"),
         "deletion_timestamp": meta.get("deletionTimestamp"),
         "restarts": sum(c["restart_count"] for c in containers),
-        "containers": containers, "problems": problems,
+        "containers": containers,
+        "problems": problems,
     }
 
 
@@ -132,32 +160,58 @@ def summarize_endpoints(slices):
         for endpoint in eps.get("endpoints") or []:
             cond = endpoint.get("conditions") or {}
             ready = cond.get("ready")
-            ready = True if ready is None else bool(ready)   # nil means ready (API docs)
+            ready = True if ready is None else bool(ready)  # nil means ready (API docs)
             serving = cond.get("serving")
             serving = ready if serving is None else bool(serving)
             terminating = bool(cond.get("terminating"))
             ref = endpoint.get("targetRef") or {}
-            target = ("%s/%s" % (ref.get("namespace") or (eps.get("metadata") or {})
-                                 .get("namespace"), ref.get("name"))
-                      if ref.get("kind", "Pod") == "Pod" and ref.get("name") else None)
+            target = (
+                "%s/%s"
+                % (
+                    ref.get("namespace") or (eps.get("metadata") or {}).get("namespace"),
+                    ref.get("name"),
+                )
+                if ref.get("kind", "Pod") == "Pod" and ref.get("name")
+                else None
+            )
             for ip in endpoint.get("addresses") or []:
                 for port in ports:
                     number = port.get("port")
-                    endpoints.append({
-                        "address": fmt_address(ip, number) if number is not None else ip,
-                        "ip": ip, "port": number, "port_name": port.get("name"),
-                        "ready": ready, "serving": serving, "terminating": terminating,
-                        "target": target, "slice": slice_name})
+                    endpoints.append(
+                        {
+                            "address": fmt_address(ip, number) if number is not None else ip,
+                            "ip": ip,
+                            "port": number,
+                            "port_name": port.get("name"),
+                            "ready": ready,
+                            "serving": serving,
+                            "terminating": terminating,
+                            "target": target,
+                            "slice": slice_name,
+                        }
+                    )
     return sorted(endpoints, key=lambda e: (e["address"], e["port_name"] or "", e["slice"] or ""))
 
 
 def missing_service(namespace, name):
     """The fact for a Service that does not exist."""
-    return {"namespace": namespace, "name": name, "exists": False, "type": None,
-            "cluster_ip": None, "headless": False, "selector": {}, "ports": [],
-            "matching_pods": [], "selector_matches": False, "endpoints": [],
-            "ready_addresses": [], "not_ready_addresses": [], "terminating_addresses": [],
-            "port_mismatches": []}
+    return {
+        "namespace": namespace,
+        "name": name,
+        "exists": False,
+        "type": None,
+        "cluster_ip": None,
+        "headless": False,
+        "selector": {},
+        "ports": [],
+        "matching_pods": [],
+        "selector_matches": False,
+        "endpoints": [],
+        "ready_addresses": [],
+        "not_ready_addresses": [],
+        "terminating_addresses": [],
+        "port_mismatches": [],
+    }
 
 
 def service_facts(svc, pods, slices):
@@ -169,29 +223,47 @@ def service_facts(svc, pods, slices):
     for port in spec.get("ports") or []:
         target = port.get("targetPort")
         resolved = resolve_target_port(target, port.get("port"), pods)
-        ports.append({"name": port.get("name"), "port": port.get("port"),
-                      "protocol": port.get("protocol") or "TCP",
-                      "target_port": target, "resolved_target_ports": resolved})
+        ports.append(
+            {
+                "name": port.get("name"),
+                "port": port.get("port"),
+                "protocol": port.get("protocol") or "TCP",
+                "target_port": target,
+                "resolved_target_ports": resolved,
+            }
+        )
         lacking = []
         for pod, res in zip(pods, resolved):
             declared = declared_ports(pod)
             if res["port"] is None or (declared and res["port"] not in declared):
                 lacking.append(res["pod"])
         if lacking:
-            mismatches.append({"port": port.get("port"), "target_port": target,
-                               "pods_without_it": sorted(lacking)})
+            mismatches.append(
+                {
+                    "port": port.get("port"),
+                    "target_port": target,
+                    "pods_without_it": sorted(lacking),
+                }
+            )
     endpoints = summarize_endpoints(slices)
     return {
-        "namespace": meta.get("namespace"), "name": meta.get("name"), "exists": True,
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "exists": True,
         "type": spec.get("type") or "ClusterIP",
         "cluster_ip": None if headless or not cluster_ip else cluster_ip,
-        "headless": headless, "selector": spec.get("selector") or {}, "ports": ports,
+        "headless": headless,
+        "selector": spec.get("selector") or {},
+        "ports": ports,
         "matching_pods": ["%s/%s" % (p["namespace"], p["name"]) for p in pods],
-        "selector_matches": bool(pods), "endpoints": endpoints,
-        "ready_addresses": sorted({e["address"] for e in endpoints
-                                   if e["ready"] and not e["terminating"]}),
-        "not_ready_addresses": sorted({e["address"] for e in endpoints
-                                       if not e["ready"] and not e["terminating"]}),
+        "selector_matches": bool(pods),
+        "endpoints": endpoints,
+        "ready_addresses": sorted(
+            {e["address"] for e in endpoints if e["ready"] and not e["terminating"]}
+        ),
+        "not_ready_addresses": sorted(
+            {e["address"] for e in endpoints if not e["ready"] and not e["terminating"]}
+        ),
         "terminating_addresses": sorted({e["address"] for e in endpoints if e["terminating"]}),
         "port_mismatches": mismatches,
     }
@@ -213,8 +285,11 @@ def namespace_service_facts(services, slices, pods):
         name = (svc.get("metadata") or {}).get("name")
         selector = (svc.get("spec") or {}).get("selector") or {}
         chosen = sort_pods([p for p in pods if selector_matches(selector, p["labels"])])
-        owned = [s for s in slices
-                 if ((s.get("metadata") or {}).get("labels") or {})
-                 .get("kubernetes.io/service-name") == name]
+        owned = [
+            s
+            for s in slices
+            if ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name")
+            == name
+        ]
         facts.append(service_facts(svc, chosen, owned))
     return facts

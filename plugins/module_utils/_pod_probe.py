@@ -18,8 +18,18 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K
 
 def unchecked(namespace: str, pod: str, url: str | None, error: str | None) -> dict[str, Any]:
     """The fact of a probe that has not run (yet, or at all): evidence of nothing."""
-    return {"namespace": namespace, "name": pod, "url": url, "tool": None, "status": None,
-            "ok": False, "error": error, "time_total": None, "rc": None, "ran": False}
+    return {
+        "namespace": namespace,
+        "name": pod,
+        "url": url,
+        "tool": None,
+        "status": None,
+        "ok": False,
+        "error": error,
+        "time_total": None,
+        "rc": None,
+        "ran": False,
+    }
 
 
 def probe_url(ip: str, port: int, path: str) -> str:
@@ -27,8 +37,9 @@ def probe_url(ip: str, port: int, path: str) -> str:
     return "http://%s%s" % (fmt_address(ip, port), path if path.startswith("/") else "/" + path)
 
 
-def self_url(adapter: Any, pod: dict[str, Any], container: str | None, port: int | None,
-             path: str) -> tuple[str | None, str | None]:
+def self_url(
+    adapter: Any, pod: dict[str, Any], container: str | None, port: int | None, path: str
+) -> tuple[str | None, str | None]:
     """The URL of a replica's own listen address; ``(url, None)`` or ``(None, why not)``.
 
     ``port`` None: the first listen port of the running config (``adapter.listen_ports``,
@@ -50,8 +61,9 @@ _HTTP_STATUS = re.compile(r"HTTP/\d(?:\.\d)?\s+(\d{3})")
 _WGET_ERROR = re.compile(r"ERROR (\d{3})")
 
 
-def probe(client: Any, namespace: str, pod: str, container: str | None, url: str,
-          timeout: float) -> dict[str, Any]:
+def probe(
+    client: Any, namespace: str, pod: str, container: str | None, url: str, timeout: float
+) -> dict[str, Any]:
     """Request ``url`` from inside the pod with curl, else wget; the proxy_probe fact.
 
     ``ran`` says whether a client ran and its outcome is evidence (an answer, a refusal, a
@@ -66,13 +78,34 @@ def probe(client: Any, namespace: str, pod: str, container: str | None, url: str
         return unchecked(namespace, pod, url, "could not run the probe: %s" % exc)
 
 
-def _probe(client: Any, namespace: str, pod: str, container: str | None, url: str, timeout: float,
-           fact: dict[str, Any]) -> dict[str, Any]:
+def _probe(
+    client: Any,
+    namespace: str,
+    pod: str,
+    container: str | None,
+    url: str,
+    timeout: float,
+    fact: dict[str, Any],
+) -> dict[str, Any]:
     limit = "%g" % timeout
     exec_timeout = timeout + client.timeout
-    curl = client.exec(namespace, pod,
-                       ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-                        "--max-time", limit, url], container=container, timeout=exec_timeout)
+    curl = client.exec(
+        namespace,
+        pod,
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            "--max-time",
+            limit,
+            url,
+        ],
+        container=container,
+        timeout=exec_timeout,
+    )
     if curl.rc is not None and curl.rc != 127:
         fact.update(tool="curl", rc=curl.rc, ran=True)
         parts = curl.stdout.split()
@@ -84,13 +117,19 @@ def _probe(client: Any, namespace: str, pod: str, container: str | None, url: st
     elif curl.timed_out:
         fact.update(tool="curl", error=curl.error, ran=True)
     else:
-        wget = client.exec(namespace, pod, ["wget", "-q", "-S", "-O", "/dev/null", "-T", limit,
-                                            url], container=container, timeout=exec_timeout)
+        wget = client.exec(
+            namespace,
+            pod,
+            ["wget", "-q", "-S", "-O", "/dev/null", "-T", limit, url],
+            container=container,
+            timeout=exec_timeout,
+        )
         if (wget.rc is None and not wget.timed_out) or wget.rc == 127:
-            fact["error"] = ("neither curl nor wget can run in container %s of pod %s/%s "
-                             "(curl: %s; wget: %s): nothing could be probed from there"
-                             % (container, namespace, pod, curl.error or "exit 127",
-                                wget.error or "exit 127"))
+            fact["error"] = (
+                "neither curl nor wget can run in container %s of pod %s/%s "
+                "(curl: %s; wget: %s): nothing could be probed from there"
+                % (container, namespace, pod, curl.error or "exit 127", wget.error or "exit 127")
+            )
             return fact
         fact.update(tool="wget", rc=wget.rc, ran=True)
         codes = _HTTP_STATUS.findall(wget.stderr) or _WGET_ERROR.findall(wget.stderr)

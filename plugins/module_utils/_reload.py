@@ -37,17 +37,39 @@ echo "$l"
 """
 
 #: The options of a plan (the nginx_reload module's options of the same names).
-OPTIONS = ("container", "probe_path", "probe_port", "probe_url", "settle_timeout",
-           "probe_timeout", "cooldown", "force", "lock_timeout")
+OPTIONS = (
+    "container",
+    "probe_path",
+    "probe_port",
+    "probe_url",
+    "settle_timeout",
+    "probe_timeout",
+    "cooldown",
+    "force",
+    "lock_timeout",
+)
 
 
 def new_result(namespace: str, name: str, steps: list[str]) -> dict[str, Any]:
     """A replica's result before anything ran (also the check-mode result)."""
-    return {"namespace": namespace, "name": name, "container": None, "planned": steps,
-            "config_test": None, "reload_sent": False, "reloaded": False, "skipped": None,
-            "last_reload_age": None,
-            "workers_before": [], "workers_after": [], "last_reload": None, "probe": None,
-            "verified": False, "unproven": None, "error": None}
+    return {
+        "namespace": namespace,
+        "name": name,
+        "container": None,
+        "planned": steps,
+        "config_test": None,
+        "reload_sent": False,
+        "reloaded": False,
+        "skipped": None,
+        "last_reload_age": None,
+        "workers_before": [],
+        "workers_after": [],
+        "last_reload": None,
+        "probe": None,
+        "verified": False,
+        "unproven": None,
+        "error": None,
+    }
 
 
 def cooldown_skip(age: float | None, cooldown: int, force: bool) -> str | None:
@@ -57,8 +79,10 @@ def cooldown_skip(age: float | None, cooldown: int, force: bool) -> str | None:
     back; neither does ``cooldown`` 0 or ``force``.
     """
     if cooldown > 0 and not force and age is not None and age < cooldown:
-        return ("its workers started %ss ago, within the cooldown of %ss: not reloaded again "
-                "(force: true overrides)" % (int(age), cooldown))
+        return (
+            "its workers started %ss ago, within the cooldown of %ss: not reloaded again "
+            "(force: true overrides)" % (int(age), cooldown)
+        )
     return None
 
 
@@ -66,9 +90,13 @@ class ReloadPlan:
     """The reload of replicas of one namespace through ``adapter``, with ``options`` (a dict
     with every key of ``OPTIONS``). ``clock`` and ``sleep`` pace the wait for new workers."""
 
-    def __init__(self, adapter: ProxyAdapter, options: dict[str, Any],
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        adapter: ProxyAdapter,
+        options: dict[str, Any],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.adapter = adapter
         self.options = {key: options[key] for key in OPTIONS}
         self.clock = clock
@@ -77,17 +105,21 @@ class ReloadPlan:
     def steps(self) -> list[str]:
         """The steps run per replica, as text (the results' ``planned``)."""
         opts, adapter = self.options, self.adapter
-        steps = ["take the replica's reload lock",
-                 "skip the reload if the workers started less than %ss ago%s" % (
-                     opts["cooldown"], " (no: force)" if opts["force"] else ""),
-                 adapter.config_test_step,
-                 "%s (only if %s passes)" % (adapter.reload_step, adapter.config_test_step),
-                 "wait up to %gs for new worker processes" % opts["settle_timeout"]]
+        steps = [
+            "take the replica's reload lock",
+            "skip the reload if the workers started less than %ss ago%s"
+            % (opts["cooldown"], " (no: force)" if opts["force"] else ""),
+            adapter.config_test_step,
+            "%s (only if %s passes)" % (adapter.reload_step, adapter.config_test_step),
+            "wait up to %gs for new worker processes" % opts["settle_timeout"],
+        ]
         if opts["probe_url"]:
             steps.append("GET %s from inside the pod, expect not 502" % opts["probe_url"])
         elif opts["probe_path"] is not None:
-            steps.append("GET http://<podIP>:%s%s from inside the pod, expect not 502"
-                         % (opts["probe_port"] or "<listen port>", opts["probe_path"]))
+            steps.append(
+                "GET http://<podIP>:%s%s from inside the pod, expect not 502"
+                % (opts["probe_port"] or "<listen port>", opts["probe_path"])
+            )
         return steps
 
     def run(self, namespace: str, names: Iterable[str]) -> list[dict[str, Any]]:
@@ -105,7 +137,8 @@ class ReloadPlan:
         try:
             pod = self.adapter.client.get_pod(namespace, name)
             container = result["container"] = self.adapter.pick_container(
-                pod, self.options["container"])
+                pod, self.options["container"]
+            )
             lock = self._lock(namespace, name, container)
             try:
                 go_on = self._reload_locked(namespace, name, container, result)
@@ -121,22 +154,33 @@ class ReloadPlan:
         """Take the replica's reload lock (waiting up to lock_timeout); its path, or K8sError."""
         wait = self.options["lock_timeout"]
         taken = self.adapter.client.exec(
-            namespace, name, ["sh", "-c", LOCK_SCRIPT, "sh", str(max(1, int(wait * 10)))],
-            container=container, timeout=wait + 10)
+            namespace,
+            name,
+            ["sh", "-c", LOCK_SCRIPT, "sh", str(max(1, int(wait * 10)))],
+            container=container,
+            timeout=wait + 10,
+        )
         path = taken.stdout.strip()
         if taken.rc != 0 or not path:
-            raise K8sError("cannot take the reload lock in %s/%s: %s" % (
-                namespace, name,
-                (taken.stderr or taken.stdout).strip() or taken.error or "exit %s" % taken.rc))
+            raise K8sError(
+                "cannot take the reload lock in %s/%s: %s"
+                % (
+                    namespace,
+                    name,
+                    (taken.stderr or taken.stdout).strip() or taken.error or "exit %s" % taken.rc,
+                )
+            )
         return path
 
     def _unlock(self, namespace: str, name: str, container: str, lock: str) -> None:
         try:
             self.adapter.client.exec(namespace, name, ["rmdir", lock], container=container)
         except K8sError:
-            pass   # a lock left behind is broken by the next run after two minutes
+            pass  # a lock left behind is broken by the next run after two minutes
 
-    def _reload_locked(self, namespace: str, name: str, container: str, result: dict[str, Any]) -> bool:
+    def _reload_locked(
+        self, namespace: str, name: str, container: str, result: dict[str, Any]
+    ) -> bool:
         """The part under the lock: cooldown, config test, reload, new workers.
 
         True when the replica should be probed next (it was reloaded, or skipped in the
@@ -146,15 +190,18 @@ class ReloadPlan:
         before = adapter.read_processes(namespace, name, container)
         result["workers_before"] = before["workers"]
         result["last_reload_age"] = before.get("last_reload_age")
-        result["skipped"] = cooldown_skip(result["last_reload_age"], opts["cooldown"],
-                                          opts["force"])
+        result["skipped"] = cooldown_skip(
+            result["last_reload_age"], opts["cooldown"], opts["force"]
+        )
         if result["skipped"]:
             result["workers_after"] = before["workers"]
             return True
         test = result["config_test"] = adapter.test_config(namespace, name, container)
         if not test["ok"]:
             result["error"] = "%s failed, not reloading: %s" % (
-                adapter.config_test_step, test["output"])
+                adapter.config_test_step,
+                test["output"],
+            )
             return False
         refused = adapter.apply_reload(namespace, name, container)
         if refused:
@@ -164,18 +211,24 @@ class ReloadPlan:
         after = self._settle(namespace, name, container, before)
         result["workers_after"] = after["workers"]
         if before["problem"] or after["problem"]:
-            result["error"] = "cannot prove the reload: %s" % (after["problem"] or before["problem"])
+            result["error"] = "cannot prove the reload: %s" % (
+                after["problem"] or before["problem"]
+            )
             return False
         result["reloaded"] = adapter.reload_took(before, after)
         if not result["reloaded"]:
-            result["error"] = ("%s exited 0 but the worker processes were not replaced within "
-                               "%gs: the master probably kept the old config (see its error log)"
-                               % (adapter.reload_step, opts["settle_timeout"]))
+            result["error"] = (
+                "%s exited 0 but the worker processes were not replaced within "
+                "%gs: the master probably kept the old config (see its error log)"
+                % (adapter.reload_step, opts["settle_timeout"])
+            )
             return False
         result["last_reload"] = after["workers"][-1]["start_time"]
         return True
 
-    def _settle(self, namespace: str, name: str, container: str, before: dict[str, Any]) -> dict[str, Any]:
+    def _settle(
+        self, namespace: str, name: str, container: str, before: dict[str, Any]
+    ) -> dict[str, Any]:
         """Read the processes until the reload shows (new workers) or settle_timeout passes."""
         deadline = self.clock() + self.options["settle_timeout"]
         while True:
@@ -184,29 +237,38 @@ class ReloadPlan:
                 return after
             self.sleep(0.2)
 
-    def _verify(self, namespace: str, name: str, container: str, pod: dict[str, Any],
-                result: dict[str, Any]) -> None:
+    def _verify(
+        self, namespace: str, name: str, container: str, pod: dict[str, Any], result: dict[str, Any]
+    ) -> None:
         """Probe the replica (reloaded, or skipped in the cooldown); set verified."""
         opts = self.options
         url = opts["probe_url"]
         if not url and opts["probe_path"] is not None:
-            url, why = self_url(self.adapter, pod, container, opts["probe_port"], opts["probe_path"])
+            url, why = self_url(
+                self.adapter, pod, container, opts["probe_port"], opts["probe_path"]
+            )
             if why:
                 result["error"] = "cannot probe: %s" % why
                 return
         if url:
-            fact = result["probe"] = probe(self.adapter.client, namespace, name, container, url,
-                                           opts["probe_timeout"])
+            fact = result["probe"] = probe(
+                self.adapter.client, namespace, name, container, url, opts["probe_timeout"]
+            )
             if not fact["ran"]:
                 # Nothing could ask the replica: the new workers prove the reload, not the fix.
                 result["unproven"] = "%s, but not proven to answer: %s" % (
-                    "new worker processes took over" if result["reloaded"] else
-                    "skipped in the cooldown", fact["error"])
+                    "new worker processes took over"
+                    if result["reloaded"]
+                    else "skipped in the cooldown",
+                    fact["error"],
+                )
                 result["error"] = "unproven: " + result["unproven"]
                 return
             if fact["status"] in (None, 502):
                 result["error"] = "%s, but the probe of %s got %s" % (
-                    "skipped in the cooldown" if result["skipped"] else "reloaded", url,
-                    fact["status"] or fact["error"])
+                    "skipped in the cooldown" if result["skipped"] else "reloaded",
+                    url,
+                    fact["status"] or fact["error"],
+                )
                 return
         result["verified"] = True

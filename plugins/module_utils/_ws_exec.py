@@ -19,6 +19,7 @@ import typing as t
 
 try:
     import websocket
+
     WEBSOCKET_IMPORT_ERROR = None
 except ImportError:  # k8s_access turns this into missing_required_lib
     websocket = None  # type: ignore[assignment]  # checked through WEBSOCKET_IMPORT_ERROR
@@ -101,8 +102,15 @@ class ExecResult:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def run_exec(url, headers, timeout, sslopt=None, proxy=None, subprotocols=SUBPROTOCOLS,
-             max_output=DEFAULT_MAX_OUTPUT):
+def run_exec(
+    url,
+    headers,
+    timeout,
+    sslopt=None,
+    proxy=None,
+    subprotocols=SUBPROTOCOLS,
+    max_output=DEFAULT_MAX_OUTPUT,
+):
     """Open ``url`` (ws:// or wss://), collect stdout/stderr/status until CLOSE or ``timeout``.
 
     ``proxy``: dict with ``host``, ``port``, ``auth`` (tuple or None), ``no_proxy`` (list).
@@ -111,12 +119,19 @@ def run_exec(url, headers, timeout, sslopt=None, proxy=None, subprotocols=SUBPRO
     """
     deadline = time.monotonic() + timeout
     options: dict[str, t.Any] = {
-        "header": list(headers), "subprotocols": list(subprotocols),
-        "sslopt": sslopt or {"cert_reqs": ssl.CERT_NONE}, "enable_multithread": False}
+        "header": list(headers),
+        "subprotocols": list(subprotocols),
+        "sslopt": sslopt or {"cert_reqs": ssl.CERT_NONE},
+        "enable_multithread": False,
+    }
     if proxy:
-        options.update(http_proxy_host=proxy["host"], http_proxy_port=proxy["port"],
-                       http_proxy_auth=proxy.get("auth"), http_no_proxy=proxy.get("no_proxy"),
-                       proxy_type="http")
+        options.update(
+            http_proxy_host=proxy["host"],
+            http_proxy_port=proxy["port"],
+            http_proxy_auth=proxy.get("auth"),
+            http_no_proxy=proxy.get("no_proxy"),
+            proxy_type="http",
+        )
     try:
         ws = websocket.create_connection(url, timeout=timeout, **options)
     except websocket.WebSocketBadStatusException as exc:
@@ -172,8 +187,15 @@ def run_exec(url, headers, timeout, sslopt=None, proxy=None, subprotocols=SUBPRO
         rc, error = parse_exec_status(status)
     else:
         rc = None
-    return ExecResult(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                      error, timed_out, truncated, protocol)
+    return ExecResult(
+        rc,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        error,
+        timed_out,
+        truncated,
+        protocol,
+    )
 
 
 def _fmt_seconds(value):

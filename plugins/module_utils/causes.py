@@ -57,174 +57,188 @@ REGISTRY = (
         "stale_upstream",
         doc="nginx resolved a name once and still dials an address nothing in the cluster has",
         fix="On the stale replicas only: `nginx -t`, then `nginx -s reload`; confirm new "
-            "worker processes and a probe that no longer answers 502.",
+        "worker processes and a probe that no longer answers 502.",
         prevention="Proxy to the Service's ClusterIP name (svc.ns.svc.cluster.local; "
-                   "kube-proxy follows the endpoints), or resolve at runtime: `resolver` "
-                   "plus a variable in proxy_pass, or `server ... resolve` in a zone'd "
-                   "upstream (nginx >= 1.27.3). Or reload the proxy after every backend "
-                   "rollout.",
+        "kube-proxy follows the endpoints), or resolve at runtime: `resolver` "
+        "plus a variable in proxy_pass, or `server ... resolve` in a zone'd "
+        "upstream (nginx >= 1.27.3). Or reload the proxy after every backend "
+        "rollout.",
         reload_fixes=True,
         remedy="`nginx -t`, then reload the stale replicas",
         beats=("network_blocked",),
         separates="whether the stale replicas still dial the old address after the other "
-                  "problem is fixed"),
+        "problem is fixed",
+    ),
     Cause(
         "no_endpoints",
         doc="the Service selects no pod, or has no endpoints",
         fix="Make the Service select running pods: fix its selector or the pod labels, "
-            "or scale the backend up.",
+        "or scale the backend up.",
         prevention="Alert on Services without ready endpoints; keep selectors and pod "
-                   "template labels in the same chart/kustomization.",
+        "template labels in the same chart/kustomization.",
         reload_fixes=False,
         remedy="fix the selector/labels, scale up",
         # no ready endpoint: the proxy cannot have had an answer to pass through
-        beats=("port_mismatch", "backend_502")),
+        beats=("port_mismatch", "backend_502"),
+    ),
     Cause(
         "backend_not_ready",
         doc="pods exist and run but are not Ready",
         fix="Find why the pods are not Ready (readiness probe path/port, slow start, a "
-            "dependency) and fix the probe or the app.",
+        "dependency) and fix the probe or the app.",
         prevention="Readiness probes that test what the app needs; startupProbe for "
-                   "slow starts; alert on not-ready endpoints.",
+        "slow starts; alert on not-ready endpoints.",
         reload_fixes=False,
         remedy="fix the readiness probe / the app's start",
-        beats=("port_mismatch", "backend_502")),
+        beats=("port_mismatch", "backend_502"),
+    ),
     Cause(
         "backend_down",
         doc="CrashLoopBackOff, OOMKilled, Failed/Pending pods",
         fix="Fix the crash (logs of the previous container: `kubectl logs --previous`); "
-            "raise memory limits if OOMKilled.",
+        "raise memory limits if OOMKilled.",
         prevention="Resource requests/limits sized from measurements, liveness probes "
-                   "that do not kill slow but healthy pods, alerts on restarts.",
+        "that do not kill slow but healthy pods, alerts on restarts.",
         reload_fixes=False,
         remedy="fix the crash, raise limits",
-        beats=("backend_crash", "no_endpoints", "port_mismatch", "backend_502")),
+        beats=("backend_crash", "no_endpoints", "port_mismatch", "backend_502"),
+    ),
     Cause(
         "port_mismatch",
         doc="the Service's targetPort is not where the app listens",
         fix="Make the Service targetPort (number or name) match the containerPort the app "
-            "listens on, and make the app bind 0.0.0.0, not 127.0.0.1.",
+        "listens on, and make the app bind 0.0.0.0, not 127.0.0.1.",
         prevention="Use named ports (targetPort: http) defined once in the pod template.",
         reload_fixes=False,
         remedy="fix targetPort / the port name / bind address",
-        separates="a direct probe of podIP:targetPort from a proxy pod"),
+        separates="a direct probe of podIP:targetPort from a proxy pod",
+    ),
     Cause(
         "dns_failure",
         doc="nginx cannot resolve the upstream name",
         fix="Use the Service's correct name (svc.ns.svc.cluster.local from another "
-            "namespace), make sure the Service exists, fix the `resolver` (kube-dns "
-            "ClusterIP) or CoreDNS; then `nginx -t` and reload.",
+        "namespace), make sure the Service exists, fix the `resolver` (kube-dns "
+        "ClusterIP) or CoreDNS; then `nginx -t` and reload.",
         prevention="Fully qualified Service names in proxy configs; `nginx -t` in CI "
-                   "against the target cluster's names.",
+        "against the target cluster's names.",
         reload_fixes=False,
         remedy="fix the name (FQDN) or the resolver",
-        separates="whether the name in the proxy config resolves from the proxy pod"),
+        separates="whether the name in the proxy config resolves from the proxy pod",
+    ),
     Cause(
         "backend_crash",
         doc="the backend closes or resets mid-request, and restarts",
         fix="Fix what kills the backend mid-request (see `kubectl logs --previous`, "
-            "lastState OOMKilled / exit code); raise memory limits if OOMKilled.",
-        prevention="Memory limits from measurements, graceful shutdown, alerts on "
-                   "restarts.",
+        "lastState OOMKilled / exit code); raise memory limits if OOMKilled.",
+        prevention="Memory limits from measurements, graceful shutdown, alerts on restarts.",
         reload_fixes=False,
         remedy="fix the crash",
-        separates="the backend's restart times compared with the error times"),
+        separates="the backend's restart times compared with the error times",
+    ),
     Cause(
         "keepalive_mismatch",
         doc="premature closes / resets with healthy pods: backend idle timeout shorter than "
-            "nginx's keepalive",
+        "nginx's keepalive",
         fix="Make the backend's idle keep-alive timeout longer than the proxy's upstream "
-            "keepalive_timeout (e.g. Node.js server.keepAliveTimeout > 60 s), or lower "
-            "the proxy's keepalive_timeout in the upstream block.",
+        "keepalive_timeout (e.g. Node.js server.keepAliveTimeout > 60 s), or lower "
+        "the proxy's keepalive_timeout in the upstream block.",
         prevention="Document the keep-alive chain: each hop's idle timeout shorter than "
-                   "the next hop's.",
+        "the next hop's.",
         reload_fixes=False,
         remedy="backend keepalive longer than the proxy's",
-        separates="the backend's keep-alive idle timeout vs the proxy's"),
+        separates="the backend's keep-alive idle timeout vs the proxy's",
+    ),
     Cause(
         "rollout_race",
         doc="errors while endpoints were terminating",
         fix="Give pods time to leave the endpoints before they stop: a preStop sleep "
-            "(5-15 s), graceful SIGTERM handling, maxUnavailable: 0.",
+        "(5-15 s), graceful SIGTERM handling, maxUnavailable: 0.",
         prevention="preStop hook + terminationGracePeriodSeconds longer than it; "
-                   "proxy_next_upstream for idempotent requests.",
+        "proxy_next_upstream for idempotent requests.",
         reload_fixes=False,
         remedy="preStop sleep, maxUnavailable 0, graceful shutdown",
-        separates="whether the errors stop once the rollout has finished"),
+        separates="whether the errors stop once the rollout has finished",
+    ),
     Cause(
         "header_too_big",
         doc="the backend's response headers exceed nginx's buffer",
         fix="Raise `proxy_buffer_size` (e.g. 16k) together with `proxy_buffers` "
-            "(e.g. 8 16k) for that location, or shrink the backend's headers "
-            "(Set-Cookie, JWT).",
+        "(e.g. 8 16k) for that location, or shrink the backend's headers "
+        "(Set-Cookie, JWT).",
         prevention="Keep session data out of cookies; size proxy buffers for the "
-                   "largest expected header.",
+        "largest expected header.",
         reload_fixes=False,
         remedy="raise `proxy_buffer_size`",
         beats=("backend_502",),
-        separates="the size of the backend's response headers"),
+        separates="the size of the backend's response headers",
+    ),
     Cause(
         "protocol_mismatch",
         doc="plain HTTP to a TLS (or gRPC) backend, or the reverse",
         fix="Match the scheme to the backend: https:// (with `proxy_ssl_server_name on`, "
-            "`proxy_ssl_verify` and a trusted CA) for a TLS backend, grpc_pass for gRPC, "
-            "http:// for plain HTTP.",
+        "`proxy_ssl_verify` and a trusted CA) for a TLS backend, grpc_pass for gRPC, "
+        "http:// for plain HTTP.",
         prevention="Name Service ports by protocol (appProtocol, port names http/https/"
-                   "grpc) and derive the proxy scheme from them.",
+        "grpc) and derive the proxy scheme from them.",
         reload_fixes=False,
         remedy="fix the scheme / `proxy_ssl_*`",
         beats=("backend_502",),
-        separates="the backend's protocol (TLS, gRPC, plain HTTP) on that port"),
+        separates="the backend's protocol (TLS, gRPC, plain HTTP) on that port",
+    ),
     Cause(
         "network_blocked",
         doc="connects time out or are rejected (a NetworkPolicy)",
         fix="Allow the proxy pods in the NetworkPolicy that selects the backend pods "
-            "(ingress from the proxy's namespace/labels on the target port).",
+        "(ingress from the proxy's namespace/labels on the target port).",
         prevention="Write the proxy-to-backend allow rule together with the default-deny "
-                   "policy; test connectivity after policy changes.",
+        "policy; test connectivity after policy changes.",
         reload_fixes=False,
         remedy="add an allow rule",
-        separates="the NetworkPolicies selecting the backend pods"),
+        separates="the NetworkPolicies selecting the backend pods",
+    ),
     Cause(
         "upstream_timeout",
         doc="a Ready backend answers slower than `proxy_read_timeout`: nginx times out reading "
-            "its response (not connecting) and answers 504",
+        "its response (not connecting) and answers 504",
         fix="Find why the backend answers so slowly (its own logs, a slow dependency, CPU "
-            "throttling) and fix that; where slow answers are expected (exports, long polls, "
-            "LLM answers), raise `proxy_read_timeout` (and `proxy_send_timeout`) for that "
-            "location only.",
+        "throttling) and fix that; where slow answers are expected (exports, long polls, "
+        "LLM answers), raise `proxy_read_timeout` (and `proxy_send_timeout`) for that "
+        "location only.",
         prevention="Alert on $upstream_response_time close to the timeout; keep each hop's "
-                   "timeout longer than the next hop's; stream or queue long jobs instead of "
-                   "holding a request open.",
+        "timeout longer than the next hop's; stream or queue long jobs instead of "
+        "holding a request open.",
         reload_fixes=False,
         remedy="a faster backend, or `proxy_read_timeout` above its answer time",
         separates="the backend's answer time for those requests against the proxy's "
-                  "proxy_read_timeout"),
+        "proxy_read_timeout",
+    ),
     Cause(
         "backend_502",
         doc="the app itself answered 502; nginx passed it on",
         fix="The 502 comes from behind the proxy: look one hop further (the app, its "
-            "sidecar, or the next proxy) and fix it there.",
+        "sidecar, or the next proxy) and fix it there.",
         prevention="Log $upstream_status in the proxy's access log to tell its own 502s "
-                   "from passed-through ones.",
+        "from passed-through ones.",
         reload_fixes=False,
         remedy="look one hop further",
-        separates="the backend's own logs for the 502"),
+        separates="the backend's own logs for the 502",
+    ),
     Cause(
         "healthy",
         doc="no gateway error now, no upstream errors since the last reload",
         fix="Nothing to fix: no 5xx and no upstream error since the last reload.",
         prevention="Keep the diagnosis in the runbook; re-run it when a 502 is seen.",
         reload_fixes=None,
-        remedy="nothing to do"),
+        remedy="nothing to do",
+    ),
     Cause(
         "unknown",
         doc="the rules cannot place it; the evidence is still reported",
-        fix="The rules cannot place the evidence; gather what missing_evidence lists and "
-            "re-run.",
+        fix="The rules cannot place the evidence; gather what missing_evidence lists and re-run.",
         prevention="",
         reload_fixes=None,
-        remedy="-"),
+        remedy="-",
+    ),
 )
 
 BY_ID = {cause.id: cause for cause in REGISTRY}
@@ -233,8 +247,9 @@ BY_ID = {cause.id: cause for cause in REGISTRY}
 CAUSES = tuple(cause.id for cause in REGISTRY)
 
 #: cause ID -> ``{fix, prevention}``.
-RECOMMENDATIONS = {cause.id: {"fix": cause.fix, "prevention": cause.prevention}
-                   for cause in REGISTRY}
+RECOMMENDATIONS = {
+    cause.id: {"fix": cause.fix, "prevention": cause.prevention} for cause in REGISTRY
+}
 
 #: ``(winner, loser)`` pairs: when both fit strongly, the winner explains the loser.
 PRECEDENCE = tuple((cause.id, loser) for cause in REGISTRY for loser in cause.beats)
@@ -260,10 +275,12 @@ def rule(cause_id):
     def register(function):
         def name(f):
             return "%s.%s" % (f.__module__, f.__qualname__)
+
         if cause.rule is not None and name(cause.rule) != name(function):
             raise ValueError("cause %s already has a rule (%s)" % (cause_id, name(cause.rule)))
         cause.rule = function
         return function
+
     return register
 
 
@@ -276,6 +293,7 @@ def _reload_cell(cause):
 def markdown_table():
     """The cause table of docs/result-schema.md, one row per record (no trailing newline)."""
     rows = ["| cause | meaning | does a reload fix it? |", "|---|---|---|"]
-    rows += ["| `%s` | %s | %s |" % (cause.id, cause.doc, _reload_cell(cause))
-             for cause in REGISTRY]
+    rows += [
+        "| `%s` | %s | %s |" % (cause.id, cause.doc, _reload_cell(cause)) for cause in REGISTRY
+    ]
     return "\n".join(rows)

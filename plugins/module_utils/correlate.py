@@ -24,10 +24,22 @@ __metaclass__ = type
 import ipaddress
 import typing as t
 
-from ansible_collections.badgateway.k8s.plugins.module_utils.facts import EndpointFact, PodFact, ServiceFact
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    EndpointFact,
+    PodFact,
+    ServiceFact,
+)
 
-STATES = ("ready_endpoint", "not_ready_endpoint", "terminating_endpoint", "cluster_ip",
-          "pod_ip", "group_name", "external", "stale")
+STATES = (
+    "ready_endpoint",
+    "not_ready_endpoint",
+    "terminating_endpoint",
+    "cluster_ip",
+    "pod_ip",
+    "group_name",
+    "external",
+    "stale",
+)
 # How far around a known address the cluster's ranges are assumed to reach: pod CIDRs are
 # commonly a /16 (split per node), Service CIDRs a /12 (10.96.0.0/12); IPv6 /48 and /108.
 _POD_PREFIX = {4: 16, 6: 48}
@@ -56,7 +68,7 @@ def split_address(address):
     text = address.strip()
     if text.startswith("["):
         end = text.find("]")
-        host, rest = text[1:end], text[end + 1:]
+        host, rest = text[1:end], text[end + 1 :]
         port = rest[1:] if rest.startswith(":") else ""
     elif text.count(":") == 1:
         host, port = text.split(":")
@@ -86,8 +98,9 @@ def _endpoint_state(endpoint: EndpointFact) -> str:
     return "not_ready_endpoint"
 
 
-def build_index(services: ServiceFact | list[ServiceFact] | None = None,
-                pods: list[PodFact] | None = None) -> dict[str, t.Any]:
+def build_index(
+    services: ServiceFact | list[ServiceFact] | None = None, pods: list[PodFact] | None = None
+) -> dict[str, t.Any]:
     """Build the index of current cluster addresses.
 
     ``services``: one ``service`` fact (service_info) or a list of them; ``pods``: the
@@ -118,8 +131,10 @@ def build_index(services: ServiceFact | list[ServiceFact] | None = None,
         ports = sorted({p["port"] for p in service["ports"] if p["port"]})
         cluster_ip = service["cluster_ip"]
         if cluster_ip and cluster_ip != "None":
-            add(_norm_ip(cluster_ip), {"state": "cluster_ip", "port": None, "ports": ports,
-                                       "objects": [svc_obj]})
+            add(
+                _norm_ip(cluster_ip),
+                {"state": "cluster_ip", "port": None, "ports": ports, "objects": [svc_obj]},
+            )
         for endpoint in service["endpoints"]:
             ip, port = _norm_ip(endpoint["ip"]), endpoint["port"]
             if not ip:
@@ -130,7 +145,15 @@ def build_index(services: ServiceFact | list[ServiceFact] | None = None,
             if endpoint["target"]:
                 objects.append("Pod %s" % endpoint["target"])
             state = _endpoint_state(endpoint)
-            add(ip, {"state": state, "port": port or None, "ports": [port] if port else [], "objects": objects})
+            add(
+                ip,
+                {
+                    "state": state,
+                    "port": port or None,
+                    "ports": [port] if port else [],
+                    "objects": objects,
+                },
+            )
             if state == "ready_endpoint" and ip:
                 ready.add(_format_address(ip, port or None))
     seen_pods = set()
@@ -140,13 +163,28 @@ def build_index(services: ServiceFact | list[ServiceFact] | None = None,
             continue
         seen_pods.add(key)
         pod_count += 1
-        ports = sorted({p["container_port"] for c in pod["containers"] for p in c["ports"] if p["container_port"]})
+        ports = sorted(
+            {
+                p["container_port"]
+                for c in pod["containers"]
+                for p in c["ports"]
+                if p["container_port"]
+            }
+        )
         ips = {_norm_ip(ip) for ip in pod["pod_ips"] + [pod["pod_ip"]]}
         for ip in sorted(ip for ip in ips if ip):
-            add(ip, {"state": "pod_ip", "port": None, "ports": ports,
-                     "objects": ["Pod %s/%s" % key],
-                     "phase": pod["phase"], "ready": pod["ready"],
-                     "deleting": bool(pod["deletion_timestamp"])})
+            add(
+                ip,
+                {
+                    "state": "pod_ip",
+                    "port": None,
+                    "ports": ports,
+                    "objects": ["Pod %s/%s" % key],
+                    "phase": pod["phase"],
+                    "ready": pod["ready"],
+                    "deleting": bool(pod["deletion_timestamp"]),
+                },
+            )
     return {
         "by_ip": by_ip,
         "networks": sorted(networks),
@@ -172,23 +210,35 @@ def classify_address(address, index):
     with an empty index nothing can be told apart and it stays ``stale``).
     """
     ip, port = split_address(address)
-    result = {"address": address, "ip": ip, "port": port, "state": "stale", "objects": [],
-              "port_match": None, "expected_ports": [], "hints": []}
+    result = {
+        "address": address,
+        "ip": ip,
+        "port": port,
+        "state": "stale",
+        "objects": [],
+        "port_match": None,
+        "expected_ports": [],
+        "hints": [],
+    }
     if ip is None:
         result["state"] = "group_name"
-        result["hints"].append("%r is not an IP address: an upstream group or host name "
-                               "(nginx logs the group name for 'no live upstreams')" % address)
+        result["hints"].append(
+            "%r is not an IP address: an upstream group or host name "
+            "(nginx logs the group name for 'no live upstreams')" % address
+        )
         return result
     records = ((index or {}).get("by_ip") or {}).get(ip) or []
     if not records:
         networks = (index or {}).get("networks") or []
-        if networks and not any(ipaddress.ip_address(ip) in ipaddress.ip_network(net)
-                                for net in networks):
+        if networks and not any(
+            ipaddress.ip_address(ip) in ipaddress.ip_network(net) for net in networks
+        ):
             result["state"] = "external"
             result["hints"].append(
                 "%s is outside every range the cluster's known pods (/16) and Services (/12) "
                 "are in (%s): probably a host outside the cluster, not a replaced pod"
-                % (ip, ", ".join(networks)))
+                % (ip, ", ".join(networks))
+            )
         return result
 
     def fits(record):
@@ -220,8 +270,13 @@ def classify_address(address, index):
         result["port_match"] = False
         result["hints"].append(
             "%s belongs to %s but port %s is not one of its ports (%s)"
-            % (ip, ", ".join(result["objects"]), port,
-               ", ".join(str(p) for p in expected) or "none declared"))
+            % (
+                ip,
+                ", ".join(result["objects"]),
+                port,
+                ", ".join(str(p) for p in expected) or "none declared",
+            )
+        )
         if not non_endpoint:
             result["hints"].append("the IP is only known as an endpoint for another port")
     for record in records:

@@ -31,11 +31,15 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import pa
 def _reload_command(proxy: ProxyFact) -> str:
     container = proxy["container"]
     return "kubectl exec -n %s %s%s -- nginx -s reload" % (
-        proxy["namespace"], proxy["name"], (" -c %s" % container) if container else "")
+        proxy["namespace"],
+        proxy["name"],
+        (" -c %s" % container) if container else "",
+    )
 
 
-def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
-                  pods: dict[str, PodFact]) -> dict[str, t.Any]:
+def replica_drift(
+    proxy: ProxyFact, services: dict[str, ServiceFact], pods: dict[str, PodFact]
+) -> dict[str, t.Any]:
     """Judge one proxy replica.
 
     ``services``: dict ``"ns/name"`` -> service_info's ``service``; ``pods``: dict ``"ns/name"``
@@ -73,7 +77,9 @@ def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
             continue
         svc = services.get(key)
         if svc is None:
-            result["reasons"].append("Service %s, which %s proxies to, could not be read" % (key, who))
+            result["reasons"].append(
+                "Service %s, which %s proxies to, could not be read" % (key, who)
+            )
             continue
         ready = svc["ready_addresses"]
         current.update(ready)
@@ -91,13 +97,27 @@ def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
                 unknown.add(endpoint["address"])
                 result["reasons"].append(
                     "%s resolves %s to pod IPs; pod %s (%s) was created at %s, after this replica's last reload at %s"
-                    % (who, upstream["host"], target, endpoint["address"],
-                       pod["creation_timestamp"], proxy["last_reload"]))
+                    % (
+                        who,
+                        upstream["host"],
+                        target,
+                        endpoint["address"],
+                        pod["creation_timestamp"],
+                        proxy["last_reload"],
+                    )
+                )
     result["current_addresses"] = sorted(current)
     result["unknown_addresses"] = sorted(unknown)
     if result["stale_addresses"]:
-        result["reasons"].insert(0, "%s dialled %s since its last reload; nothing in the cluster has %s any more" % (
-            who, ", ".join(result["stale_addresses"]), "them" if len(result["stale_addresses"]) > 1 else "it"))
+        result["reasons"].insert(
+            0,
+            "%s dialled %s since its last reload; nothing in the cluster has %s any more"
+            % (
+                who,
+                ", ".join(result["stale_addresses"]),
+                "them" if len(result["stale_addresses"]) > 1 else "it",
+            ),
+        )
     result["unread"] = read_errors
     if read_errors:
         result["reasons"].extend("could not read: %s" % e for e in read_errors)
@@ -107,8 +127,11 @@ def replica_drift(proxy: ProxyFact, services: dict[str, ServiceFact],
     return result
 
 
-def upstream_drift(proxies: list[ProxyFact] | None, services: list[ServiceFact] | dict[str, ServiceFact] | None,
-                   pods: list[PodFact] | dict[str, PodFact] | None) -> dict[str, t.Any]:
+def upstream_drift(
+    proxies: list[ProxyFact] | None,
+    services: list[ServiceFact] | dict[str, ServiceFact] | None,
+    pods: list[PodFact] | dict[str, PodFact] | None,
+) -> dict[str, t.Any]:
     """Judge every replica; return ``{status, replicas, drifted, message}``.
 
     ``status`` is ``drift`` if any replica drifted, else ``could_not_check`` if any replica could
@@ -129,19 +152,37 @@ def upstream_drift(proxies: list[ProxyFact] | None, services: list[ServiceFact] 
                 dialled.append("dials stale %s" % ", ".join(r["stale_addresses"]))
             if r["unknown_addresses"]:
                 dialled.append("cannot know new %s" % ", ".join(r["unknown_addresses"]))
-            lines.append("%s %s; current endpoints %s; fix: %s" % (
-                r["replica"], " and ".join(dialled),
-                ", ".join(r["current_addresses"]) or ("unknown (could not be read)" if r["unread"] else "none"),
-                r["fix"]))
-        message = "Upstream drift on %d of %d proxy replicas: %s" % (len(drifted), len(replicas), " | ".join(lines))
+            lines.append(
+                "%s %s; current endpoints %s; fix: %s"
+                % (
+                    r["replica"],
+                    " and ".join(dialled),
+                    ", ".join(r["current_addresses"])
+                    or ("unknown (could not be read)" if r["unread"] else "none"),
+                    r["fix"],
+                )
+            )
+        message = "Upstream drift on %d of %d proxy replicas: %s" % (
+            len(drifted),
+            len(replicas),
+            " | ".join(lines),
+        )
     elif not replicas:
         status = "could_not_check"
         message = "No proxy replica to check"
     elif any(r["status"] == "could_not_check" for r in replicas):
         status = "could_not_check"
         message = "Could not check: " + "; ".join(
-            "%s: %s" % (r["replica"], ", ".join(r["reasons"])) for r in replicas if r["status"] == "could_not_check")
+            "%s: %s" % (r["replica"], ", ".join(r["reasons"]))
+            for r in replicas
+            if r["status"] == "could_not_check"
+        )
     else:
         status = "ok"
         message = "All %d proxy replicas dial the Services' current endpoints" % len(replicas)
-    return {"status": status, "message": message, "replicas": replicas, "drifted": [r["replica"] for r in drifted]}
+    return {
+        "status": status,
+        "message": message,
+        "replicas": replicas,
+        "drifted": [r["replica"] for r in drifted],
+    }

@@ -28,6 +28,7 @@ from typing import TypedDict
 
 # ---------------------------------------------------------------- pods (pod_info)
 
+
 class PortFact(TypedDict):
     name: str | None
     container_port: int
@@ -47,7 +48,7 @@ class ContainerFact(TypedDict):
     ready: bool
     started: bool
     restart_count: int
-    state: str | None               # running | waiting | terminated
+    state: str | None  # running | waiting | terminated
     reason: str | None
     exit_code: int | None
     last_state: LastStateFact | None
@@ -73,6 +74,7 @@ class PodFact(TypedDict):
 
 # ---------------------------------------------------------------- Services (service_info)
 
+
 class ResolvedPortFact(TypedDict):
     pod: str
     port: int | None
@@ -87,14 +89,14 @@ class ServicePortFact(TypedDict):
 
 
 class EndpointFact(TypedDict):
-    address: str                    # "IP:PORT"
+    address: str  # "IP:PORT"
     ip: str
     port: int
     port_name: str | None
     ready: bool
     serving: bool
     terminating: bool
-    target: str | None              # "ns/name" of the pod
+    target: str | None  # "ns/name" of the pod
     slice: str
 
 
@@ -124,14 +126,15 @@ class ServiceFact(TypedDict):
 
 # ---------------------------------------------------------------- proxy replicas (proxy_info)
 
+
 class UpstreamHostFact(TypedDict):
     host: str
     port: int | None
-    source: str                     # upstream | proxy_pass
-    upstream: str | None            # the upstream group's name
-    runtime_resolved: bool          # resolver + a variable: nginx resolves it per request
-    service: str | None             # "ns/name" when the host names a Service
-    pod: str | None                 # the pod when the host is a pod's DNS name
+    source: str  # upstream | proxy_pass
+    upstream: str | None  # the upstream group's name
+    runtime_resolved: bool  # resolver + a variable: nginx resolves it per request
+    service: str | None  # "ns/name" when the host names a Service
+    pod: str | None  # the pod when the host is a pod's DNS name
 
 
 class KeepaliveFact(TypedDict):
@@ -150,7 +153,7 @@ class LogReadFact(TypedDict):
 
 class AddressFact(TypedDict):
     address: str
-    state: str                      # correlate.classify_address's states
+    state: str  # correlate.classify_address's states
     objects: list[str]
     port_match: bool | None
     hints: list[str]
@@ -197,25 +200,27 @@ class ProxyFact(TypedDict):
     access: AccessFact
     failed_reloads: int
     problems: list[str]
-    read_errors: dict[str, str]     # a READ_PARTS part -> the message naming the call
+    read_errors: dict[str, str]  # a READ_PARTS part -> the message naming the call
 
 
 # ---------------------------------------------------------------- probes (proxy_probe)
+
 
 class ProbeFact(TypedDict):
     namespace: str
     name: str
     url: str | None
-    tool: str | None                # curl | wget | None
+    tool: str | None  # curl | wget | None
     status: int | None
     ok: bool
     error: str | None
     time_total: float | None
     rc: int | None
-    ran: bool                       # false: the probe could not be made (could not check)
+    ran: bool  # false: the probe could not be made (could not check)
 
 
 # ---------------------------------------------------------------- layers, verdict, outcome
+
 
 class SymptomFact(TypedDict):
     url: str | None
@@ -225,7 +230,7 @@ class SymptomFact(TypedDict):
 class LayerResult(TypedDict):
     name: str
     hypothesis: str
-    status: str                     # pass | fail | error
+    status: str  # pass | fail | error
     message: str
     evidence: list[str]
 
@@ -303,14 +308,15 @@ class Remediation(TypedDict, total=False):
 
 
 class OutcomeFact(TypedDict):
-    outcome: str                    # healthy | remediated | problem_found | remediation_failed | could_not_check
-    exit_status: int                # 0 | 2 | 4
+    outcome: str  # healthy | remediated | problem_found | remediation_failed | could_not_check
+    exit_status: int  # 0 | 2 | 4
     headline: str
     message: str
     unchecked: list[str]
 
 
 # ---------------------------------------------------------------- reports (report_render)
+
 
 class Chain(TypedDict):
     """report_render.build_chain's result; docs/result.schema.json's ``chain`` has the nodes."""
@@ -350,7 +356,7 @@ class ResultFact(TypedDict):
 
 # ---------------------------------------------------------------- the one door in
 
-_WRONG = object()   # "not of the declared type": the caller puts the neutral value instead
+_WRONG = object()  # "not of the declared type": the caller puts the neutral value instead
 
 
 @functools.lru_cache(maxsize=None)
@@ -370,7 +376,9 @@ def _neutral(kind: t.Any) -> t.Any:
         return None if type(None) in args else _neutral(args[0])
     if _is_shape(kind):
         return _complete(kind, {})
-    return {list: [], dict: {}, str: "", int: 0, float: 0.0, bool: False}.get(t.get_origin(kind) or kind)
+    return {list: [], dict: {}, str: "", int: 0, float: 0.0, bool: False}.get(
+        t.get_origin(kind) or kind
+    )
 
 
 def _fit(kind: t.Any, value: t.Any) -> t.Any:
@@ -396,10 +404,14 @@ def _fit(kind: t.Any, value: t.Any) -> t.Any:
             return _WRONG
         if _is_shape(kind):
             return _complete(kind, value)
-        pairs = ((key, _fit(t.get_args(kind)[1], item)) for key, item in value.items() if isinstance(key, str))
+        pairs = (
+            (key, _fit(t.get_args(kind)[1], item))
+            for key, item in value.items()
+            if isinstance(key, str)
+        )
         return {key: item for key, item in pairs if item is not _WRONG}
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return value    # an int is a float to a fact (time_total: 1)
+        return value  # an int is a float to a fact (time_total: 1)
     # bool is an int to Python, never to a fact: a count of True is junk
     if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
         return value
@@ -418,6 +430,7 @@ def _complete(shape: type, value: dict[str, t.Any]) -> t.Any:
 def _normalizer(shape: type) -> t.Callable[[object], t.Any]:
     def normalize(raw: object) -> t.Any:
         return _complete(shape, raw if isinstance(raw, dict) else {})
+
     normalize.__doc__ = "``raw`` as a complete %s (junk: every key neutral)." % shape.__name__
     return normalize
 

@@ -16,8 +16,13 @@ COULD_NOT_CHECK = "could_not_check"
 def _target_row(host, result):
     """One target's row: its cause, or could_not_check with the reason."""
     if not isinstance(result, dict) or not result.get("verdict"):
-        return {"target": host, "cause": COULD_NOT_CHECK, "summary": "no result: the run stopped before the verdict",
-                "reason": "no result", "remediated": False}
+        return {
+            "target": host,
+            "cause": COULD_NOT_CHECK,
+            "summary": "no result: the run stopped before the verdict",
+            "reason": "no result",
+            "remediated": False,
+        }
     errors = result.get("errors") or {}
     cause = (result.get("verdict") or {}).get("cause") or "unknown"
     remediation = result.get("remediation") or {}
@@ -57,7 +62,11 @@ def fleet_summary(results):
     return {
         "targets": len(rows),
         "counts": dict(sorted(counts.items())),
-        "could_not_check": [{"target": r["target"], "reason": r["reason"]} for r in rows if r["cause"] == COULD_NOT_CHECK],
+        "could_not_check": [
+            {"target": r["target"], "reason": r["reason"]}
+            for r in rows
+            if r["cause"] == COULD_NOT_CHECK
+        ],
         "remediated": [r["target"] for r in rows if r.get("remediated")],
         "rows": rows,
     }
@@ -69,15 +78,36 @@ def _cell(text):
 
 def fleet_markdown(summary):
     """The fleet summary as a Markdown document."""
-    lines = ["# 502 diagnosis: fleet summary", "",
-             "%d targets." % summary["targets"], "", "| cause | targets |", "|---|---|"]
+    lines = [
+        "# 502 diagnosis: fleet summary",
+        "",
+        "%d targets." % summary["targets"],
+        "",
+        "| cause | targets |",
+        "|---|---|",
+    ]
     lines += ["| %s | %d |" % (_cell(cause), n) for cause, n in summary["counts"].items()]
     if summary["could_not_check"]:
         lines += ["", "## Could not check", ""]
-        lines += ["- **%s**: %s" % (_cell(c["target"]), _cell(c["reason"])) for c in summary["could_not_check"]]
-    lines += ["", "## Targets", "", "| target | cause | remediated | summary |", "|---|---|---|---|"]
+        lines += [
+            "- **%s**: %s" % (_cell(c["target"]), _cell(c["reason"]))
+            for c in summary["could_not_check"]
+        ]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | cause | remediated | summary |",
+        "|---|---|---|---|",
+    ]
     for row in summary["rows"]:
-        lines.append("| %s | %s | %s | %s |" % (
-            _cell(row["target"]), _cell(row["cause"]), "yes" if row.get("remediated") else "no",
-            _cell(row["reason"] if row["cause"] == COULD_NOT_CHECK else row["summary"])))
+        lines.append(
+            "| %s | %s | %s | %s |"
+            % (
+                _cell(row["target"]),
+                _cell(row["cause"]),
+                "yes" if row.get("remediated") else "no",
+                _cell(row["reason"] if row["cause"] == COULD_NOT_CHECK else row["summary"]),
+            )
+        )
     return "\n".join(lines) + "\n"

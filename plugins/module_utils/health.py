@@ -34,8 +34,15 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ER
 GATEWAY_ERRORS = (502, 503, 504)
 
 #: Words in a pod's ``problems`` that mean its containers crash or cannot start.
-CRASH_WORDS = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
-               "CreateContainerConfigError", "exit ")
+CRASH_WORDS = (
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "Error",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "exit ",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +95,8 @@ def pod_health(pod: PodFact) -> dict[str, t.Any]:
     ready = pod["ready"]
     return {
         "healthy": phase == "Running" and ready and not problems,
-        "crashing": phase in ("Failed", "Pending") or any(
-            word in problem for problem in problems for word in CRASH_WORDS),
+        "crashing": phase in ("Failed", "Pending")
+        or any(word in problem for problem in problems for word in CRASH_WORDS),
         "not_ready": phase == "Running" and not ready,
         "deleting": pod["deletion_timestamp"] or None,
         "restarts": pod["restarts"],
@@ -126,9 +133,14 @@ def service_health(service: ServiceFact) -> dict[str, t.Any]:
     selects_no_pod = not (service["selector_matches"] or service["matching_pods"])
     ready = list(service["ready_addresses"])
     mismatches = [
-        "port %s targets %s, which pods %s do not expose" % (
-            mismatch["port"], mismatch["target_port"], ", ".join(mismatch["pods_without_it"]) or "none")
-        for mismatch in service["port_mismatches"]]
+        "port %s targets %s, which pods %s do not expose"
+        % (
+            mismatch["port"],
+            mismatch["target_port"],
+            ", ".join(mismatch["pods_without_it"]) or "none",
+        )
+        for mismatch in service["port_mismatches"]
+    ]
     problems = []
     if not exists:
         problems.append("it does not exist")
@@ -138,8 +150,14 @@ def service_health(service: ServiceFact) -> dict[str, t.Any]:
         if not ready:
             problems.append("it has no ready endpoint")
         problems.extend(mismatches)
-    return {"exists": exists, "selects_no_pod": selects_no_pod, "ready": ready,
-            "port_mismatches": mismatches, "problems": problems, "sound": not problems}
+    return {
+        "exists": exists,
+        "selects_no_pod": selects_no_pod,
+        "ready": ready,
+        "port_mismatches": mismatches,
+        "problems": problems,
+        "sound": not problems,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,4 +170,6 @@ def upstream_errors(counts: dict[str, int]) -> dict[str, int]:
     Reload markers, info lines and client aborts are counted by the log summary too; they are
     not errors (:data:`nginx_log.ERROR_SIGNATURES` is the one list of what is).
     """
-    return {signature: count for signature, count in counts.items() if signature in ERROR_SIGNATURES}
+    return {
+        signature: count for signature, count in counts.items() if signature in ERROR_SIGNATURES
+    }

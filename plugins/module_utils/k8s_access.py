@@ -60,35 +60,67 @@ AUTH_ARG_SPEC = {
     "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
     "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
     "username": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_USERNAME"])},
-    "password": {"type": "str", "no_log": True,
-                 "fallback": (env_fallback, ["K8S_AUTH_PASSWORD"])},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"],
-                       "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"],
-                "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
-    "client_cert": {"type": "path", "aliases": ["cert_file"],
-                    "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
-    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False,
-                   "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
+    "password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_PASSWORD"])},
+    "validate_certs": {
+        "type": "bool",
+        "aliases": ["verify_ssl"],
+        "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"]),
+    },
+    "ca_cert": {
+        "type": "path",
+        "aliases": ["ssl_ca_cert"],
+        "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"]),
+    },
+    "client_cert": {
+        "type": "path",
+        "aliases": ["cert_file"],
+        "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"]),
+    },
+    "client_key": {
+        "type": "path",
+        "aliases": ["key_file"],
+        "no_log": False,
+        "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"]),
+    },
     "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
     "no_proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_NO_PROXY"])},
-    "proxy_headers": {"type": "dict", "options": {
-        "proxy_basic_auth": {"type": "str", "no_log": True,
-                             "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH"])},
-        "basic_auth": {"type": "str", "no_log": True,
-                       "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_BASIC_AUTH"])},
-        "user_agent": {"type": "str",
-                       "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_USER_AGENT"])},
-    }},
+    "proxy_headers": {
+        "type": "dict",
+        "options": {
+            "proxy_basic_auth": {
+                "type": "str",
+                "no_log": True,
+                "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH"]),
+            },
+            "basic_auth": {
+                "type": "str",
+                "no_log": True,
+                "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_BASIC_AUTH"]),
+            },
+            "user_agent": {
+                "type": "str",
+                "fallback": (env_fallback, ["K8S_AUTH_PROXY_HEADERS_USER_AGENT"]),
+            },
+        },
+    },
     "impersonate_user": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])},
-    "impersonate_groups": {"type": "list", "elements": "str",
-                           "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])},
-    "request_timeout": {"type": "float", "default": DEFAULT_TIMEOUT,
-                        "fallback": (env_fallback, ["K8S_AUTH_REQUEST_TIMEOUT"])},
+    "impersonate_groups": {
+        "type": "list",
+        "elements": "str",
+        "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"]),
+    },
+    "request_timeout": {
+        "type": "float",
+        "default": DEFAULT_TIMEOUT,
+        "fallback": (env_fallback, ["K8S_AUTH_REQUEST_TIMEOUT"]),
+    },
     # As in kubernetes.core: write a token that a kubeconfig auth-provider refreshed back to
     # the kubeconfig file (off by default; a kubeconfig given as a dict has no file).
-    "persist_config": {"type": "bool", "default": False,
-                       "fallback": (env_fallback, ["K8S_AUTH_PERSIST_CONFIG"])},
+    "persist_config": {
+        "type": "bool",
+        "default": False,
+        "fallback": (env_fallback, ["K8S_AUTH_PERSIST_CONFIG"]),
+    },
 }
 
 
@@ -132,11 +164,15 @@ def k8s_module(argument_spec, **kwargs):
     # that -vvv shows and from every message, as no_log does for api_key.
     module.no_log_values.update(kubeconfig_secrets(module.params.get("kubeconfig")))
     if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib("kubernetes (with websocket-client)"),
-                         exception=K8S_IMPORT_ERROR)
+        module.fail_json(
+            msg=missing_required_lib("kubernetes (with websocket-client)"),
+            exception=K8S_IMPORT_ERROR,
+        )
     if module.params["request_timeout"] <= 0:
-        module.fail_json(msg="request_timeout must be a positive number of seconds, got %s"
-                         % module.params["request_timeout"])
+        module.fail_json(
+            msg="request_timeout must be a positive number of seconds, got %s"
+            % module.params["request_timeout"]
+        )
     return module
 
 
@@ -229,53 +265,77 @@ class K8sClient:
         host = params.get("host")
         try:
             if isinstance(kubeconfig, dict):
-                load_kube_config_from_dict(kubeconfig, context=context, client_configuration=cfg,
-                                           persist_config=False)
+                load_kube_config_from_dict(
+                    kubeconfig, context=context, client_configuration=cfg, persist_config=False
+                )
             elif kubeconfig:
                 path = os.path.expanduser(str(kubeconfig))
                 for part in path.split(os.pathsep):
                     if not os.path.exists(part):
-                        raise K8sError("kubeconfig file %s does not exist (option kubeconfig or "
-                                       "K8S_AUTH_KUBECONFIG)" % part)
-                load_kube_config(config_file=path, context=context, client_configuration=cfg,
-                                 persist_config=bool(params.get("persist_config")))
+                        raise K8sError(
+                            "kubeconfig file %s does not exist (option kubeconfig or "
+                            "K8S_AUTH_KUBECONFIG)" % part
+                        )
+                load_kube_config(
+                    config_file=path,
+                    context=context,
+                    client_configuration=cfg,
+                    persist_config=bool(params.get("persist_config")),
+                )
             elif not host:
                 default = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
                 if any(os.path.exists(p) for p in default.split(os.pathsep)):
-                    load_kube_config(config_file=default, context=context, client_configuration=cfg,
-                                     persist_config=bool(params.get("persist_config")))
+                    load_kube_config(
+                        config_file=default,
+                        context=context,
+                        client_configuration=cfg,
+                        persist_config=bool(params.get("persist_config")),
+                    )
                 elif os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
                     load_incluster_config(client_configuration=cfg)
                 else:
                     raise K8sError(
                         "no Kubernetes configuration found: set kubeconfig (or "
                         "K8S_AUTH_KUBECONFIG / KUBECONFIG), or host with api_key (K8S_AUTH_HOST, "
-                        "K8S_AUTH_API_KEY), or run inside a pod with a service account")
+                        "K8S_AUTH_API_KEY), or run inside a pod with a service account"
+                    )
         except ConfigException as exc:
-            raise K8sError("cannot load the Kubernetes configuration%s: %s"
-                           % (" (context %s)" % context if context else "", exc)) from None
+            raise K8sError(
+                "cannot load the Kubernetes configuration%s: %s"
+                % (" (context %s)" % context if context else "", exc)
+            ) from None
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise K8sError("cannot read kubeconfig %s: %s: %s"
-                           % ("(dict)" if isinstance(kubeconfig, dict) else kubeconfig,
-                              exc.__class__.__name__, exc)) from None
+            raise K8sError(
+                "cannot read kubeconfig %s: %s: %s"
+                % (
+                    "(dict)" if isinstance(kubeconfig, dict) else kubeconfig,
+                    exc.__class__.__name__,
+                    exc,
+                )
+            ) from None
         if host:
             cfg.host = host
         if params.get("api_key"):
             key = params["api_key"]
-            cfg.api_key = {"authorization": key if key.lower().startswith("bearer ")
-                           else "Bearer " + key}
+            cfg.api_key = {
+                "authorization": key if key.lower().startswith("bearer ") else "Bearer " + key
+            }
             cfg.api_key_prefix = {}
             cfg.refresh_api_key_hook = None
         if params.get("username") and params.get("password") is not None:
-            token = base64.b64encode(("%s:%s" % (params["username"], params["password"]))
-                                     .encode()).decode()
+            token = base64.b64encode(
+                ("%s:%s" % (params["username"], params["password"])).encode()
+            ).decode()
             cfg.api_key = {"authorization": "Basic " + token}
             cfg.api_key_prefix = {}
             cfg.refresh_api_key_hook = None
         if params.get("validate_certs") is not None:
             cfg.verify_ssl = params["validate_certs"]
-        for option, attr in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"),
-                             ("client_key", "key_file")):
+        for option, attr in (
+            ("ca_cert", "ssl_ca_cert"),
+            ("client_cert", "cert_file"),
+            ("client_key", "key_file"),
+        ):
             if params.get(option):
                 if not os.path.exists(params[option]):
                     raise K8sError("%s file %s does not exist" % (option, params[option]))
@@ -285,17 +345,21 @@ class K8sClient:
         if params.get("no_proxy"):
             cfg.no_proxy = params["no_proxy"]
         if params.get("proxy_headers"):
-            cfg.proxy_headers = urllib3.util.make_headers(**{
-                k: v for k, v in params["proxy_headers"].items() if v is not None})
+            cfg.proxy_headers = urllib3.util.make_headers(
+                **{k: v for k, v in params["proxy_headers"].items() if v is not None}
+            )
         if not cfg.host or not urlsplit(cfg.host).hostname:
-            raise K8sError("the API server address is empty or invalid (%r): set host or a "
-                           "kubeconfig with a cluster server" % cfg.host)
+            raise K8sError(
+                "the API server address is empty or invalid (%r): set host or a "
+                "kubeconfig with a cluster server" % cfg.host
+            )
         return cfg
 
     def _proxy_url(self):
         proxy = getattr(self.config, "proxy", None)
-        if proxy and not _bypass_proxy(urlsplit(self.host).hostname or "",
-                                       getattr(self.config, "no_proxy", None)):
+        if proxy and not _bypass_proxy(
+            urlsplit(self.host).hostname or "", getattr(self.config, "no_proxy", None)
+        ):
             return proxy
         return None
 
@@ -310,12 +374,17 @@ class K8sClient:
         if urlsplit(self.host).scheme != "https":
             return None
         verify = bool(cfg.verify_ssl)
-        files = {"ca_certs": cfg.ssl_ca_cert if verify else None, "cert_file": cfg.cert_file,
-                 "key_file": cfg.key_file,
-                 "server_hostname": getattr(cfg, "tls_server_name", None)}
-        return {"verify": verify,
-                "check_hostname": verify and getattr(cfg, "assert_hostname", None) is not False,
-                "files": {k: v for k, v in files.items() if v}}
+        files = {
+            "ca_certs": cfg.ssl_ca_cert if verify else None,
+            "cert_file": cfg.cert_file,
+            "key_file": cfg.key_file,
+            "server_hostname": getattr(cfg, "tls_server_name", None),
+        }
+        return {
+            "verify": verify,
+            "check_hostname": verify and getattr(cfg, "assert_hostname", None) is not False,
+            "files": {k: v for k, v in files.items() if v},
+        }
 
     def _tls_kwargs(self):
         """The TLS settings in urllib3's spelling (PoolManager keyword arguments)."""
@@ -346,8 +415,11 @@ class K8sClient:
         if auth:
             headers["Authorization"] = auth
         elif self.config.username and self.config.password:
-            headers.update(urllib3.util.make_headers(
-                basic_auth="%s:%s" % (self.config.username, self.config.password)))
+            headers.update(
+                urllib3.util.make_headers(
+                    basic_auth="%s:%s" % (self.config.username, self.config.password)
+                )
+            )
         if self._impersonate_user:
             headers["Impersonate-User"] = self._impersonate_user
         for group in self._impersonate_groups:
@@ -362,31 +434,40 @@ class K8sClient:
             return K8sError(
                 "the API server at %s rejected the credentials (401 Unauthorized): check "
                 "api_key / K8S_AUTH_API_KEY, username/password, the client certificate or the "
-                "kubeconfig user%s" % (self.host, suffix), status)
+                "kubeconfig user%s" % (self.host, suffix),
+                status,
+            )
         if status == 403:
             return K8sError(
                 "the credentials lack %s (403 Forbidden): grant it with a Role/RoleBinding "
                 "or use other credentials%s" % (_describe(verb, resource, namespace), suffix),
-                status)
+                status,
+            )
         if status == 404:
             what = '%s "%s"' % (resource, name) if name else resource
             where = ' in namespace "%s"' % namespace if namespace else ""
             return K8sNotFound("%s not found%s%s" % (what, where, suffix), status)
-        return K8sError("%s failed with HTTP %s%s"
-                        % (_describe(verb, resource, namespace), status, suffix), status)
+        return K8sError(
+            "%s failed with HTTP %s%s" % (_describe(verb, resource, namespace), status, suffix),
+            status,
+        )
 
     def _unreachable(self, exc):
         reason = getattr(exc, "reason", None) or exc
         text = str(reason)
         if "[Errno" in text:
-            text = text[text.index("[Errno"):]
+            text = text[text.index("[Errno") :]
         if isinstance(reason, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-            return K8sError("TLS with the Kubernetes API at %s failed: %s; set ca_cert "
-                            "(K8S_AUTH_SSL_CA_CERT) to the cluster's CA, or validate_certs=false "
-                            "to skip verification" % (self.host, text))
-        return K8sError("cannot reach the Kubernetes API at %s: %s (request_timeout %gs); check "
-                        "host / kubeconfig / context and that the API server is running"
-                        % (self.host, text, self.timeout))
+            return K8sError(
+                "TLS with the Kubernetes API at %s failed: %s; set ca_cert "
+                "(K8S_AUTH_SSL_CA_CERT) to the cluster's CA, or validate_certs=false "
+                "to skip verification" % (self.host, text)
+            )
+        return K8sError(
+            "cannot reach the Kubernetes API at %s: %s (request_timeout %gs); check "
+            "host / kubeconfig / context and that the API server is running"
+            % (self.host, text, self.timeout)
+        )
 
     def _bounded(self, what, limit, call):
         """Run ``call()`` and return its value, but give up after ``limit`` seconds in all.
@@ -409,25 +490,43 @@ class K8sClient:
         worker.join(limit)
         if worker.is_alive():
             self._pool.clear()
-            raise K8sError("%s timed out: no complete answer within %gs (request_timeout) from "
-                           "the API server at %s; check that it is healthy and reachable, or "
-                           "raise request_timeout" % (what, limit, self.host), status=None,
-                           timed_out=True)
+            raise K8sError(
+                "%s timed out: no complete answer within %gs (request_timeout) from "
+                "the API server at %s; check that it is healthy and reachable, or "
+                "raise request_timeout" % (what, limit, self.host),
+                status=None,
+                timed_out=True,
+            )
         if "error" in box:
             raise box["error"]
         return box["value"]
 
-    def request(self, path, query=None, verb="get", resource="", namespace=None, name=None,
-                accept="application/json", max_bytes=None):
+    def request(
+        self,
+        path,
+        query=None,
+        verb="get",
+        resource="",
+        namespace=None,
+        name=None,
+        accept="application/json",
+        max_bytes=None,
+    ):
         """GET ``path``; return ``(body_bytes, truncated)``; raise K8sError on any failure.
 
         ``verb``/``resource``/``namespace``/``name`` only describe the call for error messages
         (a 403 names exactly the permission that is missing). ``max_bytes`` bounds the read;
         ``request_timeout`` bounds the whole call: connect, headers and body.
         """
-        what = "GET %s%s" % (path, " (%s)" % _describe(verb, resource, namespace) if resource else "")
-        return self._bounded(what, self.timeout, lambda: self._request(
-            path, query, verb, resource, namespace, name, accept, max_bytes))
+        what = "GET %s%s" % (
+            path,
+            " (%s)" % _describe(verb, resource, namespace) if resource else "",
+        )
+        return self._bounded(
+            what,
+            self.timeout,
+            lambda: self._request(path, query, verb, resource, namespace, name, accept, max_bytes),
+        )
 
     def _request(self, path, query, verb, resource, namespace, name, accept, max_bytes):
         url = self.host + path
@@ -435,8 +534,14 @@ class K8sClient:
             url += "?" + urlencode(query, doseq=True)
         timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
         try:
-            resp = self._pool.request("GET", url, headers=self._headers(accept), timeout=timeout,
-                                      preload_content=False, redirect=False)
+            resp = self._pool.request(
+                "GET",
+                url,
+                headers=self._headers(accept),
+                timeout=timeout,
+                preload_content=False,
+                redirect=False,
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -453,8 +558,10 @@ class K8sClient:
                         break
                 body = b"".join(chunks)[:max_bytes]
         except urllib3.exceptions.HTTPError as exc:
-            raise K8sError("reading %s from %s failed: %s (request_timeout %gs)"
-                           % (path, self.host, exc, self.timeout)) from None
+            raise K8sError(
+                "reading %s from %s failed: %s (request_timeout %gs)"
+                % (path, self.host, exc, self.timeout)
+            ) from None
         finally:
             resp.release_conn()
         if resp.status >= 300:
@@ -467,8 +574,10 @@ class K8sClient:
         try:
             return json.loads(body)
         except ValueError:
-            raise K8sError("the API server at %s answered %s with something that is not JSON: %r"
-                           % (self.host, path, body[:200])) from None
+            raise K8sError(
+                "the API server at %s answered %s with something that is not JSON: %r"
+                % (self.host, path, body[:200])
+            ) from None
 
     # ----------------------------------------------------------------- typed helpers
     @staticmethod
@@ -512,24 +621,37 @@ class K8sClient:
     def list_endpointslices(self, namespace, service=None):
         """EndpointSlices of a namespace, or of one Service (label kubernetes.io/service-name)."""
         selector = "kubernetes.io/service-name=%s" % service if service else None
-        return self.list("/apis/discovery.k8s.io/v1", "endpointslices", namespace, selector,
-                         resource="endpointslices.discovery.k8s.io")
+        return self.list(
+            "/apis/discovery.k8s.io/v1",
+            "endpointslices",
+            namespace,
+            selector,
+            resource="endpointslices.discovery.k8s.io",
+        )
 
     def get_pod(self, namespace, name):
         """One pod (K8sNotFound if missing)."""
-        return self.get_json(self._core_path(namespace, "pods", name), None, "get", "pods",
-                             namespace, name)
+        return self.get_json(
+            self._core_path(namespace, "pods", name), None, "get", "pods", namespace, name
+        )
 
     def get_service(self, namespace, name):
         """One Service (K8sNotFound if missing)."""
-        return self.get_json(self._core_path(namespace, "services", name), None, "get",
-                             "services", namespace, name)
+        return self.get_json(
+            self._core_path(namespace, "services", name), None, "get", "services", namespace, name
+        )
 
     def namespace_exists(self, namespace):
         """True/False, or None when the credentials may not read namespaces."""
         try:
-            self.get_json(self._core_path(None, "namespaces", namespace), None, "get",
-                          "namespaces", None, namespace)
+            self.get_json(
+                self._core_path(None, "namespaces", namespace),
+                None,
+                "get",
+                "namespaces",
+                None,
+                namespace,
+            )
             return True
         except K8sNotFound:
             return False
@@ -550,8 +672,17 @@ class K8sClient:
             raise K8sError('namespace "%s" does not exist' % namespace)
         return exists
 
-    def read_log(self, namespace, pod, container=None, tail_lines=None, since_seconds=None,
-                 limit_bytes=None, timestamps=True, previous=False):
+    def read_log(
+        self,
+        namespace,
+        pod,
+        container=None,
+        tail_lines=None,
+        since_seconds=None,
+        limit_bytes=None,
+        timestamps=True,
+        previous=False,
+    ):
         """Read a bounded pod log; return ``(text, bytes_read, truncated)``."""
         query: dict[str, str | int] = {"timestamps": "true" if timestamps else "false"}
         if container:
@@ -564,9 +695,16 @@ class K8sClient:
             query["limitBytes"] = int(limit_bytes)
         if previous:
             query["previous"] = "true"
-        body, truncated = self.request(self._core_path(namespace, "pods", pod, "log"), query,
-                                       "get", "pods/log", namespace, pod, accept="text/plain",
-                                       max_bytes=limit_bytes)
+        body, truncated = self.request(
+            self._core_path(namespace, "pods", pod, "log"),
+            query,
+            "get",
+            "pods/log",
+            namespace,
+            pod,
+            accept="text/plain",
+            max_bytes=limit_bytes,
+        )
         if limit_bytes is not None and len(body) >= int(limit_bytes):
             truncated = True
         return body.decode("utf-8", "replace"), len(body), truncated
@@ -581,16 +719,21 @@ class K8sClient:
         tls = self._tls()
         sslopt = {}
         if tls is not None:
-            sslopt = {"cert_reqs": ssl.CERT_REQUIRED if tls["verify"] else ssl.CERT_NONE,
-                      "check_hostname": tls["check_hostname"]}
+            sslopt = {
+                "cert_reqs": ssl.CERT_REQUIRED if tls["verify"] else ssl.CERT_NONE,
+                "check_hostname": tls["check_hostname"],
+            }
             sslopt.update((self._SSLOPT_NAMES.get(k, k), v) for k, v in tls["files"].items())
         proxy = None
         proxy_url = self._proxy_url()
         if proxy_url:
             parts = urlsplit(proxy_url)
-            proxy = {"host": parts.hostname, "port": parts.port or 80,
-                     "auth": (parts.username, parts.password or "") if parts.username else None,
-                     "no_proxy": [e.strip() for e in (cfg.no_proxy or "").split(",") if e.strip()]}
+            proxy = {
+                "host": parts.hostname,
+                "port": parts.port or 80,
+                "auth": (parts.username, parts.password or "") if parts.username else None,
+                "no_proxy": [e.strip() for e in (cfg.no_proxy or "").split(",") if e.strip()],
+            }
         return sslopt, proxy
 
     def exec(self, namespace, pod, argv, container=None, timeout=None, subprotocols=None):
@@ -612,25 +755,45 @@ class K8sClient:
         query += [("stdin", "false"), ("stdout", "true"), ("stderr", "true"), ("tty", "false")]
         parts = urlsplit(self.host)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        url = "%s://%s%s?%s" % (scheme, parts.netloc, parts.path.rstrip("/") +
-                                self._core_path(namespace, "pods", pod, "exec"), urlencode(query))
-        headers = ["%s: %s" % (k, v) for k, v in self._headers("*/*").iteritems()
-                   if k != "Accept"]
+        url = "%s://%s%s?%s" % (
+            scheme,
+            parts.netloc,
+            parts.path.rstrip("/") + self._core_path(namespace, "pods", pod, "exec"),
+            urlencode(query),
+        )
+        headers = ["%s: %s" % (k, v) for k, v in self._headers("*/*").iteritems() if k != "Accept"]
         sslopt, proxy = self._ws_options()
         limit = float(timeout if timeout is not None else self.timeout)
         call = "exec of `%s` in pod %s/%s%s" % (
-            " ".join(argv)[:80], namespace, pod, " (container %s)" % container if container else "")
+            " ".join(argv)[:80],
+            namespace,
+            pod,
+            " (container %s)" % container if container else "",
+        )
         try:
             # run_exec bounds the stream by ``limit``; the grace covers a handshake that drips.
-            return self._bounded(call, limit + 2.0, lambda: run_exec(
-                url, headers, limit, sslopt=sslopt, proxy=proxy,
-                subprotocols=subprotocols or SUBPROTOCOLS))
+            return self._bounded(
+                call,
+                limit + 2.0,
+                lambda: run_exec(
+                    url,
+                    headers,
+                    limit,
+                    sslopt=sslopt,
+                    proxy=proxy,
+                    subprotocols=subprotocols or SUBPROTOCOLS,
+                ),
+            )
         except ExecHandshakeError as exc:
             error = self._error(exc.status, exc.body, "create", "pods/exec", namespace, pod)
             if exc.status == 403:
-                raise K8sError("%s: %s; exec over WebSocket starts with a GET, so grant both "
-                               '"get" and "create" on "pods/exec"' % (call, error), 403) from None
+                raise K8sError(
+                    "%s: %s; exec over WebSocket starts with a GET, so grant both "
+                    '"get" and "create" on "pods/exec"' % (call, error),
+                    403,
+                ) from None
             raise error.__class__("%s: %s" % (call, error), exc.status) from None
         except ExecConnectError as exc:
-            raise K8sError("%s: cannot open exec via %s: %s (timeout %gs)"
-                           % (call, self.host, exc, limit)) from None
+            raise K8sError(
+                "%s: cannot open exec via %s: %s (timeout %gs)" % (call, self.host, exc, limit)
+            ) from None

@@ -41,7 +41,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
 )
 
 
-def _result(name: str, hypothesis: str, status: str, message: str, evidence: t.Iterable[str]) -> LayerResult:
+def _result(
+    name: str, hypothesis: str, status: str, message: str, evidence: t.Iterable[str]
+) -> LayerResult:
     return {
         "name": name,
         "hypothesis": hypothesis,
@@ -56,19 +58,28 @@ def unchecked_line(who, why):
     return "%s: could not be checked (%s)" % (who, why)
 
 
-def replica_read_errors(proxy: ProxyFact, parts: t.Iterable[str] = ("container", "log", "endpoints")) -> list[str]:
+def replica_read_errors(
+    proxy: ProxyFact, parts: t.Iterable[str] = ("container", "log", "endpoints")
+) -> list[str]:
     """The read errors of a proxy replica that leave its log unjudged: ``[message]``."""
     errors = proxy["read_errors"]
     return [errors[part] for part in parts if errors.get(part)]
 
 
-def _sort_probes(probes: list[ProbeFact], is_bad: t.Callable[[int | None], bool], evidence: list[str],
-                 bad: list[str], unchecked: list[str]) -> None:
+def _sort_probes(
+    probes: list[ProbeFact],
+    is_bad: t.Callable[[int | None], bool],
+    evidence: list[str],
+    bad: list[str],
+    unchecked: list[str],
+) -> None:
     """One evidence line per probe; a probe that could not run is unchecked, never bad."""
     for probe in probes:
         if not probe_ran(probe):
-            line = unchecked_line("%s/%s" % (probe["namespace"] or "?", probe["name"] or "?"),
-                                  probe["error"] or "the probe did not run")
+            line = unchecked_line(
+                "%s/%s" % (probe["namespace"] or "?", probe["name"] or "?"),
+                probe["error"] or "the probe did not run",
+            )
             unchecked.append(line)
         else:
             line = probe_line(probe)
@@ -85,7 +96,9 @@ def _judged(name, hyp, bad, unchecked, evidence, fail_text, pass_text):
             message += " (and could not check: %s)" % "; ".join(unchecked)
         return _result(name, hyp, "fail", message, evidence)
     if unchecked:
-        return _result(name, hyp, "error", "Could not be checked: " + "; ".join(unchecked), evidence)
+        return _result(
+            name, hyp, "error", "Could not be checked: " + "; ".join(unchecked), evidence
+        )
     return _result(name, hyp, "pass", pass_text, evidence)
 
 
@@ -99,21 +112,42 @@ def symptom(facts: Facts) -> LayerResult:
     unchecked: list[str] = []
     if sym and sym["url"]:
         status = sym["status"]
-        line = "%s (from the controller) -> %s" % (sym["url"], status if answered(status) else "no answer")
+        line = "%s (from the controller) -> %s" % (
+            sym["url"],
+            status if answered(status) else "no answer",
+        )
         evidence.append(line)
         if is_gateway_error(status):
             bad.append(line)
     _sort_probes(probes or [], is_gateway_error, evidence, bad, unchecked)
     if not evidence:
-        return _result("symptom", hyp, "error", "The symptom could not be observed: no URL and no proxy replica to probe", [])
-    return _judged("symptom", hyp, bad, unchecked, evidence, "The proxy answers a gateway error: ",
-                   "The proxy answers without a gateway error now")
+        return _result(
+            "symptom",
+            hyp,
+            "error",
+            "The symptom could not be observed: no URL and no proxy replica to probe",
+            [],
+        )
+    return _judged(
+        "symptom",
+        hyp,
+        bad,
+        unchecked,
+        evidence,
+        "The proxy answers a gateway error: ",
+        "The proxy answers without a gateway error now",
+    )
 
 
 def _pod_line(pod: PodFact) -> str:
     line = "%s/%s %s ready=%s ip=%s restarts=%s" % (
-        pod["namespace"], pod["name"], pod["phase"],
-        str(pod["ready"]).lower(), pod["pod_ip"] or "-", pod["restarts"])
+        pod["namespace"],
+        pod["name"],
+        pod["phase"],
+        str(pod["ready"]).lower(),
+        pod["pod_ip"] or "-",
+        pod["restarts"],
+    )
     if pod["deletion_timestamp"]:
         line += " terminating since %s" % pod["deletion_timestamp"]
     if pod["problems"]:
@@ -129,12 +163,26 @@ def backend_pods(facts: Facts) -> LayerResult:
         return _result("backend_pods", hyp, "error", "The backend pods could not be read", [])
     evidence = [_pod_line(p) for p in pods]
     if not pods:
-        return _result("backend_pods", hyp, "fail", "No pod matches the backend Service's selector", evidence)
+        return _result(
+            "backend_pods", hyp, "fail", "No pod matches the backend Service's selector", evidence
+        )
     bad = [p for p in pods if not pod_health(p)["healthy"]]
     if bad:
-        return _result("backend_pods", hyp, "fail", "%d of %d backend pods are not Running and Ready: %s" % (
-            len(bad), len(pods), "; ".join(_pod_line(p) for p in bad)), evidence)
-    return _result("backend_pods", hyp, "pass", "All %d backend pods are Running and Ready" % len(pods), evidence)
+        return _result(
+            "backend_pods",
+            hyp,
+            "fail",
+            "%d of %d backend pods are not Running and Ready: %s"
+            % (len(bad), len(pods), "; ".join(_pod_line(p) for p in bad)),
+            evidence,
+        )
+    return _result(
+        "backend_pods",
+        hyp,
+        "pass",
+        "All %d backend pods are Running and Ready" % len(pods),
+        evidence,
+    )
 
 
 def service(facts: Facts) -> LayerResult:
@@ -148,9 +196,12 @@ def service(facts: Facts) -> LayerResult:
     if not health["exists"]:
         return _result("service", hyp, "fail", "Service %s does not exist" % name, [])
     evidence = [
-        "Service %s %s selector=%s" % (
-            name, "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
-            selector_text(svc["selector"])),
+        "Service %s %s selector=%s"
+        % (
+            name,
+            "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
+            selector_text(svc["selector"]),
+        ),
         "ready endpoints: %s" % (", ".join(health["ready"]) or "none"),
     ]
     if svc["not_ready_addresses"]:
@@ -158,9 +209,20 @@ def service(facts: Facts) -> LayerResult:
     if svc["terminating_addresses"]:
         evidence.append("terminating endpoints: %s" % ", ".join(svc["terminating_addresses"]))
     if health["problems"]:
-        return _result("service", hyp, "fail", "Service %s: %s" % (name, "; ".join(health["problems"])), evidence)
-    return _result("service", hyp, "pass", "Service %s selects Ready pods and has %d ready endpoints" % (
-        name, len(health["ready"])), evidence)
+        return _result(
+            "service",
+            hyp,
+            "fail",
+            "Service %s: %s" % (name, "; ".join(health["problems"])),
+            evidence,
+        )
+    return _result(
+        "service",
+        hyp,
+        "pass",
+        "Service %s selects Ready pods and has %d ready endpoints" % (name, len(health["ready"])),
+        evidence,
+    )
 
 
 def connectivity(facts: Facts) -> LayerResult:
@@ -168,15 +230,23 @@ def connectivity(facts: Facts) -> LayerResult:
     hyp = "The proxy pods cannot reach the backend Service"
     probes = facts["svc_probes"]
     if not probes:
-        return _result("connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", [])
+        return _result(
+            "connectivity", hyp, "error", "No probe from a proxy pod to the Service could run", []
+        )
     evidence: list[str] = []
     bad: list[str] = []
     unchecked: list[str] = []
     _sort_probes(probes, is_server_error, evidence, bad, unchecked)
-    return _judged("connectivity", hyp, bad, unchecked, evidence,
-                   "From inside the proxy pods the Service fails: ",
-                   "Every proxy replica reaches the Service (%s)" % ", ".join(
-                       str(p["status"]) for p in probes))
+    return _judged(
+        "connectivity",
+        hyp,
+        bad,
+        unchecked,
+        evidence,
+        "From inside the proxy pods the Service fails: ",
+        "Every proxy replica reaches the Service (%s)"
+        % ", ".join(str(p["status"]) for p in probes),
+    )
 
 
 def proxy_logs(facts: Facts) -> LayerResult:
@@ -207,15 +277,29 @@ def proxy_logs(facts: Facts) -> LayerResult:
             line += "; dials %s, which nothing in the cluster has any more" % ", ".join(stale)
         evidence.append(line)
         for addr in proxy["upstream_addresses"]:
-            evidence.append("  %s dialled %s x%s: %s%s" % (
-                who, addr["address"], addr["count"], addr["state"],
-                "" if addr["after_reload"] else " (before the last reload)"))
+            evidence.append(
+                "  %s dialled %s x%s: %s%s"
+                % (
+                    who,
+                    addr["address"],
+                    addr["count"],
+                    addr["state"],
+                    "" if addr["after_reload"] else " (before the last reload)",
+                )
+            )
         if stale or errors:
             bad.append(line)
         if read_errors:
             unchecked.append(unchecked_line(who, "; ".join(read_errors)))
-    return _judged("proxy_logs", hyp, bad, unchecked, evidence, "",
-                   "No upstream errors since each replica's last reload")
+    return _judged(
+        "proxy_logs",
+        hyp,
+        bad,
+        unchecked,
+        evidence,
+        "",
+        "No upstream errors since each replica's last reload",
+    )
 
 
 LAYERS: dict[str, t.Callable[[Facts], LayerResult]] = {
@@ -232,7 +316,9 @@ def assess(facts: object, name: str) -> LayerResult:
     try:
         judge = LAYERS[name]
     except KeyError:
-        raise ValueError("unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS)))) from None
+        raise ValueError(
+            "unknown layer %r; expected one of %s" % (name, ", ".join(sorted(LAYERS)))
+        ) from None
     known = normalize_facts(facts)
     result = judge(known)
     error = known["errors"].get(name)

@@ -177,22 +177,37 @@ def parse_config(text, path="<input>", errors=None):
     for token, line, quoted in tokenize(text):
         if token == ";" and not quoted:
             if words:
-                stack[-1].append({"name": words[0], "args": words[1:], "block": None,
-                                  "file": path, "line": first_line})
+                stack[-1].append(
+                    {
+                        "name": words[0],
+                        "args": words[1:],
+                        "block": None,
+                        "file": path,
+                        "line": first_line,
+                    }
+                )
             words = []
         elif token == "{" and not quoted:
             if not words:
                 errors.append("%s:%d: '{' without a directive name" % (path, line))
                 words = ["<anonymous>"]
             block: list[dict] = []
-            stack[-1].append({"name": words[0], "args": words[1:], "block": block,
-                              "file": path, "line": first_line or line})
+            stack[-1].append(
+                {
+                    "name": words[0],
+                    "args": words[1:],
+                    "block": block,
+                    "file": path,
+                    "line": first_line or line,
+                }
+            )
             stack.append(block)
             words = []
         elif token == "}" and not quoted:
             if words:
-                errors.append("%s:%d: directive %r is not terminated by ';'"
-                              % (path, line, words[0]))
+                errors.append(
+                    "%s:%d: directive %r is not terminated by ';'" % (path, line, words[0])
+                )
                 words = []
             if len(stack) == 1:
                 errors.append("%s:%d: unexpected '}'" % (path, line))
@@ -203,8 +218,7 @@ def parse_config(text, path="<input>", errors=None):
                 first_line = line
             words.append(token)
     if words:
-        errors.append("%s: directive %r is not terminated by ';' at end of file"
-                      % (path, words[0]))
+        errors.append("%s: directive %r is not terminated by ';' at end of file" % (path, words[0]))
     if len(stack) > 1:
         errors.append("%s: %d block(s) not closed at end of file" % (path, len(stack) - 1))
     return root
@@ -220,17 +234,22 @@ def _expand_includes(directives, files, base_dir, errors, depth=0):
                 pattern = posixpath.join(base_dir, pattern)
             matched = sorted(p for p in files if fnmatch.fnmatchcase(p, pattern))
             if depth >= _MAX_INCLUDE_DEPTH:
-                errors.append("%s:%s: includes nested more than %d deep"
-                              % (directive["file"], directive["line"], _MAX_INCLUDE_DEPTH))
+                errors.append(
+                    "%s:%s: includes nested more than %d deep"
+                    % (directive["file"], directive["line"], _MAX_INCLUDE_DEPTH)
+                )
                 continue
             for match in matched:
                 files[match]["used"] = True
-                out.extend(_expand_includes(files[match]["tree"], files, base_dir, errors,
-                                            depth + 1))
+                out.extend(
+                    _expand_includes(files[match]["tree"], files, base_dir, errors, depth + 1)
+                )
             continue
         if directive["block"] is not None:
-            directive = dict(directive, block=_expand_includes(directive["block"], files,
-                                                               base_dir, errors, depth))
+            directive = dict(
+                directive,
+                block=_expand_includes(directive["block"], files, base_dir, errors, depth),
+            )
         out.append(directive)
     return out
 
@@ -247,8 +266,8 @@ def _split_host_port(text):
     """Split ``host[:port]`` (IPv6 in brackets); port is an int or None."""
     if text.startswith("["):
         end = text.find("]")
-        host = text[:end + 1] if end >= 0 else text
-        rest = text[end + 1:] if end >= 0 else ""
+        host = text[: end + 1] if end >= 0 else text
+        rest = text[end + 1 :] if end >= 0 else ""
         port = rest[1:] if rest.startswith(":") else ""
     else:
         host, port = text.partition(":")[::2]
@@ -272,7 +291,9 @@ def _parse_target(raw, upstream_names, set_values):
                 substituted = None
                 break
             value = next(iter(values))
-            substituted = (substituted or "").replace("${%s}" % var, value).replace("$" + var, value)
+            substituted = (
+                (substituted or "").replace("${%s}" % var, value).replace("$" + var, value)
+            )
         resolved_via_set = substituted
     effective = resolved_via_set or hostport
     if effective.startswith("unix:"):
@@ -351,8 +372,11 @@ def parse_nginx_t(text):
         if directive["name"] == "set" and len(directive["args"]) >= 2:
             name = directive["args"][0].lstrip("$")
             set_values.setdefault(name, set()).add(directive["args"][1])
-    upstream_names = {d["args"][0] for d, _ctx in _walk(tree)
-                      if d["name"] == "upstream" and d["block"] is not None and d["args"]}
+    upstream_names = {
+        d["args"][0]
+        for d, _ctx in _walk(tree)
+        if d["name"] == "upstream" and d["block"] is not None and d["args"]
+    }
     for directive, context in _walk(tree):
         name, args = directive["name"], directive["args"]
         where = {"file": directive["file"], "line": directive["line"]}
@@ -366,9 +390,13 @@ def parse_nginx_t(text):
                     else:
                         host, port = _split_host_port(addr)
                         port = 80 if port is None else port
-                    servers.append(dict({"host": host, "port": port,
-                                         "params": inner["args"][1:]},
-                                        file=inner["file"], line=inner["line"]))
+                    servers.append(
+                        dict(
+                            {"host": host, "port": port, "params": inner["args"][1:]},
+                            file=inner["file"],
+                            line=inner["line"],
+                        )
+                    )
                 elif inner["name"] == "zone" and inner["args"]:
                     zone = inner["args"][0]
                 elif inner["name"] == "keepalive" and inner["args"] and inner["args"][0].isdigit():
@@ -377,16 +405,33 @@ def parse_nginx_t(text):
                     keepalive_timeout = inner["args"][0]
             if keepalive and keepalive_timeout is None:
                 keepalive_timeout = "60s"
-            upstreams.append(dict({"name": args[0], "context": "/".join(context),
-                                   "servers": servers, "zone": zone, "keepalive": keepalive,
-                                   "keepalive_timeout": keepalive_timeout}, **where))
+            upstreams.append(
+                dict(
+                    {
+                        "name": args[0],
+                        "context": "/".join(context),
+                        "servers": servers,
+                        "zone": zone,
+                        "keepalive": keepalive,
+                        "keepalive_timeout": keepalive_timeout,
+                    },
+                    **where,
+                )
+            )
         elif name in ("proxy_pass", "grpc_pass") and args and directive["block"] is None:
             entry = _parse_target(args[0], upstream_names, set_values)
             entry.update({"directive": name, "context": "/".join(context)}, **where)
             proxy_passes.append(entry)
         elif name == "resolver" and args:
-            resolvers.append(dict({"addresses": [a for a in args if "=" not in a],
-                                   "params": [a for a in args if "=" in a]}, **where))
+            resolvers.append(
+                dict(
+                    {
+                        "addresses": [a for a in args if "=" not in a],
+                        "params": [a for a in args if "=" in a],
+                    },
+                    **where,
+                )
+            )
         elif name == "listen":
             port = _listen_port(args)
             if port is not None:
@@ -432,8 +477,8 @@ def k8s_name_info(host, namespace=None, cluster_domain="cluster.local"):
     if not all(_LABEL.match(label) for label in labels):
         return None
     suffix = cluster_domain.strip(".").lower().split(".") if cluster_domain else []
-    if suffix and labels[-len(suffix):] == suffix and len(labels) > len(suffix):
-        labels = labels[:-len(suffix)]
+    if suffix and labels[-len(suffix) :] == suffix and len(labels) > len(suffix):
+        labels = labels[: -len(suffix)]
         in_domain = True
     else:
         in_domain = False
@@ -441,12 +486,23 @@ def k8s_name_info(host, namespace=None, cluster_domain="cluster.local"):
     def result(svc, ns, form, pod=None):
         if not _SVC_LABEL.match(svc):
             return None
-        return {"service": "%s/%s" % (ns, svc), "namespace": ns, "name": svc,
-                "pod": pod, "form": form}
+        return {
+            "service": "%s/%s" % (ns, svc),
+            "namespace": ns,
+            "name": svc,
+            "pod": pod,
+            "form": form,
+        }
 
     if len(labels) == 3 and labels[2] == "pod" and in_domain:
-        return {"service": None, "namespace": labels[1], "name": None, "pod": None,
-                "form": "pod_ip", "ip": labels[0].replace("-", ".")}
+        return {
+            "service": None,
+            "namespace": labels[1],
+            "name": None,
+            "pod": None,
+            "form": "pod_ip",
+            "ip": labels[0].replace("-", "."),
+        }
     if len(labels) == 3 and labels[2] == "svc":
         return result(labels[0], labels[1], "fqdn" if in_domain else "svc.ns.svc")
     if len(labels) == 4 and labels[3] == "svc":
@@ -489,14 +545,16 @@ def upstream_hosts(parsed, namespace=None, cluster_domain="cluster.local"):
     out = []
     for (host, port, source, group), runtime in seen.items():
         info = k8s_name_info(host, namespace, cluster_domain)
-        out.append({
-            "host": host,
-            "port": port,
-            "source": source,
-            "upstream": group,
-            "runtime_resolved": runtime,
-            "service": info["service"] if info else None,
-            "pod": info["pod"] if info else None,
-        })
+        out.append(
+            {
+                "host": host,
+                "port": port,
+                "source": source,
+                "upstream": group,
+                "runtime_resolved": runtime,
+                "service": info["service"] if info else None,
+                "pod": info["pod"] if info else None,
+            }
+        )
     out.sort(key=lambda h: (h["source"], h["upstream"] or "", h["host"], h["port"] or 0))
     return out

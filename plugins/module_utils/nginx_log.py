@@ -27,46 +27,74 @@ import re
 
 #: Signature IDs and what they mean. ``reload`` marks a successful (re)load (new workers
 #: started), ``reload_signal`` a reload attempt (it may have failed: see ``host_not_found``).
-SIGNATURES = collections.OrderedDict([
-    ("connect_refused", "connect() failed (111: connection refused)"),
-    ("connect_unreachable", "connect() failed (113 host / 101 network unreachable)"),
-    ("connect_timeout", "timed out (110) while connecting to upstream"),
-    ("connect_error", "connect() failed with another errno"),
-    ("upstream_timeout", "upstream timed out (110) while sending or reading"),
-    ("reset", "connection reset by peer (104) or broken pipe (32)"),
-    ("premature_close", "upstream prematurely closed connection"),
-    ("header_too_big", "upstream sent too big header"),
-    ("invalid_header", "upstream sent an invalid or no valid HTTP header"),
-    ("ssl_handshake", "SSL handshake to upstream failed"),
-    ("ssl_verify", "upstream SSL certificate verify error / name mismatch"),
-    ("dns_not_found", "X could not be resolved (runtime resolver)"),
-    ("no_resolver", "no resolver defined to resolve X"),
-    ("host_not_found", "[emerg] host not found in upstream (config load)"),
-    ("no_live_upstreams", "no live upstreams (all servers of a group failed)"),
-    ("server_disabled", "upstream server temporarily disabled (max_fails reached)"),
-    ("client_closed", "client prematurely closed connection (499)"),
-    ("reload", "start worker processes: a (re)load took effect"),
-    ("reload_signal", "reconfiguring / signal process started: a reload was requested"),
-    ("other", "another line at warn level or above"),
-    ("info", "another line below warn level"),
-])
+SIGNATURES = collections.OrderedDict(
+    [
+        ("connect_refused", "connect() failed (111: connection refused)"),
+        ("connect_unreachable", "connect() failed (113 host / 101 network unreachable)"),
+        ("connect_timeout", "timed out (110) while connecting to upstream"),
+        ("connect_error", "connect() failed with another errno"),
+        ("upstream_timeout", "upstream timed out (110) while sending or reading"),
+        ("reset", "connection reset by peer (104) or broken pipe (32)"),
+        ("premature_close", "upstream prematurely closed connection"),
+        ("header_too_big", "upstream sent too big header"),
+        ("invalid_header", "upstream sent an invalid or no valid HTTP header"),
+        ("ssl_handshake", "SSL handshake to upstream failed"),
+        ("ssl_verify", "upstream SSL certificate verify error / name mismatch"),
+        ("dns_not_found", "X could not be resolved (runtime resolver)"),
+        ("no_resolver", "no resolver defined to resolve X"),
+        ("host_not_found", "[emerg] host not found in upstream (config load)"),
+        ("no_live_upstreams", "no live upstreams (all servers of a group failed)"),
+        ("server_disabled", "upstream server temporarily disabled (max_fails reached)"),
+        ("client_closed", "client prematurely closed connection (499)"),
+        ("reload", "start worker processes: a (re)load took effect"),
+        ("reload_signal", "reconfiguring / signal process started: a reload was requested"),
+        ("other", "another line at warn level or above"),
+        ("info", "another line below warn level"),
+    ]
+)
 
 #: Signatures that mean a request to an upstream failed, or the config could not load.
-ERROR_SIGNATURES = frozenset([
-    "connect_refused", "connect_unreachable", "connect_timeout", "connect_error",
-    "upstream_timeout", "reset", "premature_close", "header_too_big", "invalid_header",
-    "ssl_handshake", "ssl_verify", "dns_not_found", "no_resolver", "host_not_found",
-    "no_live_upstreams", "server_disabled", "other",
-])
+ERROR_SIGNATURES = frozenset(
+    [
+        "connect_refused",
+        "connect_unreachable",
+        "connect_timeout",
+        "connect_error",
+        "upstream_timeout",
+        "reset",
+        "premature_close",
+        "header_too_big",
+        "invalid_header",
+        "ssl_handshake",
+        "ssl_verify",
+        "dns_not_found",
+        "no_resolver",
+        "host_not_found",
+        "no_live_upstreams",
+        "server_disabled",
+        "other",
+    ]
+)
 
 LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 _WARN = LEVELS.index("warn")
 
 #: errno numbers (Linux, same in glibc and musl) that matter for upstream failures.
 ERRNO_NAMES = {
-    2: "ENOENT", 3: "ESRCH", 11: "EAGAIN", 22: "EINVAL", 24: "EMFILE", 32: "EPIPE",
-    98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 101: "ENETUNREACH", 103: "ECONNABORTED",
-    104: "ECONNRESET", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH",
+    2: "ENOENT",
+    3: "ESRCH",
+    11: "EAGAIN",
+    22: "EINVAL",
+    24: "EMFILE",
+    32: "EPIPE",
+    98: "EADDRINUSE",
+    99: "EADDRNOTAVAIL",
+    101: "ENETUNREACH",
+    103: "ECONNABORTED",
+    104: "ECONNRESET",
+    110: "ETIMEDOUT",
+    111: "ECONNREFUSED",
+    113: "EHOSTUNREACH",
 }
 
 MAX_LINE = 16384
@@ -75,10 +103,13 @@ _K8S_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\
 _CRI_STREAM = re.compile(r"^(?:stdout|stderr) [FP] ")
 _ERROR_HEAD = re.compile(
     r"^(?P<date>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>[a-z]+)\] "
-    r"(?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<cid>\d+) )?(?P<body>.*)$")
+    r"(?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<cid>\d+) )?(?P<body>.*)$"
+)
 _STDERR_HEAD = re.compile(r"^nginx: \[(?P<level>[a-z]+)\] (?P<body>.*)$")
-_CTX_FIELD = re.compile(r', (client|server|request|subrequest|upstream|host|referrer): '
-                        r'("(?:[^"\\]|\\.)*"|[^,]*)')
+_CTX_FIELD = re.compile(
+    r", (client|server|request|subrequest|upstream|host|referrer): "
+    r'("(?:[^"\\]|\\.)*"|[^,]*)'
+)
 _ERRNO = re.compile(r"\((?P<errno>\d+): (?P<text>[^)]*)\)")
 _CONNECT_TO = re.compile(r"connect\(\) to (?P<addr>\S+) failed")
 _QUOTED = re.compile(r'"([^"]*)"')
@@ -88,12 +119,14 @@ _LIST_SEP = re.compile(r"\s*,\s*|\s+:\s+")
 _URL = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<rest>.*)$", re.I)
 
 _ACCESS = re.compile(
-    r'^(?P<remote>\S+) - (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r"^(?P<remote>\S+) - (?P<user>\S+) \[(?P<time>[^\]]+)\] "
     r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
-    r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)"(?P<rest>.*)$')
+    r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)"(?P<rest>.*)$'
+)
 _INGRESS_TAIL = re.compile(
     r"^ (?P<request_length>\d+) (?P<request_time>[\d.]+) \[(?P<upstream_name>[^\]]*)\] "
-    r"\[(?P<alternative_upstream_name>[^\]]*)\] (?P<upstream>.*)$")
+    r"\[(?P<alternative_upstream_name>[^\]]*)\] (?P<upstream>.*)$"
+)
 
 
 def parse_time(value):
@@ -112,8 +145,11 @@ def parse_time(value):
     if not isinstance(value, str):
         return None
     text = value.strip()
-    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
-                     r"(Z|z|[+-]\d\d:?\d\d)?$", text)
+    match = re.match(
+        r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+        r"(Z|z|[+-]\d\d:?\d\d)?$",
+        text,
+    )
     try:
         if match:
             year, month, day, hour, minute, second, frac, zone = match.groups()
@@ -122,17 +158,28 @@ def parse_time(value):
             if zone and zone not in ("Z", "z"):
                 sign = -1 if zone[0] == "-" else 1
                 digits = zone[1:].replace(":", "")
-                tz = datetime.timezone(sign * datetime.timedelta(
-                    hours=int(digits[:2]), minutes=int(digits[2:])))
-            stamp = datetime.datetime(int(year), int(month), int(day), int(hour),
-                                      int(minute), int(second), micro, tzinfo=tz)
+                tz = datetime.timezone(
+                    sign * datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+                )
+            stamp = datetime.datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                micro,
+                tzinfo=tz,
+            )
             return stamp.astimezone(datetime.timezone.utc)
         if re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d$", text):
             return datetime.datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(
-                tzinfo=datetime.timezone.utc)
+                tzinfo=datetime.timezone.utc
+            )
         if re.match(r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$", text):
             return datetime.datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").astimezone(
-                datetime.timezone.utc)
+                datetime.timezone.utc
+            )
     except ValueError:
         return None
     return None
@@ -152,14 +199,25 @@ def _time_key(value):
     :func:`parse_time` (cached: access-log times repeat within a second).
     """
     if isinstance(value, str):
-        if (len(value) >= 20 and value[-1] == "Z" and value[4] == "-" and value[10] == "T"
-                and value[:4].isdigit() and value[11:13].isdigit()):
+        if (
+            len(value) >= 20
+            and value[-1] == "Z"
+            and value[4] == "-"
+            and value[10] == "T"
+            and value[:4].isdigit()
+            and value[11:13].isdigit()
+        ):
             if len(value) == 20:
                 return value[:19] + ".000000"
             if value[19] == "." and value[20:-1].isdigit():
                 return value[:19] + "." + value[20:-1][:6].ljust(6, "0")
-        elif (len(value) == 19 and value[4] == "/" and value[13] == ":"
-              and value[:4].isdigit() and value[17:].isdigit()):
+        elif (
+            len(value) == 19
+            and value[4] == "/"
+            and value[13] == ":"
+            and value[:4].isdigit()
+            and value[17:].isdigit()
+        ):
             return value[:10].replace("/", "-") + "T" + value[11:] + ".000000"
         return _slow_key(value)
     stamp = parse_time(value)
@@ -199,10 +257,10 @@ def split_k8s_timestamp(line):
     match = _K8S_TS.match(line)
     if not match:
         return None, line
-    rest = line[match.end():]
+    rest = line[match.end() :]
     cri = _CRI_STREAM.match(rest)
     if cri:
-        rest = rest[cri.end():]
+        rest = rest[cri.end() :]
     return match.group(1), rest
 
 
@@ -228,8 +286,8 @@ def upstream_address(url):
         end = rest.find("]")
         if end < 0:
             return rest
-        host = rest[:end + 1]
-        tail = rest[end + 1:]
+        host = rest[: end + 1]
+        tail = rest[end + 1 :]
         port = tail[1:].split("/", 1)[0] if tail.startswith(":") else ""
     else:
         hostport = rest.split("/", 1)[0]
@@ -254,8 +312,11 @@ def _classify(level, message, errno, phase):
     connecting = phase == "connecting to upstream"
     if message.startswith("start worker processes"):
         return "reload"
-    if (message.startswith("reconfiguring") or message.startswith("signal process started")
-            or "(SIGHUP) received" in message):
+    if (
+        message.startswith("reconfiguring")
+        or message.startswith("signal process started")
+        or "(SIGHUP) received" in message
+    ):
         return "reload_signal"
     if "host not found in upstream" in message:
         return "host_not_found"
@@ -269,8 +330,12 @@ def _classify(level, message, errno, phase):
         return "server_disabled"
     if "upstream sent too big header" in message:
         return "header_too_big"
-    if ("upstream sent invalid" in message or "upstream sent no valid" in message
-            or "upstream sent duplicate" in message or "upstream sent unexpected" in message):
+    if (
+        "upstream sent invalid" in message
+        or "upstream sent no valid" in message
+        or "upstream sent duplicate" in message
+        or "upstream sent unexpected" in message
+    ):
         return "invalid_header"
     if "upstream SSL certificate" in message:
         return "ssl_verify"
@@ -356,7 +421,7 @@ def _parse_error_text(k8s_time, text):
     phase = None
     idx = message.rfind(" while ")
     if idx >= 0:
-        phase = message[idx + 7:]
+        phase = message[idx + 7 :]
     upstream = ctx.get("upstream")
     address = None
     target = _CONNECT_TO.search(message)
@@ -452,12 +517,14 @@ def _parse_access_text(k8s_time, text):
     if tail:
         fields = _ingress_upstream_fields(tail.group("upstream"))
         if fields is not None:
-            result.update({
-                "request_length": int(tail.group("request_length")),
-                "request_time": float(tail.group("request_time")),
-                "upstream_name": tail.group("upstream_name"),
-                "alternative_upstream_name": tail.group("alternative_upstream_name"),
-            })
+            result.update(
+                {
+                    "request_length": int(tail.group("request_length")),
+                    "request_time": float(tail.group("request_time")),
+                    "upstream_name": tail.group("upstream_name"),
+                    "alternative_upstream_name": tail.group("alternative_upstream_name"),
+                }
+            )
             result.update(fields)
     return result
 
@@ -495,7 +562,11 @@ class _After:
         self.addresses: collections.Counter[str] = collections.Counter()
 
     def reset(self):
-        self.counts, self.status, self.addresses = collections.Counter(), collections.Counter(), collections.Counter()
+        self.counts, self.status, self.addresses = (
+            collections.Counter(),
+            collections.Counter(),
+            collections.Counter(),
+        )
         self.requests = 0
 
 
@@ -540,17 +611,23 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
     upstream_status_counts, upstream_addresses: [{address, count, status_counts}]}``.
     """
     if lines is None or isinstance(lines, (str, bytes)) or not hasattr(lines, "__iter__"):
-        raise TypeError("summarize() needs an iterable of log lines (str or bytes), got %s; "
-                        "pass text.splitlines() or an open file" % type(lines).__name__)
+        raise TypeError(
+            "summarize() needs an iterable of log lines (str or bytes), got %s; "
+            "pass text.splitlines() or an open file" % type(lines).__name__
+        )
     for name, value in (("since", since), ("reload_time", reload_time)):
         if value is not None and _time_key(value) is None:
-            raise ValueError("summarize(): %s=%r is not a time; give an RFC 3339 string such "
-                             "as 2026-11-25T02:21:05Z, or a datetime" % (name, value))
+            raise ValueError(
+                "summarize(): %s=%r is not a time; give an RFC 3339 string such "
+                "as 2026-11-25T02:21:05Z, or a datetime" % (name, value)
+            )
     since_key = _time_key(since)
     given_key = _time_key(reload_time)
     counts: collections.Counter[str] = collections.Counter()
     by_marker, by_time = _After(), _After()
-    errors: collections.deque[tuple[int, bool, dict]] = collections.deque(maxlen=max(0, int(max_errors)))
+    errors: collections.deque[tuple[int, bool, dict]] = collections.deque(
+        maxlen=max(0, int(max_errors))
+    )
     addresses: dict[str, _Address] = {}
     dropped = 0
     names = set()
@@ -668,8 +745,7 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         "failed_reloads": totals["failed_reloads"],
         "counts": dict(sorted(counts.items())),
         "counts_after_reload": dict(sorted(after.counts.items())),
-        "errors_after_reload": sum(n for sig, n in after.counts.items()
-                                   if sig in ERROR_SIGNATURES),
+        "errors_after_reload": sum(n for sig, n in after.counts.items() if sig in ERROR_SIGNATURES),
         "errors": errors_list,
         "upstream_addresses": [
             {

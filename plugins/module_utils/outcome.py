@@ -47,8 +47,11 @@ HEADLINE = {
 
 def unchecked_parts(layers: list[LayerResult], errors: dict[str, str]) -> list[str]:
     """Lines naming every layer that could not be checked, and every step that failed."""
-    lines = ["layer %s: %s" % (layer["name"], layer["message"] or "could not be checked")
-             for layer in layers if layer["status"] == "error"]
+    lines = [
+        "layer %s: %s" % (layer["name"], layer["message"] or "could not be checked")
+        for layer in layers
+        if layer["status"] == "error"
+    ]
     named = {layer["name"] for layer in layers if layer["status"] == "error"}
     for name, message in sorted(errors.items()):
         if message and name not in named:
@@ -65,24 +68,34 @@ def remediation_failure(remediation: Remediation) -> str | None:
         return None
     bad = [r for r in replicas if not r["verified"]]
     if bad:
-        return "; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"] or r["unproven"] or "not verified")
-                         for r in bad)
+        return "; ".join(
+            "%s/%s: %s" % (r["namespace"], r["name"], r["error"] or r["unproven"] or "not verified")
+            for r in bad
+        )
     if not remediation["verified"]:
-        return "the replicas were reloaded, but the URL still answers %s" % (remediation["url_status_after"],)
+        return "the replicas were reloaded, but the URL still answers %s" % (
+            remediation["url_status_after"],
+        )
     return None
 
 
-def decide(verdict: object, layers: object, remediation: object = None, errors: object = None) -> OutcomeFact:
+def decide(
+    verdict: object, layers: object, remediation: object = None, errors: object = None
+) -> OutcomeFact:
     """``{outcome, exit_status, headline, message, unchecked}`` of one diagnosed target.
 
     Takes the parts of a result as they come (normalised here: ``facts.normalize_*``).
     """
-    parts = normalize_result({"verdict": verdict, "layers": layers, "remediation": remediation, "errors": errors})
+    parts = normalize_result(
+        {"verdict": verdict, "layers": layers, "remediation": remediation, "errors": errors}
+    )
     known, tried = parts["verdict"], parts["remediation"]
     cause = known["cause"] or "unknown"
     unchecked = unchecked_parts(parts["layers"], parts["errors"])
     # Parts the verdict found unread inside layers that still failed on other evidence.
-    unchecked += [line for line in known["unchecked"] if not any(line in seen for seen in unchecked)]
+    unchecked += [
+        line for line in known["unchecked"] if not any(line in seen for seen in unchecked)
+    ]
     failure = remediation_failure(tried) if tried else None
     if failure:
         outcome = "remediation_failed"
@@ -92,10 +105,23 @@ def decide(verdict: object, layers: object, remediation: object = None, errors: 
         done = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["reloaded"]]
         skipped = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["skipped"]]
         outcome = "remediated"
-        message = "%s: %s; proven by new worker processes and a probe that no longer answers 502" % (
-            cause, "; ".join(filter(None, [
-                "reloaded %s" % ", ".join(done) if done else "",
-                "%s had just been reloaded (cooldown)" % ", ".join(skipped) if skipped else ""])))
+        message = (
+            "%s: %s; proven by new worker processes and a probe that no longer answers 502"
+            % (
+                cause,
+                "; ".join(
+                    filter(
+                        None,
+                        [
+                            "reloaded %s" % ", ".join(done) if done else "",
+                            "%s had just been reloaded (cooldown)" % ", ".join(skipped)
+                            if skipped
+                            else "",
+                        ],
+                    )
+                ),
+            )
+        )
     elif cause == "healthy" and not unchecked:
         outcome = "healthy"
         message = known["summary"] or "healthy"
@@ -111,5 +137,10 @@ def decide(verdict: object, layers: object, remediation: object = None, errors: 
         message = known["summary"] or cause
     if unchecked and outcome != "could_not_check":
         message += " (could not check: %s)" % "; ".join(unchecked)
-    return {"outcome": outcome, "exit_status": EXIT_STATUS[outcome],
-            "headline": HEADLINE[outcome], "message": message, "unchecked": unchecked}
+    return {
+        "outcome": outcome,
+        "exit_status": EXIT_STATUS[outcome],
+        "headline": HEADLINE[outcome],
+        "message": message,
+        "unchecked": unchecked,
+    }

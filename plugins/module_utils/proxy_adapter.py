@@ -91,8 +91,14 @@ class ProxyAdapter:
         """The reload as text, e.g. ``nginx -s reload``."""
         return " ".join(self.reload_argv)
 
-    def _run(self, namespace: str | None, pod: str | None, container: str | None, argv: Sequence[str],
-             timeout: float | None = None) -> Any:
+    def _run(
+        self,
+        namespace: str | None,
+        pod: str | None,
+        container: str | None,
+        argv: Sequence[str],
+        timeout: float | None = None,
+    ) -> Any:
         return self.client.exec(namespace, pod, list(argv), container=container, timeout=timeout)
 
     # ------------------------------------------------------------- finding the proxy
@@ -109,34 +115,44 @@ class ProxyAdapter:
         meta: dict[str, Any] = pod.get("metadata") or {}
         if wanted:
             if wanted not in names:
-                raise K8sError('pod %s has no container "%s" (it has: %s)'
-                               % (pod_ref(pod), wanted, ", ".join(names)))
+                raise K8sError(
+                    'pod %s has no container "%s" (it has: %s)'
+                    % (pod_ref(pod), wanted, ", ".join(names))
+                )
             return wanted
-        strong = [c.get("name") for c in containers
-                  if c.get("name") == self.kind or image_name(c.get("image")) in self.images]
+        strong = [
+            c.get("name")
+            for c in containers
+            if c.get("name") == self.kind or image_name(c.get("image")) in self.images
+        ]
         if len(strong) == 1:
             return strong[0]
         if len(names) == 1:
             return names[0]
-        weak = [c.get("name") for c in containers
-                if self.kind in (c.get("name") or "") or self.kind in (c.get("image") or "")]
+        weak = [
+            c.get("name")
+            for c in containers
+            if self.kind in (c.get("name") or "") or self.kind in (c.get("image") or "")
+        ]
         order = list(dict.fromkeys(strong + weak + names))
         for name in order:
             try:
-                result = self._run(meta.get("namespace"), meta.get("name"), name,
-                                   self.version_argv)
+                result = self._run(meta.get("namespace"), meta.get("name"), name, self.version_argv)
             except K8sError as exc:
-                if exc.status == 400:   # this container cannot run anything now: try the next
+                if exc.status == 400:  # this container cannot run anything now: try the next
                     continue
                 raise
             if result.rc == 0:
                 return name
-        raise K8sError("pod %s: no container runs %s (tried %s in %s); set container"
-                       % (pod_ref(pod), self.kind, " ".join(self.version_argv), ", ".join(order)))
+        raise K8sError(
+            "pod %s: no container runs %s (tried %s in %s); set container"
+            % (pod_ref(pod), self.kind, " ".join(self.version_argv), ", ".join(order))
+        )
 
     # ------------------------------------------------------------- reading it
-    def read_config(self, namespace: str, pod: str, container: str | None,
-                    cluster_domain: str = "cluster.local") -> tuple[dict[str, Any] | None, str | None]:
+    def read_config(
+        self, namespace: str, pod: str, container: str | None, cluster_domain: str = "cluster.local"
+    ) -> tuple[dict[str, Any] | None, str | None]:
         """Read the running configuration; ``(config or None, problem or None)``.
 
         ``problem`` says why the dump command failed (it ran, but the config could not be
@@ -151,7 +167,9 @@ class ProxyAdapter:
         """The config shape (module docstring) from the dump's text."""
         raise NotImplementedError
 
-    def listen_ports(self, namespace: str, pod: str, container: str | None) -> tuple[list[int], str | None]:
+    def listen_ports(
+        self, namespace: str, pod: str, container: str | None
+    ) -> tuple[list[int], str | None]:
         """The replica's listen ports from its running config; ``(ports, problem)``."""
         config, problem = self.read_config(namespace, pod, container)
         if config is None:
@@ -164,8 +182,9 @@ class ProxyAdapter:
         they could not be read or make no sense)."""
         raise NotImplementedError
 
-    def summarize_log(self, lines: Iterable[str], reload_time: str | None = None,
-                      max_errors: int = 50) -> dict[str, Any]:
+    def summarize_log(
+        self, lines: Iterable[str], reload_time: str | None = None, max_errors: int = 50
+    ) -> dict[str, Any]:
         """The container log's lines summarised by the proxy's log parser."""
         raise NotImplementedError
 
@@ -174,8 +193,11 @@ class ProxyAdapter:
         """Test the configuration on disk: ``{rc, ok, output}`` (``output``: what the test
         printed, or why it could not run)."""
         result = self._run(namespace, pod, container, self.config_test_argv)
-        return {"rc": result.rc, "ok": result.rc == 0,
-                "output": (result.stderr + result.stdout).strip() or result.error}
+        return {
+            "rc": result.rc,
+            "ok": result.rc == 0,
+            "output": (result.stderr + result.stdout).strip() or result.error,
+        }
 
     def apply_reload(self, namespace: str, pod: str, container: str | None) -> str | None:
         """Ask the proxy to load the configuration on disk; None when the command said yes,

@@ -22,4 +22,6 @@ def proxy_adapter(client: Any = None, kind: str | None = None) -> ProxyAdapter:
     try:
         return ADAPTERS[kind or DEFAULT_KIND](client)
     except KeyError:
-        raise K8sError("unknown proxy kind %r (known: %s)" % (kind, ", ".join(sorted(ADAPTERS)))) from None
+        raise K8sError(
+            "unknown proxy kind %r (known: %s)" % (kind, ", ".join(sorted(ADAPTERS)))
+        ) from None

@@ -20,8 +20,13 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter
 
-PID_FILES = ("/run/nginx.pid", "/var/run/nginx.pid", "/tmp/nginx.pid",
-             "/var/run/nginx/nginx.pid", "/etc/nginx/logs/nginx.pid")
+PID_FILES = (
+    "/run/nginx.pid",
+    "/var/run/nginx.pid",
+    "/tmp/nginx.pid",
+    "/var/run/nginx/nginx.pid",
+    "/etc/nginx/logs/nginx.pid",
+)
 
 # Prints: "pidfile PATH PID", "btime N", "hz N", "clock <now as s.ns> <uptime s>", then per
 # nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". POSIX sh
@@ -102,12 +107,22 @@ def parse_proc_output(text: str) -> dict[str, Any]:
             head, _sep, rest = value.rpartition(")")
             fields = rest.split()
             if len(fields) > 19 and head.split(" ", 1)[0].isdigit():
-                procs.append({"pid": int(head.split(" ", 1)[0]), "ppid": int(fields[1]),
-                              "ticks": int(fields[19]), "cmd": ""})
+                procs.append(
+                    {
+                        "pid": int(head.split(" ", 1)[0]),
+                        "ppid": int(fields[1]),
+                        "ticks": int(fields[19]),
+                        "cmd": "",
+                    }
+                )
         elif key == "cmd" and procs:
             procs[-1]["cmd"] = value.strip()
-    result: dict[str, Any] = {"master_pid": None, "workers": [], "problem": None,
-                              "last_reload_age": None}
+    result: dict[str, Any] = {
+        "master_pid": None,
+        "workers": [],
+        "problem": None,
+        "last_reload_age": None,
+    }
     if boot is not None and (btime is None or abs(boot - btime) < 2):
         btime = boot
     if btime is None:
@@ -118,22 +133,32 @@ def parse_proc_output(text: str) -> dict[str, Any]:
     if pidfile_pid is not None and pidfile_pid in pids:
         master = pidfile_pid
     else:
-        masters = [p["pid"] for p in procs
-                   if p["cmd"].startswith("nginx: master") or
-                   (not p["cmd"] and p["ppid"] not in pids)]
+        masters = [
+            p["pid"]
+            for p in procs
+            if p["cmd"].startswith("nginx: master") or (not p["cmd"] and p["ppid"] not in pids)
+        ]
         if len(masters) != 1:
-            result["problem"] = ("found %d nginx master processes and no readable pid file; "
-                                 "cannot tell which one serves this pod" % len(masters)
-                                 if masters else "no nginx master process is running")
+            result["problem"] = (
+                "found %d nginx master processes and no readable pid file; "
+                "cannot tell which one serves this pod" % len(masters)
+                if masters
+                else "no nginx master process is running"
+            )
             return result
         master = masters[0]
     result["master_pid"] = master
     children = [p for p in procs if p["ppid"] == master]
-    workers = [p for p in children if "worker process" in p["cmd"]] or \
-        [p for p in children if not p["cmd"]]
-    result["workers"] = sorted(({"pid": p["pid"],
-                                 "start_time": _start_time(p["ticks"], btime, hz or 100)}
-                                for p in workers), key=lambda w: (w["start_time"], w["pid"]))
+    workers = [p for p in children if "worker process" in p["cmd"]] or [
+        p for p in children if not p["cmd"]
+    ]
+    result["workers"] = sorted(
+        (
+            {"pid": p["pid"], "start_time": _start_time(p["ticks"], btime, hz or 100)}
+            for p in workers
+        ),
+        key=lambda w: (w["start_time"], w["pid"]),
+    )
     if not result["workers"]:
         result["problem"] = "nginx master %d has no worker process" % master
     else:
@@ -161,25 +186,44 @@ class NginxAdapter(ProxyAdapter):
     def parse_config(self, text: str, namespace: str | None, cluster_domain: str) -> dict[str, Any]:
         """``nginx -T`` output as the adapter's config shape (``nginx_conf.parse_nginx_t``)."""
         parsed = parse_nginx_t(text)
-        return {"listen_ports": parsed["listen_ports"],
-                "upstream_hosts": upstream_hosts(parsed, namespace, cluster_domain),
-                "upstream_keepalive": [
-                    {"upstream": group["name"], "keepalive": group["keepalive"],
-                     "keepalive_timeout": group["keepalive_timeout"]}
-                    for group in parsed.get("upstreams") or [] if group.get("keepalive")],
-                "errors": parsed["errors"]}
+        return {
+            "listen_ports": parsed["listen_ports"],
+            "upstream_hosts": upstream_hosts(parsed, namespace, cluster_domain),
+            "upstream_keepalive": [
+                {
+                    "upstream": group["name"],
+                    "keepalive": group["keepalive"],
+                    "keepalive_timeout": group["keepalive_timeout"],
+                }
+                for group in parsed.get("upstreams") or []
+                if group.get("keepalive")
+            ],
+            "errors": parsed["errors"],
+        }
 
-    def read_processes(self, namespace: str, pod: str, container: str | None,
-                       pid_files: tuple[str, ...] = PID_FILES) -> dict[str, Any]:
+    def read_processes(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        pid_files: tuple[str, ...] = PID_FILES,
+    ) -> dict[str, Any]:
         """Run PROC_SCRIPT in the pod; parse_proc_output's dict (``problem`` on failure)."""
-        result = self._run(namespace, pod, container, ["sh", "-c", PROC_SCRIPT, "sh"] + list(pid_files))
+        result = self._run(
+            namespace, pod, container, ["sh", "-c", PROC_SCRIPT, "sh"] + list(pid_files)
+        )
         if result.rc != 0:
             why = result.error or result.stderr.strip() or "exit %s" % result.rc
-            return {"master_pid": None, "workers": [], "last_reload_age": None,
-                    "problem": "cannot read nginx processes from /proc: %s" % why}
+            return {
+                "master_pid": None,
+                "workers": [],
+                "last_reload_age": None,
+                "problem": "cannot read nginx processes from /proc: %s" % why,
+            }
         return parse_proc_output(result.stdout)
 
-    def summarize_log(self, lines: Iterable[str], reload_time: str | None = None,
-                      max_errors: int = 50) -> dict[str, Any]:
+    def summarize_log(
+        self, lines: Iterable[str], reload_time: str | None = None, max_errors: int = 50
+    ) -> dict[str, Any]:
         """``nginx_log.summarize`` (error and access lines interleaved)."""
         return summarize(lines, reload_time=reload_time, max_errors=max_errors)

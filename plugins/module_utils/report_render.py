@@ -68,8 +68,13 @@ def _kind(value):
     """What a value is, in words a playbook author knows."""
     if value is None:
         return "null"
-    for types, word in ((bool, "a boolean"), (dict, "a mapping"), ((list, tuple), "a list"), (str, "a string"),
-                        ((int, float), "a number")):
+    for types, word in (
+        (bool, "a boolean"),
+        (dict, "a mapping"),
+        ((list, tuple), "a list"),
+        (str, "a string"),
+        ((int, float), "a number"),
+    ):
         if isinstance(value, types):
             return word
     return type(value).__name__
@@ -81,7 +86,11 @@ def _ref(obj: t.Mapping[str, t.Any]) -> str:
 
 def _natural(text):
     """Sort key that orders numbers by value: pod-2 before pod-10, 10.0.0.9 before 10.0.0.10."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(text)) if part]
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", str(text))
+        if part
+    ]
 
 
 def _probe_status(probe: ProbeFact) -> str:
@@ -99,7 +108,14 @@ def _client(symptom: SymptomFact | None, errors: dict[str, str]) -> dict[str, t.
     status = symptom["status"] if symptom else None
     node: dict[str, t.Any] = {"id": "client", "url": url, "http_status": status}
     if not url:
-        node.update(status=UNKNOWN, evidence=[_not_checked(errors, "symptom", "no URL was given: the controller did not request one")])
+        node.update(
+            status=UNKNOWN,
+            evidence=[
+                _not_checked(
+                    errors, "symptom", "no URL was given: the controller did not request one"
+                )
+            ],
+        )
         return node
     line = "GET %s from the controller -> %s" % (url, status if answered(status) else "no answer")
     node.update(status=FAIL if is_gateway_error(status) else PASS, evidence=[line])
@@ -111,42 +127,83 @@ def _proxy(proxy: ProxyFact, stale_replicas: set[str]) -> dict[str, t.Any]:
     stale = sorted(proxy["stale_addresses"])
     counts = upstream_errors(proxy["counts_after_reload"])
     errors = sum(counts.values()) if counts else proxy["errors_after_reload"]
-    evidence = ["pod IP %s, %s, last reload %s" % (
-        proxy["pod_ip"] or "-", "ready" if proxy["ready"] else "NOT ready", proxy["last_reload"] or "unknown")]
+    evidence = [
+        "pod IP %s, %s, last reload %s"
+        % (
+            proxy["pod_ip"] or "-",
+            "ready" if proxy["ready"] else "NOT ready",
+            proxy["last_reload"] or "unknown",
+        )
+    ]
     if counts:
-        evidence.append("upstream errors since the last reload: %s" % ", ".join("%s x%s" % kv for kv in sorted(counts.items())))
+        evidence.append(
+            "upstream errors since the last reload: %s"
+            % ", ".join("%s x%s" % kv for kv in sorted(counts.items()))
+        )
     elif errors:
         evidence.append("%d upstream errors since the last reload" % errors)
     else:
         evidence.append("no upstream errors since the last reload")
     for addr in proxy["upstream_addresses"]:
-        evidence.append("dialled %s x%s: %s%s" % (
-            addr["address"], addr["count"], addr["state"],
-            "" if addr["after_reload"] else " (before the last reload)"))
+        evidence.append(
+            "dialled %s x%s: %s%s"
+            % (
+                addr["address"],
+                addr["count"],
+                addr["state"],
+                "" if addr["after_reload"] else " (before the last reload)",
+            )
+        )
     evidence.extend(proxy["problems"])
     failed = bool(stale) or bool(errors) or not proxy["ready"] or ref in stale_replicas
-    return {"id": "proxy:" + ref, "namespace": proxy["namespace"], "name": proxy["name"],
-            "pod_ip": proxy["pod_ip"], "ready": proxy["ready"], "last_reload": proxy["last_reload"],
-            "stale_addresses": stale, "errors_after_reload": errors, "status": FAIL if failed else PASS,
-            "evidence": evidence}
+    return {
+        "id": "proxy:" + ref,
+        "namespace": proxy["namespace"],
+        "name": proxy["name"],
+        "pod_ip": proxy["pod_ip"],
+        "ready": proxy["ready"],
+        "last_reload": proxy["last_reload"],
+        "stale_addresses": stale,
+        "errors_after_reload": errors,
+        "status": FAIL if failed else PASS,
+        "evidence": evidence,
+    }
 
 
 def _service(svc: ServiceFact | None, errors: dict[str, str]) -> dict[str, t.Any]:
     if svc is None:
-        return {"id": "service", "namespace": None, "name": None, "exists": None, "cluster_ip": None,
-                "headless": None, "ports": [], "status": UNKNOWN,
-                "evidence": [_not_checked(errors, "service", "the Service was not read")]}
+        return {
+            "id": "service",
+            "namespace": None,
+            "name": None,
+            "exists": None,
+            "cluster_ip": None,
+            "headless": None,
+            "ports": [],
+            "status": UNKNOWN,
+            "evidence": [_not_checked(errors, "service", "the Service was not read")],
+        }
     node: dict[str, t.Any] = {
-        "id": "service:" + _ref(svc), "namespace": svc["namespace"], "name": svc["name"], "exists": svc["exists"],
-        "cluster_ip": svc["cluster_ip"], "headless": svc["headless"],
-        "ports": ["%s->%s" % (p["port"], p["target_port"]) for p in svc["ports"]]}
+        "id": "service:" + _ref(svc),
+        "namespace": svc["namespace"],
+        "name": svc["name"],
+        "exists": svc["exists"],
+        "cluster_ip": svc["cluster_ip"],
+        "headless": svc["headless"],
+        "ports": ["%s->%s" % (p["port"], p["target_port"]) for p in svc["ports"]],
+    }
     health = service_health(svc)
     if not health["exists"]:
         node.update(status=FAIL, evidence=["Service %s does not exist" % _ref(svc)])
         return node
-    evidence = ["%s, selector %s, ports %s" % (
-        "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
-        selector_text(svc["selector"]), ", ".join(node["ports"]) or "none")]
+    evidence = [
+        "%s, selector %s, ports %s"
+        % (
+            "headless" if svc["headless"] else "ClusterIP %s" % svc["cluster_ip"],
+            selector_text(svc["selector"]),
+            ", ".join(node["ports"]) or "none",
+        )
+    ]
     evidence.append("ready endpoints: %s" % (", ".join(health["ready"]) or "none"))
     evidence.extend(health["problems"])
     node.update(status=PASS if health["sound"] else FAIL, evidence=evidence)
@@ -155,25 +212,47 @@ def _service(svc: ServiceFact | None, errors: dict[str, str]) -> dict[str, t.Any
 
 def _endpoint(ep: EndpointFact) -> dict[str, t.Any]:
     flags = "ready=%s serving=%s terminating=%s" % (
-        str(ep["ready"]).lower(), str(ep["serving"]).lower(), str(ep["terminating"]).lower())
+        str(ep["ready"]).lower(),
+        str(ep["serving"]).lower(),
+        str(ep["terminating"]).lower(),
+    )
     evidence = ["%s %s (EndpointSlice %s)" % (ep["address"], flags, ep["slice"] or "-")]
     ok = endpoint_state(ep) == "ready"
-    return {"id": "endpoint:%s" % ep["address"], "address": ep["address"], "ready": ep["ready"],
-            "serving": ep["serving"], "terminating": ep["terminating"], "target": ep["target"],
-            "status": PASS if ok else FAIL, "evidence": evidence}
+    return {
+        "id": "endpoint:%s" % ep["address"],
+        "address": ep["address"],
+        "ready": ep["ready"],
+        "serving": ep["serving"],
+        "terminating": ep["terminating"],
+        "target": ep["target"],
+        "status": PASS if ok else FAIL,
+        "evidence": evidence,
+    }
 
 
 def _pod(pod: PodFact) -> dict[str, t.Any]:
     line = "%s, ready=%s, IP %s, restarts %s" % (
-        pod["phase"], str(pod["ready"]).lower(), pod["pod_ip"] or "-", pod["restarts"])
+        pod["phase"],
+        str(pod["ready"]).lower(),
+        pod["pod_ip"] or "-",
+        pod["restarts"],
+    )
     evidence = [line]
     if pod["deletion_timestamp"]:
         evidence.append("terminating since %s" % pod["deletion_timestamp"])
     evidence.extend(pod["problems"])
     ok = pod_health(pod)["healthy"]
-    return {"id": "pod:" + _ref(pod), "namespace": pod["namespace"], "name": pod["name"],
-            "pod_ip": pod["pod_ip"], "phase": pod["phase"], "ready": pod["ready"],
-            "restarts": pod["restarts"], "status": PASS if ok else FAIL, "evidence": evidence}
+    return {
+        "id": "pod:" + _ref(pod),
+        "namespace": pod["namespace"],
+        "name": pod["name"],
+        "pod_ip": pod["pod_ip"],
+        "phase": pod["phase"],
+        "ready": pod["ready"],
+        "restarts": pod["restarts"],
+        "status": PASS if ok else FAIL,
+        "evidence": evidence,
+    }
 
 
 def _link(source, target, status, evidence):
@@ -202,9 +281,14 @@ def build_chain(facts: object, verdict: object = None) -> Chain:
     svc_in = known["service"]
 
     client = _client(known["symptom"], errors)
-    proxies = [_proxy(p, stale_replicas) for p in sorted(proxies_in or [], key=lambda p: _natural(_ref(p)))]
+    proxies = [
+        _proxy(p, stale_replicas) for p in sorted(proxies_in or [], key=lambda p: _natural(_ref(p)))
+    ]
     service = _service(svc_in, errors)
-    endpoints = [_endpoint(e) for e in sorted(svc_in["endpoints"] if svc_in else [], key=lambda e: _natural(e["address"]))]
+    endpoints = [
+        _endpoint(e)
+        for e in sorted(svc_in["endpoints"] if svc_in else [], key=lambda e: _natural(e["address"]))
+    ]
     pods = [_pod(p) for p in sorted(pods_in or [], key=lambda p: _natural(_ref(p)))]
     links: list[dict[str, t.Any]] = []
 
@@ -214,16 +298,36 @@ def build_chain(facts: object, verdict: object = None) -> Chain:
         if probe is not None:
             links.append(_link("client", proxy["id"], _probe_status(probe), [probe_line(probe)]))
         else:
-            links.append(_link("client", proxy["id"], UNKNOWN, [
-                _not_checked(errors, "symptom", "no probe of this replica's own listen address")]))
+            links.append(
+                _link(
+                    "client",
+                    proxy["id"],
+                    UNKNOWN,
+                    [
+                        _not_checked(
+                            errors, "symptom", "no probe of this replica's own listen address"
+                        )
+                    ],
+                )
+            )
 
     stale: dict[str, list] = {}
     for proxy in proxies:
         for address in proxy["stale_addresses"]:
             stale.setdefault(address, []).append("%s/%s" % (proxy["namespace"], proxy["name"]))
-    stale_nodes = [{"id": "stale:" + address, "address": address, "dialled_by": by, "status": FAIL,
-                    "evidence": ["dialled since the last reload by %s; no endpoint, Service or pod has it now" % ", ".join(by)]}
-                   for address, by in sorted(stale.items(), key=lambda kv: _natural(kv[0]))]
+    stale_nodes = [
+        {
+            "id": "stale:" + address,
+            "address": address,
+            "dialled_by": by,
+            "status": FAIL,
+            "evidence": [
+                "dialled since the last reload by %s; no endpoint, Service or pod has it now"
+                % ", ".join(by)
+            ],
+        }
+        for address, by in sorted(stale.items(), key=lambda kv: _natural(kv[0]))
+    ]
 
     for proxy in proxies:
         ref = "%s/%s" % (proxy["namespace"], proxy["name"])
@@ -231,16 +335,37 @@ def build_chain(facts: object, verdict: object = None) -> Chain:
         if probe is not None:
             evidence = [probe_line(probe)]
             if proxy["stale_addresses"]:
-                evidence.append("that is curl in the pod; nginx in it dials %s instead" % ", ".join(proxy["stale_addresses"]))
+                evidence.append(
+                    "that is curl in the pod; nginx in it dials %s instead"
+                    % ", ".join(proxy["stale_addresses"])
+                )
             links.append(_link(proxy["id"], service["id"], _probe_status(probe), evidence))
         else:
-            links.append(_link(proxy["id"], service["id"], UNKNOWN, [
-                _not_checked(errors, "connectivity", "no probe from this replica to the Service")]))
+            links.append(
+                _link(
+                    proxy["id"],
+                    service["id"],
+                    UNKNOWN,
+                    [
+                        _not_checked(
+                            errors, "connectivity", "no probe from this replica to the Service"
+                        )
+                    ],
+                )
+            )
         current = ", ".join(svc_in["ready_addresses"] if svc_in else []) or "none"
         for address in proxy["stale_addresses"]:
-            links.append(_link(proxy["id"], "stale:" + address, FAIL, [
-                "%s dials %s since its last reload (%s); the Service's ready endpoints are %s" % (
-                    ref, address, proxy["last_reload"] or "unknown", current)]))
+            links.append(
+                _link(
+                    proxy["id"],
+                    "stale:" + address,
+                    FAIL,
+                    [
+                        "%s dials %s since its last reload (%s); the Service's ready endpoints are %s"
+                        % (ref, address, proxy["last_reload"] or "unknown", current)
+                    ],
+                )
+            )
 
     for ep in endpoints:
         links.append(_link(service["id"], ep["id"], ep["status"], ep["evidence"]))
@@ -251,22 +376,43 @@ def build_chain(facts: object, verdict: object = None) -> Chain:
             continue
         pod = pod_nodes.get("pod:" + ep["target"])
         if pod is None:
-            ep["evidence"].append("targets %s, which is not among the backend pods read" % ep["target"])
+            ep["evidence"].append(
+                "targets %s, which is not among the backend pods read" % ep["target"]
+            )
             continue
         ip = str(ep["address"]).rsplit(":", 1)[0].strip("[]")
         ok = ep["status"] == PASS and pod["status"] == PASS and ip == pod["pod_ip"]
-        evidence = ["%s -> pod %s/%s (%s, ready=%s, IP %s)" % (
-            ep["address"], pod["namespace"], pod["name"], pod["phase"], str(pod["ready"]).lower(), pod["pod_ip"] or "-")]
+        evidence = [
+            "%s -> pod %s/%s (%s, ready=%s, IP %s)"
+            % (
+                ep["address"],
+                pod["namespace"],
+                pod["name"],
+                pod["phase"],
+                str(pod["ready"]).lower(),
+                pod["pod_ip"] or "-",
+            )
+        ]
         if ip != pod["pod_ip"]:
-            evidence.append("the endpoint's IP %s is not the pod's IP %s" % (ip, pod["pod_ip"] or "-"))
+            evidence.append(
+                "the endpoint's IP %s is not the pod's IP %s" % (ip, pod["pod_ip"] or "-")
+            )
         links.append(_link(ep["id"], pod["id"], PASS if ok else FAIL, evidence))
 
     if pods_in is None:
         pods_note = _not_checked(errors, "backend_pods", "the backend pods were not read")
     else:
         pods_note = None
-    return {"client": client, "proxies": proxies, "service": service, "stale": stale_nodes, "endpoints": endpoints,
-            "pods": pods, "pods_note": pods_note, "links": links}
+    return {
+        "client": client,
+        "proxies": proxies,
+        "service": service,
+        "stale": stale_nodes,
+        "endpoints": endpoints,
+        "pods": pods,
+        "pods_note": pods_note,
+        "links": links,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,13 +425,23 @@ def _check_result(result: object) -> ResultFact:
         raise ReportError("expected a diagnose_502_result (a mapping), got %s" % _kind(result))
     missing = [k for k in ("verdict", "layers") if k not in result]
     if missing:
-        raise ReportError("not a diagnose_502_result: it has no %s (see docs/result-schema.md)" % " and no ".join(missing))
+        raise ReportError(
+            "not a diagnose_502_result: it has no %s (see docs/result-schema.md)"
+            % " and no ".join(missing)
+        )
     return normalize_result(result)
 
 
 def _nodes(chain: Chain) -> dict[str, dict[str, t.Any]]:
     """Every node of the chain by id, in drawing order."""
-    nodes = [chain["client"]] + chain["proxies"] + [chain["service"]] + chain["stale"] + chain["endpoints"] + chain["pods"]
+    nodes = (
+        [chain["client"]]
+        + chain["proxies"]
+        + [chain["service"]]
+        + chain["stale"]
+        + chain["endpoints"]
+        + chain["pods"]
+    )
     return {n["id"]: n for n in nodes if n.get("id")}
 
 
@@ -298,7 +454,11 @@ def _label(node_id, nodes):
     if kind in ("proxy", "pod"):
         return "%s %s/%s" % (kind, node.get("namespace"), node.get("name"))
     if kind == "service":
-        return "Service %s/%s" % (node.get("namespace"), node.get("name")) if node.get("name") else "Service"
+        return (
+            "Service %s/%s" % (node.get("namespace"), node.get("name"))
+            if node.get("name")
+            else "Service"
+        )
     if kind == "stale":
         return "gone %s" % node.get("address")
     if kind == "endpoint":
@@ -342,7 +502,9 @@ def _md(text):
     for index, char in enumerate(text):
         if char in _MD_SPECIAL:
             out.append("\\" + char)
-        elif char == "_" and not (0 < index < len(text) - 1 and text[index - 1].isalnum() and text[index + 1].isalnum()):
+        elif char == "_" and not (
+            0 < index < len(text) - 1 and text[index - 1].isalnum() and text[index + 1].isalnum()
+        ):
             out.append("\\_")
         elif (index == 0 and char in "#>-+") or (char == "&" and _ENTITY.match(text, index)):
             out.append("\\" + char)
@@ -369,20 +531,39 @@ def _md_chain(chain):
     lines = ["## The request chain", ""]
     client = chain["client"]
     service = chain["service"]
-    lines.append("client %s -> %d proxy replica(s) -> %s -> %d endpoint(s) -> %d pod(s)" % (
-        _md_code(client.get("url") or "no URL"), len(chain["proxies"]),
-        _md(_label(service.get("id", "service"), nodes)), len(chain["endpoints"]), len(chain["pods"])))
+    lines.append(
+        "client %s -> %d proxy replica(s) -> %s -> %d endpoint(s) -> %d pod(s)"
+        % (
+            _md_code(client.get("url") or "no URL"),
+            len(chain["proxies"]),
+            _md(_label(service.get("id", "service"), nodes)),
+            len(chain["endpoints"]),
+            len(chain["pods"]),
+        )
+    )
     lines.append("")
     lines += ["| # | from | to | result | evidence |", "|---|---|---|---|---|"]
     for number, link in enumerate(chain["links"], 1):
-        lines.append("| %d | %s | %s | %s | %s |" % (
-            number, _md(_label(link.get("from"), nodes)), _md(_label(link.get("to"), nodes)),
-            _MD_MARK[_status(link.get("status"))], "<br>".join(_md(e) for e in link.get("evidence") or []) or "-"))
+        lines.append(
+            "| %d | %s | %s | %s | %s |"
+            % (
+                number,
+                _md(_label(link.get("from"), nodes)),
+                _md(_label(link.get("to"), nodes)),
+                _MD_MARK[_status(link.get("status"))],
+                "<br>".join(_md(e) for e in link.get("evidence") or []) or "-",
+            )
+        )
     lines += ["", "| node | result | evidence |", "|---|---|---|"]
     for node_id, node in nodes.items():
-        lines.append("| %s | %s | %s |" % (
-            _md(_label(node_id, nodes)), _MD_MARK[_status(node.get("status"))],
-            "<br>".join(_md(e) for e in node.get("evidence") or []) or "-"))
+        lines.append(
+            "| %s | %s | %s |"
+            % (
+                _md(_label(node_id, nodes)),
+                _MD_MARK[_status(node.get("status"))],
+                "<br>".join(_md(e) for e in node.get("evidence") or []) or "-",
+            )
+        )
     if chain["pods_note"]:
         lines += ["", "Backend pods: %s" % _md(chain["pods_note"])]
     return lines
@@ -393,20 +574,41 @@ def _md_remediation(rem: Remediation | None, url: str | None) -> list[str]:
     if rem is None:
         return lines + ["No remediation record."]
     if rem["performed"]:
-        lines.append("Reloaded; verified: **%s**%s" % (_yes_no(rem["verified"]), (
-            " (%s -> %s after the reload)" % (_md_code(url), rem["url_status_after"]) if url and rem["url_status_after"] else "")))
+        lines.append(
+            "Reloaded; verified: **%s**%s"
+            % (
+                _yes_no(rem["verified"]),
+                (
+                    " (%s -> %s after the reload)" % (_md_code(url), rem["url_status_after"])
+                    if url and rem["url_status_after"]
+                    else ""
+                ),
+            )
+        )
     else:
         lines.append("Nothing was reloaded: %s" % _md(rem["reason"] or "no reason recorded"))
     replicas = rem["replicas"]
     if replicas:
-        lines += ["", "| replica | nginx -t | reloaded | workers before -> after | probe | verified | error |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| replica | nginx -t | reloaded | workers before -> after | probe | verified | error |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for rep in replicas:
             test, probe = rep["config_test"], rep["probe"]
-            lines.append("| %s | %s | %s | %s -> %s | %s | %s | %s |" % (
-                _md(_ref(rep)), _config_test(test), _yes_no(rep["reloaded"]),
-                _md(_pids(rep["workers_before"])), _md(_pids(rep["workers_after"])),
-                probe["status"] if probe else "-", _yes_no(rep["verified"]), _md(rep["error"]) if rep["error"] else "-"))
+            lines.append(
+                "| %s | %s | %s | %s -> %s | %s | %s | %s |"
+                % (
+                    _md(_ref(rep)),
+                    _config_test(test),
+                    _yes_no(rep["reloaded"]),
+                    _md(_pids(rep["workers_before"])),
+                    _md(_pids(rep["workers_after"])),
+                    probe["status"] if probe else "-",
+                    _yes_no(rep["verified"]),
+                    _md(rep["error"]) if rep["error"] else "-",
+                )
+            )
     return lines
 
 
@@ -420,11 +622,20 @@ def to_markdown(result: object) -> str:
     lines.append("- proxy: %s" % _md_code(target["proxy"] or "-"))
     lines.append("- Service: %s" % _md_code(target["service"] or "not found"))
     lines.append("- URL: %s" % (_md_code(target["url"]) if target["url"] else "none given"))
-    lines.append("- run: %s to %s%s" % (_md(known["started"] or "?"), _md(known["finished"] or "?"),
-                                        " (check mode)" if known["check_mode"] else ""))
+    lines.append(
+        "- run: %s to %s%s"
+        % (
+            _md(known["started"] or "?"),
+            _md(known["finished"] or "?"),
+            " (check mode)" if known["check_mode"] else "",
+        )
+    )
     ending = known["outcome"]
     if ending:
-        lines.append("- outcome: **%s** (exit status %s)" % (_md(ending["headline"] or "?"), _md(ending["exit_status"])))
+        lines.append(
+            "- outcome: **%s** (exit status %s)"
+            % (_md(ending["headline"] or "?"), _md(ending["exit_status"]))
+        )
         for line in ending["unchecked"]:
             lines.append("- could not check: %s" % _md(line))
     lines += ["", "## Verdict", "", _md(verdict["summary"]), ""]
@@ -433,19 +644,37 @@ def to_markdown(result: object) -> str:
     for line in verdict["missing_evidence"]:
         lines.append("- missing evidence: %s" % _md(line))
     if verdict["stale_replicas"]:
-        lines.append("- stale replicas: %s" % ", ".join(_md_code(r) for r in verdict["stale_replicas"]))
+        lines.append(
+            "- stale replicas: %s" % ", ".join(_md_code(r) for r in verdict["stale_replicas"])
+        )
     if verdict["stale_addresses"] or verdict["current_addresses"]:
-        lines.append("- dialled but gone: %s; ready endpoints now: %s" % (
-            ", ".join(_md_code(a) for a in verdict["stale_addresses"]) or "none",
-            ", ".join(_md_code(a) for a in verdict["current_addresses"]) or "none"))
-    lines += ["", "**Fix:** %s" % _md(rec["fix"] or "-"), "", "**Prevention:** %s" % _md(rec["prevention"] or "-"), ""]
+        lines.append(
+            "- dialled but gone: %s; ready endpoints now: %s"
+            % (
+                ", ".join(_md_code(a) for a in verdict["stale_addresses"]) or "none",
+                ", ".join(_md_code(a) for a in verdict["current_addresses"]) or "none",
+            )
+        )
+    lines += [
+        "",
+        "**Fix:** %s" % _md(rec["fix"] or "-"),
+        "",
+        "**Prevention:** %s" % _md(rec["prevention"] or "-"),
+        "",
+    ]
     if known["chain"] is not None:
         lines += _md_chain(known["chain"]) + [""]
     lines += ["## Layers", "", "| layer | hypothesis | result | finding |", "|---|---|---|---|"]
     for layer in known["layers"]:
-        lines.append("| %s | %s | %s | %s |" % (
-            _md(layer["name"]), _md(layer["hypothesis"]),
-            _MD_MARK.get(layer["status"], _md(layer["status"])), _md(layer["message"])))
+        lines.append(
+            "| %s | %s | %s | %s |"
+            % (
+                _md(layer["name"]),
+                _md(layer["hypothesis"]),
+                _MD_MARK.get(layer["status"], _md(layer["status"])),
+                _md(layer["message"]),
+            )
+        )
     for layer in known["layers"]:
         if layer["evidence"]:
             lines += ["", "### %s" % _md(layer["name"]), ""]
@@ -500,7 +729,7 @@ def _e(value):
 
 def _short(text, width):
     text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + "\u2026"
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def _node_lines(node_id, node):
@@ -508,42 +737,97 @@ def _node_lines(node_id, node):
     kind = node_id.split(":", 1)[0]
     if kind == "client":
         status = node.get("http_status")
-        return "client", node.get("url") or "(no URL)", "answer: %s" % (status if status and status > 0 else "none")
+        return (
+            "client",
+            node.get("url") or "(no URL)",
+            "answer: %s" % (status if status and status > 0 else "none"),
+        )
     if kind == "proxy":
         stale = node.get("stale_addresses") or []
-        detail = "stale: %s" % ", ".join(stale) if stale else "%s errors since reload" % node.get("errors_after_reload", 0)
-        return "proxy replica  %s" % (node.get("pod_ip") or ""), "%s/%s" % (node.get("namespace"), node.get("name")), detail
+        detail = (
+            "stale: %s" % ", ".join(stale)
+            if stale
+            else "%s errors since reload" % node.get("errors_after_reload", 0)
+        )
+        return (
+            "proxy replica  %s" % (node.get("pod_ip") or ""),
+            "%s/%s" % (node.get("namespace"), node.get("name")),
+            detail,
+        )
     if kind == "service":
         if not node.get("name"):
             return "Service", "(not read)", ""
-        return ("Service (%s)" % ("headless" if node.get("headless") else node.get("cluster_ip") or "no IP"),
-                "%s/%s" % (node.get("namespace"), node.get("name")), " ".join(node.get("ports") or []))
+        return (
+            "Service (%s)"
+            % ("headless" if node.get("headless") else node.get("cluster_ip") or "no IP"),
+            "%s/%s" % (node.get("namespace"), node.get("name")),
+            " ".join(node.get("ports") or []),
+        )
     if kind == "stale":
-        return "gone address", node.get("address"), "dialled by %s" % ", ".join(node.get("dialled_by") or [])
+        return (
+            "gone address",
+            node.get("address"),
+            "dialled by %s" % ", ".join(node.get("dialled_by") or []),
+        )
     if kind == "endpoint":
-        state = "terminating" if node.get("terminating") else "ready" if node.get("ready") else "not ready"
+        state = (
+            "terminating"
+            if node.get("terminating")
+            else "ready"
+            if node.get("ready")
+            else "not ready"
+        )
         return "endpoint", node.get("address"), "%s -> %s" % (state, node.get("target") or "-")
-    return ("pod", "%s/%s" % (node.get("namespace"), node.get("name")),
-            "%s %s IP %s" % (node.get("phase"), "ready" if node.get("ready") else "NOT ready", node.get("pod_ip") or "-"))
+    return (
+        "pod",
+        "%s/%s" % (node.get("namespace"), node.get("name")),
+        "%s %s IP %s"
+        % (
+            node.get("phase"),
+            "ready" if node.get("ready") else "NOT ready",
+            node.get("pod_ip") or "-",
+        ),
+    )
 
 
 def _svg_box(node_id, node, x, y):
     kind, name, detail = _node_lines(node_id, node)
     status = _status(node.get("status"))
     classes = "box node %s %s" % (node_id.split(":", 1)[0], status)
-    title = "\n".join([_label(node_id, {node_id: node})] + [str(e) for e in node.get("evidence") or []])
+    title = "\n".join(
+        [_label(node_id, {node_id: node})] + [str(e) for e in node.get("evidence") or []]
+    )
     return (
         '<g class="%s" data-node="%s" data-status="%s"><title>%s</title>'
         '<rect x="%d" y="%d" width="%d" height="%d" rx="8"/>'
         '<text x="%d" y="%d" font-size="11" fill="#5f6368">%s</text>'
         '<text x="%d" y="%d" font-size="18" font-weight="bold" text-anchor="end" fill="%s">%s</text>'
         '<text x="%d" y="%d" font-size="13" font-weight="bold">%s</text>'
-        '<text x="%d" y="%d" font-size="11">%s</text></g>' % (
-            _e(classes), _e(node_id), status, _e(title), x, y, _BOX_W, _BOX_H,
-            x + 8, y + 15, _e(_short(kind, 26)),
-            x + _BOX_W - 8, y + 19, {PASS: "#137333", FAIL: "#c5221f"}.get(status, "#5f6368"), _MARK[status],
-            x + 8, y + 35, _e(_short(name, 25)),
-            x + 8, y + 52, _e(_short(detail, 32))))
+        '<text x="%d" y="%d" font-size="11">%s</text></g>'
+        % (
+            _e(classes),
+            _e(node_id),
+            status,
+            _e(title),
+            x,
+            y,
+            _BOX_W,
+            _BOX_H,
+            x + 8,
+            y + 15,
+            _e(_short(kind, 26)),
+            x + _BOX_W - 8,
+            y + 19,
+            {PASS: "#137333", FAIL: "#c5221f"}.get(status, "#5f6368"),
+            _MARK[status],
+            x + 8,
+            y + 35,
+            _e(_short(name, 25)),
+            x + 8,
+            y + 52,
+            _e(_short(detail, 32)),
+        )
+    )
 
 
 def _cubic(t, p0, p1, p2, p3):
@@ -559,7 +843,10 @@ def _pods_in_endpoint_order(chain):
     for link in chain["links"]:
         if link.get("from") in endpoint_rank:
             first.setdefault(link.get("to"), endpoint_rank[link["from"]])
-    ranked = sorted(enumerate(chain["pods"]), key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]))
+    ranked = sorted(
+        enumerate(chain["pods"]),
+        key=lambda ip: (first.get(ip[1].get("id"), len(endpoint_rank)), ip[0]),
+    )
     return [pod for unused_index, pod in ranked]
 
 
@@ -584,9 +871,11 @@ def _svg(chain):
         rows = len(shown) + (1 if len(nodes) > len(shown) else 0)
         top = _TOP + (tallest - max(rows, 1)) * (_BOX_H + _GAP_Y) // 2
         if not nodes:
-            boxes.append('<g class="box empty unknown"><rect x="%d" y="%d" width="%d" height="%d" rx="8" stroke-dasharray="4 4"/>'
-                         '<text x="%d" y="%d" font-size="12" fill="#5f6368">none</text></g>' % (
-                             x, top, _BOX_W, _BOX_H, x + 8, top + 35))
+            boxes.append(
+                '<g class="box empty unknown"><rect x="%d" y="%d" width="%d" height="%d" rx="8" stroke-dasharray="4 4"/>'
+                '<text x="%d" y="%d" font-size="12" fill="#5f6368">none</text></g>'
+                % (x, top, _BOX_W, _BOX_H, x + 8, top + 35)
+            )
         for row, node in enumerate(shown):
             y = top + row * (_BOX_H + _GAP_Y)
             node_id = node.get("id") or "unknown"
@@ -594,10 +883,15 @@ def _svg(chain):
             boxes.append(_svg_box(node_id, node, x, y))
         if len(nodes) > len(shown):
             y = top + len(shown) * (_BOX_H + _GAP_Y)
-            boxes.append('<text x="%d" y="%d" font-size="12" fill="#5f6368">and %d more (see the tables)</text>' % (
-                x + 8, y + 20, len(nodes) - len(shown)))
-    drawn = [(n, link) for n, link in enumerate(chain["links"], 1)
-             if link.get("from") in where and link.get("to") in where]
+            boxes.append(
+                '<text x="%d" y="%d" font-size="12" fill="#5f6368">and %d more (see the tables)</text>'
+                % (x + 8, y + 20, len(nodes) - len(shown))
+            )
+    drawn = [
+        (n, link)
+        for n, link in enumerate(chain["links"], 1)
+        if link.get("from") in where and link.get("to") in where
+    ]
     fan_out: dict[str, int] = {}
     fan_in: dict[str, int] = {}
     for link in [pair[1] for pair in drawn]:
@@ -619,12 +913,33 @@ def _svg(chain):
         paths.append(
             '<g class="link %s" data-from="%s" data-to="%s" data-link="%d"><title>%s</title>'
             '<path d="M%d %d C%d %d %d %d %d %d"/><circle cx="%d" cy="%d" r="10"/>'
-            '<text x="%d" y="%d" font-size="11" font-weight="bold" text-anchor="middle">%d</text></g>' % (
-                status, _e(link["from"]), _e(link["to"]), number, _e("\n".join(str(e) for e in link.get("evidence") or [])),
-                x1, y1, x1 + bend, y1, x2 - bend, y2, x2, y2, mx, my, mx, my + 4, number))
-    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" '
-            'aria-label="request chain: client, proxy replicas, Service, endpoints, pods">%s%s</svg>' % (
-                width, height, "".join(paths), "".join(boxes)))
+            '<text x="%d" y="%d" font-size="11" font-weight="bold" text-anchor="middle">%d</text></g>'
+            % (
+                status,
+                _e(link["from"]),
+                _e(link["to"]),
+                number,
+                _e("\n".join(str(e) for e in link.get("evidence") or [])),
+                x1,
+                y1,
+                x1 + bend,
+                y1,
+                x2 - bend,
+                y2,
+                x2,
+                y2,
+                mx,
+                my,
+                mx,
+                my + 4,
+                number,
+            )
+        )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" '
+        'aria-label="request chain: client, proxy replicas, Service, endpoints, pods">%s%s</svg>'
+        % (width, height, "".join(paths), "".join(boxes))
+    )
 
 
 def _badge(status):
@@ -641,20 +956,40 @@ def _ev_list(lines):
 def _html_chain(chain):
     nodes = _nodes(chain)
     out = ['<section class="chain" id="chain"><h2>The request chain</h2>', _svg(chain)]
-    out.append('<table class="links"><tr><th>#</th><th>link</th><th>result</th><th>evidence</th></tr>')
+    out.append(
+        '<table class="links"><tr><th>#</th><th>link</th><th>result</th><th>evidence</th></tr>'
+    )
     for number, link in enumerate(chain["links"], 1):
         status = _status(link.get("status"))
-        out.append('<tr class="link-row %s" data-link="%d" data-from="%s" data-to="%s"><td class="num">%d</td>'
-                   '<td>%s &rarr; %s</td><td>%s</td><td>%s</td></tr>' % (
-                       status, number, _e(link.get("from")), _e(link.get("to")), number,
-                       _e(_label(link.get("from"), nodes)), _e(_label(link.get("to"), nodes)), _badge(status),
-                       _ev_list(link.get("evidence"))))
+        out.append(
+            '<tr class="link-row %s" data-link="%d" data-from="%s" data-to="%s"><td class="num">%d</td>'
+            "<td>%s &rarr; %s</td><td>%s</td><td>%s</td></tr>"
+            % (
+                status,
+                number,
+                _e(link.get("from")),
+                _e(link.get("to")),
+                number,
+                _e(_label(link.get("from"), nodes)),
+                _e(_label(link.get("to"), nodes)),
+                _badge(status),
+                _ev_list(link.get("evidence")),
+            )
+        )
     out.append("</table>")
     out.append('<table class="nodes"><tr><th>node</th><th>result</th><th>evidence</th></tr>')
     for node_id, node in nodes.items():
         status = _status(node.get("status"))
-        out.append('<tr class="node-row %s" data-node="%s"><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-            status, _e(node_id), _e(_label(node_id, nodes)), _badge(status), _ev_list(node.get("evidence"))))
+        out.append(
+            '<tr class="node-row %s" data-node="%s"><td>%s</td><td>%s</td><td>%s</td></tr>'
+            % (
+                status,
+                _e(node_id),
+                _e(_label(node_id, nodes)),
+                _badge(status),
+                _ev_list(node.get("evidence")),
+            )
+        )
     out.append("</table>")
     if chain["pods_note"]:
         out.append("<p>Backend pods: %s</p>" % _e(chain["pods_note"]))
@@ -665,20 +1000,39 @@ def _html_chain(chain):
 def _html_remediation(rem: Remediation | None, url: str | None) -> list[str]:
     out = ['<section id="remediation"><h2>Remediation</h2>']
     if rem and rem["performed"]:
-        after = " (%s &rarr; %s after the reload)" % (_e(url), _e(rem["url_status_after"])) if url and rem["url_status_after"] else ""
-        out.append("<p>Reloaded; verified: %s%s</p>" % (_badge(PASS if rem["verified"] else FAIL), after))
+        after = (
+            " (%s &rarr; %s after the reload)" % (_e(url), _e(rem["url_status_after"]))
+            if url and rem["url_status_after"]
+            else ""
+        )
+        out.append(
+            "<p>Reloaded; verified: %s%s</p>" % (_badge(PASS if rem["verified"] else FAIL), after)
+        )
     else:
-        out.append("<p>Nothing was reloaded: %s</p>" % _e(rem and rem["reason"] or "no reason recorded"))
+        out.append(
+            "<p>Nothing was reloaded: %s</p>" % _e(rem and rem["reason"] or "no reason recorded")
+        )
     replicas = rem["replicas"] if rem else []
     if replicas:
-        out.append("<table><tr><th>replica</th><th>nginx -t</th><th>reloaded</th><th>worker PIDs before &rarr; after</th>"
-                   "<th>probe</th><th>verified</th><th>error</th></tr>")
+        out.append(
+            "<table><tr><th>replica</th><th>nginx -t</th><th>reloaded</th><th>worker PIDs before &rarr; after</th>"
+            "<th>probe</th><th>verified</th><th>error</th></tr>"
+        )
         for rep in replicas:
             probe = rep["probe"]
-            out.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s &rarr; %s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-                _e(_ref(rep)), _config_test(rep["config_test"]), _yes_no(rep["reloaded"]),
-                _e(_pids(rep["workers_before"])), _e(_pids(rep["workers_after"])),
-                _e(probe_line(probe)) if probe else "-", _badge(PASS if rep["verified"] else FAIL), _e(rep["error"] or "-")))
+            out.append(
+                "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s &rarr; %s</td><td>%s</td><td>%s</td><td>%s</td></tr>"
+                % (
+                    _e(_ref(rep)),
+                    _config_test(rep["config_test"]),
+                    _yes_no(rep["reloaded"]),
+                    _e(_pids(rep["workers_before"])),
+                    _e(_pids(rep["workers_after"])),
+                    _e(probe_line(probe)) if probe else "-",
+                    _badge(PASS if rep["verified"] else FAIL),
+                    _e(rep["error"] or "-"),
+                )
+            )
         out.append("</table>")
     out.append("</section>")
     return out
@@ -692,35 +1046,66 @@ def to_html(result: object) -> str:
     rec = verdict["recommendation"]
     cause = verdict["cause"] or "unknown"
     tone = PASS if cause == "healthy" else FAIL
-    out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-           '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; img-src data:">',
-           "<title>502 diagnosis: %s</title><style>%s</style></head><body>" % (_e(cause), _CSS)]
-    out.append('<h1>502 diagnosis: <span class="cause %s" id="cause">%s</span></h1>' % (tone, _e(cause)))
-    out.append('<p class="meta">proxy <code>%s</code> &middot; Service <code>%s</code> &middot; URL <code>%s</code>'
-               " &middot; %s to %s%s</p>" % (
-                   _e(target["proxy"] or "-"), _e(target["service"] or "not found"), _e(target["url"] or "none"),
-                   _e(known["started"] or "?"), _e(known["finished"] or "?"), " &middot; check mode" if known["check_mode"] else ""))
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+        "<title>502 diagnosis: %s</title><style>%s</style></head><body>" % (_e(cause), _CSS),
+    ]
+    out.append(
+        '<h1>502 diagnosis: <span class="cause %s" id="cause">%s</span></h1>' % (tone, _e(cause))
+    )
+    out.append(
+        '<p class="meta">proxy <code>%s</code> &middot; Service <code>%s</code> &middot; URL <code>%s</code>'
+        " &middot; %s to %s%s</p>"
+        % (
+            _e(target["proxy"] or "-"),
+            _e(target["service"] or "not found"),
+            _e(target["url"] or "none"),
+            _e(known["started"] or "?"),
+            _e(known["finished"] or "?"),
+            " &middot; check mode" if known["check_mode"] else "",
+        )
+    )
     out.append('<p class="summary %s" id="summary">%s</p>' % (tone, _e(verdict["summary"])))
     if known["chain"] is not None:
         out += _html_chain(known["chain"])
     else:
-        out.append('<p class="nochain">This result carries no request chain (it was built without <code>chain</code>).</p>')
+        out.append(
+            '<p class="nochain">This result carries no request chain (it was built without <code>chain</code>).</p>'
+        )
     out.append('<section id="verdict"><h2>Verdict</h2>%s' % _ev_list(verdict["evidence"]))
     if verdict["missing_evidence"]:
-        out.append("<p>Missing evidence (two causes fit):</p>%s" % _ev_list(verdict["missing_evidence"]))
-    out.append("<p><b>Fix:</b> %s</p><p><b>Prevention:</b> %s</p></section>" % (
-        _e(rec["fix"] or "-"), _e(rec["prevention"] or "-")))
-    out.append('<section id="layers"><h2>Layers</h2><table><tr><th>layer</th><th>hypothesis</th><th>result</th>'
-               "<th>finding and evidence</th></tr>")
+        out.append(
+            "<p>Missing evidence (two causes fit):</p>%s" % _ev_list(verdict["missing_evidence"])
+        )
+    out.append(
+        "<p><b>Fix:</b> %s</p><p><b>Prevention:</b> %s</p></section>"
+        % (_e(rec["fix"] or "-"), _e(rec["prevention"] or "-"))
+    )
+    out.append(
+        '<section id="layers"><h2>Layers</h2><table><tr><th>layer</th><th>hypothesis</th><th>result</th>'
+        "<th>finding and evidence</th></tr>"
+    )
     for layer in known["layers"]:
-        out.append('<tr class="layer %s" data-layer="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s%s</td></tr>' % (
-            _e(layer["status"]), _e(layer["name"]), _e(layer["name"]), _e(layer["hypothesis"]),
-            _badge(layer["status"]), _e(layer["message"]), _ev_list(layer["evidence"]) if layer["evidence"] else ""))
+        out.append(
+            '<tr class="layer %s" data-layer="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s%s</td></tr>'
+            % (
+                _e(layer["status"]),
+                _e(layer["name"]),
+                _e(layer["name"]),
+                _e(layer["hypothesis"]),
+                _badge(layer["status"]),
+                _e(layer["message"]),
+                _ev_list(layer["evidence"]) if layer["evidence"] else "",
+            )
+        )
     out.append("</table></section>")
     out += _html_remediation(known["remediation"], target["url"])
     errors = known["errors"]
     if errors:
-        out.append('<section id="errors"><h2>Could not be checked</h2>%s</section>' % _ev_list(
-            ["%s: %s" % kv for kv in sorted(errors.items())]))
+        out.append(
+            '<section id="errors"><h2>Could not be checked</h2>%s</section>'
+            % _ev_list(["%s: %s" % kv for kv in sorted(errors.items())])
+        )
     out.append("</body></html>\n")
     return "\n".join(out)

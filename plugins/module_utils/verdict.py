@@ -102,15 +102,17 @@ class _Facts:
         self.self_probes = facts["self_probes"] or []
         for layer in facts["layers"]:
             if layer["status"] == "error":
-                self.missing.append("layer %s could not be checked: %s"
-                                    % (layer["name"], layer["message"] or "no detail"))
+                self.missing.append(
+                    "layer %s could not be checked: %s"
+                    % (layer["name"], layer["message"] or "no detail")
+                )
         for name, error in sorted(facts["errors"].items()):
             self.missing.append("%s: %s" % (name, error))
         for part, value, what in (
-                ("service", self.service, "the backend Service and its EndpointSlices "
-                                          "(service_info)"),
-                ("pods", self.pods, "the backend pods (pod_info)"),
-                ("proxies", self.proxies, "the proxy replicas' logs and config (proxy_info)")):
+            ("service", self.service, "the backend Service and its EndpointSlices (service_info)"),
+            ("pods", self.pods, "the backend pods (pod_info)"),
+            ("proxies", self.proxies, "the proxy replicas' logs and config (proxy_info)"),
+        ):
             if value is None:
                 self.missing.append("%s: %s were not gathered" % (part, what))
         self.index = build_index(self.service, self.pods)
@@ -120,8 +122,11 @@ class _Facts:
         self.not_ready: list[str] = sorted(set(svc["not_ready_addresses"])) if svc else []
         self.terminating: list[str] = sorted(set(svc["terminating_addresses"])) if svc else []
         if svc and not (self.ready or self.not_ready or self.terminating):
-            by_state = {"ready": self.ready, "not_ready": self.not_ready,
-                        "terminating": self.terminating}
+            by_state = {
+                "ready": self.ready,
+                "not_ready": self.not_ready,
+                "terminating": self.terminating,
+            }
             for endpoint in svc["endpoints"]:
                 if endpoint["address"]:
                     by_state[endpoint_state(endpoint)].append(endpoint["address"])
@@ -132,13 +137,16 @@ class _Facts:
         self.unchecked: list[str] = []
         for replica in self.replicas:
             for part, message in sorted(replica["read_errors"].items()):
-                self.unchecked.append("proxy %s: %s could not be read: %s"
-                                      % (replica["name"], part, message))
+                self.unchecked.append(
+                    "proxy %s: %s could not be read: %s" % (replica["name"], part, message)
+                )
         for kind, probes in (("probe", self.probes or []), ("self-probe", self.self_probes)):
             for probe in probes:
                 if not probe_ran(probe):
-                    self.unchecked.append("%s from %s/%s could not run: %s" % (
-                        kind, probe["namespace"], probe["name"], probe["error"] or "no detail"))
+                    self.unchecked.append(
+                        "%s from %s/%s could not run: %s"
+                        % (kind, probe["namespace"], probe["name"], probe["error"] or "no detail")
+                    )
         self.missing.extend(self.unchecked)
 
     def _replica(self, proxy: ProxyFact) -> _Replica:
@@ -184,8 +192,7 @@ class _Facts:
                 sigs = entry["signatures"]
                 if signatures and sigs and not any(sigs.get(s) for s in signatures):
                     continue
-                if signatures and not sigs and not any(replica["after"].get(s)
-                                                       for s in signatures):
+                if signatures and not sigs and not any(replica["after"].get(s) for s in signatures):
                     continue
                 out.append((replica, entry))
         return out
@@ -203,11 +210,17 @@ class _Facts:
             if health["crashing"]:
                 crash.append("pod %s (%s)" % (name, _join(health["problems"], pod["phase"] or "?")))
             if health["restarts"] > 0:
-                detail = _join(["%s exit %s at %s" % (ls["reason"], ls["exit_code"], ls["finished_at"])
-                                for ls in (c["last_state"] for c in pod["containers"]) if ls],
-                               "no lastState")
-                restarted.append("pod %s restarted %d times (%s)"
-                                 % (name, health["restarts"], detail))
+                detail = _join(
+                    [
+                        "%s exit %s at %s" % (ls["reason"], ls["exit_code"], ls["finished_at"])
+                        for ls in (c["last_state"] for c in pod["containers"])
+                        if ls
+                    ],
+                    "no lastState",
+                )
+                restarted.append(
+                    "pod %s restarted %d times (%s)" % (name, health["restarts"], detail)
+                )
             if health["not_ready"]:
                 not_ready.append("pod %s" % name)
             if health["deleting"]:
@@ -219,11 +232,15 @@ def _dial_line(replica: _Replica, entry: AddressFact) -> str:
     count = entry["count_after_reload"] or entry["count"]
     since = replica["reload"]
     objects = entry["objects"]
-    return ("proxy %s dialled %s (%s%s) %d times since its last reload%s%s"
-            % (replica["name"], entry["address"], _STATE_TEXT.get(entry["state"], entry["state"]),
-               ": " + _join(objects) if objects and entry["state"] != "stale" else "",
-               count, " at %s" % since if since else " (reload time unknown)",
-               "; last seen %s" % entry["last_seen"] if entry["last_seen"] else ""))
+    return "proxy %s dialled %s (%s%s) %d times since its last reload%s%s" % (
+        replica["name"],
+        entry["address"],
+        _STATE_TEXT.get(entry["state"], entry["state"]),
+        ": " + _join(objects) if objects and entry["state"] != "stale" else "",
+        count,
+        " at %s" % since if since else " (reload time unknown)",
+        "; last seen %s" % entry["last_seen"] if entry["last_seen"] else "",
+    )
 
 
 def _sig_line(facts: _Facts, signatures, text):
@@ -231,9 +248,14 @@ def _sig_line(facts: _Facts, signatures, text):
     for replica in facts.replicas:
         hits = {s: replica["after"][s] for s in signatures if replica["after"].get(s)}
         if hits:
-            parts.append("proxy %s logged %s since its last reload%s" % (
-                replica["name"], _join("%s x%d" % kv for kv in sorted(hits.items())),
-                " at %s" % replica["reload"] if replica["reload"] else ""))
+            parts.append(
+                "proxy %s logged %s since its last reload%s"
+                % (
+                    replica["name"],
+                    _join("%s x%d" % kv for kv in sorted(hits.items())),
+                    " at %s" % replica["reload"] if replica["reload"] else "",
+                )
+            )
     return ["%s: %s" % (text, p) for p in parts]
 
 
@@ -242,9 +264,15 @@ def _error_examples(facts: _Facts, signatures, limit=2):
     for replica in facts.replicas:
         for err in replica["proxy"]["errors"]:
             if err.get("signature") in signatures and err.get("after_reload", True):
-                out.append("proxy %s: [%s] %s%s" % (
-                    replica["name"], err.get("level"), err.get("message"),
-                    " (upstream %s)" % err["upstream"] if err.get("upstream") else ""))
+                out.append(
+                    "proxy %s: [%s] %s%s"
+                    % (
+                        replica["name"],
+                        err.get("level"),
+                        err.get("message"),
+                        " (upstream %s)" % err["upstream"] if err.get("upstream") else "",
+                    )
+                )
     return out[-limit:]
 
 
@@ -254,10 +282,17 @@ def _keepalive(facts: _Facts):
     for replica in facts.replicas:
         groups = replica["proxy"]["upstream_keepalive"]
         if groups:
-            keep.append("proxy %s keeps idle upstream connections: %s" % (replica["name"], _join(
-                "upstream %s (keepalive %s, keepalive_timeout %s)" % (
-                    g["upstream"], g["keepalive"], g["keepalive_timeout"] or "60s")
-                for g in groups)))
+            keep.append(
+                "proxy %s keeps idle upstream connections: %s"
+                % (
+                    replica["name"],
+                    _join(
+                        "upstream %s (keepalive %s, keepalive_timeout %s)"
+                        % (g["upstream"], g["keepalive"], g["keepalive_timeout"] or "60s")
+                        for g in groups
+                    ),
+                )
+            )
         elif replica["config_ok"]:
             no_keep.append(replica["name"])
     return keep, no_keep
@@ -265,8 +300,12 @@ def _keepalive(facts: _Facts):
 
 def _candidate(cause, strong, evidence, missing=None):
     """A cause that fits: ``strong`` when the evidence alone supports it."""
-    return {"cause": cause, "strong": strong, "evidence": list(evidence),
-            "missing": list(missing or [])}
+    return {
+        "cause": cause,
+        "strong": strong,
+        "evidence": list(evidence),
+        "missing": list(missing or []),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,23 +323,37 @@ def _without_ready_endpoint(facts: _Facts):
 
 def _no_ready_line(facts: _Facts):
     return "Service %s has no ready endpoint (not ready: %s; terminating: %s)" % (
-        facts.svc_name, _join(facts.not_ready), _join(facts.terminating))
+        facts.svc_name,
+        _join(facts.not_ready),
+        _join(facts.terminating),
+    )
 
 
 @rule("stale_upstream")
 def _stale_upstream(facts: _Facts):
     """Dialled after the last reload, an address nothing current has."""
     stale_pairs = facts.stale_pairs()
-    stale_only = [r for r in facts.replicas if r["stale"] and not any(
-        e["address"] in r["stale"] for e in r["current"])]
+    stale_only = [
+        r
+        for r in facts.replicas
+        if r["stale"] and not any(e["address"] in r["stale"] for e in r["current"])
+    ]
     if not (stale_pairs or stale_only):
         return []
     evidence = [_dial_line(r, e) for r, e in stale_pairs]
-    evidence += ["proxy %s dials %s, which nothing in the cluster has"
-                 % (r["name"], _join(r["stale"])) for r in stale_only]
+    evidence += [
+        "proxy %s dials %s, which nothing in the cluster has" % (r["name"], _join(r["stale"]))
+        for r in stale_only
+    ]
     if not (facts.service and facts.ready):
-        missing = [] if facts.service else ["the Service's current endpoints (service_info), to "
-                                            "confirm that ready endpoints exist"]
+        missing = (
+            []
+            if facts.service
+            else [
+                "the Service's current endpoints (service_info), to "
+                "confirm that ready endpoints exist"
+            ]
+        )
         return [_candidate("stale_upstream", False, evidence, missing)]
     evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
     clean = [r["name"] for r in facts.replicas if not r["stale"]]
@@ -308,14 +361,22 @@ def _stale_upstream(facts: _Facts):
         evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
     for probe in facts.probes or []:
         if not is_server_error(probe["status"]):
-            evidence.append("probe from %s/%s to %s answered %s: the Service itself "
-                            "works" % (probe["namespace"], probe["name"], probe["url"], probe["status"]))
+            evidence.append(
+                "probe from %s/%s to %s answered %s: the Service itself "
+                "works" % (probe["namespace"], probe["name"], probe["url"], probe["status"])
+            )
     stale_names = {r["name"] for r in facts.replicas if r["stale"]}
     for probe in facts.self_probes:
         who = "%s/%s" % (probe["namespace"], probe["name"])
-        evidence.append("replica %s (%s) answered %s on its own address %s" % (
-            who, "stale" if who in stale_names else "not stale",
-            probe["status"] if probe["status"] is not None else "nothing", probe["url"]))
+        evidence.append(
+            "replica %s (%s) answered %s on its own address %s"
+            % (
+                who,
+                "stale" if who in stale_names else "not stale",
+                probe["status"] if probe["status"] is not None else "nothing",
+                probe["url"],
+            )
+        )
     return [_candidate("stale_upstream", True, evidence)]
 
 
@@ -324,27 +385,46 @@ def _no_endpoints(facts: _Facts):
     """The Service is missing (and no name fails to resolve), or selects nothing ready."""
     if _service_missing(facts):
         if facts.sig_total(DNS):
-            return []   # a missing Service whose name fails to resolve: dns_failure
+            return []  # a missing Service whose name fails to resolve: dns_failure
         return [_candidate("no_endpoints", False, ["Service %s does not exist" % facts.svc_name])]
-    if not _without_ready_endpoint(facts) or facts.crash or facts.not_ready \
-            or facts.not_ready_pods or facts.terminating or facts.service is None:
+    if (
+        not _without_ready_endpoint(facts)
+        or facts.crash
+        or facts.not_ready
+        or facts.not_ready_pods
+        or facts.terminating
+        or facts.service is None
+    ):
         return []
     if service_health(facts.service)["selects_no_pod"]:
         why = "its selector %s matches no pod" % selector_text(facts.service["selector"])
     else:
         why = "its EndpointSlices list no address"
-    return [_candidate("no_endpoints", True, [_no_ready_line(facts), why] + _sig_line(
-        facts, CONNECT, "the proxy's symptom"))]
+    return [
+        _candidate(
+            "no_endpoints",
+            True,
+            [_no_ready_line(facts), why] + _sig_line(facts, CONNECT, "the proxy's symptom"),
+        )
+    ]
 
 
 @rule("backend_not_ready")
 def _backend_not_ready(facts: _Facts):
     """No ready endpoint, no crash, and pods or endpoints that are not Ready."""
-    if not _without_ready_endpoint(facts) or facts.crash \
-            or not (facts.not_ready or facts.not_ready_pods):
+    if (
+        not _without_ready_endpoint(facts)
+        or facts.crash
+        or not (facts.not_ready or facts.not_ready_pods)
+    ):
         return []
-    return [_candidate("backend_not_ready", True, [
-        _no_ready_line(facts), "running but not Ready: %s" % _join(facts.not_ready_pods)])]
+    return [
+        _candidate(
+            "backend_not_ready",
+            True,
+            [_no_ready_line(facts), "running but not Ready: %s" % _join(facts.not_ready_pods)],
+        )
+    ]
 
 
 @rule("backend_down")
@@ -353,24 +433,41 @@ def _backend_down(facts: _Facts):
     if not facts.crash or facts.svc_health is None or _service_missing(facts):
         return []
     if not facts.ready:
-        return [_candidate("backend_down", True,
-                           facts.crash + [_no_ready_line(facts)] + facts.restarted)]
-    return [_candidate("backend_down", False, facts.crash + facts.restarted, [
-        "whether the crashing pods are the ones the proxy dials (some endpoints are "
-        "still ready)"])]
+        return [
+            _candidate(
+                "backend_down", True, facts.crash + [_no_ready_line(facts)] + facts.restarted
+            )
+        ]
+    return [
+        _candidate(
+            "backend_down",
+            False,
+            facts.crash + facts.restarted,
+            [
+                "whether the crashing pods are the ones the proxy dials (some endpoints are "
+                "still ready)"
+            ],
+        )
+    ]
 
 
 @rule("port_mismatch")
 def _port_mismatch(facts: _Facts):
     """A targetPort pods do not expose, a wrong port dialled, or a refusal on a ready endpoint."""
-    evidence = ["Service %s %s" % (facts.svc_name, line)
-                for line in (facts.svc_health or {}).get("port_mismatches", [])]
+    evidence = [
+        "Service %s %s" % (facts.svc_name, line)
+        for line in (facts.svc_health or {}).get("port_mismatches", [])
+    ]
     wrong_port = facts.entries(states=("pod_ip", "cluster_ip"), signatures=CONNECT)
-    evidence += [_dial_line(r, e) + " (wrong port)" for r, e in wrong_port
-                 if e["port_match"] is False]
+    evidence += [
+        _dial_line(r, e) + " (wrong port)" for r, e in wrong_port if e["port_match"] is False
+    ]
     refused_ready = facts.entries(states=("ready_endpoint",), signatures=("connect_refused",))
-    evidence += [_dial_line(r, e) + ": connection refused on a READY endpoint, so nothing "
-                 "listens on that port" for r, e in refused_ready]
+    evidence += [
+        _dial_line(r, e) + ": connection refused on a READY endpoint, so nothing "
+        "listens on that port"
+        for r, e in refused_ready
+    ]
     return [_candidate("port_mismatch", True, evidence)] if evidence else []
 
 
@@ -381,14 +478,18 @@ def _dns_failure(facts: _Facts):
         return []
     found = []
     if _service_missing(facts):
-        found.append(_candidate("dns_failure", True, ["Service %s does not exist" % facts.svc_name]))
+        found.append(
+            _candidate("dns_failure", True, ["Service %s does not exist" % facts.svc_name])
+        )
     evidence = _sig_line(facts, DNS, "name resolution failed")
     evidence += _error_examples(facts, DNS)
     for replica in facts.replicas:
         failed = replica["proxy"]["failed_reloads"]
         if failed or replica["config_ok"] is False:
-            evidence.append("proxy %s: a reload failed or its config does not load; the "
-                            "old config keeps running" % replica["name"])
+            evidence.append(
+                "proxy %s: a reload failed or its config does not load; the "
+                "old config keeps running" % replica["name"]
+            )
     found.append(_candidate("dns_failure", True, evidence))
     return found
 
@@ -403,37 +504,69 @@ def _backend_crash(facts: _Facts):
     if not facts.sig_total(CLOSE):
         return []
     if facts.restarted or facts.crash:
-        return [_candidate("backend_crash", True,
-                           _close_evidence(facts) + facts.restarted + facts.crash)]
+        return [
+            _candidate(
+                "backend_crash", True, _close_evidence(facts) + facts.restarted + facts.crash
+            )
+        ]
     if facts.pods is None:
-        return [_candidate("backend_crash", False, _close_evidence(facts),
-                           ["the backend pods' restarts (pod_info)"])]
+        return [
+            _candidate(
+                "backend_crash",
+                False,
+                _close_evidence(facts),
+                ["the backend pods' restarts (pod_info)"],
+            )
+        ]
     return []
 
 
 @rule("keepalive_mismatch")
 def _keepalive_mismatch(facts: _Facts):
     """Closes or resets from healthy, never restarted pods, with no rollout under way."""
-    if not facts.sig_total(CLOSE) or facts.restarted or facts.crash or facts.pods is None \
-            or facts.deleting or facts.terminating:
+    if (
+        not facts.sig_total(CLOSE)
+        or facts.restarted
+        or facts.crash
+        or facts.pods is None
+        or facts.deleting
+        or facts.terminating
+    ):
         return []
     evidence = _close_evidence(facts)
     requests = sum(sum(r["status_counts"].values()) for r in facts.replicas)
     bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
     rate = "%d of %d requests got 502" % (bad, requests) if requests else "request counts unknown"
     healthy_line = "backend pods %s are healthy with no restarts; %s" % (
-        _join("%s/%s" % (p["namespace"], p["name"]) for p in facts.pods), rate)
+        _join("%s/%s" % (p["namespace"], p["name"]) for p in facts.pods),
+        rate,
+    )
     keep, no_keep = _keepalive(facts)
     if no_keep and not keep:
         # nginx opens a new connection per request: no idle connection can be raced
-        return [_candidate("keepalive_mismatch", False, [healthy_line] + evidence, [
-            "proxy %s keeps no upstream connection alive (no keepalive in an upstream "
-            "block), so an idle-timeout race is unlikely: see the backend's own logs "
-            "for why it closes connections mid-request" % _join(no_keep)])]
-    return [_candidate("keepalive_mismatch", True, evidence[:1] + [healthy_line] + keep
-                       + evidence[1:], [
-        "the backend's keep-alive idle timeout (it must be longer than the proxy's "
-        "upstream keepalive_timeout)"])]
+        return [
+            _candidate(
+                "keepalive_mismatch",
+                False,
+                [healthy_line] + evidence,
+                [
+                    "proxy %s keeps no upstream connection alive (no keepalive in an upstream "
+                    "block), so an idle-timeout race is unlikely: see the backend's own logs "
+                    "for why it closes connections mid-request" % _join(no_keep)
+                ],
+            )
+        ]
+    return [
+        _candidate(
+            "keepalive_mismatch",
+            True,
+            evidence[:1] + [healthy_line] + keep + evidence[1:],
+            [
+                "the backend's keep-alive idle timeout (it must be longer than the proxy's "
+                "upstream keepalive_timeout)"
+            ],
+        )
+    ]
 
 
 @rule("rollout_race")
@@ -441,19 +574,32 @@ def _rollout_race(facts: _Facts):
     """Connect errors or closes towards terminating endpoints, or during a rollout."""
     stale_pairs = facts.stale_pairs()
     racing = facts.entries(states=("terminating_endpoint",), signatures=CONNECT + CLOSE)
-    if racing or ((facts.terminating or facts.deleting)
-                  and facts.sig_total(CONNECT + CLOSE) and not stale_pairs):
+    if racing or (
+        (facts.terminating or facts.deleting)
+        and facts.sig_total(CONNECT + CLOSE)
+        and not stale_pairs
+    ):
         evidence = [_dial_line(r, e) for r, e in racing]
-        evidence += ["terminating endpoints of %s: %s" % (facts.svc_name, _join(facts.terminating))
-                     ] if facts.terminating else []
+        evidence += (
+            ["terminating endpoints of %s: %s" % (facts.svc_name, _join(facts.terminating))]
+            if facts.terminating
+            else []
+        )
         evidence += facts.deleting
         return [_candidate("rollout_race", True, evidence)]
     if stale_pairs and (facts.terminating or facts.deleting):
-        return [_candidate("rollout_race", True, facts.deleting + [
-            "terminating endpoints: %s" % _join(facts.terminating)], [
-            "a rollout is in progress: re-run when it has finished; if a replica still dials "
-            "%s then, it is stale_upstream" % _join(sorted({e["address"]
-                                                            for _r, e in stale_pairs}))])]
+        return [
+            _candidate(
+                "rollout_race",
+                True,
+                facts.deleting + ["terminating endpoints: %s" % _join(facts.terminating)],
+                [
+                    "a rollout is in progress: re-run when it has finished; if a replica still dials "
+                    "%s then, it is stale_upstream"
+                    % _join(sorted({e["address"] for _r, e in stale_pairs}))
+                ],
+            )
+        ]
     return []
 
 
@@ -462,9 +608,18 @@ def _header_too_big(facts: _Facts):
     """nginx logged that the backend's response header did not fit its buffer."""
     if not facts.sig_total(("header_too_big",)):
         return []
-    return [_candidate("header_too_big", True, _sig_line(
-        facts, ("header_too_big",), "the backend's response headers exceed the proxy's "
-        "buffer") + _error_examples(facts, ("header_too_big",)))]
+    return [
+        _candidate(
+            "header_too_big",
+            True,
+            _sig_line(
+                facts,
+                ("header_too_big",),
+                "the backend's response headers exceed the proxy's buffer",
+            )
+            + _error_examples(facts, ("header_too_big",)),
+        )
+    ]
 
 
 @rule("protocol_mismatch")
@@ -472,23 +627,39 @@ def _protocol_mismatch(facts: _Facts):
     """nginx logged an invalid HTTP header or a failed TLS handshake or verification."""
     if not facts.sig_total(PROTOCOL):
         return []
-    return [_candidate("protocol_mismatch", True, _sig_line(
-        facts, PROTOCOL, "the proxy and the backend speak different protocols")
-        + _error_examples(facts, PROTOCOL))]
+    return [
+        _candidate(
+            "protocol_mismatch",
+            True,
+            _sig_line(facts, PROTOCOL, "the proxy and the backend speak different protocols")
+            + _error_examples(facts, PROTOCOL),
+        )
+    ]
 
 
 @rule("network_blocked")
 def _network_blocked(facts: _Facts):
     """Connects that time out or find no route, towards CURRENT addresses."""
-    blocked = facts.entries(states=("ready_endpoint", "not_ready_endpoint", "pod_ip",
-                                    "cluster_ip"),
-                            signatures=("connect_timeout", "connect_unreachable"))
+    blocked = facts.entries(
+        states=("ready_endpoint", "not_ready_endpoint", "pod_ip", "cluster_ip"),
+        signatures=("connect_timeout", "connect_unreachable"),
+    )
     if not blocked:
         return []
-    return [_candidate("network_blocked", True, [
-        _dial_line(r, e) + ": connect timed out / unreachable towards a current address"
-        for r, e in blocked], ["the NetworkPolicies selecting the backend pods (this "
-                               "collection does not read them yet)"])]
+    return [
+        _candidate(
+            "network_blocked",
+            True,
+            [
+                _dial_line(r, e) + ": connect timed out / unreachable towards a current address"
+                for r, e in blocked
+            ],
+            [
+                "the NetworkPolicies selecting the backend pods (this "
+                "collection does not read them yet)"
+            ],
+        )
+    ]
 
 
 @rule("upstream_timeout")
@@ -496,20 +667,44 @@ def _upstream_timeout(facts: _Facts):
     """Connected, then no answer within the read (or send) timeout, from a Ready backend."""
     if not facts.sig_total(("upstream_timeout",)):
         return []
-    evidence = _sig_line(facts, ("upstream_timeout",), "the backend did not answer within the "
-                         "proxy's timeout after the connection was made")
-    evidence += [_dial_line(r, e) + ": connected, then no answer in time" for r, e in facts.entries(
-        states=("ready_endpoint", "cluster_ip", "pod_ip"), signatures=("upstream_timeout",))]
-    evidence += ["proxy %s answered 504 %d times since its last reload"
-                 % (r["name"], r["status_counts"]["504"]) for r in facts.replicas
-                 if r["status_counts"].get("504")]
+    evidence = _sig_line(
+        facts,
+        ("upstream_timeout",),
+        "the backend did not answer within the proxy's timeout after the connection was made",
+    )
+    evidence += [
+        _dial_line(r, e) + ": connected, then no answer in time"
+        for r, e in facts.entries(
+            states=("ready_endpoint", "cluster_ip", "pod_ip"), signatures=("upstream_timeout",)
+        )
+    ]
+    evidence += [
+        "proxy %s answered 504 %d times since its last reload"
+        % (r["name"], r["status_counts"]["504"])
+        for r in facts.replicas
+        if r["status_counts"].get("504")
+    ]
     evidence += _error_examples(facts, ("upstream_timeout",))
     if facts.ready and not facts.crash:
-        return [_candidate("upstream_timeout", True, evidence + [
-            "Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready))])]
-    return [_candidate("upstream_timeout", False, evidence, [
-        "a Ready backend (the Service's ready endpoints and its pods, service_info and "
-        "pod_info): a backend that is down or crashing times out too"])]
+        return [
+            _candidate(
+                "upstream_timeout",
+                True,
+                evidence
+                + ["Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready))],
+            )
+        ]
+    return [
+        _candidate(
+            "upstream_timeout",
+            False,
+            evidence,
+            [
+                "a Ready backend (the Service's ready endpoints and its pods, service_info and "
+                "pod_info): a backend that is down or crashing times out too"
+            ],
+        )
+    ]
 
 
 @rule("backend_502")
@@ -522,13 +717,19 @@ def _backend_502(facts: _Facts):
     probe_502 = [p for p in facts.probes or [] if p["status"] == 502]
     if not (passed or own or probe_502):
         return []
-    evidence = ["proxy %s answered 502 %d times with no upstream error in its log"
-                % (r["name"], r["status_counts"].get("502", 0))
-                for r in facts.replicas if r["status_counts"].get("502")]
-    evidence += ["upstream itself answered 502 (%d times per $upstream_status)"
-                 % passed] if passed else []
-    evidence += ["probe from %s/%s to %s answered 502" % (
-        p["namespace"], p["name"], p["url"]) for p in probe_502]
+    evidence = [
+        "proxy %s answered 502 %d times with no upstream error in its log"
+        % (r["name"], r["status_counts"].get("502", 0))
+        for r in facts.replicas
+        if r["status_counts"].get("502")
+    ]
+    evidence += (
+        ["upstream itself answered 502 (%d times per $upstream_status)" % passed] if passed else []
+    )
+    evidence += [
+        "probe from %s/%s to %s answered 502" % (p["namespace"], p["name"], p["url"])
+        for p in probe_502
+    ]
     return [_candidate("backend_502", bool(passed or own), evidence)]
 
 
@@ -546,7 +747,7 @@ def _healthy(facts: _Facts):
     if facts.proxies is None or not facts.replicas or facts.service is None or facts.pods is None:
         return None
     if facts.unchecked:
-        return None   # healthy is a finding: a part that could not be read cannot be healthy
+        return None  # healthy is a finding: a part that could not be read cannot be healthy
     if any(r["errors_after"] or r["stale"] for r in facts.replicas):
         return None
     for replica in facts.replicas:
@@ -562,35 +763,53 @@ def _healthy(facts: _Facts):
     evidence = []
     for replica in facts.replicas:
         before = sum(upstream_errors(replica["proxy"]["counts"]).values())
-        evidence.append("proxy %s: no upstream error since its last reload%s%s" % (
-            replica["name"], " at %s" % replica["reload"] if replica["reload"] else "",
-            " (%d before it, fixed by that reload)" % before if before else ""))
+        evidence.append(
+            "proxy %s: no upstream error since its last reload%s%s"
+            % (
+                replica["name"],
+                " at %s" % replica["reload"] if replica["reload"] else "",
+                " (%d before it, fixed by that reload)" % before if before else "",
+            )
+        )
     if facts.service:
         evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
     for probe in facts.probes or []:
-        evidence.append("probe from %s/%s to %s answered %s" % (
-            probe["namespace"], probe["name"], probe["url"], probe["status"]))
+        evidence.append(
+            "probe from %s/%s to %s answered %s"
+            % (probe["namespace"], probe["name"], probe["url"], probe["status"])
+        )
     return evidence
 
 
 def _summary(cause, facts, chosen, verdict):
     svc = facts.svc_name or "the backend Service"
     if cause == "stale_upstream":
-        return ("stale_upstream: proxy replica(s) %s still dial %s, which no pod, endpoint or "
-                "Service has any more; %s's ready endpoints are now %s. nginx resolved the "
-                "upstream name when it last (re)loaded and kept the old address; a reload of "
-                "those replicas picks up the current one."
-                % (_join(verdict["stale_replicas"]), _join(verdict["stale_addresses"]), svc,
-                   _join(verdict["current_addresses"])))
+        return (
+            "stale_upstream: proxy replica(s) %s still dial %s, which no pod, endpoint or "
+            "Service has any more; %s's ready endpoints are now %s. nginx resolved the "
+            "upstream name when it last (re)loaded and kept the old address; a reload of "
+            "those replicas picks up the current one."
+            % (
+                _join(verdict["stale_replicas"]),
+                _join(verdict["stale_addresses"]),
+                svc,
+                _join(verdict["current_addresses"]),
+            )
+        )
     if cause == "healthy":
-        return ("healthy: no upstream error and no 5xx since each proxy replica's last "
-                "reload; %s has ready endpoints %s." % (svc, _join(verdict["current_addresses"])))
+        return (
+            "healthy: no upstream error and no 5xx since each proxy replica's last "
+            "reload; %s has ready endpoints %s." % (svc, _join(verdict["current_addresses"]))
+        )
     if cause == "unknown":
         if verdict["candidates"]:
-            return ("unknown: %s fit the evidence equally; see missing_evidence for what "
-                    "separates them." % " and ".join(verdict["candidates"]))
-        return ("unknown: the rules cannot place the evidence%s."
-                % ("; missing: " + "; ".join(facts.missing) if facts.missing else ""))
+            return (
+                "unknown: %s fit the evidence equally; see missing_evidence for what "
+                "separates them." % " and ".join(verdict["candidates"])
+            )
+        return "unknown: the rules cannot place the evidence%s." % (
+            "; missing: " + "; ".join(facts.missing) if facts.missing else ""
+        )
     lines = chosen["evidence"][:2] if chosen else []
     return "%s: %s" % (cause, "; ".join(lines))
 
@@ -610,12 +829,24 @@ def decide(facts):
         # A safety net only: normalize_facts gives the rules complete facts, but a verdict must
         # always come back, naming what went wrong, rather than a traceback in a playbook.
         what = "%s: %s" % (exc.__class__.__name__, exc)
-        result: dict[str, object] = {key: [] for key in ("evidence", "candidates", "unchecked",
-                                                         "stale_replicas", "stale_addresses", "current_addresses")}
-        result.update(cause="unknown", reload_safe=False,
-                      recommendation=dict(RECOMMENDATIONS["unknown"]),
-                      summary="unknown: the verdict rules could not read the facts (%s)" % what,
-                      missing_evidence=["facts in the shapes of DESIGN.md (%s)" % what])
+        result: dict[str, object] = {
+            key: []
+            for key in (
+                "evidence",
+                "candidates",
+                "unchecked",
+                "stale_replicas",
+                "stale_addresses",
+                "current_addresses",
+            )
+        }
+        result.update(
+            cause="unknown",
+            reload_safe=False,
+            recommendation=dict(RECOMMENDATIONS["unknown"]),
+            summary="unknown: the verdict rules could not read the facts (%s)" % what,
+            missing_evidence=["facts in the shapes of DESIGN.md (%s)" % what],
+        )
         return result
 
 
@@ -640,8 +871,7 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
     elif len(causes) > 1:
         cause = "unknown"
         candidates = causes
-        missing.extend("%s vs the others: %s" % (c, separates(c))
-                       for c in causes)
+        missing.extend("%s vs the others: %s" % (c, separates(c)) for c in causes)
     elif weak:
         weak_causes = list(dict.fromkeys(c["cause"] for c in weak))
         if len(weak_causes) == 1:
@@ -657,9 +887,11 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         else:
             cause = "unknown"
             if view.symptom and view.symptom["status"]:
-                missing.append("the symptom (%s from %s) left no trace in the gathered logs: "
-                               "reproduce it and re-run, or widen since_seconds/tail_lines"
-                               % (view.symptom["status"], view.symptom["url"]))
+                missing.append(
+                    "the symptom (%s from %s) left no trace in the gathered logs: "
+                    "reproduce it and re-run, or widen since_seconds/tail_lines"
+                    % (view.symptom["status"], view.symptom["url"])
+                )
         candidates = []
     evidence = []
     for candidate in found:
@@ -674,28 +906,51 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
             missing.extend(candidate["missing"])
         for replica in view.replicas:
             if replica["after"] and not found:
-                evidence.append("proxy %s logged since its last reload: %s" % (
-                    replica["name"], _join("%s x%d" % kv
-                                           for kv in sorted(upstream_errors(replica["after"]).items()))))
+                evidence.append(
+                    "proxy %s logged since its last reload: %s"
+                    % (
+                        replica["name"],
+                        _join(
+                            "%s x%d" % kv
+                            for kv in sorted(upstream_errors(replica["after"]).items())
+                        ),
+                    )
+                )
     stale_replicas = sorted(r["name"] for r in view.replicas if r["stale"])
     stale_addresses = sorted({a for r in view.replicas for a in r["stale"]})
     if cause not in ("stale_upstream", "unknown") and stale_replicas:
-        evidence.append("also: replicas %s dial stale addresses %s; reload them once %s is "
-                        "fixed" % (_join(stale_replicas), _join(stale_addresses), cause))
-    config_broken = [r["name"] for r in view.replicas
-                     if r["name"] in stale_replicas and r["config_ok"] is False]
+        evidence.append(
+            "also: replicas %s dial stale addresses %s; reload them once %s is "
+            "fixed" % (_join(stale_replicas), _join(stale_addresses), cause)
+        )
+    config_broken = [
+        r["name"] for r in view.replicas if r["name"] in stale_replicas and r["config_ok"] is False
+    ]
     # A replica whose config or processes could not be read cannot be tested nor proven.
-    unreadable = [r["name"] for r in view.replicas if r["name"] in stale_replicas
-                  and (r["read_errors"].get("config") or r["read_errors"].get("processes"))]
+    unreadable = [
+        r["name"]
+        for r in view.replicas
+        if r["name"] in stale_replicas
+        and (r["read_errors"].get("config") or r["read_errors"].get("processes"))
+    ]
     # Only a cause a reload fixes (stale_upstream) makes a reload safe, and only of stale replicas.
-    reload_safe = bool(BY_ID[cause].reload_fixes and view.ready and stale_replicas
-                       and not config_broken and not unreadable)
+    reload_safe = bool(
+        BY_ID[cause].reload_fixes
+        and view.ready
+        and stale_replicas
+        and not config_broken
+        and not unreadable
+    )
     if cause == "stale_upstream" and config_broken:
-        missing.append("the config of %s does not load (nginx -t failed): a reload would keep "
-                       "the old config" % _join(config_broken))
+        missing.append(
+            "the config of %s does not load (nginx -t failed): a reload would keep "
+            "the old config" % _join(config_broken)
+        )
     if cause == "stale_upstream" and unreadable:
-        missing.append("the config or the nginx processes of %s could not be read: a reload "
-                       "could be neither tested first nor proven afterwards" % _join(unreadable))
+        missing.append(
+            "the config or the nginx processes of %s could not be read: a reload "
+            "could be neither tested first nor proven afterwards" % _join(unreadable)
+        )
     verdict = {
         "cause": cause,
         "summary": "",
@@ -713,6 +968,7 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         verdict["recommendation"]["fix"] = (
             "On %s only: `nginx -t`, then `nginx -s reload`; confirm new worker processes and "
             "a probe that no longer answers 502. Other replicas need nothing."
-            % _join(stale_replicas))
+            % _join(stale_replicas)
+        )
     verdict["summary"] = _summary(cause, view, chosen, verdict)
     return verdict

@@ -142,8 +142,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import deci
 
 def main():
     """Module entry point."""
-    module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}},
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={"facts": {"type": "dict", "required": True}}, supports_check_mode=True
+    )
     # decide() never raises: facts it cannot read give cause "unknown" naming what was wrong
     module.exit_json(changed=False, verdict=decide(module.params["facts"]))
 

@@ -264,17 +264,19 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import 
 def main():
     """Module entry point: options, check mode, the plan (module_utils/_reload.py), the exit."""
     module = k8s_module(
-        {"namespace": {"type": "str", "required": True},
-         "pods": {"type": "list", "elements": "str", "required": True},
-         "container": {"type": "str"},
-         "probe_path": {"type": "str"},
-         "probe_port": {"type": "int"},
-         "probe_url": {"type": "str"},
-         "settle_timeout": {"type": "float", "default": 5},
-         "probe_timeout": {"type": "float", "default": 5},
-         "cooldown": {"type": "int", "default": 300},
-         "force": {"type": "bool", "default": False},
-         "lock_timeout": {"type": "float", "default": 30}},
+        {
+            "namespace": {"type": "str", "required": True},
+            "pods": {"type": "list", "elements": "str", "required": True},
+            "container": {"type": "str"},
+            "probe_path": {"type": "str"},
+            "probe_port": {"type": "int"},
+            "probe_url": {"type": "str"},
+            "settle_timeout": {"type": "float", "default": 5},
+            "probe_timeout": {"type": "float", "default": 5},
+            "cooldown": {"type": "int", "default": 300},
+            "force": {"type": "bool", "default": False},
+            "lock_timeout": {"type": "float", "default": 30},
+        },
         supports_check_mode=True,
         mutually_exclusive=[("probe_url", "probe_path")],
     )
@@ -286,20 +288,26 @@ def main():
         # Nothing runs in the pods, and no client is needed: only the steps are named.
         steps = ReloadPlan(proxy_adapter(), params).steps()
         replicas = [new_result(params["namespace"], name, steps) for name in names]
-        module.exit_json(changed=True, replicas=replicas,
-                         msg="check mode: would run, in each of %s: %s"
-                         % (", ".join(names), "; ".join(steps)))
+        module.exit_json(
+            changed=True,
+            replicas=replicas,
+            msg="check mode: would run, in each of %s: %s" % (", ".join(names), "; ".join(steps)),
+        )
     plan = ReloadPlan(proxy_adapter(client_from_module(module)), params)
     replicas = plan.run(params["namespace"], names)
     changed = any(r["reloaded"] for r in replicas)
     bad = [r for r in replicas if not r["verified"]]
     if bad:
-        module.fail_json(msg="; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"])
-                                       for r in bad),
-                         changed=changed, replicas=replicas)
+        module.fail_json(
+            msg="; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"]) for r in bad),
+            changed=changed,
+            replicas=replicas,
+        )
     skipped = [r["name"] for r in replicas if r["skipped"]]
     note = "; not reloaded (cooldown): %s" % ", ".join(skipped) if skipped else ""
-    module.exit_json(changed=changed, replicas=replicas, msg="verified: %s%s" % (", ".join(names), note))
+    module.exit_json(
+        changed=changed, replicas=replicas, msg="verified: %s%s" % (", ".join(names), note)
+    )
 
 
 if __name__ == "__main__":

@@ -84,15 +84,28 @@ from ansible.module_utils.basic import AnsibleModule
 def main():
     """Only reached when run without the action plugin (e.g. on a remote host)."""
     module = AnsibleModule(
-        argument_spec={"outcome": {"type": "str", "required": True,
-                                   "choices": ["could_not_check", "healthy", "problem_found",
-                                               "remediated", "remediation_failed"]},
-                       "msg": {"type": "str", "default": ""},
-                       "fail_on_problem": {"type": "bool", "default": True},
-                       "fail_on_error": {"type": "bool", "default": True}},
-        supports_check_mode=True)
-    module.fail_json(msg="badgateway.k8s.outcome runs as an action plugin on the controller; "
-                         "it cannot run as a module")
+        argument_spec={
+            "outcome": {
+                "type": "str",
+                "required": True,
+                "choices": [
+                    "could_not_check",
+                    "healthy",
+                    "problem_found",
+                    "remediated",
+                    "remediation_failed",
+                ],
+            },
+            "msg": {"type": "str", "default": ""},
+            "fail_on_problem": {"type": "bool", "default": True},
+            "fail_on_error": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    module.fail_json(
+        msg="badgateway.k8s.outcome runs as an action plugin on the controller; "
+        "it cannot run as a module"
+    )
 
 
 if __name__ == "__main__":

@@ -239,8 +239,10 @@ def choose_selector(client, namespace, service):
         raise K8sError('Service "%s" not found in namespace "%s"' % (service, namespace)) from None
     selector = (svc.get("spec") or {}).get("selector") or {}
     if not selector:
-        raise K8sError('Service "%s/%s" has no selector (its endpoints are managed by hand), '
-                       "so it chooses no pods; give label_selector instead" % (namespace, service))
+        raise K8sError(
+            'Service "%s/%s" has no selector (its endpoints are managed by hand), '
+            "so it chooses no pods; give label_selector instead" % (namespace, service)
+        )
     return selector_string(selector)
 
 
@@ -250,21 +252,30 @@ def gather(client, namespace, selector, allow_empty):
     if not raw:
         exists = client.require_namespace(namespace)
         if not allow_empty:
-            raise K8sError('no pod in namespace "%s" matches the selector "%s"%s; check the labels '
-                           "(kubectl get pods --show-labels) or set allow_empty=true"
-                           % (namespace, selector,
-                              "" if exists else " (whether the namespace exists could not be "
-                              "checked: no get on namespaces)"))
+            raise K8sError(
+                'no pod in namespace "%s" matches the selector "%s"%s; check the labels '
+                "(kubectl get pods --show-labels) or set allow_empty=true"
+                % (
+                    namespace,
+                    selector,
+                    ""
+                    if exists
+                    else " (whether the namespace exists could not be "
+                    "checked: no get on namespaces)",
+                )
+            )
     return sort_pods([summarize_pod(p) for p in raw])
 
 
 def main():
     """Module entry point."""
     module = k8s_module(
-        {"namespace": {"type": "str", "required": True},
-         "label_selector": {"type": "str"},
-         "service": {"type": "str"},
-         "allow_empty": {"type": "bool", "default": False}},
+        {
+            "namespace": {"type": "str", "required": True},
+            "label_selector": {"type": "str"},
+            "service": {"type": "str"},
+            "allow_empty": {"type": "bool", "default": False},
+        },
         supports_check_mode=True,
         mutually_exclusive=[("label_selector", "service")],
         required_one_of=[("label_selector", "service")],

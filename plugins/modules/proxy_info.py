@@ -483,26 +483,54 @@ def select_proxies(client, namespace, selector):
     pods = client.list_pods(namespace, selector)
     if not pods:
         client.require_namespace(namespace)
-        raise K8sError('no pod in namespace "%s" matches the proxy selector "%s"; check the '
-                       "labels (kubectl get pods --show-labels)" % (namespace, selector))
+        raise K8sError(
+            'no pod in namespace "%s" matches the proxy selector "%s"; check the '
+            "labels (kubectl get pods --show-labels)" % (namespace, selector)
+        )
     return sorted(pods, key=lambda p: p["metadata"]["name"])
 
 
 def _new_proxy(pod):
     meta, status = pod["metadata"], pod.get("status") or {}
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    return {"namespace": meta.get("namespace"), "name": meta.get("name"),
-            "pod_ip": status.get("podIP"), "container": None,
-            "ready": conditions.get("Ready") == "True", "phase": status.get("phase"),
-            "config_ok": None, "upstream_hosts": [], "upstream_keepalive": [], "listen_ports": [], "master_pid": None,
-            "worker_start_times": [], "worker_pids": [], "last_reload": None,
-            "log": {"lines_read": 0, "bytes_read": 0, "truncated": False,
-                    "since_seconds": None, "tail_lines": None},
-            "errors": [], "errors_after_reload": 0, "counts": {}, "counts_after_reload": {},
-            "upstream_addresses": [], "stale_addresses": [],
-            "access": {"requests": 0, "status_counts": {}, "status_counts_after_reload": {},
-                       "upstream_status_counts": {}},
-            "failed_reloads": 0, "problems": [], "read_errors": {}}
+    return {
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "pod_ip": status.get("podIP"),
+        "container": None,
+        "ready": conditions.get("Ready") == "True",
+        "phase": status.get("phase"),
+        "config_ok": None,
+        "upstream_hosts": [],
+        "upstream_keepalive": [],
+        "listen_ports": [],
+        "master_pid": None,
+        "worker_start_times": [],
+        "worker_pids": [],
+        "last_reload": None,
+        "log": {
+            "lines_read": 0,
+            "bytes_read": 0,
+            "truncated": False,
+            "since_seconds": None,
+            "tail_lines": None,
+        },
+        "errors": [],
+        "errors_after_reload": 0,
+        "counts": {},
+        "counts_after_reload": {},
+        "upstream_addresses": [],
+        "stale_addresses": [],
+        "access": {
+            "requests": 0,
+            "status_counts": {},
+            "status_counts_after_reload": {},
+            "upstream_status_counts": {},
+        },
+        "failed_reloads": 0,
+        "problems": [],
+        "read_errors": {},
+    }
 
 
 def inspect_replica(adapter, pod, params):
@@ -517,7 +545,10 @@ def inspect_replica(adapter, pod, params):
     if proxy["phase"] != "Running":
         proxy["problems"].append("pod is %s: nothing can run in it" % proxy["phase"])
         proxy["read_errors"]["container"] = "pod %s/%s is %s: nothing can run in it" % (
-            ns, name, proxy["phase"])
+            ns,
+            name,
+            proxy["phase"],
+        )
         return proxy, None
     try:
         container = proxy["container"] = adapter.pick_container(pod, params["container"])
@@ -550,31 +581,45 @@ def inspect_replica(adapter, pod, params):
         proxy["problems"].append(procs["problem"])
     try:
         text, size, truncated = adapter.client.read_log(
-            ns, name, container, tail_lines=params["tail_lines"],
-            since_seconds=params["since_seconds"], limit_bytes=params["limit_bytes"])
+            ns,
+            name,
+            container,
+            tail_lines=params["tail_lines"],
+            since_seconds=params["since_seconds"],
+            limit_bytes=params["limit_bytes"],
+        )
     except K8sError as exc:
         proxy["problems"].append("cannot read the log: %s" % exc)
         proxy["read_errors"]["log"] = "log of %s/%s (container %s): %s" % (ns, name, container, exc)
         return proxy, None
     lines = text.splitlines()
     if truncated and lines:
-        lines = lines[:-1]   # the last line may be cut in the middle
-    summary = adapter.summarize_log(lines, reload_time=proxy["last_reload"],
-                                    max_errors=params["max_errors"])
-    proxy["log"] = {"lines_read": len(lines), "bytes_read": size, "truncated": truncated,
-                    "since_seconds": params["since_seconds"], "tail_lines": params["tail_lines"]}
+        lines = lines[:-1]  # the last line may be cut in the middle
+    summary = adapter.summarize_log(
+        lines, reload_time=proxy["last_reload"], max_errors=params["max_errors"]
+    )
+    proxy["log"] = {
+        "lines_read": len(lines),
+        "bytes_read": size,
+        "truncated": truncated,
+        "since_seconds": params["since_seconds"],
+        "tail_lines": params["tail_lines"],
+    }
     if truncated:
-        proxy["problems"].append("log read stopped at limit_bytes=%d: older lines were not read"
-                                 % params["limit_bytes"])
+        proxy["problems"].append(
+            "log read stopped at limit_bytes=%d: older lines were not read" % params["limit_bytes"]
+        )
     proxy["errors"] = summary["errors"]
     proxy["errors_after_reload"] = summary["errors_after_reload"]
     proxy["counts"] = dict(summary["counts"])
     proxy["counts_after_reload"] = dict(summary["counts_after_reload"])
     access = summary["access"]
-    proxy["access"] = {"requests": access["requests"],
-                       "status_counts": dict(access["status_counts"]),
-                       "status_counts_after_reload": dict(access["status_counts_after_reload"]),
-                       "upstream_status_counts": dict(access["upstream_status_counts"])}
+    proxy["access"] = {
+        "requests": access["requests"],
+        "status_counts": dict(access["status_counts"]),
+        "status_counts_after_reload": dict(access["status_counts_after_reload"]),
+        "upstream_status_counts": dict(access["upstream_status_counts"]),
+    }
     proxy["failed_reloads"] = summary["failed_reloads"]
     if summary["reload_source"] == "log":
         proxy["last_reload"] = summary["reload_time"]
@@ -596,8 +641,11 @@ def cluster_index(client, namespaces):
     services, pods = [], []
     for ns in namespaces:
         ns_pods = [summarize_pod(p) for p in client.list_pods(ns)]
-        services.extend(namespace_service_facts(client.list_services(ns),
-                                                client.list_endpointslices(ns), ns_pods))
+        services.extend(
+            namespace_service_facts(
+                client.list_services(ns), client.list_endpointslices(ns), ns_pods
+            )
+        )
         pods.extend(ns_pods)
     return build_index(services, pods)
 
@@ -614,22 +662,23 @@ def correlate(proxy, summary, index):
 def main():
     """Module entry point."""
     module = k8s_module(
-        {"namespace": {"type": "str", "required": True},
-         "selector": {"type": "str", "required": True, "aliases": ["label_selector"]},
-         "container": {"type": "str"},
-         "service_namespace": {"type": "list", "elements": "str", "default": []},
-         "tail_lines": {"type": "int", "default": 5000},
-         "since_seconds": {"type": "int"},
-         "limit_bytes": {"type": "int", "default": 4 * 1024 * 1024},
-         "max_errors": {"type": "int", "default": 50},
-         "cluster_domain": {"type": "str", "default": "cluster.local"}},
+        {
+            "namespace": {"type": "str", "required": True},
+            "selector": {"type": "str", "required": True, "aliases": ["label_selector"]},
+            "container": {"type": "str"},
+            "service_namespace": {"type": "list", "elements": "str", "default": []},
+            "tail_lines": {"type": "int", "default": 5000},
+            "since_seconds": {"type": "int"},
+            "limit_bytes": {"type": "int", "default": 4 * 1024 * 1024},
+            "max_errors": {"type": "int", "default": 50},
+            "cluster_domain": {"type": "str", "default": "cluster.local"},
+        },
         supports_check_mode=True,
     )
     params = module.params
     for option in ("tail_lines", "since_seconds", "limit_bytes"):
         if params[option] is not None and params[option] <= 0:
-            module.fail_json(msg="%s must be a positive number, got %s"
-                             % (option, params[option]))
+            module.fail_json(msg="%s must be a positive number, got %s" % (option, params[option]))
     client = client_from_module(module)
     try:
         pods = select_proxies(client, params["namespace"], params["selector"])
@@ -647,17 +696,26 @@ def main():
         for proxy, summary in inspected:
             if summary is not None:
                 proxy["read_errors"]["endpoints"] = (
-                    "cannot compare the dialled addresses with the cluster: %s" % exc)
+                    "cannot compare the dialled addresses with the cluster: %s" % exc
+                )
         index = None
     if index is not None:
         for proxy, summary in inspected:
             correlate(proxy, summary, index)
     unread = [p for p in proxies if p["read_errors"]]
-    if unread and len(unread) == len(proxies) and all(
-            "log" in p["read_errors"] or "container" in p["read_errors"] for p in unread):
-        module.fail_json(msg="no proxy replica could be read: %s" % "; ".join(
-            "%s: %s" % (p["name"], "; ".join(p["read_errors"].values())) for p in unread),
-            proxies=proxies, namespaces_correlated=namespaces)
+    if (
+        unread
+        and len(unread) == len(proxies)
+        and all("log" in p["read_errors"] or "container" in p["read_errors"] for p in unread)
+    ):
+        module.fail_json(
+            msg="no proxy replica could be read: %s"
+            % "; ".join(
+                "%s: %s" % (p["name"], "; ".join(p["read_errors"].values())) for p in unread
+            ),
+            proxies=proxies,
+            namespaces_correlated=namespaces,
+        )
     module.exit_json(changed=False, proxies=proxies, namespaces_correlated=namespaces)
 
 

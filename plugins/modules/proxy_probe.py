@@ -180,8 +180,7 @@ def select_pods(client, namespace, names, selector):
     pods = client.list_pods(namespace, selector)
     if not pods:
         client.require_namespace(namespace)
-        raise K8sError('no pod in namespace "%s" matches the selector "%s"'
-                       % (namespace, selector))
+        raise K8sError('no pod in namespace "%s" matches the selector "%s"' % (namespace, selector))
     return sorted(pods, key=lambda p: p["metadata"]["name"])
 
 
@@ -207,15 +206,17 @@ def _probe_replica(adapter, pod, params, namespace, name):
 def main():
     """Module entry point."""
     module = k8s_module(
-        {"namespace": {"type": "str", "required": True},
-         "pods": {"type": "list", "elements": "str"},
-         "selector": {"type": "str", "aliases": ["label_selector"]},
-         "container": {"type": "str"},
-         "target": {"type": "str", "choices": ["url", "self"]},
-         "url": {"type": "str"},
-         "port": {"type": "int"},
-         "path": {"type": "str", "default": "/"},
-         "probe_timeout": {"type": "float", "default": 5}},
+        {
+            "namespace": {"type": "str", "required": True},
+            "pods": {"type": "list", "elements": "str"},
+            "selector": {"type": "str", "aliases": ["label_selector"]},
+            "container": {"type": "str"},
+            "target": {"type": "str", "choices": ["url", "self"]},
+            "url": {"type": "str"},
+            "port": {"type": "int"},
+            "path": {"type": "str", "default": "/"},
+            "probe_timeout": {"type": "float", "default": 5},
+        },
         supports_check_mode=True,
         mutually_exclusive=[("pods", "selector")],
         required_one_of=[("pods", "selector")],

@@ -246,14 +246,14 @@ def gather(client, namespace, name, must_exist):
     except K8sNotFound:
         client.require_namespace(namespace)
         if must_exist:
-            raise K8sError('Service "%s" not found in namespace "%s"'
-                           % (name, namespace)) from None
+            raise K8sError('Service "%s" not found in namespace "%s"' % (name, namespace)) from None
         return missing_service(namespace, name)
     selector = (svc.get("spec") or {}).get("selector") or {}
     pods = []
     if selector:
-        pods = sort_pods([summarize_pod(p)
-                          for p in client.list_pods(namespace, selector_string(selector))])
+        pods = sort_pods(
+            [summarize_pod(p) for p in client.list_pods(namespace, selector_string(selector))]
+        )
     slices = client.list_endpointslices(namespace, name)
     return service_facts(svc, pods, slices)
 
@@ -261,9 +261,11 @@ def gather(client, namespace, name, must_exist):
 def main():
     """Module entry point."""
     module = k8s_module(
-        {"namespace": {"type": "str", "required": True},
-         "name": {"type": "str", "required": True},
-         "must_exist": {"type": "bool", "default": False}},
+        {
+            "namespace": {"type": "str", "required": True},
+            "name": {"type": "str", "required": True},
+            "must_exist": {"type": "bool", "default": False},
+        },
         supports_check_mode=True,
     )
     params = module.params

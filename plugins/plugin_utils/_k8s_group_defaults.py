@@ -52,8 +52,10 @@ def foreign_defaults(module_defaults, template):
             continue
         values = template(merged[group])
         if not isinstance(values, dict):
-            raise AnsibleActionFail("module_defaults for %s must be a dictionary of options, got %s"
-                                    % (group, type(values).__name__))
+            raise AnsibleActionFail(
+                "module_defaults for %s must be a dictionary of options, got %s"
+                % (group, type(values).__name__)
+            )
         found.update(values)
     return found
 

@@ -38,8 +38,16 @@ from faults.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
-_PROXY_ENV = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-              "no_proxy", "NO_PROXY")
+_PROXY_ENV = (
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
 
 
 @dataclass
@@ -48,10 +56,10 @@ class FaultLab:
 
     lab: Lab
     proxy: FaultProxy
-    dir: Path                   # where the files below are
-    kubeconfig: Path            # cluster-admin token (as the lab's vars.yml uses), server = the proxy
-    kubeconfig_diagnose: Path   # the least-privilege token (user "diagnose-502"), server = the proxy
-    vars_file: Path             # the lab's vars.yml with diagnose_502_kubeconfig = self.kubeconfig
+    dir: Path  # where the files below are
+    kubeconfig: Path  # cluster-admin token (as the lab's vars.yml uses), server = the proxy
+    kubeconfig_diagnose: Path  # the least-privilege token (user "diagnose-502"), server = the proxy
+    vars_file: Path  # the lab's vars.yml with diagnose_502_kubeconfig = self.kubeconfig
     vars: dict
 
     @property
@@ -59,17 +67,26 @@ class FaultLab:
         """The lab's lab.json."""
         return self.lab.info
 
-    def kubectl(self, *args: str, timeout: float = 30, diagnose: bool = False) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, timeout: float = 30, diagnose: bool = False
+    ) -> subprocess.CompletedProcess:
         """The machine's kubectl through the proxy (not checked: look at returncode)."""
         config = self.kubeconfig_diagnose if diagnose else self.kubeconfig
-        return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], capture_output=True, text=True,
-                              timeout=timeout, env=clean_env())
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+        )
 
     def close(self) -> None:
         """Stop the proxy (idempotent) and check its port is closed; the lab is lab_factory's."""
         self.proxy.stop()
         if port_open(self.proxy.port):
-            raise RuntimeError(f"faultproxy port {self.proxy.port} still accepts connections after stop()")
+            raise RuntimeError(
+                f"faultproxy port {self.proxy.port} still accepts connections after stop()"
+            )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -103,7 +120,9 @@ def make_fault_lab(lab: Lab, directory: Path, rules: Iterable[dict] | None = Non
     localhost), so the lab's CA and tokens work unchanged. Close it with ``FaultLab.close()``.
     """
     pki = lab.dir / "pki"
-    proxy = FaultProxy(lab.info["api_server"], pki / "ca.crt", pki / "server.crt", pki / "server.key", rules).start()
+    proxy = FaultProxy(
+        lab.info["api_server"], pki / "ca.crt", pki / "server.crt", pki / "server.key", rules
+    ).start()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         kubeconfig, diagnose = directory / "kubeconfig", directory / "kubeconfig-diagnose"
@@ -111,8 +130,10 @@ def make_fault_lab(lab: Lab, directory: Path, rules: Iterable[dict] | None = Non
         _proxied_kubeconfig(Path(lab.info["kubeconfig_diagnose"]), diagnose, proxy.url)
         variables = dict(lab.vars, diagnose_502_kubeconfig=str(kubeconfig))
         vars_file = directory / "vars.yml"
-        vars_file.write_text(f"# {lab.info['name']} through faultproxy {proxy.url}\n"
-                             + yaml.safe_dump(variables, sort_keys=False))
+        vars_file.write_text(
+            f"# {lab.info['name']} through faultproxy {proxy.url}\n"
+            + yaml.safe_dump(variables, sort_keys=False)
+        )
     except BaseException:
         proxy.stop()
         raise
@@ -120,7 +141,9 @@ def make_fault_lab(lab: Lab, directory: Path, rules: Iterable[dict] | None = Non
 
 
 @contextlib.contextmanager
-def fault_lab_for(lab: Lab, directory: Path, rules: Iterable[dict] | None = None) -> Iterator[FaultLab]:
+def fault_lab_for(
+    lab: Lab, directory: Path, rules: Iterable[dict] | None = None
+) -> Iterator[FaultLab]:
     """``make_fault_lab`` as a context manager: the proxy is stopped on exit."""
     fl = make_fault_lab(lab, directory, rules)
     try:
@@ -175,8 +198,14 @@ def _marked(marker: str) -> list[tuple[int, str]]:
             if needle not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue                    # a zombie waits for its parent; it runs nothing
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                continue  # a zombie waits for its parent; it runs nothing
+            cmd = (
+                (entry / "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+                .strip()
+            )
         except (OSError, IndexError):
             continue
         found.append((int(entry.name), cmd))
@@ -198,9 +227,15 @@ def _kill_marked(marker: str) -> list[str]:
     return killed
 
 
-def run_playbook(fault_lab: FaultLab, tmp_path: Path, *extra: str, playbook: str | Path = "diagnose_502",
-                 vars_file: Path | None = None, timeout: float = 240,
-                 env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, Any]:
+def run_playbook(
+    fault_lab: FaultLab,
+    tmp_path: Path,
+    *extra: str,
+    playbook: str | Path = "diagnose_502",
+    vars_file: Path | None = None,
+    timeout: float = 240,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess, Any]:
     """Run ``ansible-playbook`` through the proxy; return (completed process, result or None).
 
     ``playbook``: ``"diagnose_502"``, ``"drift_check"`` (files of playbooks/) or a path; its
@@ -216,23 +251,42 @@ def run_playbook(fault_lab: FaultLab, tmp_path: Path, *extra: str, playbook: str
     path = Path(playbook)
     if path.parent == Path(".") and path.suffix != ".yml":
         path = PLAYBOOKS / f"{path}.yml"
-    report_var = "drift_check_report_file" if path.stem == "drift_check" else "diagnose_502_report_file"
+    report_var = (
+        "drift_check_report_file" if path.stem == "drift_check" else "diagnose_502_report_file"
+    )
     report = tmp_path / f"{path.stem}-result.json"
     report.unlink(missing_ok=True)
-    run_env = clean_env(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0",
-                        ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    run_env = clean_env(
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
     run_env.update(env or {})
     marker = secrets.token_hex(8)
     run_env[RUN_MARKER] = marker
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(path),
-           "-e", "@" + str(vars_file or fault_lab.vars_file), "-e", f"{report_var}={report}", *extra]
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(path),
+        "-e",
+        "@" + str(vars_file or fault_lab.vars_file),
+        "-e",
+        f"{report_var}={report}",
+        *extra,
+    ]
     started = time.monotonic()
-    popen = subprocess.Popen(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    popen = subprocess.Popen(
+        cmd,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = popen.communicate(timeout=timeout)
-    except BaseException as exc:        # the timeout, or pytest interrupted: leave nothing running
+    except BaseException as exc:  # the timeout, or pytest interrupted: leave nothing running
         popen.kill()
         _kill_marked(marker)
         if not isinstance(exc, subprocess.TimeoutExpired):
@@ -240,10 +294,12 @@ def run_playbook(fault_lab: FaultLab, tmp_path: Path, *extra: str, playbook: str
             raise
         try:
             stdout, stderr = popen.communicate(timeout=10)
-        except subprocess.TimeoutExpired:           # a process that left the session holds the pipes
+        except subprocess.TimeoutExpired:  # a process that left the session holds the pipes
             stdout, stderr = "(output lost: the pipes stayed open)", ""
-        pytest.fail(f"{path.name} did not finish within {timeout} s (killed)\n--- stdout\n{stdout[-6000:]}\n"
-                    f"--- stderr\n{stderr[-3000:]}\n--- API requests\n{fault_lab.proxy.log()[-4000:]}")
+        pytest.fail(
+            f"{path.name} did not finish within {timeout} s (killed)\n--- stdout\n{stdout[-6000:]}\n"
+            f"--- stderr\n{stderr[-3000:]}\n--- API requests\n{fault_lab.proxy.log()[-4000:]}"
+        )
     proc = subprocess.CompletedProcess(cmd, popen.returncode, stdout, stderr)
     proc.seconds = time.monotonic() - started
     proc.leftovers = _kill_marked(marker)

@@ -78,9 +78,18 @@ _ACTION_KEYS = {
     "flood": {"size", "line"},
 }
 _REASONS = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-    409: "AlreadyExists", 410: "Expired", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-    503: "ServiceUnavailable", 504: "Timeout",
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "AlreadyExists",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
 }
 _MAX_HEAD = 64 * 1024
 _UNSET = object()
@@ -88,14 +97,15 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 LOGIN_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>Sign in - Corporate SSO</title></head>\n"
-    "<body><h1>Sign in</h1><form method=\"post\" action=\"/login\">"
-    "<input name=\"username\"><input name=\"password\" type=\"password\">"
+    '<body><h1>Sign in</h1><form method="post" action="/login">'
+    '<input name="username"><input name="password" type="password">'
     "<button>Sign in</button></form></body></html>\n"
 )
 
 
-def status_body(code: int, message: str | None = None, reason: str | None = None,
-                details: dict | None = None) -> dict:
+def status_body(
+    code: int, message: str | None = None, reason: str | None = None, details: dict | None = None
+) -> dict:
     """A Kubernetes ``Status`` object for an error answer with HTTP ``code``."""
     reason = reason or _REASONS.get(code, "Unknown")
     if message is None:
@@ -103,32 +113,54 @@ def status_body(code: int, message: str | None = None, reason: str | None = None
             message = "Internal error occurred: injected by faultproxy"
         else:
             message = f"the server answered {code} ({reason}): injected by faultproxy"
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": message, "reason": reason}
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
     if details is not None:
         body["details"] = details
     body["code"] = code
     return body
 
 
-def forbidden(namespace: str, pod: str, resource: str = "pods/log", verb: str = "get",
-              user: str = "diagnose-502", **match: Any) -> dict:
+def forbidden(
+    namespace: str,
+    pod: str,
+    resource: str = "pods/log",
+    verb: str = "get",
+    user: str = "diagnose-502",
+    **match: Any,
+) -> dict:
     """A rule answering 403 for one pod's ``resource``, in the words RBAC ``resourceNames`` give.
 
     ``forbidden("web", "nginx-proxy-1")`` refuses that pod's log; ``resource="pods/exec",
     verb="create"`` its exec. Extra keyword arguments are added to the rule (``times``...).
     """
     sub = resource.split("/", 1)[1] if "/" in resource else None
-    path = rf"^/api/v1/namespaces/{re.escape(namespace)}/pods/{re.escape(pod)}" + (rf"/{re.escape(sub)}$" if sub else "$")
-    message = (f'pods "{pod}" is forbidden: User "{user}" cannot {verb} resource "{resource}" '
-               f'in API group "" in the namespace "{namespace}"')
-    rule = {"path": path, "action": "status", "code": 403, "message": message,
-            "details": {"name": pod, "kind": "pods"}}
+    path = rf"^/api/v1/namespaces/{re.escape(namespace)}/pods/{re.escape(pod)}" + (
+        rf"/{re.escape(sub)}$" if sub else "$"
+    )
+    message = (
+        f'pods "{pod}" is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+        f'in API group "" in the namespace "{namespace}"'
+    )
+    rule = {
+        "path": path,
+        "action": "status",
+        "code": 403,
+        "message": message,
+        "details": {"name": pod, "kind": "pods"},
+    }
     rule.update(match)
     return rule
 
 
 # ---------------------------------------------------------------- rules and the request log
+
 
 @dataclass
 class Seen:
@@ -140,8 +172,8 @@ class Seen:
     path: str
     query: dict[str, list[str]]
     upgrade: str | None
-    rule: str | None          # the name of the rule that fired, None when none did
-    action: str               # what the proxy did: "pass" when no rule fired
+    rule: str | None  # the name of the rule that fired, None when none did
+    action: str  # what the proxy did: "pass" when no rule fired
     status: int | None = None  # the status the client was sent (None: none, or not yet)
 
     @property
@@ -160,9 +192,11 @@ class Seen:
 
     def __str__(self) -> str:
         query = "&".join(f"{k}={v}" for k, vs in self.query.items() for v in vs)
-        return (f"#{self.seq} {self.method} {self.path}{'?' + query if query else ''}"
-                f"{' [upgrade ' + self.upgrade + ']' if self.upgrade else ''} -> {self.action}"
-                f"{' (' + self.rule + ')' if self.rule else ''} {self.status if self.status is not None else '-'}")
+        return (
+            f"#{self.seq} {self.method} {self.path}{'?' + query if query else ''}"
+            f"{' [upgrade ' + self.upgrade + ']' if self.upgrade else ''} -> {self.action}"
+            f"{' (' + self.rule + ')' if self.rule else ''} {self.status if self.status is not None else '-'}"
+        )
 
 
 @dataclass
@@ -179,8 +213,8 @@ class Rule:
     times: int | None = None
     skip: int = 0
     delay: float = 0.0
-    matched: int = 0          # requests that matched (skipped ones included)
-    fired: int = 0            # requests the action was applied to
+    matched: int = 0  # requests that matched (skipped ones included)
+    fired: int = 0  # requests the action was applied to
 
     @classmethod
     def from_dict(cls, spec: dict, index: int = 0) -> Rule:
@@ -191,32 +225,53 @@ class Rule:
             raise ValueError(f"rule {index}: action {action!r} is not one of {', '.join(ACTIONS)}")
         unknown = set(spec) - _MATCH_KEYS - _ACTION_KEYS[action]
         if unknown:
-            raise ValueError(f"rule {index}: unknown key(s) for action {action!r}: {', '.join(sorted(unknown))}")
+            raise ValueError(
+                f"rule {index}: unknown key(s) for action {action!r}: {', '.join(sorted(unknown))}"
+            )
         methods = spec.get("method")
         if methods is not None:
-            methods = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
+            methods = frozenset(
+                m.upper() for m in ([methods] if isinstance(methods, str) else methods)
+            )
         query = {}
         for param, pattern in (spec.get("query") or {}).items():
-            query[param] = pattern if pattern is None or pattern is True else re.compile(str(pattern))
+            query[param] = (
+                pattern if pattern is None or pattern is True else re.compile(str(pattern))
+            )
         upgrade = spec.get("upgrade")
         if upgrade is not None and not isinstance(upgrade, (bool, str)):
-            raise ValueError(f"rule {index}: upgrade must be true, false or a protocol name, got {upgrade!r}")
+            raise ValueError(
+                f"rule {index}: upgrade must be true, false or a protocol name, got {upgrade!r}"
+            )
         for key in ("times", "skip", "code"):
-            if key in spec and (not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 0):
-                raise ValueError(f"rule {index}: {key} must be a non-negative integer, got {spec[key]!r}")
+            if key in spec and (
+                not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 0
+            ):
+                raise ValueError(
+                    f"rule {index}: {key} must be a non-negative integer, got {spec[key]!r}"
+                )
         for key in ("delay", "interval"):
             if key in spec and (not isinstance(spec[key], (int, float)) or spec[key] < 0):
-                raise ValueError(f"rule {index}: {key} must be a non-negative number, got {spec[key]!r}")
+                raise ValueError(
+                    f"rule {index}: {key} must be a non-negative number, got {spec[key]!r}"
+                )
         options = {k: v for k, v in spec.items() if k in _ACTION_KEYS[action]}
         return cls(
             name=str(spec.get("name") or f"rule {index}: {action}"),
-            action=action, options=options, methods=methods,
+            action=action,
+            options=options,
+            methods=methods,
             path=re.compile(spec["path"]) if spec.get("path") else None,
-            query=query, upgrade=upgrade, times=spec.get("times"), skip=int(spec.get("skip", 0)),
+            query=query,
+            upgrade=upgrade,
+            times=spec.get("times"),
+            skip=int(spec.get("skip", 0)),
             delay=float(spec.get("delay", 0)),
         )
 
-    def matches(self, method: str, path: str, query: dict[str, list[str]], upgrade: str | None) -> bool:
+    def matches(
+        self, method: str, path: str, query: dict[str, list[str]], upgrade: str | None
+    ) -> bool:
         """Whether the request matches (counters not considered)."""
         if self.methods is not None and method.upper() not in self.methods:
             return False
@@ -235,7 +290,9 @@ class Rule:
             return False
         if self.upgrade is False and upgrade:
             return False
-        if isinstance(self.upgrade, str) and not (upgrade or "").lower().startswith(self.upgrade.lower()):
+        if isinstance(self.upgrade, str) and not (upgrade or "").lower().startswith(
+            self.upgrade.lower()
+        ):
             return False
         return True
 
@@ -250,9 +307,10 @@ def _compile(rules: Iterable[dict | Rule] | None) -> list[Rule]:
 
 # ---------------------------------------------------------------- HTTP heads
 
+
 @dataclass
 class _Head:
-    first: str                      # request or status line
+    first: str  # request or status line
     headers: list[tuple[str, str]]
 
     @classmethod
@@ -277,10 +335,15 @@ class _Head:
     def with_close(self) -> _Head:
         """The same head with ``Connection: close`` instead of any keep-alive headers."""
         drop = {"connection", "keep-alive", "proxy-connection"}
-        return _Head(self.first, [(k, v) for k, v in self.headers if k.lower() not in drop] + [("Connection", "close")])
+        return _Head(
+            self.first,
+            [(k, v) for k, v in self.headers if k.lower() not in drop] + [("Connection", "close")],
+        )
 
     def encode(self) -> bytes:
-        return ("\r\n".join([self.first] + [f"{k}: {v}" for k, v in self.headers]) + "\r\n\r\n").encode("latin-1")
+        return (
+            "\r\n".join([self.first] + [f"{k}: {v}" for k, v in self.headers]) + "\r\n\r\n"
+        ).encode("latin-1")
 
 
 def _upgrade_of(head: _Head) -> str | None:
@@ -296,8 +359,15 @@ def _response(code: int, body: bytes, content_type: str) -> _Head:
         phrase = http.HTTPStatus(code).phrase
     except ValueError:
         phrase = "Unknown"
-    return _Head(f"HTTP/1.1 {code} {phrase}", [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                               ("Cache-Control", "no-cache, private"), ("Connection", "close")])
+    return _Head(
+        f"HTTP/1.1 {code} {phrase}",
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache, private"),
+            ("Connection", "close"),
+        ],
+    )
 
 
 def _status_code(line: str) -> int | None:
@@ -307,6 +377,7 @@ def _status_code(line: str) -> int | None:
 
 # ---------------------------------------------------------------- the proxy
 
+
 class FaultProxy:
     """The proxy on its own asyncio loop in a background thread.
 
@@ -314,11 +385,20 @@ class FaultProxy:
     listens (``url``, ``port``), ``stop()`` ends everything. Also a context manager.
     """
 
-    def __init__(self, upstream: str, ca_file: str | Path, cert_file: str | Path, key_file: str | Path,
-                 rules: Iterable[dict | Rule] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        ca_file: str | Path,
+        cert_file: str | Path,
+        key_file: str | Path,
+        rules: Iterable[dict | Rule] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "https" or parts.hostname not in _LOOPBACK or not parts.port:
-            raise ValueError(f"upstream must be https://127.0.0.1:PORT (loopback only), got {upstream!r}")
+            raise ValueError(
+                f"upstream must be https://127.0.0.1:PORT (loopback only), got {upstream!r}"
+            )
         if host not in _LOOPBACK:
             raise ValueError(f"the proxy listens on loopback only, not {host!r}")
         self.upstream = upstream
@@ -334,7 +414,7 @@ class FaultProxy:
         self._rules = _compile(rules)
         self._seen: list[Seen] = []
         self._seq = itertools.count(1)
-        self.errors: list[str] = []        # unexpected exceptions in connection handlers
+        self.errors: list[str] = []  # unexpected exceptions in connection handlers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_event: asyncio.Event | None = None
@@ -356,7 +436,9 @@ class FaultProxy:
         if self._thread is not None:
             raise RuntimeError("a FaultProxy is started once")
         ready: concurrent.futures.Future = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="faultproxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="faultproxy", daemon=True
+        )
         self._thread.start()
         self.port = ready.result(timeout=timeout)
         return self
@@ -369,7 +451,7 @@ class FaultProxy:
         if loop is not None and self._stop_event is not None:
             try:
                 loop.call_soon_threadsafe(self._stop_event.set)
-            except RuntimeError:        # the loop closed in between
+            except RuntimeError:  # the loop closed in between
                 pass
         thread.join(timeout)
         if thread.is_alive():
@@ -417,12 +499,16 @@ class FaultProxy:
         ``upgrade``) and optionally ``action`` / ``rule`` (a name) / ``status`` (``None``: the
         client got no status line)."""
         action, rule_name = match.pop("action", None), match.pop("rule", None)
-        status = match.pop("status", _UNSET)        # status=None: requests that got no answer
+        status = match.pop("status", _UNSET)  # status=None: requests that got no answer
         matcher = Rule.from_dict(dict(match))
-        return [s for s in self.requests
-                if matcher.matches(s.method, s.path, s.query, s.upgrade)
-                and (action is None or s.action == action) and (rule_name is None or s.rule == rule_name)
-                and (status is _UNSET or s.status == status)]
+        return [
+            s
+            for s in self.requests
+            if matcher.matches(s.method, s.path, s.query, s.upgrade)
+            and (action is None or s.action == action)
+            and (rule_name is None or s.rule == rule_name)
+            and (status is _UNSET or s.status == status)
+        ]
 
     def execs(self, **match: Any) -> list[Seen]:
         """The recorded ``pods/exec`` requests (any method), filtered like ``seen``."""
@@ -438,8 +524,10 @@ class FaultProxy:
             if found:
                 return found[0]
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"no request matching {match} within {timeout} s; saw:\n"
-                                   + "\n".join(map(str, self.requests)))
+                raise TimeoutError(
+                    f"no request matching {match} within {timeout} s; saw:\n"
+                    + "\n".join(map(str, self.requests))
+                )
             time.sleep(0.05)
 
     def log(self) -> str:
@@ -493,7 +581,13 @@ class FaultProxy:
             await self._handle(reader, writer)
         except asyncio.CancelledError:
             pass
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+        except (
+            ConnectionError,
+            ssl.SSLError,
+            asyncio.IncompleteReadError,
+            asyncio.TimeoutError,
+            OSError,
+        ):
             pass
         except Exception as exc:  # a bug here must not pass silently
             self.errors.append(f"{type(exc).__name__}: {exc}")
@@ -501,7 +595,9 @@ class FaultProxy:
             writer.transport.abort()
             self._tasks.discard(task)
 
-    def _decide(self, method: str, path: str, query: dict, upgrade: str | None) -> tuple[Seen, Rule | None]:
+    def _decide(
+        self, method: str, path: str, query: dict, upgrade: str | None
+    ) -> tuple[Seen, Rule | None]:
         with self._lock:
             chosen = None
             for rule in self._rules:
@@ -513,8 +609,16 @@ class FaultProxy:
                 rule.fired += 1
                 chosen = rule
                 break
-            seen = Seen(next(self._seq), time.time(), method, path, query, upgrade,
-                        chosen.name if chosen else None, chosen.action if chosen else "pass")
+            seen = Seen(
+                next(self._seq),
+                time.time(),
+                method,
+                path,
+                query,
+                upgrade,
+                chosen.name if chosen else None,
+                chosen.action if chosen else "pass",
+            )
             self._seen.append(seen)
         return seen, chosen
 
@@ -522,7 +626,7 @@ class FaultProxy:
         try:
             raw = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
-            return                                  # the client went away before a request
+            return  # the client went away before a request
         except asyncio.LimitOverrunError:
             await self._answer(writer, None, _response(431, b"", "text/plain"), b"")
             return
@@ -543,14 +647,22 @@ class FaultProxy:
             await self._forward(reader, writer, head, upgrade, seen)
         elif action == "status":
             code = options.get("code", 500)
-            body = json.dumps(status_body(code, options.get("message"), options.get("reason"),
-                                          options.get("details"))).encode()
+            body = json.dumps(
+                status_body(
+                    code, options.get("message"), options.get("reason"), options.get("details")
+                )
+            ).encode()
             await self._drain_request(reader, head)
             await self._answer(writer, seen, _response(code, body, "application/json"), body)
         elif action == "html":
             body = str(options.get("body", LOGIN_PAGE)).encode()
             await self._drain_request(reader, head)
-            await self._answer(writer, seen, _response(options.get("code", 200), body, "text/html; charset=utf-8"), body)
+            await self._answer(
+                writer,
+                seen,
+                _response(options.get("code", 200), body, "text/html; charset=utf-8"),
+                body,
+            )
         elif action == "close":
             writer.close()
             try:
@@ -561,8 +673,17 @@ class FaultProxy:
             await self._until_client_leaves(reader)
         elif action == "flood":
             await self._drain_request(reader, head)
-            await self._flood(writer, seen, int(options.get("size", 1 << 30)), str(options.get(
-                "line", "2026-11-30T00:00:00.000000000Z 2026/11/30 00:00:00 [notice] 1#1: noise\n")).encode())
+            await self._flood(
+                writer,
+                seen,
+                int(options.get("size", 1 << 30)),
+                str(
+                    options.get(
+                        "line",
+                        "2026-11-30T00:00:00.000000000Z 2026/11/30 00:00:00 [notice] 1#1: noise\n",
+                    )
+                ).encode(),
+            )
         elif action in ("drip", "drip_headers"):
             interval = float(options.get("interval", 1.0))
             head_interval = interval if action == "drip_headers" else 0.0
@@ -572,11 +693,22 @@ class FaultProxy:
                 code = options.get("code", 200)
                 body = options.get("body")
                 if body is None:
-                    body = json.dumps(status_body(code, "dripped by faultproxy", "InternalError")) + " " * 65536
-                body = body if isinstance(body, bytes) else (json.dumps(body) if isinstance(body, (dict, list)) else str(body)).encode()
+                    body = (
+                        json.dumps(status_body(code, "dripped by faultproxy", "InternalError"))
+                        + " " * 65536
+                    )
+                body = (
+                    body
+                    if isinstance(body, bytes)
+                    else (
+                        json.dumps(body) if isinstance(body, (dict, list)) else str(body)
+                    ).encode()
+                )
                 seen.status = code
                 answer = _response(code, body, "application/json")
-                dripper = asyncio.ensure_future(self._send(writer, answer.encode(), head_interval, body, interval))
+                dripper = asyncio.ensure_future(
+                    self._send(writer, answer.encode(), head_interval, body, interval)
+                )
                 watcher = asyncio.ensure_future(self._until_client_leaves(reader))
                 await self._first_of(dripper, watcher)
 
@@ -620,28 +752,35 @@ class FaultProxy:
         sent = 0
         try:
             while sent < size:
-                piece = chunk[:size - sent]
+                piece = chunk[: size - sent]
                 writer.write(piece)
                 await writer.drain()
                 sent += len(piece)
         except (ConnectionError, ssl.SSLError, OSError):
-            pass                                    # the client stopped reading: as it should
+            pass  # the client stopped reading: as it should
         writer.close()
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, head: bytes, head_interval: float, body: bytes,
-                    interval: float) -> None:
+    async def _send(
+        writer: asyncio.StreamWriter,
+        head: bytes,
+        head_interval: float,
+        body: bytes,
+        interval: float,
+    ) -> None:
         for data, pause in ((head, head_interval), (body, interval)):
             if pause:
                 for i in range(len(data)):
-                    writer.write(data[i:i + 1])
+                    writer.write(data[i : i + 1])
                     await writer.drain()
                     await asyncio.sleep(pause)
             else:
                 writer.write(data)
                 await writer.drain()
 
-    async def _answer(self, writer: asyncio.StreamWriter, seen: Seen | None, head: _Head, body: bytes) -> None:
+    async def _answer(
+        self, writer: asyncio.StreamWriter, seen: Seen | None, head: _Head, body: bytes
+    ) -> None:
         if seen is not None:
             seen.status = _status_code(head.first)
         writer.write(head.encode() + body)
@@ -652,23 +791,45 @@ class FaultProxy:
         except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError):
             pass
 
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: _Head,
-                       upgrade: str | None, seen: Seen, head_interval: float = 0.0, interval: float = 0.0) -> None:
+    async def _forward(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        head: _Head,
+        upgrade: str | None,
+        seen: Seen,
+        head_interval: float = 0.0,
+        interval: float = 0.0,
+    ) -> None:
         """Send the request upstream and tunnel both ways; the answer may be dripped."""
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(
-                self._up_host, self._up_port, ssl=self._client_ctx, server_hostname=self._up_host,
-                limit=_MAX_HEAD), 10)
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self._up_host,
+                    self._up_port,
+                    ssl=self._client_ctx,
+                    server_hostname=self._up_host,
+                    limit=_MAX_HEAD,
+                ),
+                10,
+            )
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
-            body = json.dumps(status_body(502, f"faultproxy: cannot reach the lab API at {self.upstream}: {exc}",
-                                          "InternalError")).encode()
+            body = json.dumps(
+                status_body(
+                    502,
+                    f"faultproxy: cannot reach the lab API at {self.upstream}: {exc}",
+                    "InternalError",
+                )
+            ).encode()
             await self._answer(writer, seen, _response(502, body, "application/json"), body)
             return
         try:
             up_writer.write((head if upgrade else head.with_close()).encode())
             await up_writer.drain()
             upstream = asyncio.ensure_future(self._pipe(reader, up_writer))
-            downstream = asyncio.ensure_future(self._relay(up_reader, writer, upgrade, seen, head_interval, interval))
+            downstream = asyncio.ensure_future(
+                self._relay(up_reader, writer, upgrade, seen, head_interval, interval)
+            )
             await self._first_of(upstream, downstream)
         finally:
             up_writer.transport.abort()
@@ -682,15 +843,22 @@ class FaultProxy:
             writer.write(data)
             await writer.drain()
 
-    async def _relay(self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upgrade: str | None,
-                     seen: Seen, head_interval: float, interval: float) -> None:
+    async def _relay(
+        self,
+        up_reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upgrade: str | None,
+        seen: Seen,
+        head_interval: float,
+        interval: float,
+    ) -> None:
         """Upstream answer → client: the head (Connection: close unless switching protocols),
         then the rest, one byte per ``interval`` when dripping."""
         while True:
             head = _Head.parse(await up_reader.readuntil(b"\r\n\r\n"))
             code = _status_code(head.first)
             if code is not None and 100 <= code < 200 and code != 101:
-                writer.write(head.encode())          # 100 Continue and the like: the real answer follows
+                writer.write(head.encode())  # 100 Continue and the like: the real answer follows
                 await writer.drain()
                 continue
             break

@@ -35,7 +35,9 @@ def http_client(fl):
     """urllib3 against the proxy: the lab CA, the admin token, no retries."""
     config = yaml.safe_load(fl.kubeconfig.read_text())
     token = config["users"][0]["user"]["token"]
-    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(fl.lab.dir / "pki" / "ca.crt"), retries=False)
+    pool = urllib3.PoolManager(
+        cert_reqs="CERT_REQUIRED", ca_certs=str(fl.lab.dir / "pki" / "ca.crt"), retries=False
+    )
     return pool, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
 
@@ -48,6 +50,7 @@ def raw_tls(fl):
 
 # ---------------------------------------------------------------- rules without a lab
 
+
 def test_rules_are_validated_and_matched_as_documented():
     with pytest.raises(ValueError, match="rule 1: action 'explode'"):
         Rule.from_dict({"action": "explode"}, 1)
@@ -59,14 +62,20 @@ def test_rules_are_validated_and_matched_as_documented():
         FaultProxy("https://10.0.0.1:6443", "ca", "crt", "key")
 
     exec_q = {"command": ["nginx", "-s", "reload"], "container": ["nginx"]}
-    reload = Rule.from_dict({"path": EXEC, "query": {"command": r"^nginx -s reload$"}, "action": "close"})
+    reload = Rule.from_dict(
+        {"path": EXEC, "query": {"command": r"^nginx -s reload$"}, "action": "close"}
+    )
     assert reload.matches("GET", "/api/v1/namespaces/web/pods/p-0/exec", exec_q, "websocket")
-    assert not reload.matches("GET", "/api/v1/namespaces/web/pods/p-0/exec", {"command": ["nginx", "-T"]}, "websocket")
+    assert not reload.matches(
+        "GET", "/api/v1/namespaces/web/pods/p-0/exec", {"command": ["nginx", "-T"]}, "websocket"
+    )
     assert not reload.matches("GET", "/api/v1/namespaces/web/pods/p-0/log", exec_q, None)
     ws = Rule.from_dict({"method": ["get", "post"], "upgrade": "websocket", "action": "status"})
     assert ws.matches("GET", "/x", {}, "websocket") and not ws.matches("POST", "/x", {}, "SPDY/3.1")
     assert not ws.matches("DELETE", "/x", {}, "websocket")
-    plain = Rule.from_dict({"upgrade": False, "query": {"follow": None, "container": True}, "action": "status"})
+    plain = Rule.from_dict(
+        {"upgrade": False, "query": {"follow": None, "container": True}, "action": "status"}
+    )
     assert plain.matches("GET", "/x", {"container": ["a"]}, None)
     assert not plain.matches("GET", "/x", {"container": ["a"]}, "websocket")
     assert not plain.matches("GET", "/x", {"container": ["a"], "follow": ["true"]}, None)
@@ -74,8 +83,10 @@ def test_rules_are_validated_and_matched_as_documented():
 
     rule = forbidden("web", "nginx-proxy-1", times=2)
     assert rule["code"] == 403 and rule["times"] == 2
-    assert rule["message"] == ('pods "nginx-proxy-1" is forbidden: User "diagnose-502" cannot get resource "pods/log" '
-                               'in API group "" in the namespace "web"')
+    assert rule["message"] == (
+        'pods "nginx-proxy-1" is forbidden: User "diagnose-502" cannot get resource "pods/log" '
+        'in API group "" in the namespace "web"'
+    )
     compiled = Rule.from_dict(rule)
     assert compiled.matches("GET", "/api/v1/namespaces/web/pods/nginx-proxy-1/log", {}, None)
     assert not compiled.matches("GET", "/api/v1/namespaces/web/pods/nginx-proxy-10/log", {}, None)
@@ -87,6 +98,7 @@ def test_rules_are_validated_and_matched_as_documented():
 
 # ---------------------------------------------------------------- passthrough
 
+
 def test_everything_passes_through_by_default(fault_lab):
     fl = fault_lab("stale_upstream")
     ns, pod = proxy_pod(fl)
@@ -97,7 +109,9 @@ def test_everything_passes_through_by_default(fault_lab):
     direct = fl.lab.kubectl("get", "pods", "-n", ns, "-o", "name")
     assert got.returncode == 0 and got.stdout == direct.stdout and pod in got.stdout, got.stderr
     logs = fl.kubectl("logs", "-n", ns, pod)
-    assert logs.returncode == 0 and "connect() failed (111: Connection refused)" in logs.stdout, logs.stderr
+    assert logs.returncode == 0 and "connect() failed (111: Connection refused)" in logs.stdout, (
+        logs.stderr
+    )
     version = fl.kubectl("exec", "-n", ns, pod, "--", "nginx", "-v")
     assert version.returncode == 0 and "nginx version: nginx/" in version.stderr, version.stderr
 
@@ -105,14 +119,24 @@ def test_everything_passes_through_by_default(fault_lab):
     from kubernetes import config
     from kubernetes.client import CoreV1Api
     from kubernetes.stream import stream
+
     api = CoreV1Api(config.new_client_from_config(config_file=str(fl.kubeconfig)))
     try:
         names = sorted(p.metadata.name for p in api.list_namespaced_pod(ns).items)
         assert f"pod/{pod}" in direct.stdout and pod in names
         assert "connect() failed (111" in api.read_namespaced_pod_log(pod, ns, container="nginx")
-        out = stream(api.connect_get_namespaced_pod_exec, pod, ns, container="nginx", command=["cat", "/etc/resolv.conf"],
-                     stdout=True, stderr=True, stdin=False, tty=False)
-        assert f"search {ns}.svc.cluster.local" in out, out       # the pod's own file
+        out = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            ns,
+            container="nginx",
+            command=["cat", "/etc/resolv.conf"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
+        assert f"search {ns}.svc.cluster.local" in out, out  # the pod's own file
     finally:
         api.api_client.close()
 
@@ -121,27 +145,43 @@ def test_everything_passes_through_by_default(fault_lab):
     assert all(s.status is not None for s in seen), fl.proxy.log()
     execs = fl.proxy.execs()
     assert [(e.command, e.upgrade.lower(), e.status) for e in execs] == [
-        ("nginx -v", "websocket", 101), ("cat /etc/resolv.conf", "websocket", 101)], fl.proxy.log()
+        ("nginx -v", "websocket", 101),
+        ("cat /etc/resolv.conf", "websocket", 101),
+    ], fl.proxy.log()
     assert len(fl.proxy.seen(method="GET", path=LOG, status=200)) == 2, fl.proxy.log()
     assert fl.proxy.seen(path=rf"/namespaces/{ns}/pods$", query={"limit": "500"}), fl.proxy.log()
 
 
 # ---------------------------------------------------------------- status answers
 
+
 def test_status_rules_fail_logs_and_exec_with_the_status_message(fault_lab):
-    fl = fault_lab("stale_upstream", rules=[
-        {"name": "log500", "path": LOG, "action": "status", "code": 500, "message": "etcdserver: request timed out"},
-        {"name": "exec500", "path": EXEC, "action": "status", "code": 500},
-    ])
+    fl = fault_lab(
+        "stale_upstream",
+        rules=[
+            {
+                "name": "log500",
+                "path": LOG,
+                "action": "status",
+                "code": 500,
+                "message": "etcdserver: request timed out",
+            },
+            {"name": "exec500", "path": EXEC, "action": "status", "code": 500},
+        ],
+    )
     ns, pod = proxy_pod(fl)
     logs = fl.kubectl("logs", "-n", ns, pod)
     assert logs.returncode == 1
-    assert "Error from server (InternalError): etcdserver: request timed out" in logs.stderr, logs.stderr
+    assert "Error from server (InternalError): etcdserver: request timed out" in logs.stderr, (
+        logs.stderr
+    )
     assert "connect() failed" not in logs.stdout
-    assert fl.kubectl("get", "pod", "-n", ns, pod).returncode == 0      # the rest still passes
+    assert fl.kubectl("get", "pod", "-n", ns, pod).returncode == 0  # the rest still passes
 
     run = fl.kubectl("exec", "-n", ns, pod, "--", "nginx", "-v")
-    assert run.returncode != 0 and "Internal error occurred: injected by faultproxy" in run.stderr, run.stderr
+    assert (
+        run.returncode != 0 and "Internal error occurred: injected by faultproxy" in run.stderr
+    ), run.stderr
     assert "nginx version" not in run.stdout + run.stderr
     # kubectl tries WebSocket, then falls back to SPDY: both refused, neither reached the lab.
     execs = fl.proxy.execs()
@@ -151,15 +191,30 @@ def test_status_rules_fail_logs_and_exec_with_the_status_message(fault_lab):
 
     # A refused upgrade is a plain HTTP answer with a Status body, not a 101.
     pool, headers = http_client(fl)
-    resp = pool.request("GET", f"{fl.proxy.url}/api/v1/namespaces/{ns}/pods/{pod}/exec?command=true&stdout=true",
-                        headers={**headers, "Connection": "Upgrade", "Upgrade": "websocket",
-                                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                                 "Sec-WebSocket-Protocol": "v5.channel.k8s.io, v4.channel.k8s.io"}, timeout=5)
+    resp = pool.request(
+        "GET",
+        f"{fl.proxy.url}/api/v1/namespaces/{ns}/pods/{pod}/exec?command=true&stdout=true",
+        headers={
+            **headers,
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Protocol": "v5.channel.k8s.io, v4.channel.k8s.io",
+        },
+        timeout=5,
+    )
     pool.clear()
     assert resp.status == 500 and resp.headers["Content-Type"] == "application/json"
-    assert json.loads(resp.data) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                     "message": "Internal error occurred: injected by faultproxy",
-                                     "reason": "InternalError", "code": 500}
+    assert json.loads(resp.data) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Internal error occurred: injected by faultproxy",
+        "reason": "InternalError",
+        "code": 500,
+    }
 
 
 def test_forbidden_log_of_one_replica_only(fault_lab):
@@ -168,8 +223,10 @@ def test_forbidden_log_of_one_replica_only(fault_lab):
     fl.proxy.set_rules([forbidden(ns, pod1)])
     refused = fl.kubectl("logs", "-n", ns, pod1, diagnose=True)
     assert refused.returncode == 1
-    assert (f'Error from server (Forbidden): pods "{pod1}" is forbidden: User "diagnose-502" cannot get resource '
-            f'"pods/log" in API group "" in the namespace "{ns}"') in refused.stderr, refused.stderr
+    assert (
+        f'Error from server (Forbidden): pods "{pod1}" is forbidden: User "diagnose-502" cannot get resource '
+        f'"pods/log" in API group "" in the namespace "{ns}"'
+    ) in refused.stderr, refused.stderr
     readable = fl.kubectl("logs", "-n", ns, pod0, diagnose=True)
     assert readable.returncode == 0 and "connect() failed" in readable.stdout, readable.stderr
     assert [s.status for s in fl.proxy.seen(path=LOG)] == [403, 200], fl.proxy.log()
@@ -187,35 +244,59 @@ def test_times_skip_and_rules_changed_while_running(fault_lab):
     assert [log_ok(), log_ok(), log_ok()] == [False, True, True]
     fl.proxy.set_rules([{"path": LOG, "action": "status", "code": 404, "skip": 1, "times": 1}])
     assert [log_ok(), log_ok(), log_ok()] == [True, False, True]
-    assert [s.status for s in fl.proxy.seen(path=LOG)] == [200, 503, 200, 200, 200, 404, 200], fl.proxy.log()
+    assert [s.status for s in fl.proxy.seen(path=LOG)] == [200, 503, 200, 200, 200, 404, 200], (
+        fl.proxy.log()
+    )
 
     # Only the first exec fails (the Python client does not fall back to SPDY).
     from kubernetes import config
     from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
-    fl.proxy.set_rules([{"path": EXEC, "upgrade": "websocket", "action": "status", "code": 500, "times": 1}])
+
+    fl.proxy.set_rules(
+        [{"path": EXEC, "upgrade": "websocket", "action": "status", "code": 500, "times": 1}]
+    )
     api = CoreV1Api(config.new_client_from_config(config_file=str(fl.kubeconfig)))
     try:
+
         def run():
-            return stream(api.connect_get_namespaced_pod_exec, pod, ns, container="nginx", command=["nginx", "-v"],
-                          stdout=True, stderr=True, stdin=False, tty=False)
+            return stream(
+                api.connect_get_namespaced_pod_exec,
+                pod,
+                ns,
+                container="nginx",
+                command=["nginx", "-v"],
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+            )
+
         with pytest.raises(ApiException) as refused:
             run()
         assert "Handshake status 500" in str(refused.value), refused.value
         assert "nginx version" in run()
     finally:
         api.api_client.close()
-    assert [e.status for e in fl.proxy.execs(query={"command": "^nginx -v$"})] == [500, 101], fl.proxy.log()
+    assert [e.status for e in fl.proxy.execs(query={"command": "^nginx -v$"})] == [500, 101], (
+        fl.proxy.log()
+    )
     assert not fl.proxy.execs(query={"command": "reload"})
 
 
 # ---------------------------------------------------------------- slow, silent and wrong answers
 
+
 def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
     """A GET and an exec WebSocket, each with a 1 s socket timeout, still going after 6 s."""
-    fl = fault_lab("stale_upstream", rules=[{"method": "GET", "path": r"/pods$", "action": "drip", "interval": 0.5},
-                                            {"path": EXEC, "action": "drip", "interval": 0.5}])
+    fl = fault_lab(
+        "stale_upstream",
+        rules=[
+            {"method": "GET", "path": r"/pods$", "action": "drip", "interval": 0.5},
+            {"path": EXEC, "action": "drip", "interval": 0.5},
+        ],
+    )
     ns, pod = proxy_pod(fl)
     pool, headers = http_client(fl)
     state = {"bytes": 0, "error": None, "status": None}
@@ -223,8 +304,13 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
 
     def read_slowly():
         try:
-            resp = pool.request("GET", f"{fl.proxy.url}/api/v1/namespaces/{ns}/pods", headers=headers,
-                                timeout=urllib3.Timeout(connect=2, read=1), preload_content=False)
+            resp = pool.request(
+                "GET",
+                f"{fl.proxy.url}/api/v1/namespaces/{ns}/pods",
+                headers=headers,
+                timeout=urllib3.Timeout(connect=2, read=1),
+                preload_content=False,
+            )
             state["status"] = resp.status
             try:
                 while resp.read(1):
@@ -237,12 +323,19 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
 
     def exec_slowly():
         import websocket
-        url = (f"wss://127.0.0.1:{fl.proxy.port}/api/v1/namespaces/{ns}/pods/{pod}/exec"
-               "?command=nginx&command=-v&container=nginx&stdout=true&stderr=true")
+
+        url = (
+            f"wss://127.0.0.1:{fl.proxy.port}/api/v1/namespaces/{ns}/pods/{pod}/exec"
+            "?command=nginx&command=-v&container=nginx&stdout=true&stderr=true"
+        )
         try:
-            ws = websocket.create_connection(url, timeout=1, header=[f"Authorization: {headers['Authorization']}"],
-                                             subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
-                                             sslopt={"ca_certs": str(fl.lab.dir / "pki" / "ca.crt")})
+            ws = websocket.create_connection(
+                url,
+                timeout=1,
+                header=[f"Authorization: {headers['Authorization']}"],
+                subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+                sslopt={"ca_certs": str(fl.lab.dir / "pki" / "ca.crt")},
+            )
             ws_state["connected"] = True
             try:
                 while True:
@@ -253,18 +346,23 @@ def test_drip_outlasts_a_read_timeout_until_the_proxy_stops(fault_lab):
             ws_state["error"] = exc
 
     started = time.monotonic()
-    readers = [threading.Thread(target=read_slowly, daemon=True), threading.Thread(target=exec_slowly, daemon=True)]
+    readers = [
+        threading.Thread(target=read_slowly, daemon=True),
+        threading.Thread(target=exec_slowly, daemon=True),
+    ]
     for reader in readers:
         reader.start()
     time.sleep(6)
-    assert all(r.is_alive() for r in readers), f"a read ended after {time.monotonic() - started:.1f} s: {state} {ws_state}"
+    assert all(r.is_alive() for r in readers), (
+        f"a read ended after {time.monotonic() - started:.1f} s: {state} {ws_state}"
+    )
     assert state["status"] == 200 and state["error"] is None
-    assert 5 <= state["bytes"] <= 16, state                      # ~2 bytes a second, no read timeout
+    assert 5 <= state["bytes"] <= 16, state  # ~2 bytes a second, no read timeout
     assert fl.proxy.seen(path=r"/pods$", action="drip", status=200), fl.proxy.log()
     # The exec was upgraded at once; its frames (~100 bytes: stderr, status) come a byte at a time.
     assert ws_state["connected"] and ws_state["error"] is None and not ws_state["frames"], ws_state
     assert [(e.action, e.status) for e in fl.proxy.execs()] == [("drip", 101)], fl.proxy.log()
-    fl.proxy.stop()                                              # bounded: stopping ends the drips
+    fl.proxy.stop()  # bounded: stopping ends the drips
     for reader in readers:
         reader.join(3)
         assert not reader.is_alive()
@@ -311,7 +409,9 @@ def test_drip_headers_hang_html_close_delay_and_other_codes(fault_lab):
     fl.proxy.set_rules([{"action": "status", "code": 503}, {"action": "status", "code": 404}])
     resp = pool.request("GET", pods, headers=headers, timeout=5)
     assert resp.status == 503 and json.loads(resp.data)["reason"] == "ServiceUnavailable"
-    fl.proxy.set_rules([{"action": "status", "code": 404, "reason": "NotFound", "message": 'pods "x" not found'}])
+    fl.proxy.set_rules(
+        [{"action": "status", "code": 404, "reason": "NotFound", "message": 'pods "x" not found'}]
+    )
     resp = pool.request("GET", pods, headers=headers, timeout=5)
     assert resp.status == 404 and json.loads(resp.data)["message"] == 'pods "x" not found'
 
@@ -329,6 +429,7 @@ def test_drip_headers_hang_html_close_delay_and_other_codes(fault_lab):
 
 # ---------------------------------------------------------------- ansible-playbook through the proxy
 
+
 def test_run_playbook_goes_through_the_proxy(fault_lab, tmp_path):
     fl = fault_lab("healthy")
     proc, result = run_playbook(fl, tmp_path, playbook="drift_check", timeout=120)
@@ -344,7 +445,14 @@ def test_run_playbook_past_its_timeout_is_killed_and_fails(fault_lab, tmp_path):
     fl = fault_lab("healthy", rules=[{"action": "hang"}])
     started = time.monotonic()
     with pytest.raises(pytest.fail.Exception, match=r"did not finish within 6 s"):
-        run_playbook(fl, tmp_path, "-e", "diagnose_502_request_timeout=60", playbook="diagnose_502", timeout=6)
+        run_playbook(
+            fl,
+            tmp_path,
+            "-e",
+            "diagnose_502_request_timeout=60",
+            playbook="diagnose_502",
+            timeout=6,
+        )
     assert time.monotonic() - started < 15
     assert fl.proxy.seen(action="hang"), "the run never reached the API"
     time.sleep(0.5)
@@ -367,6 +475,7 @@ def _processes_mentioning(text):
 
 # ---------------------------------------------------------------- nothing outlives the test
 
+
 @pytest.fixture
 def after_teardown():
     """Checks run after every other fixture of the test is torn down (request it first)."""
@@ -387,10 +496,10 @@ def test_the_fixture_stops_the_proxy_ends_hangs_and_closes_its_port(after_teardo
             sock.sendall(f"GET /api/v1/namespaces/{ns}/pods HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             sock.settimeout(60)
             try:
-                outcome["received"] = sock.recv(100)      # b"" once the proxy closes the connection
+                outcome["received"] = sock.recv(100)  # b"" once the proxy closes the connection
             except socket.timeout:
                 outcome["received"] = "timed out"
-            except OSError as exc:                        # a reset is an end too
+            except OSError as exc:  # a reset is an end too
                 outcome["received"] = exc
 
     client = threading.Thread(target=hang, daemon=True)
@@ -399,7 +508,7 @@ def test_the_fixture_stops_the_proxy_ends_hangs_and_closes_its_port(after_teardo
     thread = fl.proxy._thread
 
     def check():
-        client.join(5)                                    # the client waits up to 60 s by itself
+        client.join(5)  # the client waits up to 60 s by itself
         assert not client.is_alive(), "the hanging request outlived the proxy"
         received = outcome["received"]
         assert received == b"" or isinstance(received, OSError), outcome

@@ -5,6 +5,7 @@ Every row holds the same promises: no traceback; the exit status of the document
 message naming what is wrong; the result written, naming what could not be checked; no reload
 that the evidence did not earn; bounded time; nothing left running; no secret in any output.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,9 @@ def derived_scenario(tmp_path, name, change):
 
 
 def test_log_500_is_could_not_check_not_healthy(fault_lab, tmp_path):
-    fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "status", "code": 500}])
+    fl = fault_lab(
+        "healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "status", "code": 500}]
+    )
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
@@ -74,7 +77,9 @@ def test_log_500_is_could_not_check_not_healthy(fault_lab, tmp_path):
 
 
 def test_exec_500_is_could_not_check_never_a_missing_client(fault_lab, tmp_path):
-    fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}])
+    fl = fault_lab(
+        "healthy", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}]
+    )
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     no_traceback(proc, fl)
     assert proc.returncode == 4, explain(proc, fl)
@@ -92,7 +97,9 @@ def test_exec_500_is_could_not_check_never_a_missing_client(fault_lab, tmp_path)
 
 def test_exec_500_on_a_stale_proxy_finds_it_and_does_not_reload_blind(fault_lab, tmp_path):
     """The log proves the stale address; without exec the reload could be neither tested nor proven."""
-    fl = fault_lab("stale_upstream", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}])
+    fl = fault_lab(
+        "stale_upstream", rules=[{"path": r"/pods/[^/]+/exec$", "action": "status", "code": 500}]
+    )
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     no_traceback(proc, fl)
     assert proc.returncode == 2, explain(proc, fl)
@@ -116,12 +123,16 @@ def test_one_forbidden_replica_does_not_hide_the_other(fault_lab, tmp_path):
     reloaded = {r["name"] for r in result["remediation"]["replicas"] if r["reloaded"]}
     assert reloaded == {"nginx-proxy-0"}
     assert proc.returncode == 0 and result["outcome"]["outcome"] == "remediated", explain(proc, fl)
-    assert any("nginx-proxy-1" in line and "forbidden" in line for line in result["outcome"]["unchecked"])
+    assert any(
+        "nginx-proxy-1" in line and "forbidden" in line for line in result["outcome"]["unchecked"]
+    )
 
 
 def test_a_dripping_api_is_bounded(fault_lab, tmp_path):
     """Headers at once, then one byte a second: every call ends at request_timeout."""
-    fl = fault_lab("healthy", rules=[{"method": "GET", "upgrade": False, "action": "drip", "interval": 1}])
+    fl = fault_lab(
+        "healthy", rules=[{"method": "GET", "upgrade": False, "action": "drip", "interval": 1}]
+    )
     started = time.monotonic()
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_request_timeout=3", timeout=200)
     took = time.monotonic() - started
@@ -145,9 +156,19 @@ def test_a_dripping_exec_is_bounded(fault_lab, tmp_path):
 
 def test_a_gigabyte_log_is_read_only_up_to_its_bound(fault_lab, tmp_path):
     """An API that ignores limitBytes and sends a 1 GiB log: the modules read 1 MiB and stop."""
-    fl = fault_lab("healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "flood", "size": 1 << 30}])
-    proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_log_limit_bytes=1048576",
-                                "-e", "diagnose_502_show_report=false", "-v", timeout=200)
+    fl = fault_lab(
+        "healthy", rules=[{"path": r"/pods/[^/]+/log$", "action": "flood", "size": 1 << 30}]
+    )
+    proc, result = run_playbook(
+        fl,
+        tmp_path,
+        "-e",
+        "diagnose_502_log_limit_bytes=1048576",
+        "-e",
+        "diagnose_502_show_report=false",
+        "-v",
+        timeout=200,
+    )
     no_traceback(proc, fl)
     assert result is not None, explain(proc, fl)
     assert proc.seconds < 120, proc.seconds
@@ -173,6 +194,7 @@ def test_no_http_client_in_the_proxy_reloads_but_says_unproven(fault_lab, tmp_pa
             for container in pod["containers"]:
                 if "nginx" in container:
                     container["missing"] = ["curl", "wget"]
+
     fl = fault_lab(derived_scenario(tmp_path, "stale_upstream", no_clients))
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     no_traceback(proc, fl)
@@ -184,7 +206,7 @@ def test_no_http_client_in_the_proxy_reloads_but_says_unproven(fault_lab, tmp_pa
     assert "neither curl nor wget" in replica["unproven"]
     assert "REMEDIATION FAILED" in proc.stdout and "unproven" in proc.stdout
     assert layers_of(result)["connectivity"] == "error"
-    assert fl.lab.http_status() == 200      # the reload did fix it; only the proof was missing
+    assert fl.lab.http_status() == 200  # the reload did fix it; only the proof was missing
 
 
 def test_a_reload_the_master_ignores_is_reported_and_the_result_written(fault_lab, tmp_path):
@@ -197,9 +219,17 @@ def test_a_reload_the_master_ignores_is_reported_and_the_result_written(fault_la
     try:
         port = holder.getsockname()[1]
         ns, name = fl.info["proxy_pods"][0].split("/")
-        add = fl.lab.kubectl("exec", "-n", ns, name, "--", "sh", "-c",
-                             "printf 'server { listen 127.0.0.1:%d; return 204; }\\n' > /etc/nginx/conf.d/taken.conf"
-                             % port)
+        add = fl.lab.kubectl(
+            "exec",
+            "-n",
+            ns,
+            name,
+            "--",
+            "sh",
+            "-c",
+            "printf 'server { listen 127.0.0.1:%d; return 204; }\\n' > /etc/nginx/conf.d/taken.conf"
+            % port,
+        )
         assert add.returncode == 0, add.stderr
         proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     finally:
@@ -216,8 +246,16 @@ def test_a_reload_the_master_ignores_is_reported_and_the_result_written(fault_la
 def test_a_broken_config_is_not_reloaded(fault_lab, tmp_path):
     fl = fault_lab("stale_upstream")
     ns, name = fl.info["proxy_pods"][0].split("/")
-    broken = fl.lab.kubectl("exec", "-n", ns, name, "--", "sh", "-c",
-                            "echo 'this is not nginx;' > /etc/nginx/conf.d/broken.conf")
+    broken = fl.lab.kubectl(
+        "exec",
+        "-n",
+        ns,
+        name,
+        "--",
+        "sh",
+        "-c",
+        "echo 'this is not nginx;' > /etc/nginx/conf.d/broken.conf",
+    )
     assert broken.returncode == 0, broken.stderr
     proc, result = run_playbook(fl, tmp_path, "-e", "diagnose_502_remediate=true")
     no_traceback(proc, fl)
@@ -238,10 +276,18 @@ def test_a_kubeconfig_dict_keeps_its_token_out_of_every_output(fault_lab, tmp_pa
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(variables))
     reports = {kind: tmp_path / f"r.{kind}" for kind in ("md", "html")}
-    proc, result = run_playbook(fl, tmp_path, "-vvvv", "-e", "diagnose_502_remediate=true",
-                                "-e", "diagnose_502_report_markdown_file=" + str(reports["md"]),
-                                "-e", "diagnose_502_report_html_file=" + str(reports["html"]),
-                                vars_file=vars_file)
+    proc, result = run_playbook(
+        fl,
+        tmp_path,
+        "-vvvv",
+        "-e",
+        "diagnose_502_remediate=true",
+        "-e",
+        "diagnose_502_report_markdown_file=" + str(reports["md"]),
+        "-e",
+        "diagnose_502_report_html_file=" + str(reports["html"]),
+        vars_file=vars_file,
+    )
     no_traceback(proc, fl)
     assert result["verdict"]["cause"] == "stale_upstream", explain(proc, fl)
     assert token not in proc.stdout + proc.stderr
@@ -264,10 +310,13 @@ def test_missing_or_broken_kubeconfig_is_could_not_check(fault_lab, tmp_path, ki
     assert not fl.proxy.requests
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["-e", '{"diagnose_502_proxy_selector": "app in (nginx"}'], "unable to parse requirement"),
-    (["-e", "diagnose_502_log_tail_lines=0"], "tail_lines must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["-e", '{"diagnose_502_proxy_selector": "app in (nginx"}'], "unable to parse requirement"),
+        (["-e", "diagnose_502_log_tail_lines=0"], "tail_lines must be a positive number"),
+    ],
+)
 def test_invalid_input_is_named(fault_lab, tmp_path, extra, needle):
     fl = fault_lab("healthy")
     proc, result = run_playbook(fl, tmp_path, *extra)
@@ -280,11 +329,24 @@ def test_invalid_input_is_named(fault_lab, tmp_path, extra, needle):
 def test_an_interrupted_run_leaves_nothing_running_and_changes_nothing(fault_lab, tmp_path):
     fl = fault_lab("stale_upstream", rules=[{"path": r"/pods/[^/]+/log$", "action": "hang"}])
     marker = "interrupt-%d" % os.getpid()
-    env = clean_env(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-                    **{RUN_MARKER: marker})
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "diagnose_502.yml"),
-           "-e", "@" + str(fl.vars_file), "-e", "diagnose_502_remediate=true", "-e", "diagnose_502_request_timeout=60"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = clean_env(
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        **{RUN_MARKER: marker},
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(ROOT / "playbooks" / "diagnose_502.yml"),
+        "-e",
+        "@" + str(fl.vars_file),
+        "-e",
+        "diagnose_502_remediate=true",
+        "-e",
+        "diagnose_502_request_timeout=60",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while not fl.proxy.seen(path=r"/log$") and time.monotonic() < deadline:

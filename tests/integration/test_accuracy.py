@@ -5,6 +5,7 @@ The same runs as ``make accuracy`` (tests/lab/accuracy.py): every scenario's lab
 playbook is run against it and the lab is stopped, three labs at a time (once per test session);
 each test then checks one scenario's result.
 """
+
 import json
 import os
 from pathlib import Path
@@ -35,8 +36,12 @@ def outcomes(tmp_path_factory):
 def explain(outcome):
     verdict = (outcome.result or {}).get("verdict") or {}
     return "error: %s\nverdict: %s\nsummary: %s\nevidence: %s\n%s" % (
-        outcome.error, verdict.get("cause"), verdict.get("summary"), verdict.get("evidence"),
-        outcome.output)
+        outcome.error,
+        verdict.get("cause"),
+        verdict.get("summary"),
+        verdict.get("evidence"),
+        outcome.output,
+    )
 
 
 def test_every_cause_of_the_registry_has_a_scenario():
@@ -67,8 +72,13 @@ def test_verdict_matches_the_cause_and_reloads_only_stale_replicas(outcomes, pat
         assert spec.expect["cause"] in remediation["reason"]
         assert outcome.unsafe_reloads == []
     else:
-        stale = sorted(f"{spec.proxy['namespace']}/{name}" for name in spec.expect["stale_replicas"]) \
-            if "stale_replicas" in spec.expect else sorted(outcome.proxy_pods)
+        stale = (
+            sorted(f"{spec.proxy['namespace']}/{name}" for name in spec.expect["stale_replicas"])
+            if "stale_replicas" in spec.expect
+            else sorted(outcome.proxy_pods)
+        )
         assert verdict["stale_replicas"] == stale, explain(outcome)
         assert reloaded == stale, remediation
-        assert remediation["verified"] is True and remediation["url_status_after"] == 200, remediation
+        assert remediation["verified"] is True and remediation["url_status_after"] == 200, (
+            remediation
+        )

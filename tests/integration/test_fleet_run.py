@@ -1,4 +1,5 @@
 """A fleet run: many targets with forks, one summary, broken targets reported while others finish."""
+
 import json
 import os
 import subprocess
@@ -15,9 +16,21 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 def fleet(tmp_path):
     directory = tmp_path / "fleet"
     cmd = [sys.executable, str(ROOT / "tests/lab/fleet.py")]
-    subprocess.run(cmd + ["up", "--dir", str(directory), "--targets", "4",
-                          "--scenarios", "stale_upstream,healthy,no_endpoints,stale_upstream-one_replica"],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        cmd
+        + [
+            "up",
+            "--dir",
+            str(directory),
+            "--targets",
+            "4",
+            "--scenarios",
+            "stale_upstream,healthy,no_endpoints,stale_upstream-one_replica",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     try:
         yield directory
     finally:
@@ -27,11 +40,30 @@ def fleet(tmp_path):
 def test_fleet_summary_counts_every_target_and_names_the_broken_ones(fleet, tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(fleet / "inventory.yml"),
-                           str(ROOT / "playbooks/diagnose_502.yml"), "-f", "4", "-e", "diagnose_502_hosts=fleet",
-                           "-e", "diagnose_502_fleet_report_dir=" + str(reports)],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(fleet / "inventory.yml"),
+            str(ROOT / "playbooks/diagnose_502.yml"),
+            "-f",
+            "4",
+            "-e",
+            "diagnose_502_hosts=fleet",
+            "-e",
+            "diagnose_502_fleet_report_dir=" + str(reports),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert "Traceback" not in out
     # Broken targets make the run fail, after the summary of every target was written.

@@ -25,27 +25,46 @@ RESULT_LINE = re.compile(r"^localhost \| (SUCCESS|CHANGED|FAILED!) => ", re.M)
 
 def run_module(module, args, check=False, env=None, python=None):
     """Run ``badgateway.k8s.<module>`` on localhost; return (failed, result dict)."""
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")}
-    environ.update({"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-                    "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-                    "ANSIBLE_NOCOLOR": "1"})
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")
+    }
+    environ.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        }
+    )
     environ.update(env or {})
-    argv = [ANSIBLE, "localhost", "-m", "badgateway.k8s." + module, "-a", json.dumps(args),
-            "-e", "ansible_python_interpreter=%s" % (python or sys.executable)]
+    argv = [
+        ANSIBLE,
+        "localhost",
+        "-m",
+        "badgateway.k8s." + module,
+        "-a",
+        json.dumps(args),
+        "-e",
+        "ansible_python_interpreter=%s" % (python or sys.executable),
+    ]
     if check:
         argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=environ,
-                          cwd=str(REPO))
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env=environ, cwd=str(REPO)
+    )
     # ad-hoc output ends with "localhost | SUCCESS => {json}" (or CHANGED / FAILED!)
     found = RESULT_LINE.search(proc.stdout)
     try:
         if not found:
             raise ValueError("no result line")
-        result = json.loads(proc.stdout[found.end():])
+        result = json.loads(proc.stdout[found.end() :])
     except ValueError:
-        raise AssertionError("no JSON result from ansible (rc %s):\n%s\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr)) from None
+        raise AssertionError(
+            "no JSON result from ansible (rc %s):\n%s\n%s"
+            % (proc.returncode, proc.stdout, proc.stderr)
+        ) from None
     assert "Traceback" not in result.get("msg", "") + result.get("module_stderr", "")
     return found.group(1) == "FAILED!" or bool(result.get("failed")), result
 
@@ -68,7 +87,7 @@ def returned_doc(module):
     """The module's RETURN documentation."""
     text = (REPO / "plugins" / "modules" / ("%s.py" % module)).read_text()
     start = text.index('RETURN = r"""') + len('RETURN = r"""')
-    return yaml.safe_load(text[start:text.index('"""', start)])
+    return yaml.safe_load(text[start : text.index('"""', start)])
 
 
 def documented_keys(module, key):
@@ -89,8 +108,14 @@ def contains_errors(where, doc, value):
             errors.append("%s: a %s, documented as a dict" % (here, type(entry).__name__))
             continue
         always = {k for k, v in contains.items() if v.get("returned", "always") == "always"}
-        errors += ["%s.%s: returned, not documented" % (here, k) for k in sorted(set(entry) - set(contains))]
-        errors += ["%s.%s: documented as always returned, missing" % (here, k) for k in sorted(always - set(entry))]
+        errors += [
+            "%s.%s: returned, not documented" % (here, k)
+            for k in sorted(set(entry) - set(contains))
+        ]
+        errors += [
+            "%s.%s: documented as always returned, missing" % (here, k)
+            for k in sorted(always - set(entry))
+        ]
         for name in set(entry) & set(contains):
             errors += contains_errors("%s.%s" % (here, name), contains[name], entry[name])
     return errors
@@ -135,18 +160,21 @@ def test_seed_facts(lab):
     pods = ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))
     assert pods["selector"] == "app=open-webui"
     assert_documented("pod_info", "pods", pods["pods"])
-    assert [(p["name"], p["pod_ip"], p["ready"]) for p in pods["pods"]] == \
-        [("open-webui-0", new_ip, True)]
-    assert pods["pods"][0]["containers"][0]["ports"] == \
-        [{"name": "http", "container_port": 8080, "protocol": "TCP"}]
+    assert [(p["name"], p["pod_ip"], p["ready"]) for p in pods["pods"]] == [
+        ("open-webui-0", new_ip, True)
+    ]
+    assert pods["pods"][0]["containers"][0]["ports"] == [
+        {"name": "http", "container_port": 8080, "protocol": "TCP"}
+    ]
 
     svc = ok("service_info", dict(auth(lab), namespace=svc_ns, name="open-webui-headless"))
     service = svc["service"]
     assert_documented("service_info", "service", service)
     assert service["exists"] and service["headless"] and service["cluster_ip"] is None
     assert service["ready_addresses"] == ["%s:8080" % new_ip]
-    assert service["ports"][0]["resolved_target_ports"] == \
-        [{"pod": "%s/open-webui-0" % svc_ns, "port": 8080}]
+    assert service["ports"][0]["resolved_target_ports"] == [
+        {"pod": "%s/open-webui-0" % svc_ns, "port": 8080}
+    ]
     assert service["port_mismatches"] == []
 
     proxy = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
@@ -154,8 +182,9 @@ def test_seed_facts(lab):
     assert_documented("proxy_info", "proxies", proxy["proxies"])
     for replica in proxy["proxies"]:
         assert replica["config_ok"] is True and replica["container"] == "nginx"
-        assert {h["service"] for h in replica["upstream_hosts"]} == \
-            {"%s/open-webui-headless" % svc_ns}
+        assert {h["service"] for h in replica["upstream_hosts"]} == {
+            "%s/open-webui-headless" % svc_ns
+        }
         assert replica["listen_ports"] == [80]
         assert replica["last_reload"] and replica["master_pid"]
         assert replica["stale_addresses"] == ["%s:8080" % old_ip]
@@ -167,22 +196,33 @@ def test_seed_facts(lab):
         assert all(e["errno"] == 111 for e in replica["errors"])
 
     # from inside the proxy: the Service answers, the replica itself answers 502
-    via_svc = ok("proxy_probe", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"],
-                                     url="http://%s.%s:8080/" % (svc_name, svc_ns)))
+    via_svc = ok(
+        "proxy_probe",
+        dict(
+            auth(lab),
+            namespace=ns,
+            selector=lab.info["proxy_selector"],
+            url="http://%s.%s:8080/" % (svc_name, svc_ns),
+        ),
+    )
     assert [(p["tool"], p["status"], p["ok"]) for p in via_svc["probes"]] == [("curl", 200, True)]
     assert_documented("proxy_probe", "probes", via_svc["probes"])
-    itself = ok("proxy_probe", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
-                                    target="self"))
+    itself = ok("proxy_probe", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], target="self"))
     assert [(p["status"], p["ok"]) for p in itself["probes"]] == [(502, False)]
-    assert itself["probes"][0]["url"] == "http://%s:80/" % lab.info["pods"][
-        "%s/nginx-proxy-0" % ns]["ip"]
+    assert (
+        itself["probes"][0]["url"]
+        == "http://%s:80/" % lab.info["pods"]["%s/nginx-proxy-0" % ns]["ip"]
+    )
 
 
 def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
     ns = lab.info["proxy_namespace"]
     before = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
-    planned = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
-                                      probe_path="/"), check=True)
+    planned = ok(
+        "nginx_reload",
+        dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/"),
+        check=True,
+    )
     assert planned["changed"] is True
     assert planned["replicas"][0]["config_test"] is None
     assert "nginx -t" in planned["replicas"][0]["planned"]
@@ -190,15 +230,15 @@ def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
     assert still["proxies"][0]["worker_pids"] == before["proxies"][0]["worker_pids"]
     assert lab.http_status() == 502
 
-    done = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"],
-                                   probe_path="/"))
+    done = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/"))
     replica = done["replicas"][0]
     assert_documented("nginx_reload", "replicas", done["replicas"])
     assert done["changed"] is True
     assert replica["config_test"]["ok"] and replica["reload_sent"] and replica["reloaded"]
     assert replica["verified"] and replica["probe"]["status"] == 200
     assert {w["pid"] for w in replica["workers_before"]}.isdisjoint(
-        w["pid"] for w in replica["workers_after"])
+        w["pid"] for w in replica["workers_after"]
+    )
     assert lab.http_status() == 200
 
     after = ok("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"]))
@@ -207,12 +247,21 @@ def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
     assert after["proxies"][0]["stale_addresses"] == []
 
     # No reload storms: within the cooldown the replica is only probed, unless forced.
-    again = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/"))
+    again = ok(
+        "nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/")
+    )
     assert again["changed"] is False
-    assert "cooldown" in again["replicas"][0]["skipped"] and again["replicas"][0]["verified"] is True
+    assert (
+        "cooldown" in again["replicas"][0]["skipped"] and again["replicas"][0]["verified"] is True
+    )
     assert again["replicas"][0]["config_test"] is None
-    assert [w["pid"] for w in again["replicas"][0]["workers_after"]] == after["proxies"][0]["worker_pids"]
-    forced = ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/", force=True))
+    assert [w["pid"] for w in again["replicas"][0]["workers_after"]] == after["proxies"][0][
+        "worker_pids"
+    ]
+    forced = ok(
+        "nginx_reload",
+        dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/", force=True),
+    )
     assert forced["changed"] is True and forced["replicas"][0]["reloaded"] is True
 
 
@@ -224,8 +273,9 @@ def test_reload_refuses_a_broken_config(lab):
     if conf is None:
         pytest.fail("cannot find the proxy pod's default.conf under %s/pods" % lab.dir)
     conf.write_text(conf.read_text().replace("location / {", "location / { bogus_directive on;"))
-    failed, result = run_module("nginx_reload", dict(auth(lab), namespace=ns,
-                                                     pods=["nginx-proxy-0"]))
+    failed, result = run_module(
+        "nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"])
+    )
     assert failed and result["changed"] is False
     assert "nginx -t failed" in result["msg"] and "bogus_directive" in result["msg"]
     assert result["replicas"][0]["reload_sent"] is False
@@ -244,8 +294,10 @@ def test_per_replica_staleness(lab_factory, tmp_path):
     ns, selector = lab.info["proxy_namespace"], lab.info["proxy_selector"]
     # make every replica dial the upstream once, from inside itself
     probes = ok("proxy_probe", dict(auth(lab), namespace=ns, selector=selector, target="self"))
-    assert [(p["name"], p["status"]) for p in probes["probes"]] == \
-        [("nginx-proxy-0", 502), ("nginx-proxy-1", 502)]
+    assert [(p["name"], p["status"]) for p in probes["probes"]] == [
+        ("nginx-proxy-0", 502),
+        ("nginx-proxy-1", 502),
+    ]
     ok("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-1"], probe_path="/"))
     proxy = ok("proxy_info", dict(auth(lab), namespace=ns, selector=selector))
     stale = {p["name"]: p["stale_addresses"] for p in proxy["proxies"]}
@@ -262,14 +314,21 @@ def test_missing_service_and_must_exist(lab):
 
 
 def test_unknown_namespace(lab):
-    msg = fail_msg("pod_info", dict(auth(lab, diagnose=False), namespace="no-such-ns",
-                                    label_selector="app=x"))
+    msg = fail_msg(
+        "pod_info", dict(auth(lab, diagnose=False), namespace="no-such-ns", label_selector="app=x")
+    )
     assert msg == 'namespace "no-such-ns" does not exist'
-    msg = fail_msg("proxy_info", dict(auth(lab, diagnose=False), namespace="no-such-ns",
-                                      selector="app=nginx-proxy"))
+    msg = fail_msg(
+        "proxy_info",
+        dict(auth(lab, diagnose=False), namespace="no-such-ns", selector="app=nginx-proxy"),
+    )
     assert msg == 'namespace "no-such-ns" does not exist'
-    msg = fail_msg("proxy_probe", dict(auth(lab, diagnose=False), namespace="no-such-ns",
-                                       pods=["nginx-proxy-0"], target="self"))
+    msg = fail_msg(
+        "proxy_probe",
+        dict(
+            auth(lab, diagnose=False), namespace="no-such-ns", pods=["nginx-proxy-0"], target="self"
+        ),
+    )
     assert msg == 'namespace "no-such-ns" does not exist'
     ns = lab.info["proxy_namespace"]
     msg = fail_msg("proxy_probe", dict(auth(lab), namespace=ns, pods=["ghost-0"], target="self"))
@@ -280,35 +339,55 @@ def test_selector_matching_nothing(lab):
     ns = lab.info["proxy_namespace"]
     msg = fail_msg("pod_info", dict(auth(lab), namespace=ns, label_selector="app=ghost"))
     assert 'no pod in namespace "%s" matches the selector "app=ghost"' % ns in msg
-    empty = ok("pod_info", dict(auth(lab), namespace=ns, label_selector="app=ghost",
-                                allow_empty=True))
+    empty = ok(
+        "pod_info", dict(auth(lab), namespace=ns, label_selector="app=ghost", allow_empty=True)
+    )
     assert empty["pods"] == []
-    msg = fail_msg("proxy_probe", dict(auth(lab), namespace=ns, selector="app=ghost",
-                                       target="self"))
+    msg = fail_msg(
+        "proxy_probe", dict(auth(lab), namespace=ns, selector="app=ghost", target="self")
+    )
     assert 'matches the selector "app=ghost"' in msg
 
 
 def test_wrong_token_401(lab):
-    msg = fail_msg("pod_info", dict(auth(lab), api_key="not-a-valid-token",
-                                    namespace=lab.info["proxy_namespace"],
-                                    label_selector="app=nginx-proxy"))
+    msg = fail_msg(
+        "pod_info",
+        dict(
+            auth(lab),
+            api_key="not-a-valid-token",
+            namespace=lab.info["proxy_namespace"],
+            label_selector="app=nginx-proxy",
+        ),
+    )
     assert "rejected the credentials (401 Unauthorized)" in msg
     assert "not-a-valid-token" not in msg
 
 
 def test_env_fallback_and_rbac_403(lab):
     """K8S_AUTH_KUBECONFIG is honoured; the limited user may not list pods elsewhere."""
-    msg = fail_msg("pod_info", {"namespace": "kube-system", "label_selector": "app=x"},
-                   env={"K8S_AUTH_KUBECONFIG": lab.info["kubeconfig_diagnose"]})
-    assert msg.startswith('the credentials lack "list" on "pods" in namespace "kube-system" '
-                          "(403 Forbidden)")
+    msg = fail_msg(
+        "pod_info",
+        {"namespace": "kube-system", "label_selector": "app=x"},
+        env={"K8S_AUTH_KUBECONFIG": lab.info["kubeconfig_diagnose"]},
+    )
+    assert msg.startswith(
+        'the credentials lack "list" on "pods" in namespace "kube-system" (403 Forbidden)'
+    )
 
 
 def test_unreachable_api(lab):
     port = closed_port()
-    msg = fail_msg("pod_info", {"host": "https://127.0.0.1:%d" % port, "api_key": "x",
-                                "validate_certs": False, "request_timeout": 3,
-                                "namespace": "a", "label_selector": "b=c"})
+    msg = fail_msg(
+        "pod_info",
+        {
+            "host": "https://127.0.0.1:%d" % port,
+            "api_key": "x",
+            "validate_certs": False,
+            "request_timeout": 3,
+            "namespace": "a",
+            "label_selector": "b=c",
+        },
+    )
     assert msg.startswith("cannot reach the Kubernetes API at https://127.0.0.1:%d" % port)
     assert "Connection refused" in msg
 
@@ -317,8 +396,12 @@ def test_explicit_host_token_and_tls_options(lab):
     """host + api_key (+ ca_cert / validate_certs) without a kubeconfig."""
     config = yaml.safe_load(Path(lab.info["kubeconfig_diagnose"]).read_text())
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
-    base = {"host": cluster["server"], "api_key": user["token"],
-            "namespace": lab.info["proxy_namespace"], "label_selector": lab.info["proxy_selector"]}
+    base = {
+        "host": cluster["server"],
+        "api_key": user["token"],
+        "namespace": lab.info["proxy_namespace"],
+        "label_selector": lab.info["proxy_selector"],
+    }
     with_ca = ok("pod_info", dict(base, ca_cert=cluster["certificate-authority"]))
     assert [p["name"] for p in with_ca["pods"]] == ["nginx-proxy-0"]
     assert ok("pod_info", dict(base, validate_certs=False))["pods"] == with_ca["pods"]
@@ -333,8 +416,7 @@ def test_missing_kubernetes_library(lab):
     probe = subprocess.run([bare, "-c", "import kubernetes"], capture_output=True)
     if probe.returncode == 0:
         pytest.fail("%s has the kubernetes package; this test needs a Python without it" % bare)
-    msg = fail_msg("pod_info", dict(auth(lab), namespace="a", label_selector="b=c"),
-                   python=bare)
+    msg = fail_msg("pod_info", dict(auth(lab), namespace="a", label_selector="b=c"), python=bare)
     assert "Failed to import the required Python library (kubernetes" in msg
 
 
@@ -345,13 +427,21 @@ def test_diagnose_verdict_on_seed(lab):
     facts = {
         "symptom": {"status": lab.http_status(), "url": lab.proxy_url},
         "pods": ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))["pods"],
-        "service": ok("service_info", dict(auth(lab), namespace=svc_ns,
-                                           name="open-webui-headless"))["service"],
-        "proxies": ok("proxy_info", dict(auth(lab), namespace=ns,
-                                         selector=lab.info["proxy_selector"]))["proxies"],
-        "probes": ok("proxy_probe", dict(auth(lab), namespace=ns,
-                                         selector=lab.info["proxy_selector"],
-                                         url="http://%s.%s:8080/" % (svc_name, svc_ns)))["probes"],
+        "service": ok(
+            "service_info", dict(auth(lab), namespace=svc_ns, name="open-webui-headless")
+        )["service"],
+        "proxies": ok(
+            "proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"])
+        )["proxies"],
+        "probes": ok(
+            "proxy_probe",
+            dict(
+                auth(lab),
+                namespace=ns,
+                selector=lab.info["proxy_selector"],
+                url="http://%s.%s:8080/" % (svc_name, svc_ns),
+            ),
+        )["probes"],
         "layers": {},
     }
     verdict = ok("diagnose_verdict", {"facts": facts})["verdict"]

@@ -4,6 +4,7 @@ Each test starts a lab (real nginx, real backends, the emulated API server), run
 playbooks/diagnose_502.yml the way a user would, and checks the structured result it wrote, the
 play's exit status, and what the proxy answers afterwards.
 """
+
 import json
 import os
 import re
@@ -25,19 +26,34 @@ def run_playbook(lab, tmp_path, *extra, vars_file=None, playbook=PLAYBOOK):
     """Run a playbook against a lab; return (completed process, result dict or None)."""
     report = tmp_path / "result.json"
     env = dict(os.environ)
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
     env.pop("KUBECONFIG", None)
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
-           "-e", "@" + str(vars_file or lab.dir / "vars.yml"),
-           "-e", "diagnose_502_report_file=" + str(report), *extra]
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(playbook),
+        "-e",
+        "@" + str(vars_file or lab.dir / "vars.yml"),
+        "-e",
+        "diagnose_502_report_file=" + str(report),
+        *extra,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     result = json.loads(report.read_text()) if report.exists() else None
     return proc, result
 
 
 def explain(proc):
-    return "exit %s\n--- stdout\n%s\n--- stderr\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:])
+    return "exit %s\n--- stdout\n%s\n--- stderr\n%s" % (
+        proc.returncode,
+        proc.stdout[-6000:],
+        proc.stderr[-3000:],
+    )
 
 
 def replaced(lab):
@@ -59,14 +75,25 @@ def test_seed_incident_is_diagnosed_reloaded_and_verified(lab_factory, tmp_path)
     assert old_ip in verdict["summary"] and new_ip in verdict["summary"]
     assert verdict["stale_replicas"] == lab.info["proxy_pods"]
     layers = {layer["name"]: layer["status"] for layer in result["layers"]}
-    assert layers == {"symptom": "fail", "backend_pods": "pass", "service": "pass",
-                      "connectivity": "pass", "proxy_logs": "fail"}
+    assert layers == {
+        "symptom": "fail",
+        "backend_pods": "pass",
+        "service": "pass",
+        "connectivity": "pass",
+        "proxy_logs": "fail",
+    }
     remediation = result["remediation"]
     assert remediation["performed"] is True and remediation["verified"] is True, remediation
     assert remediation["url_status_after"] == 200
     assert lab.http_status() == 200
     # The human summary walks the seed post's five steps.
-    for step in ("1. Observe", "2. Test each hypothesis", "3. Pinpoint", "4. Remediate", "5. Learn"):
+    for step in (
+        "1. Observe",
+        "2. Test each hypothesis",
+        "3. Pinpoint",
+        "4. Remediate",
+        "5. Learn",
+    ):
         assert step in proc.stdout
 
 
@@ -94,8 +121,12 @@ def test_read_only_runs_change_nothing_and_agree_on_the_verdict(lab_factory, tmp
     assert "PROBLEM FOUND: stale_upstream" in proc.stdout
     assert result["verdict"]["cause"] == "stale_upstream"
     assert result["remediation"]["performed"] is False
-    assert ("check mode" if mode == "check" else "remediation is off") in result["remediation"]["reason"]
-    reload_task = re.search(r"TASK \[[^]]*Reload the stale proxy replicas[^]]*\] \**\n(\w+)", proc.stdout)
+    assert ("check mode" if mode == "check" else "remediation is off") in result["remediation"][
+        "reason"
+    ]
+    reload_task = re.search(
+        r"TASK \[[^]]*Reload the stale proxy replicas[^]]*\] \**\n(\w+)", proc.stdout
+    )
     assert reload_task and reload_task.group(1) == "skipping", explain(proc)
     assert lab.http_status() == 502
 
@@ -103,8 +134,14 @@ def test_read_only_runs_change_nothing_and_agree_on_the_verdict(lab_factory, tmp
 def test_least_privilege_token_is_enough(lab_factory, tmp_path):
     """The documented namespace-scoped permissions carry the whole diagnosis and the reload."""
     lab = lab_factory("stale_upstream")
-    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_remediate=true",
-                                "-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"])
+    proc, result = run_playbook(
+        lab,
+        tmp_path,
+        "-e",
+        "diagnose_502_remediate=true",
+        "-e",
+        "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"],
+    )
     assert proc.returncode == 0, explain(proc)
     assert result["verdict"]["cause"] == "stale_upstream"
     assert result["remediation"]["verified"] is True
@@ -126,17 +163,32 @@ def assert_clear_failure(proc, result, *needles):
 
 def test_unreachable_api_is_a_clear_failure(lab_factory, tmp_path):
     lab = lab_factory("healthy")
-    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_host=https://127.0.0.1:9",
-                                "-e", "diagnose_502_api_key=nothing", "-e", "diagnose_502_request_timeout=3",
-                                "-e", "diagnose_502_validate_certs=false")
+    proc, result = run_playbook(
+        lab,
+        tmp_path,
+        "-e",
+        "diagnose_502_host=https://127.0.0.1:9",
+        "-e",
+        "diagnose_502_api_key=nothing",
+        "-e",
+        "diagnose_502_request_timeout=3",
+        "-e",
+        "diagnose_502_validate_certs=false",
+    )
     assert_clear_failure(proc, result, "127.0.0.1:9")
 
 
 def test_forbidden_is_a_clear_failure_naming_the_permission(lab_factory, tmp_path):
     lab = lab_factory("healthy")
     # The least-privilege token holds nothing in the namespace "default".
-    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"],
-                                "-e", "diagnose_502_proxy_namespace=default")
+    proc, result = run_playbook(
+        lab,
+        tmp_path,
+        "-e",
+        "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"],
+        "-e",
+        "diagnose_502_proxy_namespace=default",
+    )
     assert_clear_failure(proc, result, '"list"', '"pods"', '"default"')
 
 
@@ -151,15 +203,35 @@ def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
     """No reload storm: ten runs at once against one stale proxy; the cooldown, read from the
     pod's own workers under a per-replica lock, lets exactly one of them reload."""
     lab = lab_factory("stale_upstream")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+    )
     env.pop("KUBECONFIG", None)
     procs = []
     for i in range(10):
         report = tmp_path / ("result-%d.json" % i)
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-e", "@" + str(lab.dir / "vars.yml"),
-               "-e", "diagnose_502_remediate=true", "-e", "diagnose_502_report_file=" + str(report),
-               "-e", "diagnose_502_show_report=false"]
-        procs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), report))
+        cmd = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(PLAYBOOK),
+            "-e",
+            "@" + str(lab.dir / "vars.yml"),
+            "-e",
+            "diagnose_502_remediate=true",
+            "-e",
+            "diagnose_502_report_file=" + str(report),
+            "-e",
+            "diagnose_502_show_report=false",
+        ]
+        procs.append(
+            (
+                subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                ),
+                report,
+            )
+        )
     results = []
     for proc, report in procs:
         out, _err = proc.communicate(timeout=600)
@@ -167,7 +239,9 @@ def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
         results.append(json.loads(report.read_text()))
     reloads = [r for r in results if r["remediation"]["performed"]]
     assert len(reloads) == 1, [r["remediation"] for r in results]
-    skipped = [r for r in results if any(rep.get("skipped") for rep in r["remediation"]["replicas"])]
+    skipped = [
+        r for r in results if any(rep.get("skipped") for rep in r["remediation"]["replicas"])
+    ]
     # Every other run either saw the stale proxy and stood back (cooldown) or came late enough
     # to find it healthy; none reloaded.
     assert all(r["verdict"]["cause"] in ("stale_upstream", "healthy") for r in results)
@@ -177,11 +251,28 @@ def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
 
 def test_missing_proxy_variables_are_named_before_anything_runs(tmp_path):
     """The role's argument specs stop a run that does not say which proxy, naming both variables."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK),
-                           "-e", "diagnose_502_report_file=" + str(tmp_path / "r.json")],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(PLAYBOOK),
+            "-e",
+            "diagnose_502_report_file=" + str(tmp_path / "r.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode != 0
-    assert "missing required arguments: diagnose_502_proxy_namespace, diagnose_502_proxy_selector" in proc.stdout
+    assert (
+        "missing required arguments: diagnose_502_proxy_namespace, diagnose_502_proxy_selector"
+        in proc.stdout
+    )
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "r.json").exists()

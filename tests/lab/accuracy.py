@@ -61,7 +61,11 @@ class Outcome:
     @property
     def fix_missed(self) -> bool:
         """A correctly diagnosed stale_upstream whose stale replicas were not all reloaded and verified."""
-        return self.expected == STALE and self.correct and (self.reloaded != self.expected_stale or not self.verified)
+        return (
+            self.expected == STALE
+            and self.correct
+            and (self.reloaded != self.expected_stale or not self.verified)
+        )
 
     @property
     def unsafe_reloads(self) -> list[str]:
@@ -89,16 +93,33 @@ def expected_stale_replicas(spec, proxy_pods: list[str]) -> list[str]:
     return sorted(f"{spec.proxy['namespace']}/{name}" for name in names)
 
 
-def run_role(vars_file: Path, report: Path, *extra: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict | None]:
+def run_role(
+    vars_file: Path, report: Path, *extra: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess, dict | None]:
     """ansible-playbook diagnose_502.yml with remediation on; returns (process, result or None)."""
     env = dict(os.environ)
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
     env.pop("KUBECONFIG", None)
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-e", "@" + str(vars_file),
-           "-e", "diagnose_502_remediate=true", "-e", "diagnose_502_report_file=" + str(report), *extra]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(PLAYBOOK),
+        "-e",
+        "@" + str(vars_file),
+        "-e",
+        "diagnose_502_remediate=true",
+        "-e",
+        "diagnose_502_report_file=" + str(report),
+        *extra,
+    ]
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     result = json.loads(report.read_text()) if report.exists() else None
     return proc, result
 
@@ -136,7 +157,9 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
             outcome.reloaded = reloaded_replicas(result)
             outcome.verified = bool((result.get("remediation") or {}).get("verified"))
             if save is not None:
-                (save / f"{spec.name}.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+                (save / f"{spec.name}.json").write_text(
+                    json.dumps(result, indent=1, sort_keys=True)
+                )
     except (LabError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
         outcome.error = str(exc)
     finally:
@@ -145,7 +168,9 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
     return outcome
 
 
-def run_all(files: list[Path], workdir: Path, jobs: int = 3, save: Path | None = None) -> list[Outcome]:
+def run_all(
+    files: list[Path], workdir: Path, jobs: int = 3, save: Path | None = None
+) -> list[Outcome]:
     """run_scenario over files, ``jobs`` labs at a time; outcomes in the order of files."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(lambda f: run_scenario(f, workdir, save), files))
@@ -181,13 +206,17 @@ def report(outcomes: list[Outcome]) -> int:
     for o in outcomes:
         mark = "ok " if o.correct and not o.unsafe_reloads else "BAD"
         reloaded = ",".join(n.split("/", 1)[1] for n in o.reloaded) or "-"
-        print(f"{mark} {o.name:40} {o.expected:20} {(o.verdict or 'error'):20} {reloaded:24} {o.seconds:4.0f}s")
+        print(
+            f"{mark} {o.name:40} {o.expected:20} {(o.verdict or 'error'):20} {reloaded:24} {o.seconds:4.0f}s"
+        )
         if o.error:
             print("    error: " + o.error.strip().replace("\n", "\n    ")[:2000])
         elif not o.correct:
             print("    summary: " + o.summary[:400])
         if o.fix_missed:
-            print(f"    reloaded {o.reloaded} (verified: {o.verified}), expected {o.expected_stale} reloaded and verified")
+            print(
+                f"    reloaded {o.reloaded} (verified: {o.verified}), expected {o.expected_stale} reloaded and verified"
+            )
     print()
     print(confusion_matrix(outcomes))
     right = sum(o.correct for o in outcomes)
@@ -200,7 +229,9 @@ def report(outcomes: list[Outcome]) -> int:
     print(f"reloads where the cause was not stale_upstream: {non_stale_reloads}")
     print(f"replicas reloaded that were not stale (all scenarios): {unsafe}")
     if missed:
-        print(f"stale scenarios not fixed (stale replicas not exactly the ones reloaded, or not verified): {', '.join(missed)}")
+        print(
+            f"stale scenarios not fixed (stale replicas not exactly the ones reloaded, or not verified): {', '.join(missed)}"
+        )
     if errors:
         print(f"runs that could not be carried out: {', '.join(errors)}")
         return 2
@@ -210,9 +241,17 @@ def report(outcomes: list[Outcome]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run every scenario (a few labs at a time), print the score."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", help="scenario names or files (default: every file in tests/lab/scenarios)")
-    parser.add_argument("-j", "--jobs", type=int, default=3, help="labs run at the same time (default 3)")
-    parser.add_argument("--save", type=Path, help="write each scenario's result JSON to DIR/<scenario>.json")
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        help="scenario names or files (default: every file in tests/lab/scenarios)",
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=3, help="labs run at the same time (default 3)"
+    )
+    parser.add_argument(
+        "--save", type=Path, help="write each scenario's result JSON to DIR/<scenario>.json"
+    )
     args = parser.parse_args(argv)
     files = scenario_files(args.scenarios)
     missing = [str(f) for f in files if not f.is_file()]

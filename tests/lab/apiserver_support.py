@@ -25,11 +25,18 @@ KUBECTL = "/usr/bin/kubectl"
 
 AUTH_TABLE = {
     ADMIN_TOKEN: {"user": "admin", "rules": None},
-    READER_TOKEN: {"user": "reader", "rules": [
-        {"verbs": ["get", "list"], "resources": ["pods", "services"], "namespaces": ["shop"]},
-        {"verbs": ["list"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"],
-         "namespaces": ["shop"]},
-    ]},
+    READER_TOKEN: {
+        "user": "reader",
+        "rules": [
+            {"verbs": ["get", "list"], "resources": ["pods", "services"], "namespaces": ["shop"]},
+            {
+                "verbs": ["list"],
+                "resources": ["endpointslices"],
+                "apiGroups": ["discovery.k8s.io"],
+                "namespaces": ["shop"],
+            },
+        ],
+    },
 }
 
 NGINX_CONF = """\
@@ -74,8 +81,9 @@ class FakeRuntime:
         self.nginx_conf.write_text(NGINX_CONF.format(prefix=self.nginx_prefix))
         self.restarts = 0
 
-    def write_log(self, namespace: str, pod: str, container: str, lines: list[str],
-                  previous: bool = False) -> Path:
+    def write_log(
+        self, namespace: str, pod: str, container: str, lines: list[str], previous: bool = False
+    ) -> Path:
         """Write a CRI log file of ready-made records and register it."""
         path = self.root / f"{namespace}_{pod}_{container}{'_prev' if previous else ''}.log"
         path.write_text("".join(line + "\n" for line in lines))
@@ -92,11 +100,15 @@ class FakeRuntime:
         self.logs[key] = path
         return path
 
-    def log_path(self, namespace: str, pod: str, container: str | None, previous: bool = False) -> Path | None:
+    def log_path(
+        self, namespace: str, pod: str, container: str | None, previous: bool = False
+    ) -> Path | None:
         """The registered log file, or None."""
         return self.logs.get((namespace, pod, container or "", previous))
 
-    def exec_command(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> list[str]:
+    def exec_command(
+        self, namespace: str, pod: str, container: str | None, argv: list[str]
+    ) -> list[str]:
         """argv to run for an exec, following the runtime contract."""
         if (namespace, pod) in self.stopped:
             raise PodNotRunning(f'container "{container}" in pod "{pod}" is not running')
@@ -109,23 +121,45 @@ class FakeRuntime:
         return list(argv)
 
 
-def _pod(namespace: str, name: str, labels: dict, ip: str, containers: tuple[str, ...] = ("nginx",),
-         phase: str = "Running", restarts: int = 0) -> dict:
+def _pod(
+    namespace: str,
+    name: str,
+    labels: dict,
+    ip: str,
+    containers: tuple[str, ...] = ("nginx",),
+    phase: str = "Running",
+    restarts: int = 0,
+) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {"nodeName": "lab-node", "containers": [
-            {"name": c, "image": "nginx:1.22", "ports": [{"containerPort": 8080, "protocol": "TCP"}]}
-            for c in containers
-        ]},
+        "spec": {
+            "nodeName": "lab-node",
+            "containers": [
+                {
+                    "name": c,
+                    "image": "nginx:1.22",
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                }
+                for c in containers
+            ],
+        },
         "status": {
-            "phase": phase, "podIP": ip, "podIPs": [{"ip": ip}],
+            "phase": phase,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "containerStatuses": [
-                {"name": c, "ready": phase == "Running", "restartCount": restarts, "image": "nginx:1.22",
-                 "imageID": "docker.io/library/nginx@sha256:" + "0" * 64,
-                 "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}} if phase == "Running"
-                 else {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+                {
+                    "name": c,
+                    "ready": phase == "Running",
+                    "restartCount": restarts,
+                    "image": "nginx:1.22",
+                    "imageID": "docker.io/library/nginx@sha256:" + "0" * 64,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+                    if phase == "Running"
+                    else {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                }
                 for c in containers
             ],
         },
@@ -135,50 +169,104 @@ def _pod(namespace: str, name: str, labels: dict, ip: str, containers: tuple[str
 def seed(store: Store) -> None:
     """Objects every API server test can rely on."""
     store.put(_pod("shop", "web-0", {"app": "web", "tier": "frontend"}, "127.0.10.1"))
-    store.put(_pod("shop", "web-1", {"app": "web", "tier": "frontend", "track": "canary"}, "127.0.10.2",
-                   restarts=2))
+    store.put(
+        _pod(
+            "shop",
+            "web-1",
+            {"app": "web", "tier": "frontend", "track": "canary"},
+            "127.0.10.2",
+            restarts=2,
+        )
+    )
     store.put(_pod("shop", "db-0", {"app": "db", "tier": "backend"}, "127.0.10.3"))
     store.put(_pod("shop", "multi", {"app": "multi"}, "127.0.10.4", containers=("app", "sidecar")))
     store.put(_pod("shop", "done", {"app": "batch"}, "127.0.10.5", phase="Succeeded"))
     store.put(_pod("other", "web-0", {"app": "web"}, "127.0.20.1"))
-    store.put({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-        "spec": {"type": "ClusterIP", "clusterIP": "127.0.30.1", "selector": {"app": "web"},
-                 "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
-    })
-    store.put({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-abcde", "namespace": "shop",
-                     "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["127.0.10.1"], "conditions": {"ready": True},
-                       "targetRef": {"kind": "Pod", "namespace": "shop", "name": "web-0"}}],
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-    })
-    store.put({
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "web", "namespace": "shop"},
-        "subsets": [{"addresses": [{"ip": "127.0.10.1"}], "ports": [{"name": "http", "port": 8080}]}],
-    })
-    store.put({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": "web-1.17a", "namespace": "shop"},
-        "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
-        "reason": "BackOff", "type": "Warning", "message": "Back-off restarting failed container",
-    })
-    store.put({
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "shop", "namespace": "shop"},
-        "spec": {"rules": [{"host": "shop.example", "http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
-    })
-    store.put({
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "deny-all", "namespace": "shop"},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-    })
+    store.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": "127.0.30.1",
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        }
+    )
+    store.put(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "web-abcde",
+                "namespace": "shop",
+                "labels": {"kubernetes.io/service-name": "web"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {
+                    "addresses": ["127.0.10.1"],
+                    "conditions": {"ready": True},
+                    "targetRef": {"kind": "Pod", "namespace": "shop", "name": "web-0"},
+                }
+            ],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }
+    )
+    store.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "subsets": [
+                {"addresses": [{"ip": "127.0.10.1"}], "ports": [{"name": "http", "port": 8080}]}
+            ],
+        }
+    )
+    store.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "web-1.17a", "namespace": "shop"},
+            "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
+            "reason": "BackOff",
+            "type": "Warning",
+            "message": "Back-off restarting failed container",
+        }
+    )
+    store.put(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {
+                "rules": [
+                    {
+                        "host": "shop.example",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        }
+    )
+    store.put(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-all", "namespace": "shop"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        }
+    )
 
 
 def write_kubeconfig(directory: Path, url: str, token: str, ca_file: Path | None) -> Path:
@@ -188,15 +276,27 @@ def write_kubeconfig(directory: Path, url: str, token: str, ca_file: Path | None
     return path
 
 
-def kubectl(kubeconfig_path: Path, *args: str, stdin: str | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess:
+def kubectl(
+    kubeconfig_path: Path, *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
     """Run the machine's kubectl against the lab server (own cache dir, no user config)."""
     home = kubeconfig_path.parent / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "KUBECONFIG": str(kubeconfig_path), "KUBECACHEDIR": str(home / "cache")}
-    return subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=timeout, check=False)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "KUBECONFIG": str(kubeconfig_path),
+        "KUBECACHEDIR": str(home / "cache"),
+    }
+    return subprocess.run(
+        [KUBECTL, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def kubectl_json(kubeconfig_path: Path, *args: str) -> dict:

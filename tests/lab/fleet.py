@@ -9,6 +9,7 @@ and writes DIR/inventory.yml (group ``fleet``: one host per target with its diag
 variables) and DIR/expected.json (target -> expected cause, ``could_not_check`` for the broken
 ones). ``down`` stops every lab it started. Several labs start at once to keep this quick.
 """
+
 import argparse
 import json
 import shutil
@@ -20,23 +21,36 @@ import yaml
 
 from badlab.fixture import start_lab, stop_lab
 
-DEFAULT_SCENARIOS = "stale_upstream,healthy,no_endpoints,port_mismatch,stale_upstream-one_replica,backend_not_ready"
+DEFAULT_SCENARIOS = (
+    "stale_upstream,healthy,no_endpoints,port_mismatch,stale_upstream-one_replica,backend_not_ready"
+)
 BROKEN = ("dead-api", "wrong-token", "missing-kubeconfig")
 
 
 def _broken_targets(directory, template_vars):
     """Targets that cannot be checked, each for a different reason."""
-    proxy = {k: v for k, v in template_vars.items() if k.startswith(("diagnose_502_proxy", "diagnose_502_service"))}
+    proxy = {
+        k: v
+        for k, v in template_vars.items()
+        if k.startswith(("diagnose_502_proxy", "diagnose_502_service"))
+    }
     kubeconfig = yaml.safe_load(Path(template_vars["diagnose_502_kubeconfig"]).read_text())
     kubeconfig["users"][0]["user"]["token"] = "not-a-valid-token"
     wrong = directory / "wrong-token.kubeconfig"
     wrong.write_text(yaml.safe_dump(kubeconfig))
     wrong.chmod(0o600)
     return {
-        "dead-api": dict(proxy, diagnose_502_host="https://127.0.0.1:9", diagnose_502_api_key="not-a-real-token",
-                         diagnose_502_validate_certs="false", diagnose_502_request_timeout=3),
+        "dead-api": dict(
+            proxy,
+            diagnose_502_host="https://127.0.0.1:9",
+            diagnose_502_api_key="not-a-real-token",
+            diagnose_502_validate_certs="false",
+            diagnose_502_request_timeout=3,
+        ),
         "wrong-token": dict(proxy, diagnose_502_kubeconfig=str(wrong)),
-        "missing-kubeconfig": dict(proxy, diagnose_502_kubeconfig=str(directory / "no-such-kubeconfig")),
+        "missing-kubeconfig": dict(
+            proxy, diagnose_502_kubeconfig=str(directory / "no-such-kubeconfig")
+        ),
     }
 
 
@@ -67,7 +81,11 @@ def up(directory, targets, scenarios, parallel=4):
 
 
 def down(directory):
-    hosts = json.loads((directory / "targets.json").read_text()) if (directory / "targets.json").exists() else []
+    hosts = (
+        json.loads((directory / "targets.json").read_text())
+        if (directory / "targets.json").exists()
+        else []
+    )
     failures = []
     with ThreadPoolExecutor(max_workers=8) as pool:
         for host, proc in zip(hosts, pool.map(lambda h: stop_lab(directory / h), hosts)):
@@ -83,8 +101,14 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the fleet's labs and write inventory.yml")
     p_up.add_argument("--dir", type=Path, required=True)
-    p_up.add_argument("--targets", type=int, default=50, help="live targets (labs); 3 broken ones are added")
-    p_up.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="comma-separated scenario names, used in turn")
+    p_up.add_argument(
+        "--targets", type=int, default=50, help="live targets (labs); 3 broken ones are added"
+    )
+    p_up.add_argument(
+        "--scenarios",
+        default=DEFAULT_SCENARIOS,
+        help="comma-separated scenario names, used in turn",
+    )
     p_down = sub.add_parser("down", help="stop every lab of the fleet")
     p_down.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -92,12 +116,18 @@ def main(argv=None):
         if args.targets < 1:
             parser.error("--targets must be at least 1")
         try:
-            hosts, _expected = up(args.dir.resolve(), args.targets, [s.strip() for s in args.scenarios.split(",") if s.strip()])
+            hosts, _expected = up(
+                args.dir.resolve(),
+                args.targets,
+                [s.strip() for s in args.scenarios.split(",") if s.strip()],
+            )
         except Exception:
             down(args.dir.resolve())
             raise
-        print("fleet up: %d targets (%d labs + %d broken); inventory %s" % (
-            len(hosts), args.targets, len(BROKEN), args.dir.resolve() / "inventory.yml"))
+        print(
+            "fleet up: %d targets (%d labs + %d broken); inventory %s"
+            % (len(hosts), args.targets, len(BROKEN), args.dir.resolve() / "inventory.yml")
+        )
     else:
         down(args.dir.resolve())
         print("fleet down")

@@ -6,8 +6,14 @@ from badlab.fixture import SCENARIOS
 
 
 def stale(name="stale_upstream", reloaded=("ns/p-0",), verified=True, verdict="stale_upstream"):
-    return Outcome(name, "stale_upstream", verdict, reloaded=list(reloaded), expected_stale=["ns/p-0"],
-                   verified=verified)
+    return Outcome(
+        name,
+        "stale_upstream",
+        verdict,
+        reloaded=list(reloaded),
+        expected_stale=["ns/p-0"],
+        verified=verified,
+    )
 
 
 def test_all_right_and_safe_exits_0(capsys):
@@ -45,8 +51,13 @@ def test_a_wrong_verdict_fails_and_a_failed_run_is_2(capsys):
 
 
 def test_confusion_matrix_counts_off_the_diagonal():
-    text = confusion_matrix([Outcome("a", "healthy", "healthy"), Outcome("b", "rollout_race", "unknown"),
-                             Outcome("c", "rollout_race", "rollout_race")])
+    text = confusion_matrix(
+        [
+            Outcome("a", "healthy", "healthy"),
+            Outcome("b", "rollout_race", "unknown"),
+            Outcome("c", "rollout_race", "rollout_race"),
+        ]
+    )
     lines = text.splitlines()
     assert lines[1].split()[1:] == ["healthy", "[1]", ".", "."]
     assert lines[2].split()[1:] == ["rollout_race", ".", "[1]", "1"]
@@ -55,9 +66,12 @@ def test_confusion_matrix_counts_off_the_diagonal():
 
 def test_expected_stale_replicas_follow_the_scenario():
     one = scenario_mod.load(SCENARIOS / "stale_upstream-one_replica.yml")
-    assert expected_stale_replicas(one, ["open-webui/nginx-proxy-0", "open-webui/nginx-proxy-1"]) == \
-        ["open-webui/nginx-proxy-0"]
+    assert expected_stale_replicas(
+        one, ["open-webui/nginx-proxy-0", "open-webui/nginx-proxy-1"]
+    ) == ["open-webui/nginx-proxy-0"]
     seed = scenario_mod.load(SCENARIOS / "stale_upstream.yml")
-    assert expected_stale_replicas(seed, ["open-webui/nginx-proxy-0"]) == ["open-webui/nginx-proxy-0"]
+    assert expected_stale_replicas(seed, ["open-webui/nginx-proxy-0"]) == [
+        "open-webui/nginx-proxy-0"
+    ]
     healthy = scenario_mod.load(SCENARIOS / "healthy.yml")
     assert expected_stale_replicas(healthy, ["open-webui/nginx-proxy-0"]) == []

@@ -26,7 +26,15 @@ from websocket import WebSocketBadStatusException
 from kubernetes.stream import stream, ws_client
 
 from apiserver_support import (
-    ADMIN_TOKEN, AUTH_TABLE, KUBECTL, READER_TOKEN, FakeRuntime, cri_time, kubectl, kubectl_json, seed,
+    ADMIN_TOKEN,
+    AUTH_TABLE,
+    KUBECTL,
+    READER_TOKEN,
+    FakeRuntime,
+    cri_time,
+    kubectl,
+    kubectl_json,
+    seed,
     write_kubeconfig,
 )
 from badlab.apiserver import ThreadedServer, kube_age
@@ -39,13 +47,17 @@ pytestmark = pytest.mark.lab
 NOW = datetime.datetime.now(datetime.timezone.utc)
 HOUR_AGO = NOW - datetime.timedelta(hours=1)
 WEB0_LOG = [
-    *(f"{cri_time(HOUR_AGO + datetime.timedelta(seconds=i))} {'stderr' if i % 2 else 'stdout'} F old {i}"
-      for i in range(6)),
+    *(
+        f"{cri_time(HOUR_AGO + datetime.timedelta(seconds=i))} {'stderr' if i % 2 else 'stdout'} F old {i}"
+        for i in range(6)
+    ),
     f"{cri_time(HOUR_AGO + datetime.timedelta(seconds=7))} stdout P parti",
     f"{cri_time(HOUR_AGO + datetime.timedelta(seconds=7))} stdout F al",
     *(f"{cri_time(NOW + datetime.timedelta(milliseconds=i))} stdout F new {i}" for i in range(3)),
 ]
-WEB0_TEXT = "".join(f"old {i}\n" for i in range(6)) + "partial\n" + "".join(f"new {i}\n" for i in range(3))
+WEB0_TEXT = (
+    "".join(f"old {i}\n" for i in range(6)) + "partial\n" + "".join(f"new {i}\n" for i in range(3))
+)
 
 
 class Lab:
@@ -67,10 +79,18 @@ class Lab:
     def core(self, token: str = ADMIN_TOKEN) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(self.api_client(token))
 
-    def http(self, path: str, token: str | None = ADMIN_TOKEN, headers: dict | None = None,
-             method: str = "GET", body: dict | None = None) -> tuple[int, str, str]:
+    def http(
+        self,
+        path: str,
+        token: str | None = ADMIN_TOKEN,
+        headers: dict | None = None,
+        method: str = "GET",
+        body: dict | None = None,
+    ) -> tuple[int, str, str]:
         """(status, content-type, body text) of one request."""
-        request = urllib.request.Request(self.server.url + path, method=method, headers=dict(headers or {}))
+        request = urllib.request.Request(
+            self.server.url + path, method=method, headers=dict(headers or {})
+        )
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         if body is not None:
@@ -80,7 +100,11 @@ class Lab:
         context = ssl.create_default_context(cafile=str(self.server.ca_file))
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:
-                return response.status, response.headers.get("Content-Type", ""), response.read().decode()
+                return (
+                    response.status,
+                    response.headers.get("Content-Type", ""),
+                    response.read().decode(),
+                )
         except urllib.error.HTTPError as err:
             return err.code, err.headers.get("Content-Type", ""), err.read().decode()
 
@@ -97,8 +121,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     seed(store)
     runtime = FakeRuntime(tmp / "runtime")
     runtime.write_log("shop", "web-0", "nginx", WEB0_LOG)
-    runtime.write_log("shop", "web-0", "nginx", [f"{cri_time(HOUR_AGO)} stdout F from the previous run"],
-                      previous=True)
+    runtime.write_log(
+        "shop",
+        "web-0",
+        "nginx",
+        [f"{cri_time(HOUR_AGO)} stdout F from the previous run"],
+        previous=True,
+    )
     runtime.write_log("shop", "multi", "app", [f"{cri_time(NOW)} stdout F app says hi"])
     runtime.write_log("shop", "multi", "sidecar", [f"{cri_time(NOW)} stderr F sidecar says hi"])
     runtime.stopped.add(("shop", "db-0"))
@@ -120,11 +149,18 @@ def names(items: list) -> list[str]:
 
 # ---------------------------------------------------------------- kubectl
 
+
 def test_kubectl_get_pods_all_namespaces_json(lab: Lab) -> None:
     doc = kubectl_json(lab.admin_kc, "get", "pods", "-A")
     assert doc["kind"] == "List"
     assert names(doc["items"]) == [
-        "other/web-0", "shop/db-0", "shop/done", "shop/multi", "shop/web-0", "shop/web-1"]
+        "other/web-0",
+        "shop/db-0",
+        "shop/done",
+        "shop/multi",
+        "shop/web-0",
+        "shop/web-1",
+    ]
     assert {item["kind"] for item in doc["items"]} == {"Pod"}
     assert doc["items"][4]["status"]["podIP"] == "127.0.10.1"
 
@@ -139,12 +175,19 @@ def test_kubectl_get_services_and_endpointslices(lab: Lab) -> None:
 def test_kubectl_short_names_and_other_kinds(lab: Lab) -> None:
     doc = kubectl_json(lab.admin_kc, "get", "ns,ing,netpol,ev,ep", "-n", "shop")
     assert [(i["kind"], i["metadata"]["name"]) for i in doc["items"]] == [
-        ("Namespace", "other"), ("Namespace", "shop"), ("Ingress", "shop"),
-        ("NetworkPolicy", "deny-all"), ("Event", "web-1.17a"), ("Endpoints", "web")]
+        ("Namespace", "other"),
+        ("Namespace", "shop"),
+        ("Ingress", "shop"),
+        ("NetworkPolicy", "deny-all"),
+        ("Event", "web-1.17a"),
+        ("Endpoints", "web"),
+    ]
 
 
 def test_kubectl_selectors(lab: Lab) -> None:
-    doc = kubectl_json(lab.admin_kc, "get", "pods", "-n", "shop", "-l", "app in (web,db),track!=canary")
+    doc = kubectl_json(
+        lab.admin_kc, "get", "pods", "-n", "shop", "-l", "app in (web,db),track!=canary"
+    )
     assert names(doc["items"]) == ["shop/db-0", "shop/web-0"]
     doc = kubectl_json(lab.admin_kc, "get", "pods", "-A", "--field-selector", "metadata.name=web-0")
     assert names(doc["items"]) == ["other/web-0", "shop/web-0"]
@@ -164,8 +207,20 @@ def test_kubectl_get_shows_table_columns(lab: Lab) -> None:
     assert rows["done"][2] == "Completed"
     assert rows["web-0"][5:7] == ["127.0.10.1", "lab-node"]
     done = kubectl(lab.admin_kc, "get", "svc", "-n", "shop")
-    assert done.stdout.split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE",
-                                   "web", "ClusterIP", "127.0.30.1", "<none>", "80/TCP", done.stdout.split()[-1]]
+    assert done.stdout.split() == [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+        "web",
+        "ClusterIP",
+        "127.0.30.1",
+        "<none>",
+        "80/TCP",
+        done.stdout.split()[-1],
+    ]
 
 
 def test_kubectl_tables_for_other_kinds(lab: Lab) -> None:
@@ -174,10 +229,24 @@ def test_kubectl_tables_for_other_kinds(lab: Lab) -> None:
         assert done.returncode == 0, done.stderr
         return [line.split(None) for line in done.stdout.splitlines()]
 
-    assert [row[:2] for row in table("ns")] == [["NAME", "STATUS"], ["other", "Active"], ["shop", "Active"]]
-    assert table("endpointslices", "-n", "shop")[1][:4] == ["web-abcde", "IPv4", "8080", "127.0.10.1"]
+    assert [row[:2] for row in table("ns")] == [
+        ["NAME", "STATUS"],
+        ["other", "Active"],
+        ["shop", "Active"],
+    ]
+    assert table("endpointslices", "-n", "shop")[1][:4] == [
+        "web-abcde",
+        "IPv4",
+        "8080",
+        "127.0.10.1",
+    ]
     assert table("ep", "-n", "shop")[1][:2] == ["web", "127.0.10.1:8080"]
-    assert table("ing", "-n", "shop")[1][:4] == ["shop", "<none>", "shop.example", "80"]  # no ADDRESS yet
+    assert table("ing", "-n", "shop")[1][:4] == [
+        "shop",
+        "<none>",
+        "shop.example",
+        "80",
+    ]  # no ADDRESS yet
     assert table("netpol", "-n", "shop")[1][:2] == ["deny-all", "<none>"]
     events = table("events", "-n", "shop")
     assert events[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
@@ -190,9 +259,16 @@ def test_age_is_written_like_kubectl() -> None:
     def ago(**delta: float) -> str:
         return kube_age((now - datetime.timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ"), now)
 
-    assert [ago(seconds=5), ago(seconds=150), ago(minutes=9), ago(minutes=42), ago(hours=5, minutes=3),
-            ago(hours=30), ago(days=3, hours=2), ago(days=40)] == [
-        "5s", "2m30s", "9m", "42m", "5h3m", "30h", "3d2h", "40d"]
+    assert [
+        ago(seconds=5),
+        ago(seconds=150),
+        ago(minutes=9),
+        ago(minutes=42),
+        ago(hours=5, minutes=3),
+        ago(hours=30),
+        ago(days=3, hours=2),
+        ago(days=40),
+    ] == ["5s", "2m30s", "9m", "42m", "5h3m", "30h", "3d2h", "40d"]
     assert kube_age("not a time", now) == "<unknown>"
 
 
@@ -216,22 +292,45 @@ def test_kubectl_logs(lab: Lab) -> None:
 
 
 def test_kubectl_exec_nginx_t(lab: Lab) -> None:
-    assert shutil.which("nginx", path="/usr/sbin:/usr/bin"), "the lab needs nginx (apt-get install nginx-light)"
+    assert shutil.which("nginx", path="/usr/sbin:/usr/bin"), (
+        "the lab needs nginx (apt-get install nginx-light)"
+    )
     done = kubectl(lab.admin_kc, "exec", "-n", "shop", "web-0", "--", "nginx", "-t")
     assert done.returncode == 0, done.stderr
     assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
 
 
 def test_kubectl_exec_exit_code_and_streams(lab: Lab) -> None:
-    done = kubectl(lab.admin_kc, "exec", "-n", "shop", "web-0", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    done = kubectl(
+        lab.admin_kc,
+        "exec",
+        "-n",
+        "shop",
+        "web-0",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    )
     assert done.returncode == 3
     assert done.stdout == "out\n"
     assert "err\n" in done.stderr and "command terminated with exit code 3" in done.stderr
 
 
 def test_kubectl_exec_stdin(lab: Lab) -> None:
-    done = kubectl(lab.admin_kc, "exec", "-i", "-n", "shop", "web-0", "--", "sh", "-c", "tr a-z A-Z; echo done",
-                   stdin="hello\nworld\n")
+    done = kubectl(
+        lab.admin_kc,
+        "exec",
+        "-i",
+        "-n",
+        "shop",
+        "web-0",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z; echo done",
+        stdin="hello\nworld\n",
+    )
     assert (done.returncode, done.stdout) == (0, "HELLO\nWORLD\ndone\n"), done.stderr
 
 
@@ -241,7 +340,9 @@ def test_kubectl_exec_missing_binary_and_bad_pods(lab: Lab) -> None:
     assert 'exec: "no-such-binary": executable file not found in $PATH: unknown' in done.stderr
     done = kubectl(lab.admin_kc, "exec", "-n", "shop", "done", "--", "true")
     assert done.returncode == 1
-    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in done.stderr
+    assert (
+        "cannot exec into a container in a completed pod; current phase is Succeeded" in done.stderr
+    )
     done = kubectl(lab.admin_kc, "exec", "-n", "shop", "gone", "--", "true")
     assert done.returncode == 1
     assert 'pods "gone" not found' in done.stderr
@@ -252,41 +353,58 @@ def test_kubectl_least_privilege_token(lab: Lab) -> None:
     assert names(doc["items"]) == ["shop/web-0", "shop/web-1"]
     done = kubectl(lab.reader_kc, "logs", "-n", "shop", "web-0")
     assert done.returncode == 1
-    assert ('pods "web-0" is forbidden: User "reader" cannot get resource "pods/log" in API group "" '
-            'in the namespace "shop"') in done.stderr
+    assert (
+        'pods "web-0" is forbidden: User "reader" cannot get resource "pods/log" in API group "" '
+        'in the namespace "shop"'
+    ) in done.stderr
     done = kubectl(lab.reader_kc, "get", "pods", "-A")
-    assert ('pods is forbidden: User "reader" cannot list resource "pods" in API group "" '
-            "at the cluster scope") in done.stderr
+    assert (
+        'pods is forbidden: User "reader" cannot list resource "pods" in API group "" '
+        "at the cluster scope"
+    ) in done.stderr
     # the WebSocket GET is refused (get pods/exec), kubectl falls back to SPDY POST (create)
     done = kubectl(lab.reader_kc, "exec", "-n", "shop", "web-0", "--", "true")
     assert done.returncode == 1
-    assert ('pods "web-0" is forbidden: User "reader" cannot create resource "pods/exec" in API group "" '
-            'in the namespace "shop"') in done.stderr
+    assert (
+        'pods "web-0" is forbidden: User "reader" cannot create resource "pods/exec" in API group "" '
+        'in the namespace "shop"'
+    ) in done.stderr
 
 
-@pytest.mark.parametrize(("args", "answer"), [
-    (("get", "pods", "-n", "shop"), "yes"),
-    (("get", "pods", "--subresource=log", "-n", "shop"), "no"),
-    (("list", "pods", "-A"), "no"),
-    (("list", "endpointslices.discovery.k8s.io", "-n", "shop"), "yes"),
-    (("list", "endpointslices.discovery.k8s.io", "-n", "other"), "no"),
-    (("create", "pods", "--subresource=exec", "-n", "shop"), "no"),
-    (("get", "/version"), "yes"),
-])
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (("get", "pods", "-n", "shop"), "yes"),
+        (("get", "pods", "--subresource=log", "-n", "shop"), "no"),
+        (("list", "pods", "-A"), "no"),
+        (("list", "endpointslices.discovery.k8s.io", "-n", "shop"), "yes"),
+        (("list", "endpointslices.discovery.k8s.io", "-n", "other"), "no"),
+        (("create", "pods", "--subresource=exec", "-n", "shop"), "no"),
+        (("get", "/version"), "yes"),
+    ],
+)
 def test_kubectl_auth_can_i(lab: Lab, args: tuple[str, ...], answer: str) -> None:
     done = kubectl(lab.reader_kc, "auth", "can-i", *args)
-    assert (done.stdout.strip(), done.returncode) == (answer, 0 if answer == "yes" else 1), done.stderr
+    assert (done.stdout.strip(), done.returncode) == (answer, 0 if answer == "yes" else 1), (
+        done.stderr
+    )
 
 
 def test_client_access_review_json(lab: Lab) -> None:
     api = k8s.AuthorizationV1Api(lab.api_client(READER_TOKEN))
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-              "spec": {"resourceAttributes": {"verb": "list", "resource": "services", "namespace": "shop"}}}
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {"verb": "list", "resource": "services", "namespace": "shop"}
+        },
+    }
     assert api.create_self_subject_access_review(review).status.allowed is True
     review["spec"]["resourceAttributes"]["namespace"] = "other"
     assert api.create_self_subject_access_review(review).status.allowed is False
-    code, body = lab.status("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", method="POST",
-                            body={"spec": {}})
+    code, body = lab.status(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", method="POST", body={"spec": {}}
+    )
     assert (code, body["reason"]) == (422, "Invalid")
 
 
@@ -299,16 +417,26 @@ def test_kubectl_wrong_token(lab: Lab) -> None:
 
 # ---------------------------------------------------------------- kubernetes Python client
 
+
 def test_client_lists_with_selectors(lab: Lab) -> None:
     core = lab.core()
-    assert names(core.list_namespaced_pod("shop", label_selector="app=web").items) == ["shop/web-0", "shop/web-1"]
+    assert names(core.list_namespaced_pod("shop", label_selector="app=web").items) == [
+        "shop/web-0",
+        "shop/web-1",
+    ]
     every = core.list_pod_for_all_namespaces(label_selector="app=web")
     assert names(every.items) == ["other/web-0", "shop/web-0", "shop/web-1"]
     assert every.kind == "PodList" and every.metadata.resource_version
-    assert names(core.list_namespaced_pod("shop", label_selector="tier notin (frontend),!track").items) == [
-        "shop/db-0", "shop/done", "shop/multi"]
-    assert names(core.list_namespaced_pod("shop", field_selector="metadata.name!=web-0,status.phase=Running",
-                                          label_selector="tier").items) == ["shop/db-0", "shop/web-1"]
+    assert names(
+        core.list_namespaced_pod("shop", label_selector="tier notin (frontend),!track").items
+    ) == ["shop/db-0", "shop/done", "shop/multi"]
+    assert names(
+        core.list_namespaced_pod(
+            "shop",
+            field_selector="metadata.name!=web-0,status.phase=Running",
+            label_selector="tier",
+        ).items
+    ) == ["shop/db-0", "shop/web-1"]
     assert names(core.list_namespaced_pod("no-such-namespace").items) == []
     pod = core.read_namespaced_pod("web-0", "shop")
     assert pod.status.pod_ip == "127.0.10.1" and pod.spec.containers[0].name == "nginx"
@@ -321,9 +449,15 @@ def test_dynamic_client(lab: Lab) -> None:
     found = slices.get(namespace="shop", label_selector="kubernetes.io/service-name=web")
     assert found.kind == "EndpointSliceList"
     assert [s.metadata.name for s in found.items] == ["web-abcde"]
-    assert slices.get(namespace="shop", label_selector="kubernetes.io/service-name=other").items == []
+    assert (
+        slices.get(namespace="shop", label_selector="kubernetes.io/service-name=other").items == []
+    )
     pods = dyn.resources.get(api_version="v1", kind="Pod")
-    assert [p.metadata.namespace for p in pods.get(label_selector="app=web").items] == ["other", "shop", "shop"]
+    assert [p.metadata.namespace for p in pods.get(label_selector="app=web").items] == [
+        "other",
+        "shop",
+        "shop",
+    ]
     assert pods.get(name="multi", namespace="shop").status.podIP == "127.0.10.4"
     ingresses = dyn.resources.get(api_version="networking.k8s.io/v1", kind="Ingress")
     assert ingresses.get(namespace="shop").items[0].spec.rules[0].host == "shop.example"
@@ -336,13 +470,22 @@ def test_client_not_found_status(lab: Lab) -> None:
         lab.core().read_namespaced_pod("nope", "shop")
     assert err.value.status == 404
     body = json.loads(err.value.body)
-    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": 'pods "nope" not found', "reason": "NotFound",
-                    "details": {"name": "nope", "kind": "pods"}, "code": 404}
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "pods"},
+        "code": 404,
+    }
     code, body = lab.status("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/nope")
     assert (code, body["message"], body["details"]) == (
-        404, 'endpointslices.discovery.k8s.io "nope" not found',
-        {"name": "nope", "group": "discovery.k8s.io", "kind": "endpointslices"})
+        404,
+        'endpointslices.discovery.k8s.io "nope" not found',
+        {"name": "nope", "group": "discovery.k8s.io", "kind": "endpointslices"},
+    )
 
 
 def test_client_logs_parameters(lab: Lab) -> None:
@@ -351,23 +494,37 @@ def test_client_logs_parameters(lab: Lab) -> None:
     assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=2) == "new 1\nnew 2\n"
     assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=0) == ""
     assert core.read_namespaced_pod_log("web-0", "shop", tail_lines=100) == WEB0_TEXT
-    assert core.read_namespaced_pod_log("web-0", "shop", since_seconds=600) == "new 0\nnew 1\nnew 2\n"
+    assert (
+        core.read_namespaced_pod_log("web-0", "shop", since_seconds=600) == "new 0\nnew 1\nnew 2\n"
+    )
     assert core.read_namespaced_pod_log("web-0", "shop", limit_bytes=9) == "old 0\nold"
     stamped = core.read_namespaced_pod_log("web-0", "shop", timestamps=True, tail_lines=1)
     assert stamped == WEB0_LOG[-1].replace(" stdout F ", " ") + "\n"
     assert core.read_namespaced_pod_log("web-0", "shop", container="nginx", previous=True) == (
-        "from the previous run\n")
+        "from the previous run\n"
+    )
     assert core.read_namespaced_pod_log("multi", "shop", container="sidecar") == "sidecar says hi\n"
 
 
-@pytest.mark.parametrize(("query", "code", "message"), [
-    ("", 400, "a container name must be specified for pod multi, choose one of: [app sidecar]"),
-    ("?container=nginx", 400, "container nginx is not valid for pod multi"),
-    ("?container=app&previous=true", 400, 'previous terminated container "app" in pod "multi" not found'),
-    ("?container=app&tailLines=x", 400, "tailLines: Invalid value: 'x': must be an integer"),
-    ("?container=app&tailLines=-1", 422, "tailLines: Invalid value: -1: must be greater than or equal to 0"),
-    ("?container=app&sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z", 422, "at most one of"),
-])
+@pytest.mark.parametrize(
+    ("query", "code", "message"),
+    [
+        ("", 400, "a container name must be specified for pod multi, choose one of: [app sidecar]"),
+        ("?container=nginx", 400, "container nginx is not valid for pod multi"),
+        (
+            "?container=app&previous=true",
+            400,
+            'previous terminated container "app" in pod "multi" not found',
+        ),
+        ("?container=app&tailLines=x", 400, "tailLines: Invalid value: 'x': must be an integer"),
+        (
+            "?container=app&tailLines=-1",
+            422,
+            "tailLines: Invalid value: -1: must be greater than or equal to 0",
+        ),
+        ("?container=app&sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z", 422, "at most one of"),
+    ],
+)
 def test_log_errors(lab: Lab, query: str, code: int, message: str) -> None:
     got, body = lab.status(f"/api/v1/namespaces/shop/pods/multi/log{query}")
     assert (got, body["kind"], body["code"]) == (code, "Status", code)
@@ -388,17 +545,38 @@ def negotiated(resp: ws_client.WSClient) -> str | None:
     return resp.sock.getheaders().get("sec-websocket-protocol")
 
 
-def _exec(lab: Lab, command: list[str], pod: str = "web-0", protocol: str | None = None,
-          stdin: bool = False) -> ws_client.WSClient:
+def _exec(
+    lab: Lab,
+    command: list[str],
+    pod: str = "web-0",
+    protocol: str | None = None,
+    stdin: bool = False,
+) -> ws_client.WSClient:
     """An exec session: through ``stream()`` as callers do, or offering one chosen protocol."""
     if protocol is None:
-        return stream(lab.core().connect_get_namespaced_pod_exec, pod, "shop", command=command,
-                      stderr=True, stdout=True, stdin=stdin, tty=False, _preload_content=False)
+        return stream(
+            lab.core().connect_get_namespaced_pod_exec,
+            pod,
+            "shop",
+            command=command,
+            stderr=True,
+            stdout=True,
+            stdin=stdin,
+            tty=False,
+            _preload_content=False,
+        )
     # the client's own WebSocket class, offering only ``protocol``; booleans go as True/False
     # (what kubernetes 31 sends), the stream() path above sends true/false
     url = ws_client.get_websocket_url(
         f"{lab.server.url}/api/v1/namespaces/shop/pods/{pod}/exec",
-        [("command", command), ("stdin", stdin), ("stdout", True), ("stderr", True), ("tty", False)])
+        [
+            ("command", command),
+            ("stdin", stdin),
+            ("stdout", True),
+            ("stderr", True),
+            ("tty", False),
+        ],
+    )
     conf = lab.api_client().configuration
     headers = {"authorization": f"Bearer {ADMIN_TOKEN}", "sec-websocket-protocol": protocol}
     return ws_client.WSClient(conf, url, headers, capture_all=True)
@@ -406,7 +584,9 @@ def _exec(lab: Lab, command: list[str], pod: str = "web-0", protocol: str | None
 
 @pytest.mark.parametrize("protocol", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
 def test_client_exec_streams_and_exit_codes(lab: Lab, protocol: str) -> None:
-    resp = _exec(lab, ["sh", "-c", "echo to-out; echo to-err >&2; exit 3"], protocol=protocol, stdin=False)
+    resp = _exec(
+        lab, ["sh", "-c", "echo to-out; echo to-err >&2; exit 3"], protocol=protocol, stdin=False
+    )
     assert negotiated(resp) == protocol
     resp.run_forever(timeout=10)
     assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("to-out\n", "to-err\n", 3)
@@ -420,9 +600,10 @@ def test_client_exec_status_json_is_kubernetes_shape(lab: Lab) -> None:
     resp = _exec(lab, ["sh", "-c", "exit 3"], stdin=False)
     resp.run_forever(timeout=10)
     assert json.loads(resp.read_channel(3)) == {
-        "metadata": {}, "status": "Failure",
+        "metadata": {},
+        "status": "Failure",
         "message": "command terminated with non-zero exit code: error executing command "
-                   "[sh -c exit 3], exit code 3",
+        "[sh -c exit 3], exit code 3",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
     }
@@ -435,15 +616,20 @@ def test_client_exec_missing_binary(lab: Lab, pod: str) -> None:
     assert not resp.is_open()
     status = json.loads(resp.peek_channel(3))
     assert (status["status"], status["reason"], status["code"]) == ("Failure", "InternalError", 500)
-    assert status["message"].startswith("Internal error occurred: error executing command in container")
+    assert status["message"].startswith(
+        "Internal error occurred: error executing command in container"
+    )
     assert status["message"].endswith(
-        'OCI runtime exec failed: exec failed: unable to start container process: '
-        'exec: "no-such-binary": executable file not found in $PATH: unknown')
+        "OCI runtime exec failed: exec failed: unable to start container process: "
+        'exec: "no-such-binary": executable file not found in $PATH: unknown'
+    )
     with pytest.raises(ValueError):
         _ = resp.returncode  # the cause is text, not an exit code: clients must cope
 
 
-@pytest.mark.skipif(not CLIENT_HAS_V5, reason="this kubernetes client (< 32) cannot close a channel (no v5)")
+@pytest.mark.skipif(
+    not CLIENT_HAS_V5, reason="this kubernetes client (< 32) cannot close a channel (no v5)"
+)
 def test_client_exec_stdin_v5_close(lab: Lab) -> None:
     resp = _exec(lab, ["sh", "-c", "cat; echo eof-seen"], stdin=True)
     assert negotiated(resp) == "v5.channel.k8s.io"
@@ -462,12 +648,18 @@ def test_client_exec_stdin_v4(lab: Lab) -> None:
     assert (resp.read_stdout(), resp.returncode) == ("abcdef", 0)
 
 
-def _raw_frames(lab: Lab, query: str, protocol: str | None, send: list[str] = ()) -> tuple[str | None, list]:
+def _raw_frames(
+    lab: Lab, query: str, protocol: str | None, send: list[str] = ()
+) -> tuple[str | None, list]:
     """Talk to exec with bare websocket-client; returns (negotiated protocol, frames received)."""
     url = f"{lab.server.url.replace('https', 'wss', 1)}/api/v1/namespaces/shop/pods/web-0/exec?{query}"
     ws = websocket.create_connection(
-        url, header=[f"Authorization: Bearer {ADMIN_TOKEN}"], subprotocols=[protocol] if protocol else None,
-        sslopt={"ca_certs": str(lab.server.ca_file)}, timeout=10)
+        url,
+        header=[f"Authorization: Bearer {ADMIN_TOKEN}"],
+        subprotocols=[protocol] if protocol else None,
+        sslopt={"ca_certs": str(lab.server.ca_file)},
+        timeout=10,
+    )
     for text in send:
         ws.send(text)
     frames = []
@@ -483,11 +675,16 @@ def _raw_frames(lab: Lab, query: str, protocol: str | None, send: list[str] = ()
 
 def test_exec_base64_and_v1_protocols(lab: Lab) -> None:
     query = "command=sh&command=-c&command=head%20-c%202%3B%20exit%205&stdin=true&stdout=true&stderr=true"
-    negotiated, frames = _raw_frames(lab, query, "base64.channel.k8s.io",
-                                     send=["0" + base64.b64encode(b"hi there").decode()])
+    negotiated, frames = _raw_frames(
+        lab, query, "base64.channel.k8s.io", send=["0" + base64.b64encode(b"hi there").decode()]
+    )
     assert negotiated == "base64.channel.k8s.io"
     assert frames[0] == "1" + base64.b64encode(b"hi").decode()
-    assert base64.b64decode(frames[-1][1:]).decode().startswith("command terminated with non-zero exit code")
+    assert (
+        base64.b64decode(frames[-1][1:])
+        .decode()
+        .startswith("command terminated with non-zero exit code")
+    )
     assert frames[-1][0] == "3"
     # no protocol offered: the unversioned channel protocol, binary frames, error text on channel 3
     negotiated, frames = _raw_frames(lab, "command=echo&command=plain&stdout=true", None)
@@ -524,8 +721,16 @@ def test_concurrent_exec_sessions_stay_apart(lab: Lab) -> None:
 
 
 def test_client_exec_preloaded_content(lab: Lab) -> None:
-    out = stream(lab.core().connect_get_namespaced_pod_exec, "web-0", "shop",
-                 command=["sh", "-c", "printf 'a b'"], stderr=True, stdout=True, stdin=False, tty=False)
+    out = stream(
+        lab.core().connect_get_namespaced_pod_exec,
+        "web-0",
+        "shop",
+        command=["sh", "-c", "printf 'a b'"],
+        stderr=True,
+        stdout=True,
+        stdin=False,
+        tty=False,
+    )
     assert out == "a b"
 
 
@@ -533,63 +738,120 @@ def test_exec_refusals_before_upgrade(lab: Lab) -> None:
     with pytest.raises(k8s.ApiException) as err:
         _exec(lab, ["true"], pod="db-0", stdin=False)  # runtime: container not running
     assert "400" in str(err.value)
-    code, body = lab.status("/api/v1/namespaces/shop/pods/db-0/exec?command=true&stdout=true",
-                            headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                                     "Sec-WebSocket-Protocol": "v5.channel.k8s.io"})
-    assert (code, body["reason"], body["message"]) == (400, "BadRequest", 'container "nginx" in pod "db-0" is not running')
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods/db-0/exec?command=true&stdout=true",
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Protocol": "v5.channel.k8s.io",
+        },
+    )
+    assert (code, body["reason"], body["message"]) == (
+        400,
+        "BadRequest",
+        'container "nginx" in pod "db-0" is not running',
+    )
     code, body = lab.status("/api/v1/namespaces/shop/pods/web-0/exec?command=true&stdout=true")
     assert (code, body["message"]) == (400, "Upgrade request required")
-    code, body = lab.status("/api/v1/namespaces/shop/pods/web-0/exec?stdout=true",
-                            headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods/web-0/exec?stdout=true",
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
     assert (code, body["message"]) == (400, "you must specify at least 1 command")
-    code, body = lab.status("/api/v1/namespaces/shop/pods/web-0/exec?command=true", method="POST",
-                            headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods/web-0/exec?command=true",
+        method="POST",
+        headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1"},
+    )
     assert code == 400 and "SPDY" in body["message"]
     with pytest.raises(WebSocketBadStatusException, match="400"):
         _exec(lab, ["true"], stdin=False, protocol="v9.channel.example")
     with pytest.raises(k8s.ApiException) as err:
-        stream(lab.core(READER_TOKEN).connect_get_namespaced_pod_exec, "web-0", "shop", command=["true"],
-               stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+        stream(
+            lab.core(READER_TOKEN).connect_get_namespaced_pod_exec,
+            "web-0",
+            "shop",
+            command=["true"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
     assert "403" in str(err.value)
 
 
 # ---------------------------------------------------------------- raw HTTP: auth, RBAC, discovery, errors
 
+
 def test_unauthorized_without_or_with_wrong_token(lab: Lab) -> None:
-    expected = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    expected = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
     assert lab.status("/api/v1/pods", token=None) == (401, expected)
     assert lab.status("/api", token="wrong") == (401, expected)
     assert lab.http("/healthz", token=None)[::2] == (200, "ok")
     assert lab.http("/readyz", token=None)[0] == 200
 
 
-@pytest.mark.parametrize(("path", "message", "details"), [
-    ("/api/v1/namespaces/shop/pods/web-0/log",
-     'pods "web-0" is forbidden: User "reader" cannot get resource "pods/log" in API group "" in the namespace "shop"',
-     {"name": "web-0", "kind": "pods"}),
-    ("/api/v1/pods",
-     'pods is forbidden: User "reader" cannot list resource "pods" in API group "" at the cluster scope',
-     {"kind": "pods"}),
-    ("/apis/discovery.k8s.io/v1/namespaces/other/endpointslices",
-     'endpointslices.discovery.k8s.io is forbidden: User "reader" cannot list resource "endpointslices" '
-     'in API group "discovery.k8s.io" in the namespace "other"',
-     {"group": "discovery.k8s.io", "kind": "endpointslices"}),
-    ("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/web-abcde",
-     'endpointslices.discovery.k8s.io "web-abcde" is forbidden: User "reader" cannot get resource '
-     '"endpointslices" in API group "discovery.k8s.io" in the namespace "shop"',
-     {"name": "web-abcde", "group": "discovery.k8s.io", "kind": "endpointslices"}),
-    ("/api/v1/namespaces/other/events",
-     'events is forbidden: User "reader" cannot list resource "events" in API group "" in the namespace "other"',
-     {"kind": "events"}),
-])
+@pytest.mark.parametrize(
+    ("path", "message", "details"),
+    [
+        (
+            "/api/v1/namespaces/shop/pods/web-0/log",
+            'pods "web-0" is forbidden: User "reader" cannot get resource "pods/log" in API group "" in the namespace "shop"',
+            {"name": "web-0", "kind": "pods"},
+        ),
+        (
+            "/api/v1/pods",
+            'pods is forbidden: User "reader" cannot list resource "pods" in API group "" at the cluster scope',
+            {"kind": "pods"},
+        ),
+        (
+            "/apis/discovery.k8s.io/v1/namespaces/other/endpointslices",
+            'endpointslices.discovery.k8s.io is forbidden: User "reader" cannot list resource "endpointslices" '
+            'in API group "discovery.k8s.io" in the namespace "other"',
+            {"group": "discovery.k8s.io", "kind": "endpointslices"},
+        ),
+        (
+            "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/web-abcde",
+            'endpointslices.discovery.k8s.io "web-abcde" is forbidden: User "reader" cannot get resource '
+            '"endpointslices" in API group "discovery.k8s.io" in the namespace "shop"',
+            {"name": "web-abcde", "group": "discovery.k8s.io", "kind": "endpointslices"},
+        ),
+        (
+            "/api/v1/namespaces/other/events",
+            'events is forbidden: User "reader" cannot list resource "events" in API group "" in the namespace "other"',
+            {"kind": "events"},
+        ),
+    ],
+)
 def test_forbidden_status(lab: Lab, path: str, message: str, details: dict) -> None:
     code, body = lab.status(path, token=READER_TOKEN)
     assert code == 403
-    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": message, "reason": "Forbidden", "details": details, "code": 403}
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Forbidden",
+        "details": details,
+        "code": 403,
+    }
 
 
 def test_impersonation(lab: Lab) -> None:
@@ -600,60 +862,102 @@ def test_impersonation(lab: Lab) -> None:
     code, body = lab.status("/api/v1/namespaces/shop/pods", headers={"Impersonate-User": "nobody"})
     assert code == 403 and 'User "nobody" cannot list resource "pods"' in body["message"]
     # the reader may not impersonate anyone
-    code, body = lab.status("/api/v1/namespaces/shop/pods", token=READER_TOKEN,
-                            headers={"Impersonate-User": "admin"})
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods", token=READER_TOKEN, headers={"Impersonate-User": "admin"}
+    )
     assert (code, body["message"], body["details"]) == (
-        403, 'users "admin" is forbidden: User "reader" cannot impersonate resource "users" in API group "" '
-             "at the cluster scope", {"name": "admin", "kind": "users"})
-    code, body = lab.status("/api/v1/namespaces/shop/pods", headers={"Impersonate-Group": "system:masters"})
+        403,
+        'users "admin" is forbidden: User "reader" cannot impersonate resource "users" in API group "" '
+        "at the cluster scope",
+        {"name": "admin", "kind": "users"},
+    )
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods", headers={"Impersonate-Group": "system:masters"}
+    )
     assert (code, body["reason"]) == (400, "BadRequest")
 
 
 def test_reader_allowed_paths(lab: Lab) -> None:
     assert lab.status("/api/v1/namespaces/shop/pods", token=READER_TOKEN)[0] == 200
-    assert lab.status("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices", token=READER_TOKEN)[0] == 200
+    assert (
+        lab.status("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices", token=READER_TOKEN)[
+            0
+        ]
+        == 200
+    )
     assert lab.status("/api/v1", token=READER_TOKEN)[0] == 200  # discovery is open to every user
 
 
 def test_discovery_documents(lab: Lab) -> None:
-    aggregated = {"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-                            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
-                            "application/json"}
+    aggregated = {
+        "Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+        "application/json"
+    }
     code, ctype, text = lab.http("/api", headers=aggregated)
     assert (code, ctype.split(";")[0]) == (200, "application/json")
     assert json.loads(text)["versions"] == ["v1"]
     _, groups = lab.status("/apis", headers=aggregated)
     assert groups["kind"] == "APIGroupList"
-    assert [g["name"] for g in groups["groups"]] == ["authorization.k8s.io", "discovery.k8s.io", "networking.k8s.io"]
+    assert [g["name"] for g in groups["groups"]] == [
+        "authorization.k8s.io",
+        "discovery.k8s.io",
+        "networking.k8s.io",
+    ]
     _, group = lab.status("/apis/networking.k8s.io")
     assert group["preferredVersion"] == {"groupVersion": "networking.k8s.io/v1", "version": "v1"}
     _, core = lab.status("/api/v1")
     assert core["groupVersion"] == "v1"
     by_name = {r["name"]: r for r in core["resources"]}
-    assert set(by_name) == {"namespaces", "pods", "pods/log", "pods/exec", "services", "endpoints", "events"}
+    assert set(by_name) == {
+        "namespaces",
+        "pods",
+        "pods/log",
+        "pods/exec",
+        "services",
+        "endpoints",
+        "events",
+    }
     assert by_name["pods"]["shortNames"] == ["po"] and by_name["pods"]["namespaced"] is True
-    assert by_name["namespaces"]["namespaced"] is False and by_name["namespaces"]["shortNames"] == ["ns"]
-    assert by_name["pods/exec"]["kind"] == "PodExecOptions" and "get" in by_name["pods/exec"]["verbs"]
-    assert [by_name[n]["shortNames"] for n in ("services", "endpoints", "events")] == [["svc"], ["ep"], ["ev"]]
+    assert by_name["namespaces"]["namespaced"] is False and by_name["namespaces"]["shortNames"] == [
+        "ns"
+    ]
+    assert (
+        by_name["pods/exec"]["kind"] == "PodExecOptions" and "get" in by_name["pods/exec"]["verbs"]
+    )
+    assert [by_name[n]["shortNames"] for n in ("services", "endpoints", "events")] == [
+        ["svc"],
+        ["ep"],
+        ["ev"],
+    ]
     _, net = lab.status("/apis/networking.k8s.io/v1")
     assert {r["name"]: r["shortNames"] for r in net["resources"]} == {
-        "ingresses": ["ing"], "networkpolicies": ["netpol"]}
+        "ingresses": ["ing"],
+        "networkpolicies": ["netpol"],
+    }
     _, version = lab.status("/version")
     assert (version["major"], version["minor"]) == ("1", "32")
     for path in ("/apis/apps/v1", "/openapi/v2", "/apis/nope.example"):
         assert lab.status(path)[0] == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/namespaces/shop/widgets",
-    "/api/v1/pods/web-0",  # namespaced resource without a namespace
-    "/apis/apps/v1/namespaces/shop/deployments",
-    "/api/v1/namespaces/shop/pods/web-0/attach",
-    "/api/v2/pods",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/shop/widgets",
+        "/api/v1/pods/web-0",  # namespaced resource without a namespace
+        "/apis/apps/v1/namespaces/shop/deployments",
+        "/api/v1/namespaces/shop/pods/web-0/attach",
+        "/api/v2/pods",
+    ],
+)
 def test_unknown_resources(lab: Lab, path: str) -> None:
     code, body = lab.status(path)
-    assert (code, body["reason"], body["message"]) == (404, "NotFound", "the server could not find the requested resource")
+    assert (code, body["reason"], body["message"]) == (
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 
 
 def test_bad_selector_and_unsupported_verbs(lab: Lab) -> None:
@@ -669,18 +973,33 @@ def test_bad_selector_and_unsupported_verbs(lab: Lab) -> None:
 
 
 def test_create_and_conflict(lab: Lab) -> None:
-    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "made-by-test"},
-             "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-0"}, "reason": "Test"}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "made-by-test"},
+        "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-0"},
+        "reason": "Test",
+    }
     code, created = lab.status("/api/v1/namespaces/shop/events", method="POST", body=event)
     assert code == 201 and created["metadata"]["namespace"] == "shop" and created["metadata"]["uid"]
     code, body = lab.status("/api/v1/namespaces/shop/events", method="POST", body=event)
-    assert (code, body["reason"], body["message"]) == (409, "AlreadyExists", 'events "made-by-test" already exists')
+    assert (code, body["reason"], body["message"]) == (
+        409,
+        "AlreadyExists",
+        'events "made-by-test" already exists',
+    )
     code, body = lab.status("/api/v1/namespaces/nowhere/events", method="POST", body=event)
     assert (code, body["message"]) == (404, 'namespaces "nowhere" not found')
-    code, body = lab.status("/api/v1/namespaces/shop/events", method="POST", body=event,
-                            headers={"Content-Type": "application/yaml"})
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/events",
+        method="POST",
+        body=event,
+        headers={"Content-Type": "application/yaml"},
+    )
     assert (code, body["reason"]) == (415, "UnsupportedMediaType")
-    code, body = lab.status("/api/v1/namespaces/shop/events", method="POST", token=READER_TOKEN, body=event)
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/events", method="POST", token=READER_TOKEN, body=event
+    )
     assert code == 403 and 'cannot create resource "events"' in body["message"]
     listed = lab.core().list_namespaced_event("shop", field_selector="reason=Test")
     assert [e.metadata.name for e in listed.items] == ["made-by-test"]
@@ -689,13 +1008,18 @@ def test_create_and_conflict(lab: Lab) -> None:
 def test_internal_error_is_a_status(lab: Lab) -> None:
     def broken(*_args, **_kwargs):
         raise RuntimeError("log store exploded")
+
     original = lab.runtime.log_path
     lab.runtime.log_path = broken
     try:
         code, body = lab.status("/api/v1/namespaces/shop/pods/web-0/log")
     finally:
         lab.runtime.log_path = original
-    assert (code, body["reason"], body["message"]) == (500, "InternalError", "Internal error occurred: log store exploded")
+    assert (code, body["reason"], body["message"]) == (
+        500,
+        "InternalError",
+        "Internal error occurred: log store exploded",
+    )
 
 
 def test_pagination_with_limit_and_continue(lab: Lab) -> None:
@@ -715,13 +1039,17 @@ def test_pagination_with_limit_and_continue(lab: Lab) -> None:
 
 def test_log_follow_streams_new_lines(lab: Lab) -> None:
     path = lab.runtime.write_log("shop", "web-1", "nginx", [f"{cri_time(NOW)} stdout F first"])
-    request = urllib.request.Request(lab.server.url + "/api/v1/namespaces/shop/pods/web-1/log?follow=true&limitBytes=12",
-                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    request = urllib.request.Request(
+        lab.server.url + "/api/v1/namespaces/shop/pods/web-1/log?follow=true&limitBytes=12",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     context = ssl.create_default_context(cafile=str(lab.server.ca_file))
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         assert response.read(6) == b"first\n"
         with path.open("a") as handle:
-            handle.write(f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F second\n")
+            handle.write(
+                f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F second\n"
+            )
         assert response.read() == b"second"  # limitBytes=12 ends the stream
 
 
@@ -733,12 +1061,19 @@ def test_kubectl_logs_follow_ends_when_the_pod_goes(tmp_path: Path) -> None:
     with ThreadedServer(store, runtime, Auth(AUTH_TABLE), tls_dir=tmp_path / "tls") as server:
         kc = write_kubeconfig(tmp_path, server.url, ADMIN_TOKEN, server.ca_file)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(kc)}
-        with subprocess.Popen([KUBECTL, "logs", "-f", "-n", "shop", "web-0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) as follower:
+        with subprocess.Popen(
+            [KUBECTL, "logs", "-f", "-n", "shop", "web-0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as follower:
             try:
                 assert follower.stdout.readline() == "before\n"
                 with path.open("a") as handle:
-                    handle.write(f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F after\n")
+                    handle.write(
+                        f"{cri_time(datetime.datetime.now(datetime.timezone.utc))} stdout F after\n"
+                    )
                 assert follower.stdout.readline() == "after\n"
                 server.call(store.delete, "pods", "shop", "web-0")
                 assert follower.wait(timeout=10) == 0
@@ -747,8 +1082,13 @@ def test_kubectl_logs_follow_ends_when_the_pod_goes(tmp_path: Path) -> None:
                     follower.kill()
         # a restart (the runtime hands out a new log file) ends a follow, as kubelet does
         runtime.write_log("shop", "web-1", "nginx", [f"{cri_time(NOW)} stdout F first run"])
-        with subprocess.Popen([KUBECTL, "logs", "-f", "-n", "shop", "web-1"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) as follower:
+        with subprocess.Popen(
+            [KUBECTL, "logs", "-f", "-n", "shop", "web-1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as follower:
             try:
                 assert follower.stdout.readline() == "first run\n"
                 runtime.restart("shop", "web-1", "nginx", [f"{cri_time(NOW)} stdout F second run"])
@@ -785,6 +1125,8 @@ def test_start_errors_are_clear(tmp_path: Path, lab: Lab) -> None:
     with pytest.raises(LabError, match="only listens on loopback addresses"):
         with ThreadedServer(Store(), FakeRuntime(tmp_path), Auth(AUTH_TABLE), host="192.0.2.1"):
             pass
-    with pytest.raises(LabError, match=f"cannot listen on 127.0.0.1:{lab.server.port}: .*choose another port"):
+    with pytest.raises(
+        LabError, match=f"cannot listen on 127.0.0.1:{lab.server.port}: .*choose another port"
+    ):
         with ThreadedServer(Store(), FakeRuntime(tmp_path), Auth(AUTH_TABLE), port=lab.server.port):
             pass

@@ -17,7 +17,14 @@ import pytest
 from badlab import scenario as scenario_mod
 from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
 from badlab.fixture import SCENARIOS, _env
-from badlab.runtime import MUSL_ERRNO_TEXT, MUSL_STRERROR, Runtime, acquire_slot, dns_reply, write_log_noise
+from badlab.runtime import (
+    MUSL_ERRNO_TEXT,
+    MUSL_STRERROR,
+    Runtime,
+    acquire_slot,
+    dns_reply,
+    write_log_noise,
+)
 from badlab.store import Store
 
 ALL_SCENARIOS = sorted(SCENARIOS.glob("*.yml"))
@@ -42,20 +49,48 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit, key, expected", [
-    (("status: 200\n", "status: two hundred\n"), "pods[0].containers[0].app.status", "an integer from 100 to 599"),
-    (("  - name: open-webui-0\n", "  - name: Open_WebUI\n"), "pods[0].name", "a DNS label"),
-    (("replace_pod: {pod: open-webui-0}", "replace_pod: {pod: open-webui-9}"), "timeline[1].replace_pod.pod",
-     "the name of a pod declared under pods"),
-    (("replace_pod: {pod: open-webui-0}", "restart_pod: {pod: open-webui-0}"), "timeline[1].restart_pod",
-     "one of the actions"),
-    (("  cause: stale_upstream\n", "  cause: healthy\n"), "expect.cause", "the cause the file is named after"),
-    (("proxy:\n  service: nginx-proxy\n", "proxy:\n  service: open-webui-headless\n"), "proxy.service",
-     "a ClusterIP Service"),
-    (("        app:\n", "        aap:\n"), "pods[0].containers[0].aap", "one of the known keys"),
-    (("    clusterIP: None\n", "    clusterIP: 10.0.0.1\n"), "services[1].clusterIP", "None (a headless Service)"),
-    (("target:\n  service: open-webui\n", ""), "target", "this key to be present"),
-])
+@pytest.mark.parametrize(
+    "edit, key, expected",
+    [
+        (
+            ("status: 200\n", "status: two hundred\n"),
+            "pods[0].containers[0].app.status",
+            "an integer from 100 to 599",
+        ),
+        (("  - name: open-webui-0\n", "  - name: Open_WebUI\n"), "pods[0].name", "a DNS label"),
+        (
+            ("replace_pod: {pod: open-webui-0}", "replace_pod: {pod: open-webui-9}"),
+            "timeline[1].replace_pod.pod",
+            "the name of a pod declared under pods",
+        ),
+        (
+            ("replace_pod: {pod: open-webui-0}", "restart_pod: {pod: open-webui-0}"),
+            "timeline[1].restart_pod",
+            "one of the actions",
+        ),
+        (
+            ("  cause: stale_upstream\n", "  cause: healthy\n"),
+            "expect.cause",
+            "the cause the file is named after",
+        ),
+        (
+            ("proxy:\n  service: nginx-proxy\n", "proxy:\n  service: open-webui-headless\n"),
+            "proxy.service",
+            "a ClusterIP Service",
+        ),
+        (
+            ("        app:\n", "        aap:\n"),
+            "pods[0].containers[0].aap",
+            "one of the known keys",
+        ),
+        (
+            ("    clusterIP: None\n", "    clusterIP: 10.0.0.1\n"),
+            "services[1].clusterIP",
+            "None (a headless Service)",
+        ),
+        (("target:\n  service: open-webui\n", ""), "target", "this key to be present"),
+    ],
+)
 def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, expected):
     old, new = edit
     assert old in SEED
@@ -67,20 +102,47 @@ def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, ex
     assert expected in message
 
 
-@pytest.mark.parametrize("edit, key, expected", [
-    (("        nginx:\n", "        nginx:\n          libc: uclibc\n"), "pods[1].containers[0].nginx.libc",
-     "one of glibc, musl"),
-    (("  - requests: {count: 2, expect_status: 200}", "  - requests: {count: 2, method: PUT}"),
-     "timeline[0].requests.method", "one of GET, POST"),
-    (("  stale_addresses: true\n", "  stale_replicas: [nginx-proxy-7]\n"), "expect.stale_replicas[0]",
-     "the name of a proxy pod (nginx-proxy-0)"),
-    (("        app:\n", "        app:\n          accept: false\n          listen: false\n"),
-     "pods[0].containers[0].app.accept", "accept: false only with listen: true"),
-    (("  - replace_pod: {pod: open-webui-0}", "  - log_noise: {pod: nginx-proxy-0, lines: 0}"),
-     "timeline[1].log_noise.lines", "an integer from 1 to 200000"),
-    (("timeline:\n", "network_policies:\n  - {name: deny, spec: {}}\ntimeline:\n"),
-     "network_policies[0].spec.podSelector", "this key to be present"),
-])
+@pytest.mark.parametrize(
+    "edit, key, expected",
+    [
+        (
+            ("        nginx:\n", "        nginx:\n          libc: uclibc\n"),
+            "pods[1].containers[0].nginx.libc",
+            "one of glibc, musl",
+        ),
+        (
+            (
+                "  - requests: {count: 2, expect_status: 200}",
+                "  - requests: {count: 2, method: PUT}",
+            ),
+            "timeline[0].requests.method",
+            "one of GET, POST",
+        ),
+        (
+            ("  stale_addresses: true\n", "  stale_replicas: [nginx-proxy-7]\n"),
+            "expect.stale_replicas[0]",
+            "the name of a proxy pod (nginx-proxy-0)",
+        ),
+        (
+            ("        app:\n", "        app:\n          accept: false\n          listen: false\n"),
+            "pods[0].containers[0].app.accept",
+            "accept: false only with listen: true",
+        ),
+        (
+            (
+                "  - replace_pod: {pod: open-webui-0}",
+                "  - log_noise: {pod: nginx-proxy-0, lines: 0}",
+            ),
+            "timeline[1].log_noise.lines",
+            "an integer from 1 to 200000",
+        ),
+        (
+            ("timeline:\n", "network_policies:\n  - {name: deny, spec: {}}\ntimeline:\n"),
+            "network_policies[0].spec.podSelector",
+            "this key to be present",
+        ),
+    ],
+)
 def test_new_scenario_keys_are_validated(tmp_path, edit, key, expected):
     old, new = edit
     assert old in SEED, old
@@ -100,15 +162,28 @@ def test_scenario_yaml_syntax_error_names_the_line(tmp_path):
 def test_cli_rejects_a_bad_scenario_and_starts_nothing(tmp_path):
     path = _write(tmp_path, "stale_upstream.yml", SEED.replace("status: 200\n", "status: 999\n", 1))
     lab_dir = tmp_path / "lab"
-    up = subprocess.run([sys.executable, "-m", "badlab", "up", "--scenario", str(path), "--dir", str(lab_dir)],
-                        capture_output=True, text=True, env=_env(), timeout=60)
+    up = subprocess.run(
+        [sys.executable, "-m", "badlab", "up", "--scenario", str(path), "--dir", str(lab_dir)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert up.returncode == 2
-    assert "pods[0].containers[0].app.status: expected an integer from 100 to 599, got 999" in up.stderr
+    assert (
+        "pods[0].containers[0].app.status: expected an integer from 100 to 599, got 999"
+        in up.stderr
+    )
     assert "nothing was started" in up.stderr
     assert "Traceback" not in up.stderr
     assert not lab_dir.exists()
-    check = subprocess.run([sys.executable, "-m", "badlab", "check", str(path), *map(str, ALL_SCENARIOS)],
-                           capture_output=True, text=True, env=_env(), timeout=60)
+    check = subprocess.run(
+        [sys.executable, "-m", "badlab", "check", str(path), *map(str, ALL_SCENARIOS)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert check.returncode == 1
     assert check.stdout.count(": ok (") == len(ALL_SCENARIOS)
 
@@ -153,7 +228,9 @@ def test_every_scenario_reproduces_its_case(lab_factory, path):
 @pytest.mark.lab
 def test_crash_records_last_state_and_previous_log(lab_factory):
     lab = lab_factory("backend_crash")
-    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    pod = json.loads(
+        lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout
+    )
     status = pod["status"]["containerStatuses"][0]
     assert status["restartCount"] == 1
     assert status["lastState"]["terminated"]["reason"] == "OOMKilled"
@@ -197,8 +274,9 @@ def _run(scenario_name: str, body, tmp_path: Path):
 
 
 async def _exec(argv: list[str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await proc.communicate()
     return proc.returncode, out.decode()
 
@@ -210,14 +288,25 @@ def test_exec_runs_inside_the_pod_mount_namespace(tmp_path):
         assert argv[:2] == [rt.nsenter, "--target"] and argv[-2:] == ["/usr/bin/cat", "/etc/hosts"]
         rc, hosts = await _exec(argv)
         assert rc == 0
-        assert f"{rt.cluster_ips['open-webui/open-webui']}\topen-webui.open-webui.svc.cluster.local" in hosts
-        rc, conf = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/etc/nginx/nginx.conf"]))
+        assert (
+            f"{rt.cluster_ips['open-webui/open-webui']}\topen-webui.open-webui.svc.cluster.local"
+            in hosts
+        )
+        rc, conf = await _exec(
+            rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/etc/nginx/nginx.conf"])
+        )
         assert "lab pod open-webui/nginx-proxy-0" in conf
-        assert "lab pod" not in Path("/etc/nginx/nginx.conf").read_text()  # the host's file is untouched
-        rc, pid = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/run/nginx.pid"]))
+        assert (
+            "lab pod" not in Path("/etc/nginx/nginx.conf").read_text()
+        )  # the host's file is untouched
+        rc, pid = await _exec(
+            rt.exec_command("open-webui", "nginx-proxy-0", None, ["cat", "/run/nginx.pid"])
+        )
         assert int(pid) == rt.pods["open-webui/nginx-proxy-0"].containers["nginx"].current.proc.pid
 
-        with pytest.raises(ExecNotFound, match='exec: "no-such-tool": executable file not found in \\$PATH'):
+        with pytest.raises(
+            ExecNotFound, match='exec: "no-such-tool": executable file not found in \\$PATH'
+        ):
             rt.exec_command("open-webui", "nginx-proxy-0", "nginx", ["no-such-tool"])
         rt.pods["open-webui/nginx-proxy-0"].containers["nginx"].spec.missing.append("curl")
         with pytest.raises(ExecNotFound, match='"curl"'):
@@ -242,8 +331,11 @@ def test_hosts_file_is_rewritten_in_place_and_logs_are_cri(tmp_path):
         assert hosts.stat().st_ino == inode
         text = hosts.read_text()
         assert f"{new.ip}\topen-webui-headless" in text and old_ip not in text
-        rc, seen = await _exec(rt.exec_command("open-webui", "nginx-proxy-0", None,
-                                               ["getent", "hosts", "open-webui-headless"]))
+        rc, seen = await _exec(
+            rt.exec_command(
+                "open-webui", "nginx-proxy-0", None, ["getent", "hosts", "open-webui-headless"]
+            )
+        )
         assert seen.split()[0] == new.ip
 
         log = rt.log_path("open-webui", "nginx-proxy-0", "nginx")
@@ -263,10 +355,17 @@ def test_cluster_ip_refuses_without_ready_endpoints(tmp_path):
     async def body(rt: Runtime):
         ip = rt.cluster_ips["open-webui/open-webui"]
         slices = rt.store.list("endpointslices", "open-webui")
-        app_slice = next(s for s in slices if s["metadata"]["labels"]["kubernetes.io/service-name"] == "open-webui")
+        app_slice = next(
+            s
+            for s in slices
+            if s["metadata"]["labels"]["kubernetes.io/service-name"] == "open-webui"
+        )
         assert [e["conditions"]["ready"] for e in app_slice["endpoints"]] == [False]
         endpoints = rt.store.get("endpoints", "open-webui", "open-webui")
-        assert "addresses" not in endpoints["subsets"][0] and endpoints["subsets"][0]["notReadyAddresses"]
+        assert (
+            "addresses" not in endpoints["subsets"][0]
+            and endpoints["subsets"][0]["notReadyAddresses"]
+        )
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(ip, 8080)
         c = rt.pods["open-webui/open-webui-0"].containers["open-webui"]
@@ -293,11 +392,35 @@ def _free_port(ip: str) -> int:
 
 def _backend(tmp_path: Path, **behaviour) -> tuple[subprocess.Popen, tuple[str, int]]:
     ip = "127.251.0.1"
-    cfg = {"status": 200, "body": "{}", "delay": 0.0, "close": False, "reset": False, "tls_only": False,
-           "header_bytes": 0, "keepalive_timeout": 5.0, "listen": True, "listen_port": _free_port(ip),
-           "exit_after": None, "exit_code": 1, "ip": ip} | behaviour
-    proc = subprocess.Popen([sys.executable, "-S", "-I", str(BACKEND), "--lab", str(tmp_path),
-                             "--config", json.dumps(cfg)], stdout=subprocess.PIPE, text=True)
+    cfg = {
+        "status": 200,
+        "body": "{}",
+        "delay": 0.0,
+        "close": False,
+        "reset": False,
+        "tls_only": False,
+        "header_bytes": 0,
+        "keepalive_timeout": 5.0,
+        "listen": True,
+        "listen_port": _free_port(ip),
+        "exit_after": None,
+        "exit_code": 1,
+        "ip": ip,
+    } | behaviour
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-S",
+            "-I",
+            str(BACKEND),
+            "--lab",
+            str(tmp_path),
+            "--config",
+            json.dumps(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.readline()  # "Started server process"
     if cfg["listen"]:
         assert "Uvicorn running on" in proc.stdout.readline()
@@ -404,17 +527,23 @@ def test_backend_keepalive_race_and_blocked_accept(tmp_path):
 
 
 def test_musl_errno_wording_and_log_noise(tmp_path):
-    line = ('upstream timed out (110: Connection timed out) while connecting to upstream; '
-            'connect() failed (113: No route to host); connect() failed (111: Connection refused)')
+    line = (
+        "upstream timed out (110: Connection timed out) while connecting to upstream; "
+        "connect() failed (113: No route to host); connect() failed (111: Connection refused)"
+    )
     musl = MUSL_ERRNO_TEXT.sub(lambda m: MUSL_STRERROR[m.group(0)], line)
-    assert musl == ('upstream timed out (110: Operation timed out) while connecting to upstream; '
-                    'connect() failed (113: Host is unreachable); connect() failed (111: Connection refused)')
+    assert musl == (
+        "upstream timed out (110: Operation timed out) while connecting to upstream; "
+        "connect() failed (113: Host is unreachable); connect() failed (111: Connection refused)"
+    )
     log = tmp_path / "0.log"
     assert write_log_noise(log, 1000, True, "127.9.0.1") == 1000
     raw = log.read_bytes()
     records = raw.splitlines()
     assert len(records) == 1000
-    assert all(r.split(b" ")[1] in (b"stdout", b"stderr") and r.split(b" ")[2] == b"F" for r in records)
+    assert all(
+        r.split(b" ")[1] in (b"stdout", b"stderr") and r.split(b" ")[2] == b"F" for r in records
+    )
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
     text = raw.decode("utf-8", errors="replace")
@@ -426,17 +555,34 @@ def test_musl_errno_wording_and_log_noise(tmp_path):
 @pytest.mark.lab
 def test_terminating_pod_and_oomkilled_reason(lab_factory):
     lab = lab_factory("rollout_race")
-    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-1", "-o", "json").stdout)
+    pod = json.loads(
+        lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-1", "-o", "json").stdout
+    )
     assert pod["metadata"]["deletionTimestamp"]
     assert pod["status"]["containerStatuses"][0]["state"].get("running")
-    slices = json.loads(lab.kubectl("get", "endpointslices", "-n", "open-webui", "-o", "json",
-                                    "-l", "kubernetes.io/service-name=open-webui").stdout)["items"]
+    slices = json.loads(
+        lab.kubectl(
+            "get",
+            "endpointslices",
+            "-n",
+            "open-webui",
+            "-o",
+            "json",
+            "-l",
+            "kubernetes.io/service-name=open-webui",
+        ).stdout
+    )["items"]
     conditions = {e["targetRef"]["name"]: e["conditions"] for s in slices for e in s["endpoints"]}
-    assert conditions["open-webui-1"]["terminating"] is True and conditions["open-webui-1"]["ready"] is False
+    assert (
+        conditions["open-webui-1"]["terminating"] is True
+        and conditions["open-webui-1"]["ready"] is False
+    )
     assert conditions["open-webui-0"] == {"ready": True, "serving": True, "terminating": False}
     down = lab_factory("backend_down-oomkilled")
     time.sleep(0.5)
-    pod = json.loads(down.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    pod = json.loads(
+        down.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout
+    )
     last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
     assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137)
 
@@ -460,7 +606,9 @@ def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
   - requests: {count: 3, expect_status: 502}
 """
     assert steps in text
-    text = text.replace(steps, """  - requests: {count: 2, expect_status: 502}
+    text = text.replace(
+        steps,
+        """  - requests: {count: 2, expect_status: 502}
   - set_behaviour: {pod: open-webui-0, app: {reset: false, status: 200}}
   - requests: {count: 1, expect_status: 200}
   - set_ready: {pod: open-webui-0, ready: false}
@@ -469,14 +617,21 @@ def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
   - requests: {count: 1, expect_status: 200}
   - set_behaviour: {pod: open-webui-0, app: {exit_after: 0.2, exit_code: 2}}
   - wait: 1.2
-""").replace("        nginx:\n", "        missing: [curl]\n        nginx:\n")
+""",
+    ).replace("        nginx:\n", "        missing: [curl]\n        nginx:\n")
     lab = lab_factory(str(_write(tmp_path, "backend_crash-loop.yml", text)))
-    pod = json.loads(lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout)
+    pod = json.loads(
+        lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-0", "-o", "json").stdout
+    )
     status = pod["status"]["containerStatuses"][0]
-    assert status["restartCount"] >= 2  # set_behaviour restarted it, then it exits with code 2 again and again
+    assert (
+        status["restartCount"] >= 2
+    )  # set_behaviour restarted it, then it exits with code 2 again and again
     assert status["lastState"]["terminated"]["exitCode"] == 2
     assert status["lastState"]["terminated"]["reason"] == "Error"
-    no_curl = lab.kubectl("exec", "-n", "open-webui", "nginx-proxy-0", "--", "curl", "-s", "http://x/")
+    no_curl = lab.kubectl(
+        "exec", "-n", "open-webui", "nginx-proxy-0", "--", "curl", "-s", "http://x/"
+    )
     assert no_curl.returncode != 0 and "executable file not found" in no_curl.stderr
     events = lab.kubectl("get", "events", "-n", "open-webui")
     assert "BackOff" in events.stdout
@@ -484,7 +639,13 @@ def test_timeline_actions_change_the_cluster(lab_factory, tmp_path):
 
 def _query(name: str, qtype: int = 1, qid: int = 0x1234) -> bytes:
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    return qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + qtype.to_bytes(2, "big") + b"\0\x01"
+    return (
+        qid.to_bytes(2, "big")
+        + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        + labels
+        + qtype.to_bytes(2, "big")
+        + b"\0\x01"
+    )
 
 
 def test_dns_reply_answers_records_and_nxdomain():
@@ -495,10 +656,17 @@ def test_dns_reply_answers_records_and_nxdomain():
 
     answer = dns_reply(_query("web.shop.svc.cluster.local"), resolve)
     assert answer[:2] == b"\x12\x34"
-    flags, qd, an = int.from_bytes(answer[2:4], "big"), answer[4:6], int.from_bytes(answer[6:8], "big")
+    flags, qd, an = (
+        int.from_bytes(answer[2:4], "big"),
+        answer[4:6],
+        int.from_bytes(answer[6:8], "big"),
+    )
     assert flags & 0x8000 and flags & 0x000F == 0 and qd == b"\0\x01" and an == 2
-    assert answer.endswith(socket.inet_aton("127.30.1.10") + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04"
-                           + socket.inet_aton("127.30.1.11"))
+    assert answer.endswith(
+        socket.inet_aton("127.30.1.10")
+        + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04"
+        + socket.inet_aton("127.30.1.11")
+    )
     missing = dns_reply(_query("web"), resolve)
     assert int.from_bytes(missing[2:4], "big") & 0x000F == 3 and missing[6:8] == b"\0\0"
     aaaa = dns_reply(_query("web.shop.svc.cluster.local", qtype=28), resolve)
@@ -512,7 +680,9 @@ def test_cluster_dns_server_serves_the_runtime_records(tmp_path):
     async def body(rt: Runtime):
         app = rt.pods["open-webui/open-webui-0"]
         assert rt.resolve("open-webui-headless.open-webui.svc.cluster.local") == [app.ip]
-        assert rt.resolve("open-webui.open-webui.svc.cluster.local.") == [rt.cluster_ips["open-webui/open-webui"]]
+        assert rt.resolve("open-webui.open-webui.svc.cluster.local.") == [
+            rt.cluster_ips["open-webui/open-webui"]
+        ]
         assert rt.resolve("kube-dns.kube-system.svc.cluster.local") == [rt.dns_ip]
         assert rt.resolve("open-webui") is None and rt.resolve("example.com") is None
         loop = asyncio.get_running_loop()

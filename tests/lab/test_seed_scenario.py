@@ -42,11 +42,19 @@ def _replacement(lab) -> dict:
 
 def test_seed_answers_502_with_the_old_ip_in_the_proxy_log(lab):
     assert lab.info["expect"] == {
-        "cause": "stale_upstream", "proxy_status": 502, "stale_addresses": True,
-        "proxy_log_contains": ["connect() failed (111: Connection refused) while connecting to upstream"],
+        "cause": "stale_upstream",
+        "proxy_status": 502,
+        "stale_addresses": True,
+        "proxy_log_contains": [
+            "connect() failed (111: Connection refused) while connecting to upstream"
+        ],
     }
-    curl = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*", lab.proxy_url],
-                          capture_output=True, text=True, timeout=10)
+    curl = subprocess.run(
+        [CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*", lab.proxy_url],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert curl.stdout == "502"
     replaced = _replacement(lab)
     assert replaced["old_ip"] != replaced["new_ip"]
@@ -55,20 +63,37 @@ def test_seed_answers_502_with_the_old_ip_in_the_proxy_log(lab):
     ns, pod = lab.info["proxy_pods"][0].split("/")
     logs = lab.kubectl("logs", "-n", ns, pod)
     assert logs.returncode == 0, logs.stderr
-    stale = [line for line in logs.stdout.splitlines()
-             if "connect() failed (111: Connection refused) while connecting to upstream" in line]
+    stale = [
+        line
+        for line in logs.stdout.splitlines()
+        if "connect() failed (111: Connection refused) while connecting to upstream" in line
+    ]
     assert stale, logs.stdout
     assert f'upstream: "http://{replaced["old_ip"]}:8080/' in stale[-1]
     assert "[error]" in stale[-1]
     assert not any(replaced["new_ip"] in line for line in stale)
-    assert '"GET / HTTP/1.1" 502' in logs.stdout  # the access log goes to stdout, as in the nginx image
+    assert (
+        '"GET / HTTP/1.1" 502' in logs.stdout
+    )  # the access log goes to stdout, as in the nginx image
 
 
 def test_seed_service_answers_inside_the_proxy_pod_and_reload_fixes_it(lab):
     ns, pod = lab.info["proxy_pods"][0].split("/")
     for name in ("open-webui", "open-webui-headless", "open-webui.open-webui.svc.cluster.local"):
-        probe = lab.kubectl("exec", "-n", ns, pod, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                            f"http://{name}:8080/")
+        probe = lab.kubectl(
+            "exec",
+            "-n",
+            ns,
+            pod,
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            f"http://{name}:8080/",
+        )
         assert (probe.returncode, probe.stdout) == (0, "200"), (name, probe.stderr)
     hosts = lab.kubectl("exec", "-n", ns, pod, "--", "getent", "hosts", "open-webui-headless")
     assert hosts.stdout.split()[0] == _replacement(lab)["new_ip"]
@@ -92,14 +117,26 @@ def test_seed_cluster_objects_match_the_processes(lab):
     assert {c["type"]: c["status"] for c in app["status"]["conditions"]}["Ready"] == "True"
     assert app["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
 
-    slices = json.loads(lab.kubectl("get", "endpointslices", "-n", "open-webui", "-l",
-                                    "kubernetes.io/service-name=open-webui", "-o", "json").stdout)["items"]
+    slices = json.loads(
+        lab.kubectl(
+            "get",
+            "endpointslices",
+            "-n",
+            "open-webui",
+            "-l",
+            "kubernetes.io/service-name=open-webui",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
     addresses = [a for s in slices for e in s["endpoints"] for a in e["addresses"]]
     assert addresses == [replaced["new_ip"]]
     assert slices[0]["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
     assert slices[0]["endpoints"][0]["targetRef"]["uid"] == replaced["new_uid"]
 
-    svc = json.loads(lab.kubectl("get", "svc", "-n", "open-webui", "open-webui-headless", "-o", "json").stdout)
+    svc = json.loads(
+        lab.kubectl("get", "svc", "-n", "open-webui", "open-webui-headless", "-o", "json").stdout
+    )
     assert svc["spec"]["clusterIP"] == "None"
     assert lab.vars == {
         "diagnose_502_proxy_namespace": "open-webui",

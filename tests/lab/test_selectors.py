@@ -21,38 +21,44 @@ def selected(selector: str) -> set[str]:
     return {name for name, labels in LABELS.items() if parsed.matches(labels)}
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("", {"none", "web", "canary", "db"}),
-    ("app=web", {"web", "canary"}),
-    ("app==web", {"web", "canary"}),
-    ("app!=web", {"none", "db"}),  # != also selects objects without the key
-    ("app in (web, db)", {"web", "canary", "db"}),
-    ("tier notin (backend)", {"none", "web", "canary"}),
-    ("track", {"canary"}),
-    ("!track", {"none", "web", "db"}),
-    ("app=web,!track", {"web"}),
-    ("app in (web,db), tier!=frontend", {"db"}),
-    ("replicas>2", {"db"}),
-    ("replicas<3", set()),
-    ("example.com/role", set()),
-    ("app=", set()),
-])
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("", {"none", "web", "canary", "db"}),
+        ("app=web", {"web", "canary"}),
+        ("app==web", {"web", "canary"}),
+        ("app!=web", {"none", "db"}),  # != also selects objects without the key
+        ("app in (web, db)", {"web", "canary", "db"}),
+        ("tier notin (backend)", {"none", "web", "canary"}),
+        ("track", {"canary"}),
+        ("!track", {"none", "web", "db"}),
+        ("app=web,!track", {"web"}),
+        ("app in (web,db), tier!=frontend", {"db"}),
+        ("replicas>2", {"db"}),
+        ("replicas<3", set()),
+        ("example.com/role", set()),
+        ("app=", set()),
+    ],
+)
 def test_label_selector_semantics(selector: str, expected: set[str]) -> None:
     assert selected(selector) == expected
 
 
-@pytest.mark.parametrize(("selector", "fragment"), [
-    ("app in web", "found 'web', expected: '('"),
-    ("app in (web", "expected: ',' or ')'"),
-    ("app=web,", "identifier after ','"),
-    ("=web", "found '=', expected: identifier"),
-    ("app web", "found 'web'"),
-    ("-bad-=x", "invalid label key '-bad-'"),
-    ("app=no spaces", "found 'spaces'"),
-    ("app=" + "x" * 64, "invalid label value"),
-    ("replicas>three", "an integer value"),
-    ("app in ()", "values set can't be empty"),
-])
+@pytest.mark.parametrize(
+    ("selector", "fragment"),
+    [
+        ("app in web", "found 'web', expected: '('"),
+        ("app in (web", "expected: ',' or ')'"),
+        ("app=web,", "identifier after ','"),
+        ("=web", "found '=', expected: identifier"),
+        ("app web", "found 'web'"),
+        ("-bad-=x", "invalid label key '-bad-'"),
+        ("app=no spaces", "found 'spaces'"),
+        ("app=" + "x" * 64, "invalid label value"),
+        ("replicas>three", "an integer value"),
+        ("app in ()", "values set can't be empty"),
+    ],
+)
 def test_label_selector_errors_name_the_problem(selector: str, fragment: str) -> None:
     with pytest.raises(SelectorError) as err:
         parse_label_selector(selector)
@@ -60,21 +66,27 @@ def test_label_selector_errors_name_the_problem(selector: str, fragment: str) ->
     assert "unable to parse requirement" in str(err.value)
 
 
-POD = {"metadata": {"name": "web-0", "namespace": "shop"},
-       "spec": {"nodeName": "n1", "hostNetwork": False}, "status": {"phase": "Running", "podIP": "10.0.0.1"}}
+POD = {
+    "metadata": {"name": "web-0", "namespace": "shop"},
+    "spec": {"nodeName": "n1", "hostNetwork": False},
+    "status": {"phase": "Running", "podIP": "10.0.0.1"},
+}
 
 
-@pytest.mark.parametrize(("selector", "matches"), [
-    ("metadata.name=web-0", True),
-    ("metadata.name==web-0", True),
-    ("metadata.name!=web-0", False),
-    ("metadata.name=web-1", False),
-    ("metadata.namespace=shop,status.phase=Running", True),
-    ("status.phase!=Running", False),
-    ("spec.hostNetwork=false", True),
-    ("status.podIP=10.0.0.1", True),
-    ("spec.nodeName=", False),
-])
+@pytest.mark.parametrize(
+    ("selector", "matches"),
+    [
+        ("metadata.name=web-0", True),
+        ("metadata.name==web-0", True),
+        ("metadata.name!=web-0", False),
+        ("metadata.name=web-1", False),
+        ("metadata.namespace=shop,status.phase=Running", True),
+        ("status.phase!=Running", False),
+        ("spec.hostNetwork=false", True),
+        ("status.podIP=10.0.0.1", True),
+        ("spec.nodeName=", False),
+    ],
+)
 def test_field_selector_on_pods(selector: str, matches: bool) -> None:
     assert parse_field_selector(selector, "pods").matches(POD) is matches
 
@@ -86,7 +98,11 @@ def test_field_selector_escapes_and_errors() -> None:
         parse_field_selector("status.phase=Running", "services")
     with pytest.raises(SelectorError, match="can't understand 'metadata.name'"):
         parse_field_selector("metadata.name", "pods")
-    event = {"metadata": {"name": "e", "namespace": "x"}, "involvedObject": {"name": "web-1"}, "type": "Warning"}
+    event = {
+        "metadata": {"name": "e", "namespace": "x"},
+        "involvedObject": {"name": "web-1"},
+        "type": "Warning",
+    }
     assert parse_field_selector("involvedObject.name=web-1,type=Warning", "events").matches(event)
 
 
@@ -97,7 +113,14 @@ def test_store_defaults_versions_and_copies() -> None:
     assert first["metadata"]["uid"] and first["metadata"]["creationTimestamp"].endswith("Z")
     # the namespace was created with the pod, as a real cluster would need
     assert [ns["metadata"]["name"] for ns in store.list("namespaces")] == ["default"]
-    second = store.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running"}})
+    second = store.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "status": {"phase": "Running"},
+        }
+    )
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
     assert int(second["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
     fetched = store.get("pods", "default", "p")
@@ -113,28 +136,63 @@ def test_store_defaults_versions_and_copies() -> None:
 def test_store_lists_sorted_per_namespace() -> None:
     store = Store()
     for ns, name in [("b", "z"), ("a", "y"), ("b", "a")]:
-        store.put({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns}})
-    everything = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in store.list("services")]
+        store.put(
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns}}
+        )
+    everything = [
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in store.list("services")
+    ]
     assert everything == [("a", "y"), ("b", "a"), ("b", "z")]
     assert [o["metadata"]["name"] for o in store.list("services", "b")] == ["a", "z"]
     picked = store.list("services", None, lambda o: o["metadata"]["name"] != "a")
     assert [o["metadata"]["name"] for o in picked] == ["y", "z"]
 
 
-@pytest.mark.parametrize(("manifest", "fragment"), [
-    ({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}, "not served"),
-    ({"apiVersion": "v1", "kind": "Pod", "metadata": {}}, "no metadata.name"),
-    ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": 3}}, "metadata.namespace"),
-    (["not", "a", "mapping"], "must be a mapping"),
-    ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-      "spec": {"containers": [{"name": "c"}]},
-      "status": {"containerStatuses": [{"name": "c", "ready": True, "restartCount": 0, "image": "i"}]}},
-     r"status\.containerStatuses\[0\]\.imageID is missing; the kubernetes Python client rejects a Pod"),
-    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s"},
-      "addressType": "IPv4", "endpoints": [{"conditions": {"ready": True}}]}, r"endpoints\[0\]\.addresses is missing"),
-    ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"name": "http"}]}},
-     r"spec\.ports\[0\]\.port is missing"),
-])
+@pytest.mark.parametrize(
+    ("manifest", "fragment"),
+    [
+        ({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}, "not served"),
+        ({"apiVersion": "v1", "kind": "Pod", "metadata": {}}, "no metadata.name"),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": 3}},
+            "metadata.namespace",
+        ),
+        (["not", "a", "mapping"], "must be a mapping"),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}]},
+                "status": {
+                    "containerStatuses": [
+                        {"name": "c", "ready": True, "restartCount": 0, "image": "i"}
+                    ]
+                },
+            },
+            r"status\.containerStatuses\[0\]\.imageID is missing; the kubernetes Python client rejects a Pod",
+        ),
+        (
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {"name": "s"},
+                "addressType": "IPv4",
+                "endpoints": [{"conditions": {"ready": True}}],
+            },
+            r"endpoints\[0\]\.addresses is missing",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "s"},
+                "spec": {"ports": [{"name": "http"}]},
+            },
+            r"spec\.ports\[0\]\.port is missing",
+        ),
+    ],
+)
 def test_store_rejects_bad_manifests(manifest: object, fragment: str) -> None:
     store = Store()
     with pytest.raises(StoreError, match=fragment):
@@ -143,11 +201,22 @@ def test_store_rejects_bad_manifests(manifest: object, fragment: str) -> None:
 
 
 def test_rbac_rules_and_forbidden_wording() -> None:
-    auth = Auth({"t": {"user": "u", "rules": [
-        {"verbs": ["get", "list"], "resources": ["pods"], "namespaces": ["shop"]},
-        {"verbs": ["create"], "resources": ["pods/exec"], "namespaces": ["shop"]},
-        {"verbs": ["list"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"]},
-    ]}})
+    auth = Auth(
+        {
+            "t": {
+                "user": "u",
+                "rules": [
+                    {"verbs": ["get", "list"], "resources": ["pods"], "namespaces": ["shop"]},
+                    {"verbs": ["create"], "resources": ["pods/exec"], "namespaces": ["shop"]},
+                    {
+                        "verbs": ["list"],
+                        "resources": ["endpointslices"],
+                        "apiGroups": ["discovery.k8s.io"],
+                    },
+                ],
+            }
+        }
+    )
     user = auth.authenticate("Bearer t")
     assert user is not None and user.name == "u"
     assert auth.authenticate("Bearer nope") is None
@@ -155,30 +224,52 @@ def test_rbac_rules_and_forbidden_wording() -> None:
     assert auth.authenticate(None) is None
     assert auth.authorize(user, Attributes("list", "pods", namespace="shop"))
     assert not auth.authorize(user, Attributes("list", "pods"))  # cluster scope
-    assert not auth.authorize(user, Attributes("get", "pods", namespace="shop", name="p", subresource="log"))
+    assert not auth.authorize(
+        user, Attributes("get", "pods", namespace="shop", name="p", subresource="log")
+    )
     # exec over a WebSocket GET is "get pods/exec"; a create rule covers it
-    assert auth.authorize(user, Attributes("get", "pods", namespace="shop", name="p", subresource="exec"))
+    assert auth.authorize(
+        user, Attributes("get", "pods", namespace="shop", name="p", subresource="exec")
+    )
     assert auth.authorize(user, Attributes("list", "endpointslices", "discovery.k8s.io", "any"))
     assert not auth.authorize(user, Attributes("list", "endpointslices", "", "any"))
     log = Attributes("get", "pods", namespace="ns", name="x", subresource="log")
     assert forbidden_message(user, log) == (
-        'pods "x" is forbidden: User "u" cannot get resource "pods/log" in API group "" in the namespace "ns"')
+        'pods "x" is forbidden: User "u" cannot get resource "pods/log" in API group "" in the namespace "ns"'
+    )
     assert forbidden_message(user, Attributes("list", "pods")) == (
-        'pods is forbidden: User "u" cannot list resource "pods" in API group "" at the cluster scope')
-    assert forbidden_message(user, Attributes("list", "endpointslices", "discovery.k8s.io", "ns")) == (
+        'pods is forbidden: User "u" cannot list resource "pods" in API group "" at the cluster scope'
+    )
+    assert forbidden_message(
+        user, Attributes("list", "endpointslices", "discovery.k8s.io", "ns")
+    ) == (
         'endpointslices.discovery.k8s.io is forbidden: User "u" cannot list resource "endpointslices" '
-        'in API group "discovery.k8s.io" in the namespace "ns"')
+        'in API group "discovery.k8s.io" in the namespace "ns"'
+    )
 
 
-@pytest.mark.parametrize(("table", "fragment"), [
-    ({}, "non-empty mapping"),
-    ({"t": {"rules": None}}, "'user' name"),
-    ({"t": {"user": "u", "rules": {"verbs": ["get"]}}}, "rules must be a list"),
-    ({"t": {"user": "u", "rules": [{"verbs": ["get"]}]}}, "needs 'resources'"),
-    ({"t": {"user": "u", "rules": [{"verbs": "get", "resources": ["pods"]}]}}, "verbs must be a list"),
-    ({"t": {"user": "u", "rules": [{"verbs": ["get"], "resources": ["pods"], "namespace": ["x"]}]}},
-     "unknown keys ['namespace']"),
-])
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ({}, "non-empty mapping"),
+        ({"t": {"rules": None}}, "'user' name"),
+        ({"t": {"user": "u", "rules": {"verbs": ["get"]}}}, "rules must be a list"),
+        ({"t": {"user": "u", "rules": [{"verbs": ["get"]}]}}, "needs 'resources'"),
+        (
+            {"t": {"user": "u", "rules": [{"verbs": "get", "resources": ["pods"]}]}},
+            "verbs must be a list",
+        ),
+        (
+            {
+                "t": {
+                    "user": "u",
+                    "rules": [{"verbs": ["get"], "resources": ["pods"], "namespace": ["x"]}],
+                }
+            },
+            "unknown keys ['namespace']",
+        ),
+    ],
+)
 def test_auth_table_errors(table: dict, fragment: str) -> None:
     with pytest.raises(AuthConfigError) as err:
         Auth(table)

@@ -6,13 +6,15 @@ the interpreter's own bundled wheel (ensurepip), then installs the requested pac
 example ``pip==25.2``) from whatever package index pip is configured to reach.
 It receives the same arguments as the real script: pip options and requirement specifiers.
 """
+
 import subprocess
 import sys
 
 
 def main():
-    subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"],
-                          stdout=subprocess.DEVNULL)
+    subprocess.check_call(
+        [sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"], stdout=subprocess.DEVNULL
+    )
     wanted = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q"] + wanted)
 

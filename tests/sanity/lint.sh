@@ -19,8 +19,9 @@ step "ansible-lint (bare, as in a clone)"
 ansible-lint --nocolor -q
 took
 
-step "ruff"
+step "ruff (lint, and the one formatter)"
 ruff check --quiet plugins tests bench
+ruff format --check --quiet plugins tests bench
 took
 
 step "mypy (plugins, as the collection package; the lab)"

@@ -18,7 +18,9 @@ def done(rc=0, stdout="", stderr="", error=None, timed_out=False):
     return ExecResult(rc, stdout, stderr, error, timed_out, False, "v5.channel.k8s.io")
 
 
-NOT_FOUND = done(None, error='OCI runtime exec failed: exec: "x": executable file not found in $PATH: unknown')
+NOT_FOUND = done(
+    None, error='OCI runtime exec failed: exec: "x": executable file not found in $PATH: unknown'
+)
 
 
 class FakeExec:
@@ -30,8 +32,8 @@ class FakeExec:
         self.answers = dict(answers or {})
         self.pods = {p["metadata"]["name"]: p for p in pods or []}
         self.scripts = dict(scripts or {})
-        self.calls = []       # the key that answered each exec, in order
-        self.execs = []       # (pod, container, key) of each exec, in order
+        self.calls = []  # the key that answered each exec, in order
+        self.execs = []  # (pod, container, key) of each exec, in order
 
     def key(self, argv):
         """The answer key of a command."""

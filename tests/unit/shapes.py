@@ -4,59 +4,143 @@ Each builder returns every key its TypedDict declares, with neutral values, upda
 keyword arguments: tests state only what matters to them, and the core may read every key a
 producer always writes.
 """
+
 from __future__ import annotations
 
 import typing as t
 
 
 def upstream_host(host: str = "web", **kw: t.Any) -> dict:
-    fact = {"host": host, "port": 8080, "source": "proxy_pass", "upstream": None, "runtime_resolved": False,
-            "service": None, "pod": None}
+    fact = {
+        "host": host,
+        "port": 8080,
+        "source": "proxy_pass",
+        "upstream": None,
+        "runtime_resolved": False,
+        "service": None,
+        "pod": None,
+    }
     fact.update(kw)
     return fact
 
 
 def proxy(name: str = "nginx-0", namespace: str = "edge", **kw: t.Any) -> dict:
-    fact = {"namespace": namespace, "name": name, "pod_ip": "10.0.9.1", "container": "nginx", "ready": True,
-            "phase": "Running", "config_ok": True, "upstream_hosts": [], "upstream_keepalive": [],
-            "listen_ports": [80], "master_pid": 1, "worker_start_times": [], "worker_pids": [],
-            "last_reload": None,
-            "log": {"lines_read": 0, "bytes_read": 0, "truncated": False, "since_seconds": None, "tail_lines": None},
-            "errors": [], "errors_after_reload": 0, "counts": {}, "counts_after_reload": {},
-            "upstream_addresses": [], "stale_addresses": [],
-            "access": {"requests": 0, "status_counts": {}, "status_counts_after_reload": {}, "upstream_status_counts": {}},
-            "failed_reloads": 0, "problems": [], "read_errors": {}}
+    fact = {
+        "namespace": namespace,
+        "name": name,
+        "pod_ip": "10.0.9.1",
+        "container": "nginx",
+        "ready": True,
+        "phase": "Running",
+        "config_ok": True,
+        "upstream_hosts": [],
+        "upstream_keepalive": [],
+        "listen_ports": [80],
+        "master_pid": 1,
+        "worker_start_times": [],
+        "worker_pids": [],
+        "last_reload": None,
+        "log": {
+            "lines_read": 0,
+            "bytes_read": 0,
+            "truncated": False,
+            "since_seconds": None,
+            "tail_lines": None,
+        },
+        "errors": [],
+        "errors_after_reload": 0,
+        "counts": {},
+        "counts_after_reload": {},
+        "upstream_addresses": [],
+        "stale_addresses": [],
+        "access": {
+            "requests": 0,
+            "status_counts": {},
+            "status_counts_after_reload": {},
+            "upstream_status_counts": {},
+        },
+        "failed_reloads": 0,
+        "problems": [],
+        "read_errors": {},
+    }
     fact.update(kw)
     return fact
 
 
 def endpoint(address: str, target: str | None = None, ready: bool = True, **kw: t.Any) -> dict:
     ip, _sep, port = address.rpartition(":")
-    fact = {"address": address, "ip": ip, "port": int(port), "port_name": "http", "ready": ready, "serving": ready,
-            "terminating": False, "target": target, "slice": "web-abcde"}
+    fact = {
+        "address": address,
+        "ip": ip,
+        "port": int(port),
+        "port_name": "http",
+        "ready": ready,
+        "serving": ready,
+        "terminating": False,
+        "target": target,
+        "slice": "web-abcde",
+    }
     fact.update(kw)
     return fact
 
 
 def service(name: str = "web", namespace: str = "app", **kw: t.Any) -> dict:
-    fact = {"namespace": namespace, "name": name, "exists": True, "type": "ClusterIP", "cluster_ip": "10.96.0.10",
-            "headless": False, "selector": {"app": name}, "ports": [], "matching_pods": [], "selector_matches": True,
-            "endpoints": [], "ready_addresses": [], "not_ready_addresses": [], "terminating_addresses": [],
-            "port_mismatches": []}
+    fact = {
+        "namespace": namespace,
+        "name": name,
+        "exists": True,
+        "type": "ClusterIP",
+        "cluster_ip": "10.96.0.10",
+        "headless": False,
+        "selector": {"app": name},
+        "ports": [],
+        "matching_pods": [],
+        "selector_matches": True,
+        "endpoints": [],
+        "ready_addresses": [],
+        "not_ready_addresses": [],
+        "terminating_addresses": [],
+        "port_mismatches": [],
+    }
     fact.update(kw)
     return fact
 
 
 def pod(name: str = "web-0", namespace: str = "app", **kw: t.Any) -> dict:
-    fact = {"namespace": namespace, "name": name, "uid": "uid-" + name, "phase": "Running", "ready": True,
-            "pod_ip": "10.0.0.7", "pod_ips": ["10.0.0.7"], "node": "node-1", "labels": {},
-            "creation_timestamp": None, "deletion_timestamp": None, "restarts": 0, "containers": [], "problems": []}
+    fact = {
+        "namespace": namespace,
+        "name": name,
+        "uid": "uid-" + name,
+        "phase": "Running",
+        "ready": True,
+        "pod_ip": "10.0.0.7",
+        "pod_ips": ["10.0.0.7"],
+        "node": "node-1",
+        "labels": {},
+        "creation_timestamp": None,
+        "deletion_timestamp": None,
+        "restarts": 0,
+        "containers": [],
+        "problems": [],
+    }
     fact.update(kw)
     return fact
 
 
-def probe(name: str = "nginx-0", namespace: str = "edge", status: int | None = 200, **kw: t.Any) -> dict:
-    fact = {"namespace": namespace, "name": name, "url": "http://web.app:8080/", "tool": "curl", "status": status,
-            "ok": status == 200, "error": None, "time_total": 0.01, "rc": 0, "ran": True}
+def probe(
+    name: str = "nginx-0", namespace: str = "edge", status: int | None = 200, **kw: t.Any
+) -> dict:
+    fact = {
+        "namespace": namespace,
+        "name": name,
+        "url": "http://web.app:8080/",
+        "tool": "curl",
+        "status": status,
+        "ok": status == 200,
+        "error": None,
+        "time_total": 0.01,
+        "rc": 0,
+        "ran": True,
+    }
     fact.update(kw)
     return fact

@@ -36,7 +36,8 @@ def test_the_schema_enum_is_the_registry():
 def test_the_docs_table_is_the_registry():
     assert docs_cause_table() == causes.markdown_table(), (
         "docs/result-schema.md's cause table differs from the registry; replace it with:\n"
-        + causes.markdown_table())
+        + causes.markdown_table()
+    )
 
 
 def test_the_table_has_one_row_per_cause_with_its_doc_line():

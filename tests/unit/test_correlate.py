@@ -15,45 +15,94 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     current_addresses,
     split_address,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.facts import normalize_facts, normalize_service
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
+    normalize_facts,
+    normalize_service,
+)
 
 
 def endpoint(ip, port=8080, ready=True, terminating=False, target=None, slice_="web-abc12"):
-    return {"address": "%s:%d" % (ip, port), "ip": ip, "port": port, "port_name": "http",
-            "ready": ready, "serving": ready or terminating, "terminating": terminating,
-            "target": target, "slice": slice_}
+    return {
+        "address": "%s:%d" % (ip, port),
+        "ip": ip,
+        "port": port,
+        "port_name": "http",
+        "ready": ready,
+        "serving": ready or terminating,
+        "terminating": terminating,
+        "target": target,
+        "slice": slice_,
+    }
 
 
 def pod(name, ip, ready=True, phase="Running", deleting=False, ports=(8080,)):
-    return {"namespace": "shop", "name": name, "uid": "u-" + name, "phase": phase,
-            "ready": ready, "pod_ip": ip, "pod_ips": [ip] if ip else [], "node": "n1",
-            "labels": {"app": "web"}, "creation_timestamp": "2026-11-25T01:00:00Z",
-            "deletion_timestamp": "2026-11-25T02:00:00Z" if deleting else None,
-            "restarts": 0,
-            "containers": [{"name": "app", "ready": ready, "started": True, "restart_count": 0,
-                            "state": "running", "reason": None, "exit_code": None,
-                            "last_state": None,
-                            "ports": [{"name": "http", "container_port": p, "protocol": "TCP"}
-                                      for p in ports]}],
-            "problems": []}
+    return {
+        "namespace": "shop",
+        "name": name,
+        "uid": "u-" + name,
+        "phase": phase,
+        "ready": ready,
+        "pod_ip": ip,
+        "pod_ips": [ip] if ip else [],
+        "node": "n1",
+        "labels": {"app": "web"},
+        "creation_timestamp": "2026-11-25T01:00:00Z",
+        "deletion_timestamp": "2026-11-25T02:00:00Z" if deleting else None,
+        "restarts": 0,
+        "containers": [
+            {
+                "name": "app",
+                "ready": ready,
+                "started": True,
+                "restart_count": 0,
+                "state": "running",
+                "reason": None,
+                "exit_code": None,
+                "last_state": None,
+                "ports": [{"name": "http", "container_port": p, "protocol": "TCP"} for p in ports],
+            }
+        ],
+        "problems": [],
+    }
 
 
 SERVICE = {
-    "namespace": "shop", "name": "web", "exists": True, "type": "ClusterIP",
-    "cluster_ip": "10.96.0.20", "headless": False, "selector": {"app": "web"},
-    "ports": [{"name": "http", "port": 80, "protocol": "TCP", "target_port": "http",
-               "resolved_target_ports": [{"pod": "shop/web-1", "port": 8080}]}],
-    "matching_pods": ["shop/web-1", "shop/web-2", "shop/web-3"], "selector_matches": True,
-    "endpoints": [endpoint("10.244.0.11", target="shop/web-1"),
-                  endpoint("10.244.0.12", ready=False, target="shop/web-2"),
-                  endpoint("10.244.0.13", ready=False, terminating=True, target="shop/web-3"),
-                  endpoint("fd00::14", target="shop/web-4")],
-    "ready_addresses": ["10.244.0.11:8080"], "not_ready_addresses": ["10.244.0.12:8080"],
-    "terminating_addresses": ["10.244.0.13:8080"], "port_mismatches": [],
+    "namespace": "shop",
+    "name": "web",
+    "exists": True,
+    "type": "ClusterIP",
+    "cluster_ip": "10.96.0.20",
+    "headless": False,
+    "selector": {"app": "web"},
+    "ports": [
+        {
+            "name": "http",
+            "port": 80,
+            "protocol": "TCP",
+            "target_port": "http",
+            "resolved_target_ports": [{"pod": "shop/web-1", "port": 8080}],
+        }
+    ],
+    "matching_pods": ["shop/web-1", "shop/web-2", "shop/web-3"],
+    "selector_matches": True,
+    "endpoints": [
+        endpoint("10.244.0.11", target="shop/web-1"),
+        endpoint("10.244.0.12", ready=False, target="shop/web-2"),
+        endpoint("10.244.0.13", ready=False, terminating=True, target="shop/web-3"),
+        endpoint("fd00::14", target="shop/web-4"),
+    ],
+    "ready_addresses": ["10.244.0.11:8080"],
+    "not_ready_addresses": ["10.244.0.12:8080"],
+    "terminating_addresses": ["10.244.0.13:8080"],
+    "port_mismatches": [],
 }
-PODS = [pod("web-1", "10.244.0.11"), pod("web-2", "10.244.0.12", ready=False),
-        pod("web-3", "10.244.0.13", deleting=True), pod("batch", "10.244.0.30", ports=()),
-        pod("done", "10.244.0.31", phase="Succeeded")]
+PODS = [
+    pod("web-1", "10.244.0.11"),
+    pod("web-2", "10.244.0.12", ready=False),
+    pod("web-3", "10.244.0.13", deleting=True),
+    pod("batch", "10.244.0.30", ports=()),
+    pod("done", "10.244.0.31", phase="Succeeded"),
+]
 
 
 @pytest.fixture(name="index")
@@ -61,25 +110,31 @@ def fixture_index():
     return build_index(SERVICE, PODS)
 
 
-@pytest.mark.parametrize("address,state", [
-    ("10.244.0.11:8080", "ready_endpoint"),
-    ("10.244.0.12:8080", "not_ready_endpoint"),
-    ("10.244.0.13:8080", "terminating_endpoint"),
-    ("10.96.0.20:80", "cluster_ip"),
-    ("10.244.0.30:9000", "pod_ip"),
-    ("10.244.0.99:8080", "stale"),
-    ("[fd00::14]:8080", "ready_endpoint"),
-    ("[fd00:0::14]:8080", "ready_endpoint"),
-    ("backend_grp", "group_name"),
-])
+@pytest.mark.parametrize(
+    "address,state",
+    [
+        ("10.244.0.11:8080", "ready_endpoint"),
+        ("10.244.0.12:8080", "not_ready_endpoint"),
+        ("10.244.0.13:8080", "terminating_endpoint"),
+        ("10.96.0.20:80", "cluster_ip"),
+        ("10.244.0.30:9000", "pod_ip"),
+        ("10.244.0.99:8080", "stale"),
+        ("[fd00::14]:8080", "ready_endpoint"),
+        ("[fd00:0::14]:8080", "ready_endpoint"),
+        ("backend_grp", "group_name"),
+    ],
+)
 def test_states(index, address, state):
     assert classify_address(address, index)["state"] == state
 
 
 def test_objects_name_the_cluster_objects(index):
     found = classify_address("10.244.0.11:8080", index)
-    assert found["objects"] == ["EndpointSlice shop/web-abc12", "Pod shop/web-1",
-                                "Service shop/web"]
+    assert found["objects"] == [
+        "EndpointSlice shop/web-abc12",
+        "Pod shop/web-1",
+        "Service shop/web",
+    ]
     assert found["port_match"] is True
     assert (found["ip"], found["port"]) == ("10.244.0.11", 8080)
 
@@ -97,8 +152,7 @@ def test_right_pod_wrong_port_is_not_stale(index):
 
 def test_pod_hints(index):
     assert any("being deleted" in h for h in classify_address("10.244.0.13:8080", index)["hints"])
-    assert any("phase Succeeded" in h
-               for h in classify_address("10.244.0.31:8080", index)["hints"])
+    assert any("phase Succeeded" in h for h in classify_address("10.244.0.31:8080", index)["hints"])
 
 
 def test_current_addresses(index):
@@ -112,10 +166,28 @@ def test_missing_facts_do_not_raise():
     assert classify_address("10.0.0.1:80", empty)["state"] == "stale"
     assert classify_address("10.0.0.1:80", None)["state"] == "stale"
     # Junk reaches build_index only through the normalisers, the one door into the core.
-    odd = build_index([normalize_service({"namespace": "a", "name": "b", "exists": True, "endpoints": [
-        {"address": "10.0.0.9:80", "ready": False, "target": None},  # not-ready, no targetRef, no ip
-        "garbage", {"ip": None}]}), normalize_service({"exists": False, "name": "gone"})],
-        normalize_facts({"pods": [None, {"name": "x"}]})["pods"])
+    odd = build_index(
+        [
+            normalize_service(
+                {
+                    "namespace": "a",
+                    "name": "b",
+                    "exists": True,
+                    "endpoints": [
+                        {
+                            "address": "10.0.0.9:80",
+                            "ready": False,
+                            "target": None,
+                        },  # not-ready, no targetRef, no ip
+                        "garbage",
+                        {"ip": None},
+                    ],
+                }
+            ),
+            normalize_service({"exists": False, "name": "gone"}),
+        ],
+        normalize_facts({"pods": [None, {"name": "x"}]})["pods"],
+    )
     assert odd["sources"] == {"services": 1, "pods": 1}
     assert classify_address("10.0.0.9:80", odd)["state"] == "not_ready_endpoint"
     assert classify_address(None, odd)["state"] == "group_name"
@@ -131,21 +203,33 @@ def test_split_address():
 
 def test_correlate_addresses_marks_stale_only_after_reload(index):
     summary = [
-        {"address": "10.244.0.99:8080", "count": 12, "count_after_reload": 12,
-         "last_seen": "2026-11-25T02:21:05Z", "after_reload": True,
-         "signatures": {"connect_refused": 12}},
-        {"address": "10.244.0.98:8080", "count": 3, "count_after_reload": 0,
-         "last_seen": "2026-11-25T01:00:00Z", "after_reload": False,
-         "signatures": {"connect_refused": 3}},
-        {"address": "10.244.0.11:8080", "count": 1, "count_after_reload": 1,
-         "after_reload": True},
+        {
+            "address": "10.244.0.99:8080",
+            "count": 12,
+            "count_after_reload": 12,
+            "last_seen": "2026-11-25T02:21:05Z",
+            "after_reload": True,
+            "signatures": {"connect_refused": 12},
+        },
+        {
+            "address": "10.244.0.98:8080",
+            "count": 3,
+            "count_after_reload": 0,
+            "last_seen": "2026-11-25T01:00:00Z",
+            "after_reload": False,
+            "signatures": {"connect_refused": 3},
+        },
+        {"address": "10.244.0.11:8080", "count": 1, "count_after_reload": 1, "after_reload": True},
         "garbage",
     ]
     result = correlate_addresses(summary, index)
     assert result["stale_addresses"] == ["10.244.0.99:8080"]
     states = {e["address"]: e["state"] for e in result["upstream_addresses"]}
-    assert states == {"10.244.0.11:8080": "ready_endpoint", "10.244.0.98:8080": "stale",
-                      "10.244.0.99:8080": "stale"}
+    assert states == {
+        "10.244.0.11:8080": "ready_endpoint",
+        "10.244.0.98:8080": "stale",
+        "10.244.0.99:8080": "stale",
+    }
     assert correlate_addresses(None, index) == {"upstream_addresses": [], "stale_addresses": []}
 
 

@@ -1,16 +1,24 @@
 """Upstream drift rules: stale addresses in the log, and pods newer than the last reload."""
+
 import shapes
 from ansible_collections.badgateway.k8s.plugins.module_utils.drift import upstream_drift
 
 
 def proxy(name, last_reload="2026-11-25T10:00:00.123456789Z", stale=(), host="web", headless=True):
-    return shapes.proxy(name, last_reload=last_reload, stale_addresses=list(stale),
-                        upstream_hosts=[shapes.upstream_host(host, service="app/web")])
+    return shapes.proxy(
+        name,
+        last_reload=last_reload,
+        stale_addresses=list(stale),
+        upstream_hosts=[shapes.upstream_host(host, service="app/web")],
+    )
 
 
 def svc(headless=True, ready=("10.0.0.7:8080",), target="app/web-0"):
-    return shapes.service(headless=headless, ready_addresses=list(ready),
-                          endpoints=[shapes.endpoint(a, target=target) for a in ready])
+    return shapes.service(
+        headless=headless,
+        ready_addresses=list(ready),
+        endpoints=[shapes.endpoint(a, target=target) for a in ready],
+    )
 
 
 def pod(created):
@@ -18,8 +26,11 @@ def pod(created):
 
 
 def test_stale_address_in_log_is_drift_with_fix_command():
-    got = upstream_drift([proxy("nginx-0", stale=["10.0.0.4:8080"]), proxy("nginx-1")],
-                         [svc()], [pod("2026-11-25T09:00:00Z")])
+    got = upstream_drift(
+        [proxy("nginx-0", stale=["10.0.0.4:8080"]), proxy("nginx-1")],
+        [svc()],
+        [pod("2026-11-25T09:00:00Z")],
+    )
     assert got["status"] == "drift"
     assert got["drifted"] == ["edge/nginx-0"]
     assert "10.0.0.4:8080" in got["message"] and "10.0.0.7:8080" in got["message"]
@@ -55,7 +66,9 @@ def test_a_pod_dns_name_drifts_when_its_pod_is_newer_than_the_reload():
     """proxy_pass to web-0.web-headless.app (a pod's own DNS name, behind a ClusterIP Service
     here): nginx resolved it to the pod's IP at its last reload; a newer pod is unknown to it."""
     replica = proxy("nginx-0")
-    replica["upstream_hosts"] = [shapes.upstream_host("web-0.web-headless.app", service="app/web", pod="web-0")]
+    replica["upstream_hosts"] = [
+        shapes.upstream_host("web-0.web-headless.app", service="app/web", pod="web-0")
+    ]
     got = upstream_drift([replica], [svc(headless=False)], [pod("2026-11-25T11:00:00Z")])
     assert got["status"] == "drift", got
     assert got["replicas"][0]["unknown_addresses"] == ["10.0.0.7:8080"]

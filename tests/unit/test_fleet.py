@@ -1,21 +1,33 @@
 """Fleet summary: counts per cause, could-not-check targets with one reason each."""
-from ansible_collections.badgateway.k8s.plugins.module_utils.fleet import fleet_markdown, fleet_summary
+
+from ansible_collections.badgateway.k8s.plugins.module_utils.fleet import (
+    fleet_markdown,
+    fleet_summary,
+)
 
 
 def result(cause, errors=None, performed=False):
-    return {"verdict": {"cause": cause, "summary": "%s summary" % cause, "stale_replicas": []},
-            "errors": errors or {}, "remediation": {"performed": performed, "verified": performed}}
+    return {
+        "verdict": {"cause": cause, "summary": "%s summary" % cause, "stale_replicas": []},
+        "errors": errors or {},
+        "remediation": {"performed": performed, "verified": performed},
+    }
 
 
 def test_counts_and_could_not_check():
     down = "cannot reach the Kubernetes API at https://127.0.0.1:9"
-    summary = fleet_summary({
-        "b": result("stale_upstream", performed=True),
-        "a": result("healthy"),
-        "c": result("unknown", errors={"service": down, "backend_pods": down, "connectivity": "needs the Service"}),
-        "d": None,
-        "e": result("healthy"),
-    })
+    summary = fleet_summary(
+        {
+            "b": result("stale_upstream", performed=True),
+            "a": result("healthy"),
+            "c": result(
+                "unknown",
+                errors={"service": down, "backend_pods": down, "connectivity": "needs the Service"},
+            ),
+            "d": None,
+            "e": result("healthy"),
+        }
+    )
     assert summary["targets"] == 5
     assert summary["counts"] == {"could_not_check": 2, "healthy": 2, "stale_upstream": 1}
     assert [r["target"] for r in summary["rows"]] == ["a", "b", "c", "d", "e"]

@@ -7,13 +7,29 @@ import pytest
 
 import shapes
 
-from ansible_collections.badgateway.k8s.plugins.module_utils import facts, health, layers, report_render, verdict
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import ERROR_SIGNATURES, SIGNATURES
+from ansible_collections.badgateway.k8s.plugins.module_utils import (
+    facts,
+    health,
+    layers,
+    report_render,
+    verdict,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    ERROR_SIGNATURES,
+    SIGNATURES,
+)
 
 
 def pod(name, phase="Running", ready=True, problems=(), restarts=0, deleting=None):
-    return shapes.pod(name, phase=phase, ready=ready, pod_ip="10.0.0.%d" % len(name), problems=list(problems),
-                      restarts=restarts, deletion_timestamp=deleting)
+    return shapes.pod(
+        name,
+        phase=phase,
+        ready=ready,
+        pod_ip="10.0.0.%d" % len(name),
+        problems=list(problems),
+        restarts=restarts,
+        deletion_timestamp=deleting,
+    )
 
 
 PODS = [
@@ -28,15 +44,32 @@ PODS = [
 
 
 def service(**kw):
-    kw = dict({"selector": {"app": "web", "tier": "a"}, "matching_pods": ["app/ok"],
-               "ready_addresses": ["10.0.0.2:8080"]}, **kw)
+    kw = dict(
+        {
+            "selector": {"app": "web", "tier": "a"},
+            "matching_pods": ["app/ok"],
+            "ready_addresses": ["10.0.0.2:8080"],
+        },
+        **kw,
+    )
     return shapes.service(**kw)
 
 
-@pytest.mark.parametrize("status, gateway, server", [
-    (200, False, False), (404, False, False), (500, False, True), (502, True, True), (503, True, True),
-    (504, True, True), (None, True, True), (0, True, True), (True, True, True), ("200", True, True),
-])
+@pytest.mark.parametrize(
+    "status, gateway, server",
+    [
+        (200, False, False),
+        (404, False, False),
+        (500, False, True),
+        (502, True, True),
+        (503, True, True),
+        (504, True, True),
+        (None, True, True),
+        (0, True, True),
+        (True, True, True),
+        ("200", True, True),
+    ],
+)
 def test_a_status_is_judged_once(status, gateway, server):
     """A status that is not a number (junk, a boolean) is no answer once normalised."""
     status = facts.normalize_probe({"status": status})["status"]
@@ -45,13 +78,21 @@ def test_a_status_is_judged_once(status, gateway, server):
 
 
 def test_probe_line_and_ran():
-    assert health.probe_line(shapes.probe("p", "ns", 502, url="http://x/")) == "ns/p: GET http://x/ -> 502"
-    assert health.probe_line(shapes.probe("p", "ns", None, url="http://x/", error="refused")) == \
-        "ns/p: GET http://x/ -> no answer (refused)"
+    assert (
+        health.probe_line(shapes.probe("p", "ns", 502, url="http://x/"))
+        == "ns/p: GET http://x/ -> 502"
+    )
+    assert (
+        health.probe_line(shapes.probe("p", "ns", None, url="http://x/", error="refused"))
+        == "ns/p: GET http://x/ -> no answer (refused)"
+    )
     assert health.probe_ran(shapes.probe()) and not health.probe_ran(shapes.probe(ran=False))
     # a probe that does not say it ran did not: its outcome is no evidence
     assert not health.probe_ran(facts.normalize_probe({"status": 200}))
-    assert health.probe_line(facts.normalize_probe("junk")) == "?/?: GET ? -> no answer (unknown error)"
+    assert (
+        health.probe_line(facts.normalize_probe("junk"))
+        == "?/?: GET ? -> no answer (unknown error)"
+    )
 
 
 def test_pod_health():
@@ -59,7 +100,10 @@ def test_pod_health():
     assert [n for n, h in judged.items() if h["healthy"]] == ["ok", "leaving"]
     assert [n for n, h in judged.items() if h["crashing"]] == ["crashloop", "pending", "evicted"]
     assert [n for n, h in judged.items() if h["not_ready"]] == ["notready", "crashloop"]
-    assert judged["leaving"]["deleting"] == "2026-11-25T02:20:00Z" and judged["crashloop"]["restarts"] == 4
+    assert (
+        judged["leaving"]["deleting"] == "2026-11-25T02:20:00Z"
+        and judged["crashloop"]["restarts"] == 4
+    )
     broken = health.pod_health(facts.normalize_pod({"problems": "x", "restarts": "many"}))
     assert broken["problems"] == [] and broken["restarts"] == 0 and not broken["healthy"]
 
@@ -74,11 +118,30 @@ def test_service_health():
     assert health.service_health(service())["sound"]
     missing = health.service_health(service(exists=False))
     assert not missing["exists"] and missing["problems"] == ["it does not exist"]
-    empty = health.service_health(service(selector_matches=False, matching_pods=[], ready_addresses=[]))
-    assert empty["selects_no_pod"] and empty["problems"] == ["its selector matches no pod", "it has no ready endpoint"]
-    ports = health.service_health(facts.normalize_service(service(port_mismatches=[
-        {"port": 80, "target_port": "http", "pods_without_it": ["app/web-0", "app/web-1"]}, "junk"])))
-    assert ports["port_mismatches"] == ["port 80 targets http, which pods app/web-0, app/web-1 do not expose"]
+    empty = health.service_health(
+        service(selector_matches=False, matching_pods=[], ready_addresses=[])
+    )
+    assert empty["selects_no_pod"] and empty["problems"] == [
+        "its selector matches no pod",
+        "it has no ready endpoint",
+    ]
+    ports = health.service_health(
+        facts.normalize_service(
+            service(
+                port_mismatches=[
+                    {
+                        "port": 80,
+                        "target_port": "http",
+                        "pods_without_it": ["app/web-0", "app/web-1"],
+                    },
+                    "junk",
+                ]
+            )
+        )
+    )
+    assert ports["port_mismatches"] == [
+        "port 80 targets http, which pods app/web-0, app/web-1 do not expose"
+    ]
     assert ports["problems"] == ports["port_mismatches"] and not ports["sound"]
     assert health.selector_text({"tier": "a", "app": "web"}) == "app=web,tier=a"
     assert health.selector_text(facts.normalize_service({"selector": None})["selector"]) == "(none)"
@@ -88,7 +151,12 @@ def test_upstream_errors_are_nginx_logs_error_signatures():
     counts = {sig: 1 for sig in SIGNATURES}
     assert set(health.upstream_errors(counts)) == ERROR_SIGNATURES
     assert health.upstream_errors({"reload": 1, "info": 3, "client_closed": 2}) == {}
-    assert health.upstream_errors(facts.normalize_proxy({"counts_after_reload": None})["counts_after_reload"]) == {}
+    assert (
+        health.upstream_errors(
+            facts.normalize_proxy({"counts_after_reload": None})["counts_after_reload"]
+        )
+        == {}
+    )
 
 
 def test_layers_report_and_verdict_judge_pods_alike():
@@ -101,17 +169,29 @@ def test_layers_report_and_verdict_judge_pods_alike():
     unhealthy = {p["name"] for p in PODS if not health.pod_health(p)["healthy"]}
     assert named == failed == unhealthy == {"notready", "crashloop", "pending", "evicted", "warned"}
     view = verdict._Facts(facts.normalize_facts({"pods": PODS}))
-    assert {line.split()[1] for line in view.crash} == {"app/crashloop", "app/pending", "app/evicted"}
+    assert {line.split()[1] for line in view.crash} == {
+        "app/crashloop",
+        "app/pending",
+        "app/evicted",
+    }
     assert view.not_ready_pods == ["pod app/notready", "pod app/crashloop"]
     assert view.deleting == ["pod app/leaving (deleting since 2026-11-25T02:20:00Z)"]
 
 
-@pytest.mark.parametrize("svc, sound", [
-    (service(), True),
-    (service(exists=False), False),
-    (service(selector_matches=False, matching_pods=[], ready_addresses=[]), False),
-    (service(port_mismatches=[{"port": 80, "target_port": 3000, "pods_without_it": ["app/ok"]}]), False),
-])
+@pytest.mark.parametrize(
+    "svc, sound",
+    [
+        (service(), True),
+        (service(exists=False), False),
+        (service(selector_matches=False, matching_pods=[], ready_addresses=[]), False),
+        (
+            service(
+                port_mismatches=[{"port": 80, "target_port": 3000, "pods_without_it": ["app/ok"]}]
+            ),
+            False,
+        ),
+    ],
+)
 def test_layers_and_report_judge_a_service_alike(svc, sound):
     layer = layers.assess({"service": svc}, "service")
     node = report_render.build_chain({"service": svc})["service"]
@@ -127,8 +207,13 @@ def test_layers_and_report_judge_a_service_alike(svc, sound):
 
 def test_a_reload_marker_is_not_an_upstream_error_anywhere():
     """A replica whose log holds only its (re)load and info lines is clean for all three."""
-    proxy = shapes.proxy(last_reload="2026-11-25T01:00:00Z", counts={"reload": 1, "info": 2},
-                         counts_after_reload={"reload": 1, "info": 2})
+    proxy = shapes.proxy(
+        last_reload="2026-11-25T01:00:00Z",
+        counts={"reload": 1, "info": 2},
+        counts_after_reload={"reload": 1, "info": 2},
+    )
     assert layers.assess({"proxies": [proxy]}, "proxy_logs")["status"] == "pass"
     assert report_render.build_chain({"proxies": [proxy]})["proxies"][0]["status"] == "pass"
-    assert verdict._Facts(facts.normalize_facts({"proxies": [proxy]})).replicas[0]["errors_after"] == 0
+    assert (
+        verdict._Facts(facts.normalize_facts({"proxies": [proxy]})).replicas[0]["errors_after"] == 0
+    )

@@ -27,8 +27,17 @@ GOOD, LIMITED = "good-token", "limited-token"
 
 
 def _status(code, reason, message):
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                              "reason": reason, "message": message, "code": code}, status=code)
+    return web.json_response(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": reason,
+            "message": message,
+            "code": code,
+        },
+        status=code,
+    )
 
 
 def _auth(request):
@@ -43,15 +52,27 @@ async def list_pods(request):
     if denied:
         return denied
     if request.match_info["ns"] == "gone":
-        return web.json_response({"kind": "PodList", "apiVersion": "v1", "items": [],
-                                  "metadata": {"resourceVersion": "1"}})
+        return web.json_response(
+            {
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "items": [],
+                "metadata": {"resourceVersion": "1"},
+            }
+        )
     # two pages, to exercise `continue`
     if request.query.get("continue") == "page2":
-        return web.json_response({"kind": "PodList", "items": [{"metadata": {"name": "b"}}],
-                                  "metadata": {}})
+        return web.json_response(
+            {"kind": "PodList", "items": [{"metadata": {"name": "b"}}], "metadata": {}}
+        )
     assert request.query.get("labelSelector") == "app=web"
-    return web.json_response({"kind": "PodList", "items": [{"metadata": {"name": "a"}}],
-                              "metadata": {"continue": "page2"}})
+    return web.json_response(
+        {
+            "kind": "PodList",
+            "items": [{"metadata": {"name": "a"}}],
+            "metadata": {"continue": "page2"},
+        }
+    )
 
 
 async def get_namespace(request):
@@ -89,8 +110,9 @@ async def pod_exec(request):
     if request.match_info["pod"] == "broken":
         return _status(500, "InternalError", "Internal error occurred: error dialing backend")
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    ws = web.WebSocketResponse(protocols=[p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io")
-                                          if p in offered])
+    ws = web.WebSocketResponse(
+        protocols=[p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered]
+    )
     await ws.prepare(request)
     command = request.query.getall("command")
     action = command[0]
@@ -101,16 +123,31 @@ async def pod_exec(request):
     if action == "ok":
         await ws.send_bytes(b'\x03{"status":"Success"}')
     elif action == "fail3":
-        await ws.send_bytes(b'\x03' + json.dumps({
-            "status": "Failure", "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}).encode())
+        await ws.send_bytes(
+            b"\x03"
+            + json.dumps(
+                {
+                    "status": "Failure",
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+                }
+            ).encode()
+        )
     elif action == "nobinary":
-        await ws.send_bytes(b'\x03' + json.dumps({
-            "status": "Failure", "reason": "InternalError",
-            "message": 'OCI runtime exec failed: exec failed: unable to start container process: '
-                       'exec: "nobinary": executable file not found in $PATH: unknown',
-            "details": {"causes": [{"message": 'OCI runtime exec failed: exec: "nobinary"'}]}
-        }).encode())
+        await ws.send_bytes(
+            b"\x03"
+            + json.dumps(
+                {
+                    "status": "Failure",
+                    "reason": "InternalError",
+                    "message": "OCI runtime exec failed: exec failed: unable to start container process: "
+                    'exec: "nobinary": executable file not found in $PATH: unknown',
+                    "details": {
+                        "causes": [{"message": 'OCI runtime exec failed: exec: "nobinary"'}]
+                    },
+                }
+            ).encode()
+        )
     elif action == "hang":
         try:
             await ws.receive(timeout=30)  # ends when the client gives up and closes
@@ -162,20 +199,34 @@ def client(host, token=GOOD, **extra):
 
 
 # ---------------------------------------------------------------- exit-code parsing (pure)
-@pytest.mark.parametrize("raw, rc, error_part", [
-    (b'{"status":"Success"}', 0, None),
-    (b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
-     b'[{"reason":"ExitCode","message":"3"}]}}', 3, None),
-    (b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
-     b'[{"reason":"ExitCode","message":"OCI runtime said no"}]}}', None, "not a number"),
-    (b'{"status":"Failure","reason":"InternalError","message":"OCI runtime exec failed"}',
-     None, "OCI runtime exec failed"),
-    (b"", None, "without a status"),
-    (None, None, "without a status"),
-    (b"not json", None, "unreadable"),
-    (b"[1, 2]", None, "unreadable"),
-    (b'{"status":"Failure","reason":"NonZeroExitCode"}', None, "NonZeroExitCode"),
-])
+@pytest.mark.parametrize(
+    "raw, rc, error_part",
+    [
+        (b'{"status":"Success"}', 0, None),
+        (
+            b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+            b'[{"reason":"ExitCode","message":"3"}]}}',
+            3,
+            None,
+        ),
+        (
+            b'{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+            b'[{"reason":"ExitCode","message":"OCI runtime said no"}]}}',
+            None,
+            "not a number",
+        ),
+        (
+            b'{"status":"Failure","reason":"InternalError","message":"OCI runtime exec failed"}',
+            None,
+            "OCI runtime exec failed",
+        ),
+        (b"", None, "without a status"),
+        (None, None, "without a status"),
+        (b"not json", None, "unreadable"),
+        (b"[1, 2]", None, "unreadable"),
+        (b'{"status":"Failure","reason":"NonZeroExitCode"}', None, "NonZeroExitCode"),
+    ],
+)
 def test_parse_exec_status(raw, rc, error_part):
     got_rc, error = parse_exec_status(raw)
     assert got_rc == rc
@@ -186,13 +237,17 @@ def test_parse_exec_status(raw, rc, error_part):
 
 
 # ---------------------------------------------------------------- exec over WebSocket
-@pytest.mark.parametrize("protocols, expect", [
-    (None, "v5.channel.k8s.io"),
-    (("v4.channel.k8s.io",), "v4.channel.k8s.io"),
-])
+@pytest.mark.parametrize(
+    "protocols, expect",
+    [
+        (None, "v5.channel.k8s.io"),
+        (("v4.channel.k8s.io",), "v4.channel.k8s.io"),
+    ],
+)
 def test_exec_success_both_protocols(fake_api, protocols, expect):
-    result = client(fake_api).exec("ns", "p", ["ok", "a b", "--x=1"], container="c",
-                                   subprotocols=protocols)
+    result = client(fake_api).exec(
+        "ns", "p", ["ok", "a b", "--x=1"], container="c", subprotocols=protocols
+    )
     assert result.rc == 0 and result.ok and result.error is None
     assert json.loads(result.stdout) == {"argv": ["ok", "a b", "--x=1"], "proto": expect}
     assert result.stderr == "warn\n"
@@ -268,7 +323,7 @@ def test_namespace_exists(fake_api):
 
 def test_require_namespace_raises_only_for_a_missing_one(fake_api):
     assert client(fake_api).require_namespace("default") is True
-    assert client(fake_api, LIMITED).require_namespace("nope") is None   # cannot tell: no error
+    assert client(fake_api, LIMITED).require_namespace("nope") is None  # cannot tell: no error
     with pytest.raises(K8sError, match='^namespace "nope" does not exist$'):
         client(fake_api).require_namespace("nope")
 
@@ -324,7 +379,9 @@ def _dripping_server(head_first):
             except OSError:
                 continue
             conn.recv(65536)
-            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+            answer = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+            )
             if head_first:
                 conn.sendall(answer)
                 answer = b"{" + b" " * 399
@@ -373,21 +430,34 @@ def test_a_refused_exec_is_an_error_naming_the_call_not_a_command_that_did_not_r
 def test_kubeconfig_secrets_are_found_in_a_dict():
     exec_user = {"command": "aws", "env": [{"name": "X", "value": "v"}]}
     provider = {"config": {"id-token": "idt", "refresh-token": "rt", "client-secret": "cs"}}
-    kubeconfig = {"users": [{"name": "u", "user": {"token": "tok-123", "client-key-data": "S0VZ", "exec": exec_user}},
-                            {"name": "o", "user": {"auth-provider": provider}},
-                            {"name": "b", "user": {"username": "admin", "password": "pw"}}],
-                  "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}]}
+    kubeconfig = {
+        "users": [
+            {
+                "name": "u",
+                "user": {"token": "tok-123", "client-key-data": "S0VZ", "exec": exec_user},
+            },
+            {"name": "o", "user": {"auth-provider": provider}},
+            {"name": "b", "user": {"username": "admin", "password": "pw"}},
+        ],
+        "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}],
+    }
     assert k8s_access.kubeconfig_secrets(kubeconfig) == {"tok-123", "S0VZ", "idt", "rt", "cs", "pw"}
     assert k8s_access.kubeconfig_secrets("/path/to/kubeconfig") == set()
 
 
 # ---------------------------------------------------------------- configuration
 def _kubeconfig(server, token):
-    return {"apiVersion": "v1", "kind": "Config", "current-context": "lab",
-            "clusters": [{"name": "lab", "cluster": {"server": server}}],
-            "users": [{"name": "u", "user": {"token": token}}],
-            "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "u"}},
-                         {"name": "other", "context": {"cluster": "lab", "user": "u"}}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [
+            {"name": "lab", "context": {"cluster": "lab", "user": "u"}},
+            {"name": "other", "context": {"cluster": "lab", "user": "u"}},
+        ],
+    }
 
 
 def test_kubeconfig_dict_and_explicit_override(fake_api):
@@ -421,11 +491,18 @@ def test_no_configuration_at_all(tmp_path, monkeypatch):
 
 def test_auth_spec_env_fallbacks():
     spec = k8s_access.AUTH_ARG_SPEC
-    expected = {"kubeconfig": "K8S_AUTH_KUBECONFIG", "context": "K8S_AUTH_CONTEXT",
-                "host": "K8S_AUTH_HOST", "api_key": "K8S_AUTH_API_KEY",
-                "validate_certs": "K8S_AUTH_VERIFY_SSL", "ca_cert": "K8S_AUTH_SSL_CA_CERT",
-                "client_cert": "K8S_AUTH_CERT_FILE", "client_key": "K8S_AUTH_KEY_FILE",
-                "proxy": "K8S_AUTH_PROXY", "no_proxy": "K8S_AUTH_NO_PROXY"}
+    expected = {
+        "kubeconfig": "K8S_AUTH_KUBECONFIG",
+        "context": "K8S_AUTH_CONTEXT",
+        "host": "K8S_AUTH_HOST",
+        "api_key": "K8S_AUTH_API_KEY",
+        "validate_certs": "K8S_AUTH_VERIFY_SSL",
+        "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+        "client_cert": "K8S_AUTH_CERT_FILE",
+        "client_key": "K8S_AUTH_KEY_FILE",
+        "proxy": "K8S_AUTH_PROXY",
+        "no_proxy": "K8S_AUTH_NO_PROXY",
+    }
     for option, env in expected.items():
         assert spec[option]["fallback"][1] == [env], option
     assert spec["api_key"]["no_log"] and spec["password"]["no_log"]
@@ -449,21 +526,52 @@ def test_proxy_bypass_rules():
 
 
 # ---------------------------------------------------------------- TLS options, one source
-@pytest.mark.parametrize("extra, pool, ws", [
-    ({"host": "http://127.0.0.1:1"}, {}, {}),
-    ({}, {"cert_reqs": "CERT_REQUIRED"}, {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}),
-    # validate_certs=false: the CA is not used, nor the host name checked, on either path
-    ({"validate_certs": False, "ca_cert": "ca.crt"},
-     {"cert_reqs": "CERT_NONE", "assert_hostname": False},
-     {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}),
-    ({"ca_cert": "ca.crt", "client_cert": "c.crt", "client_key": "c.key"},
-     {"cert_reqs": "CERT_REQUIRED", "ca_certs": "ca.crt", "cert_file": "c.crt", "key_file": "c.key"},
-     {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True, "ca_certs": "ca.crt",
-      "certfile": "c.crt", "keyfile": "c.key"}),
-    ({"assert_hostname": False, "tls_server_name": "api.example.test"},
-     {"cert_reqs": "CERT_REQUIRED", "assert_hostname": False, "server_hostname": "api.example.test"},
-     {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False, "server_hostname": "api.example.test"}),
-])
+@pytest.mark.parametrize(
+    "extra, pool, ws",
+    [
+        ({"host": "http://127.0.0.1:1"}, {}, {}),
+        (
+            {},
+            {"cert_reqs": "CERT_REQUIRED"},
+            {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True},
+        ),
+        # validate_certs=false: the CA is not used, nor the host name checked, on either path
+        (
+            {"validate_certs": False, "ca_cert": "ca.crt"},
+            {"cert_reqs": "CERT_NONE", "assert_hostname": False},
+            {"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
+        ),
+        (
+            {"ca_cert": "ca.crt", "client_cert": "c.crt", "client_key": "c.key"},
+            {
+                "cert_reqs": "CERT_REQUIRED",
+                "ca_certs": "ca.crt",
+                "cert_file": "c.crt",
+                "key_file": "c.key",
+            },
+            {
+                "cert_reqs": ssl.CERT_REQUIRED,
+                "check_hostname": True,
+                "ca_certs": "ca.crt",
+                "certfile": "c.crt",
+                "keyfile": "c.key",
+            },
+        ),
+        (
+            {"assert_hostname": False, "tls_server_name": "api.example.test"},
+            {
+                "cert_reqs": "CERT_REQUIRED",
+                "assert_hostname": False,
+                "server_hostname": "api.example.test",
+            },
+            {
+                "cert_reqs": ssl.CERT_REQUIRED,
+                "check_hostname": False,
+                "server_hostname": "api.example.test",
+            },
+        ),
+    ],
+)
 def test_tls_options_are_the_same_settings_for_requests_and_exec(tmp_path, extra, pool, ws):
     """urllib3 (GET, logs) and websocket-client (exec) get the same TLS settings, each in its
     own spelling."""

@@ -1,4 +1,5 @@
 """The per-layer judgements the diagnose_502 role asserts on."""
+
 import pytest
 
 import shapes
@@ -7,7 +8,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import layers
 
 
 def pod(name, ready=True, phase="Running", problems=(), ip="10.0.0.5"):
-    return shapes.pod(name, phase=phase, ready=ready, pod_ip=ip, pod_ips=[ip], problems=list(problems))
+    return shapes.pod(
+        name, phase=phase, ready=ready, pod_ip=ip, pod_ips=[ip], problems=list(problems)
+    )
 
 
 def probe(name, status, url="http://web.app:8080/", error=None):
@@ -28,7 +31,10 @@ def test_symptom_counts_an_unanswered_url_as_a_gateway_error():
 
 
 def test_symptom_passes_when_every_probe_answers():
-    got = layers.assess({"symptom": {"url": "http://x/", "status": 200}, "self_probes": [probe("nginx-0", 200)]}, "symptom")
+    got = layers.assess(
+        {"symptom": {"url": "http://x/", "status": 200}, "self_probes": [probe("nginx-0", 200)]},
+        "symptom",
+    )
     assert got["status"] == "pass"
     assert len(got["evidence"]) == 2
 
@@ -45,15 +51,27 @@ def test_no_pods_fails_and_missing_pods_is_an_error():
 
 
 def test_gather_error_overrides_the_judgement_with_its_reason():
-    got = layers.assess({"pods": None, "errors": {"backend_pods": 'cannot list "pods" in "app"'}}, "backend_pods")
+    got = layers.assess(
+        {"pods": None, "errors": {"backend_pods": 'cannot list "pods" in "app"'}}, "backend_pods"
+    )
     assert got["status"] == "error"
     assert 'cannot list "pods"' in got["message"]
 
 
 def service(**kw):
-    svc = {"namespace": "app", "name": "web", "exists": True, "headless": False, "cluster_ip": "10.96.0.10",
-           "selector": {"app": "web"}, "selector_matches": True, "ready_addresses": ["10.0.0.5:8080"],
-           "not_ready_addresses": [], "terminating_addresses": [], "port_mismatches": []}
+    svc = {
+        "namespace": "app",
+        "name": "web",
+        "exists": True,
+        "headless": False,
+        "cluster_ip": "10.96.0.10",
+        "selector": {"app": "web"},
+        "selector_matches": True,
+        "ready_addresses": ["10.0.0.5:8080"],
+        "not_ready_addresses": [],
+        "terminating_addresses": [],
+        "port_mismatches": [],
+    }
     svc.update(kw)
     return svc
 
@@ -62,27 +80,54 @@ def test_service_layer():
     assert layers.assess({"service": service()}, "service")["status"] == "pass"
     missing = layers.assess({"service": service(exists=False)}, "service")
     assert missing["status"] == "fail" and "does not exist" in missing["message"]
-    empty = layers.assess({"service": service(selector_matches=False, ready_addresses=[])}, "service")
+    empty = layers.assess(
+        {"service": service(selector_matches=False, ready_addresses=[])}, "service"
+    )
     assert "matches no pod" in empty["message"] and "no ready endpoint" in empty["message"]
-    ports = layers.assess({"service": service(port_mismatches=[
-        {"port": 80, "target_port": "http", "pods_without_it": ["app/web-0"]}])}, "service")
+    ports = layers.assess(
+        {
+            "service": service(
+                port_mismatches=[
+                    {"port": 80, "target_port": "http", "pods_without_it": ["app/web-0"]}
+                ]
+            )
+        },
+        "service",
+    )
     assert ports["status"] == "fail" and "targets http" in ports["message"]
 
 
 def test_connectivity_is_the_seeds_hypothesis_three():
-    assert layers.assess({"svc_probes": [probe("nginx-0", 200)]}, "connectivity")["status"] == "pass"
-    bad = layers.assess({"svc_probes": [probe("nginx-0", None, error="curl: (7) refused")]}, "connectivity")
+    assert (
+        layers.assess({"svc_probes": [probe("nginx-0", 200)]}, "connectivity")["status"] == "pass"
+    )
+    bad = layers.assess(
+        {"svc_probes": [probe("nginx-0", None, error="curl: (7) refused")]}, "connectivity"
+    )
     assert bad["status"] == "fail" and "curl: (7) refused" in bad["message"]
     assert layers.assess({"svc_probes": []}, "connectivity")["status"] == "error"
 
 
 def test_proxy_logs_names_the_stale_replica_and_address():
     proxies = [
-        {"namespace": "web", "name": "nginx-0", "last_reload": "t0", "counts_after_reload": {},
-         "stale_addresses": [], "upstream_addresses": []},
-        {"namespace": "web", "name": "nginx-1", "last_reload": "t0", "counts_after_reload": {"connect_refused": 4},
-         "stale_addresses": ["10.0.0.4:8080"],
-         "upstream_addresses": [{"address": "10.0.0.4:8080", "count": 4, "state": "stale", "after_reload": True}]},
+        {
+            "namespace": "web",
+            "name": "nginx-0",
+            "last_reload": "t0",
+            "counts_after_reload": {},
+            "stale_addresses": [],
+            "upstream_addresses": [],
+        },
+        {
+            "namespace": "web",
+            "name": "nginx-1",
+            "last_reload": "t0",
+            "counts_after_reload": {"connect_refused": 4},
+            "stale_addresses": ["10.0.0.4:8080"],
+            "upstream_addresses": [
+                {"address": "10.0.0.4:8080", "count": 4, "state": "stale", "after_reload": True}
+            ],
+        },
     ]
     got = layers.assess({"proxies": proxies}, "proxy_logs")
     assert got["status"] == "fail"
@@ -91,10 +136,19 @@ def test_proxy_logs_names_the_stale_replica_and_address():
 
 
 def test_errors_only_before_the_last_reload_pass():
-    proxies = [{"namespace": "web", "name": "nginx-0", "last_reload": "t1", "counts_after_reload": {"reload": 1, "info": 3},
-                "errors_after_reload": 0,
-                "stale_addresses": [],
-                "upstream_addresses": [{"address": "10.0.0.4:8080", "count": 9, "state": "stale", "after_reload": False}]}]
+    proxies = [
+        {
+            "namespace": "web",
+            "name": "nginx-0",
+            "last_reload": "t1",
+            "counts_after_reload": {"reload": 1, "info": 3},
+            "errors_after_reload": 0,
+            "stale_addresses": [],
+            "upstream_addresses": [
+                {"address": "10.0.0.4:8080", "count": 9, "state": "stale", "after_reload": False}
+            ],
+        }
+    ]
     got = layers.assess({"proxies": proxies}, "proxy_logs")
     assert got["status"] == "pass"
     assert any("before the last reload" in e for e in got["evidence"])

@@ -90,7 +90,10 @@ def test_real_dump_upstreams_and_targets():
     assert sorted(groups) == ["api_v1", "webui"]
     assert groups["webui"]["context"] == "http"  # the include was expanded inside http{}
     assert [(s["host"], s["port"]) for s in groups["webui"]["servers"]] == [
-        ("localhost", 8080), ("127.77.0.2", 8080), ("127.77.0.3", 8081)]
+        ("localhost", 8080),
+        ("127.77.0.2", 8080),
+        ("127.77.0.3", 8081),
+    ]
     assert groups["webui"]["servers"][2]["params"] == ["backup"]
     assert groups["api_v1"]["servers"][0]["port"] == 80
     assert groups["webui"]["zone"] == "webui"
@@ -136,8 +139,10 @@ def test_upstream_hosts_map_to_services():
     hosts = upstream_hosts(parse_nginx_t(K8S_DUMP), namespace="proxy")
     by_host = {(h["host"], h["source"]): h for h in hosts}
     assert by_host[("open-webui", "upstream")]["service"] == "proxy/open-webui"
-    assert by_host[("open-webui.open-webui.svc.cluster.local", "upstream")]["service"] == \
-        "open-webui/open-webui"
+    assert (
+        by_host[("open-webui.open-webui.svc.cluster.local", "upstream")]["service"]
+        == "open-webui/open-webui"
+    )
     pg = by_host[("postgres-0.postgres.db.svc.cluster.local", "upstream")]
     assert (pg["service"], pg["pod"], pg["upstream"]) == ("db/postgres", "postgres-0", "pg")
     assert by_host[("api.backend.svc", "proxy_pass")]["service"] == "backend/api"
@@ -146,34 +151,40 @@ def test_upstream_hosts_map_to_services():
     assert search["runtime_resolved"] is True and search["service"] == "backend/search"
     # proxy_pass to a group is represented by the group's servers, not by the group name
     assert not any(h["host"] in ("webui", "pg") for h in hosts)
-    assert hosts == sorted(hosts, key=lambda h: (h["source"], h["upstream"] or "", h["host"],
-                                                 h["port"] or 0))
+    assert hosts == sorted(
+        hosts, key=lambda h: (h["source"], h["upstream"] or "", h["host"], h["port"] or 0)
+    )
 
 
-@pytest.mark.parametrize("host,namespace,expected", [
-    ("web", "shop", "shop/web"),
-    ("web", None, None),
-    ("web.shop", None, "shop/web"),
-    ("web.shop.svc", None, "shop/web"),
-    ("web.shop.svc.cluster.local", None, "shop/web"),
-    ("WEB.Shop.svc.cluster.local.", None, "shop/web"),
-    ("web-0.web.shop.svc.cluster.local", None, "shop/web"),
-    ("web.shop.svc.corp.internal", None, None),
-    ("10-244-1-7.shop.pod.cluster.local", None, None),
-    ("10.244.1.7", "shop", None),
-    ("[fd00::1]", "shop", None),
-    ("localhost", "shop", None),
-    ("$backend", "shop", None),
-    ("under_score", "shop", None),
-    ("a.b.c.d.e", None, None),
-])
+@pytest.mark.parametrize(
+    "host,namespace,expected",
+    [
+        ("web", "shop", "shop/web"),
+        ("web", None, None),
+        ("web.shop", None, "shop/web"),
+        ("web.shop.svc", None, "shop/web"),
+        ("web.shop.svc.cluster.local", None, "shop/web"),
+        ("WEB.Shop.svc.cluster.local.", None, "shop/web"),
+        ("web-0.web.shop.svc.cluster.local", None, "shop/web"),
+        ("web.shop.svc.corp.internal", None, None),
+        ("10-244-1-7.shop.pod.cluster.local", None, None),
+        ("10.244.1.7", "shop", None),
+        ("[fd00::1]", "shop", None),
+        ("localhost", "shop", None),
+        ("$backend", "shop", None),
+        ("under_score", "shop", None),
+        ("a.b.c.d.e", None, None),
+    ],
+)
 def test_service_for_host(host, namespace, expected):
     assert service_for_host(host, namespace) == expected
 
 
 def test_k8s_name_info_forms_and_custom_domain():
-    assert k8s_name_info("web.shop.svc.corp.internal", cluster_domain="corp.internal")["form"] \
+    assert (
+        k8s_name_info("web.shop.svc.corp.internal", cluster_domain="corp.internal")["form"]
         == "fqdn"
+    )
     assert k8s_name_info("web-0.web.shop.svc")["form"] == "pod"
     pod_ip = k8s_name_info("10-244-1-7.shop.pod.cluster.local")
     assert pod_ip["form"] == "pod_ip" and pod_ip["ip"] == "10.244.1.7"
@@ -195,7 +206,9 @@ def test_syntax_errors_are_reported_not_raised():
 
 
 def test_tokenizer_quotes_escapes_and_variables():
-    tokens = [token[0] for token in tokenize('set $a "x\\"y"; log_format f \'${a}b\';\n# c { ;\nz;')]
+    tokens = [
+        token[0] for token in tokenize('set $a "x\\"y"; log_format f \'${a}b\';\n# c { ;\nz;')
+    ]
     assert tokens == ["set", "$a", 'x"y', ";", "log_format", "f", "${a}b", ";", "z", ";"]
     unquoted = [token[0] for token in tokenize("return 200 ${a}b;")]
     assert unquoted == ["return", "200", "${a}b", ";"]
@@ -215,6 +228,7 @@ def test_upstream_keepalive_and_its_default_timeout():
     parsed = parse_nginx_t(
         "upstream a { server a.ns.svc.cluster.local:8080; keepalive 16; }\n"
         "upstream b { server b:80; keepalive 4; keepalive_timeout 5s; }\n"
-        "upstream c { server c:80; }\n")
+        "upstream c { server c:80; }\n"
+    )
     groups = {g["name"]: (g["keepalive"], g["keepalive_timeout"]) for g in parsed["upstreams"]}
     assert groups == {"a": (16, "60s"), "b": (4, "5s"), "c": (None, None)}

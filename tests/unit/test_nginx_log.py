@@ -42,38 +42,85 @@ def real_line(needle):
 # (needle in the real log, signature, errno, phase, upstream address)
 REAL_CASES = [
     ("GET /refused", "connect_refused", 111, "connecting to upstream", "127.77.0.3:8081"),
-    ("recv() failed (104", "reset", 104, "reading response header from upstream",
-     "127.77.0.4:8082"),
-    ("GET /premature", "premature_close", None, "reading response header from upstream",
-     "127.77.0.5:8083"),
-    ("too big header", "header_too_big", None, "reading response header from upstream",
-     "127.77.0.6:8084"),
-    ("upstream sent invalid header", "invalid_header", None,
-     "reading response header from upstream", "127.77.0.7:8085"),
-    ("no valid HTTP/1.0 header", "invalid_header", None,
-     "reading response header from upstream", "127.77.0.8:8086"),
-    ("SSL_do_handshake() failed", "ssl_handshake", None, "SSL handshaking to upstream",
-     "127.77.0.2:8080"),
-    ("certificate verify error", "ssl_verify", None, "SSL handshaking to upstream",
-     "127.77.0.9:8443"),
-    ("upstream timed out (110: Connection timed out) while reading response header",
-     "upstream_timeout", 110, "reading response header from upstream", "127.77.0.10:8087"),
-    ("GET /connect-timeout", "connect_timeout", 110, "connecting to upstream",
-     "127.77.0.11:8088"),
-    ("while sending request to upstream, client: 127.0.0.1, server: lab.example, "
-     "request: \"POST", "upstream_timeout", 110, "sending request to upstream",
-     "127.77.0.14:8092"),
+    (
+        "recv() failed (104",
+        "reset",
+        104,
+        "reading response header from upstream",
+        "127.77.0.4:8082",
+    ),
+    (
+        "GET /premature",
+        "premature_close",
+        None,
+        "reading response header from upstream",
+        "127.77.0.5:8083",
+    ),
+    (
+        "too big header",
+        "header_too_big",
+        None,
+        "reading response header from upstream",
+        "127.77.0.6:8084",
+    ),
+    (
+        "upstream sent invalid header",
+        "invalid_header",
+        None,
+        "reading response header from upstream",
+        "127.77.0.7:8085",
+    ),
+    (
+        "no valid HTTP/1.0 header",
+        "invalid_header",
+        None,
+        "reading response header from upstream",
+        "127.77.0.8:8086",
+    ),
+    (
+        "SSL_do_handshake() failed",
+        "ssl_handshake",
+        None,
+        "SSL handshaking to upstream",
+        "127.77.0.2:8080",
+    ),
+    (
+        "certificate verify error",
+        "ssl_verify",
+        None,
+        "SSL handshaking to upstream",
+        "127.77.0.9:8443",
+    ),
+    (
+        "upstream timed out (110: Connection timed out) while reading response header",
+        "upstream_timeout",
+        110,
+        "reading response header from upstream",
+        "127.77.0.10:8087",
+    ),
+    ("GET /connect-timeout", "connect_timeout", 110, "connecting to upstream", "127.77.0.11:8088"),
+    (
+        'while sending request to upstream, client: 127.0.0.1, server: lab.example, request: "POST',
+        "upstream_timeout",
+        110,
+        "sending request to upstream",
+        "127.77.0.14:8092",
+    ),
     ("GET /short-body", "premature_close", None, "reading upstream", "127.77.0.12:8090"),
     ("readv() failed (104", "reset", 104, "reading upstream", "127.77.0.13:8091"),
-    ("temporarily disabled", "server_disabled", None, "connecting to upstream",
-     "127.77.0.3:8081"),
+    ("temporarily disabled", "server_disabled", None, "connecting to upstream", "127.77.0.3:8081"),
     ("no live upstreams", "no_live_upstreams", None, "connecting to upstream", "backend_grp"),
     ("(3: Host not found)", "dns_not_found", 3, None, None),
     ("(110: Operation timed out), client", "dns_not_found", 110, None, None),
     ("no resolver defined", "no_resolver", None, None, None),
     ("host not found in upstream", "host_not_found", None, None, None),
-    ("client prematurely closed", "client_closed", None, "sending request to upstream",
-     "127.77.0.10:8087"),
+    (
+        "client prematurely closed",
+        "client_closed",
+        None,
+        "sending request to upstream",
+        "127.77.0.10:8087",
+    ),
     ("start worker processes", "reload", None, None, None),
     (": reconfiguring", "reload_signal", None, None, None),
 ]
@@ -95,8 +142,9 @@ def test_fields_of_a_connect_refused_line():
     assert entry["level"] == "error"
     assert isinstance(entry["pid"], int) and entry["pid"] == entry["tid"]
     assert isinstance(entry["cid"], int)
-    assert entry["message"] == ("connect() failed (111: Connection refused) "
-                                "while connecting to upstream")
+    assert entry["message"] == (
+        "connect() failed (111: Connection refused) while connecting to upstream"
+    )
     assert entry["errno_text"] == "Connection refused"
     assert entry["client"] == "127.0.0.1"
     assert entry["server"] == "lab.example"
@@ -107,16 +155,22 @@ def test_fields_of_a_connect_refused_line():
 
 def test_message_with_comma_keeps_its_context():
     entry = parse_error_line(real_line("client prematurely closed"))
-    assert entry["message"].startswith("epoll_wait() reported that client prematurely closed "
-                                       "connection, so upstream connection is closed too")
+    assert entry["message"].startswith(
+        "epoll_wait() reported that client prematurely closed "
+        "connection, so upstream connection is closed too"
+    )
     assert entry["server"] == "lab.example"
 
 
 def test_dns_lines_name_the_host():
-    assert parse_error_line(real_line("(3: Host not found)"))["name"] == \
-        "nosuch-svc.lab.svc.cluster.local"
-    assert parse_error_line(real_line("no resolver defined"))["name"] == \
-        "nosuch-svc.lab.svc.cluster.local"
+    assert (
+        parse_error_line(real_line("(3: Host not found)"))["name"]
+        == "nosuch-svc.lab.svc.cluster.local"
+    )
+    assert (
+        parse_error_line(real_line("no resolver defined"))["name"]
+        == "nosuch-svc.lab.svc.cluster.local"
+    )
     emerg = parse_error_line(real_line("host not found in upstream"))
     assert emerg["level"] == "emerg"
     assert emerg["name"] == "nosuch-svc.invalid"
@@ -168,8 +222,10 @@ def test_other_handwritten_variants():
 
 
 def test_client_side_errors_are_not_upstream_errors():
-    line = ("2026/11/25 02:21:05 [info] 7#7: *9 recv() failed (104: Connection reset by peer) "
-            "while reading client request line, client: 10.0.0.1, server: _")
+    line = (
+        "2026/11/25 02:21:05 [info] 7#7: *9 recv() failed (104: Connection reset by peer) "
+        "while reading client request line, client: 10.0.0.1, server: _"
+    )
     entry = parse_error_line(line)
     assert entry["signature"] == "info"
     assert entry["signature"] not in ERROR_SIGNATURES
@@ -209,8 +265,12 @@ def test_upstream_address_forms():
 
 
 def test_not_nginx_lines_give_none():
-    for line in ("", "I1125 02:21:05.1 7 controller.go:190] Configuration changes detected",
-                 "random text", "2026/11/25 02:21:05 [bogus"):
+    for line in (
+        "",
+        "I1125 02:21:05.1 7 controller.go:190] Configuration changes detected",
+        "random text",
+        "2026/11/25 02:21:05 [bogus",
+    ):
         assert parse_line(line) is None
 
 
@@ -245,9 +305,9 @@ def test_access_ingress_real():
 
 def test_summarize_real_log_reload_from_log():
     result = summarize(fixture_lines("nginx_error.log"))
-    assert result["reloads"] == 3          # start, -s reload, SIGHUP back to a good config
+    assert result["reloads"] == 3  # start, -s reload, SIGHUP back to a good config
     assert result["reload_attempts"] == 3  # -s reload, bad SIGHUP, good SIGHUP
-    assert result["failed_reloads"] == 1   # the host-not-found one
+    assert result["failed_reloads"] == 1  # the host-not-found one
     assert result["reload_source"] == "log"
     # after the last reload only /refused was requested
     assert result["counts_after_reload"]["connect_refused"] == 1
@@ -258,8 +318,7 @@ def test_summarize_real_log_reload_from_log():
     assert by_addr["127.77.0.3:8081"]["count_after_reload"] == 1
     assert by_addr["127.77.0.4:8082"]["after_reload"] is False
     assert by_addr["backend_grp"]["signatures"] == {"no_live_upstreams": 1}
-    assert result["unresolved_names"] == ["nosuch-svc.invalid",
-                                          "nosuch-svc.lab.svc.cluster.local"]
+    assert result["unresolved_names"] == ["nosuch-svc.invalid", "nosuch-svc.lab.svc.cluster.local"]
     assert [e["after_reload"] for e in result["errors"]][-1] is True
     assert sum(1 for e in result["errors"] if e["after_reload"]) == 1
 
@@ -281,9 +340,11 @@ def test_summarize_caps_errors_and_tolerates_garbage():
     refused = real_line("GET /refused").encode()
     lines = [b"\xff\xfe garbage \xc3\x28\n", refused + b"\n"] * 100
     lines += [line.encode() for line in fixture_lines("nginx_access_ingress.log")]
-    lines.append(b"2026/11/25 02:26:40 [error] 1#1: *3 connect() failed (111: \xff) while "
-                 b"connecting to upstream, client: 1.2.3.4, server: s, upstream: "
-                 b"\"http://10.1.2.3:80/\", host: \"h\"")
+    lines.append(
+        b"2026/11/25 02:26:40 [error] 1#1: *3 connect() failed (111: \xff) while "
+        b"connecting to upstream, client: 1.2.3.4, server: s, upstream: "
+        b'"http://10.1.2.3:80/", host: "h"'
+    )
     result = summarize(iter(lines), max_errors=5)
     assert result["lines_read"] == len(lines)
     assert result["bytes_read"] == sum(len(line) for line in lines)
@@ -323,9 +384,11 @@ def test_log_reload_marker_wins_over_an_imprecise_worker_start_time():
     """
     marker = real_line("start worker processes")
     refused = real_line("GET /refused")
-    lines = ["2026-11-25T02:45:07.554279803Z " + marker,
-             "2026-11-25T02:45:07.573579639Z " + refused,
-             "2026-11-25T02:45:07.583854621Z " + refused]
+    lines = [
+        "2026-11-25T02:45:07.554279803Z " + marker,
+        "2026-11-25T02:45:07.573579639Z " + refused,
+        "2026-11-25T02:45:07.583854621Z " + refused,
+    ]
     result = summarize(lines, reload_time="2026-11-25T02:45:08.5Z")
     assert result["reload_source"] == "log"
     assert result["reload_time"] == "2026-11-25T02:45:07.554279Z"
@@ -361,10 +424,13 @@ def test_summarize_bad_arguments_are_named():
 def test_the_machines_nginx_still_writes_what_the_fixtures_hold(tmp_path):
     """Regenerate the logs with the real nginx (about 25 s) and parse them the same way."""
     nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
-    assert os.access(nginx, os.X_OK), "nginx not found at %s: install it (apt-get install " \
+    assert os.access(nginx, os.X_OK), (
+        "nginx not found at %s: install it (apt-get install "
         "nginx-light) or set NGINX=/path/to/nginx" % nginx
+    )
     spec = importlib.util.spec_from_file_location(
-        "make_fixtures", os.path.join(FIXTURES, "make_fixtures.py"))
+        "make_fixtures", os.path.join(FIXTURES, "make_fixtures.py")
+    )
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     # Free ports: another test run on this machine may be regenerating them at the same time.
@@ -375,6 +441,7 @@ def test_the_machines_nginx_still_writes_what_the_fixtures_hold(tmp_path):
         live = summarize(handle)
     saved = summarize(fixture_lines("nginx_error.log"))
     compared = sorted(ERROR_SIGNATURES | {"reload", "reload_signal", "client_closed"})
-    assert {s: live["counts"].get(s, 0) for s in compared} == \
-        {s: saved["counts"].get(s, 0) for s in compared}
+    assert {s: live["counts"].get(s, 0) for s in compared} == {
+        s: saved["counts"].get(s, 0) for s in compared
+    }
     assert live["failed_reloads"] == saved["failed_reloads"] == 1

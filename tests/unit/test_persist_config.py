@@ -16,17 +16,24 @@ import pytest
 import yaml
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import AUTH_ARG_SPEC, K8sClient
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
+    AUTH_ARG_SPEC,
+    K8sClient,
+)
 
 
 def _b64(data):
-    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
 
 
 def jwt(claims):
     """An unsigned JWT: the client reads only ``exp`` (and rejects '=', '+', '/' in it)."""
     payload = _b64(claims)
-    while len(payload) % 4 == 1:    # a length the client's padding check refuses
+    while len(payload) % 4 == 1:  # a length the client's padding check refuses
         claims = dict(claims, pad=claims.get("pad", "") + "x")
         payload = _b64(claims)
     return "%s.%s.sig" % (_b64({"alg": "none"}), payload)
@@ -44,13 +51,23 @@ class Provider(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path != "/.well-known/openid-configuration":
             return self._json(404, {"error": "not found"})
-        return self._json(200, {"issuer": self.issuer(), "token_endpoint": self.issuer() + "/token"})
+        return self._json(
+            200, {"issuer": self.issuer(), "token_endpoint": self.issuer() + "/token"}
+        )
 
     def do_POST(self):  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         Provider.refreshes.append(self.rfile.read(length).decode())
-        return self._json(200, {"access_token": "unused", "token_type": "Bearer", "expires_in": 3600,
-                                "id_token": FRESH, "refresh_token": "refresh-2"})
+        return self._json(
+            200,
+            {
+                "access_token": "unused",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": FRESH,
+                "refresh_token": "refresh-2",
+            },
+        )
 
     def issuer(self):
         return "http://%s:%d" % self.server.server_address[:2]
@@ -71,7 +88,14 @@ class Provider(BaseHTTPRequestHandler):
 def provider(monkeypatch):
     # requests-oauthlib refuses a plain-HTTP token endpoint unless told it is a test.
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -83,14 +107,34 @@ def provider(monkeypatch):
 
 
 def write_kubeconfig(path, issuer):
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
-        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "oidc"}}],
-        "users": [{"name": "oidc", "user": {"auth-provider": {"name": "oidc", "config": {
-            "client-id": "badgateway", "client-secret": "s3cret", "idp-issuer-url": issuer,
-            "id-token": EXPIRED, "refresh-token": "refresh-1"}}}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "lab",
+                "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "oidc"}}],
+                "users": [
+                    {
+                        "name": "oidc",
+                        "user": {
+                            "auth-provider": {
+                                "name": "oidc",
+                                "config": {
+                                    "client-id": "badgateway",
+                                    "client-secret": "s3cret",
+                                    "idp-issuer-url": issuer,
+                                    "id-token": EXPIRED,
+                                    "refresh-token": "refresh-1",
+                                },
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -123,7 +167,7 @@ def test_without_persist_config_the_file_is_left_as_it_was(provider, tmp_path, p
     before = path.read_bytes()
     made = client(path, **params)
     assert len(Provider.refreshes) == 1
-    assert FRESH in bearer(made)   # used for this run only
+    assert FRESH in bearer(made)  # used for this run only
     assert path.read_bytes() == before
 
 

@@ -38,24 +38,32 @@ def nginx(tmp_path):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    conf.write_text("worker_processes 2; pid %s; error_log %s/error.log;\n"
-                    "events {}\nhttp { access_log off; server { listen 127.0.0.1:%d; } }\n"
-                    % (pid, tmp_path, port))
+    conf.write_text(
+        "worker_processes 2; pid %s; error_log %s/error.log;\n"
+        "events {}\nhttp { access_log off; server { listen 127.0.0.1:%d; } }\n"
+        % (pid, tmp_path, port)
+    )
     (tmp_path / "logs").mkdir()
-    subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(conf)], check=True,
-                   capture_output=True)
+    subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(conf)], check=True, capture_output=True)
     for _attempt in range(100):
         if pid.exists() and pid.read_text().strip():
             break
         time.sleep(0.05)
     yield {"conf": conf, "pid": pid, "prefix": tmp_path}
-    subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(conf), "-s", "quit"],
-                   capture_output=True, check=False)
+    subprocess.run(
+        [NGINX, "-p", str(tmp_path), "-c", str(conf), "-s", "quit"],
+        capture_output=True,
+        check=False,
+    )
 
 
 def run_script(pid_file):
-    out = subprocess.run(["sh", "-c", proxy_nginx.PROC_SCRIPT, "sh", "/nonexistent.pid",
-                          str(pid_file)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["sh", "-c", proxy_nginx.PROC_SCRIPT, "sh", "/nonexistent.pid", str(pid_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proxy_nginx.parse_proc_output(out.stdout)
 
 
@@ -81,13 +89,18 @@ def test_proc_reader_on_real_nginx_and_reload(nginx):
     assert len(first["workers"]) == 2
     started = parse_time(first["workers"][-1]["start_time"]).timestamp()
     assert abs(time.time() - started) < 30
-    subprocess.run([NGINX, "-p", str(nginx["prefix"]), "-c", str(nginx["conf"]), "-s", "reload"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [NGINX, "-p", str(nginx["prefix"]), "-c", str(nginx["conf"]), "-s", "reload"],
+        check=True,
+        capture_output=True,
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         second = run_script(nginx["pid"])
-        if not {w["pid"] for w in first["workers"]} & {w["pid"] for w in second["workers"]} \
-                and len(second["workers"]) == 2:
+        if (
+            not {w["pid"] for w in first["workers"]} & {w["pid"] for w in second["workers"]}
+            and len(second["workers"]) == 2
+        ):
             break
         time.sleep(0.1)
     assert second["master_pid"] == master
@@ -97,10 +110,18 @@ def test_proc_reader_on_real_nginx_and_reload(nginx):
 
 def test_parse_proc_output_without_pid_file():
     stat = "stat {pid} (nginx) S {ppid} 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0"
-    text = "\n".join(["btime 1000", "hz 100",
-                      stat.format(pid=10, ppid=1, ticks=100), "cmd nginx: master process nginx",
-                      stat.format(pid=11, ppid=10, ticks=250), "cmd nginx: worker process",
-                      stat.format(pid=12, ppid=10, ticks=150), "cmd nginx: cache manager process"])
+    text = "\n".join(
+        [
+            "btime 1000",
+            "hz 100",
+            stat.format(pid=10, ppid=1, ticks=100),
+            "cmd nginx: master process nginx",
+            stat.format(pid=11, ppid=10, ticks=250),
+            "cmd nginx: worker process",
+            stat.format(pid=12, ppid=10, ticks=150),
+            "cmd nginx: cache manager process",
+        ]
+    )
     parsed = proxy_nginx.parse_proc_output(text)
     assert parsed["master_pid"] == 10 and parsed["problem"] is None
     assert parsed["workers"] == [{"pid": 11, "start_time": "1970-01-01T00:16:42.50Z"}]
@@ -111,15 +132,19 @@ def test_parse_proc_output_without_pid_file():
 
 # ---------------------------------------------------------------- picking the nginx container
 def two_container_pod(images):
-    return {"metadata": {"namespace": "edge", "name": "p-0"},
-            "spec": {"containers": [{"name": n, "image": i} for n, i in images]}}
+    return {
+        "metadata": {"namespace": "edge", "name": "p-0"},
+        "spec": {"containers": [{"name": n, "image": i} for n, i in images]},
+    }
 
 
 class NginxIn(FakeExec):
     """``nginx -v`` works only in the named container; ``calls`` lists where it was tried."""
 
     def __init__(self, where):
-        super().__init__({"nginx -v": lambda argv, container: done(0 if container == where else None)})
+        super().__init__(
+            {"nginx -v": lambda argv, container: done(0 if container == where else None)}
+        )
 
     def exec(self, namespace, pod, argv, container=None, timeout=None):
         result = super().exec(namespace, pod, argv, container, timeout)
@@ -134,7 +159,13 @@ def pick(client, pod, wanted=None):
 def test_pick_container_by_name_image_or_nginx_v():
     by_image = two_container_pod([("sidecar", "envoy:1"), ("web", "docker.io/library/nginx:1.27")])
     assert pick(NginxIn(None), by_image) == "web"
-    assert pick(NginxIn(None), two_container_pod([("sidecar", "envoy:1"), ("edge", "openresty/openresty:1.25")])) == "edge"
+    assert (
+        pick(
+            NginxIn(None),
+            two_container_pod([("sidecar", "envoy:1"), ("edge", "openresty/openresty:1.25")]),
+        )
+        == "edge"
+    )
     unnamed = two_container_pod([("sidecar", "envoy:1"), ("edge", "registry.example/edge-proxy:2")])
     fake = NginxIn("edge")
     assert pick(fake, unnamed) == "edge" and fake.calls == ["sidecar", "edge"]
@@ -148,10 +179,15 @@ def test_pick_container_by_name_image_or_nginx_v():
 def test_an_nginx_exporter_sidecar_is_not_taken_for_nginx():
     exporter = ("exporter", "nginx/nginx-prometheus-exporter:1.3")
     fake = NginxIn(None)
-    assert pick(fake, two_container_pod([exporter, ("proxy", "nginx:1.27")])) == "proxy" and fake.calls == []
+    assert (
+        pick(fake, two_container_pod([exporter, ("proxy", "nginx:1.27")])) == "proxy"
+        and fake.calls == []
+    )
     # No nginx image to go by: nginx -v decides, trying the container that mentions nginx first.
     fake = NginxIn("proxy")
-    assert pick(fake, two_container_pod([exporter, ("proxy", "registry.example/edge:2")])) == "proxy"
+    assert (
+        pick(fake, two_container_pod([exporter, ("proxy", "registry.example/edge:2")])) == "proxy"
+    )
     assert fake.calls == ["exporter", "proxy"]
 
 
@@ -162,10 +198,17 @@ def test_read_config_gives_the_proxy_neutral_shape():
     assert problem is None and fake.execs == [("p-0", "nginx", "nginx -T")]
     assert set(config) == {"listen_ports", "upstream_hosts", "upstream_keepalive", "errors"}
     assert config["listen_ports"] == [8002, 8443]
-    assert config["upstream_keepalive"] == [{"upstream": "webui", "keepalive": 16, "keepalive_timeout": "60s"}]
+    assert config["upstream_keepalive"] == [
+        {"upstream": "webui", "keepalive": 16, "keepalive_timeout": "60s"}
+    ]
     assert {(h["host"], h["port"], h["upstream"]) for h in config["upstream_hosts"]} == {
-        ("localhost", 8080, "webui"), ("127.77.0.2", 8080, "webui"), ("127.77.0.3", 8081, "webui"),
-        ("127.77.0.4", 80, "api_v1"), ("127.77.0.2", 8080, None), ("api.lab.svc.cluster.local", 9000, None)}
+        ("localhost", 8080, "webui"),
+        ("127.77.0.2", 8080, "webui"),
+        ("127.77.0.3", 8081, "webui"),
+        ("127.77.0.4", 80, "api_v1"),
+        ("127.77.0.2", 8080, None),
+        ("api.lab.svc.cluster.local", 9000, None),
+    }
     by_host = {h["host"]: h for h in config["upstream_hosts"]}
     assert by_host["api.lab.svc.cluster.local"]["service"] == "lab/api"
     assert by_host["api.lab.svc.cluster.local"]["runtime_resolved"] is True
@@ -176,39 +219,59 @@ def test_read_config_failure_is_a_problem_and_listen_ports_say_so():
     fake = FakeExec({"nginx -T": done(1, stderr='nginx: [emerg] unknown directive "bogus"')})
     adapter = NginxAdapter(fake)
     assert adapter.read_config("edge", "p-0", "nginx") == (
-        None, 'nginx -T failed: nginx: [emerg] unknown directive "bogus"')
+        None,
+        'nginx -T failed: nginx: [emerg] unknown directive "bogus"',
+    )
     assert adapter.listen_ports("edge", "p-0", "nginx") == (
-        [], 'nginx -T failed: nginx: [emerg] unknown directive "bogus"')
+        [],
+        'nginx -T failed: nginx: [emerg] unknown directive "bogus"',
+    )
     empty = NginxAdapter(FakeExec({"nginx -T": done(0, "events {}\nhttp {}\n")}))
     assert empty.listen_ports("edge", "p-0", "nginx") == ([], "nginx listens on no port")
 
 
 def test_test_and_reload_commands_and_their_failures():
-    fake = FakeExec({"nginx -t": done(1, stderr="nginx: [emerg] host not found\n"),
-                     "nginx -s reload": [done(0), done(None, error="nginx: not found")]})
+    fake = FakeExec(
+        {
+            "nginx -t": done(1, stderr="nginx: [emerg] host not found\n"),
+            "nginx -s reload": [done(0), done(None, error="nginx: not found")],
+        }
+    )
     adapter = NginxAdapter(fake)
     assert adapter.test_config("edge", "p-0", "nginx") == {
-        "rc": 1, "ok": False, "output": "nginx: [emerg] host not found"}
+        "rc": 1,
+        "ok": False,
+        "output": "nginx: [emerg] host not found",
+    }
     assert adapter.apply_reload("edge", "p-0", "nginx") is None
     assert adapter.apply_reload("edge", "p-0", "nginx") == "nginx: not found"
     assert fake.calls == ["nginx -t", "nginx -s reload", "nginx -s reload"]
     assert (adapter.config_test_step, adapter.reload_step, adapter.config_dump_step) == (
-        "nginx -t", "nginx -s reload", "nginx -T")
+        "nginx -t",
+        "nginx -s reload",
+        "nginx -T",
+    )
 
 
 def test_reload_took_needs_new_workers_and_none_of_the_old():
     took = NginxAdapter().reload_took
     old = {"workers": [{"pid": 11, "start_time": "a"}, {"pid": 12, "start_time": "a"}]}
     assert took(old, {"workers": [{"pid": 21, "start_time": "b"}]})
-    assert not took(old, {"workers": [{"pid": 12, "start_time": "a"}, {"pid": 21, "start_time": "b"}]})
+    assert not took(
+        old, {"workers": [{"pid": 12, "start_time": "a"}, {"pid": 21, "start_time": "b"}]}
+    )
     assert not took(old, {"workers": []})
 
 
 def test_processes_that_cannot_be_read_are_a_problem_not_an_error():
     fake = FakeExec({"sh": done(2, stderr="sh: /proc/stat: Permission denied")})
     procs = NginxAdapter(fake).read_processes("edge", "p-0", "nginx")
-    assert procs == {"master_pid": None, "workers": [], "last_reload_age": None,
-                     "problem": "cannot read nginx processes from /proc: sh: /proc/stat: Permission denied"}
+    assert procs == {
+        "master_pid": None,
+        "workers": [],
+        "last_reload_age": None,
+        "problem": "cannot read nginx processes from /proc: sh: /proc/stat: Permission denied",
+    }
 
 
 def test_nginx_is_the_default_kind_and_an_unknown_kind_is_an_error():

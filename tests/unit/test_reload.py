@@ -20,11 +20,14 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._reload import (
     new_result,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
-from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import PROC_SCRIPT, NginxAdapter
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import (
+    PROC_SCRIPT,
+    NginxAdapter,
+)
 from ansible_collections.badgateway.k8s.tests.unit.fake_k8s import NOT_FOUND, FakeExec, done
 
 REPO = Path(__file__).resolve().parents[2]
-BTIME, HZ, UPTIME = 1767225600, 100, 1000.0      # boot at 2026-01-01T00:00:00Z
+BTIME, HZ, UPTIME = 1767225600, 100, 1000.0  # boot at 2026-01-01T00:00:00Z
 LOCK = "/run/badgateway-k8s-reload.lock"
 STAT = "stat {pid} (nginx) S {ppid} 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0"
 
@@ -40,23 +43,43 @@ class Replica:
     a reload. ``settle_reads``: process reads after the reload before the new workers show.
     ``answer``: the HTTP status a probe gets before the reload, ``answer_after`` after it."""
 
-    def __init__(self, name, ip="10.0.0.7", reloaded_ago=None, obeys=True, settle_reads=1,
-                 answer=502, answer_after=200):
+    def __init__(
+        self,
+        name,
+        ip="10.0.0.7",
+        reloaded_ago=None,
+        obeys=True,
+        settle_reads=1,
+        answer=502,
+        answer_after=200,
+    ):
         self.name, self.obeys, self.settle_reads = name, obeys, settle_reads
         self.answer, self.answer_after = answer, answer_after
-        self.pod = {"metadata": {"namespace": "edge", "name": name},
-                    "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"},
-                                            {"name": "exporter", "image": "nginx/nginx-prometheus-exporter:1.3"}]},
-                    "status": {"phase": "Running", "podIP": ip}}
+        self.pod = {
+            "metadata": {"namespace": "edge", "name": name},
+            "spec": {
+                "containers": [
+                    {"name": "nginx", "image": "nginx:1.27"},
+                    {"name": "exporter", "image": "nginx/nginx-prometheus-exporter:1.3"},
+                ]
+            },
+            "status": {"phase": "Running", "podIP": ip},
+        }
         ticks = HZ if reloaded_ago is None else int((UPTIME - reloaded_ago) * HZ)
         self.workers = [(11, ticks), (12, ticks)]
         self.next_pid, self.pending, self.reloaded = 20, None, False
         self.locked, self.urls = False, []
-        self.answers = {"lock": self.lock, "procs": self.procs, "rmdir": self.unlock,
-                        "nginx -t": done(0, stderr="nginx: configuration file /etc/nginx/nginx.conf test is successful\n"),
-                        "nginx -s reload": self.reload,
-                        "nginx -T": done(0, "events {}\nhttp { server { listen 80; } }\n"),
-                        "curl": self.curl}
+        self.answers = {
+            "lock": self.lock,
+            "procs": self.procs,
+            "rmdir": self.unlock,
+            "nginx -t": done(
+                0, stderr="nginx: configuration file /etc/nginx/nginx.conf test is successful\n"
+            ),
+            "nginx -s reload": self.reload,
+            "nginx -T": done(0, "events {}\nhttp { server { listen 80; } }\n"),
+            "curl": self.curl,
+        }
 
     def lock(self, argv, container):
         assert not self.locked, "the lock is taken twice"
@@ -74,9 +97,14 @@ class Replica:
             if self.pending <= 0:
                 self.pending = None
                 self.new_workers()
-        lines = ["pidfile /run/nginx.pid 10", "btime %d" % BTIME, "hz %d" % HZ,
-                 "clock %.3f %.2f" % (BTIME + UPTIME, UPTIME),
-                 STAT.format(pid=10, ppid=1, ticks=HZ), "cmd nginx: master process nginx -g daemon off;"]
+        lines = [
+            "pidfile /run/nginx.pid 10",
+            "btime %d" % BTIME,
+            "hz %d" % HZ,
+            "clock %.3f %.2f" % (BTIME + UPTIME, UPTIME),
+            STAT.format(pid=10, ppid=1, ticks=HZ),
+            "cmd nginx: master process nginx -g daemon off;",
+        ]
         for pid, ticks in self.workers:
             lines += [STAT.format(pid=pid, ppid=10, ticks=ticks), "cmd nginx: worker process"]
         return done(0, "\n".join(lines) + "\n")
@@ -100,7 +128,9 @@ class Cluster(FakeExec):
     """The fake client: each pod's commands answered by its Replica."""
 
     def __init__(self, *replicas):
-        super().__init__(pods=[r.pod for r in replicas], scripts={LOCK_SCRIPT: "lock", PROC_SCRIPT: "procs"})
+        super().__init__(
+            pods=[r.pod for r in replicas], scripts={LOCK_SCRIPT: "lock", PROC_SCRIPT: "procs"}
+        )
         self.replicas = {r.name: r for r in replicas}
         self.timeouts = {}
 
@@ -128,9 +158,17 @@ class Clock:
 
 def options(**changed):
     """The nginx_reload module's defaults, with the role's probe_path."""
-    opts = {"container": None, "probe_path": "/", "probe_port": None, "probe_url": None,
-            "settle_timeout": 5.0, "probe_timeout": 5.0, "cooldown": 300, "force": False,
-            "lock_timeout": 30.0}
+    opts = {
+        "container": None,
+        "probe_path": "/",
+        "probe_port": None,
+        "probe_url": None,
+        "settle_timeout": 5.0,
+        "probe_timeout": 5.0,
+        "cooldown": 300,
+        "force": False,
+        "lock_timeout": 30.0,
+    }
     opts.update(changed)
     return opts
 
@@ -150,36 +188,59 @@ def test_a_reload_is_tested_sent_proven_by_new_workers_and_probed():
     replica = Replica("p-0", settle_reads=3)
     cluster, clock = Cluster(replica), Clock()
     [result] = run(cluster, clock=clock)
-    assert cluster.calls == ["lock", "procs", "nginx -t", "nginx -s reload", "procs", "procs", "procs",
-                             "rmdir", "nginx -T", "curl"]
-    assert clock.sleeps == 2                                       # two reads saw the old workers
-    assert result["container"] == "nginx"                          # not the exporter sidecar
-    assert result["config_test"] == {"rc": 0, "ok": True, "output": "nginx: configuration file /etc/nginx/nginx.conf test is successful"}
+    assert cluster.calls == [
+        "lock",
+        "procs",
+        "nginx -t",
+        "nginx -s reload",
+        "procs",
+        "procs",
+        "procs",
+        "rmdir",
+        "nginx -T",
+        "curl",
+    ]
+    assert clock.sleeps == 2  # two reads saw the old workers
+    assert result["container"] == "nginx"  # not the exporter sidecar
+    assert result["config_test"] == {
+        "rc": 0,
+        "ok": True,
+        "output": "nginx: configuration file /etc/nginx/nginx.conf test is successful",
+    }
     assert result["reload_sent"] and result["reloaded"] and result["verified"]
     assert pids(result["workers_before"]) == [11, 12] and pids(result["workers_after"]) == [20, 21]
-    assert result["last_reload"] == result["workers_after"][-1]["start_time"] == start_time(UPTIME * HZ)
-    assert result["last_reload_age"] is None                       # never reloaded before
+    assert (
+        result["last_reload"]
+        == result["workers_after"][-1]["start_time"]
+        == start_time(UPTIME * HZ)
+    )
+    assert result["last_reload_age"] is None  # never reloaded before
     assert result["probe"]["url"] == "http://10.0.0.7:80/" and result["probe"]["status"] == 200
     assert (result["skipped"], result["unproven"], result["error"]) == (None, None, None)
     assert not replica.locked
-    assert cluster.timeouts["lock"] == 40.0                        # lock_timeout + 10
+    assert cluster.timeouts["lock"] == 40.0  # lock_timeout + 10
 
 
 def test_the_result_has_exactly_the_fields_nginx_reload_documents():
     text = (REPO / "plugins/modules/nginx_reload.py").read_text()
     start = text.index('RETURN = r"""') + len('RETURN = r"""')
-    documented = set(yaml.safe_load(text[start:text.index('"""', start)])["replicas"]["contains"])
+    documented = set(yaml.safe_load(text[start : text.index('"""', start)])["replicas"]["contains"])
     assert set(new_result("edge", "p-0", [])) == documented
     assert set(run(Cluster(Replica("p-0")))[0]) == documented
 
 
 def test_steps_name_the_adapters_commands_and_the_probe():
-    steps = ReloadPlan(NginxAdapter(), options(force=True, probe_port=8080, probe_path="health")).steps()
-    assert steps == ["take the replica's reload lock",
-                     "skip the reload if the workers started less than 300s ago (no: force)",
-                     "nginx -t", "nginx -s reload (only if nginx -t passes)",
-                     "wait up to 5s for new worker processes",
-                     "GET http://<podIP>:8080health from inside the pod, expect not 502"]
+    steps = ReloadPlan(
+        NginxAdapter(), options(force=True, probe_port=8080, probe_path="health")
+    ).steps()
+    assert steps == [
+        "take the replica's reload lock",
+        "skip the reload if the workers started less than 300s ago (no: force)",
+        "nginx -t",
+        "nginx -s reload (only if nginx -t passes)",
+        "wait up to 5s for new worker processes",
+        "GET http://<podIP>:8080health from inside the pod, expect not 502",
+    ]
     by_url = ReloadPlan(NginxAdapter(), options(probe_path=None, probe_url="http://x/")).steps()
     assert by_url[-1] == "GET http://x/ from inside the pod, expect not 502"
     assert len(ReloadPlan(NginxAdapter(), options(probe_path=None)).steps()) == 5
@@ -205,13 +266,18 @@ def test_without_a_probe_new_workers_are_the_proof():
 # ---------------------------------------------------------------- failure paths
 def test_a_failing_config_test_sends_no_reload():
     replica = Replica("p-0")
-    replica.answers["nginx -t"] = done(1, stderr='nginx: [emerg] unknown directive "bogus_directive" in /etc/nginx/conf.d/default.conf:3\n'
-                                       "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
+    replica.answers["nginx -t"] = done(
+        1,
+        stderr='nginx: [emerg] unknown directive "bogus_directive" in /etc/nginx/conf.d/default.conf:3\n'
+        "nginx: configuration file /etc/nginx/nginx.conf test failed\n",
+    )
     cluster = Cluster(replica)
     [result] = run(cluster)
     assert "nginx -s reload" not in cluster.calls and "curl" not in cluster.calls
     assert result["config_test"]["rc"] == 1 and result["config_test"]["ok"] is False
-    assert result["error"].startswith('nginx -t failed, not reloading: nginx: [emerg] unknown directive "bogus_directive"')
+    assert result["error"].startswith(
+        'nginx -t failed, not reloading: nginx: [emerg] unknown directive "bogus_directive"'
+    )
     assert not result["reload_sent"] and not result["reloaded"] and not result["verified"]
     assert result["probe"] is None and not replica.locked
 
@@ -227,9 +293,14 @@ def test_a_config_test_that_cannot_run_is_not_a_pass():
 
 def test_a_refused_reload_command_is_an_error():
     replica = Replica("p-0")
-    replica.answers["nginx -s reload"] = done(1, stderr='nginx: [error] invalid PID number "" in "/run/nginx.pid"\n')
+    replica.answers["nginx -s reload"] = done(
+        1, stderr='nginx: [error] invalid PID number "" in "/run/nginx.pid"\n'
+    )
     [result] = run(Cluster(replica))
-    assert result["error"] == 'nginx -s reload failed: nginx: [error] invalid PID number "" in "/run/nginx.pid"'
+    assert (
+        result["error"]
+        == 'nginx -s reload failed: nginx: [error] invalid PID number "" in "/run/nginx.pid"'
+    )
     assert not result["reload_sent"] and not result["verified"] and not replica.locked
 
 
@@ -237,12 +308,18 @@ def test_a_reload_the_master_ignores_is_not_taken_for_one():
     replica = Replica("p-0", obeys=False)
     clock = Clock()
     [result] = run(Cluster(replica), clock=clock, settle_timeout=2)
-    assert result["reload_sent"] is True and result["reloaded"] is False and result["verified"] is False
-    assert result["error"] == ("nginx -s reload exited 0 but the worker processes were not replaced within 2s: "
-                               "the master probably kept the old config (see its error log)")
+    assert (
+        result["reload_sent"] is True
+        and result["reloaded"] is False
+        and result["verified"] is False
+    )
+    assert result["error"] == (
+        "nginx -s reload exited 0 but the worker processes were not replaced within 2s: "
+        "the master probably kept the old config (see its error log)"
+    )
     assert pids(result["workers_after"]) == pids(result["workers_before"]) == [11, 12]
     assert result["last_reload"] is None and result["probe"] is None
-    assert clock.now >= 102.0 and clock.sleeps == 10               # waited the whole settle_timeout, no longer
+    assert clock.now >= 102.0 and clock.sleeps == 10  # waited the whole settle_timeout, no longer
 
 
 def test_processes_that_cannot_be_read_cannot_prove_a_reload():
@@ -250,8 +327,10 @@ def test_processes_that_cannot_be_read_cannot_prove_a_reload():
     replica.answers["procs"] = done(2, stderr="sh: can't open /proc/stat: Permission denied")
     [result] = run(Cluster(replica))
     assert result["reload_sent"] and not result["reloaded"] and not result["verified"]
-    assert result["error"] == ("cannot prove the reload: cannot read nginx processes from /proc: "
-                               "sh: can't open /proc/stat: Permission denied")
+    assert result["error"] == (
+        "cannot prove the reload: cannot read nginx processes from /proc: "
+        "sh: can't open /proc/stat: Permission denied"
+    )
 
 
 def test_a_replica_that_still_answers_502_is_not_verified():
@@ -271,15 +350,20 @@ def test_no_http_client_in_the_pod_leaves_the_reload_unproven():
     assert cluster.calls[-2:] == ["curl", "wget"]
     assert result["reloaded"] is True and result["verified"] is False
     assert result["probe"]["ran"] is False and result["probe"]["tool"] is None
-    assert result["unproven"].startswith("new worker processes took over, but not proven to answer: "
-                                         "neither curl nor wget can run in container nginx of pod edge/p-0")
+    assert result["unproven"].startswith(
+        "new worker processes took over, but not proven to answer: "
+        "neither curl nor wget can run in container nginx of pod edge/p-0"
+    )
     assert result["error"] == "unproven: " + result["unproven"]
 
 
 def test_a_refused_probe_exec_leaves_the_reload_unproven():
     replica = Replica("p-0")
-    replica.answers["curl"] = K8sError("exec of `curl -sS` in pod edge/p-0 (container nginx): the credentials lack "
-                                       '"create" on "pods/exec" in namespace "edge" (403 Forbidden)', 403)
+    replica.answers["curl"] = K8sError(
+        "exec of `curl -sS` in pod edge/p-0 (container nginx): the credentials lack "
+        '"create" on "pods/exec" in namespace "edge" (403 Forbidden)',
+        403,
+    )
     [result] = run(Cluster(replica))
     assert result["reloaded"] and not result["verified"]
     assert "could not run the probe: exec of `curl -sS` in pod edge/p-0" in result["unproven"]
@@ -299,18 +383,24 @@ def test_a_lock_held_by_another_run_waits_then_skips_in_the_cooldown():
     replica = Replica("p-0")
 
     def held_then_released(argv, container):
-        assert argv[-1] == "300"                                   # lock_timeout 30 s in 0.1 s tries
-        replica.new_workers()                                      # what the other run did
+        assert argv[-1] == "300"  # lock_timeout 30 s in 0.1 s tries
+        replica.new_workers()  # what the other run did
         return replica.lock(argv, container)
 
     replica.answers["lock"] = held_then_released
     cluster = Cluster(replica)
     [result] = run(cluster)
     assert "nginx -t" not in cluster.calls and "nginx -s reload" not in cluster.calls
-    assert result["skipped"] == ("its workers started 0s ago, within the cooldown of 300s: not reloaded again "
-                                 "(force: true overrides)")
+    assert result["skipped"] == (
+        "its workers started 0s ago, within the cooldown of 300s: not reloaded again "
+        "(force: true overrides)"
+    )
     assert result["last_reload_age"] == 0.0 and result["config_test"] is None
-    assert result["reloaded"] is False and result["verified"] is True and result["probe"]["status"] == 200
+    assert (
+        result["reloaded"] is False
+        and result["verified"] is True
+        and result["probe"]["status"] == 200
+    )
     assert pids(result["workers_after"]) == pids(result["workers_before"]) == [20, 21]
     assert not replica.locked
 
@@ -320,14 +410,22 @@ def test_a_lock_never_released_is_an_error_and_nothing_runs():
     replica.answers["lock"] = done(75, stderr="another run has held %s for too long\n" % LOCK)
     cluster = Cluster(replica)
     [result] = run(cluster)
-    assert cluster.calls == ["lock"]                               # not even the lock's release
-    assert result["error"] == "cannot take the reload lock in edge/p-0: another run has held %s for too long" % LOCK
-    assert result["container"] == "nginx" and result["config_test"] is None and not result["verified"]
+    assert cluster.calls == ["lock"]  # not even the lock's release
+    assert (
+        result["error"]
+        == "cannot take the reload lock in edge/p-0: another run has held %s for too long" % LOCK
+    )
+    assert (
+        result["container"] == "nginx" and result["config_test"] is None and not result["verified"]
+    )
 
 
 def test_an_exec_refused_mid_way_names_the_call_and_the_other_replicas_are_still_handled():
-    forbidden = K8sError("exec of `nginx -s reload` in pod edge/p-0 (container nginx): the credentials lack "
-                         '"create" on "pods/exec" in namespace "edge" (403 Forbidden)', 403)
+    forbidden = K8sError(
+        "exec of `nginx -s reload` in pod edge/p-0 (container nginx): the credentials lack "
+        '"create" on "pods/exec" in namespace "edge" (403 Forbidden)',
+        403,
+    )
     first, second = Replica("p-0"), Replica("p-1", ip="10.0.0.8")
     first.answers["nginx -s reload"] = forbidden
     cluster = Cluster(first, second)
@@ -336,16 +434,21 @@ def test_an_exec_refused_mid_way_names_the_call_and_the_other_replicas_are_still
     broken, missing, fine = results
     assert broken["error"] == str(forbidden)
     assert broken["config_test"]["ok"] and not broken["reload_sent"] and not broken["verified"]
-    assert not first.locked                                        # released on the way out
-    assert missing["error"] == 'pods "missing" not found in namespace "edge"' and missing["container"] is None
+    assert not first.locked  # released on the way out
+    assert (
+        missing["error"] == 'pods "missing" not found in namespace "edge"'
+        and missing["container"] is None
+    )
     assert fine["reloaded"] and fine["verified"] and fine["error"] is None
     assert ("p-1", "nginx", "nginx -s reload") in cluster.execs
 
 
 def test_an_error_after_the_reload_keeps_what_was_done():
     replica = Replica("p-0")
-    replica.answers["nginx -T"] = K8sError("exec of `nginx -T` in pod edge/p-0 (container nginx): cannot open exec "
-                                           "via https://127.0.0.1:6443: timed out (timeout 10s)")
+    replica.answers["nginx -T"] = K8sError(
+        "exec of `nginx -T` in pod edge/p-0 (container nginx): cannot open exec "
+        "via https://127.0.0.1:6443: timed out (timeout 10s)"
+    )
     [result] = run(Cluster(replica))
     assert result["reloaded"] is True and result["verified"] is False
     assert result["error"].startswith("exec of `nginx -T` in pod edge/p-0")
@@ -356,8 +459,10 @@ def test_cooldown_skips_a_fresh_replica_and_force_reloads_it():
     cluster = Cluster(fresh)
     [skipped] = run(cluster)
     assert skipped["last_reload_age"] == 4.0
-    assert skipped["skipped"] == ("its workers started 4s ago, within the cooldown of 300s: not reloaded again "
-                                  "(force: true overrides)")
+    assert skipped["skipped"] == (
+        "its workers started 4s ago, within the cooldown of 300s: not reloaded again "
+        "(force: true overrides)"
+    )
     assert skipped["verified"] and not skipped["reloaded"] and skipped["config_test"] is None
     assert cluster.calls == ["lock", "procs", "rmdir", "nginx -T", "curl"]
     [forced] = run(cluster, force=True)
@@ -370,13 +475,22 @@ def test_cooldown_skips_a_fresh_replica_and_force_reloads_it():
 def test_a_skipped_replica_that_answers_502_is_not_verified():
     [result] = run(Cluster(Replica("p-0", reloaded_ago=4, answer=502)))
     assert result["skipped"] and not result["verified"]
-    assert result["error"] == "skipped in the cooldown, but the probe of http://10.0.0.7:80/ got 502"
+    assert (
+        result["error"] == "skipped in the cooldown, but the probe of http://10.0.0.7:80/ got 502"
+    )
 
 
-@pytest.mark.parametrize("age, cooldown, force, skips", [
-    (None, 300, False, False), (4.0, 300, False, True), (4.0, 300, True, False),
-    (4.0, 0, False, False), (300.0, 300, False, False), (299.9, 300, False, True),
-])
+@pytest.mark.parametrize(
+    "age, cooldown, force, skips",
+    [
+        (None, 300, False, False),
+        (4.0, 300, False, True),
+        (4.0, 300, True, False),
+        (4.0, 0, False, False),
+        (300.0, 300, False, False),
+        (299.9, 300, False, True),
+    ],
+)
 def test_cooldown_rule(age, cooldown, force, skips):
     assert (cooldown_skip(age, cooldown, force) is not None) is skips
 
@@ -391,18 +505,24 @@ def lock_script(tmp_path):
 def test_lock_script_takes_turns_and_breaks_a_dead_runs_lock(tmp_path):
     script = lock_script(tmp_path)
     lock = tmp_path / "badgateway-k8s-reload.lock"
-    first = subprocess.run(["sh", "-c", script, "sh", "3"], capture_output=True, text=True, check=False)
+    first = subprocess.run(
+        ["sh", "-c", script, "sh", "3"], capture_output=True, text=True, check=False
+    )
     assert (first.returncode, first.stdout.strip()) == (0, str(lock)) and lock.is_dir()
-    second = subprocess.run(["sh", "-c", script, "sh", "2"], capture_output=True, text=True, check=False)
+    second = subprocess.run(
+        ["sh", "-c", script, "sh", "2"], capture_output=True, text=True, check=False
+    )
     assert second.returncode == 75
     assert second.stderr.strip() == "another run has held %s for too long" % lock
     subprocess.run(["touch", "-d", "3 minutes ago", str(lock)], check=True)
-    third = subprocess.run(["sh", "-c", script, "sh", "2"], capture_output=True, text=True, check=False)
+    third = subprocess.run(
+        ["sh", "-c", script, "sh", "2"], capture_output=True, text=True, check=False
+    )
     assert (third.returncode, third.stdout.strip()) == (0, str(lock))
 
 
 def test_options_are_exactly_the_modules():
     text = (REPO / "plugins/modules/nginx_reload.py").read_text()
     start = text.index('DOCUMENTATION = r"""') + len('DOCUMENTATION = r"""')
-    documented = set(yaml.safe_load(text[start:text.index('"""', start)])["options"])
+    documented = set(yaml.safe_load(text[start : text.index('"""', start)])["options"])
     assert set(_reload.OPTIONS) == documented - {"namespace", "pods"}

@@ -1,4 +1,5 @@
 """The request chain and the Markdown and HTML reports (plugins/module_utils/report_render.py)."""
+
 import copy
 import json
 import pathlib
@@ -9,7 +10,12 @@ import jsonschema
 import pytest
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import layers, report_render
-from ansible_collections.badgateway.k8s.plugins.module_utils.report_render import ReportError, build_chain, to_html, to_markdown
+from ansible_collections.badgateway.k8s.plugins.module_utils.report_render import (
+    ReportError,
+    build_chain,
+    to_html,
+    to_markdown,
+)
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -27,7 +33,11 @@ def chain_schema():
     the same place here: the one schema in docs/ is what the chains are checked against.
     """
     result_schema = json.loads((ROOT / "docs" / "result.schema.json").read_text())
-    return {"type": "object", "properties": {"chain": result_schema["properties"]["chain"]}, "required": ["chain"]}
+    return {
+        "type": "object",
+        "properties": {"chain": result_schema["properties"]["chain"]},
+        "required": ["chain"],
+    }
 
 
 @pytest.fixture
@@ -53,19 +63,38 @@ def healthy_facts():
 def result_from(facts, verdict):
     """A result as the role builds it, around the given facts and verdict."""
     return {
-        "schema_version": 1, "started": "2026-11-25T03:00:00Z", "finished": "2026-11-25T03:00:05Z",
-        "target": {"proxy": "web/app=nginx", "service": "app/open-webui", "url": facts["symptom"]["url"], "inventory_host": "localhost"},
-        "check_mode": False, "verdict": verdict,
+        "schema_version": 1,
+        "started": "2026-11-25T03:00:00Z",
+        "finished": "2026-11-25T03:00:05Z",
+        "target": {
+            "proxy": "web/app=nginx",
+            "service": "app/open-webui",
+            "url": facts["symptom"]["url"],
+            "inventory_host": "localhost",
+        },
+        "check_mode": False,
+        "verdict": verdict,
         "layers": [layers.assess(facts, name) for name in LAYER_NAMES],
-        "remediation": {"performed": False, "verified": False, "url_status_after": None, "replicas": [],
-                        "reason": "the verdict is %s, which a reload does not fix" % verdict["cause"]},
+        "remediation": {
+            "performed": False,
+            "verified": False,
+            "url_status_after": None,
+            "replicas": [],
+            "reason": "the verdict is %s, which a reload does not fix" % verdict["cause"],
+        },
         "errors": facts.get("errors") or {},
         "chain": build_chain(facts, verdict),
     }
 
 
-HEALTHY_VERDICT = {"cause": "healthy", "summary": "No gateway error now.", "evidence": ["web/nginx-1: GET / -> 200"],
-                   "recommendation": {"fix": "Nothing to do.", "prevention": "-"}, "stale_replicas": [], "reload_safe": False}
+HEALTHY_VERDICT = {
+    "cause": "healthy",
+    "summary": "No gateway error now.",
+    "evidence": ["web/nginx-1: GET / -> 200"],
+    "recommendation": {"fix": "Nothing to do.", "prevention": "-"},
+    "stale_replicas": [],
+    "reload_safe": False,
+}
 
 
 def link(chain, source, target):
@@ -99,7 +128,11 @@ def test_chain_marks_the_stale_replica_and_its_gone_address(facts):
     assert gone["status"] == "fail"
     assert "127.1.1.2:8080" in gone["evidence"][0] and "127.1.1.3:8080" in gone["evidence"][0]
     # nginx-1 was reloaded after the move: it dialled the old address only before its reload.
-    assert not [lk for lk in chain["links"] if lk["from"] == "proxy:web/nginx-1" and lk["to"].startswith("stale:")]
+    assert not [
+        lk
+        for lk in chain["links"]
+        if lk["from"] == "proxy:web/nginx-1" and lk["to"].startswith("stale:")
+    ]
     assert link(chain, "client", "proxy:web/nginx-0")["status"] == "fail"
     assert link(chain, "client", "proxy:web/nginx-1")["status"] == "pass"
     # The Service answers from inside both pods; for nginx-0 the evidence says nginx dials elsewhere.
@@ -107,8 +140,13 @@ def test_chain_marks_the_stale_replica_and_its_gone_address(facts):
     assert via["status"] == "pass" and "dials 127.1.1.2:8080 instead" in via["evidence"][1]
     assert link(chain, "service:app/open-webui", "endpoint:127.1.1.3:8080")["status"] == "pass"
     assert link(chain, "endpoint:127.1.1.3:8080", "pod:app/open-webui-0")["status"] == "pass"
-    assert chain["client"] == {"id": "client", "url": "http://127.0.0.1:30080/", "http_status": 502, "status": "fail",
-                               "evidence": ["GET http://127.0.0.1:30080/ from the controller -> 502"]}
+    assert chain["client"] == {
+        "id": "client",
+        "url": "http://127.0.0.1:30080/",
+        "http_status": 502,
+        "status": "fail",
+        "evidence": ["GET http://127.0.0.1:30080/ from the controller -> 502"],
+    }
 
 
 def test_the_verdicts_stale_replicas_fail_even_without_their_own_stale_addresses(facts):
@@ -138,10 +176,16 @@ def test_numbers_sort_by_value_and_pods_are_drawn_in_their_endpoints_order(facts
     facts["pods"], facts["service"]["endpoints"] = [], []
     for index, ip in ((2, "127.1.2.30"), (10, "127.1.2.4"), (1, "127.1.2.100")):
         facts["pods"].append(dict(pod, name="web-%d" % index, pod_ip=ip))
-        facts["service"]["endpoints"].append(dict(ep, address=ip + ":8080", ip=ip, target="app/web-%d" % index))
+        facts["service"]["endpoints"].append(
+            dict(ep, address=ip + ":8080", ip=ip, target="app/web-%d" % index)
+        )
     chain = build_chain(facts)
     assert [p["name"] for p in chain["pods"]] == ["web-1", "web-2", "web-10"]
-    assert [e["address"] for e in chain["endpoints"]] == ["127.1.2.4:8080", "127.1.2.30:8080", "127.1.2.100:8080"]
+    assert [e["address"] for e in chain["endpoints"]] == [
+        "127.1.2.4:8080",
+        "127.1.2.30:8080",
+        "127.1.2.100:8080",
+    ]
     result = load("result_stale_upstream.json")
     result["chain"] = chain
     svg = re.search(r"<svg.*</svg>", to_html(result), flags=re.S).group(0)
@@ -150,25 +194,42 @@ def test_numbers_sort_by_value_and_pods_are_drawn_in_their_endpoints_order(facts
 
 
 def test_facts_that_could_not_be_gathered_are_unknown_with_the_reason():
-    facts = {"symptom": None, "self_probes": None, "pods": None, "service": None, "svc_probes": None,
-             "proxies": [{"namespace": "web", "name": "nginx-0", "ready": True}],
-             "errors": {"service": "403 Forbidden: cannot get services in app", "connectivity": "needs the Service"}}
+    facts = {
+        "symptom": None,
+        "self_probes": None,
+        "pods": None,
+        "service": None,
+        "svc_probes": None,
+        "proxies": [{"namespace": "web", "name": "nginx-0", "ready": True}],
+        "errors": {
+            "service": "403 Forbidden: cannot get services in app",
+            "connectivity": "needs the Service",
+        },
+    }
     chain = build_chain(facts)
     assert chain["service"]["status"] == "unknown"
-    assert chain["service"]["evidence"] == ["could not be checked: 403 Forbidden: cannot get services in app"]
-    assert link(chain, "proxy:web/nginx-0", "service")["evidence"] == ["could not be checked: needs the Service"]
+    assert chain["service"]["evidence"] == [
+        "could not be checked: 403 Forbidden: cannot get services in app"
+    ]
+    assert link(chain, "proxy:web/nginx-0", "service")["evidence"] == [
+        "could not be checked: needs the Service"
+    ]
     assert link(chain, "client", "proxy:web/nginx-0")["status"] == "unknown"
     assert chain["client"]["status"] == "unknown"
     assert chain["pods"] == [] and chain["pods_note"] == "the backend pods were not read"
     # Still renders.
-    result = result_from({"symptom": {"url": None, "status": None}, "errors": facts["errors"]}, HEALTHY_VERDICT)
+    result = result_from(
+        {"symptom": {"url": None, "status": None}, "errors": facts["errors"]}, HEALTHY_VERDICT
+    )
     result["chain"] = chain
     assert "403 Forbidden: cannot get services in app" in to_markdown(result)
     assert "403 Forbidden: cannot get services in app" in to_html(result)
 
 
 def test_the_fixture_result_is_what_the_code_builds_and_fits_the_schema(facts, result):
-    assert result["chain"] == build_chain(facts, result["verdict"]), "rerun tests/unit/fixtures/make_result_fixture.py"
+    assert result["chain"] == build_chain(facts, result["verdict"]), (
+        "rerun tests/unit/fixtures/make_result_fixture.py"
+    )
     assert result["layers"] == [layers.assess(facts, name) for name in LAYER_NAMES]
     jsonschema.validate(result, json.loads((ROOT / "docs" / "result.schema.json").read_text()))
     jsonschema.validate({"chain": result["chain"]}, chain_schema())
@@ -179,7 +240,11 @@ def test_the_fixture_result_is_what_the_code_builds_and_fits_the_schema(facts, r
 
 
 def test_every_chain_fits_the_chain_schema():
-    for chain in (build_chain(healthy_facts(), HEALTHY_VERDICT), build_chain({}), build_chain({"errors": {"symptom": "x"}})):
+    for chain in (
+        build_chain(healthy_facts(), HEALTHY_VERDICT),
+        build_chain({}),
+        build_chain({"errors": {"symptom": "x"}}),
+    ):
         jsonschema.validate({"chain": chain}, chain_schema())
 
 
@@ -201,8 +266,11 @@ def test_markdown_of_a_stale_upstream_with_one_stale_replica_of_two(result):
     for block in re.findall(r"(?:^\|.*\n)+", md, flags=re.M):
         widths = {len(md_cells(line)) for line in block.splitlines()}
         assert len(widths) == 1, block
-    layer_rows = {r[0]: r[2] for r in (md_cells(x) for x in md.splitlines() if x.startswith("| "))
-                  if r and r[0] in ("symptom", "backend\\_pods", "service", "connectivity", "proxy\\_logs")} or {}
+    layer_rows = {
+        r[0]: r[2]
+        for r in (md_cells(x) for x in md.splitlines() if x.startswith("| "))
+        if r and r[0] in ("symptom", "backend\\_pods", "service", "connectivity", "proxy\\_logs")
+    } or {}
     assert layer_rows.get("symptom") == "**FAIL**" and layer_rows.get("connectivity") == "PASS"
     assert "| web/nginx-0 | ok | yes | 31 -> 58 | 200 | yes | - |" in md
     assert "Reloaded; verified: **yes** (`http://127.0.0.1:30080/` -> 200 after the reload)" in md
@@ -228,7 +296,9 @@ def evil_result():
     facts["pods"][0]["name"] = EVIL_POD
     facts["service"]["endpoints"][0]["target"] = "app/" + EVIL_POD
     facts["proxies"][0]["problems"] = [EVIL_LINE]
-    verdict = dict(HEALTHY_VERDICT, cause="unknown", summary=EVIL_LINE, evidence=[EVIL_LINE, EVIL_POD])
+    verdict = dict(
+        HEALTHY_VERDICT, cause="unknown", summary=EVIL_LINE, evidence=[EVIL_LINE, EVIL_POD]
+    )
     return result_from(facts, verdict)
 
 
@@ -261,7 +331,9 @@ def test_html_is_self_contained(result):
     parsed = _Collect()
     parsed.feed(to_html(result))
     assert set(parsed.tags) & {"script", "link", "img", "iframe", "object", "embed"} == set()
-    refs = [value for name, value in parsed.attrs if name in ("src", "href", "xlink:href", "action")]
+    refs = [
+        value for name, value in parsed.attrs if name in ("src", "href", "xlink:href", "action")
+    ]
     assert refs == []
     assert "style" in parsed.tags and "svg" in parsed.tags
 
@@ -279,10 +351,17 @@ def test_markdown_escapes_every_value():
 # --- bad input --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, arg, message", [
-    (to_markdown, [], "expected a diagnose_502_result (a mapping), got a list"),
-    (to_html, {"target": {}}, "not a diagnose_502_result: it has no verdict and no layers (see docs/result-schema.md)"),
-])
+@pytest.mark.parametrize(
+    "call, arg, message",
+    [
+        (to_markdown, [], "expected a diagnose_502_result (a mapping), got a list"),
+        (
+            to_html,
+            {"target": {}},
+            "not a diagnose_502_result: it has no verdict and no layers (see docs/result-schema.md)",
+        ),
+    ],
+)
 def test_what_is_not_a_result_is_named(call, arg, message):
     with pytest.raises(ReportError) as exc:
         call(arg)
@@ -300,10 +379,23 @@ def test_facts_of_the_wrong_type_are_not_gathered_nor_guessed_at(facts):
 
 
 def test_a_gathered_list_keeps_its_mappings_only():
-    chain = build_chain({"pods": [None, "x", {"namespace": "app", "name": "web-0", "phase": "Running", "ready": True}]})
+    chain = build_chain(
+        {
+            "pods": [
+                None,
+                "x",
+                {"namespace": "app", "name": "web-0", "phase": "Running", "ready": True},
+            ]
+        }
+    )
     assert [p["id"] for p in chain["pods"]] == ["pod:app/web-0"] and chain["pods_note"] is None
     # a pod that does not say it is Ready is not: a missing key is never taken for healthy
-    assert build_chain({"pods": [{"namespace": "app", "name": "web-0", "phase": "Running"}]})["pods"][0]["status"] == "fail"
+    assert (
+        build_chain({"pods": [{"namespace": "app", "name": "web-0", "phase": "Running"}]})["pods"][
+            0
+        ]["status"]
+        == "fail"
+    )
 
 
 def test_parts_of_a_result_of_the_wrong_type_render_as_empty(result):
@@ -322,7 +414,10 @@ def test_filters_turn_bad_input_into_filter_errors(result):
     filters = report.FilterModule().filters()
     assert filters["report_markdown"](result) == to_markdown(result)
     assert filters["report_html"](result) == to_html(result)
-    assert filters["report_chain"](load("facts_stale_upstream.json"), result["verdict"]) == result["chain"]
+    assert (
+        filters["report_chain"](load("facts_stale_upstream.json"), result["verdict"])
+        == result["chain"]
+    )
     with pytest.raises(AnsibleFilterError, match="report_html: expected a diagnose_502_result"):
         filters["report_html"]("nope")
     assert report_render.STATUSES == ("pass", "fail", "unknown")

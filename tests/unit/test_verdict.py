@@ -30,74 +30,152 @@ OLD_IP, NEW_IP = "10.244.1.3", "10.244.1.7"
 
 
 def container(state="running", reason=None, restarts=0, last_state=None, port=8080):
-    return {"name": "app", "ready": state == "running" and reason is None, "started": True,
-            "restart_count": restarts, "state": state, "reason": reason, "exit_code": None,
-            "last_state": last_state,
-            "ports": [{"name": "http", "container_port": port, "protocol": "TCP"}]}
+    return {
+        "name": "app",
+        "ready": state == "running" and reason is None,
+        "started": True,
+        "restart_count": restarts,
+        "state": state,
+        "reason": reason,
+        "exit_code": None,
+        "last_state": last_state,
+        "ports": [{"name": "http", "container_port": port, "protocol": "TCP"}],
+    }
 
 
-def pod(name, ip, ready=True, phase="Running", restarts=0, problems=(), deleting=False,
-        last_state=None):
-    return {"namespace": "open-webui", "name": name, "uid": "uid-" + name, "phase": phase,
-            "ready": ready, "pod_ip": ip, "pod_ips": [ip], "node": "node-1",
-            "labels": {"app": "open-webui"}, "creation_timestamp": "2026-11-25T01:30:00Z",
-            "deletion_timestamp": "2026-11-25T02:20:00Z" if deleting else None,
-            "restarts": restarts,
-            "containers": [container(restarts=restarts, last_state=last_state)],
-            "problems": list(problems)}
+def pod(
+    name, ip, ready=True, phase="Running", restarts=0, problems=(), deleting=False, last_state=None
+):
+    return {
+        "namespace": "open-webui",
+        "name": name,
+        "uid": "uid-" + name,
+        "phase": phase,
+        "ready": ready,
+        "pod_ip": ip,
+        "pod_ips": [ip],
+        "node": "node-1",
+        "labels": {"app": "open-webui"},
+        "creation_timestamp": "2026-11-25T01:30:00Z",
+        "deletion_timestamp": "2026-11-25T02:20:00Z" if deleting else None,
+        "restarts": restarts,
+        "containers": [container(restarts=restarts, last_state=last_state)],
+        "problems": list(problems),
+    }
 
 
 def endpoint(ip, ready=True, terminating=False, name="open-webui-0", port=8080):
-    return {"address": "%s:%d" % (ip, port), "ip": ip, "port": port, "port_name": "http",
-            "ready": ready, "serving": ready, "terminating": terminating,
-            "target": "open-webui/" + name, "slice": "open-webui-x7k2p"}
+    return {
+        "address": "%s:%d" % (ip, port),
+        "ip": ip,
+        "port": port,
+        "port_name": "http",
+        "ready": ready,
+        "serving": ready,
+        "terminating": terminating,
+        "target": "open-webui/" + name,
+        "slice": "open-webui-x7k2p",
+    }
 
 
 def service(endpoints, selector_matches=True, port_mismatches=(), exists=True):
     return {
-        "namespace": "open-webui", "name": "open-webui", "exists": exists, "type": "ClusterIP",
-        "cluster_ip": "10.96.12.34", "headless": False, "selector": {"app": "open-webui"},
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "target_port": 8080,
-                   "resolved_target_ports": []}],
+        "namespace": "open-webui",
+        "name": "open-webui",
+        "exists": exists,
+        "type": "ClusterIP",
+        "cluster_ip": "10.96.12.34",
+        "headless": False,
+        "selector": {"app": "open-webui"},
+        "ports": [
+            {
+                "name": "http",
+                "port": 8080,
+                "protocol": "TCP",
+                "target_port": 8080,
+                "resolved_target_ports": [],
+            }
+        ],
         "matching_pods": ["open-webui/open-webui-0"] if selector_matches else [],
         "selector_matches": selector_matches,
         "endpoints": endpoints,
-        "ready_addresses": sorted(e["address"] for e in endpoints
-                                  if e["ready"] and not e["terminating"]),
-        "not_ready_addresses": sorted(e["address"] for e in endpoints
-                                      if not e["ready"] and not e["terminating"]),
+        "ready_addresses": sorted(
+            e["address"] for e in endpoints if e["ready"] and not e["terminating"]
+        ),
+        "not_ready_addresses": sorted(
+            e["address"] for e in endpoints if not e["ready"] and not e["terminating"]
+        ),
         "terminating_addresses": sorted(e["address"] for e in endpoints if e["terminating"]),
         "port_mismatches": list(port_mismatches),
     }
 
 
-def dialled(address, state, count=12, after=True, signatures=None, objects=(),
-            port_match=True):
-    return {"address": address, "state": state, "objects": list(objects), "count": count,
-            "count_after_reload": count if after else 0,
-            "last_seen": "2026-11-25T02:21:05Z", "after_reload": after,
-            "port_match": port_match, "hints": [],
-            "signatures": signatures or {"connect_refused": count}}
+def dialled(address, state, count=12, after=True, signatures=None, objects=(), port_match=True):
+    return {
+        "address": address,
+        "state": state,
+        "objects": list(objects),
+        "count": count,
+        "count_after_reload": count if after else 0,
+        "last_seen": "2026-11-25T02:21:05Z",
+        "after_reload": after,
+        "port_match": port_match,
+        "hints": [],
+        "signatures": signatures or {"connect_refused": count},
+    }
 
 
-def proxy(name="nginx-0", counts_after=None, counts=None, addresses=(), stale=None,
-          status_counts=None, upstream_status_counts=None, errors=(), **kw):
+def proxy(
+    name="nginx-0",
+    counts_after=None,
+    counts=None,
+    addresses=(),
+    stale=None,
+    status_counts=None,
+    upstream_status_counts=None,
+    errors=(),
+    **kw,
+):
     counts_after = dict(counts_after or {})
     status_counts = status_counts or {"200": 40}
     return shapes.proxy(
-        name, "ingress", pod_ip="10.244.0.5",
-        upstream_hosts=[shapes.upstream_host("open-webui.open-webui.svc.cluster.local", source="upstream",
-                                             service="open-webui/open-webui")],
-        worker_start_times=[RELOAD], last_reload=RELOAD,
-        log={"lines_read": 100, "bytes_read": 20000, "truncated": False, "since_seconds": None, "tail_lines": 5000},
-        errors=list(errors), errors_after_reload=sum(counts_after.values()),
+        name,
+        "ingress",
+        pod_ip="10.244.0.5",
+        upstream_hosts=[
+            shapes.upstream_host(
+                "open-webui.open-webui.svc.cluster.local",
+                source="upstream",
+                service="open-webui/open-webui",
+            )
+        ],
+        worker_start_times=[RELOAD],
+        last_reload=RELOAD,
+        log={
+            "lines_read": 100,
+            "bytes_read": 20000,
+            "truncated": False,
+            "since_seconds": None,
+            "tail_lines": 5000,
+        },
+        errors=list(errors),
+        errors_after_reload=sum(counts_after.values()),
         counts=dict(counts if counts is not None else counts_after),
         counts_after_reload=counts_after,
         upstream_addresses=list(addresses),
-        stale_addresses=list(stale if stale is not None else [
-            a["address"] for a in addresses if a["state"] == "stale" and a["after_reload"]]),
-        access={"requests": 40, "status_counts": status_counts, "status_counts_after_reload": status_counts,
-                "upstream_status_counts": upstream_status_counts or {}}, **kw)
+        stale_addresses=list(
+            stale
+            if stale is not None
+            else [a["address"] for a in addresses if a["state"] == "stale" and a["after_reload"]]
+        ),
+        access={
+            "requests": 40,
+            "status_counts": status_counts,
+            "status_counts_after_reload": status_counts,
+            "upstream_status_counts": upstream_status_counts or {},
+        },
+        **kw,
+    )
 
 
 def probe(name="nginx-0", status=200):
@@ -105,15 +183,17 @@ def probe(name="nginx-0", status=200):
 
 
 def healthy_backend():
-    return {"pods": [pod("open-webui-0", NEW_IP)],
-            "service": service([endpoint(NEW_IP)])}
+    return {"pods": [pod("open-webui-0", NEW_IP)], "service": service([endpoint(NEW_IP)])}
 
 
 def facts_with(proxies, probes=None, **overrides):
     facts = healthy_backend()
-    facts.update(symptom={"status": 502, "url": "https://chat.example.com/"},
-                 proxies=proxies, probes=probes if probes is not None else [probe()],
-                 layers=[])
+    facts.update(
+        symptom={"status": 502, "url": "https://chat.example.com/"},
+        proxies=proxies,
+        probes=probes if probes is not None else [probe()],
+        layers=[],
+    )
     facts.update(overrides)
     return facts
 
@@ -123,9 +203,15 @@ def stale_entry(count=12, after=True):
 
 
 def test_stale_upstream_seed_incident():
-    facts = facts_with([proxy(counts_after={"connect_refused": 12},
-                              addresses=[stale_entry()],
-                              status_counts={"200": 2, "502": 12})])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 12},
+                addresses=[stale_entry()],
+                status_counts={"200": 2, "502": 12},
+            )
+        ]
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "stale_upstream"
     assert verdict["reload_safe"] is True
@@ -135,11 +221,17 @@ def test_stale_upstream_seed_incident():
     assert verdict["evidence"][0] == (
         "proxy ingress/nginx-0 dialled 10.244.1.3:8080 (stale: no pod, endpoint or Service "
         "has it) 12 times since its last reload at 2026-11-25T01:00:00Z; last seen "
-        "2026-11-25T02:21:05Z")
-    assert "Service open-webui/open-webui has ready endpoints 10.244.1.7:8080" in \
-        verdict["evidence"]
-    for needle in ("ingress/nginx-0", "10.244.1.3:8080", "10.244.1.7:8080",
-                   "open-webui/open-webui"):
+        "2026-11-25T02:21:05Z"
+    )
+    assert (
+        "Service open-webui/open-webui has ready endpoints 10.244.1.7:8080" in verdict["evidence"]
+    )
+    for needle in (
+        "ingress/nginx-0",
+        "10.244.1.3:8080",
+        "10.244.1.7:8080",
+        "open-webui/open-webui",
+    ):
         assert needle in verdict["summary"]
     assert "ingress/nginx-0" in verdict["recommendation"]["fix"]
     assert "ClusterIP" in verdict["recommendation"]["prevention"]
@@ -148,10 +240,15 @@ def test_stale_upstream_seed_incident():
 
 def test_two_replicas_one_stale():
     facts = facts_with(
-        [proxy("nginx-0", counts_after={"connect_refused": 7}, addresses=[stale_entry(7)]),
-         proxy("nginx-1", addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", count=0,
-                                             signatures={})])],
-        probes=[probe("nginx-0"), probe("nginx-1")])
+        [
+            proxy("nginx-0", counts_after={"connect_refused": 7}, addresses=[stale_entry(7)]),
+            proxy(
+                "nginx-1",
+                addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", count=0, signatures={})],
+            ),
+        ],
+        probes=[probe("nginx-0"), probe("nginx-1")],
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "stale_upstream"
     assert verdict["stale_replicas"] == ["ingress/nginx-0"]
@@ -161,9 +258,17 @@ def test_two_replicas_one_stale():
 
 def test_errors_before_reload_do_not_make_a_stale_verdict():
     """The replica was reloaded after dialling the old IP: nothing stale any more."""
-    facts = facts_with([proxy(counts={"connect_refused": 12}, counts_after={},
-                              addresses=[stale_entry(after=False)], stale=[])],
-                       symptom=None)
+    facts = facts_with(
+        [
+            proxy(
+                counts={"connect_refused": 12},
+                counts_after={},
+                addresses=[stale_entry(after=False)],
+                stale=[],
+            )
+        ],
+        symptom=None,
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "healthy"
     assert verdict["stale_replicas"] == []
@@ -175,8 +280,7 @@ def test_stale_computed_when_module_gave_no_state():
     """upstream_addresses straight from nginx_log.summarize (no state): classified here."""
     entry = stale_entry()
     del entry["state"]
-    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[entry],
-                              stale=[])])
+    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[entry], stale=[])])
     verdict = decide(facts)
     assert verdict["cause"] == "stale_upstream"
     assert verdict["stale_addresses"] == ["10.244.1.3:8080"]
@@ -189,13 +293,20 @@ def test_stale_with_real_nginx_lines_end_to_end():
         lines = list(handle)
     summary = summarize(lines)
     ready = endpoint("127.77.0.2", name="web-0")
-    backend = {"pods": [dict(pod("web-0", "127.77.0.2"), namespace="open-webui")],
-               "service": service([ready])}
-    correlated = correlate_addresses(summary["upstream_addresses"],
-                                     build_index(backend["service"], backend["pods"]))
-    replica = proxy(counts_after=summary["counts_after_reload"], counts=summary["counts"],
-                    addresses=correlated["upstream_addresses"],
-                    stale=correlated["stale_addresses"], errors=summary["errors"])
+    backend = {
+        "pods": [dict(pod("web-0", "127.77.0.2"), namespace="open-webui")],
+        "service": service([ready]),
+    }
+    correlated = correlate_addresses(
+        summary["upstream_addresses"], build_index(backend["service"], backend["pods"])
+    )
+    replica = proxy(
+        counts_after=summary["counts_after_reload"],
+        counts=summary["counts"],
+        addresses=correlated["upstream_addresses"],
+        stale=correlated["stale_addresses"],
+        errors=summary["errors"],
+    )
     replica["last_reload"] = summary["reload_time"]
     facts = dict(backend, proxies=[replica], probes=[probe()], symptom=None)
     verdict = decide(facts)
@@ -207,10 +318,17 @@ def test_stale_with_real_nginx_lines_end_to_end():
 
 
 def test_no_endpoints():
-    facts = facts_with([proxy(counts_after={"connect_refused": 30},
-                              addresses=[dialled("10.96.12.34:8080", "cluster_ip", 30)])],
-                       pods=[], service=service([], selector_matches=False),
-                       probes=[probe(status=502)])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 30},
+                addresses=[dialled("10.96.12.34:8080", "cluster_ip", 30)],
+            )
+        ],
+        pods=[],
+        service=service([], selector_matches=False),
+        probes=[probe(status=502)],
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "no_endpoints"
     assert verdict["reload_safe"] is False
@@ -218,24 +336,47 @@ def test_no_endpoints():
 
 
 def test_backend_not_ready():
-    facts = facts_with([proxy(counts_after={"connect_refused": 5},
-                              addresses=[dialled("10.96.12.34:8080", "cluster_ip", 5)])],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 5},
+                addresses=[dialled("10.96.12.34:8080", "cluster_ip", 5)],
+            )
+        ],
+        pods=[pod("open-webui-0", NEW_IP, ready=False)],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_not_ready"
     assert any("open-webui/open-webui-0" in e for e in verdict["evidence"])
 
 
 def test_backend_down():
-    last = {"state": "terminated", "reason": "OOMKilled", "exit_code": 137,
-            "finished_at": "2026-11-25T02:19:00Z"}
-    facts = facts_with([proxy(counts_after={"connect_refused": 9},
-                              addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 9)])],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=6,
-                                 problems=["container app: CrashLoopBackOff",
-                                           "OOMKilled (exit 137)"], last_state=last)],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    last = {
+        "state": "terminated",
+        "reason": "OOMKilled",
+        "exit_code": 137,
+        "finished_at": "2026-11-25T02:19:00Z",
+    }
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 9},
+                addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 9)],
+            )
+        ],
+        pods=[
+            pod(
+                "open-webui-0",
+                NEW_IP,
+                ready=False,
+                restarts=6,
+                problems=["container app: CrashLoopBackOff", "OOMKilled (exit 137)"],
+                last_state=last,
+            )
+        ],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_down"
     assert any("CrashLoopBackOff" in e for e in verdict["evidence"])
@@ -243,26 +384,47 @@ def test_backend_down():
 
 
 def test_stale_and_backend_down_prefers_the_backend_and_no_reload():
-    facts = facts_with([proxy(counts_after={"connect_refused": 9}, addresses=[stale_entry(9)])],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=6,
-                                 problems=["container app: CrashLoopBackOff"])],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    facts = facts_with(
+        [proxy(counts_after={"connect_refused": 9}, addresses=[stale_entry(9)])],
+        pods=[
+            pod(
+                "open-webui-0",
+                NEW_IP,
+                ready=False,
+                restarts=6,
+                problems=["container app: CrashLoopBackOff"],
+            )
+        ],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_down"
     assert verdict["reload_safe"] is False
     assert "stale_upstream" in verdict["candidates"]
-    assert any(e.startswith("also: replicas ingress/nginx-0 dial stale") for e in
-               verdict["evidence"])
+    assert any(
+        e.startswith("also: replicas ingress/nginx-0 dial stale") for e in verdict["evidence"]
+    )
 
 
 def test_port_mismatch():
     mismatch = {"port": 8080, "target_port": 8081, "pods_without_it": ["open-webui/open-webui-0"]}
-    facts = facts_with([proxy(counts_after={"connect_refused": 4},
-                              addresses=[dialled("%s:8081" % NEW_IP, "pod_ip", 4,
-                                                 port_match=False,
-                                                 objects=["Pod open-webui/open-webui-0"])])],
-                       service=service([endpoint(NEW_IP, port=8081)],
-                                       port_mismatches=[mismatch]))
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 4},
+                addresses=[
+                    dialled(
+                        "%s:8081" % NEW_IP,
+                        "pod_ip",
+                        4,
+                        port_match=False,
+                        objects=["Pod open-webui/open-webui-0"],
+                    )
+                ],
+            )
+        ],
+        service=service([endpoint(NEW_IP, port=8081)], port_mismatches=[mismatch]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "port_mismatch"
     assert any("targets 8081" in e for e in verdict["evidence"])
@@ -270,17 +432,27 @@ def test_port_mismatch():
 
 
 def test_port_mismatch_refused_on_ready_endpoint():
-    facts = facts_with([proxy(counts_after={"connect_refused": 4},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 4)])])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 4},
+                addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 4)],
+            )
+        ]
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "port_mismatch"
     assert "nothing listens on that port" in verdict["evidence"][0]
 
 
 def test_dns_failure():
-    err = {"signature": "dns_not_found", "level": "error", "after_reload": True,
-           "message": "open-webui.default.svc.cluster.local could not be resolved "
-                      "(3: Host not found)", "upstream": None}
+    err = {
+        "signature": "dns_not_found",
+        "level": "error",
+        "after_reload": True,
+        "message": "open-webui.default.svc.cluster.local could not be resolved (3: Host not found)",
+        "upstream": None,
+    }
     facts = facts_with([proxy(counts_after={"dns_not_found": 3}, errors=[err])])
     verdict = decide(facts)
     assert verdict["cause"] == "dns_failure"
@@ -288,24 +460,47 @@ def test_dns_failure():
 
 
 def test_backend_crash():
-    last = {"state": "terminated", "reason": "OOMKilled", "exit_code": 137,
-            "finished_at": "2026-11-25T02:21:04Z"}
-    facts = facts_with([proxy(counts_after={"premature_close": 3},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 3,
-                                                 signatures={"premature_close": 3})])],
-                       pods=[pod("open-webui-0", NEW_IP, restarts=2, last_state=last)])
+    last = {
+        "state": "terminated",
+        "reason": "OOMKilled",
+        "exit_code": 137,
+        "finished_at": "2026-11-25T02:21:04Z",
+    }
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"premature_close": 3},
+                addresses=[
+                    dialled(
+                        "%s:8080" % NEW_IP, "ready_endpoint", 3, signatures={"premature_close": 3}
+                    )
+                ],
+            )
+        ],
+        pods=[pod("open-webui-0", NEW_IP, restarts=2, last_state=last)],
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_crash"
     assert any("restarted 2 times" in e for e in verdict["evidence"])
 
 
 def test_keepalive_mismatch():
-    facts = facts_with([proxy(counts_after={"premature_close": 2},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2,
-                                                 signatures={"premature_close": 2})],
-                              status_counts={"200": 998, "502": 2},
-                              upstream_keepalive=[{"upstream": "open-webui", "keepalive": 16,
-                                                   "keepalive_timeout": "60s"}])])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"premature_close": 2},
+                addresses=[
+                    dialled(
+                        "%s:8080" % NEW_IP, "ready_endpoint", 2, signatures={"premature_close": 2}
+                    )
+                ],
+                status_counts={"200": 998, "502": 2},
+                upstream_keepalive=[
+                    {"upstream": "open-webui", "keepalive": 16, "keepalive_timeout": "60s"}
+                ],
+            )
+        ]
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "keepalive_mismatch"
     assert any("2 of 1000 requests got 502" in e for e in verdict["evidence"])
@@ -313,25 +508,37 @@ def test_keepalive_mismatch():
 
 
 def test_rollout_race():
-    facts = facts_with([proxy(counts_after={"connect_refused": 3},
-                              addresses=[dialled("10.244.1.9:8080", "terminating_endpoint", 3)])],
-                       pods=[pod("open-webui-0", NEW_IP),
-                             pod("open-webui-1", "10.244.1.9", deleting=True)],
-                       service=service([endpoint(NEW_IP),
-                                        endpoint("10.244.1.9", ready=False, terminating=True,
-                                                 name="open-webui-1")]))
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 3},
+                addresses=[dialled("10.244.1.9:8080", "terminating_endpoint", 3)],
+            )
+        ],
+        pods=[pod("open-webui-0", NEW_IP), pod("open-webui-1", "10.244.1.9", deleting=True)],
+        service=service(
+            [
+                endpoint(NEW_IP),
+                endpoint("10.244.1.9", ready=False, terminating=True, name="open-webui-1"),
+            ]
+        ),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "rollout_race"
     assert any("terminating endpoint" in e for e in verdict["evidence"])
 
 
 def test_stale_during_a_rollout_is_not_guessed():
-    facts = facts_with([proxy(counts_after={"connect_refused": 3}, addresses=[stale_entry(3)])],
-                       pods=[pod("open-webui-0", NEW_IP),
-                             pod("open-webui-1", "10.244.1.9", deleting=True)],
-                       service=service([endpoint(NEW_IP),
-                                        endpoint("10.244.1.9", ready=False, terminating=True,
-                                                 name="open-webui-1")]))
+    facts = facts_with(
+        [proxy(counts_after={"connect_refused": 3}, addresses=[stale_entry(3)])],
+        pods=[pod("open-webui-0", NEW_IP), pod("open-webui-1", "10.244.1.9", deleting=True)],
+        service=service(
+            [
+                endpoint(NEW_IP),
+                endpoint("10.244.1.9", ready=False, terminating=True, name="open-webui-1"),
+            ]
+        ),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "unknown"
     assert verdict["candidates"] == ["rollout_race", "stale_upstream"]
@@ -341,26 +548,53 @@ def test_stale_during_a_rollout_is_not_guessed():
 
 
 def test_header_too_big():
-    facts = facts_with([proxy(counts_after={"header_too_big": 5},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
-                                                 signatures={"header_too_big": 5})])])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"header_too_big": 5},
+                addresses=[
+                    dialled(
+                        "%s:8080" % NEW_IP, "ready_endpoint", 5, signatures={"header_too_big": 5}
+                    )
+                ],
+            )
+        ]
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "header_too_big"
     assert "proxy_buffer_size" in verdict["recommendation"]["fix"]
 
 
 def test_protocol_mismatch():
-    facts = facts_with([proxy(counts_after={"ssl_handshake": 5},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
-                                                 signatures={"ssl_handshake": 5})])])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"ssl_handshake": 5},
+                addresses=[
+                    dialled(
+                        "%s:8080" % NEW_IP, "ready_endpoint", 5, signatures={"ssl_handshake": 5}
+                    )
+                ],
+            )
+        ]
+    )
     assert decide(facts)["cause"] == "protocol_mismatch"
 
 
 def test_network_blocked():
-    facts = facts_with([proxy(counts_after={"connect_timeout": 5},
-                              addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 5,
-                                                 signatures={"connect_timeout": 5})])],
-                       probes=[probe(status=None)])
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_timeout": 5},
+                addresses=[
+                    dialled(
+                        "%s:8080" % NEW_IP, "ready_endpoint", 5, signatures={"connect_timeout": 5}
+                    )
+                ],
+            )
+        ],
+        probes=[probe(status=None)],
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "network_blocked"
     assert any("NetworkPolicies" in m for m in verdict["missing_evidence"])
@@ -374,9 +608,10 @@ def test_stale_with_timeouts_is_stale_not_blocked():
 
 
 def test_backend_502():
-    facts = facts_with([proxy(status_counts={"200": 10, "502": 5},
-                              upstream_status_counts={"200": 10, "502": 5})],
-                       probes=[probe(status=502)])
+    facts = facts_with(
+        [proxy(status_counts={"200": 10, "502": 5}, upstream_status_counts={"200": 10, "502": 5})],
+        probes=[probe(status=502)],
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_502"
     assert any("$upstream_status" in e for e in verdict["evidence"])
@@ -398,29 +633,60 @@ def test_502_with_no_trace_is_unknown_not_healthy():
     assert any("left no trace" in m for m in verdict["missing_evidence"])
 
 
-@pytest.mark.parametrize("facts", [
-    None, {}, [], "text", {"proxies": None, "service": None, "pods": None},
-    {"proxies": [None, 3, {"name": None, "upstream_addresses": [None, {"address": 5}],
-                           "counts_after_reload": {"connect_refused": "x"}}]},
-    {"service": {"ready_addresses": "10.0.0.1:80", "endpoints": "x"}, "pods": {"name": 1}},
-    {"layers": [{"name": "service", "status": "error", "message": "403 Forbidden"}],
-     "errors": {"service": "cannot get services in open-webui"}},
-])
+@pytest.mark.parametrize(
+    "facts",
+    [
+        None,
+        {},
+        [],
+        "text",
+        {"proxies": None, "service": None, "pods": None},
+        {
+            "proxies": [
+                None,
+                3,
+                {
+                    "name": None,
+                    "upstream_addresses": [None, {"address": 5}],
+                    "counts_after_reload": {"connect_refused": "x"},
+                },
+            ]
+        },
+        {"service": {"ready_addresses": "10.0.0.1:80", "endpoints": "x"}, "pods": {"name": 1}},
+        {
+            "layers": [{"name": "service", "status": "error", "message": "403 Forbidden"}],
+            "errors": {"service": "cannot get services in open-webui"},
+        },
+    ],
+)
 def test_missing_or_broken_facts_never_raise(facts):
     verdict = decide(facts)
     assert verdict["cause"] in CAUSES
     assert verdict["reload_safe"] is False
     assert "could not read the facts" not in verdict["summary"]  # no safety-net fallback
-    assert set(verdict) == {"cause", "summary", "evidence", "recommendation",
-                            "missing_evidence", "candidates", "stale_replicas",
-                            "stale_addresses", "current_addresses", "reload_safe", "unchecked"}
+    assert set(verdict) == {
+        "cause",
+        "summary",
+        "evidence",
+        "recommendation",
+        "missing_evidence",
+        "candidates",
+        "stale_replicas",
+        "stale_addresses",
+        "current_addresses",
+        "reload_safe",
+        "unchecked",
+    }
 
 
 def test_failed_layer_is_named_in_missing_evidence():
-    facts = facts_with([proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])],
-                       service=None,
-                       layers=[{"name": "service", "status": "error",
-                                "message": "Could not be checked: 403 Forbidden"}])
+    facts = facts_with(
+        [proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])],
+        service=None,
+        layers=[
+            {"name": "service", "status": "error", "message": "Could not be checked: 403 Forbidden"}
+        ],
+    )
     verdict = decide(facts)
     # without the Service the stale address cannot be confirmed against ready endpoints
     assert verdict["cause"] == "stale_upstream"
@@ -452,9 +718,11 @@ def test_every_cause_has_a_recommendation():
 def test_no_ready_endpoint_beats_a_502_without_log_lines():
     """502s counted in the access log but their error lines missed (e.g. placed before the
     reload by an imprecise reload time): no ready endpoint still explains them."""
-    facts = facts_with([proxy(status_counts={"502": 3})],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    facts = facts_with(
+        [proxy(status_counts={"502": 3})],
+        pods=[pod("open-webui-0", NEW_IP, ready=False)],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_not_ready"
     assert verdict["candidates"] == ["backend_502"]
@@ -469,49 +737,71 @@ def test_report_fixture_facts():
     assert verdict["cause"] == "stale_upstream"
     assert verdict["stale_replicas"] == ["web/nginx-0"]
     assert verdict["reload_safe"] is True
-    assert "replica web/nginx-0 (stale) answered 502 on its own address http://127.1.0.10:80/" \
+    assert (
+        "replica web/nginx-0 (stale) answered 502 on its own address http://127.1.0.10:80/"
         in verdict["evidence"]
-    assert "replica web/nginx-1 (not stale) answered 200 on its own address " \
+    )
+    assert (
+        "replica web/nginx-1 (not stale) answered 200 on its own address "
         "http://127.1.0.11:80/" in verdict["evidence"]
+    )
 
 
 def test_unknown_still_reports_what_was_logged():
-    facts = facts_with([proxy(counts_after={"no_live_upstreams": 4, "reload": 1},
-                              status_counts={"502": 4})])
+    facts = facts_with(
+        [proxy(counts_after={"no_live_upstreams": 4, "reload": 1}, status_counts={"502": 4})]
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "unknown"
-    assert "proxy ingress/nginx-0 logged since its last reload: no_live_upstreams x4" in \
-        verdict["evidence"]
+    assert (
+        "proxy ingress/nginx-0 logged since its last reload: no_live_upstreams x4"
+        in verdict["evidence"]
+    )
 
 
 def _timed_out(phase):
     """A replica that logged nginx's own 110 line in ``phase`` towards the ready endpoint."""
-    line = ("2026/11/25 02:39:42 [error] 469#469: *21 upstream timed out (110: Connection timed "
-            "out) while %s, client: 10.244.0.1, server: _, request: \"GET / HTTP/1.1\", "
-            "upstream: \"http://%s:8080/\", host: \"chat.example.com\"" % (phase, NEW_IP))
-    access = ('10.244.0.1 - - [25/Nov/2026:02:39:42 +0000] "GET / HTTP/1.1" 504 167 "-" "curl/8"')
-    summary = summarize(["2026/11/25 02:30:00 [notice] 1#1: start worker processes"]
-                        + [line, access] * 3)
+    line = (
+        "2026/11/25 02:39:42 [error] 469#469: *21 upstream timed out (110: Connection timed "
+        'out) while %s, client: 10.244.0.1, server: _, request: "GET / HTTP/1.1", '
+        'upstream: "http://%s:8080/", host: "chat.example.com"' % (phase, NEW_IP)
+    )
+    access = '10.244.0.1 - - [25/Nov/2026:02:39:42 +0000] "GET / HTTP/1.1" 504 167 "-" "curl/8"'
+    summary = summarize(
+        ["2026/11/25 02:30:00 [notice] 1#1: start worker processes"] + [line, access] * 3
+    )
     backend = healthy_backend()
-    correlated = correlate_addresses(summary["upstream_addresses"],
-                                     build_index(backend["service"], backend["pods"]))
-    replica = proxy(counts_after=summary["counts_after_reload"], counts=summary["counts"],
-                    addresses=correlated["upstream_addresses"], stale=[],
-                    status_counts=summary["access"]["status_counts"], errors=summary["errors"])
+    correlated = correlate_addresses(
+        summary["upstream_addresses"], build_index(backend["service"], backend["pods"])
+    )
+    replica = proxy(
+        counts_after=summary["counts_after_reload"],
+        counts=summary["counts"],
+        addresses=correlated["upstream_addresses"],
+        stale=[],
+        status_counts=summary["access"]["status_counts"],
+        errors=summary["errors"],
+    )
     replica["last_reload"] = summary["reload_time"]
     return replica
 
 
 def test_upstream_timeout_a_ready_backend_answers_too_slowly():
     """Real nginx lines: connected, then 110 while reading the response header, 504."""
-    verdict = decide(facts_with([_timed_out("reading response header from upstream")],
-                                symptom={"status": 504, "url": "https://chat.example.com/"}))
+    verdict = decide(
+        facts_with(
+            [_timed_out("reading response header from upstream")],
+            symptom={"status": 504, "url": "https://chat.example.com/"},
+        )
+    )
     assert verdict["cause"] == "upstream_timeout", verdict
     assert verdict["candidates"] == [] and verdict["reload_safe"] is False
     assert verdict["summary"].startswith("upstream_timeout: the backend did not answer within")
     assert "proxy ingress/nginx-0 answered 504 3 times since its last reload" in verdict["evidence"]
-    assert any("%s:8080 (a ready endpoint" % NEW_IP in e and "connected, then no answer" in e
-               for e in verdict["evidence"])
+    assert any(
+        "%s:8080 (a ready endpoint" % NEW_IP in e and "connected, then no answer" in e
+        for e in verdict["evidence"]
+    )
     assert any("while reading response header from upstream" in e for e in verdict["evidence"])
     assert verdict["recommendation"]["fix"].startswith("Find why the backend answers so slowly")
 
@@ -530,14 +820,18 @@ def test_timeouts_reading_and_connecting_together_are_not_guessed():
     verdict = decide(facts_with([reading, connecting]))
     assert verdict["cause"] == "unknown"
     assert verdict["candidates"] == ["network_blocked", "upstream_timeout"]
-    assert any(m.startswith("upstream_timeout vs the others: the backend's answer time")
-               for m in verdict["missing_evidence"])
+    assert any(
+        m.startswith("upstream_timeout vs the others: the backend's answer time")
+        for m in verdict["missing_evidence"]
+    )
 
 
 def test_a_timeout_from_a_backend_without_ready_endpoints_is_not_upstream_timeout():
-    facts = facts_with([_timed_out("reading response header from upstream")],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False)],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    facts = facts_with(
+        [_timed_out("reading response header from upstream")],
+        pods=[pod("open-webui-0", NEW_IP, ready=False)],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_not_ready"
     assert verdict["candidates"] == ["upstream_timeout"]
@@ -552,16 +846,33 @@ def test_external_upstream_is_not_a_stale_verdict():
     assert verdict["stale_replicas"] == [] and verdict["reload_safe"] is False
     # the same address from a summary without state is classified against the facts
     del entry["state"]
-    assert decide(facts_with([proxy(counts_after={"connect_refused": 6},
-                                    addresses=[entry], stale=[])]))["stale_replicas"] == []
+    assert (
+        decide(
+            facts_with([proxy(counts_after={"connect_refused": 6}, addresses=[entry], stale=[])])
+        )["stale_replicas"]
+        == []
+    )
 
 
 def test_crashlooping_backend_without_ready_endpoints_is_down_not_crash():
-    facts = facts_with([proxy(counts_after={"premature_close": 2, "connect_refused": 5},
-                              addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 7)])],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=4,
-                                 problems=["container app: CrashLoopBackOff"])],
-                       service=service([endpoint(NEW_IP, ready=False)]))
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"premature_close": 2, "connect_refused": 5},
+                addresses=[dialled("%s:8080" % NEW_IP, "not_ready_endpoint", 7)],
+            )
+        ],
+        pods=[
+            pod(
+                "open-webui-0",
+                NEW_IP,
+                ready=False,
+                restarts=4,
+                problems=["container app: CrashLoopBackOff"],
+            )
+        ],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_down"
     assert verdict["candidates"] == ["backend_crash"]
@@ -581,36 +892,55 @@ def test_502s_before_the_last_reload_do_not_outlive_it():
 
 
 def _closing_proxy(keepalive):
-    replica = proxy(counts_after={"reset": 2},
-                    addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2, signatures={"reset": 2})],
-                    status_counts={"200": 6, "502": 2})
-    replica["upstream_keepalive"] = [{"upstream": "open-webui", "keepalive": 16,
-                                      "keepalive_timeout": "60s"}] if keepalive else []
+    replica = proxy(
+        counts_after={"reset": 2},
+        addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", 2, signatures={"reset": 2})],
+        status_counts={"200": 6, "502": 2},
+    )
+    replica["upstream_keepalive"] = (
+        [{"upstream": "open-webui", "keepalive": 16, "keepalive_timeout": "60s"}]
+        if keepalive
+        else []
+    )
     return replica
 
 
 def test_keepalive_mismatch_names_the_proxys_upstream_keepalive():
     verdict = decide(facts_with([_closing_proxy(True)]))
     assert verdict["cause"] == "keepalive_mismatch"
-    assert any("upstream open-webui (keepalive 16, keepalive_timeout 60s)" in e for e in verdict["evidence"])
+    assert any(
+        "upstream open-webui (keepalive 16, keepalive_timeout 60s)" in e
+        for e in verdict["evidence"]
+    )
     assert "open-webui/open-webui-0 are healthy with no restarts" in verdict["summary"]
 
 
 def test_resets_without_upstream_keepalive_are_not_called_a_keepalive_race_for_sure():
     """nginx without upstream keepalive opens a connection per request: nothing idle to race."""
     verdict = decide(facts_with([_closing_proxy(False)]))
-    assert verdict["cause"] == "keepalive_mismatch"   # the only candidate, but weak
+    assert verdict["cause"] == "keepalive_mismatch"  # the only candidate, but weak
     assert any("keeps no upstream connection alive" in m for m in verdict["missing_evidence"])
     crashed = facts_with([_closing_proxy(False)], pods=[pod("open-webui-0", NEW_IP, restarts=1)])
     assert decide(crashed)["cause"] == "backend_crash"
 
 
 def test_backend_down_summary_names_the_crashing_pod_first():
-    facts = facts_with([proxy(counts_after={"connect_refused": 3})],
-                       pods=[pod("open-webui-0", NEW_IP, ready=False, restarts=4,
-                                 problems=["container app: CrashLoopBackOff", "OOMKilled (exit 137)"])],
-                       service=service([]))
+    facts = facts_with(
+        [proxy(counts_after={"connect_refused": 3})],
+        pods=[
+            pod(
+                "open-webui-0",
+                NEW_IP,
+                ready=False,
+                restarts=4,
+                problems=["container app: CrashLoopBackOff", "OOMKilled (exit 137)"],
+            )
+        ],
+        service=service([]),
+    )
     verdict = decide(facts)
     assert verdict["cause"] == "backend_down"
-    assert verdict["summary"].startswith("backend_down: pod open-webui/open-webui-0 (container app: CrashLoopBackOff")
+    assert verdict["summary"].startswith(
+        "backend_down: pod open-webui/open-webui-0 (container app: CrashLoopBackOff"
+    )
     assert "OOMKilled" in verdict["summary"]

@@ -59,7 +59,9 @@ class PodRuntime(Protocol):
     passes the container it chose from the stored Pod.
     """
 
-    def log_path(self, namespace: str, pod: str, container: str, previous: bool = False) -> Path | None:
+    def log_path(
+        self, namespace: str, pod: str, container: str, previous: bool = False
+    ) -> Path | None:
         """The CRI log file of the container's current (``previous``: last finished) instance, or
         None when there is none. One record a line: ``<RFC3339Nano UTC> <stdout|stderr> F|P <text>``.
         May raise PodNotRunning (answered as a 400)."""
@@ -90,7 +92,12 @@ SERVER_VERSION = {
     "platform": "linux/amd64",
 }
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
-EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io", "base64.channel.k8s.io")
+EXEC_PROTOCOLS = (
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "channel.k8s.io",
+    "base64.channel.k8s.io",
+)
 NOT_FOUND_MESSAGE = "the server could not find the requested resource"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
@@ -98,7 +105,9 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 class ApiError(Exception):
     """An error answered as a Kubernetes ``Status``."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
@@ -153,7 +162,9 @@ class RequestInfo:
 
     def attributes(self) -> Attributes:
         """Authorizer attributes of this request."""
-        return Attributes(self.verb, self.resource, self.group, self.namespace, self.name, self.subresource)
+        return Attributes(
+            self.verb, self.resource, self.group, self.namespace, self.name, self.subresource
+        )
 
 
 def parse_request_info(method: str, path: str, query: Any) -> RequestInfo | None:
@@ -167,8 +178,14 @@ def parse_request_info(method: str, path: str, query: Any) -> RequestInfo | None
         if len(parts) < 4:
             return None
         group, version, rest = parts[1], parts[2], parts[3:]
-    verb = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-            "DELETE": "delete"}.get(method, method.lower())
+    verb = {
+        "GET": "get",
+        "HEAD": "get",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete",
+    }.get(method, method.lower())
     watching = False
     if rest[0] == "watch":
         watching, rest = True, rest[1:]
@@ -181,7 +198,9 @@ def parse_request_info(method: str, path: str, query: Any) -> RequestInfo | None
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     if verb == "get" and not name:
-        verb = "watch" if watching or str(query.get("watch", "")).lower() in ("true", "1") else "list"
+        verb = (
+            "watch" if watching or str(query.get("watch", "")).lower() in ("true", "1") else "list"
+        )
     elif watching:
         verb = "watch"
     if verb == "delete" and not name:
@@ -192,8 +211,15 @@ def parse_request_info(method: str, path: str, query: Any) -> RequestInfo | None
 # ---------------------------------------------------------------- discovery
 
 # Served but not stored: ``kubectl auth can-i`` posts a SelfSubjectAccessReview.
-ACCESS_REVIEW = ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "",
-                             "SelfSubjectAccessReview", False, verbs=("create",))
+ACCESS_REVIEW = ResourceType(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "",
+    "SelfSubjectAccessReview",
+    False,
+    verbs=("create",),
+)
 SERVED_TYPES = (*RESOURCE_TYPES, ACCESS_REVIEW)
 
 
@@ -228,14 +254,24 @@ def _resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
         for sub, (kind, verbs) in rt.subresources.items():
-            resources.append({
-                "name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                "kind": kind, "verbs": list(verbs),
-            })
+            resources.append(
+                {
+                    "name": f"{rt.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": kind,
+                    "verbs": list(verbs),
+                }
+            )
     if not resources:
         return None
     gv = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
 
 
 def _discovery(request: web.Request) -> web.Response:
@@ -244,16 +280,21 @@ def _discovery(request: web.Request) -> web.Response:
         return _json(SERVER_VERSION)
     if parts == ["api"]:
         host = request.host or "127.0.0.1"
-        return _json({
-            "kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
-        })
+        return _json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+            }
+        )
     if parts == ["apis"]:
         group_list = [_api_group(name, versions) for name, versions in sorted(_groups().items())]
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_list})
     groups = _groups()
     if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
-        return _json({"kind": "APIGroup", "apiVersion": "v1", **_api_group(parts[1], groups[parts[1]])})
+        return _json(
+            {"kind": "APIGroup", "apiVersion": "v1", **_api_group(parts[1], groups[parts[1]])}
+        )
     body = None
     if len(parts) == 2 and parts[0] == "api":
         body = _resource_list("", parts[1])
@@ -265,6 +306,7 @@ def _discovery(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- get / list / Table
+
 
 def _with_type(rt: ResourceType, obj: Manifest) -> Manifest:
     obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
@@ -342,17 +384,28 @@ def _pod_row(pod: Manifest, now: datetime.datetime) -> Row:
             reason = state["terminated"]["reason"]
         elif "terminated" in state:
             term = state["terminated"]
-            reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
+            reason = (
+                f"Signal:{term['signal']}"
+                if term.get("signal")
+                else f"ExitCode:{term.get('exitCode', 0)}"
+            )
     if pod["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
     restart_cell = str(restarts)
     if restarts and last_restart:
-        restart_cell = f"{restarts} ({kube_age(last_restart.strftime('%Y-%m-%dT%H:%M:%SZ'), now)} ago)"
+        restart_cell = (
+            f"{restarts} ({kube_age(last_restart.strftime('%Y-%m-%dT%H:%M:%SZ'), now)} ago)"
+        )
     return [
-        pod["metadata"]["name"], f"{ready}/{total}", reason, restart_cell,
+        pod["metadata"]["name"],
+        f"{ready}/{total}",
+        reason,
+        restart_cell,
         kube_age(pod["metadata"].get("creationTimestamp"), now),
-        status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
-        status.get("nominatedNodeName") or "<none>", "<none>",
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        "<none>",
     ]
 
 
@@ -365,7 +418,9 @@ def _service_row(svc: Manifest, now: datetime.datetime) -> Row:
             text += f":{p['nodePort']}"
         ports.append(f"{text}/{p.get('protocol') or 'TCP'}")
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    external = [i.get("ip") or i.get("hostname") for i in ingress] + list(spec.get("externalIPs") or [])
+    external = [i.get("ip") or i.get("hostname") for i in ingress] + list(
+        spec.get("externalIPs") or []
+    )
     svc_type = spec.get("type") or "ClusterIP"
     if not external:
         external_cell = "<pending>" if svc_type == "LoadBalancer" else "<none>"
@@ -373,8 +428,12 @@ def _service_row(svc: Manifest, now: datetime.datetime) -> Row:
         external_cell = ",".join(e for e in external if e)
     selector = spec.get("selector") or {}
     return [
-        svc["metadata"]["name"], svc_type, spec.get("clusterIP") or "<none>", external_cell,
-        ",".join(ports) or "<none>", kube_age(svc["metadata"].get("creationTimestamp"), now),
+        svc["metadata"]["name"],
+        svc_type,
+        spec.get("clusterIP") or "<none>",
+        external_cell,
+        ",".join(ports) or "<none>",
+        kube_age(svc["metadata"].get("creationTimestamp"), now),
         ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
     ]
 
@@ -393,10 +452,17 @@ def _namespace_row(ns: Manifest, now: datetime.datetime) -> Row:
 
 
 def _endpointslice_row(eps: Manifest, now: datetime.datetime) -> Row:
-    ports = [str(p["port"]) if p.get("port") is not None else "<unset>" for p in eps.get("ports") or []]
+    ports = [
+        str(p["port"]) if p.get("port") is not None else "<unset>" for p in eps.get("ports") or []
+    ]
     addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
-    return [eps["metadata"]["name"], eps.get("addressType", ""), _first_three(ports, "<unset>"),
-            _first_three(addresses, "<unset>"), kube_age(eps["metadata"].get("creationTimestamp"), now)]
+    return [
+        eps["metadata"]["name"],
+        eps.get("addressType", ""),
+        _first_three(ports, "<unset>"),
+        _first_three(addresses, "<unset>"),
+        kube_age(eps["metadata"].get("creationTimestamp"), now),
+    ]
 
 
 def _endpoints_row(ep: Manifest, now: datetime.datetime) -> Row:
@@ -406,7 +472,11 @@ def _endpoints_row(ep: Manifest, now: datetime.datetime) -> Row:
         for a in subset.get("addresses") or []
         for p in subset.get("ports") or []
     ]
-    return [ep["metadata"]["name"], _first_three(pairs, "<none>"), kube_age(ep["metadata"].get("creationTimestamp"), now)]
+    return [
+        ep["metadata"]["name"],
+        _first_three(pairs, "<none>"),
+        kube_age(ep["metadata"].get("creationTimestamp"), now),
+    ]
 
 
 def _ingress_row(ing: Manifest, now: datetime.datetime) -> Row:
@@ -414,34 +484,62 @@ def _ingress_row(ing: Manifest, now: datetime.datetime) -> Row:
     hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
     lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     address = ",".join(i.get("ip") or i.get("hostname") or "" for i in lb)
-    return [ing["metadata"]["name"], spec.get("ingressClassName") or "<none>", _first_three(hosts, "*"),
-            address, "80, 443" if spec.get("tls") else "80", kube_age(ing["metadata"].get("creationTimestamp"), now)]
+    return [
+        ing["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        _first_three(hosts, "*"),
+        address,
+        "80, 443" if spec.get("tls") else "80",
+        kube_age(ing["metadata"].get("creationTimestamp"), now),
+    ]
 
 
 def _selector_text(selector: dict[str, Any]) -> str:
     terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or []:
-        op, key, values = expr.get("operator", ""), expr.get("key", ""), ",".join(expr.get("values") or [])
-        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, f"{key} {op}"))
+        op, key, values = (
+            expr.get("operator", ""),
+            expr.get("key", ""),
+            ",".join(expr.get("values") or []),
+        )
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }.get(op, f"{key} {op}")
+        )
     return ",".join(terms) or "<none>"
 
 
 def _netpol_row(pol: Manifest, now: datetime.datetime) -> Row:
     selector = (pol.get("spec") or {}).get("podSelector") or {}
-    return [pol["metadata"]["name"], _selector_text(selector), kube_age(pol["metadata"].get("creationTimestamp"), now)]
+    return [
+        pol["metadata"]["name"],
+        _selector_text(selector),
+        kube_age(pol["metadata"].get("creationTimestamp"), now),
+    ]
 
 
 def _event_row(ev: Manifest, now: datetime.datetime) -> Row:
     last = ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
-    first = ev.get("firstTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
+    first = (
+        ev.get("firstTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
+    )
     involved = ev.get("involvedObject") or {}
     source = ev.get("source") or {}
     return [
-        kube_age(last, now), ev.get("type") or "", ev.get("reason") or "",
-        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", ev.get("message") or "",
-        involved.get("fieldPath") or "", ", ".join(v for v in (source.get("component"), source.get("host")) if v),
-        kube_age(first, now), str(ev.get("count") or 1), ev["metadata"]["name"],
+        kube_age(last, now),
+        ev.get("type") or "",
+        ev.get("reason") or "",
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        ev.get("message") or "",
+        involved.get("fieldPath") or "",
+        ", ".join(v for v in (source.get("component"), source.get("host")) if v),
+        kube_age(first, now),
+        str(ev.get("count") or 1),
+        ev["metadata"]["name"],
     ]
 
 
@@ -451,51 +549,97 @@ def _column(name: str, kind: str, priority: int = 0, fmt: str = "") -> dict[str,
 
 TABLES: dict[str, tuple[list[dict[str, Any]], Callable[[Manifest, datetime.datetime], Row]]] = {
     "pods": (
-        [_column("Name", "string", 0, "name"), _column("Ready", "string"), _column("Status", "string"),
-         _column("Restarts", "string"), _column("Age", "string"), _column("IP", "string", 1),
-         _column("Node", "string", 1), _column("Nominated Node", "string", 1),
-         _column("Readiness Gates", "string", 1)],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Ready", "string"),
+            _column("Status", "string"),
+            _column("Restarts", "string"),
+            _column("Age", "string"),
+            _column("IP", "string", 1),
+            _column("Node", "string", 1),
+            _column("Nominated Node", "string", 1),
+            _column("Readiness Gates", "string", 1),
+        ],
         _pod_row,
     ),
     "services": (
-        [_column("Name", "string", 0, "name"), _column("Type", "string"), _column("Cluster-IP", "string"),
-         _column("External-IP", "string"), _column("Port(s)", "string"), _column("Age", "string"),
-         _column("Selector", "string", 1)],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Type", "string"),
+            _column("Cluster-IP", "string"),
+            _column("External-IP", "string"),
+            _column("Port(s)", "string"),
+            _column("Age", "string"),
+            _column("Selector", "string", 1),
+        ],
         _service_row,
     ),
     "namespaces": (
-        [_column("Name", "string", 0, "name"), _column("Status", "string"), _column("Age", "string")],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Status", "string"),
+            _column("Age", "string"),
+        ],
         _namespace_row,
     ),
     "endpointslices": (
-        [_column("Name", "string", 0, "name"), _column("AddressType", "string"), _column("Ports", "string"),
-         _column("Endpoints", "string"), _column("Age", "string")],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("AddressType", "string"),
+            _column("Ports", "string"),
+            _column("Endpoints", "string"),
+            _column("Age", "string"),
+        ],
         _endpointslice_row,
     ),
     "endpoints": (
-        [_column("Name", "string", 0, "name"), _column("Endpoints", "string"), _column("Age", "string")],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Endpoints", "string"),
+            _column("Age", "string"),
+        ],
         _endpoints_row,
     ),
     "ingresses": (
-        [_column("Name", "string", 0, "name"), _column("Class", "string"), _column("Hosts", "string"),
-         _column("Address", "string"), _column("Ports", "string"), _column("Age", "string")],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Class", "string"),
+            _column("Hosts", "string"),
+            _column("Address", "string"),
+            _column("Ports", "string"),
+            _column("Age", "string"),
+        ],
         _ingress_row,
     ),
     "events": (
-        [_column("Last Seen", "string"), _column("Type", "string"), _column("Reason", "string"),
-         _column("Object", "string"), _column("Message", "string"), _column("Subobject", "string", 1),
-         _column("Source", "string", 1), _column("First Seen", "string", 1), _column("Count", "string", 1),
-         _column("Name", "string", 1, "name")],
+        [
+            _column("Last Seen", "string"),
+            _column("Type", "string"),
+            _column("Reason", "string"),
+            _column("Object", "string"),
+            _column("Message", "string"),
+            _column("Subobject", "string", 1),
+            _column("Source", "string", 1),
+            _column("First Seen", "string", 1),
+            _column("Count", "string", 1),
+            _column("Name", "string", 1, "name"),
+        ],
         _event_row,
     ),
     "networkpolicies": (
-        [_column("Name", "string", 0, "name"), _column("Pod-Selector", "string"), _column("Age", "string")],
+        [
+            _column("Name", "string", 0, "name"),
+            _column("Pod-Selector", "string"),
+            _column("Age", "string"),
+        ],
         _netpol_row,
     ),
 }
 
 
-def _table(request: web.Request, rt: ResourceType, objs: list[Manifest], list_meta: dict[str, Any]) -> dict[str, Any]:
+def _table(
+    request: web.Request, rt: ResourceType, objs: list[Manifest], list_meta: dict[str, Any]
+) -> dict[str, Any]:
     columns, row_of = TABLES[rt.plural]
     now = datetime.datetime.now(datetime.timezone.utc)
     include = request.query.get("includeObject", "Metadata")
@@ -506,11 +650,19 @@ def _table(request: web.Request, rt: ResourceType, objs: list[Manifest], list_me
         elif include == "None":
             embedded = None
         else:
-            embedded = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                        "metadata": obj["metadata"]}
+            embedded = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
         rows.append({"cells": row_of(obj, now), "object": embedded})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
-            "columnDefinitions": columns, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    }
 
 
 def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
@@ -520,17 +672,24 @@ def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Resp
         fields = parse_field_selector(request.query.get("fieldSelector"), rt.plural)
     except SelectorError as exc:
         raise bad_request(str(exc)) from None
-    items = store.list(rt.plural, info.namespace or None,
-                       lambda obj: labels.matches(obj["metadata"].get("labels")) and fields.matches(obj))
+    items = store.list(
+        rt.plural,
+        info.namespace or None,
+        lambda obj: labels.matches(obj["metadata"].get("labels")) and fields.matches(obj),
+    )
     meta: dict[str, Any] = {"resourceVersion": store.resource_version}
     start = request.query.get("continue")
     if start:
         try:
             after = json.loads(base64.urlsafe_b64decode(start.encode()))["after"]
         except (ValueError, KeyError, TypeError, binascii.Error):
-            raise ApiError(410, "Expired", "The provided continue parameter is too old to display a "
-                           "consistent list result. You can start a new list without the continue "
-                           "parameter.") from None
+            raise ApiError(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a "
+                "consistent list result. You can start a new list without the continue "
+                "parameter.",
+            ) from None
         items = [o for o in items if _sort_key(o) > tuple(after)]
     limit = request.query.get("limit")
     if limit:
@@ -545,8 +704,14 @@ def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Resp
             items = items[:count]
     if _wants_table(request) and rt.plural in TABLES:
         return _json(_table(request, rt, items, meta))
-    return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
-                  "items": [_with_type(rt, o) for o in items]})
+    return _json(
+        {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version,
+            "metadata": meta,
+            "items": [_with_type(rt, o) for o in items],
+        }
+    )
 
 
 def _sort_key(obj: Manifest) -> tuple[str, str]:
@@ -558,7 +723,9 @@ def _get(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Respo
     if obj is None:
         raise not_found(rt, info.name)
     if _wants_table(request) and rt.plural in TABLES:
-        return _json(_table(request, rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}))
+        return _json(
+            _table(request, rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+        )
     return _json(_with_type(rt, obj))
 
 
@@ -568,8 +735,12 @@ async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> 
     Only the store changes: the runtime does not start processes for objects made this way.
     """
     if request.content_type not in ("application/json", "application/octet-stream"):
-        raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format "
-                       f"({request.content_type}) - accepted media types include: application/json")
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format "
+            f"({request.content_type}) - accepted media types include: application/json",
+        )
     try:
         obj = await request.json()
     except ValueError:
@@ -579,24 +750,39 @@ async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> 
     obj.setdefault("kind", rt.kind)
     obj.setdefault("apiVersion", rt.api_version)
     if (obj["apiVersion"], obj["kind"]) != (rt.api_version, rt.kind):
-        raise bad_request(f"the API version in the data ({obj['apiVersion']}) or kind ({obj['kind']}) does "
-                          f"not match the expected API version ({rt.api_version}) or kind ({rt.kind})")
+        raise bad_request(
+            f"the API version in the data ({obj['apiVersion']}) or kind ({obj['kind']}) does "
+            f"not match the expected API version ({rt.api_version}) or kind ({rt.kind})"
+        )
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
-        raise ApiError(422, "Invalid", f'{rt.kind} "" is invalid: metadata.name: Required value: name is required')
+        raise ApiError(
+            422,
+            "Invalid",
+            f'{rt.kind} "" is invalid: metadata.name: Required value: name is required',
+        )
     if rt.namespaced:
         if meta.setdefault("namespace", info.namespace) != info.namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         if request.app[STORE].get("namespaces", None, info.namespace) is None:
             raise not_found(BY_PLURAL["namespaces"], info.namespace)
     store = request.app[STORE]
     if store.get(rt.plural, info.namespace, meta["name"]) is not None:
-        details = {"name": meta["name"], **({"group": rt.group} if rt.group else {}), "kind": rt.plural}
-        raise ApiError(409, "AlreadyExists", f'{rt.group_resource} "{meta["name"]}" already exists', details)
+        details = {
+            "name": meta["name"],
+            **({"group": rt.group} if rt.group else {}),
+            "kind": rt.plural,
+        }
+        raise ApiError(
+            409, "AlreadyExists", f'{rt.group_resource} "{meta["name"]}" already exists', details
+        )
     return _json(_with_type(rt, store.put(obj)), 201)
 
 
 # ---------------------------------------------------------------- pods: container choice
+
 
 def _container_names(pod: Manifest, key: str) -> list[str]:
     return [c.get("name", "") for c in (pod.get("spec") or {}).get(key) or []]
@@ -615,7 +801,9 @@ def _choose_container(pod: Manifest, requested: str | None) -> str:
         return main[0]
     if not main:
         raise bad_request(f"pod {name} has no containers")
-    message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(main)}]"
+    message = (
+        f"a container name must be specified for pod {name}, choose one of: [{' '.join(main)}]"
+    )
     init = _container_names(pod, "initContainers")
     if init:
         message += f" or one of the init containers: [{' '.join(init)}]"
@@ -635,8 +823,12 @@ def _non_negative_int(request: web.Request, key: str, minimum: int) -> int | Non
     except ValueError:
         raise bad_request(f"{key}: Invalid value: {raw!r}: must be an integer") from None
     if value < minimum:
-        raise ApiError(422, "Invalid", f'PodLogOptions "" is invalid: {key}: Invalid value: {value}: '
-                       f"must be greater than or equal to {minimum}")
+        raise ApiError(
+            422,
+            "Invalid",
+            f'PodLogOptions "" is invalid: {key}: Invalid value: {value}: '
+            f"must be greater than or equal to {minimum}",
+        )
     return value
 
 
@@ -648,6 +840,7 @@ def _pod(request: web.Request, info: RequestInfo) -> Manifest:
 
 
 # ---------------------------------------------------------------- pods/log
+
 
 @dataclass(frozen=True)
 class LogRecord:
@@ -693,8 +886,12 @@ def _log_options(request: web.Request) -> LogOptions:
     since = _non_negative_int(request, "sinceSeconds", 1)
     since_time = request.query.get("sinceTime")
     if since is not None and since_time:
-        raise ApiError(422, "Invalid", 'PodLogOptions "" is invalid: sinceSeconds: Forbidden: '
-                       "at most one of `sinceTime` or `sinceSeconds` may be specified")
+        raise ApiError(
+            422,
+            "Invalid",
+            'PodLogOptions "" is invalid: sinceSeconds: Forbidden: '
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        )
     cutoff = None
     if since is not None:
         cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=since)
@@ -712,7 +909,7 @@ def _log_options(request: web.Request) -> LogOptions:
 
 def _render_records(records: list[LogRecord], opts: LogOptions, apply_tail: bool) -> bytes:
     if apply_tail and opts["tail"] is not None:
-        records = records[-opts["tail"]:] if opts["tail"] else []
+        records = records[-opts["tail"] :] if opts["tail"] else []
     if opts["cutoff"] is not None:
         records = [r for r in records if r.when is None or r.when >= opts["cutoff"]]
     if opts["timestamps"]:
@@ -726,22 +923,30 @@ async def _logs(request: web.Request, info: RequestInfo) -> web.StreamResponse:
     opts = _log_options(request)
     previous = _flag(request, "previous")
     try:
-        path = request.app[RUNTIME].log_path(info.namespace, info.name, container, previous=previous)
+        path = request.app[RUNTIME].log_path(
+            info.namespace, info.name, container, previous=previous
+        )
     except PodNotRunning as exc:
         raise bad_request(str(exc)) from None
     if path is None or not Path(path).exists():
         if previous:
-            raise bad_request(f'previous terminated container "{container}" in pod "{info.name}" not found')
+            raise bad_request(
+                f'previous terminated container "{container}" in pod "{info.name}" not found'
+            )
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting")
             if cs.get("name") == container and waiting is not None:
-                raise bad_request(f'container "{container}" in pod "{info.name}" is waiting to start: '
-                                  f"{waiting.get('reason') or 'ContainerCreating'}")
-        raise bad_request(f'container "{container}" in pod "{info.name}" has no log (it has not started)')
+                raise bad_request(
+                    f'container "{container}" in pod "{info.name}" is waiting to start: '
+                    f"{waiting.get('reason') or 'ContainerCreating'}"
+                )
+        raise bad_request(
+            f'container "{container}" in pod "{info.name}" has no log (it has not started)'
+        )
     records = await asyncio.to_thread(read_cri_log, Path(path))
     body = _render_records(records, opts, apply_tail=True)
     if opts["limit"] is not None:
-        body = body[:opts["limit"]]
+        body = body[: opts["limit"]]
     if not _flag(request, "follow"):
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
     return await _follow_log(request, info, container, Path(path), len(records), body, opts)
@@ -758,8 +963,15 @@ def _still_current(request: web.Request, info: RequestInfo, container: str, path
     return current is not None and Path(current) == path and path.exists()
 
 
-async def _follow_log(request: web.Request, info: RequestInfo, container: str, path: Path, seen: int,
-                      first: bytes, opts: LogOptions) -> web.StreamResponse:
+async def _follow_log(
+    request: web.Request,
+    info: RequestInfo,
+    container: str,
+    path: Path,
+    seen: int,
+    first: bytes,
+    opts: LogOptions,
+) -> web.StreamResponse:
     """``follow=true``: stream new records until the pod goes, the container restarts
     (its log file changes) or the client leaves."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
@@ -774,7 +986,7 @@ async def _follow_log(request: web.Request, info: RequestInfo, container: str, p
         chunk = _render_records(records[seen:], opts, apply_tail=False)
         seen = len(records)
         if opts["limit"] is not None:
-            chunk = chunk[:opts["limit"] - sent]
+            chunk = chunk[: opts["limit"] - sent]
         if chunk:
             await response.write(chunk)
             sent += len(chunk)
@@ -784,6 +996,7 @@ async def _follow_log(request: web.Request, info: RequestInfo, container: str, p
 
 # ---------------------------------------------------------------- pods/exec
 
+
 def _exit_status(argv_shown: list[str], returncode: int) -> dict[str, Any]:
     if returncode == 0:
         return {"metadata": {}, "status": "Success"}
@@ -792,7 +1005,7 @@ def _exit_status(argv_shown: list[str], returncode: int) -> dict[str, Any]:
         "metadata": {},
         "status": "Failure",
         "message": f"command terminated with non-zero exit code: error executing command "
-                   f"[{' '.join(argv_shown)}], exit code {code}",
+        f"[{' '.join(argv_shown)}], exit code {code}",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }
@@ -803,10 +1016,14 @@ def _start_failure(command: str, problem: str, runtime_message: str = "") -> dic
     if runtime_message.startswith("OCI runtime"):
         oci = runtime_message
     else:
-        oci = (f'OCI runtime exec failed: exec failed: unable to start container process: '
-               f'exec: "{command}": {problem}: unknown')
-    inner = (f"error executing command in container: failed to exec in container: "
-             f'failed to start exec "{secrets.token_hex(32)}": {oci}')
+        oci = (
+            f"OCI runtime exec failed: exec failed: unable to start container process: "
+            f'exec: "{command}": {problem}: unknown'
+        )
+    inner = (
+        f"error executing command in container: failed to exec in container: "
+        f'failed to start exec "{secrets.token_hex(32)}": {oci}'
+    )
     return {
         "metadata": {},
         "status": "Failure",
@@ -862,22 +1079,30 @@ class _Channels:
 
 def _negotiate(request: web.Request) -> None:
     """400 when the client offers subprotocols and none is served (as Kubernetes answers)."""
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    offered = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
     if offered and not set(offered) & set(EXEC_PROTOCOLS):
-        raise bad_request(f"requested protocol(s) are not supported: {offered}; supports {list(EXEC_PROTOCOLS)}")
+        raise bad_request(
+            f"requested protocol(s) are not supported: {offered}; supports {list(EXEC_PROTOCOLS)}"
+        )
 
 
 async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
     upgrade = request.headers.get("Upgrade", "").lower()
     if "spdy" in upgrade or request.method == "POST":
-        raise bad_request("SPDY exec is not supported by the lab API server; use WebSocket "
-                          "(kubectl >= 1.30, or KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true)")
+        raise bad_request(
+            "SPDY exec is not supported by the lab API server; use WebSocket "
+            "(kubectl >= 1.30, or KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true)"
+        )
     if upgrade != "websocket":
         raise bad_request("Upgrade request required")
     pod = _pod(request, info)
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        raise bad_request(
+            f"cannot exec into a container in a completed pod; current phase is {phase}"
+        )
     container = _choose_container(pod, request.query.get("container"))
     command = request.query.getall("command", [])
     if not command:
@@ -889,29 +1114,41 @@ async def _exec(request: web.Request, info: RequestInfo) -> web.StreamResponse:
     argv: list[str] | None = None
     missing = ""
     try:
-        argv = list(request.app[RUNTIME].exec_command(info.namespace, info.name, container, list(command)))
+        argv = list(
+            request.app[RUNTIME].exec_command(info.namespace, info.name, container, list(command))
+        )
     except PodNotRunning as exc:
         raise bad_request(str(exc)) from None
     except ExecNotFound as exc:
         missing = str(exc)
 
-    ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True, compress=False, max_msg_size=0)
+    ws = web.WebSocketResponse(
+        protocols=EXEC_PROTOCOLS, autoping=True, compress=False, max_msg_size=0
+    )
     await ws.prepare(request)
     channels = _Channels(ws, ws.ws_protocol or "channel.k8s.io")
     try:
         if argv is None:
-            await channels.send_status(_start_failure(command[0], "executable file not found in $PATH", missing))
+            await channels.send_status(
+                _start_failure(command[0], "executable file not found in $PATH", missing)
+            )
         else:
             await channels.send_status(
-                await _run_exec(ws, channels, argv, command, want, request.app[EXEC_PROCESSES]))
+                await _run_exec(ws, channels, argv, command, want, request.app[EXEC_PROCESSES])
+            )
     finally:
         await ws.close()
     return ws
 
 
-async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[str],
-                    command: list[str], want: dict[str, bool],
-                    live: set[asyncio.subprocess.Process]) -> dict[str, Any]:
+async def _run_exec(
+    ws: web.WebSocketResponse,
+    channels: _Channels,
+    argv: list[str],
+    command: list[str],
+    want: dict[str, bool],
+    live: set[asyncio.subprocess.Process],
+) -> dict[str, Any]:
     """Run the process, pump its streams over the WebSocket; return the channel-3 Status.
 
     ``live`` holds running exec processes, so that server shutdown can end them.
@@ -946,7 +1183,11 @@ async def _run_exec(ws: web.WebSocketResponse, channels: _Channels, argv: list[s
             if decoded is None:
                 continue
             channel, data = decoded
-            if channel == CLOSE and channels.protocol == "v5.channel.k8s.io" and data[:1] == bytes([STDIN]):
+            if (
+                channel == CLOSE
+                and channels.protocol == "v5.channel.k8s.io"
+                and data[:1] == bytes([STDIN])
+            ):
                 _close_stdin(proc)
             elif channel == STDIN and proc.stdin is not None and not proc.stdin.is_closing():
                 proc.stdin.write(data)
@@ -990,6 +1231,7 @@ def _close_stdin(proc: asyncio.subprocess.Process) -> None:
 
 # ---------------------------------------------------------------- the app
 
+
 async def _handle(request: web.Request) -> web.StreamResponse:
     try:
         return await _dispatch(request)
@@ -999,8 +1241,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         raise
     except Exception as exc:  # every other failure is a 500 Status, as in Kubernetes
         log.exception("internal error serving %s %s", request.method, request.path_qs)
-        return ApiError(500, "InternalError", f"Internal error occurred: {exc}",
-                        {"causes": [{"message": str(exc)}]}).response()
+        return ApiError(
+            500,
+            "InternalError",
+            f"Internal error occurred: {exc}",
+            {"causes": [{"message": str(exc)}]},
+        ).response()
 
 
 def _authenticate(request: web.Request) -> User:
@@ -1013,13 +1259,17 @@ def _authenticate(request: web.Request) -> User:
     groups = request.headers.getall("Impersonate-Group", [])
     if not target:
         if groups:
-            raise bad_request("requested impersonation of groups without impersonating a user "
-                              "(send Impersonate-User too)")
+            raise bad_request(
+                "requested impersonation of groups without impersonating a user "
+                "(send Impersonate-User too)"
+            )
         return user
     for kind, name in [("users", target), *(("groups", g) for g in groups)]:
         attrs = Attributes("impersonate", kind, name=name)
         if not auth.authorize(user, attrs):
-            raise ApiError(403, "Forbidden", forbidden_message(user, attrs), {"name": name, "kind": kind})
+            raise ApiError(
+                403, "Forbidden", forbidden_message(user, attrs), {"name": name, "kind": kind}
+            )
     return auth.user_named(target)
 
 
@@ -1031,20 +1281,35 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     info = parse_request_info(request.method, path, request.query)
     if info is None:
         if request.method not in ("GET", "HEAD"):
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         if path.startswith("/openapi"):
             raise ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {})
         return _discovery(request)
-    if (info.group, info.resource) == (ACCESS_REVIEW.group, ACCESS_REVIEW.plural) and not info.namespace:
+    if (info.group, info.resource) == (
+        ACCESS_REVIEW.group,
+        ACCESS_REVIEW.plural,
+    ) and not info.namespace:
         # every authenticated user may ask what it may do (system:basic-user in Kubernetes)
         if info.verb != "create" or info.name:
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         return await _access_review(request, user)
     _authorize(request.app[AUTH], user, info)
     rt = BY_PLURAL.get(info.resource)
-    if rt is None or rt.group != info.group or rt.version != info.version or (
-        info.namespace and not rt.namespaced and info.resource != "namespaces"
-    ) or (not info.namespace and rt.namespaced and info.name):
+    if (
+        rt is None
+        or rt.group != info.group
+        or rt.version != info.version
+        or (info.namespace and not rt.namespaced and info.resource != "namespaces")
+        or (not info.namespace and rt.namespaced and info.name)
+    ):
         raise ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {})
     if info.subresource:
         if info.subresource not in rt.subresources:
@@ -1060,8 +1325,12 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     elif info.verb == "create" and not info.name:
         return await _create(request, rt, info)
     elif info.verb == "watch":
-        raise ApiError(405, "MethodNotAllowed", "watch is not supported by the lab API server; list instead")
-    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise ApiError(
+            405, "MethodNotAllowed", "watch is not supported by the lab API server; list instead"
+        )
+    raise ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
 
 
 def _protobuf_fields(data: bytes) -> dict[int, list[Any]]:
@@ -1089,18 +1358,25 @@ def _protobuf_fields(data: bytes) -> dict[int, list[Any]]:
             value: int | bytes = varint()
         elif wire == 2:
             size = varint()
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         fields.setdefault(number, []).append(value)
     return fields
 
 
-_RESOURCE_ATTRIBUTE_FIELDS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
-                              6: "subresource", 7: "name"}
+_RESOURCE_ATTRIBUTE_FIELDS = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
 
 
 def _access_review_spec_from_protobuf(body: bytes) -> dict[str, dict[str, str]]:
@@ -1114,13 +1390,15 @@ def _access_review_spec_from_protobuf(body: bytes) -> dict[str, dict[str, str]]:
     if 1 in spec_fields:
         attrs = _protobuf_fields(spec_fields[1][0])
         spec["resourceAttributes"] = {
-            name: attrs[number][0].decode() for number, name in _RESOURCE_ATTRIBUTE_FIELDS.items()
+            name: attrs[number][0].decode()
+            for number, name in _RESOURCE_ATTRIBUTE_FIELDS.items()
             if attrs.get(number) and attrs[number][0]
         }
     if 2 in spec_fields:
         attrs = _protobuf_fields(spec_fields[2][0])
         spec["nonResourceAttributes"] = {
-            name: attrs[number][0].decode() for number, name in ((1, "path"), (2, "verb"))
+            name: attrs[number][0].decode()
+            for number, name in ((1, "path"), (2, "verb"))
             if attrs.get(number) and attrs[number][0]
         }
     return spec
@@ -1133,26 +1411,50 @@ async def _access_review(request: web.Request, user: User) -> web.Response:
         try:
             spec = _access_review_spec_from_protobuf(await request.read())
         except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"cannot decode the protobuf SelfSubjectAccessReview: {exc}") from None
+            raise bad_request(
+                f"cannot decode the protobuf SelfSubjectAccessReview: {exc}"
+            ) from None
     else:
         try:
             review = await request.json()
         except ValueError:
-            raise bad_request("the request body is not valid JSON; send a SelfSubjectAccessReview") from None
+            raise bad_request(
+                "the request body is not valid JSON; send a SelfSubjectAccessReview"
+            ) from None
         spec = review.get("spec") if isinstance(review, dict) else None
-    if not isinstance(spec, dict) or not isinstance(spec.get("resourceAttributes") or spec.get("nonResourceAttributes"), dict):
-        raise ApiError(422, "Invalid", 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
-                       "spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes "
-                       "or resourceAttributes must be specified")
+    if not isinstance(spec, dict) or not isinstance(
+        spec.get("resourceAttributes") or spec.get("nonResourceAttributes"), dict
+    ):
+        raise ApiError(
+            422,
+            "Invalid",
+            'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
+            'spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes '
+            "or resourceAttributes must be specified",
+        )
     ra = spec.get("resourceAttributes")
     if isinstance(ra, dict):
-        attrs = Attributes(str(ra.get("verb", "")), str(ra.get("resource", "")), str(ra.get("group", "")),
-                           str(ra.get("namespace", "")), str(ra.get("name", "")), str(ra.get("subresource", "")))
+        attrs = Attributes(
+            str(ra.get("verb", "")),
+            str(ra.get("resource", "")),
+            str(ra.get("group", "")),
+            str(ra.get("namespace", "")),
+            str(ra.get("name", "")),
+            str(ra.get("subresource", "")),
+        )
         allowed = request.app[AUTH].authorize(user, attrs)
     else:
         allowed = True  # discovery, version and health paths are open to every authenticated user
-    return _json({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": {"allowed": allowed}}, 201)
+    return _json(
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": {"allowed": allowed},
+        },
+        201,
+    )
 
 
 def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
@@ -1160,7 +1462,11 @@ def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
     if not auth.authorize(user, attrs):
         details: dict[str, Any] = {"kind": info.resource}
         if info.name:
-            details = {"name": info.name, **({"group": info.group} if info.group else {}), "kind": info.resource}
+            details = {
+                "name": info.name,
+                **({"group": info.group} if info.group else {}),
+                "kind": info.resource,
+            }
         elif info.group:
             details = {"group": info.group, "kind": info.resource}
         raise ApiError(403, "Forbidden", forbidden_message(user, attrs), details)
@@ -1184,6 +1490,7 @@ def make_app(store: Store, runtime: PodRuntime, auth: Auth) -> web.Application:
 
 
 # ---------------------------------------------------------------- running it
+
 
 @dataclass
 class RunningServer:
@@ -1214,11 +1521,14 @@ def _check_loopback(host: str) -> None:
     except ValueError:
         ok = False
     if not ok:
-        raise LabError(f"the lab API server only listens on loopback addresses (127.0.0.0/8, ::1); got {host!r}")
+        raise LabError(
+            f"the lab API server only listens on loopback addresses (127.0.0.0/8, ::1); got {host!r}"
+        )
 
 
-async def start_server(app: web.Application, host: str = "127.0.0.1", port: int = 0,
-                       tls_dir: str | Path | None = None) -> RunningServer:
+async def start_server(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, tls_dir: str | Path | None = None
+) -> RunningServer:
     """Listen on ``host:port`` (0 picks a free port) inside the running loop.
 
     With ``tls_dir`` the server speaks HTTPS with a CA and certificate written there by
@@ -1239,7 +1549,9 @@ async def start_server(app: web.Application, host: str = "127.0.0.1", port: int 
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise LabError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port") from None
+        raise LabError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port"
+        ) from None
     bound = runner.addresses[0][1]
     return RunningServer(runner, host, bound, ca_file)
 
@@ -1251,19 +1563,29 @@ class ThreadedServer:
     (the store and runtime belong to that loop) and returns its result.
     """
 
-    def __init__(self, store: Store, runtime: PodRuntime, auth: Auth, host: str = "127.0.0.1",
-                 port: int = 0, tls_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        runtime: PodRuntime,
+        auth: Auth,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_dir: str | Path | None = None,
+    ) -> None:
         self.store, self.runtime, self.auth = store, runtime, auth
         self._host, self._port, self._tls_dir = host, port, tls_dir
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="badlab-apiserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="badlab-apiserver", daemon=True
+        )
         self.server: RunningServer | None = None
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
         app = make_app(self.store, self.runtime, self.auth)
         future = asyncio.run_coroutine_threadsafe(
-            start_server(app, self._host, self._port, self._tls_dir), self.loop)
+            start_server(app, self._host, self._port, self._tls_dir), self.loop
+        )
         try:
             self.server = future.result(timeout=30)
         except BaseException:
@@ -1310,13 +1632,20 @@ class ThreadedServer:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` in the server's loop thread and return its result."""
+
         async def run() -> Any:
             return fn(*args)
+
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
 
 
-def kubeconfig(url: str, token: str, ca_file: str | Path | None = None, namespace: str | None = None,
-               name: str = "badlab") -> dict[str, Any]:
+def kubeconfig(
+    url: str,
+    token: str,
+    ca_file: str | Path | None = None,
+    namespace: str | None = None,
+    name: str = "badlab",
+) -> dict[str, Any]:
     """A kubeconfig document (dict, dump it as YAML or JSON) for one token."""
     cluster: dict[str, Any] = {"server": url}
     if ca_file is not None:

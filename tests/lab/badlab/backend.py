@@ -34,8 +34,10 @@ from typing import Any
 # A TLS alert record (fatal, protocol_version): what a TLS-only server sends to plaintext.
 TLS_ALERT = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46])
 TLS_HELLO = b"<tls client hello>"
-BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
-               b"content-length: 20\r\nconnection: close\r\n\r\nInvalid HTTP request")
+BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 20\r\nconnection: close\r\n\r\nInvalid HTTP request"
+)
 
 
 def log(text: str) -> None:
@@ -115,8 +117,10 @@ def serve_connection(conn: socket.socket, peer: tuple[str, int], cfg: dict[str, 
             if race and served and time.monotonic() - idle_since > cfg["keepalive_timeout"]:
                 # What the kernel answers to data on a socket the app has just closed.
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                log(f"INFO:     {peer[0]}:{peer[1]} - keep-alive connection idle for more than "
-                    f"{cfg['keepalive_timeout']:g}s: closed as a request arrived")
+                log(
+                    f"INFO:     {peer[0]}:{peer[1]} - keep-alive connection idle for more than "
+                    f"{cfg['keepalive_timeout']:g}s: closed as a request arrived"
+                )
                 return
             served += 1
             if head == TLS_HELLO:
@@ -173,16 +177,20 @@ def block_accept_queue(sock: socket.socket, address: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Bind, announce, serve until SIGTERM (or ``exit_after``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", required=True, help="the lab directory (for process bookkeeping only)")
+    parser.add_argument(
+        "--lab", required=True, help="the lab directory (for process bookkeeping only)"
+    )
     parser.add_argument("--config", required=True, help="the behaviour, as JSON")
     args = parser.parse_args(argv)
     cfg = json.loads(args.config)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if cfg.get("exit_after") is not None:
+
         def _exit() -> None:
             time.sleep(cfg["exit_after"])
             log(f"ERROR:    exiting with code {cfg['exit_code']}")
             os._exit(cfg["exit_code"])
+
         threading.Thread(target=_exit, daemon=True).start()
     log(f"INFO:     Started server process [{os.getpid()}]")
     if not cfg["listen"]:
@@ -196,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.get("accept", True):
         block_accept_queue(sock, address, cfg["listen_port"])
     sock.listen(128)
-    log(f"INFO:     Uvicorn running on http://{address}:{cfg['listen_port']} (Press CTRL+C to quit)")
+    log(
+        f"INFO:     Uvicorn running on http://{address}:{cfg['listen_port']} (Press CTRL+C to quit)"
+    )
     while True:
         conn, peer = sock.accept()
         threading.Thread(target=serve_connection, args=(conn, peer, cfg), daemon=True).start()

@@ -146,17 +146,31 @@ def _selector_text(selector: dict[str, str]) -> str:
 def _diagnose_rules(namespaces: list[str]) -> list[dict[str, Any]]:
     """Least privilege for the diagnose_502 role: read the objects, logs, exec, in these namespaces."""
     return [
-        {"verbs": ["get", "list"], "resources": ["pods", "services", "endpoints", "events"],
-         "apiGroups": [""], "namespaces": namespaces},
-        {"verbs": ["get", "list"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"],
-         "namespaces": namespaces},
+        {
+            "verbs": ["get", "list"],
+            "resources": ["pods", "services", "endpoints", "events"],
+            "apiGroups": [""],
+            "namespaces": namespaces,
+        },
+        {
+            "verbs": ["get", "list"],
+            "resources": ["endpointslices"],
+            "apiGroups": ["discovery.k8s.io"],
+            "namespaces": namespaces,
+        },
         {"verbs": ["get"], "resources": ["pods/log"], "apiGroups": [""], "namespaces": namespaces},
-        {"verbs": ["create", "get"], "resources": ["pods/exec"], "apiGroups": [""], "namespaces": namespaces},
+        {
+            "verbs": ["create", "get"],
+            "resources": ["pods/exec"],
+            "apiGroups": [""],
+            "namespaces": namespaces,
+        },
     ]
 
 
-async def run_daemon(scenario: Scenario, lab_dir: Path, slot: int, port: int, ready_fd: int,
-                     owner_pid: int | None) -> None:
+async def run_daemon(
+    scenario: Scenario, lab_dir: Path, slot: int, port: int, ready_fd: int, owner_pid: int | None
+) -> None:
     """Run the lab until SIGTERM/SIGINT (or until the owner process exits)."""
     from badlab.apiserver import kubeconfig, make_app, start_server
     from badlab.rbac import Auth
@@ -173,16 +187,25 @@ async def run_daemon(scenario: Scenario, lab_dir: Path, slot: int, port: int, re
     server = None
     try:
         admin, diagnose = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        auth = Auth({admin: {"user": "lab-admin", "rules": None},
-                     diagnose: {"user": "diagnose-502", "rules": _diagnose_rules(scenario.namespaces)}})
-        server = await start_server(make_app(store, runtime, auth), "127.0.0.1", port, tls_dir=lab_dir / "pki")
+        auth = Auth(
+            {
+                admin: {"user": "lab-admin", "rules": None},
+                diagnose: {"user": "diagnose-502", "rules": _diagnose_rules(scenario.namespaces)},
+            }
+        )
+        server = await start_server(
+            make_app(store, runtime, auth), "127.0.0.1", port, tls_dir=lab_dir / "pki"
+        )
         await runtime.start()
         await runtime.run_timeline()
         ns = scenario.target["namespace"]
         for fname, token in (("kubeconfig", admin), ("kubeconfig-diagnose", diagnose)):
             path = lab_dir / fname
-            path.write_text(yaml.safe_dump(kubeconfig(server.url, token, server.ca_file, namespace=ns),
-                                           sort_keys=False))
+            path.write_text(
+                yaml.safe_dump(
+                    kubeconfig(server.url, token, server.ca_file, namespace=ns), sort_keys=False
+                )
+            )
             path.chmod(0o600)
         proxy = scenario.proxy
         info = {
@@ -217,7 +240,8 @@ async def run_daemon(scenario: Scenario, lab_dir: Path, slot: int, port: int, re
         }
         (lab_dir / "vars.yml").write_text(
             f"# Variables for the diagnose_502 role against the lab of {scenario.path}\n"
-            + yaml.safe_dump(variables, sort_keys=False))
+            + yaml.safe_dump(variables, sort_keys=False)
+        )
         os.write(ready_fd, b"ready\n")
         os.close(ready_fd)
         ready_fd = -1
@@ -262,14 +286,27 @@ def preflight() -> None:
     """The machine can run a lab: root (private mount namespaces), nginx and nsenter installed."""
     problems = []
     if os.geteuid() != 0:
-        problems.append("the lab needs root (it gives each pod a private mount namespace); run it as root")
+        problems.append(
+            "the lab needs root (it gives each pod a private mount namespace); run it as root"
+        )
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
-        problems.append("nginx is not installed: apt-get install nginx-light (or run make system-deps)")
+        problems.append(
+            "nginx is not installed: apt-get install nginx-light (or run make system-deps)"
+        )
     if not shutil.which("nsenter"):
         problems.append("nsenter is not installed: apt-get install util-linux")
-    for target in ("/etc/nginx", "/run", "/var/log/nginx", "/var/lib/nginx", "/etc/hosts", "/etc/resolv.conf"):
+    for target in (
+        "/etc/nginx",
+        "/run",
+        "/var/log/nginx",
+        "/var/lib/nginx",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ):
         if not os.path.exists(target):
-            problems.append(f"{target} does not exist; the lab bind-mounts a pod's own copy over it")
+            problems.append(
+                f"{target} does not exist; the lab bind-mounts a pod's own copy over it"
+            )
     if problems:
         raise LabError("cannot start a lab:\n  " + "\n  ".join(problems))
 
@@ -286,8 +323,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab_dir.mkdir(parents=True, exist_ok=True)
     daemon = running_daemon(lab_dir)
     if daemon is not None:
-        raise LabError(f"a lab is already running in {lab_dir} (daemon PID {daemon}); "
-                       f"stop it first: python -m badlab down --dir {lab_dir}")
+        raise LabError(
+            f"a lab is already running in {lab_dir} (daemon PID {daemon}); "
+            f"stop it first: python -m badlab down --dir {lab_dir}"
+        )
     stop_lab(lab_dir)  # leftovers of a crashed lab in this directory
     for name in STATE_FILES:
         with contextlib.suppress(FileNotFoundError):
@@ -328,7 +367,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         tail = ""
         with contextlib.suppress(OSError):
             tail = (lab_dir / "lab.log").read_text()[-3000:]
-        detail = answer.removeprefix("error: ").strip() or f"the lab daemon exited; its log:\n{tail}"
+        detail = (
+            answer.removeprefix("error: ").strip() or f"the lab daemon exited; its log:\n{tail}"
+        )
         raise LabError(f"lab-up of {args.scenario} failed: {detail}\n(see {lab_dir / 'lab.log'})")
     info = json.loads((lab_dir / "lab.json").read_text())
     print(f"lab up in {time.monotonic() - started:.2f} s: {scenario.path} (slot {info['slot']})")
@@ -348,8 +389,11 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"no lab in {lab_dir} (the directory does not exist)")
         return 0
     signalled = stop_lab(lab_dir)
-    print(f"lab in {lab_dir} stopped ({len(signalled)} process(es) signalled)" if signalled
-          else f"no lab process running in {lab_dir}")
+    print(
+        f"lab in {lab_dir} stopped ({len(signalled)} process(es) signalled)"
+        if signalled
+        else f"no lab process running in {lab_dir}"
+    )
     return 0
 
 
@@ -365,8 +409,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             failed += 1
         else:
-            print(f"{path}: ok ({scenario.expect['cause']}, {len(scenario.pods)} pods, "
-                  f"{len(scenario.timeline)} steps)")
+            print(
+                f"{path}: ok ({scenario.expect['cause']}, {len(scenario.pods)} pods, "
+                f"{len(scenario.timeline)} steps)"
+            )
     return 1 if failed else 0
 
 
@@ -374,12 +420,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m badlab``."""
     parser = argparse.ArgumentParser(prog="python -m badlab", description="The badgateway.k8s lab.")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start a scenario's lab in the background; returns when it is ready")
+    up = sub.add_parser(
+        "up", help="start a scenario's lab in the background; returns when it is ready"
+    )
     up.add_argument("--scenario", required=True, help="a file under tests/lab/scenarios/")
-    up.add_argument("--dir", required=True, help="the lab directory (kubeconfig, lab.json, vars.yml, logs)")
-    up.add_argument("--port", type=int, default=0, help="API server port on 127.0.0.1 (0: any free port)")
-    up.add_argument("--owner-pid", type=int, default=None,
-                    help="stop the lab when this process exits (the test fixture passes its own PID)")
+    up.add_argument(
+        "--dir", required=True, help="the lab directory (kubeconfig, lab.json, vars.yml, logs)"
+    )
+    up.add_argument(
+        "--port", type=int, default=0, help="API server port on 127.0.0.1 (0: any free port)"
+    )
+    up.add_argument(
+        "--owner-pid",
+        type=int,
+        default=None,
+        help="stop the lab when this process exits (the test fixture passes its own PID)",
+    )
     down = sub.add_parser("down", help="stop the lab of a directory, by the PIDs it recorded")
     down.add_argument("--dir", required=True)
     check = sub.add_parser("check", help="validate scenario files only")

@@ -39,7 +39,14 @@ KUBECTL = os.environ.get("BADLAB_KUBECTL", "/usr/bin/kubectl")
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(LAB_ROOT), env.get("PYTHONPATH")]))
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         env.pop(name, None)
     return env
 
@@ -73,7 +80,10 @@ class Lab:
         """Run the machine's kubectl against this lab (not checked: look at returncode)."""
         return subprocess.run(
             [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True, text=True, timeout=timeout, env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_env(),
         )
 
     def http_status(self, url: str | None = None, timeout: float = 10) -> int | None:
@@ -91,21 +101,36 @@ class Lab:
 
 def start_lab(scenario: str | Path, directory: Path, owner_pid: int | None = None) -> Lab:
     """``python -m badlab up``; raises LabError with its output if it fails."""
-    argv = [sys.executable, "-m", "badlab", "up", "--scenario", str(scenario_path(str(scenario))),
-            "--dir", str(directory)]
+    argv = [
+        sys.executable,
+        "-m",
+        "badlab",
+        "up",
+        "--scenario",
+        str(scenario_path(str(scenario))),
+        "--dir",
+        str(directory),
+    ]
     if owner_pid is not None:
         argv += ["--owner-pid", str(owner_pid)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=_env())
     if proc.returncode != 0:
-        raise LabError(f"lab-up of {scenario} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        raise LabError(
+            f"lab-up of {scenario} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
     info = json.loads((directory / "lab.json").read_text())
     return Lab(directory, info, yaml.safe_load((directory / "vars.yml").read_text()))
 
 
 def stop_lab(directory: Path) -> subprocess.CompletedProcess[str]:
     """``python -m badlab down`` (returns the finished process; raises nothing)."""
-    return subprocess.run([sys.executable, "-m", "badlab", "down", "--dir", str(directory)],
-                          capture_output=True, text=True, timeout=60, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "badlab", "down", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
 
 
 @pytest.fixture

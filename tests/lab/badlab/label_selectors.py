@@ -27,7 +27,9 @@ class SelectorError(LabError):
 
 
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_KEY_RE = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_NAME}$")
+_KEY_RE = re.compile(
+    rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_NAME}$"
+)
 _VALUE_RE = re.compile(rf"^({_NAME})?$")
 _SPECIAL = "!=(),<>"
 _OPERATORS = ("!=", "==", "=", "(", ")", ",", "!", "<", ">")
@@ -153,8 +155,10 @@ class _LabelParser:
         if token != "(":
             raise self.fail(token, "'('")
         if self.peek() == ")":
-            raise SelectorError("unable to parse requirement: for 'in', 'notin' operators, values set "
-                                f"can't be empty (in label selector {self.text!r})")
+            raise SelectorError(
+                "unable to parse requirement: for 'in', 'notin' operators, values set "
+                f"can't be empty (in label selector {self.text!r})"
+            )
         values = [self.value()]
         while self.peek() == ",":
             self.pos += 1
@@ -209,13 +213,27 @@ def parse_label_selector(text: str | None) -> LabelSelector:
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")
 _EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
     "pods": (
-        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
     ),
     "events": (
-        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
     ),
     "namespaces": ("status.phase",),
 }
@@ -265,7 +283,7 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
     parts, current, i = [], [], 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):
-            current.append(text[i:i + 2])
+            current.append(text[i : i + 2])
             i += 2
             continue
         if text[i] == sep:
@@ -283,7 +301,9 @@ def _unescape(value: str) -> str:
     while i < len(value):
         if value[i] == "\\":
             if i + 1 >= len(value) or value[i + 1] not in "\\,=":
-                raise SelectorError(f"invalid field selector value {value!r}: unescaped or bad escape '\\'")
+                raise SelectorError(
+                    f"invalid field selector value {value!r}: unescaped or bad escape '\\'"
+                )
             out.append(value[i + 1])
             i += 2
             continue
@@ -302,7 +322,7 @@ def _split_term(term: str) -> tuple[str, str, str] | None:
             continue
         for op in ("!=", "==", "="):
             if term.startswith(op, i):
-                return term[:i], "!=" if op == "!=" else "=", term[i + len(op):]
+                return term[:i], "!=" if op == "!=" else "=", term[i + len(op) :]
         i += 1
     return None
 
@@ -321,7 +341,7 @@ def parse_field_selector(text: str | None, resource: str) -> FieldSelector:
         field = field.strip()
         if field not in allowed:
             raise SelectorError(
-                f'field label not supported: {field} (for {resource}, use one of: {", ".join(allowed)})'
+                f"field label not supported: {field} (for {resource}, use one of: {', '.join(allowed)})"
             )
         terms.append(FieldTerm(field, op, _unescape(value)))
     return FieldSelector(tuple(terms))

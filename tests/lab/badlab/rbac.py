@@ -94,7 +94,9 @@ def _parse_rule(raw: object, where: str) -> Rule:
         raise AuthConfigError(f"{where} must be a mapping with verbs and resources, got {raw!r}")
     unknown = set(raw) - _RULE_KEYS
     if unknown:
-        raise AuthConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
+        raise AuthConfigError(
+            f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}"
+        )
     for required in ("verbs", "resources"):
         if required not in raw:
             raise AuthConfigError(f"{where} needs {required!r}")

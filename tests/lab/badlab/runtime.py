@@ -133,7 +133,9 @@ def acquire_slot() -> tuple[int, int]:
             os.close(fd)
             continue
         return slot, fd
-    raise LabError(f"all {len(SLOT_RANGE)} lab slots are in use (locks in {lock_dir}); stop a lab first")
+    raise LabError(
+        f"all {len(SLOT_RANGE)} lab slots are in use (locks in {lock_dir}); stop a lab first"
+    )
 
 
 # ----------------------------------------------------------------------------- processes
@@ -197,7 +199,12 @@ class Container:
     def process(self) -> asyncio.subprocess.Process | None:
         """The current instance's process while the container runs, else None."""
         inst = self.current
-        if inst is None or inst.proc is None or inst.proc.returncode is not None or inst.exit_code is not None:
+        if (
+            inst is None
+            or inst.proc is None
+            or inst.proc.returncode is not None
+            or inst.exit_code is not None
+        ):
             return None
         return inst.proc
 
@@ -245,7 +252,9 @@ class Forwarder:
         """Set the ready endpoints; open or close the listener accordingly."""
         self.targets = targets
         if targets and self.server is None:
-            self.server = await asyncio.start_server(self._handle, self.ip, self.port, reuse_address=True)
+            self.server = await asyncio.start_server(
+                self._handle, self.ip, self.port, reuse_address=True
+            )
         elif not targets and self.server is not None:
             self.server.close()
             self.server = None
@@ -257,7 +266,9 @@ class Forwarder:
         target = self.targets[self._next % len(self.targets)]
         self._next += 1
         try:
-            up_reader, up_writer = await asyncio.open_connection(*target, local_addr=(self.source_ip, 0))
+            up_reader, up_writer = await asyncio.open_connection(
+                *target, local_addr=(self.source_ip, 0)
+            )
         except OSError:
             _reset(writer)
             return
@@ -297,18 +308,21 @@ def dns_reply(query: bytes, resolve: Resolver) -> bytes | None:
         i += 1
         if length == 0:
             break
-        labels.append(query[i:i + length].decode("ascii", "replace"))
+        labels.append(query[i : i + length].decode("ascii", "replace"))
         i += length
     if i + 4 > len(query):
         return None
-    qtype, qclass = struct.unpack("!HH", query[i:i + 4])
+    qtype, qclass = struct.unpack("!HH", query[i : i + 4])
     ips = resolve(".".join(labels))
     rcode = 3 if ips is None else 0
     answers = ips if ips and qtype == 1 and qclass == 1 else []
-    header = struct.pack("!HHHHHH", qid, 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode,
-                         1, len(answers), 0, 0)
-    records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(ip) for ip in answers)
-    return header + query[12:i + 4] + records
+    header = struct.pack(
+        "!HHHHHH", qid, 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode, 1, len(answers), 0, 0
+    )
+    records = b"".join(
+        struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(ip) for ip in answers
+    )
+    return header + query[12 : i + 4] + records
 
 
 class DnsServer(asyncio.DatagramProtocol):
@@ -365,7 +379,9 @@ class Runtime:
         self.slot = slot
         self.store = store
         self.pods: dict[str, Pod] = {}
-        self.services: dict[str, ServiceSpec] = {f"{s.namespace}/{s.name}": s for s in scenario.services}
+        self.services: dict[str, ServiceSpec] = {
+            f"{s.namespace}/{s.name}": s for s in scenario.services
+        }
         self.cluster_ips: dict[str, str] = {}
         self.forwarders: dict[tuple[str, int], Forwarder] = {}
         self.history: list[dict[str, Any]] = []
@@ -402,7 +418,8 @@ class Runtime:
         """namespace/name of the pods the proxy selector matches, sorted."""
         proxy = self.scenario.proxy
         return sorted(
-            pod.key for pod in self.pods.values()
+            pod.key
+            for pod in self.pods.values()
             if pod.spec.namespace == proxy["namespace"]
             and all(pod.spec.labels.get(k) == v for k, v in proxy["selector"].items())
         )
@@ -421,7 +438,9 @@ class Runtime:
             )
         return p, c
 
-    def log_path(self, namespace: str, pod: str, container: str | None, previous: bool = False) -> Path | None:
+    def log_path(
+        self, namespace: str, pod: str, container: str | None, previous: bool = False
+    ) -> Path | None:
         """The CRI log file of a container's current (or previous) instance, or None."""
         try:
             _, c = self._container(namespace, pod, container)
@@ -433,7 +452,9 @@ class Runtime:
             return c.instances[-2].log_path if len(c.instances) > 1 else None
         return c.instances[-1].log_path
 
-    def exec_command(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> list[str]:
+    def exec_command(
+        self, namespace: str, pod: str, container: str | None, argv: list[str]
+    ) -> list[str]:
         """The argv that runs ``argv`` inside a container's mount namespace."""
         p, c = self._container(namespace, pod, container)
         proc = c.process
@@ -450,8 +471,9 @@ class Runtime:
             else:
                 for d in CONTAINER_PATH.split(":"):
                     candidate = f"{d}/{program}"
-                    if os.path.isfile(f"/proc/{pid}/root{candidate}") and \
-                            os.access(f"/proc/{pid}/root{candidate}", os.X_OK):
+                    if os.path.isfile(f"/proc/{pid}/root{candidate}") and os.access(
+                        f"/proc/{pid}/root{candidate}", os.X_OK
+                    ):
                         resolved = candidate
                         break
         if resolved is None:
@@ -470,21 +492,32 @@ class Runtime:
     async def start(self) -> None:
         """Start DNS, create the Services, start every pod; returns when all run and are synced."""
         self._dns, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: DnsServer(self.resolve), local_addr=(self.dns_ip, 53))
+            lambda: DnsServer(self.resolve), local_addr=(self.dns_ip, 53)
+        )
         for key, svc in self.services.items():
             self.store.put(self._service_manifest(svc, self.cluster_ips.get(key)))
         for ns in self.scenario.namespaces:
             self.store.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         for pol in self.scenario.network_policies:
-            self.store.put({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                            "metadata": {"name": pol["name"], "namespace": pol["namespace"]},
-                            "spec": pol["spec"]})
+            self.store.put(
+                {
+                    "apiVersion": "networking.k8s.io/v1",
+                    "kind": "NetworkPolicy",
+                    "metadata": {"name": pol["name"], "namespace": pol["namespace"]},
+                    "spec": pol["spec"],
+                }
+            )
         pods = [self._new_pod(spec) for spec in self.scenario.pods]
         await self.sync()
         # Backends first, then proxies: nginx resolves upstream names when it loads its config.
         for proxies in (False, True):
-            await asyncio.gather(*(self._start_pod(p) for p in pods
-                                   if any(c.spec.kind == "nginx" for c in p.containers.values()) == proxies))
+            await asyncio.gather(
+                *(
+                    self._start_pod(p)
+                    for p in pods
+                    if any(c.spec.kind == "nginx" for c in p.containers.values()) == proxies
+                )
+            )
             await self.sync()
 
     def _new_pod(self, spec: PodSpec) -> Pod:
@@ -494,9 +527,7 @@ class Runtime:
         ip = f"127.{self.slot}.1.{self._next_pod_ip}"
         self._next_pod_ip += 1
         directory = self.dir / "pods" / f"{spec.namespace}_{spec.name}_{uid[:8]}"
-        containers = {
-            c.name: Container(c, c.app, c.ready) for c in spec.containers
-        }
+        containers = {c.name: Container(c, c.app, c.ready) for c in spec.containers}
         pod = Pod(spec, uid, ip, directory, now(), containers)
         self.pods[pod.key] = pod
         self._prepare_pod_files(pod)
@@ -528,7 +559,9 @@ class Runtime:
             mime = Path("/etc/nginx/mime.types")
             if mime.exists():
                 shutil.copyfile(mime, conf / "mime.types")
-            main = nginx.nginx_conf or NGINX_CONF.format(namespace=pod.spec.namespace, pod=pod.spec.name)
+            main = nginx.nginx_conf or NGINX_CONF.format(
+                namespace=pod.spec.namespace, pod=pod.spec.name
+            )
             (conf / "nginx.conf").write_text(self._expand(pod, main))
             for fname, text in nginx.conf_d.items():
                 (conf / "conf.d" / fname).write_text(self._expand(pod, text))
@@ -536,8 +569,11 @@ class Runtime:
     @staticmethod
     def _expand(pod: Pod, text: str) -> str:
         """Fill in ``$(POD_IP)``, ``$(POD_NAME)``, ``$(POD_NAMESPACE)`` (Kubernetes' own syntax)."""
-        for var, value in (("$(POD_IP)", pod.ip), ("$(POD_NAME)", pod.spec.name),
-                           ("$(POD_NAMESPACE)", pod.spec.namespace)):
+        for var, value in (
+            ("$(POD_IP)", pod.ip),
+            ("$(POD_NAME)", pod.spec.name),
+            ("$(POD_NAMESPACE)", pod.spec.namespace),
+        ):
             text = text.replace(var, value)
         return text
 
@@ -547,7 +583,9 @@ class Runtime:
 
     async def _start_container(self, pod: Pod, c: Container) -> None:
         restart = len(c.instances)
-        log_dir = self.dir / "logs" / f"{pod.spec.namespace}_{pod.spec.name}_{pod.uid}" / c.spec.name
+        log_dir = (
+            self.dir / "logs" / f"{pod.spec.namespace}_{pod.spec.name}_{pod.uid}" / c.spec.name
+        )
         log_dir.mkdir(parents=True, exist_ok=True)
         inst = Instance(restart, log_dir / f"{restart}.log")
         inst.log_path.touch()
@@ -555,16 +593,31 @@ class Runtime:
         binds = [(str(pod.directory / "etc" / Path(t).name), t) for t in POD_FILE_BINDS]
         if c.app is None:  # the nginx container
             root = pod.directory / c.spec.name
-            binds += [(str(root / src), dst) for src, dst in zip(
-                ("etc-nginx", "run", "log-nginx", "lib-nginx"), NGINX_BINDS)]
+            binds += [
+                (str(root / src), dst)
+                for src, dst in zip(("etc-nginx", "run", "log-nginx", "lib-nginx"), NGINX_BINDS)
+            ]
             argv = [self.nginx, "-g", "daemon off;"]
         else:
             cfg = c.app.to_json() | {"ip": pod.ip}
-            argv = [sys.executable, "-S", "-I", str(BACKEND), "--lab", str(self.dir), "--config", json.dumps(cfg)]
+            argv = [
+                sys.executable,
+                "-S",
+                "-I",
+                str(BACKEND),
+                "--lab",
+                str(self.dir),
+                "--config",
+                json.dumps(cfg),
+            ]
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, cwd=str(pod.directory),
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                cwd=str(pod.directory),
                 preexec_fn=_pod_preexec(binds),
             )
         except (OSError, Exception) as exc:  # SubprocessError from preexec_fn lands here too
@@ -588,7 +641,9 @@ class Runtime:
         c.ready = c.ready_override and c.running
         self._event(pod, "Started", f"Started container {c.spec.name}")
 
-    async def _read_stream(self, stream: asyncio.StreamReader, name: str, fh: TextIO, musl: bool = False) -> None:
+    async def _read_stream(
+        self, stream: asyncio.StreamReader, name: str, fh: TextIO, musl: bool = False
+    ) -> None:
         while True:
             try:
                 line = await stream.readline()
@@ -603,7 +658,9 @@ class Runtime:
                 text = MUSL_ERRNO_TEXT.sub(lambda m: MUSL_STRERROR[m.group(0)], text)
             fh.write(f"{rfc3339nano()} {name} F {text}\n")
 
-    async def _wait_started(self, pod: Pod, c: Container, inst: Instance, proc: asyncio.subprocess.Process) -> None:
+    async def _wait_started(
+        self, pod: Pod, c: Container, inst: Instance, proc: asyncio.subprocess.Process
+    ) -> None:
         """Wait until the container accepts connections on its port (or logged, if it does not listen)."""
         app = c.app
         port: int | None
@@ -619,8 +676,10 @@ class Runtime:
                 if app is not None and app.exit_after is not None:
                     return  # a crashing app: the watcher handles restarts
                 tail = inst.log_path.read_text()[-2000:]
-                raise LabError(f"container {c.spec.name} of pod {pod.key} exited at start "
-                               f"(code {proc.returncode}); its log:\n{tail}")
+                raise LabError(
+                    f"container {c.spec.name} of pod {pod.key} exited at start "
+                    f"(code {proc.returncode}); its log:\n{tail}"
+                )
             if port is not None:
                 try:
                     _, writer = await asyncio.open_connection(pod.ip, port)
@@ -634,36 +693,58 @@ class Runtime:
                 if not app.listen and inst.log_path.stat().st_size:
                     return
             await asyncio.sleep(0.005)
-        raise LabError(f"container {c.spec.name} of pod {pod.key} did not start within 10 s; "
-                       f"see {inst.log_path}")
+        raise LabError(
+            f"container {c.spec.name} of pod {pod.key} did not start within 10 s; "
+            f"see {inst.log_path}"
+        )
 
-    async def _watch(self, pod: Pod, c: Container, inst: Instance, proc: asyncio.subprocess.Process,
-                     readers: list[asyncio.Task[None]], log_fh: TextIO) -> None:
+    async def _watch(
+        self,
+        pod: Pod,
+        c: Container,
+        inst: Instance,
+        proc: asyncio.subprocess.Process,
+        readers: list[asyncio.Task[None]],
+        log_fh: TextIO,
+    ) -> None:
         """Record an instance's exit; restart it (with back-off) unless the lab ended it."""
         code = await proc.wait()
         await asyncio.gather(*readers, return_exceptions=True)
         log_fh.close()
         if inst.exit_code is None:
             inst.exit_code = code if code >= 0 else 128 - code
-            inst.reason = "Completed" if inst.exit_code == 0 else (c.app and c.app.exit_reason) or "Error"
+            inst.reason = (
+                "Completed" if inst.exit_code == 0 else (c.app and c.app.exit_reason) or "Error"
+            )
         inst.finished_at = now()
         c.ready = False
         if inst.expected_exit or self._stopping or pod.deleting:
             return
-        self._event(pod, "BackOff", f"Back-off restarting failed container {c.spec.name} in pod {pod.spec.name}",
-                    "Warning")
+        self._event(
+            pod,
+            "BackOff",
+            f"Back-off restarting failed container {c.spec.name} in pod {pod.spec.name}",
+            "Warning",
+        )
         delay = 0.0 if len(c.instances) == 1 else min(0.5 * 2 ** (len(c.instances) - 2), 10.0)
         if delay:
             c.waiting_reason = "CrashLoopBackOff"
-            c.waiting_message = f"back-off {delay:g}s restarting failed container={c.spec.name} pod={pod.spec.name}"
+            c.waiting_message = (
+                f"back-off {delay:g}s restarting failed container={c.spec.name} pod={pod.spec.name}"
+            )
             await self.sync()
             await asyncio.sleep(delay)
         if not (self._stopping or pod.deleting):
             await self._start_container(pod, c)
             await self.sync()
 
-    async def _stop_container(self, c: Container, sig: int = signal.SIGTERM, exit_code: int | None = None,
-                              reason: str | None = None) -> None:
+    async def _stop_container(
+        self,
+        c: Container,
+        sig: int = signal.SIGTERM,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         inst = c.current
         if inst is None or inst.proc is None or inst.proc.returncode is not None:
             return
@@ -728,15 +809,23 @@ class Runtime:
         before = len(c.instances)
         await self._stop_container(c, signal.SIGKILL, exit_code, reason)
         deadline = time.monotonic() + 15
-        while not (len(c.instances) > before and c.ready == c.ready_override) and time.monotonic() < deadline:
+        while (
+            not (len(c.instances) > before and c.ready == c.ready_override)
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         """Stop every pod and forwarder."""
         self._stopping = True
-        await asyncio.gather(*(
-            self._stop_container(c) for pod in self.pods.values() for c in pod.containers.values()
-        ), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                self._stop_container(c)
+                for pod in self.pods.values()
+                for c in pod.containers.values()
+            ),
+            return_exceptions=True,
+        )
         for fwd in self.forwarders.values():
             await fwd.close()
         if self._dns is not None:
@@ -745,7 +834,9 @@ class Runtime:
     # --------------------------------------------------------------- sync with the store
 
     def _pod_matches(self, pod: Pod, selector: dict[str, str] | None) -> bool:
-        return selector is not None and all(pod.spec.labels.get(k) == v for k, v in selector.items())
+        return selector is not None and all(
+            pod.spec.labels.get(k) == v for k, v in selector.items()
+        )
 
     @staticmethod
     def _resolve_port(pod: Pod, target: int | str) -> int | None:
@@ -788,9 +879,14 @@ class Runtime:
             if cluster_ip is None:
                 continue
             for sp in svc.ports:
-                fwd = self.forwarders.setdefault((cluster_ip, sp.port), Forwarder(cluster_ip, sp.port, self.host_ip))
-                targets = [(pod.ip, ports[sp.name or ""]) for pod, ports in eps
-                           if pod.ready and (sp.name or "") in ports]
+                fwd = self.forwarders.setdefault(
+                    (cluster_ip, sp.port), Forwarder(cluster_ip, sp.port, self.host_ip)
+                )
+                targets = [
+                    (pod.ip, ports[sp.name or ""])
+                    for pod, ports in eps
+                    if pod.ready and (sp.name or "") in ports
+                ]
                 await fwd.update(targets)
         for pod in self.pods.values():
             hosts = pod.directory / "etc" / "hosts"
@@ -825,10 +921,15 @@ class Runtime:
     def resolve(self, fqdn: str) -> list[str] | None:
         """A-record addresses of a fully qualified name; None when the name does not exist."""
         fqdn = fqdn.rstrip(".").lower()
-        found = [ip for ip, name, ns in self.dns_records() if f"{name}.{ns}.svc.cluster.local" == fqdn]
+        found = [
+            ip for ip, name, ns in self.dns_records() if f"{name}.{ns}.svc.cluster.local" == fqdn
+        ]
         if found:
             return found
-        if any(f"{name}.{ns}.svc.cluster.local".endswith("." + fqdn) for _, name, ns in self.dns_records()):
+        if any(
+            f"{name}.{ns}.svc.cluster.local".endswith("." + fqdn)
+            for _, name, ns in self.dns_records()
+        ):
             return []  # an existing name without records of its own (e.g. svc.cluster.local)
         return None
 
@@ -846,7 +947,12 @@ class Runtime:
         lines.append(f"{pod.ip}\t" + " ".join(own))
         for ip, name, rec_ns in self.dns_records():
             short = [name] if rec_ns == ns else []
-            names = [f"{name}.{rec_ns}.svc.cluster.local", f"{name}.{rec_ns}.svc", f"{name}.{rec_ns}", *short]
+            names = [
+                f"{name}.{rec_ns}.svc.cluster.local",
+                f"{name}.{rec_ns}.svc",
+                f"{name}.{rec_ns}",
+                *short,
+            ]
             lines.append(f"{ip}\t" + " ".join(names))
         return "\n".join(lines) + "\n"
 
@@ -901,8 +1007,12 @@ class Runtime:
         t_start = rfc3339(pod.start_time or pod.created)
 
         def cond(kind: str, ok: bool, when: str) -> dict[str, Any]:
-            entry: dict[str, Any] = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
-                     "lastTransitionTime": when}
+            entry: dict[str, Any] = {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": when,
+            }
             if not ok and kind in ("Ready", "ContainersReady"):
                 entry["reason"] = "ContainersNotReady"
                 entry["message"] = f"containers with unready status: [{' '.join(unready)}]"
@@ -910,9 +1020,15 @@ class Runtime:
 
         spec: dict[str, Any] = {
             "containers": [
-                {"name": c.spec.name, "image": c.spec.image, "imagePullPolicy": "IfNotPresent",
-                 "ports": [dict(p) for p in c.spec.ports], "resources": {},
-                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+                {
+                    "name": c.spec.name,
+                    "image": c.spec.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "ports": [dict(p) for p in c.spec.ports],
+                    "resources": {},
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                }
                 for c in pod.containers.values()
             ],
             "nodeName": NODE_NAME,
@@ -924,8 +1040,13 @@ class Runtime:
         if pod.spec.subdomain:
             spec["hostname"] = pod.spec.hostname or pod.spec.name
             spec["subdomain"] = pod.spec.subdomain
-        meta: dict[str, Any] = {"name": pod.spec.name, "namespace": pod.spec.namespace, "uid": pod.uid,
-                "creationTimestamp": t_created, "labels": dict(pod.spec.labels)}
+        meta: dict[str, Any] = {
+            "name": pod.spec.name,
+            "namespace": pod.spec.namespace,
+            "uid": pod.uid,
+            "creationTimestamp": t_created,
+            "labels": dict(pod.spec.labels),
+        }
         if pod.deleting:
             meta["deletionTimestamp"] = rfc3339(pod.deleted_at or now())
             meta["deletionGracePeriodSeconds"] = 30
@@ -959,8 +1080,12 @@ class Runtime:
             "clusterIP": cluster_ip or "None",
             "clusterIPs": [cluster_ip or "None"],
             "ports": [
-                {**({"name": p.name} if p.name else {}), "port": p.port, "targetPort": p.target_port,
-                 "protocol": p.protocol}
+                {
+                    **({"name": p.name} if p.name else {}),
+                    "port": p.port,
+                    "targetPort": p.target_port,
+                    "protocol": p.protocol,
+                }
                 for p in svc.ports
             ],
             "sessionAffinity": "None",
@@ -970,18 +1095,37 @@ class Runtime:
         }
         if svc.selector is not None:
             spec["selector"] = dict(svc.selector)
-        return {"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": svc.name, "namespace": svc.namespace,
-                             **({"labels": {"service.kubernetes.io/headless": ""}} if svc.headless else {})},
-                "spec": spec, "status": {"loadBalancer": {}}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": svc.name,
+                "namespace": svc.namespace,
+                **({"labels": {"service.kubernetes.io/headless": ""}} if svc.headless else {}),
+            },
+            "spec": spec,
+            "status": {"loadBalancer": {}},
+        }
 
     def _owner(self, svc: ServiceSpec) -> list[dict[str, Any]]:
         stored = self.store.get("services", svc.namespace, svc.name)
-        assert stored is not None, f"Service {svc.namespace}/{svc.name} is stored by start(), before any sync()"
-        return [{"apiVersion": "v1", "kind": "Service", "name": svc.name, "uid": stored["metadata"]["uid"],
-                 "controller": True, "blockOwnerDeletion": True}]
+        assert stored is not None, (
+            f"Service {svc.namespace}/{svc.name} is stored by start(), before any sync()"
+        )
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "name": svc.name,
+                "uid": stored["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
 
-    def _slice_manifests(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> list[dict[str, Any]]:
+    def _slice_manifests(
+        self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]
+    ) -> list[dict[str, Any]]:
         """One EndpointSlice per distinct resolved port set (as the controller splits them)."""
         groups: dict[PortSet, list[Pod]] = {}
         for pod, ports in eps:
@@ -996,57 +1140,103 @@ class Runtime:
                 "apiVersion": "discovery.k8s.io/v1",
                 "kind": "EndpointSlice",
                 "metadata": {
-                    "name": name, "namespace": svc.namespace,
-                    "labels": {"kubernetes.io/service-name": svc.name,
-                               "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                    "name": name,
+                    "namespace": svc.namespace,
+                    "labels": {
+                        "kubernetes.io/service-name": svc.name,
+                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                    },
                     "ownerReferences": self._owner(svc),
                 },
                 "addressType": "IPv4",
                 "endpoints": [
-                    {"addresses": [pod.ip],
-                     "conditions": {"ready": pod.ready, "serving": pod.ready or (pod.deleting and any(
-                         c.running for c in pod.containers.values())), "terminating": pod.deleting},
-                     "nodeName": NODE_NAME,
-                     "targetRef": {"kind": "Pod", "name": pod.spec.name, "namespace": pod.spec.namespace,
-                                   "uid": pod.uid}}
+                    {
+                        "addresses": [pod.ip],
+                        "conditions": {
+                            "ready": pod.ready,
+                            "serving": pod.ready
+                            or (pod.deleting and any(c.running for c in pod.containers.values())),
+                            "terminating": pod.deleting,
+                        },
+                        "nodeName": NODE_NAME,
+                        "targetRef": {
+                            "kind": "Pod",
+                            "name": pod.spec.name,
+                            "namespace": pod.spec.namespace,
+                            "uid": pod.uid,
+                        },
+                    }
                     for pod in pods
                 ],
-                "ports": [{"name": name_, "port": port, "protocol": "TCP"} for name_, port in port_set],
+                "ports": [
+                    {"name": name_, "port": port, "protocol": "TCP"} for name_, port in port_set
+                ],
             }
         for old in self.store.list("endpointslices", svc.namespace):
-            if old["metadata"].get("labels", {}).get("kubernetes.io/service-name") == svc.name \
-                    and old["metadata"]["name"] not in wanted:
+            if (
+                old["metadata"].get("labels", {}).get("kubernetes.io/service-name") == svc.name
+                and old["metadata"]["name"] not in wanted
+            ):
                 self.store.delete("endpointslices", svc.namespace, old["metadata"]["name"])
         return list(wanted.values())
 
-    def _endpoints_manifest(self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]) -> dict[str, Any]:
+    def _endpoints_manifest(
+        self, svc: ServiceSpec, eps: list[tuple[Pod, dict[str, int]]]
+    ) -> dict[str, Any]:
         subsets: dict[PortSet, dict[str, Any]] = {}
         for pod, ports in eps:
             key = tuple(sorted(ports.items()))
-            subset = subsets.setdefault(key, {"ports": [{"name": n, "port": p, "protocol": "TCP"}
-                                                        for n, p in key]})
-            address = {"ip": pod.ip, "nodeName": NODE_NAME,
-                       "targetRef": {"kind": "Pod", "name": pod.spec.name, "namespace": pod.spec.namespace,
-                                     "uid": pod.uid}}
+            subset = subsets.setdefault(
+                key, {"ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in key]}
+            )
+            address = {
+                "ip": pod.ip,
+                "nodeName": NODE_NAME,
+                "targetRef": {
+                    "kind": "Pod",
+                    "name": pod.spec.name,
+                    "namespace": pod.spec.namespace,
+                    "uid": pod.uid,
+                },
+            }
             subset.setdefault("addresses" if pod.ready else "notReadyAddresses", []).append(address)
-        manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
-                                    "metadata": {"name": svc.name, "namespace": svc.namespace}}
+        manifest: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": svc.name, "namespace": svc.namespace},
+        }
         if subsets:
             manifest["subsets"] = [subsets[k] for k in sorted(subsets)]
         return manifest
 
     def _event(self, pod: Pod, reason: str, message: str, kind: str = "Normal") -> None:
         stamp = rfc3339(now())
-        self.store.put({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{pod.spec.name}.{uuid.uuid4().hex[:16]}", "namespace": pod.spec.namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod.spec.name,
-                               "namespace": pod.spec.namespace, "uid": pod.uid},
-            "reason": reason, "message": message, "type": kind, "count": 1,
-            "firstTimestamp": stamp, "lastTimestamp": stamp,
-            "source": {"component": "kubelet", "host": NODE_NAME},
-            "reportingComponent": "kubelet", "reportingInstance": NODE_NAME,
-        })
+        self.store.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {
+                    "name": f"{pod.spec.name}.{uuid.uuid4().hex[:16]}",
+                    "namespace": pod.spec.namespace,
+                },
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": pod.spec.name,
+                    "namespace": pod.spec.namespace,
+                    "uid": pod.uid,
+                },
+                "reason": reason,
+                "message": message,
+                "type": kind,
+                "count": 1,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "source": {"component": "kubelet", "host": NODE_NAME},
+                "reportingComponent": "kubelet",
+                "reportingInstance": NODE_NAME,
+            }
+        )
 
     # --------------------------------------------------------------- timeline
 
@@ -1057,18 +1247,30 @@ class Runtime:
             key = f"{args.get('namespace')}/{args.get('pod')}"
             if step.action == "requests":
                 url = self.proxy_url(args["path"])
-                statuses = [await http_get_status(url, method=args["method"]) for _ in range(args["count"])]
+                statuses = [
+                    await http_get_status(url, method=args["method"]) for _ in range(args["count"])
+                ]
                 self.history.append({"step": step.where, "statuses": statuses})
                 want = args.get("expect_status")
                 if want is not None and any(s != want for s in statuses):
-                    raise LabError(f"{self.scenario.path}: {step.where}: expected every answer from "
-                                   f"{url} to be {want}, got {statuses}")
+                    raise LabError(
+                        f"{self.scenario.path}: {step.where}: expected every answer from "
+                        f"{url} to be {want}, got {statuses}"
+                    )
             elif step.action == "wait":
                 await asyncio.sleep(args["seconds"])
             elif step.action == "replace_pod":
                 old, new = await self.replace_pod(key)
-                self.history.append({"step": step.where, "pod": key, "old_ip": old.ip, "new_ip": new.ip,
-                                     "old_uid": old.uid, "new_uid": new.uid})
+                self.history.append(
+                    {
+                        "step": step.where,
+                        "pod": key,
+                        "old_ip": old.ip,
+                        "new_ip": new.ip,
+                        "old_uid": old.uid,
+                        "new_uid": new.uid,
+                    }
+                )
             elif step.action == "delete_pod":
                 old = await self.delete_pod(key)
                 self.history.append({"step": step.where, "pod": key, "old_ip": old.ip})
@@ -1081,28 +1283,47 @@ class Runtime:
                 await self.crash(key, args["container"], args["exit_code"], args["reason"])
                 await self.sync()
             elif step.action == "exec":
-                argv = self.exec_command(args["namespace"], args["pod"], args["container"], args["command"])
+                argv = self.exec_command(
+                    args["namespace"], args["pod"], args["container"], args["command"]
+                )
                 running = self.pods[key].containers[args["container"]].process
                 assert running is not None  # exec_command raised PodNotRunning otherwise
                 master = running.pid
                 workers = _children(master)
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT)
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
                 output, _ = await proc.communicate()
-                self.history.append({"step": step.where, "pod": key, "command": args["command"],
-                                     "rc": proc.returncode})
+                self.history.append(
+                    {
+                        "step": step.where,
+                        "pod": key,
+                        "command": args["command"],
+                        "rc": proc.returncode,
+                    }
+                )
                 if proc.returncode != 0:
-                    raise LabError(f"{self.scenario.path}: {step.where}: {' '.join(args['command'])} "
-                                   f"exited {proc.returncode}: {output.decode(errors='replace')}")
+                    raise LabError(
+                        f"{self.scenario.path}: {step.where}: {' '.join(args['command'])} "
+                        f"exited {proc.returncode}: {output.decode(errors='replace')}"
+                    )
                 # A reload returns once nginx got the signal; wait until the old workers are gone.
                 deadline = time.monotonic() + 5
                 while set(_children(master)) & set(workers) and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
             elif step.action == "terminate_pod":
                 pod = await self.terminate_pod(key, args["container"], args.get("app"))
-                self.history.append({"step": step.where, "pod": key, "ip": pod.ip,
-                                     "deletion_timestamp": rfc3339(pod.deleted_at or now())})
+                self.history.append(
+                    {
+                        "step": step.where,
+                        "pod": key,
+                        "ip": pod.ip,
+                        "deletion_timestamp": rfc3339(pod.deleted_at or now()),
+                    }
+                )
             elif step.action == "log_noise":
                 path = self.pods[key].containers[args["container"]].instances[-1].log_path
                 written = write_log_noise(path, args["lines"], args["invalid_utf8"], self.host_ip)
@@ -1116,7 +1337,13 @@ class Runtime:
                 await self.sync()
 
 
-NOISE_PATHS = ("/static/app.js", "/api/v1/models", "/favicon.ico", "/health", "/api/v1/chats?page=2")
+NOISE_PATHS = (
+    "/static/app.js",
+    "/api/v1/models",
+    "/favicon.ico",
+    "/health",
+    "/api/v1/chats?page=2",
+)
 
 
 def write_log_noise(path: Path, count: int, invalid_utf8: bool, client: str) -> int:
@@ -1128,15 +1355,29 @@ def write_log_noise(path: Path, count: int, invalid_utf8: bool, client: str) -> 
     local = stamp.strftime("%d/%b/%Y:%H:%M:%S +0000")
     err_time = stamp.strftime("%Y/%m/%d %H:%M:%S")
     kinds: list[Callable[[int], tuple[bytes, bytes]]] = [
-        lambda n: (b"stdout", f'{client} - - [{local}] "GET {NOISE_PATHS[n % 5]} HTTP/1.1" '
-                              f'{(200, 304, 404)[n % 3]} {n % 9000} "-" "Mozilla/5.0" "-"'.encode()),
-        lambda n: (b"stderr", f"{err_time} [info] 7#7: *{n} client closed keepalive connection".encode()),
-        lambda n: (b"stdout", f'{client} - - [{local}] "GET /search?q=caf%C3%A9 HTTP/1.1" 200 {n % 700} '
-                              f'"-" "curl/8.5.0" "-"'.encode()),
+        lambda n: (
+            b"stdout",
+            f'{client} - - [{local}] "GET {NOISE_PATHS[n % 5]} HTTP/1.1" '
+            f'{(200, 304, 404)[n % 3]} {n % 9000} "-" "Mozilla/5.0" "-"'.encode(),
+        ),
+        lambda n: (
+            b"stderr",
+            f"{err_time} [info] 7#7: *{n} client closed keepalive connection".encode(),
+        ),
+        lambda n: (
+            b"stdout",
+            f'{client} - - [{local}] "GET /search?q=caf%C3%A9 HTTP/1.1" 200 {n % 700} '
+            f'"-" "curl/8.5.0" "-"'.encode(),
+        ),
     ]
     if invalid_utf8:
-        kinds.append(lambda n: (b"stderr", f"{err_time} [info] 7#7: *{n} client sent invalid header line: "
-                                           .encode() + b'"X-Name: \xff\xfe\xc3(" while reading client request headers'))
+        kinds.append(
+            lambda n: (
+                b"stderr",
+                f"{err_time} [info] 7#7: *{n} client sent invalid header line: ".encode()
+                + b'"X-Name: \xff\xfe\xc3(" while reading client request headers',
+            )
+        )
     with path.open("ab") as fh:
         for n in range(count):
             stream, text = kinds[n % len(kinds)](n)
@@ -1159,13 +1400,17 @@ async def http_get_status(url: str, timeout: float = 10.0, method: str = "GET") 
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port or 80)), timeout)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port or 80)), timeout
+        )
     except (OSError, asyncio.TimeoutError):
         return None
     try:
         body = "Content-Length: 0\r\n" if method == "POST" else ""
-        writer.write(f"{method} /{path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: badlab-timeline\r\n"
-                     f"{body}Connection: close\r\n\r\n".encode())
+        writer.write(
+            f"{method} /{path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: badlab-timeline\r\n"
+            f"{body}Connection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), timeout)
         parts = line.split()

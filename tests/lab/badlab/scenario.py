@@ -19,7 +19,9 @@ import yaml
 from badlab.errors import ScenarioError
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 PORT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -160,17 +162,25 @@ class _Checker:
         got_text = "" if got is ... else f", got {got!r}"
         raise ScenarioError(f"{self.path}: {where}: expected {expected}{got_text}")
 
-    def mapping(self, value: object, where: str, required: set[str], optional: set[str]) -> dict[str, object]:
+    def mapping(
+        self, value: object, where: str, required: set[str], optional: set[str]
+    ) -> dict[str, object]:
         """``value`` as a mapping whose keys are all among ``required`` and ``optional``."""
         if not isinstance(value, dict):
             self.fail(where, "a mapping", value)
         for key in value:
             if key not in required | optional:
                 allowed = ", ".join(sorted(required | optional))
-                self.fail(f"{where}.{key}" if where else str(key), f"one of the known keys ({allowed})", key)
+                self.fail(
+                    f"{where}.{key}" if where else str(key),
+                    f"one of the known keys ({allowed})",
+                    key,
+                )
         for key in sorted(required):
             if key not in value:
-                self.fail(f"{where}.{key}" if where else key, "this key to be present (it is required)")
+                self.fail(
+                    f"{where}.{key}" if where else key, "this key to be present (it is required)"
+                )
         return value
 
     def seq(self, value: object, where: str, allow_empty: bool = True) -> list[object]:
@@ -180,7 +190,9 @@ class _Checker:
             self.fail(where, "a non-empty list", value)
         return value
 
-    def string(self, value: object, where: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    def string(
+        self, value: object, where: str, pattern: re.Pattern[str] | None = None, what: str = ""
+    ) -> str:
         if not isinstance(value, str) or not value:
             self.fail(where, what or "a non-empty string", value)
         if pattern is not None and not pattern.match(value):
@@ -207,16 +219,38 @@ class _Checker:
             self.fail(where, "a mapping", value)
         labels: dict[str, str] = {}
         for key, val in value.items():
-            name = self.string(key, f"{where}.{key}", LABEL_KEY_RE, "a label key such as app or app.kubernetes.io/name")
+            name = self.string(
+                key,
+                f"{where}.{key}",
+                LABEL_KEY_RE,
+                "a label key such as app or app.kubernetes.io/name",
+            )
             if not isinstance(val, str) or not LABEL_VALUE_RE.match(val) or len(val) > 63:
-                self.fail(f"{where}.{key}", "a label value (a string of letters, digits, - _ . ; quote numbers)", val)
+                self.fail(
+                    f"{where}.{key}",
+                    "a label value (a string of letters, digits, - _ . ; quote numbers)",
+                    val,
+                )
             labels[name] = val
         return labels
 
 
 APP_KEYS = {
-    "status", "body", "delay", "close", "reset", "tls_only", "header_bytes", "keepalive_timeout",
-    "listen", "listen_port", "exit_after", "exit_code", "exit_reason", "accept", "keepalive_race",
+    "status",
+    "body",
+    "delay",
+    "close",
+    "reset",
+    "tls_only",
+    "header_bytes",
+    "keepalive_timeout",
+    "listen",
+    "listen_port",
+    "exit_after",
+    "exit_code",
+    "exit_reason",
+    "accept",
+    "keepalive_race",
 }
 LIBC_CHOICES = ("glibc", "musl")
 REQUEST_METHODS = ("GET", "POST")
@@ -261,45 +295,72 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
     if "exit_code" in value:
         app.exit_code = c.integer(value["exit_code"], f"{where}.exit_code", 0, 255)
     if "exit_reason" in value and value["exit_reason"] is not None:
-        app.exit_reason = c.string(value["exit_reason"], f"{where}.exit_reason", re.compile(r"^[A-Z][A-Za-z]*$"),
-                                   "a kubelet termination reason such as OOMKilled or Error")
+        app.exit_reason = c.string(
+            value["exit_reason"],
+            f"{where}.exit_reason",
+            re.compile(r"^[A-Z][A-Za-z]*$"),
+            "a kubelet termination reason such as OOMKilled or Error",
+        )
     if not app.accept and not app.listen:
-        c.fail(f"{where}.accept", "accept: false only with listen: true (it needs a listening socket)", value)
+        c.fail(
+            f"{where}.accept",
+            "accept: false only with listen: true (it needs a listening socket)",
+            value,
+        )
     return app
 
 
 def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
-    value = c.mapping(value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"})
-    name = c.string(value["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
+    value = c.mapping(
+        value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"}
+    )
+    name = c.string(
+        value["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)"
+    )
     if ("app" in value) == ("nginx" in value):
         c.fail(where, "exactly one of the keys app (an HTTP server) or nginx (the Debian nginx)")
     ports: list[ContainerPort] = []
     for i, port in enumerate(c.seq(value.get("ports", []), f"{where}.ports")):
         pw = f"{where}.ports[{i}]"
         port = c.mapping(port, pw, {"containerPort"}, {"name", "protocol"})
-        entry: ContainerPort = {"containerPort": c.integer(port["containerPort"], f"{pw}.containerPort", 1, 65535),
-                                "protocol": "TCP"}
+        entry: ContainerPort = {
+            "containerPort": c.integer(port["containerPort"], f"{pw}.containerPort", 1, 65535),
+            "protocol": "TCP",
+        }
         if "name" in port:
-            entry["name"] = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name (DNS label, ≤15 chars)")
+            entry["name"] = c.string(
+                port["name"], f"{pw}.name", PORT_NAME_RE, "a port name (DNS label, ≤15 chars)"
+            )
         if port.get("protocol", "TCP") != "TCP":
             c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
         ports.append(entry)
     spec = ContainerSpec(
         name=name,
-        image=c.string(value.get("image", "nginx:1.27" if "nginx" in value else "app:latest"), f"{where}.image"),
+        image=c.string(
+            value.get("image", "nginx:1.27" if "nginx" in value else "app:latest"), f"{where}.image"
+        ),
         ports=ports,
         kind="nginx" if "nginx" in value else "app",
     )
     if "ready" in value:
         spec.ready = c.boolean(value["ready"], f"{where}.ready")
     for i, prog in enumerate(c.seq(value.get("missing", []), f"{where}.missing")):
-        spec.missing.append(c.string(prog, f"{where}.missing[{i}]", re.compile(r"^[^/\s]+$"),
-                                     "a program name such as curl (it is hidden from exec in this container)"))
+        spec.missing.append(
+            c.string(
+                prog,
+                f"{where}.missing[{i}]",
+                re.compile(r"^[^/\s]+$"),
+                "a program name such as curl (it is hidden from exec in this container)",
+            )
+        )
     if spec.kind == "app":
         spec.app = _app(c, value["app"], f"{where}.app")
         if spec.app.listen_port is None:
             if not ports:
-                c.fail(f"{where}.app.listen_port", "a port (or a ports list whose first containerPort is used)")
+                c.fail(
+                    f"{where}.app.listen_port",
+                    "a port (or a ports list whose first containerPort is used)",
+                )
             spec.app.listen_port = ports[0]["containerPort"]
     else:
         nw = f"{where}.nginx"
@@ -311,17 +372,26 @@ def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
                 c.fail(f"{nw}.libc", f"one of {', '.join(LIBC_CHOICES)}", libc)
             nginx.libc = libc
         if "nginx.conf" in nval:
-            nginx.nginx_conf = c.string(nval["nginx.conf"], f"{nw}.nginx.conf", what="the text of nginx.conf")
+            nginx.nginx_conf = c.string(
+                nval["nginx.conf"], f"{nw}.nginx.conf", what="the text of nginx.conf"
+            )
         conf_d = nval.get("conf.d", {})
         if not isinstance(conf_d, dict):
             c.fail(f"{nw}.conf.d", "a mapping", conf_d)
         for fname, text in conf_d.items():
-            fname = c.string(fname, f"{nw}.conf.d", re.compile(r"^[\w.-]+\.conf$"), "file names ending in .conf")
-            nginx.conf_d[fname] = c.string(text, f"{nw}.conf.d.{fname}", what="the text of the file")
+            fname = c.string(
+                fname, f"{nw}.conf.d", re.compile(r"^[\w.-]+\.conf$"), "file names ending in .conf"
+            )
+            nginx.conf_d[fname] = c.string(
+                text, f"{nw}.conf.d.{fname}", what="the text of the file"
+            )
         if not nginx.nginx_conf and not nginx.conf_d:
             c.fail(nw, "nginx.conf or conf.d (the proxy's configuration)")
         if not ports:
-            c.fail(f"{where}.ports", "at least one containerPort (the port nginx listens on, used for readiness)")
+            c.fail(
+                f"{where}.ports",
+                "at least one containerPort (the port nginx listens on, used for readiness)",
+            )
         spec.nginx = nginx
     return spec
 
@@ -330,17 +400,32 @@ def _pods(c: _Checker, value: object, default_ns: str) -> list[PodSpec]:
     pods: list[PodSpec] = []
     for i, pod in enumerate(c.seq(value, "pods", allow_empty=False)):
         where = f"pods[{i}]"
-        pod = c.mapping(pod, where, {"name", "containers"}, {"namespace", "labels", "replicas", "hostname", "subdomain"})
-        name = c.string(pod["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
-        ns = c.string(pod.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
+        pod = c.mapping(
+            pod,
+            where,
+            {"name", "containers"},
+            {"namespace", "labels", "replicas", "hostname", "subdomain"},
+        )
+        name = c.string(
+            pod["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)"
+        )
+        ns = c.string(
+            pod.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name"
+        )
         labels = c.labels(pod.get("labels", {}), f"{where}.labels")
         containers = [
             _container(c, ct, f"{where}.containers[{j}]")
-            for j, ct in enumerate(c.seq(pod["containers"], f"{where}.containers", allow_empty=False))
+            for j, ct in enumerate(
+                c.seq(pod["containers"], f"{where}.containers", allow_empty=False)
+            )
         ]
         if len({ct.name for ct in containers}) != len(containers):
             c.fail(f"{where}.containers", "distinct container names")
-        replicas = c.integer(pod.get("replicas", 1), f"{where}.replicas", 1, 20) if "replicas" in pod else None
+        replicas = (
+            c.integer(pod.get("replicas", 1), f"{where}.replicas", 1, 20)
+            if "replicas" in pod
+            else None
+        )
         names = [name] if replicas is None else [f"{name}-{k}" for k in range(replicas)]
         for pod_name in names:
             spec = PodSpec(pod_name, ns, labels, containers)
@@ -351,7 +436,10 @@ def _pods(c: _Checker, value: object, default_ns: str) -> list[PodSpec]:
     seen: set[tuple[str, str]] = set()
     for pod in pods:
         if (pod.namespace, pod.name) in seen:
-            c.fail("pods", f"distinct pod names per namespace (pod {pod.namespace}/{pod.name} is declared twice)")
+            c.fail(
+                "pods",
+                f"distinct pod names per namespace (pod {pod.namespace}/{pod.name} is declared twice)",
+            )
         seen.add((pod.namespace, pod.name))
     return pods
 
@@ -360,14 +448,28 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
     services: list[ServiceSpec] = []
     for i, svc in enumerate(c.seq(value, "services")):
         where = f"services[{i}]"
-        svc = c.mapping(svc, where, {"name", "ports"}, {"namespace", "selector", "clusterIP", "type"})
-        name = c.string(svc["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
-        ns = c.string(svc.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
+        svc = c.mapping(
+            svc, where, {"name", "ports"}, {"namespace", "selector", "clusterIP", "type"}
+        )
+        name = c.string(
+            svc["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)"
+        )
+        ns = c.string(
+            svc.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name"
+        )
         if svc.get("type", "ClusterIP") != "ClusterIP":
-            c.fail(f"{where}.type", "ClusterIP (headless Services are ClusterIP with clusterIP: None)", svc.get("type"))
+            c.fail(
+                f"{where}.type",
+                "ClusterIP (headless Services are ClusterIP with clusterIP: None)",
+                svc.get("type"),
+            )
         cluster_ip = svc.get("clusterIP", "auto")
         if cluster_ip not in ("auto", "None", None):
-            c.fail(f"{where}.clusterIP", "None (a headless Service) or auto (an address is allocated)", cluster_ip)
+            c.fail(
+                f"{where}.clusterIP",
+                "None (a headless Service) or auto (an address is allocated)",
+                cluster_ip,
+            )
         selector = c.labels(svc["selector"], f"{where}.selector") if "selector" in svc else None
         ports = []
         for j, port in enumerate(c.seq(svc["ports"], f"{where}.ports", allow_empty=False)):
@@ -376,20 +478,34 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
             number = c.integer(port["port"], f"{pw}.port", 1, 65535)
             target: object = port.get("targetPort", number)
             if isinstance(target, str):
-                target = c.string(target, f"{pw}.targetPort", PORT_NAME_RE, "a port number or a container port name")
+                target = c.string(
+                    target,
+                    f"{pw}.targetPort",
+                    PORT_NAME_RE,
+                    "a port number or a container port name",
+                )
             else:
                 target = c.integer(target, f"{pw}.targetPort", 1, 65535)
-            pname = c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name") if "name" in port else None
+            pname = (
+                c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name")
+                if "name" in port
+                else None
+            )
             if port.get("protocol", "TCP") != "TCP":
                 c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
             ports.append(ServicePort(pname, number, target))
         if len(ports) > 1 and any(p.name is None for p in ports):
             c.fail(f"{where}.ports", "a name on every port when a Service has more than one")
-        services.append(ServiceSpec(name, ns, selector, ports, headless=cluster_ip in ("None", None)))
+        services.append(
+            ServiceSpec(name, ns, selector, ports, headless=cluster_ip in ("None", None))
+        )
     seen: set[tuple[str, str]] = set()
     for svc in services:
         if (svc.namespace, svc.name) in seen:
-            c.fail("services", f"distinct Service names per namespace ({svc.namespace}/{svc.name} twice)")
+            c.fail(
+                "services",
+                f"distinct Service names per namespace ({svc.namespace}/{svc.name} twice)",
+            )
         seen.add((svc.namespace, svc.name))
     return services
 
@@ -400,10 +516,16 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
     for i, step in enumerate(c.seq(value, "timeline")):
         where = f"timeline[{i}]"
         if not isinstance(step, dict) or len(step) != 1:
-            c.fail(where, f"a mapping with exactly one action ({', '.join(sorted(STEP_ACTIONS))})", step)
-        (action, written), = step.items()
+            c.fail(
+                where,
+                f"a mapping with exactly one action ({', '.join(sorted(STEP_ACTIONS))})",
+                step,
+            )
+        ((action, written),) = step.items()
         if not isinstance(action, str) or action not in STEP_ACTIONS:
-            c.fail(f"{where}.{action}", f"one of the actions {', '.join(sorted(STEP_ACTIONS))}", action)
+            c.fail(
+                f"{where}.{action}", f"one of the actions {', '.join(sorted(STEP_ACTIONS))}", action
+            )
         aw = f"{where}.{action}"
         if action == "wait" and not isinstance(written, dict):
             written = {"seconds": written}
@@ -422,11 +544,17 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
         elif action == "wait":
             args["seconds"] = c.number(args.get("seconds", 0.1), f"{aw}.seconds", 0, 60)
         else:
-            namespace = args["namespace"] = c.string(args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE)
-            pod_name = c.string(args["pod"], f"{aw}.pod", NAME_RE, "the name of a pod declared under pods")
+            namespace = args["namespace"] = c.string(
+                args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE
+            )
+            pod_name = c.string(
+                args["pod"], f"{aw}.pod", NAME_RE, "the name of a pod declared under pods"
+            )
             pod = pod_keys.get((namespace, pod_name))
             if pod is None:
-                c.fail(f"{aw}.pod", "the name of a pod declared under pods", f"{namespace}/{pod_name}")
+                c.fail(
+                    f"{aw}.pod", "the name of a pod declared under pods", f"{namespace}/{pod_name}"
+                )
             if "container" in args:
                 if args["container"] not in {ct.name for ct in pod.containers}:
                     c.fail(f"{aw}.container", f"a container of pod {pod_name}", args["container"])
@@ -440,16 +568,25 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 c.boolean(args["ready"], f"{aw}.ready")
             if action == "crash":
                 args["exit_code"] = c.integer(args.get("exit_code", 137), f"{aw}.exit_code", 0, 255)
-                args["reason"] = c.string(args.get("reason", "OOMKilled" if args["exit_code"] == 137 else "Error"),
-                                          f"{aw}.reason")
+                args["reason"] = c.string(
+                    args.get("reason", "OOMKilled" if args["exit_code"] == 137 else "Error"),
+                    f"{aw}.reason",
+                )
             if action == "log_noise":
                 c.integer(args["lines"], f"{aw}.lines", 1, 200000)
-                args["invalid_utf8"] = c.boolean(args.get("invalid_utf8", True), f"{aw}.invalid_utf8")
+                args["invalid_utf8"] = c.boolean(
+                    args.get("invalid_utf8", True), f"{aw}.invalid_utf8"
+                )
             if action in ("set_behaviour", "terminate_pod") and "app" in args:
                 container = next(ct for ct in pod.containers if ct.name == args["container"])
-                if container.app is None:  # an nginx container (only app containers have a behaviour)
-                    c.fail(f"{aw}.container", "an app container (nginx behaviour is its configuration)",
-                           args["container"])
+                if (
+                    container.app is None
+                ):  # an nginx container (only app containers have a behaviour)
+                    c.fail(
+                        f"{aw}.container",
+                        "an app container (nginx behaviour is its configuration)",
+                        args["container"],
+                    )
                 merged = {k: v for k, v in container.app.to_json().items() if v is not None}
                 merged.update(c.mapping(args["app"], f"{aw}.app", set(), APP_KEYS))
                 args["app"] = _app(c, merged, f"{aw}.app")
@@ -463,10 +600,21 @@ def _network_policies(c: _Checker, value: object, default_ns: str) -> list[Netwo
     for i, pol in enumerate(c.seq(value, "network_policies")):
         where = f"network_policies[{i}]"
         pol = c.mapping(pol, where, {"name", "spec"}, {"namespace"})
-        name = c.string(pol["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)")
-        ns = c.string(pol.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name")
-        spec = c.mapping(pol["spec"], f"{where}.spec", {"podSelector"}, {"policyTypes", "ingress", "egress"})
-        c.mapping(spec["podSelector"], f"{where}.spec.podSelector", set(), {"matchLabels", "matchExpressions"})
+        name = c.string(
+            pol["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)"
+        )
+        ns = c.string(
+            pol.get("namespace", default_ns), f"{where}.namespace", NAME_RE, "a namespace name"
+        )
+        spec = c.mapping(
+            pol["spec"], f"{where}.spec", {"podSelector"}, {"policyTypes", "ingress", "egress"}
+        )
+        c.mapping(
+            spec["podSelector"],
+            f"{where}.spec.podSelector",
+            set(),
+            {"matchLabels", "matchExpressions"},
+        )
         policies.append({"name": name, "namespace": ns, "spec": spec})
     return policies
 
@@ -485,9 +633,15 @@ def load(path: str | Path) -> Scenario:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     c = _Checker(path)
-    data = c.mapping(data, "", {"pods", "proxy", "target", "expect"},
-                     {"description", "namespace", "services", "timeline", "network_policies"})
-    default_ns = c.string(data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name")
+    data = c.mapping(
+        data,
+        "",
+        {"pods", "proxy", "target", "expect"},
+        {"description", "namespace", "services", "timeline", "network_policies"},
+    )
+    default_ns = c.string(
+        data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name"
+    )
     description = data.get("description", "")
     if not isinstance(description, str):
         c.fail("description", "a string", description)
@@ -496,32 +650,73 @@ def load(path: str | Path) -> Scenario:
     svc_keys = {(s.namespace, s.name): s for s in services}
 
     proxy = dict(c.mapping(data["proxy"], "proxy", {"service"}, {"namespace", "selector", "path"}))
-    proxy_ns = proxy["namespace"] = c.string(proxy.get("namespace", default_ns), "proxy.namespace", NAME_RE)
-    proxy_svc = c.string(proxy["service"], "proxy.service", NAME_RE, "the name of the Service in front of the proxy pods")
+    proxy_ns = proxy["namespace"] = c.string(
+        proxy.get("namespace", default_ns), "proxy.namespace", NAME_RE
+    )
+    proxy_svc = c.string(
+        proxy["service"],
+        "proxy.service",
+        NAME_RE,
+        "the name of the Service in front of the proxy pods",
+    )
     psvc = svc_keys.get((proxy_ns, proxy_svc))
     if psvc is None or psvc.headless:
-        c.fail("proxy.service", "a ClusterIP Service declared under services (the address a browser reaches)",
-               proxy_svc)
-    selector = proxy["selector"] = c.labels(proxy.get("selector", psvc.selector or {}), "proxy.selector")
+        c.fail(
+            "proxy.service",
+            "a ClusterIP Service declared under services (the address a browser reaches)",
+            proxy_svc,
+        )
+    selector = proxy["selector"] = c.labels(
+        proxy.get("selector", psvc.selector or {}), "proxy.selector"
+    )
     if not selector:
         c.fail("proxy.selector", "labels that select the proxy pods")
-    proxy["path"] = c.string(proxy.get("path", "/"), "proxy.path", re.compile(r"^/"), "a path starting with /")
-    proxy_pods = [p for p in pods if p.namespace == proxy_ns
-                  and all(p.labels.get(k) == v for k, v in selector.items())]
-    if not proxy_pods or any(not any(ct.kind == "nginx" for ct in p.containers) for p in proxy_pods):
-        c.fail("proxy.selector", "labels that select at least one pod, each with an nginx container", selector)
+    proxy["path"] = c.string(
+        proxy.get("path", "/"), "proxy.path", re.compile(r"^/"), "a path starting with /"
+    )
+    proxy_pods = [
+        p
+        for p in pods
+        if p.namespace == proxy_ns and all(p.labels.get(k) == v for k, v in selector.items())
+    ]
+    if not proxy_pods or any(
+        not any(ct.kind == "nginx" for ct in p.containers) for p in proxy_pods
+    ):
+        c.fail(
+            "proxy.selector",
+            "labels that select at least one pod, each with an nginx container",
+            selector,
+        )
 
     target = dict(c.mapping(data["target"], "target", {"service"}, {"namespace"}))
-    target_ns = target["namespace"] = c.string(target.get("namespace", default_ns), "target.namespace", NAME_RE)
+    target_ns = target["namespace"] = c.string(
+        target.get("namespace", default_ns), "target.namespace", NAME_RE
+    )
     c.string(target["service"], "target.service", NAME_RE, "the name of the backend Service")
 
     timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
-    expect = dict(c.mapping(data["expect"], "expect", {"cause", "proxy_status"},
-                            {"stale_addresses", "stale_replicas", "proxy_log_contains", "notes"}))
-    for i, wanted in enumerate(c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")):
-        c.string(wanted, f"expect.proxy_log_contains[{i}]", what="a text the proxy pods' logs must contain")
-    cause = c.string(expect["cause"], "expect.cause", re.compile(r"^[a-z0-9_]+$"),
-                     "a cause ID of docs/result-schema.md (the registry plugins/module_utils/causes.py), such as stale_upstream")
+    expect = dict(
+        c.mapping(
+            data["expect"],
+            "expect",
+            {"cause", "proxy_status"},
+            {"stale_addresses", "stale_replicas", "proxy_log_contains", "notes"},
+        )
+    )
+    for i, wanted in enumerate(
+        c.seq(expect.get("proxy_log_contains", []), "expect.proxy_log_contains")
+    ):
+        c.string(
+            wanted,
+            f"expect.proxy_log_contains[{i}]",
+            what="a text the proxy pods' logs must contain",
+        )
+    cause = c.string(
+        expect["cause"],
+        "expect.cause",
+        re.compile(r"^[a-z0-9_]+$"),
+        "a cause ID of docs/result-schema.md (the registry plugins/module_utils/causes.py), such as stale_upstream",
+    )
     c.integer(expect["proxy_status"], "expect.proxy_status", 100, 599)
     if "stale_addresses" in expect:
         c.boolean(expect["stale_addresses"], "expect.stale_addresses")
@@ -529,13 +724,36 @@ def load(path: str | Path) -> Scenario:
         proxy_names = {p.name for p in proxy_pods}
         for i, name in enumerate(c.seq(expect["stale_replicas"], "expect.stale_replicas")):
             if name not in proxy_names:
-                c.fail(f"expect.stale_replicas[{i}]", f"the name of a proxy pod ({', '.join(sorted(proxy_names))})", name)
+                c.fail(
+                    f"expect.stale_replicas[{i}]",
+                    f"the name of a proxy pod ({', '.join(sorted(proxy_names))})",
+                    name,
+                )
     stem = path.stem
     if stem != cause and not stem.startswith(cause + "-"):
-        c.fail("expect.cause", f"the cause the file is named after ({stem.split('-')[0]}; "
-               "variants are named <cause>-<variant>.yml)", cause)
+        c.fail(
+            "expect.cause",
+            f"the cause the file is named after ({stem.split('-')[0]}; "
+            "variants are named <cause>-<variant>.yml)",
+            cause,
+        )
     policies = _network_policies(c, data.get("network_policies", []), default_ns)
-    namespaces = sorted({p.namespace for p in pods} | {s.namespace for s in services}
-                        | {proxy_ns, target_ns} | {n["namespace"] for n in policies})
-    return Scenario(path, stem, description, namespaces, pods, services, proxy, target, timeline, expect,
-                    policies)
+    namespaces = sorted(
+        {p.namespace for p in pods}
+        | {s.namespace for s in services}
+        | {proxy_ns, target_ns}
+        | {n["namespace"] for n in policies}
+    )
+    return Scenario(
+        path,
+        stem,
+        description,
+        namespaces,
+        pods,
+        services,
+        proxy,
+        target,
+        timeline,
+        expect,
+        policies,
+    )

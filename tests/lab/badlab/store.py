@@ -68,21 +68,38 @@ class ResourceType:
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",)),
     ResourceType(
-        "", "v1", "pods", "pod", "Pod", True, ("po",), ("all",),
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        True,
+        ("po",),
+        ("all",),
         subresources={"log": ("Pod", ("get",)), "exec": ("PodExecOptions", ("create", "get"))},
     ),
     ResourceType("", "v1", "services", "service", "Service", True, ("svc",), ("all",)),
     ResourceType("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",)),
     ResourceType("", "v1", "events", "event", "Event", True, ("ev",)),
-    ResourceType("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
+    ResourceType(
+        "discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True
+    ),
     ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
     ResourceType(
-        "networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True, ("netpol",)
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        True,
+        ("netpol",),
     ),
 )
 
 BY_PLURAL: dict[str, ResourceType] = {rt.plural: rt for rt in RESOURCE_TYPES}
-BY_KIND: dict[tuple[str, str], ResourceType] = {(rt.api_version, rt.kind): rt for rt in RESOURCE_TYPES}
+BY_KIND: dict[tuple[str, str], ResourceType] = {
+    (rt.api_version, rt.kind): rt for rt in RESOURCE_TYPES
+}
 
 
 # Fields the kubernetes Python client (37.x, pydantic models) requires when it reads an
@@ -151,7 +168,11 @@ def now_rfc3339() -> str:
 def resource_type_of(manifest: Manifest) -> ResourceType:
     """The ResourceType of a manifest, from its ``apiVersion`` and ``kind``."""
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
-    rt = BY_KIND.get((api_version, kind)) if isinstance(api_version, str) and isinstance(kind, str) else None
+    rt = (
+        BY_KIND.get((api_version, kind))
+        if isinstance(api_version, str) and isinstance(kind, str)
+        else None
+    )
     if rt is None:
         served = ", ".join(f"{r.api_version} {r.kind}" for r in RESOURCE_TYPES)
         raise StoreError(
@@ -165,7 +186,9 @@ class Store:
     """Objects by resource, namespace and name; see the module docstring."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[tuple[str, str], Manifest]] = {rt.plural: {} for rt in RESOURCE_TYPES}
+        self._objects: dict[str, dict[tuple[str, str], Manifest]] = {
+            rt.plural: {} for rt in RESOURCE_TYPES
+        }
         self._counter = itertools.count(1)
         self._resource_version = 0
 
@@ -194,7 +217,9 @@ class Store:
         if rt.namespaced:
             meta.setdefault("namespace", "default")
             if not isinstance(meta["namespace"], str) or not meta["namespace"]:
-                raise StoreError(f"{rt.kind} {meta['name']!r}: metadata.namespace must be a non-empty string")
+                raise StoreError(
+                    f"{rt.kind} {meta['name']!r}: metadata.namespace must be a non-empty string"
+                )
         else:
             meta.pop("namespace", None)
         check_required_fields(rt, obj)
@@ -223,8 +248,12 @@ class Store:
         obj = self._objects[rt.plural].get(((namespace or "") if rt.namespaced else "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, resource: str, namespace: str | None = None,
-             predicate: Callable[[Manifest], bool] | None = None) -> list[Manifest]:
+    def list(
+        self,
+        resource: str,
+        namespace: str | None = None,
+        predicate: Callable[[Manifest], bool] | None = None,
+    ) -> list[Manifest]:
         """Objects of a resource sorted by namespace and name; ``namespace=None`` means all.
 
         ``predicate`` (optional) filters before anything is copied; it sees the stored
@@ -251,5 +280,7 @@ class Store:
     def _type(resource: str) -> ResourceType:
         rt = BY_PLURAL.get(resource)
         if rt is None:
-            raise StoreError(f"unknown resource {resource!r}; known: {', '.join(sorted(BY_PLURAL))}")
+            raise StoreError(
+                f"unknown resource {resource!r}; known: {', '.join(sorted(BY_PLURAL))}"
+            )
         return rt
