@@ -475,6 +475,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     client_from_module,
     k8s_module,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import normalize_proxy
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
 
 
@@ -491,46 +492,18 @@ def select_proxies(client, namespace, selector):
 
 
 def _new_proxy(pod):
+    """The replica's fact before anything is read from inside it: every key, neutral values."""
     meta, status = pod["metadata"], pod.get("status") or {}
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    return {
-        "namespace": meta.get("namespace"),
-        "name": meta.get("name"),
-        "pod_ip": status.get("podIP"),
-        "container": None,
-        "ready": conditions.get("Ready") == "True",
-        "phase": status.get("phase"),
-        "config_ok": None,
-        "upstream_hosts": [],
-        "upstream_keepalive": [],
-        "listen_ports": [],
-        "master_pid": None,
-        "worker_start_times": [],
-        "worker_pids": [],
-        "last_reload": None,
-        "log": {
-            "lines_read": 0,
-            "bytes_read": 0,
-            "truncated": False,
-            "since_seconds": None,
-            "tail_lines": None,
-        },
-        "errors": [],
-        "errors_after_reload": 0,
-        "counts": {},
-        "counts_after_reload": {},
-        "upstream_addresses": [],
-        "stale_addresses": [],
-        "access": {
-            "requests": 0,
-            "status_counts": {},
-            "status_counts_after_reload": {},
-            "upstream_status_counts": {},
-        },
-        "failed_reloads": 0,
-        "problems": [],
-        "read_errors": {},
-    }
+    return normalize_proxy(
+        {
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "pod_ip": status.get("podIP"),
+            "ready": conditions.get("Ready") == "True",
+            "phase": status.get("phase"),
+        }
+    )
 
 
 def inspect_replica(adapter, pod, params):

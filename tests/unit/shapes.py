@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.badgateway.k8s.plugins.module_utils import facts
+
 
 def upstream_host(host: str = "web", **kw: t.Any) -> dict:
     fact = {
@@ -33,38 +35,11 @@ def proxy(name: str = "nginx-0", namespace: str = "edge", **kw: t.Any) -> dict:
         "ready": True,
         "phase": "Running",
         "config_ok": True,
-        "upstream_hosts": [],
-        "upstream_keepalive": [],
         "listen_ports": [80],
         "master_pid": 1,
-        "worker_start_times": [],
-        "worker_pids": [],
-        "last_reload": None,
-        "log": {
-            "lines_read": 0,
-            "bytes_read": 0,
-            "truncated": False,
-            "since_seconds": None,
-            "tail_lines": None,
-        },
-        "errors": [],
-        "errors_after_reload": 0,
-        "counts": {},
-        "counts_after_reload": {},
-        "upstream_addresses": [],
-        "stale_addresses": [],
-        "access": {
-            "requests": 0,
-            "status_counts": {},
-            "status_counts_after_reload": {},
-            "upstream_status_counts": {},
-        },
-        "failed_reloads": 0,
-        "problems": [],
-        "read_errors": {},
     }
     fact.update(kw)
-    return fact
+    return dict(facts.normalize_proxy(fact))
 
 
 def endpoint(address: str, target: str | None = None, ready: bool = True, **kw: t.Any) -> dict:
