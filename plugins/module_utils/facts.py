@@ -25,6 +25,10 @@ import types
 import typing as t
 from typing import TypedDict
 
+# ``X | None`` is a types.UnionType, ``Optional[X]`` a typing.Union: the normaliser reads both.
+_UNIONS = (t.Union, getattr(types, "UnionType", t.Union))
+_NONE_TYPE = type(None)
+
 
 # ---------------------------------------------------------------- pods (pod_info)
 
@@ -372,8 +376,8 @@ def _is_shape(kind: t.Any) -> bool:
 def _neutral(kind: t.Any) -> t.Any:
     """The neutral value of a type: None where None is allowed, else empty, zero or false."""
     args = t.get_args(kind)
-    if t.get_origin(kind) in (t.Union, types.UnionType):
-        return None if type(None) in args else _neutral(args[0])
+    if t.get_origin(kind) in _UNIONS:
+        return None if _NONE_TYPE in args else _neutral(args[0])
     if _is_shape(kind):
         return _complete(kind, {})
     return {list: [], dict: {}, str: "", int: 0, float: 0.0, bool: False}.get(
@@ -386,13 +390,13 @@ def _fit(kind: t.Any, value: t.Any) -> t.Any:
     origin = t.get_origin(kind)
     if kind is t.Any:
         return value
-    if origin in (t.Union, types.UnionType):
+    if origin in _UNIONS:
         for arg in t.get_args(kind):
             fitted = _fit(arg, value)
             if fitted is not _WRONG:
                 return fitted
         return _WRONG
-    if kind is type(None):
+    if kind is _NONE_TYPE:
         return None if value is None else _WRONG
     if origin is list:
         if not isinstance(value, (list, tuple)):
