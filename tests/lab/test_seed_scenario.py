@@ -193,6 +193,20 @@ def test_lab_down_after_the_daemon_crashed(tmp_path):
     assert _lab_pids(directory) == []
 
 
+def test_nothing_outlives_a_daemon_killed_with_sigkill(tmp_path):
+    """No `down` at all: the lab's reaper kills what the daemon's death left (nginx workers)."""
+    directory = tmp_path / "lab"
+    lab = start_lab("stale_upstream", directory)
+    try:
+        os.kill(lab.info["daemon_pid"], 9)
+        deadline = time.monotonic() + 5
+        while _lab_pids(directory) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _lab_pids(directory) == []
+    finally:
+        stop_lab(directory)
+
+
 def test_lab_stops_when_its_owner_exits(tmp_path):
     """What keeps a killed test run from leaving labs behind: --owner-pid."""
     directory = tmp_path / "lab"

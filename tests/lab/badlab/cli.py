@@ -267,6 +267,38 @@ async def run_daemon(
             os.close(ready_fd)
 
 
+def _start_reaper(lab_dir: Path) -> None:
+    """Fork the lab's reaper: it outlives the daemon for one purpose only.
+
+    Container processes die with the daemon (PR_SET_PDEATHSIG), but what they fork does not:
+    nginx workers outlive a master killed that way. The reaper holds the read end of a pipe
+    whose write end only the daemon holds; when the daemon is gone, however it died (kill -9
+    included), the read ends, and the reaper kills whatever of the lab is left, as
+    ``badlab down`` would. It records itself in ``pids``, so ``down`` stops it too.
+    """
+    read_fd, write_fd = os.pipe()  # the daemon keeps write_fd open until it dies
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_fd)
+        # Hold nothing of the daemon's open: `up` waits for the end of the readiness pipe.
+        os.closerange(3, read_fd)
+        os.closerange(read_fd + 1, 65536)
+        code = 0
+        try:
+            os.setsid()
+            while os.read(read_fd, 1):
+                pass
+            stop_lab(lab_dir, grace=0)
+        except BaseException:  # noqa: BLE001 - the reaper logs what ended it, then exits
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(read_fd)
+    with (lab_dir / "pids").open("a") as fh:
+        fh.write(f"{pid} {pid} reaper lab\n")
+
+
 def _daemonize(lab_dir: Path) -> None:
     """In the forked child: own session, work in the lab dir, log to lab.log."""
     os.setsid()
@@ -344,6 +376,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             _daemonize(lab_dir)
             (lab_dir / "pids").write_text(f"{os.getpid()} {os.getpgid(0)} daemon lab\n")
+            _start_reaper(lab_dir)
             asyncio.run(run_daemon(scenario, lab_dir, slot, args.port, write_fd, args.owner_pid))
         except BaseException:  # noqa: BLE001 - the daemon logs whatever ended it, then exits
             traceback.print_exc()
