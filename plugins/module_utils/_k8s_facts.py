@@ -44,6 +44,14 @@ def summarize_pod(pod):
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     statuses = {s.get("name"): s for s in status.get("containerStatuses") or []}
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    ready_since = next(
+        (
+            c.get("lastTransitionTime")
+            for c in status.get("conditions") or []
+            if c.get("type") == "Ready" and c.get("status") == "True"
+        ),
+        None,
+    )
     problems = []
     containers = []
     for container in spec.get("containers") or []:
@@ -109,6 +117,7 @@ def summarize_pod(pod):
         "node": spec.get("nodeName"),
         "labels": meta.get("labels") or {},
         "creation_timestamp": meta.get("creationTimestamp"),
+        "ready_since": ready_since,
         "deletion_timestamp": meta.get("deletionTimestamp"),
         "restarts": sum(c["restart_count"] for c in containers),
         "containers": containers,

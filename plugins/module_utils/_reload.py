@@ -13,12 +13,14 @@ ends that replica with ``error`` naming the call, and the next replica is still 
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import probe, self_url
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter
 
 # Take turns per replica: mkdir is atomic. A lock older than two minutes belongs to a run that
@@ -47,6 +49,7 @@ OPTIONS = (
     "cooldown",
     "force",
     "lock_timeout",
+    "reloaded_after",
 )
 
 
@@ -70,6 +73,29 @@ def new_result(namespace: str, name: str, steps: list[str]) -> dict[str, Any]:
         "unproven": None,
         "error": None,
     }
+
+
+def reloaded_since_skip(workers: list[dict[str, Any]], reloaded_after: str | None) -> str | None:
+    """Why a replica whose newest worker started at or after ``reloaded_after`` (when the
+    endpoints it should dial appeared) is not reloaded now, or None.
+
+    Such a replica has already re-read its config with those endpoints (a concurrent run, or
+    someone, reloaded it): another reload would resolve the same addresses. Timestamps are whole
+    seconds, so a worker started in the same second as the endpoints does not count as after.
+    """
+    since = parse_time(reloaded_after)
+    starts = [parse_time(w.get("start_time")) for w in workers]
+    starts = [x for x in starts if x is not None]
+    if since is None or not starts or max(starts) < since + datetime.timedelta(seconds=1):
+        return None
+    return (
+        "its workers started at %s, after the current endpoints appeared (%s): it was reloaded "
+        "since, not reloaded again" % (_text(max(starts)), reloaded_after)
+    )
+
+
+def _text(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cooldown_skip(age: float | None, cooldown: int, force: bool) -> str | None:
@@ -107,8 +133,18 @@ class ReloadPlan:
         opts, adapter = self.options, self.adapter
         steps = [
             "take the replica's reload lock",
-            "skip the reload if the workers started less than %ss ago%s"
-            % (opts["cooldown"], " (no: force)" if opts["force"] else ""),
+        ]
+        if opts["reloaded_after"]:
+            steps.append(
+                "skip the reload if the workers started after %s (reloaded since the current "
+                "endpoints appeared)" % opts["reloaded_after"]
+            )
+        if opts["cooldown"] > 0:
+            steps.append(
+                "skip the reload if the workers started less than %ss ago%s"
+                % (opts["cooldown"], " (no: force)" if opts["force"] else "")
+            )
+        steps += [
             adapter.config_test_step,
             "%s (only if %s passes)" % (adapter.reload_step, adapter.config_test_step),
             "wait up to %gs for new worker processes" % opts["settle_timeout"],
@@ -183,14 +219,15 @@ class ReloadPlan:
     ) -> bool:
         """The part under the lock: cooldown, config test, reload, new workers.
 
-        True when the replica should be probed next (it was reloaded, or skipped in the
-        cooldown), False when it failed (``result["error"]`` says why).
+        True when the replica should be probed next (it was reloaded, or skipped: reloaded
+        since the endpoints appeared, or in the cooldown), False when it failed (``result["error"]`` says why).
         """
         adapter, opts = self.adapter, self.options
         before = adapter.read_processes(namespace, name, container)
         result["workers_before"] = before["workers"]
         result["last_reload_age"] = before.get("last_reload_age")
-        result["skipped"] = cooldown_skip(
+        since = None if opts["force"] else opts["reloaded_after"]
+        result["skipped"] = reloaded_since_skip(before["workers"], since) or cooldown_skip(
             result["last_reload_age"], opts["cooldown"], opts["force"]
         )
         if result["skipped"]:
@@ -240,7 +277,7 @@ class ReloadPlan:
     def _verify(
         self, namespace: str, name: str, container: str, pod: dict[str, Any], result: dict[str, Any]
     ) -> None:
-        """Probe the replica (reloaded, or skipped in the cooldown); set verified."""
+        """Probe the replica (reloaded, or skipped: reloaded since or in the cooldown); set verified."""
         opts = self.options
         url = opts["probe_url"]
         if not url and opts["probe_path"] is not None:
@@ -259,14 +296,14 @@ class ReloadPlan:
                 result["unproven"] = "%s, but not proven to answer: %s" % (
                     "new worker processes took over"
                     if result["reloaded"]
-                    else "skipped in the cooldown",
+                    else "not reloaded (%s)" % result["skipped"],
                     fact["error"],
                 )
                 result["error"] = "unproven: " + result["unproven"]
                 return
             if fact["status"] in (None, 502):
                 result["error"] = "%s, but the probe of %s got %s" % (
-                    "skipped in the cooldown" if result["skipped"] else "reloaded",
+                    "not reloaded (%s)" % result["skipped"] if result["skipped"] else "reloaded",
                     url,
                     fact["status"] or fact["error"],
                 )

@@ -70,6 +70,7 @@ class PodFact(TypedDict):
     node: str | None
     labels: dict[str, str]
     creation_timestamp: str | None
+    ready_since: str | None  # the Ready condition's lastTransitionTime while Ready, else None
     deletion_timestamp: str | None
     restarts: int
     containers: list[ContainerFact]

@@ -101,7 +101,7 @@ def decide(
         outcome = "remediation_failed"
         message = "%s: the reload did not end proven: %s" % (cause, failure)
     elif tried and tried["verified"] and tried["replicas"]:
-        # Reloaded here, or found freshly reloaded by a concurrent run (cooldown): both proven.
+        # Reloaded here, or found reloaded since by a concurrent run: both proven.
         done = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["reloaded"]]
         skipped = ["%s/%s" % (r["namespace"], r["name"]) for r in tried["replicas"] if r["skipped"]]
         outcome = "remediated"
@@ -114,7 +114,7 @@ def decide(
                         None,
                         [
                             "reloaded %s" % ", ".join(done) if done else "",
-                            "%s had just been reloaded (cooldown)" % ", ".join(skipped)
+                            "%s had been reloaded since (by a concurrent run)" % ", ".join(skipped)
                             if skipped
                             else "",
                         ],

@@ -18,6 +18,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import typing as t
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
@@ -48,6 +49,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
     service_health,
     upstream_errors,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 __all__ = ["decide", "CAUSES", "RECOMMENDATIONS"]
 
@@ -82,6 +84,29 @@ class _Replica(t.TypedDict):
     upstream_status_counts: dict[str, int]
     config_ok: bool | None
     read_errors: dict[str, str]
+    # The reload hypothesis, per replica: stale_seen is every vanished address dialled since
+    # the last reload; stale keeps it only when a reload is warranted (held says why not).
+    stale_seen: list[str]
+    held: list[str]
+    answers_now: bool | None  # its own address answered (not 5xx) just now; None: not probed
+    recovered: bool  # answers now, and every upstream error since its reload was a vanished address
+
+
+#: A reload at least this long after the endpoints appeared saw them (timestamps are whole seconds).
+_CLOCK_SLACK = datetime.timedelta(seconds=1)
+#: A crash resets the connections in flight when the process dies: errors this close to a
+#: container's termination fit it; errors long after it do not.
+_CRASH_WINDOW = datetime.timedelta(seconds=10)
+
+
+def _runtime_resolved(proxy: ProxyFact) -> bool:
+    """Every upstream host of the replica is resolved per request (resolver + a variable)."""
+    hosts = proxy["upstream_hosts"]
+    return bool(hosts) and all(h["runtime_resolved"] for h in hosts)
+
+
+def _time_text(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _join(items, empty="none"):
@@ -132,7 +157,12 @@ class _Facts:
                     by_state[endpoint_state(endpoint)].append(endpoint["address"])
         self.svc_health = service_health(svc) if svc else None
         self.crash, self.restarted, self.not_ready_pods, self.deleting = self._pod_trouble()
+        self.endpoints_since = self._endpoints_since()
+        self.self_probe = {
+            "%s/%s" % (p["namespace"], p["name"]): p for p in self.self_probes if probe_ran(p)
+        }
         self.replicas = [self._replica(p) for p in self.proxies or []]
+        self.held = [line for r in self.replicas for line in r["held"]]
         # What could not be read is named, never taken for clean (nor for broken).
         self.unchecked: list[str] = []
         for replica in self.replicas:
@@ -163,21 +193,137 @@ class _Facts:
             dialled.append(entry)
         stale = set(proxy["stale_addresses"])
         stale.update(e["address"] for e in dialled if e["state"] == "stale" and e["after_reload"])
+        name = "%s/%s" % (proxy["namespace"], proxy["name"])
+        probe = self.self_probe.get(name)
+        answers_now = None if probe is None else not is_server_error(probe["status"])
+        errors_after = sum(upstream_errors(after).values())
+        stale_errors = sum(
+            sum(upstream_errors(e["signatures"]).values())
+            for e in dialled
+            if e["address"] in stale and e["after_reload"]
+        )
+        recovered = bool(stale and answers_now and stale_errors >= errors_after)
+        held = self._held(proxy, name, sorted(stale), probe, answers_now) if stale else []
         return {
-            "name": "%s/%s" % (proxy["namespace"], proxy["name"]),
+            "name": name,
             "proxy": proxy,
             "reload": proxy["last_reload"],
             "after": after,
-            "errors_after": sum(upstream_errors(after).values()),
+            "errors_after": errors_after,
             "dialled": dialled,
             "current": [e for e in dialled if e["after_reload"]],
-            "stale": sorted(stale),
+            "stale": [] if held else sorted(stale),
+            "stale_seen": sorted(stale),
+            "held": held,
+            "answers_now": answers_now,
+            "recovered": recovered,
             # since the last reload (an empty dict means no request since then)
             "status_counts": proxy["access"]["status_counts_after_reload"],
             "upstream_status_counts": proxy["access"]["upstream_status_counts"],
             "config_ok": proxy["config_ok"],
             "read_errors": {k: v for k, v in proxy["read_errors"].items() if v},
         }
+
+    def _endpoints_since(self) -> datetime.datetime | None:
+        """When the newest ready endpoint of the Service became one (its pod's Ready time, else
+        its creation time), or None when no time is known."""
+        ips = {address.rsplit(":", 1)[0] for address in self.ready}
+        times = []
+        for pod in self.pods or []:
+            if ips & set(pod["pod_ips"] or ([pod["pod_ip"]] if pod["pod_ip"] else [])):
+                when = parse_time(pod["ready_since"]) or parse_time(pod["creation_timestamp"])
+                if when is not None:
+                    times.append(when)
+        return max(times) if times else None
+
+    def _held(self, proxy, name, stale, probe, answers_now) -> list[str]:
+        """Why a replica that dialled vanished addresses since its last reload should NOT be
+        reloaded (each line a piece of evidence against the reload), or [] when it should."""
+        held = []
+        if answers_now:
+            held.append(
+                "proxy %s dialled vanished %s since its last reload, but answered %s on its own "
+                "address %s just now: it is not failing, a reload would change nothing it needs%s"
+                % (
+                    name,
+                    _join(stale),
+                    probe["status"],
+                    probe["url"],
+                    ""
+                    if not _runtime_resolved(proxy)
+                    else " (it resolves its upstream at run "
+                    "time, resolver + variable, and has moved on to the current address)",
+                )
+            )
+        elif answers_now is None and _runtime_resolved(proxy):
+            held.append(
+                "proxy %s dialled vanished %s, but resolves its upstream at run time (resolver "
+                "+ variable) and its own address could not be probed: whether it still fails is "
+                "unknown" % (name, _join(stale))
+            )
+        reload = parse_time(proxy["last_reload"])
+        if (
+            reload is not None
+            and self.endpoints_since is not None
+            and reload >= self.endpoints_since + _CLOCK_SLACK
+        ):
+            held.append(
+                "proxy %s last (re)loaded at %s, after the current endpoints of %s appeared "
+                "(%s): a reload would resolve the same addresses again"
+                % (name, proxy["last_reload"], self.svc_name, _time_text(self.endpoints_since))
+            )
+        return held
+
+    def restarts_near(self, signatures):
+        """Restart lines of backend containers that terminated within the crash window of an
+        error with one of ``signatures`` since a reload; all restart lines if no error time is known."""
+        times = [
+            parse_time(err.get("time"))
+            for r in self.replicas
+            for err in r["proxy"]["errors"]
+            if err.get("signature") in signatures and err.get("after_reload", True)
+        ]
+        times = [x for x in times if x is not None]
+        if not times:
+            return list(self.restarted)
+        near = []
+        for pod in self.pods or []:
+            for container in pod["containers"]:
+                last = container["last_state"]
+                if last is None:
+                    continue
+                finished = parse_time(last["finished_at"])
+                if finished is None:
+                    continue
+                if any(abs(x - finished) <= _CRASH_WINDOW for x in times):
+                    near.append(
+                        "pod %s/%s container %s terminated %s (exit %s) at %s, as the connections "
+                        "broke"
+                        % (
+                            pod["namespace"],
+                            pod["name"],
+                            container["name"],
+                            last["reason"],
+                            last["exit_code"],
+                            last["finished_at"],
+                        )
+                    )
+        return near
+
+    def symptomatic(self) -> bool:
+        """Something is failing now or since a reload: an upstream error or a 5xx of a replica
+        that has not recovered, a probe or the symptom answering 5xx."""
+        for replica in self.replicas:
+            if replica["recovered"]:
+                continue
+            if replica["errors_after"] or replica["answers_now"] is False:
+                return True
+            if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
+                return True
+        if any(is_server_error(probe["status"]) for probe in self.probes or [] if probe_ran(probe)):
+            return True
+        status = self.symptom["status"] if self.symptom else None
+        return status is not None and status >= 500
 
     def sig_total(self, signatures):
         return sum(r["after"].get(s, 0) for r in self.replicas for s in signatures)
@@ -356,9 +502,10 @@ def _stale_upstream(facts: _Facts):
         )
         return [_candidate("stale_upstream", False, evidence, missing)]
     evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
-    clean = [r["name"] for r in facts.replicas if not r["stale"]]
+    clean = [r["name"] for r in facts.replicas if not r["stale_seen"]]
     if clean:
         evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
+    evidence += facts.held
     for probe in facts.probes or []:
         if not is_server_error(probe["status"]):
             evidence.append(
@@ -438,6 +585,8 @@ def _backend_down(facts: _Facts):
                 "backend_down", True, facts.crash + [_no_ready_line(facts)] + facts.restarted
             )
         ]
+    if not facts.symptomatic():
+        return []  # a crashing pod beside ready ones, and no failure to explain: a warning
     return [
         _candidate(
             "backend_down",
@@ -503,12 +652,9 @@ def _backend_crash(facts: _Facts):
     """The backend closed or reset connections, and its pods restarted or crash."""
     if not facts.sig_total(CLOSE):
         return []
-    if facts.restarted or facts.crash:
-        return [
-            _candidate(
-                "backend_crash", True, _close_evidence(facts) + facts.restarted + facts.crash
-            )
-        ]
+    near = facts.restarts_near(CLOSE)
+    if near or facts.crash:
+        return [_candidate("backend_crash", True, _close_evidence(facts) + near + facts.crash)]
     if facts.pods is None:
         return [
             _candidate(
@@ -526,7 +672,7 @@ def _keepalive_mismatch(facts: _Facts):
     """Closes or resets from healthy, never restarted pods, with no rollout under way."""
     if (
         not facts.sig_total(CLOSE)
-        or facts.restarted
+        or facts.restarts_near(CLOSE)
         or facts.crash
         or facts.pods is None
         or facts.deleting
@@ -537,7 +683,7 @@ def _keepalive_mismatch(facts: _Facts):
     requests = sum(sum(r["status_counts"].values()) for r in facts.replicas)
     bad = sum(r["status_counts"].get("502", 0) for r in facts.replicas)
     rate = "%d of %d requests got 502" % (bad, requests) if requests else "request counts unknown"
-    healthy_line = "backend pods %s are healthy with no restarts; %s" % (
+    healthy_line = "backend pods %s are healthy, with no restart when the connections broke; %s" % (
         _join("%s/%s" % (p["namespace"], p["name"]) for p in facts.pods),
         rate,
     )
@@ -748,9 +894,13 @@ def _healthy(facts: _Facts):
         return None
     if facts.unchecked:
         return None  # healthy is a finding: a part that could not be read cannot be healthy
-    if any(r["errors_after"] or r["stale"] for r in facts.replicas):
+    if any(r["stale"] for r in facts.replicas):
         return None
     for replica in facts.replicas:
+        if replica["recovered"]:
+            continue  # its only errors were a vanished address it no longer dials (held lines)
+        if replica["errors_after"]:
+            return None
         if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
             return None
     if any(is_server_error(probe["status"]) for probe in (facts.probes or []) + facts.self_probes):
@@ -762,6 +912,9 @@ def _healthy(facts: _Facts):
         return None
     evidence = []
     for replica in facts.replicas:
+        if replica["recovered"]:
+            evidence.extend(replica["held"])
+            continue
         before = sum(upstream_errors(replica["proxy"]["counts"]).values())
         evidence.append(
             "proxy %s: no upstream error since its last reload%s%s"
@@ -779,6 +932,15 @@ def _healthy(facts: _Facts):
             % (probe["namespace"], probe["name"], probe["url"], probe["status"])
         )
     return evidence
+
+
+def _warnings(facts: _Facts, cause: str) -> list[str]:
+    """What is wrong but is not the cause: replicas that dialled vanished addresses and are not
+    to be reloaded, and crashing backend pods beside ready ones."""
+    lines = list(facts.held)
+    if cause not in ("backend_down", "backend_crash"):
+        lines += ["backend %s is crashing, not the cause of this verdict" % c for c in facts.crash]
+    return lines
 
 
 def _summary(cause, facts, chosen, verdict):
@@ -838,8 +1000,10 @@ def decide(facts):
                 "stale_replicas",
                 "stale_addresses",
                 "current_addresses",
+                "warnings",
             )
         }
+        result["endpoints_since"] = None
         result.update(
             cause="unknown",
             reload_safe=False,
@@ -963,6 +1127,8 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         "current_addresses": list(view.ready),
         "reload_safe": reload_safe,
         "unchecked": list(view.unchecked),
+        "warnings": _warnings(view, cause),
+        "endpoints_since": _time_text(view.endpoints_since) if view.endpoints_since else None,
     }
     if cause == "stale_upstream":
         verdict["recommendation"]["fix"] = (

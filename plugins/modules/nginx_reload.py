@@ -15,9 +15,9 @@ description:
     replaced (new PIDs, newer start times; nginx keeps the old workers when the master fails
     to re-read its config, whatever C(nginx -s reload) returned) and, when a probe is asked
     for, the replica's own listen address answers something other than 502.
-  - No reload storms - a replica whose nginx workers were re-spawned less than O(cooldown)
-    seconds ago (so it was reloaded that recently) is not reloaded again unless O(force=true);
-    it is only probed. The time is read from the pod itself (the newest worker's start), so no
+  - No reload storms - a replica whose nginx workers were re-spawned after O(reloaded_after)
+    (it already re-read its config with the current endpoints), or less than O(cooldown)
+    seconds ago, is not reloaded again unless O(force=true); it is only probed. The time is read from the pod itself (the newest worker's start), so no
     state is kept anywhere and concurrent runs agree. Runs against the same replica take turns
     through a short-lived lock directory in the container (C(/run), C(/var/run) or C(/tmp)),
     so that of several concurrent runs only the first reloads; the others then see the fresh
@@ -63,6 +63,15 @@ options:
       - C(0) turns the cooldown off.
     type: int
     default: 300
+  reloaded_after:
+    description:
+      - "An RFC 3339 time: when the endpoints the replicas should dial appeared (the diagnosis' C(verdict.endpoints_since))."
+      - "A replica whose worker processes started at least a second after it is not reloaded again, only probed:
+        it already re-read its config with those endpoints (a concurrent run, or someone, reloaded it),
+        and another reload would resolve the same addresses."
+      - "This is the rule against reload storms that never blocks a needed reload:
+        a replica last reloaded before the endpoints changed is reloaded however recently that was."
+    type: str
   force:
     description: Reload even within the cooldown.
     type: bool
@@ -142,7 +151,7 @@ replicas:
       returned: always
     skipped:
       description:
-        - "Why this replica was not reloaded although asked, e.g. it was reloaded 4s ago, within the cooldown; null otherwise."
+        - "Why this replica was not reloaded although asked (it was reloaded after O(reloaded_after), or within the cooldown); null otherwise."
         - "It is still probed: RV(replicas[].verified) then says whether it answers well now."
       type: str
       returned: always
@@ -276,6 +285,7 @@ def main():
             "cooldown": {"type": "int", "default": 300},
             "force": {"type": "bool", "default": False},
             "lock_timeout": {"type": "float", "default": 30},
+            "reloaded_after": {"type": "str"},
         },
         supports_check_mode=True,
         mutually_exclusive=[("probe_url", "probe_path")],
@@ -304,7 +314,11 @@ def main():
             replicas=replicas,
         )
     skipped = [r["name"] for r in replicas if r["skipped"]]
-    note = "; not reloaded (cooldown): %s" % ", ".join(skipped) if skipped else ""
+    note = (
+        "; not reloaded (reloaded since, or in the cooldown): %s" % ", ".join(skipped)
+        if skipped
+        else ""
+    )
     module.exit_json(
         changed=changed, replicas=replicas, msg="verified: %s%s" % (", ".join(names), note)
     )

@@ -117,6 +117,12 @@ pods:
       description: "RFC 3339 creation time."
       type: str
       returned: always
+    ready_since:
+      description:
+        - "While the pod is Ready, the RFC 3339 time it became Ready (its Ready condition's lastTransitionTime); null otherwise."
+        - "The time its endpoint became one a proxy should dial: a proxy replica reloaded before it may still dial the address it replaced."
+      type: str
+      returned: always
     deletion_timestamp:
       description: "RFC 3339 deletion time or null."
       type: str

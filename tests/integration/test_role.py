@@ -200,8 +200,9 @@ def test_unknown_namespace_is_a_clear_failure(lab_factory, tmp_path):
 
 @pytest.mark.slow
 def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
-    """No reload storm: ten runs at once against one stale proxy; the cooldown, read from the
-    pod's own workers under a per-replica lock, lets exactly one of them reload."""
+    """No reload storm: ten runs at once against one stale proxy; the reloaded-since rule (the
+    pod's own workers started after the current endpoints appeared), read under a per-replica
+    lock, lets exactly one of them reload."""
     lab = lab_factory("stale_upstream")
     env = dict(
         os.environ,
@@ -242,7 +243,7 @@ def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
     skipped = [
         r for r in results if any(rep.get("skipped") for rep in r["remediation"]["replicas"])
     ]
-    # Every other run either saw the stale proxy and stood back (cooldown) or came late enough
+    # Every other run either saw the stale proxy and stood back (reloaded since) or came late enough
     # to find it healthy; none reloaded.
     assert all(r["verdict"]["cause"] in ("stale_upstream", "healthy") for r in results)
     assert all(r["remediation"]["verified"] for r in skipped)

@@ -93,6 +93,7 @@ def pod(name: str = "web-0", namespace: str = "app", **kw: t.Any) -> dict:
         "node": "node-1",
         "labels": {},
         "creation_timestamp": None,
+        "ready_since": None,
         "deletion_timestamp": None,
         "restarts": 0,
         "containers": [],

@@ -17,6 +17,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils._reload import (
     LOCK_SCRIPT,
     ReloadPlan,
     cooldown_skip,
+    reloaded_since_skip,
     new_result,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
@@ -168,6 +169,7 @@ def options(**changed):
         "cooldown": 300,
         "force": False,
         "lock_timeout": 30.0,
+        "reloaded_after": None,
     }
     opts.update(changed)
     return opts
@@ -476,7 +478,9 @@ def test_a_skipped_replica_that_answers_502_is_not_verified():
     [result] = run(Cluster(Replica("p-0", reloaded_ago=4, answer=502)))
     assert result["skipped"] and not result["verified"]
     assert (
-        result["error"] == "skipped in the cooldown, but the probe of http://10.0.0.7:80/ got 502"
+        result["error"]
+        == "not reloaded (its workers started 4s ago, within the cooldown of 300s: not reloaded "
+        "again (force: true overrides)), but the probe of http://10.0.0.7:80/ got 502"
     )
 
 
@@ -493,6 +497,30 @@ def test_a_skipped_replica_that_answers_502_is_not_verified():
 )
 def test_cooldown_rule(age, cooldown, force, skips):
     assert (cooldown_skip(age, cooldown, force) is not None) is skips
+
+
+@pytest.mark.parametrize(
+    "starts, after, skips",
+    [
+        # reloaded a minute after the endpoints appeared: a concurrent run did it, skip
+        (["2026-11-25T01:00:00Z", "2026-11-25T01:01:00Z"], "2026-11-25T01:00:00Z", True),
+        # reloaded 4 s BEFORE the endpoints changed: however recent, the reload is needed
+        (["2026-11-25T00:59:56Z"], "2026-11-25T01:00:00Z", False),
+        # the same second: whole-second timestamps cannot order them, so not "after"
+        (["2026-11-25T01:00:00Z"], "2026-11-25T01:00:00Z", False),
+        (["2026-11-25T01:00:01Z"], "2026-11-25T01:00:00Z", True),
+        # nothing to compare: never holds a reload back
+        ([], "2026-11-25T01:00:00Z", False),
+        (["2026-11-25T01:01:00Z"], None, False),
+        ([None], "2026-11-25T01:00:00Z", False),
+    ],
+)
+def test_reloaded_since_rule(starts, after, skips):
+    workers = [{"pid": 10 + i, "start_time": start} for i, start in enumerate(starts)]
+    why = reloaded_since_skip(workers, after)
+    assert (why is not None) is skips
+    if skips:
+        assert after in why and "reloaded since" in why
 
 
 # ---------------------------------------------------------------- the lock script, for real
@@ -526,3 +554,24 @@ def test_options_are_exactly_the_modules():
     start = text.index('DOCUMENTATION = r"""') + len('DOCUMENTATION = r"""')
     documented = set(yaml.safe_load(text[start : text.index('"""', start)])["options"])
     assert set(_reload.OPTIONS) == documented - {"namespace", "pods"}
+
+
+def test_a_replica_reloaded_since_the_endpoints_appeared_is_only_probed():
+    """Its workers started 4 s ago (2026-01-01T00:16:36Z): after endpoints that appeared at
+    00:16:00 it already dials them, so it is probed, not reloaded; endpoints that appeared at
+    00:16:40, after that reload, make the reload needed however recent the last one was."""
+    cluster = Cluster(Replica("p-0", reloaded_ago=4, answer=200))
+    [held] = run(cluster, cooldown=0, reloaded_after="2026-01-01T00:16:00Z")
+    assert held["skipped"].startswith("its workers started at 2026-01-01T00:16:36Z, after")
+    assert held["verified"] and not held["reloaded"] and held["config_test"] is None
+    [needed] = run(
+        Cluster(Replica("p-0", reloaded_ago=4)), cooldown=0, reloaded_after="2026-01-01T00:16:40Z"
+    )
+    assert needed["skipped"] is None and needed["reloaded"] and needed["verified"]
+    [forced] = run(
+        Cluster(Replica("p-0", reloaded_ago=4)),
+        cooldown=0,
+        force=True,
+        reloaded_after="2026-01-01T00:16:00Z",
+    )
+    assert forced["skipped"] is None and forced["reloaded"]

@@ -293,8 +293,16 @@ def test_stale_with_real_nginx_lines_end_to_end():
         lines = list(handle)
     summary = summarize(lines)
     ready = endpoint("127.77.0.2", name="web-0")
+    # the current pod became Ready after the log's last reload (02:39:50): nginx cannot know it
     backend = {
-        "pods": [dict(pod("web-0", "127.77.0.2"), namespace="open-webui")],
+        "pods": [
+            dict(
+                pod("web-0", "127.77.0.2"),
+                namespace="open-webui",
+                creation_timestamp="2026-11-25T02:39:52Z",
+                ready_since="2026-11-25T02:39:55Z",
+            )
+        ],
         "service": service([ready]),
     }
     correlated = correlate_addresses(
@@ -676,6 +684,8 @@ def test_missing_or_broken_facts_never_raise(facts):
         "current_addresses",
         "reload_safe",
         "unchecked",
+        "warnings",
+        "endpoints_since",
     }
 
 
@@ -912,7 +922,10 @@ def test_keepalive_mismatch_names_the_proxys_upstream_keepalive():
         "upstream open-webui (keepalive 16, keepalive_timeout 60s)" in e
         for e in verdict["evidence"]
     )
-    assert "open-webui/open-webui-0 are healthy with no restarts" in verdict["summary"]
+    assert (
+        "open-webui/open-webui-0 are healthy, with no restart when the connections broke"
+        in verdict["summary"]
+    )
 
 
 def test_resets_without_upstream_keepalive_are_not_called_a_keepalive_race_for_sure():
@@ -944,3 +957,121 @@ def test_backend_down_summary_names_the_crashing_pod_first():
         "backend_down: pod open-webui/open-webui-0 (container app: CrashLoopBackOff"
     )
     assert "OOMKilled" in verdict["summary"]
+
+
+# ---------------------------------------------------------------- the reload hypothesis, per replica
+def stale_proxy(name="nginx-0", **kw):
+    return proxy(
+        name,
+        counts_after={"connect_refused": 12},
+        addresses=[dialled(OLD_IP + ":8080", "stale")],
+        status_counts={"502": 12},
+        **kw,
+    )
+
+
+def self_probe(name, status):
+    return shapes.probe(name, "ingress", status, url="http://10.244.0.5:80/")
+
+
+def test_a_stale_replica_that_answers_now_is_not_reloaded():
+    """It dialled the vanished address since its last reload, but its own address answers 200
+    now (resolver + variable moved on, or a peer answers): a reload changes nothing it needs."""
+    facts = facts_with([stale_proxy()], symptom=None, self_probes=[self_probe("nginx-0", 200)])
+    verdict = decide(facts)
+    assert verdict["cause"] == "healthy"
+    assert verdict["stale_replicas"] == [] and verdict["reload_safe"] is False
+    assert any("answered 200 on its own address" in w for w in verdict["warnings"])
+    # the same replica failing now is the seed
+    facts["self_probes"] = [self_probe("nginx-0", 502)]
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream" and verdict["reload_safe"] is True
+
+
+def test_only_the_failing_one_of_two_stale_replicas_is_reloaded():
+    facts = facts_with(
+        [stale_proxy("nginx-0"), stale_proxy("nginx-1")],
+        self_probes=[self_probe("nginx-0", 502), self_probe("nginx-1", 200)],
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+    assert any("ingress/nginx-1" in w for w in verdict["warnings"])
+
+
+def test_runtime_resolution_without_a_self_probe_is_not_a_reload():
+    replica = stale_proxy()
+    replica["upstream_hosts"][0]["runtime_resolved"] = True
+    verdict = decide(facts_with([replica], self_probes=[]))
+    assert verdict["stale_replicas"] == [] and verdict["reload_safe"] is False
+    assert any("resolves its upstream at run time" in w for w in verdict["warnings"])
+
+
+def test_a_replica_reloaded_after_the_endpoints_appeared_is_not_reloaded_again():
+    """The pod became Ready at 01:30 and the replica reloaded at 01:00: a reload is warranted.
+    Had it reloaded at 02:00, it resolved the current endpoints then; a reload repeats that."""
+    facts = facts_with([stale_proxy()], self_probes=[self_probe("nginx-0", 502)])
+    facts["pods"][0]["ready_since"] = "2026-11-25T01:30:00Z"
+    verdict = decide(facts)
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+    assert verdict["endpoints_since"] == "2026-11-25T01:30:00Z"
+    late = stale_proxy()
+    late.update(last_reload="2026-11-25T02:00:00Z", worker_start_times=["2026-11-25T02:00:00Z"])
+    facts["proxies"] = [late]
+    verdict = decide(facts)
+    assert verdict["stale_replicas"] == [] and verdict["reload_safe"] is False
+    assert verdict["cause"] != "stale_upstream"
+    assert any("after the current endpoints" in w for w in verdict["warnings"])
+
+
+def close_errors(when):
+    return [
+        {
+            "signature": "reset",
+            "time": when,
+            "after_reload": True,
+            "level": "error",
+            "message": "recv() failed (104: Connection reset by peer)",
+        }
+    ]
+
+
+def test_a_restart_long_before_the_resets_is_not_their_cause():
+    """A crash resets the connections in flight when the process dies; resets an hour later,
+    from a pod that has run fine since, are something else (here: the keep-alive race)."""
+    last = {"state": "terminated", "reason": "OOMKilled", "exit_code": 137, "finished_at": None}
+    replica = proxy(
+        counts_after={"reset": 2},
+        addresses=[dialled(NEW_IP + ":8080", "ready_endpoint", signatures={"reset": 2})],
+        status_counts={"200": 6, "502": 2},
+        upstream_keepalive=[{"upstream": "app", "keepalive": 8, "keepalive_timeout": "60s"}],
+    )
+    for finished, expected in (
+        ("2026-11-25T01:59:58Z", "backend_crash"),
+        ("2026-11-25T00:58:00Z", "keepalive_mismatch"),
+    ):
+        replica["errors"] = close_errors("2026-11-25T02:00:01Z")
+        facts = facts_with([replica])
+        facts["pods"] = [
+            pod("open-webui-0", NEW_IP, restarts=1, last_state=dict(last, finished_at=finished))
+        ]
+        assert decide(facts)["cause"] == expected, finished
+
+
+def test_a_crashing_pod_beside_ready_ones_is_a_warning_when_nothing_fails():
+    crashing = pod(
+        "open-webui-1",
+        "10.244.1.9",
+        ready=False,
+        restarts=7,
+        problems=["container app: CrashLoopBackOff"],
+    )
+    crashing["containers"][0].update(state="waiting", reason="CrashLoopBackOff", ready=False)
+    facts = facts_with([proxy()], symptom={"status": 200, "url": "https://chat.example.com/"})
+    facts["pods"].append(crashing)
+    verdict = decide(facts)
+    assert verdict["cause"] == "healthy"
+    assert any("open-webui-1" in w and "crashing" in w for w in verdict["warnings"])
+    # the same pod while the proxy answers 502 with upstream errors stays a lead
+    facts.update(symptom={"status": 502, "url": "https://chat.example.com/"})
+    assert decide(facts)["cause"] != "healthy"

@@ -226,6 +226,9 @@ class Pod:
     start_time: datetime.datetime | None = None
     deleting: bool = False
     deleted_at: datetime.datetime | None = None
+    # The Ready condition as last written, and when it last changed (its lastTransitionTime).
+    ready_seen: bool | None = None
+    ready_at: datetime.datetime | None = None
 
     @property
     def key(self) -> str:
@@ -1005,6 +1008,9 @@ class Runtime:
         started = pod.start_time is not None
         t_created = rfc3339(pod.created)
         t_start = rfc3339(pod.start_time or pod.created)
+        if ready != pod.ready_seen:
+            pod.ready_seen, pod.ready_at = ready, now()
+        t_ready = rfc3339(pod.ready_at or pod.start_time or pod.created)
 
         def cond(kind: str, ok: bool, when: str) -> dict[str, Any]:
             entry: dict[str, Any] = {
@@ -1060,8 +1066,8 @@ class Runtime:
                 "conditions": [
                     cond("PodReadyToStartContainers", started, t_start),
                     cond("Initialized", True, t_created),
-                    cond("Ready", ready, t_start),
-                    cond("ContainersReady", ready, t_start),
+                    cond("Ready", ready, t_ready),
+                    cond("ContainersReady", ready, t_ready),
                     cond("PodScheduled", True, t_created),
                 ],
                 "hostIP": self.host_ip,
