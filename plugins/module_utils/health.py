@@ -86,17 +86,25 @@ def pod_health(pod: PodFact) -> dict[str, t.Any]:
     """How a backend pod (pod_info's shape) stands.
 
     Returns ``{healthy, crashing, not_ready, deleting, restarts, problems}``: ``healthy`` is
-    Running, Ready and without a problem; ``crashing`` is Failed or Pending, or a problem that
-    names a crash (:data:`CRASH_WORDS`); ``not_ready`` is Running but not Ready; ``deleting``
-    is the deletion timestamp (or None); ``restarts`` a number; ``problems`` the pod's lines.
+    Running, Ready and without a problem; ``crashing`` is Failed or Pending, or, for a pod that
+    is not serving now (not Ready, or a container not running), a problem that names a crash
+    (:data:`CRASH_WORDS`). A pod Running and Ready with every container running is not
+    crashing whatever its history: a past OOMKill is a restart, judged by its time where it
+    matters. ``not_ready`` is Running but not Ready; ``deleting`` is the deletion timestamp (or
+    None); ``restarts`` a number; ``problems`` the pod's lines.
     """
     problems = pod["problems"]
     phase = pod["phase"]
     ready = pod["ready"]
+    serving = (
+        phase == "Running"
+        and ready
+        and all(c["state"] in (None, "running") for c in pod["containers"])
+    )
     return {
         "healthy": phase == "Running" and ready and not problems,
         "crashing": phase in ("Failed", "Pending")
-        or any(word in problem for problem in problems for word in CRASH_WORDS),
+        or (not serving and any(word in problem for problem in problems for word in CRASH_WORDS)),
         "not_ready": phase == "Running" and not ready,
         "deleting": pod["deletion_timestamp"] or None,
         "restarts": pod["restarts"],

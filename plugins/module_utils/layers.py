@@ -172,7 +172,7 @@ def backend_pods(facts: Facts) -> LayerResult:
             "backend_pods",
             hyp,
             "fail",
-            "%d of %d backend pods are not Running and Ready: %s"
+            "%d of %d backend pods are not Running and Ready, or have restarted: %s"
             % (len(bad), len(pods), "; ".join(_pod_line(p) for p in bad)),
             evidence,
         )
