@@ -142,6 +142,15 @@ bench: setup
 accuracy: setup
 	@$(PY) tests/lab/accuracy.py
 
+# Generated cases that no rule was written for, scored with the reload oracle (docs/lab.md):
+# make accuracy-generated [N=200] [SEED=1] [JOBS=2] [KEEP=dir for the failing cases]
+.PHONY: accuracy-generated
+accuracy-generated: N ?= 200
+accuracy-generated: SEED ?= 1
+accuracy-generated: JOBS ?= 2
+accuracy-generated: setup
+	@$(PY) tests/lab/accuracy_generated.py -n $(N) --seed $(SEED) -j $(JOBS) $(if $(KEEP),--keep $(KEEP))
+
 .PHONY: clean
 clean:
 	rm -rf build tests/output .pytest_cache
