@@ -156,6 +156,13 @@ class LogReadFact(TypedDict):
     tail_lines: int | None
 
 
+class LogFileFact(TypedDict):
+    path: str  # an error log file the config writes to, read in the pod (tail -c)
+    lines_read: int
+    bytes_read: int
+    truncated: bool  # the file is longer than limit_bytes: older lines were not read
+
+
 class AddressFact(TypedDict):
     address: str
     state: str  # correlate.classify_address's states
@@ -177,7 +184,7 @@ class AccessFact(TypedDict):
 
 
 # The parts of a replica that can fail to be read, the keys of ProxyFact.read_errors.
-READ_PARTS = ("container", "config", "processes", "log", "endpoints")
+READ_PARTS = ("container", "config", "processes", "log", "error_log_file", "endpoints")
 
 
 class ProxyFact(TypedDict):
@@ -196,6 +203,7 @@ class ProxyFact(TypedDict):
     worker_pids: list[int]
     last_reload: str | None
     log: LogReadFact
+    log_files: list[LogFileFact]  # error log files read besides the container log
     errors: list[dict[str, t.Any]]  # nginx_log.parse_error_line's dicts
     errors_after_reload: int
     counts: dict[str, int]

@@ -8,8 +8,8 @@ Pure Python (standard library only). ``nginx -T`` prints every configuration fil
 they are expanded here by matching their pattern against the dumped paths.
 
 Public API: :func:`split_files`, :func:`tokenize`, :func:`parse_config`,
-:func:`parse_nginx_t`, :func:`k8s_name_info`, :func:`service_for_host`,
-:func:`upstream_hosts`.
+:func:`parse_nginx_t`, :func:`error_log_kind`, :func:`error_log_plan`, :func:`k8s_name_info`,
+:func:`service_for_host`, :func:`upstream_hosts`.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -262,6 +262,124 @@ def _walk(directives, context=()):
             yield from _walk(directive["block"], context + (directive["name"],))
 
 
+def _error_logs(directives, context=(), block="main"):
+    """Every ``error_log`` directive: ``{destination, level, context, block, file, line}``;
+    ``block`` names the block holding it (``main``, or ``FILE:LINE`` of its directive)."""
+    out = []
+    for directive in directives:
+        if directive["name"] == "error_log" and directive["block"] is None and directive["args"]:
+            args = directive["args"]
+            out.append(
+                {
+                    "destination": args[0],
+                    "level": args[1] if len(args) > 1 else None,
+                    "context": "/".join(context) or "main",
+                    "block": block,
+                    "file": directive["file"],
+                    "line": directive["line"],
+                }
+            )
+        elif directive["block"] is not None:
+            out.extend(
+                _error_logs(
+                    directive["block"],
+                    context + (directive["name"],),
+                    "%s:%s" % (directive["file"], directive["line"]),
+                )
+            )
+    return out
+
+
+#: ``error_log`` destinations that are the container's own stdout/stderr: the container log.
+STD_STREAMS = (
+    "stderr",
+    "/dev/stderr",
+    "/dev/stdout",
+    "/proc/self/fd/1",
+    "/proc/self/fd/2",
+    "/dev/fd/1",
+    "/dev/fd/2",
+)
+
+
+def error_log_kind(destination):
+    """``stderr`` (the container log), ``syslog``, ``memory`` (nginx's in-memory debug
+    buffer), ``discarded`` (``/dev/null``) or ``file`` for an ``error_log`` destination."""
+    if destination in STD_STREAMS:
+        return "stderr"
+    if destination.startswith("syslog:"):
+        return "syslog"
+    if destination.startswith("memory:"):
+        return "memory"
+    if destination == "/dev/null":
+        return "discarded"
+    return "file"
+
+
+_UNREADABLE = {
+    "syslog": "nginx sends these lines to syslog, which cannot be read from the pod",
+    "memory": "nginx keeps these lines in a memory buffer, which cannot be read from the pod",
+    "discarded": "nginx throws these lines away",
+}
+
+
+def error_log_plan(parsed):
+    """Where the error lines of the HTTP server go, and what can be read of them.
+
+    ``parsed`` is :func:`parse_nginx_t`'s result. Returns ``{files: [{path, where}],
+    unreadable: [str]}``: ``files`` are the error log files to read (``path`` as written;
+    ``""`` for nginx's compiled-in error log, used when the main context sets none; ``where``
+    is ``FILE:LINE`` of the directive, or ``built-in``), each once; ``unreadable`` says, per
+    block, why its lines cannot be read when none of its ``error_log`` destinations can be
+    (syslog, nginx's memory buffer, ``/dev/null``: nginx writes a line to every destination of
+    the block, so one readable destination is enough). ``stream`` and ``mail`` blocks are left
+    out: they are not the HTTP server's.
+    """
+    logs = [
+        log
+        for log in (parsed or {}).get("error_logs") or []
+        if not log["context"].startswith(("stream", "mail"))
+    ]
+    if not any(log["context"] == "main" for log in logs):
+        logs.insert(
+            0,
+            {
+                "destination": "",
+                "level": None,
+                "context": "main",
+                "block": "main",
+                "file": "built-in",
+                "line": None,
+            },
+        )
+    files: dict[str, str] = {}
+    readable_blocks = set()
+    for log in logs:
+        kind = error_log_kind(log["destination"]) if log["destination"] else "file"
+        if kind in ("stderr", "file"):
+            readable_blocks.add(log["block"])
+        if kind == "file":
+            where = log["file"] if log["line"] is None else "%s:%s" % (log["file"], log["line"])
+            files.setdefault(log["destination"], where)
+    unreadable = [
+        "error_log %s (%s:%s): %s"
+        % (
+            log["destination"],
+            log["file"],
+            log["line"],
+            _UNREADABLE[error_log_kind(log["destination"])],
+        )
+        for log in logs
+        if log["destination"]
+        and error_log_kind(log["destination"]) in _UNREADABLE
+        and log["block"] not in readable_blocks
+    ]
+    return {
+        "files": [{"path": path, "where": where} for path, where in files.items()],
+        "unreadable": unreadable,
+    }
+
+
 def _split_host_port(text):
     """Split ``host[:port]`` (IPv6 in brackets); port is an int or None."""
     if text.startswith("["):
@@ -344,8 +462,9 @@ def parse_nginx_t(text):
     proxy_passes: [{target, scheme, host, port, upstream,
     variables, runtime_resolved, resolved_via_set, directive, context, file, line}],
     resolvers: [{addresses, params, file, line}], has_resolver, listen_ports: [int],
-    server_names: [str], errors: [str]}``. Never raises for text input; syntax problems
-    are reported in ``errors``.
+    server_names: [str], error_logs: [{destination, level, context, block, file, line}],
+    errors: [str]}``. Never raises for text input; syntax problems are reported in
+    ``errors``.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
@@ -446,6 +565,7 @@ def parse_nginx_t(text):
         "has_resolver": bool(resolvers),
         "listen_ports": sorted(listen_ports),
         "server_names": sorted(server_names),
+        "error_logs": _error_logs(tree),
         "errors": errors,
     }
 

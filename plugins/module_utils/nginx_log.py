@@ -12,8 +12,10 @@ nginx's own ``2026/11/25 02:21:05``, which is the container's local time (taken 
 when nothing better is known; ``time_source`` says which one was used).
 
 Public API: :func:`parse_time`, :func:`format_time`, :func:`split_k8s_timestamp`,
-:func:`parse_error_line`, :func:`parse_access_line`, :func:`parse_line`,
-:func:`upstream_address`, :func:`summarize`, :data:`SIGNATURES`.
+:func:`parse_error_line`, :func:`parse_access_line`, :func:`parse_line`, :func:`line_time`,
+:func:`parse_utc_offset`, :func:`lines_since`, :func:`merge_logs`, :func:`about_upstream`,
+:func:`upstream_address`, :func:`summarize`, :data:`SIGNATURES`, :data:`ERROR_SIGNATURES`,
+:data:`SECONDARY_SIGNATURES`, :data:`NOT_UPSTREAM_SIGNATURES`.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -23,10 +25,13 @@ __metaclass__ = type
 import collections
 import datetime
 import functools
+import heapq
 import re
 
 #: Signature IDs and what they mean. ``reload`` marks a successful (re)load (new workers
 #: started), ``reload_signal`` a reload attempt (it may have failed: see ``host_not_found``).
+#: A line counts as an upstream error only when nginx's own text says it is about an
+#: upstream (:func:`about_upstream`); every other line keeps a signature of its own.
 SIGNATURES = collections.OrderedDict(
     [
         ("connect_refused", "connect() failed (111: connection refused)"),
@@ -43,17 +48,28 @@ SIGNATURES = collections.OrderedDict(
         ("dns_not_found", "X could not be resolved (runtime resolver)"),
         ("no_resolver", "no resolver defined to resolve X"),
         ("host_not_found", "[emerg] host not found in upstream (config load)"),
-        ("no_live_upstreams", "no live upstreams (all servers of a group failed)"),
-        ("server_disabled", "upstream server temporarily disabled (max_fails reached)"),
+        ("other", "another line about an upstream at warn level or above"),
+        (
+            "no_live_upstreams",
+            "secondary: no live upstreams (every server of the group is marked failed)",
+        ),
+        (
+            "server_disabled",
+            "secondary: upstream server temporarily disabled (max_fails reached)",
+        ),
         ("client_closed", "client prematurely closed connection (499)"),
+        ("resolver_error", "the resolver itself failed (while resolving)"),
+        ("buffered", "a request body or upstream response buffered to a temporary file"),
+        ("not_upstream", "a line at warn level or above about no upstream (file, client, rule)"),
         ("reload", "start worker processes: a (re)load took effect"),
         ("reload_signal", "reconfiguring / signal process started: a reload was requested"),
-        ("other", "another line at warn level or above"),
         ("info", "another line below warn level"),
     ]
 )
 
-#: Signatures that mean a request to an upstream failed, or the config could not load.
+#: Primary upstream errors: a request to an upstream failed (or the config could not load).
+#: The only signatures counted as upstream errors (``errors_after_reload``,
+#: ``health.upstream_errors``).
 ERROR_SIGNATURES = frozenset(
     [
         "connect_refused",
@@ -70,11 +86,22 @@ ERROR_SIGNATURES = frozenset(
         "dns_not_found",
         "no_resolver",
         "host_not_found",
-        "no_live_upstreams",
-        "server_disabled",
         "other",
     ]
 )
+
+#: Consequences of earlier failures, never a cause by themselves: nginx marks a server failed
+#: after ``max_fails`` failed attempts (a connect or read error, or an answer that
+#: ``proxy_next_upstream`` lists, such as ``http_502``) and then logs ``upstream server
+#: temporarily disabled``; with every server of a group so marked it logs ``no live upstreams``
+#: and answers 502 itself. Counted apart (``secondary_after_reload``), never as upstream errors.
+SECONDARY_SIGNATURES = frozenset(["no_live_upstreams", "server_disabled"])
+
+#: Lines about no upstream request: kept and counted under their own names, never as errors.
+NOT_UPSTREAM_SIGNATURES = frozenset(["resolver_error", "buffered", "not_upstream", "info"])
+
+# Signatures whose line names an upstream address nginx dialled.
+_DIALLED = ERROR_SIGNATURES | SECONDARY_SIGNATURES | {"client_closed"}
 
 LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 _WARN = LEVELS.index("warn")
@@ -307,8 +334,37 @@ def _is_ip(text):
     return ":" in text and bool(re.match(r"^[0-9A-Fa-f:.]+(?:%\w+)?$", text))
 
 
-def _classify(level, message, errno, phase):
-    """Return the signature ID of an error-log message."""
+# Messages that name the upstream themselves, whatever the phase.
+_UPSTREAM_MESSAGES = ("upstream ", "no live upstreams", "an upstream response")
+
+
+def about_upstream(message, phase, upstream=None):
+    """Whether an error-log message is about talking to an upstream, by nginx's own words.
+
+    Yes when the message names the upstream (``upstream timed out``, ``upstream sent …``,
+    ``upstream server temporarily disabled``, ``no live upstreams``, ``connect() to X
+    failed``, ``host not found in upstream``), when its phase (the text after ``while``)
+    does (``connecting to upstream``, ``SSL handshaking to upstream``, ``sending request
+    to upstream``, ``reading response header from upstream``, ``reading upstream``) or is
+    ``proxying upgraded connection``, and, for a line without a phase, when it resolves the
+    name of a proxied host at run time (``could not be resolved``, ``no resolver defined``)
+    or carries the ``upstream:`` context field. A phase about the client (``reading client
+    request headers``, ``sending to client``), the resolver (``resolving``) or anything else
+    (``logging request``) makes it a line about no upstream, whatever its fields.
+    """
+    if message.startswith(_UPSTREAM_MESSAGES) or message.startswith("connect() to "):
+        return True
+    if "host not found in upstream" in message or "upstream sent " in message:
+        return True
+    if phase:
+        return "upstream" in phase or phase.startswith("proxying upgraded connection")
+    if "could not be resolved" in message or "no resolver defined to resolve" in message:
+        return True
+    return bool(upstream)
+
+
+def _classify(level, message, errno, phase, upstream=None):
+    """Return the signature ID of an error-log message (``upstream``: its context field)."""
     connecting = phase == "connecting to upstream"
     if message.startswith("start worker processes"):
         return "reload"
@@ -320,6 +376,15 @@ def _classify(level, message, errno, phase):
         return "reload_signal"
     if "host not found in upstream" in message:
         return "host_not_found"
+    if "is buffered to a temporary file" in message:
+        return "buffered"
+    at_warn = level is not None and level in LEVELS and LEVELS.index(level) >= _WARN
+    if phase and phase.startswith("resolving"):
+        return "resolver_error" if at_warn else "info"
+    if not about_upstream(message, phase, upstream):
+        return "not_upstream" if at_warn else "info"
+    if "client prematurely closed connection" in message:
+        return "client_closed"
     if "could not be resolved" in message:
         return "dns_not_found"
     if "no resolver defined to resolve" in message:
@@ -341,9 +406,6 @@ def _classify(level, message, errno, phase):
         return "ssl_verify"
     if "SSL_do_handshake() failed" in message or phase == "SSL handshaking to upstream":
         return "ssl_handshake"
-    upstream_phase = bool(phase) and "upstream" in phase
-    if "client prematurely closed connection" in message:
-        return "client_closed" if upstream_phase else "info"
     if message.startswith("upstream prematurely closed connection"):
         return "premature_close"
     if message.startswith("upstream timed out") or (errno == 110 and connecting):
@@ -356,11 +418,9 @@ def _classify(level, message, errno, phase):
         if errno == 110:
             return "connect_timeout"
         return "connect_error"
-    if errno in (104, 32) and upstream_phase:
+    if errno in (104, 32) and phase and "upstream" in phase:
         return "reset"
-    if level is not None and level in LEVELS and LEVELS.index(level) >= _WARN:
-        return "other"
-    return "info"
+    return "other" if at_warn else "info"
 
 
 def _split_context(body):
@@ -398,7 +458,7 @@ def parse_error_line(line):
     return _parse_error_text(*split_k8s_timestamp(line))
 
 
-def _parse_error_text(k8s_time, text):
+def _parse_error_text(k8s_time, text, local_offset=0):
     head = _ERROR_HEAD.match(text) if text[:1].isdigit() else None
     if head:
         nginx_time = head.group("date")
@@ -440,7 +500,7 @@ def _parse_error_text(k8s_time, text):
     if k8s_time:
         stamp, source = format_time(k8s_time), "k8s"
     elif nginx_time:
-        stamp, source = format_time(nginx_time), "nginx"
+        stamp, source = _nginx_utc(nginx_time, local_offset), "nginx"
     else:
         stamp, source = None, None
     return {
@@ -463,7 +523,7 @@ def _parse_error_text(k8s_time, text):
         "upstream_address": address,
         "host": ctx.get("host"),
         "name": name,
-        "signature": _classify(level, message, errno, phase),
+        "signature": _classify(level, message, errno, phase, upstream),
     }
 
 
@@ -546,10 +606,98 @@ def _ingress_upstream_fields(text):
     }
 
 
-def parse_line(line):
-    """Parse an error-log or access-log line; None when it is neither."""
+def parse_line(line, local_offset=0):
+    """Parse an error-log or access-log line; None when it is neither.
+
+    ``local_offset``: minutes east of UTC of the clock nginx wrote its error-log times in (the
+    container's local time; see :func:`parse_utc_offset`), for lines without a Kubernetes
+    timestamp, such as those of an error log file.
+    """
     k8s_time, text = split_k8s_timestamp(line)
-    return _parse_error_text(k8s_time, text) or _parse_access_text(k8s_time, text)
+    return _parse_error_text(k8s_time, text, local_offset) or _parse_access_text(k8s_time, text)
+
+
+def _nginx_utc(nginx_time, local_offset=0):
+    """An error-log time (the container's local time) as RFC 3339 UTC."""
+    if not local_offset:
+        return format_time(nginx_time)
+    stamp = parse_time(nginx_time)
+    if stamp is None:
+        return None
+    return format_time(stamp - datetime.timedelta(minutes=local_offset))
+
+
+def parse_utc_offset(text):
+    """Minutes east of UTC from ``date +%z``'s ``+0100`` / ``-0530`` (or ``+01:00``); None
+    for anything else."""
+    match = re.match(r"^([+-])(\d\d):?(\d\d)$", (text or "").strip())
+    if not match:
+        return None
+    minutes = int(match.group(2)) * 60 + int(match.group(3))
+    return -minutes if match.group(1) == "-" else minutes
+
+
+def line_time(line, local_offset=0):
+    """The UTC time of a log line as a sortable key ``YYYY-MM-DDTHH:MM:SS.ffffff`` (None when
+    it has none): its Kubernetes timestamp, else nginx's own (error log: the container's local
+    time, ``local_offset`` minutes east of UTC; access log: ``$time_local`` with its offset)."""
+    k8s_time, text = split_k8s_timestamp(line)
+    if k8s_time:
+        return _time_key(k8s_time)
+    head = _ERROR_HEAD.match(text) if text[:1].isdigit() else None
+    if head:
+        return _time_key(_nginx_utc(head.group("date"), local_offset))
+    access = _ACCESS.match(text)
+    return _time_key(access.group("time")) if access else None
+
+
+def lines_since(lines, since, local_offset=0):
+    """The lines timed at or after ``since`` (RFC 3339 or a datetime); a line without a time
+    goes with the line before it (kept at the start)."""
+    since_key = _time_key(since)
+    out, keep = [], True
+    for line in lines:
+        stamp = line_time(line, local_offset)
+        if stamp is not None:
+            keep = since_key is None or stamp >= since_key
+        if keep:
+            out.append(line)
+    return out
+
+
+def merge_logs(streams, local_offset=0):
+    """Lines of several logs of one nginx, each in its own time order, as one stream in time
+    order (a stable merge: a tie keeps the earlier stream's line first).
+
+    ``streams``: iterables of lines, e.g. the container log (Kubernetes timestamps) and the
+    error log files nginx writes (their own times, in the container's local time,
+    ``local_offset`` minutes east of UTC). A line without a time keeps the place of the line
+    before it in its stream. nginx's error-log times have whole seconds: within one second a
+    file's line sorts before the container log's lines of that second.
+    """
+
+    def keyed(index, lines):
+        last = ""
+        for seq, line in enumerate(lines):
+            last = line_time(line, local_offset) or last
+            yield last, index, seq, line
+
+    for _key, _index, _seq, line in heapq.merge(
+        *(keyed(index, lines) for index, lines in enumerate(streams))
+    ):
+        yield line
+
+
+def _peer_status(entry):
+    """The ``$upstream_status`` a server gave: the last one not logged against a group name
+    (nginx logs the group's name and 502 for ``no live upstreams``: no server answered)."""
+    addresses, statuses = entry["upstream_addresses"], entry["upstream_statuses"]
+    if len(addresses) != len(statuses):
+        return entry["upstream_status"]
+    for address, code in reversed(list(zip(addresses, statuses))):
+        if address.startswith("unix:") or address.rpartition(":")[2].isdigit():
+            return code
+    return None
 
 
 class _After:
@@ -582,12 +730,15 @@ class _Address:
         self.signatures: collections.Counter[str] = collections.Counter()
 
 
-def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=1000):
+def summarize(
+    lines, since=None, reload_time=None, max_errors=50, max_addresses=1000, local_offset=0
+):
     """Summarise a stream of log lines without holding the whole log.
 
     ``lines``: any iterable of ``str`` or ``bytes`` (decoded as UTF-8, invalid bytes
-    replaced), error and access lines interleaved with anything else. ``since``: skip lines
-    timed before it.
+    replaced), error and access lines interleaved with anything else (several logs of one
+    nginx: :func:`merge_logs` first). ``since``: skip lines timed before it.
+    ``local_offset``: see :func:`parse_line`.
 
     Where the last (re)load was: nginx's master logs ``start worker processes`` (notice
     level) each time new workers start, in the same stream and on the same clock as the
@@ -602,13 +753,17 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
     ``argument_reload_time``, ``reload_known``, ``reloads`` (successful (re)loads seen),
     ``reload_attempts``, ``failed_reloads`` (attempts followed by ``[emerg]`` or by another
     attempt instead of new workers), ``counts`` and ``counts_after_reload`` ({signature: n},
-    all lines), ``errors_after_reload`` (lines with an error signature), ``errors`` (the
-    newest ``max_errors`` parsed error lines with an error signature, newest last, each
-    with ``after_reload``), ``upstream_addresses`` (sorted list of ``{address, count,
-    count_after_reload, first_seen, last_seen, after_reload, signatures}``),
+    all lines), ``errors_after_reload`` (lines with an error signature, :data:`ERROR_SIGNATURES`),
+    ``secondary_after_reload`` (lines with a secondary one, :data:`SECONDARY_SIGNATURES`),
+    ``errors`` (the newest ``max_errors`` parsed error lines with an error signature, newest
+    last, each with ``after_reload``: secondary lines never push a primary one out),
+    ``upstream_addresses`` (sorted list of ``{address, count, count_after_reload, first_seen,
+    last_seen, after_reload, signatures}``, from lines about an upstream),
     ``addresses_dropped``, ``unresolved_names`` (sorted), and ``access``: ``{requests,
     requests_after_reload, status_counts, status_counts_after_reload,
-    upstream_status_counts, upstream_addresses: [{address, count, status_counts}]}``.
+    upstream_status_counts (the last ``$upstream_status`` a server gave, per request: not
+    the 502 nginx logs against the group's name for ``no live upstreams``),
+    upstream_addresses: [{address, count, status_counts}]}``.
     """
     if lines is None or isinstance(lines, (str, bytes)) or not hasattr(lines, "__iter__"):
         raise TypeError(
@@ -643,7 +798,7 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
     for seq, raw in enumerate(lines):
         totals["lines"] += 1
         totals["bytes"] += len(raw) if isinstance(raw, (bytes, str)) else 0
-        entry = parse_line(raw)
+        entry = parse_line(raw, local_offset)
         if entry is None:
             continue
         stamp = _time_key(entry["time"])
@@ -662,8 +817,9 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
                 if applies:
                     after.requests += 1
                     after.status[code] += 1
-            if entry["upstream_status"] is not None:
-                upstream_status[str(entry["upstream_status"])] += 1
+            answered = _peer_status(entry)
+            if answered is not None:
+                upstream_status[str(answered)] += 1
             for index, addr in enumerate(entry["upstream_addresses"]):
                 slot = access_addresses.get(addr)
                 if slot is None:
@@ -699,7 +855,7 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         if entry["name"] and signature in ("dns_not_found", "no_resolver", "host_not_found"):
             names.add(entry["name"])
         addr = entry["upstream_address"]
-        if addr and signature not in ("reload", "reload_signal"):
+        if addr and signature in _DIALLED:
             record = addresses.get(addr)
             if record is None and len(addresses) < max_addresses:
                 record = addresses[addr] = _Address()
@@ -746,6 +902,9 @@ def summarize(lines, since=None, reload_time=None, max_errors=50, max_addresses=
         "counts": dict(sorted(counts.items())),
         "counts_after_reload": dict(sorted(after.counts.items())),
         "errors_after_reload": sum(n for sig, n in after.counts.items() if sig in ERROR_SIGNATURES),
+        "secondary_after_reload": sum(
+            n for sig, n in after.counts.items() if sig in SECONDARY_SIGNATURES
+        ),
         "errors": errors_list,
         "upstream_addresses": [
             {

@@ -18,10 +18,16 @@ Shapes:
 
 * config (:meth:`~ProxyAdapter.read_config`): ``{listen_ports: [int], upstream_hosts:
   [{host, port, source, upstream, runtime_resolved, service, pod}], upstream_keepalive:
-  [{upstream, keepalive, keepalive_timeout}], errors: [str]}``;
+  [{upstream, keepalive, keepalive_timeout}], error_logs: {files: [{path, where}],
+  unreadable: [str]}, errors: [str]}`` (``error_logs``: where the proxy writes its error lines
+  besides the container log, see ``nginx_conf.error_log_plan``);
+* log files (:meth:`~ProxyAdapter.read_log_files`): ``{files: [{path, lines, lines_read,
+  bytes_read, truncated}], local_offset (minutes east of UTC of the pod's clock), problems:
+  [str]}``;
 * processes (:meth:`~ProxyAdapter.read_processes`): ``{master_pid|None, workers: [{pid,
   start_time}] (oldest first), problem: str|None, last_reload_age: float|None}``;
-* log summary (:meth:`~ProxyAdapter.summarize_log`): what ``nginx_log.summarize`` returns
+* log summary (:meth:`~ProxyAdapter.summarize_log`, of the container log merged in time order
+  with the log files): what ``nginx_log.summarize`` returns
   (``errors``, ``counts``, ``counts_after_reload``, ``errors_after_reload``, ``access``,
   ``failed_reloads``, ``reload_source``, ``reload_time``, ``upstream_addresses``, ...);
 * config test (:meth:`~ProxyAdapter.test_config`): ``{rc, ok, output}``.
@@ -182,10 +188,31 @@ class ProxyAdapter:
         they could not be read or make no sense)."""
         raise NotImplementedError
 
-    def summarize_log(
-        self, lines: Iterable[str], reload_time: str | None = None, max_errors: int = 50
+    def read_log_files(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        config: dict[str, Any] | None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """The container log's lines summarised by the proxy's log parser."""
+        """The logs the proxy writes to files in its container rather than to the container
+        log (the log files shape), bounded like the container log; ``problems`` names each one
+        that could not be read and the call. A kind that logs only to stdout/stderr reads none.
+        """
+        return {"files": [], "local_offset": 0, "problems": []}
+
+    def summarize_log(
+        self,
+        lines: Iterable[str],
+        reload_time: str | None = None,
+        max_errors: int = 50,
+        files: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The container log's lines, with the log files ``read_log_files`` read (``files``),
+        summarised by the proxy's log parser."""
         raise NotImplementedError
 
     # ------------------------------------------------------------- changing it

@@ -3,8 +3,9 @@
 """nginx, the first proxy kind behind the adapter seam (``proxy_adapter.ProxyAdapter``).
 
 Its commands (``nginx -v``, ``-T``, ``-t``, ``-s reload``), its config parser
-(``nginx_conf``), its log parser (``nginx_log``), and its processes (master PID, worker start
-times) read from ``/proc`` with plain ``sh`` (no ``ps`` needed).
+(``nginx_conf``), its log parser (``nginx_log``), its processes (master PID, worker start
+times) read from ``/proc`` with plain ``sh`` (no ``ps`` needed), and the error log files its
+config writes to (``error_log`` to a file rather than stderr) read with ``sh`` and ``tail``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
+    STD_STREAMS,
+    error_log_plan,
     parse_nginx_t,
     upstream_hosts,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import summarize
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    lines_since,
+    merge_logs,
+    parse_utc_offset,
+    summarize,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter
 
 PID_FILES = (
@@ -52,6 +61,44 @@ for d in /proc/[0-9]*; do
 done
 """
 
+
+# Reads one error log file: "$1" the path as the config writes it ("" for nginx's compiled-in
+# error log; a relative one is under nginx's prefix, both from `nginx -V`), "$2" the most bytes
+# to read. Prints "path P", "now <epoch>", "zone <date +%z>", then "link <target>" for a
+# symbolic link ("link stderr" alone when the built-in error log is stderr, as Debian's is),
+# then one of "missing", "notfile", "denied", or "size N" and a line "--"
+# followed by the file's last N bytes at most (tail -c). POSIX sh, tail, wc; readlink and
+# date optional.
+LOG_FILE_SCRIPT = r"""
+f=$1
+case "$f" in
+  /*) ;;
+  *)
+    v=$(nginx -V 2>&1)
+    p=/usr/local/nginx
+    case "$v" in *--prefix=*) p=${v#*--prefix=}; p=${p%% *} ;; esac
+    if [ -z "$f" ]; then
+      f=logs/error.log
+      case "$v" in *--error-log-path=*) f=${v#*--error-log-path=}; f=${f%% *} ;; esac
+    fi
+    case "$f" in /*|stderr) ;; *) f=${p%/}/$f ;; esac ;;
+esac
+if [ "$f" = stderr ]; then echo "path stderr"; echo "link stderr"; exit 0; fi
+echo "path $f"
+echo "now $(date +%s 2>/dev/null)"
+echo "zone $(date +%z 2>/dev/null)"
+if [ -L "$f" ]; then echo "link $(readlink "$f" 2>/dev/null || ls -l "$f")"; fi
+if [ ! -e "$f" ]; then echo missing; exit 0; fi
+if [ ! -f "$f" ]; then echo notfile; exit 0; fi
+if [ ! -r "$f" ]; then echo denied; exit 0; fi
+echo "size $(wc -c < "$f")"
+echo --
+exec tail -c "$2" "$f"
+"""
+
+# An exec's output is capped (``_ws_exec.DEFAULT_MAX_OUTPUT``, 16 MiB); a cut would drop the
+# NEWEST lines of a tail, so a file is never read past this many bytes.
+MAX_LOG_FILE_BYTES = 15 * 1024 * 1024
 
 # Image names (the last path part, without tag or digest) that are nginx itself.
 NGINX_IMAGES = ("nginx", "nginx-unprivileged", "nginx-plus", "openresty")
@@ -198,6 +245,7 @@ class NginxAdapter(ProxyAdapter):
                 for group in parsed.get("upstreams") or []
                 if group.get("keepalive")
             ],
+            "error_logs": error_log_plan(parsed),
             "errors": parsed["errors"],
         }
 
@@ -222,8 +270,148 @@ class NginxAdapter(ProxyAdapter):
             }
         return parse_proc_output(result.stdout)
 
-    def summarize_log(
-        self, lines: Iterable[str], reload_time: str | None = None, max_errors: int = 50
+    def read_log_files(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        config: dict[str, Any] | None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """``nginx_log.summarize`` (error and access lines interleaved)."""
+        """The error log files the config writes to (``error_log`` to a file, not stderr), each
+        read in the pod by LOG_FILE_SCRIPT and bounded like the container log: its last
+        ``limit_bytes`` (``tail -c``; a first line cut in the middle is dropped), then its last
+        ``tail_lines`` lines, then those of the last ``since_seconds`` by the pod's clock.
+
+        A file that is a link to the container's stdout/stderr (the official image's
+        ``/var/log/nginx/error.log -> /dev/stderr``) is in the container log: not read, not a
+        problem. Whatever cannot be read (a missing file, no permission, something that is not
+        a file, the exec refused or failed; syslog, memory and ``/dev/null`` destinations) is a
+        line of ``problems`` naming the file and the call: never taken for an empty log.
+        """
+        out: dict[str, Any] = {"files": [], "local_offset": 0, "problems": []}
+        plan = (config or {}).get("error_logs") or {"files": [], "unreadable": []}
+        out["problems"].extend(plan["unreadable"])
+        limit = min(int(limit_bytes or MAX_LOG_FILE_BYTES), MAX_LOG_FILE_BYTES)
+        for wanted in plan["files"]:
+            shown = wanted["path"] or "nginx's built-in error log (nginx -V)"
+            what = "error log file %s (error_log at %s)" % (shown, wanted["where"])
+            try:
+                result = self._run(
+                    namespace,
+                    pod,
+                    container,
+                    ["sh", "-c", LOG_FILE_SCRIPT, "sh", wanted["path"], str(limit)],
+                )
+            except K8sError as exc:
+                out["problems"].append("%s: %s" % (what, exc))
+                continue
+            read = parse_log_file_output(result.stdout, limit)
+            if read["path"]:
+                what = "error log file %s (error_log at %s)" % (read["path"], wanted["where"])
+            if read["local_offset"] is not None:
+                out["local_offset"] = read["local_offset"]
+            problem = read["problem"]
+            if problem is None and (result.rc != 0 or read["lines"] is None):
+                problem = "tail failed: %s" % (
+                    result.error or result.stderr.strip()[-500:] or "exit %s" % result.rc
+                )
+            if problem is None and result.truncated:
+                problem = "the exec's output was cut"
+            if read["stream"]:
+                continue  # a link to the container's stdout/stderr: read as the container log
+            if problem is not None:
+                out["problems"].append(
+                    "%s: %s (exec of sh -c LOG_FILE_SCRIPT in pod %s/%s)"
+                    % (what, problem, namespace, pod)
+                )
+                continue
+            lines = read["lines"]
+            if tail_lines is not None and len(lines) > tail_lines:
+                lines = lines[-tail_lines:]
+            if since_seconds is not None and read["now"] is not None:
+                since = datetime.datetime.fromtimestamp(
+                    read["now"] - since_seconds, tz=datetime.timezone.utc
+                )
+                lines = lines_since(lines, since, out["local_offset"])
+            out["files"].append(
+                {
+                    "path": read["path"],
+                    "lines": lines,
+                    "lines_read": len(lines),
+                    "bytes_read": read["bytes_read"],
+                    "truncated": read["truncated"],
+                }
+            )
+        return out
+
+    def summarize_log(
+        self,
+        lines: Iterable[str],
+        reload_time: str | None = None,
+        max_errors: int = 50,
+        files: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``nginx_log.summarize`` (error and access lines interleaved) of the container log,
+        merged in time order with the error log files ``read_log_files`` read (``files``)."""
+        if files and files["files"]:
+            offset = files["local_offset"]
+            merged = merge_logs([lines] + [f["lines"] for f in files["files"]], offset)
+            return summarize(
+                merged, reload_time=reload_time, max_errors=max_errors, local_offset=offset
+            )
         return summarize(lines, reload_time=reload_time, max_errors=max_errors)
+
+
+def parse_log_file_output(text: str, limit: int) -> dict[str, Any]:
+    """LOG_FILE_SCRIPT's output as ``{path, now (epoch or None), local_offset (minutes or
+    None), stream (a link to stdout/stderr), problem (or None), lines (None when nothing was
+    read), bytes_read, truncated}``."""
+    head, sep, body = text.partition("\n--\n")
+    if not sep and text.endswith("\n--"):
+        head, sep, body = text[:-3], "x", ""
+    read: dict[str, Any] = {
+        "path": None,
+        "now": None,
+        "local_offset": None,
+        "stream": False,
+        "problem": None,
+        "lines": None,
+        "bytes_read": 0,
+        "truncated": False,
+    }
+    size = None
+    link = None
+    for line in head.splitlines():
+        key, _sep, value = line.partition(" ")
+        value = value.strip()
+        if key == "path":
+            read["path"] = value
+        elif key == "now" and value.isdigit():
+            read["now"] = int(value)
+        elif key == "zone":
+            read["local_offset"] = parse_utc_offset(value)
+        elif key == "link":
+            link = value
+        elif key == "size" and value.isdigit():
+            size = int(value)
+        elif key in ("missing", "notfile", "denied"):
+            read["problem"] = {
+                "missing": "no such file",
+                "notfile": "not a regular file%s" % (" (a link to %s)" % link if link else ""),
+                "denied": "permission denied",
+            }[key]
+    if link is not None and any(link == s or link.endswith(" " + s) for s in STD_STREAMS):
+        read["stream"] = True
+        read["problem"] = None
+    if read["problem"] is not None or not sep:
+        return read
+    read["bytes_read"] = len(body.encode("utf-8", "replace"))
+    read["truncated"] = size is not None and size > limit
+    lines = body.splitlines()
+    if read["truncated"] and lines:
+        lines = lines[1:]  # tail -c started in the middle of a line
+    read["lines"] = lines
+    return read

@@ -229,8 +229,34 @@ proxies:
           description: "The O(tail_lines) asked for."
           type: int
           returned: always
+    log_files:
+      description:
+        - "The error log files read besides the container log, when the config sends C(error_log) to a file rather than to"
+        - "stderr: each read in the pod with C(tail -c), bounded by O(limit_bytes), O(tail_lines) and O(since_seconds) like"
+        - "the container log, and merged with it in time order. Empty when nginx logs to stderr (a file that is a link to"
+        - "C(/dev/stderr), as in the official image, is the container log)."
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        path:
+          description: "The file, as read in the pod."
+          type: str
+          returned: always
+        lines_read:
+          description: "Lines kept after the bounds."
+          type: int
+          returned: always
+        bytes_read:
+          description: "Bytes read."
+          type: int
+          returned: always
+        truncated:
+          description: "The file is longer than O(limit_bytes): older lines were not read."
+          type: bool
+          returned: always
     errors:
-      description: "Parsed error lines, newest last, at most O(max_errors)."
+      description: "Parsed error lines with an upstream-error signature, newest last, at most O(max_errors)."
       type: list
       elements: dict
       returned: always
@@ -312,7 +338,13 @@ proxies:
           type: str
           returned: always
         signature:
-          description: "The error's class, e.g. C(connect_refused), C(upstream_timed_out)."
+          description:
+            - "The line's class, e.g. C(connect_refused), C(upstream_timeout). Only a line about talking to an upstream, by nginx's"
+            - "own words (its phase C(while connecting to upstream), C(while reading response header from upstream), a message"
+            - "naming the upstream, a run-time name resolution), is an upstream error. C(no_live_upstreams) and C(server_disabled)"
+            - "are secondary (consequences of earlier failures, or of answers C(proxy_next_upstream) lists), counted but never an"
+            - "upstream error; C(not_upstream) (a missing static file, a forbidden access, a client's error), C(resolver_error),"
+            - "C(buffered), C(client_closed), C(info), C(reload), C(reload_signal) neither."
           type: str
           returned: always
         after_reload:
@@ -320,7 +352,7 @@ proxies:
           type: bool
           returned: always
     errors_after_reload:
-      description: "Error lines after the last reload."
+      description: "Upstream-error lines after the last reload (secondary and non-upstream lines not counted)."
       type: int
       returned: always
     counts:
@@ -441,6 +473,13 @@ proxies:
           returned: when that part could not be read
         log:
           description: "Why the container's log could not be read."
+          type: str
+          returned: when that part could not be read
+        error_log_file:
+          description:
+            - "Why an error log file the config writes to (C(error_log) to a file, not stderr) could not be read, naming the file,"
+            - "the C(error_log) directive and the call (no such file, permission denied, exec refused); or that the config sends"
+            - "error lines to syslog, to nginx's memory buffer or to C(/dev/null), which cannot be read."
           type: str
           returned: when that part could not be read
         endpoints:
@@ -568,8 +607,24 @@ def inspect_replica(adapter, pod, params):
     lines = text.splitlines()
     if truncated and lines:
         lines = lines[:-1]  # the last line may be cut in the middle
+    files = adapter.read_log_files(
+        ns,
+        name,
+        container,
+        config,
+        tail_lines=params["tail_lines"],
+        since_seconds=params["since_seconds"],
+        limit_bytes=params["limit_bytes"],
+    )
+    if files["problems"]:
+        proxy["problems"].extend(files["problems"])
+        proxy["read_errors"]["error_log_file"] = "; ".join(files["problems"])
+    proxy["log_files"] = [
+        {key: item[key] for key in ("path", "lines_read", "bytes_read", "truncated")}
+        for item in files["files"]
+    ]
     summary = adapter.summarize_log(
-        lines, reload_time=proxy["last_reload"], max_errors=params["max_errors"]
+        lines, reload_time=proxy["last_reload"], max_errors=params["max_errors"], files=files
     )
     proxy["log"] = {
         "lines_read": len(lines),

@@ -27,6 +27,15 @@ from badlab.runtime import (
 )
 from badlab.store import Store
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
+    error_log_plan,
+    parse_nginx_t,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    ERROR_SIGNATURES,
+    parse_error_line,
+)
+
 ALL_SCENARIOS = sorted(SCENARIOS.glob("*.yml"))
 BACKEND = Path(__file__).parent / "badlab" / "backend.py"
 
@@ -191,17 +200,42 @@ def test_cli_rejects_a_bad_scenario_and_starts_nothing(tmp_path):
 # ----------------------------------------------------------------------------- every scenario, for real
 
 
+def _error_log_files(container) -> list[str]:
+    """The files a container's nginx.conf sends error_log to (none for the lab's default)."""
+    if not container.nginx.nginx_conf:
+        return []
+    plan = error_log_plan(parse_nginx_t(container.nginx.nginx_conf))
+    return [f["path"] for f in plan["files"] if f["path"].startswith("/")]
+
+
 def _proxy_logs(lab, path) -> list[str]:
-    """The log of each proxy replica's nginx container (which need not be the pod's first)."""
+    """Each proxy replica's nginx lines: its container's log (the nginx container need not be
+    the pod's first) and the error log files its nginx.conf writes to (not links to stderr)."""
     spec = scenario_mod.load(path)
-    nginx = {p.name: c.name for p in spec.pods for c in p.containers if c.kind == "nginx"}
+    nginx = {p.name: c for p in spec.pods for c in p.containers if c.kind == "nginx"}
     logs = []
     for key in lab.info["proxy_pods"]:
         ns, pod = key.split("/")
-        proc = lab.kubectl("logs", "-n", ns, pod, "-c", nginx[pod])
+        proc = lab.kubectl("logs", "-n", ns, pod, "-c", nginx[pod].name)
         assert proc.returncode == 0, proc.stderr
-        logs.append(proc.stdout)
+        text = proc.stdout
+        for name in _error_log_files(nginx[pod]):
+            read = ["sh", "-c", '[ -L "$1" ] || cat "$1"', "sh", name]
+            cat = lab.kubectl("exec", "-n", ns, pod, "-c", nginx[pod].name, "--", *read)
+            assert cat.returncode == 0, cat.stderr
+            text += cat.stdout
+        logs.append(text)
     return logs
+
+
+def _upstream_errors(log: str) -> list[str]:
+    """The lines of a log that are upstream errors (nginx_log's ERROR_SIGNATURES): not a
+    missing static file or a forbidden access, not a secondary `no live upstreams`."""
+    return [
+        line
+        for line in log.splitlines()
+        if (parse_error_line(line) or {}).get("signature") in ERROR_SIGNATURES
+    ]
 
 
 @pytest.mark.lab
@@ -218,11 +252,11 @@ def test_every_scenario_reproduces_its_case(lab_factory, path):
     for text in expect.get("proxy_log_contains", []):
         assert text in logs, f"{path.name}: {text!r} not in the proxy log"
     if expect["proxy_status"] in (502, 504) and expect["cause"] not in ("backend_502",):
-        assert "[error]" in logs
+        assert _upstream_errors(logs)
     if expect["cause"] in ("healthy", "backend_502"):
         # errors from before a replica's last (re)load may stay in its log (healthy-fixed_by_reload)
         for log in per_pod:
-            assert "[error]" not in log.rsplit("start worker processes", 1)[-1], log
+            assert not _upstream_errors(log.rsplit("start worker processes", 1)[-1]), log
 
 
 @pytest.mark.lab

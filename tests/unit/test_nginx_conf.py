@@ -12,6 +12,8 @@ import pytest
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
     ConfigSyntaxError,
+    error_log_kind,
+    error_log_plan,
     k8s_name_info,
     parse_config,
     parse_nginx_t,
@@ -232,3 +234,95 @@ def test_upstream_keepalive_and_its_default_timeout():
     )
     groups = {g["name"]: (g["keepalive"], g["keepalive_timeout"]) for g in parsed["upstreams"]}
     assert groups == {"a": (16, "60s"), "b": (4, "5s"), "c": (None, None)}
+
+
+# ---------------------------------------------------------------- where the error lines go
+
+ERROR_LOG_CONF = """
+error_log /var/log/nginx/error.log notice;
+error_log syslog:server=10.0.0.9 warn;
+events {}
+http {
+    error_log memory:32m debug;
+    server {
+        listen 80;
+        error_log /var/log/nginx/app.error.log;
+        location /quiet/ { error_log /dev/null; }
+        location /shipped/ { error_log syslog:server=10.0.0.9; error_log stderr; }
+    }
+}
+stream {
+    error_log syslog:server=10.0.0.9;
+}
+"""
+
+
+def test_error_logs_are_listed_with_their_block():
+    logs = parse_nginx_t(ERROR_LOG_CONF)["error_logs"]
+    assert [(e["destination"], e["context"]) for e in logs] == [
+        ("/var/log/nginx/error.log", "main"),
+        ("syslog:server=10.0.0.9", "main"),
+        ("memory:32m", "http"),
+        ("/var/log/nginx/app.error.log", "http/server"),
+        ("/dev/null", "http/server/location"),
+        ("syslog:server=10.0.0.9", "http/server/location"),
+        ("stderr", "http/server/location"),
+        ("syslog:server=10.0.0.9", "stream"),
+    ]
+    assert logs[0]["level"] == "notice" and logs[3]["level"] is None
+    assert logs[0]["block"] == logs[1]["block"] == "main"
+    assert logs[5]["block"] == logs[6]["block"] != logs[4]["block"]
+
+
+@pytest.mark.parametrize(
+    "destination,kind",
+    [
+        ("stderr", "stderr"),
+        ("/dev/stderr", "stderr"),
+        ("/proc/self/fd/2", "stderr"),
+        ("/dev/stdout", "stderr"),
+        ("syslog:server=unix:/dev/log", "syslog"),
+        ("memory:32m", "memory"),
+        ("/dev/null", "discarded"),
+        ("/var/log/nginx/error.log", "file"),
+        ("logs/error.log", "file"),
+    ],
+)
+def test_error_log_kind(destination, kind):
+    assert error_log_kind(destination) == kind
+
+
+def test_error_log_plan_files_to_read_and_what_cannot_be_read():
+    plan = error_log_plan(parse_nginx_t(ERROR_LOG_CONF))
+    assert [f["path"] for f in plan["files"]] == [
+        "/var/log/nginx/error.log",
+        "/var/log/nginx/app.error.log",
+    ]
+    assert plan["files"][0]["where"] == "<input>:2"
+    # main's syslog copy is beside a file, the location's beside stderr: both readable; the
+    # http block's memory buffer and the /quiet/ location's /dev/null are all their blocks have
+    assert len(plan["unreadable"]) == 2
+    memory, null = plan["unreadable"]
+    assert memory.startswith("error_log memory:32m (<input>:6): ") and "memory buffer" in memory
+    assert null.startswith("error_log /dev/null (<input>:10): ") and "throws" in null
+
+
+def test_error_log_plan_of_the_official_image_and_of_a_config_without_error_log():
+    official = parse_nginx_t(
+        "error_log /var/log/nginx/error.log notice;\nevents {}\nhttp { server { listen 80; } }\n"
+    )
+    # a link to /dev/stderr in the image: only reading it in the pod tells (proxy_nginx)
+    assert error_log_plan(official) == {
+        "files": [{"path": "/var/log/nginx/error.log", "where": "<input>:1"}],
+        "unreadable": [],
+    }
+    assert error_log_plan(parse_nginx_t("error_log stderr;\nevents {}\n")) == {
+        "files": [],
+        "unreadable": [],
+    }
+    # no error_log in the main context: nginx's built-in one (nginx -V), "" to the reader
+    assert error_log_plan(parse_nginx_t("events {}\nhttp {}\n")) == {
+        "files": [{"path": "", "where": "built-in"}],
+        "unreadable": [],
+    }
+    assert error_log_plan(None)["files"] == [{"path": "", "where": "built-in"}]

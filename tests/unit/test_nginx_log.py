@@ -13,12 +13,19 @@ import pytest
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
     ERROR_SIGNATURES,
+    NOT_UPSTREAM_SIGNATURES,
+    SECONDARY_SIGNATURES,
     SIGNATURES,
+    about_upstream,
     format_time,
+    line_time,
+    lines_since,
+    merge_logs,
     parse_access_line,
     parse_error_line,
     parse_line,
     parse_time,
+    parse_utc_offset,
     split_k8s_timestamp,
     summarize,
     upstream_address,
@@ -374,6 +381,14 @@ def test_summarize_many_unrelated_lines_and_address_cap():
 def test_signature_tables_are_consistent():
     assert ERROR_SIGNATURES <= set(SIGNATURES)
     assert {"reload", "reload_signal", "info", "client_closed"}.isdisjoint(ERROR_SIGNATURES)
+    groups = [
+        ERROR_SIGNATURES,
+        SECONDARY_SIGNATURES,
+        NOT_UPSTREAM_SIGNATURES,
+        {"client_closed", "reload", "reload_signal"},
+    ]
+    assert sum(len(g) for g in groups) == len(SIGNATURES) == len(set().union(*groups))
+    assert set().union(*groups) == set(SIGNATURES)
 
 
 def test_log_reload_marker_wins_over_an_imprecise_worker_start_time():
@@ -445,3 +460,189 @@ def test_the_machines_nginx_still_writes_what_the_fixtures_hold(tmp_path):
         s: saved["counts"].get(s, 0) for s in compared
     }
     assert live["failed_reloads"] == saved["failed_reloads"] == 1
+
+
+# ---------------------------------------------------------------- what is about an upstream
+
+
+def phase_line(needle):
+    """The first line of the real phases log (make_phase_fixtures.py) holding ``needle``."""
+    hits = [line for line in fixture_lines("nginx_error_phases.log") if needle in line]
+    assert hits, "fixture has no line with %r" % needle
+    return hits[0]
+
+
+# (needle in the real phases log, signature): nginx's own lines that are NOT upstream errors
+NOT_UPSTREAM_CASES = [
+    ('favicon.ico" failed (2: No such file or directory)', "not_upstream"),
+    ("directory index of", "not_upstream"),
+    ("access forbidden by rule", "not_upstream"),
+    ("client intended to send too large body", "not_upstream"),
+    ("limiting requests, excess", "not_upstream"),
+    ('using uninitialized "req_id" variable while logging request', "not_upstream"),
+    ("client timed out (110: Connection timed out) while reading client request headers", "info"),
+    (
+        'client prematurely closed connection, client: 127.0.0.1, server: lab.example, request: "POST',
+        "info",
+    ),
+    ("(104: Connection reset by peer) while sending response to client", "info"),
+    ("(104: Connection reset by peer) while sending to client", "info"),
+    ("an upstream response is buffered to a temporary file", "buffered"),
+    ("while resolving, resolver:", "resolver_error"),
+]
+
+
+@pytest.mark.parametrize("needle,signature", NOT_UPSTREAM_CASES)
+def test_lines_about_no_upstream_are_never_upstream_errors(needle, signature):
+    entry = parse_error_line(phase_line(needle))
+    assert entry["signature"] == signature
+    assert signature not in ERROR_SIGNATURES and signature not in SECONDARY_SIGNATURES
+    assert signature in NOT_UPSTREAM_SIGNATURES
+
+
+def test_error_level_is_not_what_makes_an_upstream_error():
+    """A missing favicon is [error] too; nginx's phase and fields tell, not the level."""
+    missing = parse_error_line(phase_line("favicon.ico"))
+    refused = parse_error_line(real_line("GET /refused"))
+    assert missing["level"] == refused["level"] == "error"
+    assert not about_upstream(missing["message"], missing["phase"], missing["upstream"])
+    assert about_upstream(refused["message"], refused["phase"], refused["upstream"])
+    # the request's own resolution failure is about the upstream's name, with no phase
+    dns = parse_error_line(phase_line("could not be resolved (110"))
+    assert dns["signature"] == "dns_not_found" and dns["phase"] is None
+
+
+def test_about_upstream_by_phase_message_and_field():
+    assert about_upstream("recv() failed (104: x)", "reading response header from upstream")
+    assert about_upstream("recv() failed (104: x)", "proxying upgraded connection")
+    assert about_upstream("upstream timed out (110: x)", "sending to client")
+    assert about_upstream("connect() to 10.0.0.1:80 failed (111: x)", None)
+    assert about_upstream("something odd", None, "http://10.0.0.1:80/")
+    # a phase about the client wins over the upstream field the request carries
+    assert not about_upstream(
+        "client prematurely closed connection (104: x)", "sending to client", "http://10.0.0.1/"
+    )
+    assert not about_upstream("SSL_do_handshake() failed (SSL: x)", "SSL handshaking")
+    assert not about_upstream('open() "/x" failed (2: x)', None)
+
+
+def test_client_side_tls_and_warn_lines_are_not_upstream_errors():
+    """A scanner's TLS handshake to the proxy is not an ssl_handshake to the upstream."""
+    line = (
+        "2026/11/25 02:21:05 [crit] 7#7: *9 SSL_do_handshake() failed (SSL: error:0A00006C:SSL "
+        "routines::bad key share) while SSL handshaking, client: 10.0.0.1, server: 0.0.0.0:443"
+    )
+    assert parse_error_line(line)["signature"] == "not_upstream"
+    body = real_line("a client request body is buffered")
+    assert parse_error_line(body)["signature"] == "buffered"
+
+
+def test_secondary_lines_are_named_and_counted_apart():
+    """proxy_next_upstream http_502 in front of apps that answer 502: only secondary lines."""
+    lines = fixture_lines("nginx_error_phases.log")
+    result = summarize(lines)
+    assert result["counts"]["server_disabled"] == 2
+    assert result["counts"]["no_live_upstreams"] == 2
+    assert result["secondary_after_reload"] == 4
+    assert SECONDARY_SIGNATURES.isdisjoint(ERROR_SIGNATURES)
+    # the one upstream error of the log is the request whose name could not be resolved
+    assert result["errors_after_reload"] == 1
+    assert [e["signature"] for e in result["errors"]] == ["dns_not_found"]
+    disabled = parse_error_line(phase_line("temporarily disabled"))
+    assert disabled["level"] == "warn"
+    assert disabled["phase"] == "reading response header from upstream"
+    assert disabled["errno"] is None
+    by_addr = {a["address"]: a for a in result["upstream_addresses"]}
+    assert by_addr["127.77.1.2:8101"]["signatures"] == {"server_disabled": 1}
+    assert by_addr["two_502"]["signatures"] == {"no_live_upstreams": 2}
+    # a line about no upstream names no dialled address (the buffered response's server
+    # answered; the resolver is not an upstream)
+    assert "127.77.1.5:8104" not in by_addr and "127.77.1.6:8105" not in by_addr
+
+
+def test_secondary_lines_never_push_the_primary_out_of_the_error_list():
+    refused = real_line("GET /refused")
+    flood = [real_line("no live upstreams")] * 200 + [real_line("temporarily disabled")] * 200
+    result = summarize([refused] + flood, max_errors=5)
+    assert [e["signature"] for e in result["errors"]] == ["connect_refused"]
+    assert result["counts_after_reload"]["connect_refused"] == 1
+    assert result["secondary_after_reload"] == 400
+
+
+def test_upstream_status_of_no_live_upstreams_is_not_a_server_answer():
+    """nginx logs 502 against the group's name when no server is left: no server answered."""
+    result = summarize(fixture_lines("nginx_access_phases.log"))
+    # next-two: B's 502 (request 1), B's 502 again (request 2, then `two_502`); request 3 is
+    # only `two_502`; next-one: its server's 502 twice; /big: 200
+    assert result["access"]["upstream_status_counts"] == {"200": 1, "502": 4}
+    assert result["access"]["status_counts"]["502"] == 6
+
+
+# ---------------------------------------------------------------- several logs of one nginx
+
+
+def test_parse_utc_offset():
+    assert parse_utc_offset("+0000") == 0
+    assert parse_utc_offset("+0100\n") == 60
+    assert parse_utc_offset("-05:30") == -330
+    assert parse_utc_offset("CET") is None and parse_utc_offset(None) is None
+
+
+def test_error_log_file_times_are_the_containers_local_time():
+    line = real_line("GET /refused")  # 2026/11/25 02:39:35, no Kubernetes timestamp
+    assert parse_line(line)["time"] == "2026-11-25T02:39:35Z"
+    assert parse_line(line, local_offset=60)["time"] == "2026-11-25T01:39:35Z"
+    assert line_time(line, 60) == "2026-11-25T01:39:35.000000"
+    assert line_time("2026-11-25T02:39:35.5Z " + line, 60) == "2026-11-25T02:39:35.500000"
+    assert line_time("not a log line") is None
+
+
+def test_merge_logs_in_time_order_and_the_reload_marker_of_the_file():
+    """The container log holds the access lines (Kubernetes timestamps), the file the error
+    lines (nginx's own local time): one stream, and the file's reload marker places them."""
+    container = [
+        '2026-11-25T02:39:34.200000Z 127.0.0.1 - - [25/Nov/2026:03:39:34 +0100] "GET / '
+        'HTTP/1.1" 200 3 "-" "curl"',
+        '2026-11-25T02:39:36.100000Z 127.0.0.1 - - [25/Nov/2026:03:39:36 +0100] "GET / '
+        'HTTP/1.1" 502 157 "-" "curl"',
+        "2026-11-25T02:39:37.300000Z unrelated line",
+    ]
+    refused = real_line("GET /refused").replace("2026/11/25 02:39:35", "2026/11/25 03:39:36")
+    marker = real_line("start worker processes").replace("02:39:34", "03:39:35")
+    file_lines = [marker, refused]
+    merged = list(merge_logs([container, file_lines], local_offset=60))
+    assert merged == [container[0], marker, refused, container[1], container[2]]
+    result = summarize(merged, local_offset=60)
+    assert result["reload_source"] == "log"
+    assert result["reload_time"] == "2026-11-25T02:39:35Z"
+    assert result["counts_after_reload"]["connect_refused"] == 1
+    assert result["access"]["status_counts_after_reload"] == {"502": 1}
+    assert result["errors"][0]["time"] == "2026-11-25T02:39:36Z"
+
+
+def test_lines_since_keeps_the_window_and_timeless_lines_follow_their_line():
+    old = real_line("GET /refused")  # 02:39:35
+    new = real_line("GET /refused").replace("02:39:35", "02:39:51")
+    kept = lines_since([old, "  a continuation", new, "another"], "2026-11-25T02:39:40Z")
+    assert kept == [new, "another"]
+    assert lines_since([old], "2026-11-25T02:39:40Z", local_offset=-60) == [old]
+
+
+@pytest.mark.slow
+def test_the_machines_nginx_still_writes_the_phase_lines(tmp_path):
+    """Regenerate the phases logs with the real nginx (about 10 s): the same signatures."""
+    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
+    assert os.access(nginx, os.X_OK), "nginx not found at %s" % nginx
+    spec = importlib.util.spec_from_file_location(
+        "make_phase_fixtures", os.path.join(FIXTURES, "make_phase_fixtures.py")
+    )
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    statuses = generator.main(str(tmp_path))
+    assert statuses["/static/favicon.ico"] == 404 and statuses["/next-two#3"] == 502
+    for name in ("nginx_error_phases.log", "nginx_access_phases.log"):
+        with open(tmp_path / name, "rb") as handle:
+            live = summarize(handle)
+        saved = summarize(fixture_lines(name))
+        assert live["counts"] == saved["counts"]
+        assert live["access"]["upstream_status_counts"] == saved["access"]["upstream_status_counts"]

@@ -196,7 +196,14 @@ def test_read_config_gives_the_proxy_neutral_shape():
     fake = FakeExec({"nginx -T": done(0, (FIXTURES / "nginx_T.txt").read_text())})
     config, problem = NginxAdapter(fake).read_config("edge", "p-0", "nginx")
     assert problem is None and fake.execs == [("p-0", "nginx", "nginx -T")]
-    assert set(config) == {"listen_ports", "upstream_hosts", "upstream_keepalive", "errors"}
+    assert set(config) == {
+        "listen_ports",
+        "upstream_hosts",
+        "upstream_keepalive",
+        "error_logs",
+        "errors",
+    }
+    assert config["error_logs"] == {"files": [], "unreadable": []}  # error_log stderr notice
     assert config["listen_ports"] == [8002, 8443]
     assert config["upstream_keepalive"] == [
         {"upstream": "webui", "keepalive": 16, "keepalive_timeout": "60s"}
@@ -279,3 +286,158 @@ def test_nginx_is_the_default_kind_and_an_unknown_kind_is_an_error():
     assert isinstance(adapter, NginxAdapter) and adapter.client == "client"
     with pytest.raises(K8sError, match="unknown proxy kind 'haproxy' \\(known: nginx\\)"):
         proxy_adapter(kind="haproxy")
+
+
+# ---------------------------------------------------------------- error log files (error_log to a file)
+
+ERROR_LINES = (FIXTURES / "nginx_error.log").read_text().splitlines()
+REFUSED = next(line for line in ERROR_LINES if "GET /refused" in line)
+MARKER = next(line for line in ERROR_LINES if "start worker processes" in line)
+
+
+def run_here(argv, _container):
+    """Run the adapter's sh script on this machine, as the pod would (the files are local)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    return done(proc.returncode, proc.stdout, proc.stderr)
+
+
+def file_reader(answer=run_here):
+    return FakeExec({"log file": answer}, scripts={proxy_nginx.LOG_FILE_SCRIPT: "log file"})
+
+
+def plan(*paths, unreadable=()):
+    return {
+        "error_logs": {
+            "files": [{"path": p, "where": "/etc/nginx/nginx.conf:4"} for p in paths],
+            "unreadable": list(unreadable),
+        }
+    }
+
+
+def at(moment, line):
+    """``line`` with nginx's time replaced by ``moment`` (local time = UTC here)."""
+    return moment.strftime("%Y/%m/%d %H:%M:%S") + line[19:]
+
+
+def test_an_error_log_file_is_read_bounded_and_named(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text("\n".join([MARKER, REFUSED, REFUSED]) + "\n")
+    fake = file_reader()
+    out = NginxAdapter(fake).read_log_files("edge", "p-0", "nginx", plan(str(log)))
+    assert out["problems"] == [] and out["local_offset"] == 0
+    (read,) = out["files"]
+    assert read["path"] == str(log)
+    assert read["lines"] == [MARKER, REFUSED, REFUSED]
+    assert (read["lines_read"], read["bytes_read"], read["truncated"]) == (
+        3,
+        log.stat().st_size,
+        False,
+    )
+    assert fake.execs == [("p-0", "nginx", "log file")]
+    # limit_bytes: tail -c, the first line (cut) dropped; tail_lines: the newest lines
+    out = NginxAdapter(file_reader()).read_log_files(
+        "edge", "p-0", "nginx", plan(str(log)), limit_bytes=len(REFUSED) + 10
+    )
+    assert out["files"][0]["lines"] == [REFUSED] and out["files"][0]["truncated"] is True
+    out = NginxAdapter(file_reader()).read_log_files(
+        "edge", "p-0", "nginx", plan(str(log)), tail_lines=1
+    )
+    assert out["files"][0]["lines"] == [REFUSED]
+
+
+def test_an_error_log_file_keeps_only_the_since_seconds_window(tmp_path):
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    old, new = now - datetime.timedelta(hours=2), now - datetime.timedelta(seconds=5)
+    log = tmp_path / "error.log"
+    log.write_text("\n".join([at(old, REFUSED), at(new, MARKER), at(new, REFUSED)]) + "\n")
+    out = NginxAdapter(file_reader()).read_log_files(
+        "edge", "p-0", "nginx", plan(str(log)), since_seconds=600
+    )
+    assert out["files"][0]["lines"] == [at(new, MARKER), at(new, REFUSED)]
+
+
+def test_a_link_to_stderr_is_the_container_log_not_a_file_to_read(tmp_path):
+    link = tmp_path / "error.log"
+    link.symlink_to("/dev/stderr")  # the official image's /var/log/nginx/error.log
+    out = NginxAdapter(file_reader()).read_log_files("edge", "p-0", "nginx", plan(str(link)))
+    assert out == {"files": [], "local_offset": 0, "problems": []}
+
+
+def test_what_cannot_be_read_is_a_problem_naming_the_file_and_the_call(tmp_path):
+    missing = str(tmp_path / "gone.log")
+    out = NginxAdapter(file_reader()).read_log_files(
+        "edge", "p-0", "nginx", plan(missing, str(tmp_path), unreadable=["error_log syslog:x"])
+    )
+    assert out["files"] == []
+    syslog, gone, directory = out["problems"]
+    assert syslog == "error_log syslog:x"
+    assert gone == (
+        "error log file %s (error_log at /etc/nginx/nginx.conf:4): no such file "
+        "(exec of sh -c LOG_FILE_SCRIPT in pod edge/p-0)" % missing
+    )
+    assert directory.startswith("error log file %s " % tmp_path)
+    assert "not a regular file" in directory
+    refused = K8sError("exec of `sh -c ...` in pod edge/p-0: pods/exec is forbidden", 403)
+    out = NginxAdapter(file_reader(refused)).read_log_files(
+        "edge", "p-0", "nginx", plan("/var/log/nginx/error.log")
+    )
+    assert out["problems"] == [
+        "error log file /var/log/nginx/error.log (error_log at /etc/nginx/nginx.conf:4): "
+        "exec of `sh -c ...` in pod edge/p-0: pods/exec is forbidden"
+    ]
+    no_sh = done(None, error='exec: "sh": executable file not found in $PATH')
+    out = NginxAdapter(file_reader(no_sh)).read_log_files(
+        "edge", "p-0", "nginx", plan("/var/log/nginx/error.log")
+    )
+    assert 'tail failed: exec: "sh": executable file not found' in out["problems"][0]
+    denied = done(0, "path /var/log/nginx/error.log\nnow 1\nzone +0000\ndenied\n")
+    out = NginxAdapter(file_reader(denied)).read_log_files(
+        "edge", "p-0", "nginx", plan("/var/log/nginx/error.log")
+    )
+    assert "permission denied" in out["problems"][0]
+
+
+def test_the_built_in_error_log_is_found_with_nginx_v(tmp_path):
+    """No error_log in the main context: nginx -V's --error-log-path (Debian's is stderr)."""
+    fake_nginx = tmp_path / "nginx"
+    fake_nginx.write_text(
+        "#!/bin/sh\necho 'nginx version: nginx/1.22.1' >&2\n"
+        "echo 'configure arguments: --with-cc-opt=-ffile-prefix-map=/x=. --prefix=%s "
+        "--error-log-path=logs/error.log' >&2\n" % tmp_path
+    )
+    fake_nginx.chmod(0o755)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "error.log").write_text(REFUSED + "\n")
+
+    def with_path(argv, container):
+        env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        return done(proc.returncode, proc.stdout, proc.stderr)
+
+    out = NginxAdapter(file_reader(with_path)).read_log_files("edge", "p-0", "nginx", plan(""))
+    assert out["files"][0]["path"] == str(tmp_path / "logs" / "error.log")
+    assert out["files"][0]["lines"] == [REFUSED]
+    fake_nginx.write_text("#!/bin/sh\necho 'configure arguments: --error-log-path=stderr' >&2\n")
+    out = NginxAdapter(file_reader(with_path)).read_log_files("edge", "p-0", "nginx", plan(""))
+    assert out == {"files": [], "local_offset": 0, "problems": []}
+
+
+def test_summarize_log_merges_the_files_with_the_container_log():
+    container = [
+        '2026-11-25T02:39:36.500000Z 127.0.0.1 - - [25/Nov/2026:02:39:36 +0000] "GET / '
+        'HTTP/1.1" 502 157 "-" "curl"'
+    ]
+    files = {
+        "files": [{"path": "/var/log/nginx/error.log", "lines": [MARKER, REFUSED]}],
+        "local_offset": 0,
+        "problems": [],
+    }
+    summary = NginxAdapter(None).summarize_log(container, files=files)
+    assert summary["reload_source"] == "log"
+    assert summary["counts_after_reload"]["connect_refused"] == 1
+    assert summary["access"]["status_counts_after_reload"] == {"502": 1}
+    # without the file: a 502 and no upstream error at all
+    alone = NginxAdapter(None).summarize_log(container)
+    assert alone["errors_after_reload"] == 0
