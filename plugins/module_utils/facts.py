@@ -267,6 +267,13 @@ class Recommendation(TypedDict):
     prevention: str
 
 
+#: One cause the evidence pointed to: the evidence for it, against it, and what would settle it.
+Hypothesis = TypedDict(
+    "Hypothesis",
+    {"cause": str, "fit": str, "for": list[str], "against": list[str], "missing": list[str]},
+)
+
+
 class Verdict(TypedDict):
     cause: str
     summary: str
@@ -279,6 +286,9 @@ class Verdict(TypedDict):
     current_addresses: list[str]
     reload_safe: bool
     unchecked: list[str]
+    warnings: list[str]
+    endpoints_since: str | None
+    hypotheses: list[Hypothesis]
 
 
 class WorkerFact(TypedDict):

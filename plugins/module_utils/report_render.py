@@ -643,6 +643,13 @@ def to_markdown(result: object) -> str:
         lines.append("- %s" % _md(line))
     for line in verdict["missing_evidence"]:
         lines.append("- missing evidence: %s" % _md(line))
+    for hyp in verdict["hypotheses"]:
+        if hyp["fit"] == "ruled_out":
+            lines.append(
+                "- ruled out %s: %s" % (_md_code(hyp["cause"]), _md("; ".join(hyp["against"])))
+            )
+    for line in verdict["warnings"]:
+        lines.append("- warning: %s" % _md(line))
     if verdict["stale_replicas"]:
         lines.append(
             "- stale replicas: %s" % ", ".join(_md_code(r) for r in verdict["stale_replicas"])
@@ -1078,6 +1085,15 @@ def to_html(result: object) -> str:
         out.append(
             "<p>Missing evidence (two causes fit):</p>%s" % _ev_list(verdict["missing_evidence"])
         )
+    ruled = [
+        "%s: %s" % (h["cause"], "; ".join(h["against"]))
+        for h in verdict["hypotheses"]
+        if h["fit"] == "ruled_out"
+    ]
+    if ruled:
+        out.append("<p>Ruled out:</p>%s" % _ev_list(ruled))
+    if verdict["warnings"]:
+        out.append("<p>Warnings (not the cause):</p>%s" % _ev_list(verdict["warnings"]))
     out.append(
         "<p><b>Fix:</b> %s</p><p><b>Prevention:</b> %s</p></section>"
         % (_e(rec["fix"] or "-"), _e(rec["prevention"] or "-"))

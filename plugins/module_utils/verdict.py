@@ -37,6 +37,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
 from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
     AddressFact,
     Facts,
+    Hypothesis,
     ProxyFact,
     normalize_facts,
 )
@@ -49,7 +50,10 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
     service_health,
     upstream_errors,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    SECONDARY_SIGNATURES,
+    parse_time,
+)
 
 __all__ = ["decide", "CAUSES", "RECOMMENDATIONS"]
 
@@ -454,8 +458,21 @@ def _candidate(cause, strong, evidence, missing=None):
     }
 
 
+def _ruled_out(cause, against, evidence=()):
+    """A cause some evidence pointed to (``evidence``) that other evidence rules out (``against``):
+    never chosen, listed in the verdict's ``hypotheses`` with both sides."""
+    return {
+        "cause": cause,
+        "strong": None,
+        "evidence": list(evidence),
+        "missing": [],
+        "against": list(against),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
-# The rules: one per cause, in the registry's order. Each returns the candidates it finds.
+# The rules: one per cause, in the registry's order. Each returns the candidates it finds (and
+# the causes it rules out, with the evidence against them).
 
 
 def _service_missing(facts: _Facts):
@@ -485,6 +502,14 @@ def _stale_upstream(facts: _Facts):
         if r["stale"] and not any(e["address"] in r["stale"] for e in r["current"])
     ]
     if not (stale_pairs or stale_only):
+        if facts.held:
+            seen = [
+                _dial_line(r, e)
+                for r in facts.replicas
+                for e in r["current"]
+                if e["address"] in r["stale_seen"]
+            ]
+            return [_ruled_out("stale_upstream", facts.held, seen)]
         return []
     evidence = [_dial_line(r, e) for r, e in stale_pairs]
     evidence += [
@@ -586,7 +611,18 @@ def _backend_down(facts: _Facts):
             )
         ]
     if not facts.symptomatic():
-        return []  # a crashing pod beside ready ones, and no failure to explain: a warning
+        # a crashing pod beside ready ones, and no failure to explain: a warning
+        return [
+            _ruled_out(
+                "backend_down",
+                [
+                    "Service %s has ready endpoints %s, and nothing fails: no upstream error or "
+                    "5xx since a reload, no probe answering 5xx"
+                    % (facts.svc_name, _join(facts.ready))
+                ],
+                facts.crash,
+            )
+        ]
     return [
         _candidate(
             "backend_down",
@@ -655,6 +691,17 @@ def _backend_crash(facts: _Facts):
     near = facts.restarts_near(CLOSE)
     if near or facts.crash:
         return [_candidate("backend_crash", True, _close_evidence(facts) + near + facts.crash)]
+    if facts.restarted:
+        return [
+            _ruled_out(
+                "backend_crash",
+                [
+                    "no backend container terminated within %ds of those errors: %s"
+                    % (_CRASH_WINDOW.total_seconds(), _join(facts.restarted))
+                ],
+                _close_evidence(facts),
+            )
+        ]
     if facts.pods is None:
         return [
             _candidate(
@@ -863,6 +910,30 @@ def _backend_502(facts: _Facts):
     probe_502 = [p for p in facts.probes or [] if p["status"] == 502]
     if not (passed or own or probe_502):
         return []
+    secondary = facts.sig_total(SECONDARY_SIGNATURES)
+    if secondary and not passed:
+        # nginx marked the servers failed (no live upstreams) and answers 502 itself: the
+        # failure that marked them is older than the log window, or its statuses are not logged.
+        return [
+            _ruled_out(
+                "backend_502",
+                [
+                    "no server answered 502 itself (no $upstream_status 502): the 502s came from "
+                    "the proxy after it marked every server failed"
+                ],
+                _sig_line(facts, SECONDARY_SIGNATURES, "secondary lines"),
+            ),
+            _candidate(
+                "unknown",
+                False,
+                _sig_line(facts, SECONDARY_SIGNATURES, "nginx marked its upstream servers failed")
+                + _error_examples(facts, SECONDARY_SIGNATURES),
+                [
+                    "the failure that marked the servers failed (max_fails) is not in the log "
+                    "read: widen since_seconds/tail_lines, or log $upstream_status"
+                ],
+            ),
+        ]
     evidence = [
         "proxy %s answered 502 %d times with no upstream error in its log"
         % (r["name"], r["status_counts"].get("502", 0))
@@ -899,7 +970,7 @@ def _healthy(facts: _Facts):
     for replica in facts.replicas:
         if replica["recovered"]:
             continue  # its only errors were a vanished address it no longer dials (held lines)
-        if replica["errors_after"]:
+        if replica["errors_after"] or any(replica["after"].get(s) for s in SECONDARY_SIGNATURES):
             return None
         if any(code.startswith("5") and n for code, n in replica["status_counts"].items()):
             return None
@@ -1001,6 +1072,7 @@ def decide(facts):
                 "stale_addresses",
                 "current_addresses",
                 "warnings",
+                "hypotheses",
             )
         }
         result["endpoints_since"] = None
@@ -1017,7 +1089,9 @@ def decide(facts):
 def _decide(facts: Facts) -> dict[str, t.Any]:
     """:func:`decide` without its safety net, over normalised facts."""
     view = _Facts(facts)
-    found = _rules(view)
+    considered = _rules(view)
+    found = [c for c in considered if c["strong"] is not None]
+    ruled_out = [c for c in considered if c["strong"] is None]
     strong = [c for c in found if c["strong"]]
     weak = [c for c in found if not c["strong"]]
     causes = [c["cause"] for c in strong]
@@ -1076,7 +1150,16 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
                         replica["name"],
                         _join(
                             "%s x%d" % kv
-                            for kv in sorted(upstream_errors(replica["after"]).items())
+                            for kv in sorted(
+                                dict(
+                                    upstream_errors(replica["after"]),
+                                    **{
+                                        k: n
+                                        for k, n in replica["after"].items()
+                                        if k in SECONDARY_SIGNATURES and n
+                                    },
+                                ).items()
+                            )
                         ),
                     )
                 )
@@ -1128,6 +1211,7 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         "reload_safe": reload_safe,
         "unchecked": list(view.unchecked),
         "warnings": _warnings(view, cause),
+        "hypotheses": _hypotheses(cause, found, ruled_out),
         "endpoints_since": _time_text(view.endpoints_since) if view.endpoints_since else None,
     }
     if cause == "stale_upstream":
@@ -1137,4 +1221,40 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
             % _join(stale_replicas)
         )
     verdict["summary"] = _summary(cause, view, chosen, verdict)
+    if ruled_out:
+        verdict["summary"] += " Ruled out: %s." % "; ".join(
+            "%s (%s)" % (c["cause"], c["against"][0]) for c in ruled_out
+        )
     return verdict
+
+
+def _hypotheses(cause, found, ruled_out):
+    """Every cause the evidence pointed to, with the evidence for it, against it, and what would
+    settle it (``missing``): ``fit`` is ``chosen``, ``strong`` or ``weak`` (it fits; another was
+    chosen, or none could be), or ``ruled_out`` (other evidence contradicts it)."""
+    out: list[Hypothesis] = []
+    for candidate in found:
+        if any(h["cause"] == candidate["cause"] for h in out):
+            continue
+        out.append(
+            {
+                "cause": candidate["cause"],
+                "fit": "chosen"
+                if candidate["cause"] == cause
+                else ("strong" if candidate["strong"] else "weak"),
+                "for": list(candidate["evidence"]),
+                "against": [],
+                "missing": list(candidate["missing"]),
+            }
+        )
+    for candidate in ruled_out:
+        out.append(
+            {
+                "cause": candidate["cause"],
+                "fit": "ruled_out",
+                "for": list(candidate["evidence"]),
+                "against": list(candidate["against"]),
+                "missing": [],
+            }
+        )
+    return out

@@ -686,6 +686,7 @@ def test_missing_or_broken_facts_never_raise(facts):
         "unchecked",
         "warnings",
         "endpoints_since",
+        "hypotheses",
     }
 
 
@@ -762,11 +763,31 @@ def test_unknown_still_reports_what_was_logged():
         [proxy(counts_after={"no_live_upstreams": 4, "reload": 1}, status_counts={"502": 4})]
     )
     verdict = decide(facts)
+    # "no live upstreams" is secondary: the proxy answers 502 itself after marking its servers
+    # failed; no server answered 502 ($upstream_status), so it is not backend_502, and the
+    # primary failure is outside the log read.
     assert verdict["cause"] == "unknown"
-    assert (
-        "proxy ingress/nginx-0 logged since its last reload: no_live_upstreams x4"
-        in verdict["evidence"]
+    assert any("no_live_upstreams x4" in line for line in verdict["evidence"])
+    assert any("widen since_seconds/tail_lines" in m for m in verdict["missing_evidence"])
+    [hyp] = [h for h in verdict["hypotheses"] if h["cause"] == "backend_502"]
+    assert hyp["fit"] == "ruled_out"
+    # the same 502s with a server answering 502 itself ($upstream_status) are backend_502
+    facts["proxies"] = [
+        proxy(
+            counts_after={"server_disabled": 1, "no_live_upstreams": 3},
+            status_counts={"502": 4},
+            upstream_status_counts={"502": 2},
+        )
+    ]
+    assert decide(facts)["cause"] == "backend_502"
+
+
+def test_secondary_lines_since_the_reload_are_not_healthy():
+    facts = facts_with(
+        [proxy(counts_after={"no_live_upstreams": 2}, status_counts={"200": 3})],
+        symptom=None,
     )
+    assert decide(facts)["cause"] != "healthy"
 
 
 def _timed_out(phase):
@@ -1075,3 +1096,17 @@ def test_a_crashing_pod_beside_ready_ones_is_a_warning_when_nothing_fails():
     # the same pod while the proxy answers 502 with upstream errors stays a lead
     facts.update(symptom={"status": 502, "url": "https://chat.example.com/"})
     assert decide(facts)["cause"] != "healthy"
+
+
+def test_hypotheses_name_the_evidence_for_and_against():
+    """A replica that dialled a vanished address but answers now: stale_upstream is ruled out,
+    with the dial as evidence for and the self-probe as evidence against, in the summary too."""
+    facts = facts_with([stale_proxy()], symptom=None, self_probes=[self_probe("nginx-0", 200)])
+    verdict = decide(facts)
+    [stale] = [h for h in verdict["hypotheses"] if h["cause"] == "stale_upstream"]
+    assert stale["fit"] == "ruled_out"
+    assert any(OLD_IP in line for line in stale["for"])
+    assert any("answered 200 on its own address" in line for line in stale["against"])
+    assert "Ruled out: stale_upstream (" in verdict["summary"]
+    chosen = decide(facts_with([stale_proxy()], self_probes=[self_probe("nginx-0", 502)]))
+    assert [h["fit"] for h in chosen["hypotheses"] if h["cause"] == "stale_upstream"] == ["chosen"]
