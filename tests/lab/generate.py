@@ -571,11 +571,14 @@ def _fault_steps(case: _Case, lay: dict[str, Any]) -> None:
     elif family == "upstream_timeout" and not case.fault_at_start:
         _behaviour_fault(case, lay, {"delay": (case.read_timeout or 1) + 1.5})
     elif family == "backend_crash":
-        if not case.fault_at_start:
-            _behaviour_fault(case, lay, {case.choices["crash_mode"]: True})
+        # The kills come before a change of behaviour: a kill after a restart is restarted with
+        # a back-off, and the lab's ClusterIP forwarder may then be reopened by two syncs at once
+        # ("address already in use" at lab-up, a race in badlab's Forwarder.update).
         crashed = case.sample("crashed_pods", pods, case.integer("crashes", 1, len(pods)))
         for pod in crashed:
             case.timeline.append(_crash_step(case, lay, pod))
+        if not case.fault_at_start:
+            _behaviour_fault(case, lay, {case.choices["crash_mode"]: True})
     elif family == "header_too_big" and not case.fault_at_start:
         _behaviour_fault(case, lay, {"header_bytes": case.choices["header_bytes"]})
     elif family == "network_blocked" and not case.fault_at_start:
