@@ -102,6 +102,8 @@ NOT_UPSTREAM_SIGNATURES = frozenset(["resolver_error", "buffered", "not_upstream
 
 # Signatures whose line names an upstream address nginx dialled.
 _DIALLED = ERROR_SIGNATURES | SECONDARY_SIGNATURES | {"client_closed"}
+# Lines only a worker process logs (it serves requests; the master never talks to upstreams).
+_BY_WORKERS = _DIALLED
 
 LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 _WARN = LEVELS.index("warn")
@@ -731,7 +733,13 @@ class _Address:
 
 
 def summarize(
-    lines, since=None, reload_time=None, max_errors=50, max_addresses=1000, local_offset=0
+    lines,
+    since=None,
+    reload_time=None,
+    max_errors=50,
+    max_addresses=1000,
+    local_offset=0,
+    worker_pids=None,
 ):
     """Summarise a stream of log lines without holding the whole log.
 
@@ -746,6 +754,10 @@ def summarize(
     workers' start time read from /proc, which can be off by a second or more) is used
     when the log has none (error_log above notice, or the line is older than the window).
     With neither, every line counts as after the reload and ``reload_known`` is False.
+    ``worker_pids`` (the current workers' PIDs, with ``reload_time``): a line only a worker
+    logs (about an upstream) is after the reload exactly when a current worker wrote it; this
+    places the lines of an error log file, whose times are whole seconds, that fall in the
+    same second as the reload, and the lines old workers still write while they finish.
 
     Returns a dict: ``lines_read``, ``bytes_read``, ``error_lines``, ``access_lines``,
     ``skipped_lines`` (before ``since``), ``first_time``, ``last_time``, ``reload_time``
@@ -778,6 +790,7 @@ def summarize(
             )
     since_key = _time_key(since)
     given_key = _time_key(reload_time)
+    current_pids = frozenset(worker_pids or ()) if given_key is not None else frozenset()
     counts: collections.Counter[str] = collections.Counter()
     by_marker, by_time = _After(), _After()
     errors: collections.deque[tuple[int, bool, dict]] = collections.deque(
@@ -809,6 +822,15 @@ def summarize(
             first_time = first_time or stamp
             last_time = stamp
         after_given = given_key is None or stamp is None or stamp >= given_key
+        if (
+            current_pids
+            and entry["kind"] == "error"
+            and entry["pid"] is not None
+            and entry["signature"] in _BY_WORKERS
+        ):
+            # Only workers talk to upstreams; the current ones started at the last reload. The
+            # PID places a line that nginx's whole-second time cannot (same second as the reload).
+            after_given = entry["pid"] in current_pids
         if entry["kind"] == "access":
             totals["access"] += 1
             code = str(entry["status"])

@@ -210,6 +210,7 @@ class ProxyAdapter:
         reload_time: str | None = None,
         max_errors: int = 50,
         files: dict[str, Any] | None = None,
+        worker_pids: list[int] | None = None,
     ) -> dict[str, Any]:
         """The container log's lines, with the log files ``read_log_files`` read (``files``),
         summarised by the proxy's log parser."""

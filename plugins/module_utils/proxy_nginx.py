@@ -353,6 +353,7 @@ class NginxAdapter(ProxyAdapter):
         reload_time: str | None = None,
         max_errors: int = 50,
         files: dict[str, Any] | None = None,
+        worker_pids: list[int] | None = None,
     ) -> dict[str, Any]:
         """``nginx_log.summarize`` (error and access lines interleaved) of the container log,
         merged in time order with the error log files ``read_log_files`` read (``files``)."""
@@ -360,9 +361,15 @@ class NginxAdapter(ProxyAdapter):
             offset = files["local_offset"]
             merged = merge_logs([lines] + [f["lines"] for f in files["files"]], offset)
             return summarize(
-                merged, reload_time=reload_time, max_errors=max_errors, local_offset=offset
+                merged,
+                reload_time=reload_time,
+                max_errors=max_errors,
+                local_offset=offset,
+                worker_pids=worker_pids,
             )
-        return summarize(lines, reload_time=reload_time, max_errors=max_errors)
+        return summarize(
+            lines, reload_time=reload_time, max_errors=max_errors, worker_pids=worker_pids
+        )
 
 
 def parse_log_file_output(text: str, limit: int) -> dict[str, Any]:

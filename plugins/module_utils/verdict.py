@@ -661,6 +661,49 @@ def _dns_failure(facts: _Facts):
     """nginx logged that a name could not be resolved (at run time or at config load)."""
     if not facts.sig_total(DNS):
         return []
+    names = sorted(
+        {
+            err["name"].rstrip(".")
+            for r in facts.replicas
+            for err in r["proxy"]["errors"]
+            if err.get("signature") in DNS and err.get("after_reload", True) and err.get("name")
+        }
+    )
+    svc = facts.service
+    if (
+        names
+        and svc
+        and svc["exists"]
+        and not facts.ready
+        and all(n.split(".")[1:3] == [svc["namespace"], "svc"] for n in names if "." in n)
+        and all("." in n for n in names)
+    ):
+        # A headless Service's name resolves to its ready endpoints only: with none (the pods
+        # of the Service's namespace are down or not Ready), the cluster DNS answers NXDOMAIN.
+        # The resolver works; the endpoints are the finding.
+        own = all(n.split(".")[0] == svc["name"] for n in names) and svc["headless"]
+        return [
+            _ruled_out(
+                "dns_failure",
+                [
+                    "%s %s, and %s has no ready endpoint: a headless Service's name resolves to "
+                    "its ready endpoints only, so the lookup fails because of the endpoints, not "
+                    "of DNS%s"
+                    % (
+                        _join(names),
+                        "is the headless Service %s" % facts.svc_name
+                        if own
+                        else "names a Service in %s" % svc["namespace"],
+                        facts.svc_name,
+                        ""
+                        if own
+                        else " (if that Service does not exist or selects other pods, the name "
+                        "is wrong as well)",
+                    )
+                ],
+                _sig_line(facts, DNS, "name resolution failed"),
+            )
+        ]
     found = []
     if _service_missing(facts):
         found.append(

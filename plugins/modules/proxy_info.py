@@ -624,7 +624,11 @@ def inspect_replica(adapter, pod, params):
         for item in files["files"]
     ]
     summary = adapter.summarize_log(
-        lines, reload_time=proxy["last_reload"], max_errors=params["max_errors"], files=files
+        lines,
+        reload_time=proxy["last_reload"],
+        max_errors=params["max_errors"],
+        files=files,
+        worker_pids=proxy["worker_pids"],
     )
     proxy["log"] = {
         "lines_read": len(lines),

@@ -646,3 +646,29 @@ def test_the_machines_nginx_still_writes_the_phase_lines(tmp_path):
         saved = summarize(fixture_lines(name))
         assert live["counts"] == saved["counts"]
         assert live["access"]["upstream_status_counts"] == saved["access"]["upstream_status_counts"]
+
+
+def test_worker_pids_place_lines_the_whole_second_time_cannot():
+    """An error log file has nginx's own whole-second times: a line written in the same second
+    as the reload (13.46) is placed by its PID (a current worker: after), and a line an old
+    worker writes after the reload while it finishes a request is before it."""
+    lines = [
+        "2026/11/30 06:19:13 [error] 700#700: *1 connect() failed (111: Connection refused) "
+        'while connecting to upstream, client: 10.0.0.1, server: _, request: "GET / HTTP/1.1", '
+        'upstream: "http://10.1.1.10:5000/", host: "x"',
+        "2026/11/30 06:19:14 [error] 512#512: *2 connect() failed (111: Connection refused) "
+        'while connecting to upstream, client: 10.0.0.1, server: _, request: "GET / HTTP/1.1", '
+        'upstream: "http://10.1.1.9:5000/", host: "x"',
+    ]
+    by_time = summarize(lines, reload_time="2026-11-30T06:19:13.46Z")
+    assert by_time["counts_after_reload"] == {"connect_refused": 1}
+    assert [e["upstream_address"] for e in by_time["errors"] if e["after_reload"]] == [
+        "10.1.1.9:5000"
+    ]
+    by_pid = summarize(lines, reload_time="2026-11-30T06:19:13.46Z", worker_pids=[700, 701])
+    assert by_pid["counts_after_reload"] == {"connect_refused": 1}
+    assert [e["upstream_address"] for e in by_pid["errors"] if e["after_reload"]] == [
+        "10.1.1.10:5000"
+    ]
+    # without a reload time there is nothing to place: the PIDs change nothing
+    assert summarize(lines, worker_pids=[700])["counts_after_reload"] == {"connect_refused": 2}

@@ -1110,3 +1110,37 @@ def test_hypotheses_name_the_evidence_for_and_against():
     assert "Ruled out: stale_upstream (" in verdict["summary"]
     chosen = decide(facts_with([stale_proxy()], self_probes=[self_probe("nginx-0", 502)]))
     assert [h["fit"] for h in chosen["hypotheses"] if h["cause"] == "stale_upstream"] == ["chosen"]
+
+
+def test_a_headless_name_without_ready_endpoints_is_not_a_dns_failure():
+    """nginx's resolver gets NXDOMAIN for a headless Service's name while none of its pods is
+    Ready (here: crash-looping): the endpoints are the finding, the resolver works."""
+    name = "open-webui-headless.open-webui.svc.cluster.local"
+    nxdomain = {
+        "signature": "dns_not_found",
+        "name": name,
+        "after_reload": True,
+        "time": "2026-11-25T02:00:00Z",
+        "level": "error",
+        "message": "%s could not be resolved (3: Host not found)" % name,
+    }
+    down = pod(
+        "open-webui-0",
+        NEW_IP,
+        ready=False,
+        restarts=4,
+        problems=["container app: CrashLoopBackOff"],
+    )
+    down["containers"][0].update(state="waiting", reason="CrashLoopBackOff", ready=False)
+    facts = facts_with(
+        [proxy(counts_after={"dns_not_found": 3}, errors=[nxdomain], status_counts={"502": 3})],
+        pods=[down],
+        service=service([endpoint(NEW_IP, ready=False)]),
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "backend_down"
+    [dns] = [h for h in verdict["hypotheses"] if h["cause"] == "dns_failure"]
+    assert dns["fit"] == "ruled_out" and "no ready endpoint" in dns["against"][0]
+    # with a ready endpoint the same NXDOMAIN is a real DNS failure (e.g. a short name)
+    facts.update(pods=[pod("open-webui-0", NEW_IP)], service=service([endpoint(NEW_IP)]))
+    assert decide(facts)["cause"] == "dns_failure"
