@@ -250,17 +250,20 @@ class Forwarder:
         self.targets: list[tuple[str, int]] = []
         self.server: asyncio.Server | None = None
         self._next = 0
+        # Two syncs may run at once (a step's and a restart watcher's): one opens the listener.
+        self._lock = asyncio.Lock()
 
     async def update(self, targets: list[tuple[str, int]]) -> None:
         """Set the ready endpoints; open or close the listener accordingly."""
-        self.targets = targets
-        if targets and self.server is None:
-            self.server = await asyncio.start_server(
-                self._handle, self.ip, self.port, reuse_address=True
-            )
-        elif not targets and self.server is not None:
-            self.server.close()
-            self.server = None
+        async with self._lock:
+            self.targets = targets
+            if targets and self.server is None:
+                self.server = await asyncio.start_server(
+                    self._handle, self.ip, self.port, reuse_address=True
+                )
+            elif not targets and self.server is not None:
+                self.server.close()
+                self.server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.targets:
