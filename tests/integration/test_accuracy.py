@@ -65,6 +65,13 @@ def test_verdict_matches_the_cause_and_reloads_only_stale_replicas(outcomes, pat
     assert verdict["summary"].startswith(spec.expect["cause"] + ":")
     assert verdict["evidence"], explain(outcome)
     assert verdict["recommendation"]["fix"]
+    # the exit status tells what happened: healthy and remediated 0, a problem found 2
+    cause = spec.expect["cause"]
+    ending = {"healthy": ("healthy", 0), STALE: ("remediated", 0)}.get(cause, ("problem_found", 2))
+    assert (result["outcome"]["outcome"], result["outcome"]["exit_status"]) == ending, explain(
+        outcome
+    )
+    assert outcome.output.startswith("exit %d\n" % ending[1]), explain(outcome)
     reloaded = reloaded_replicas(result)
     if spec.expect["cause"] != STALE:
         assert not remediation["performed"] and reloaded == [], remediation
