@@ -85,7 +85,7 @@ def probe_line(probe: ProbeFact) -> str:
 def pod_health(pod: PodFact) -> dict[str, t.Any]:
     """How a backend pod (pod_info's shape) stands.
 
-    Returns ``{healthy, crashing, not_ready, deleting, restarts, problems}``: ``healthy`` is
+    Returns ``{healthy, crashing, crashed, not_ready, deleting, restarts, problems}``: ``healthy`` is
     Running, Ready and without a problem; ``crashing`` is Failed or Pending, or, for a pod that
     is not serving now (not Ready, or a container not running), a problem that names a crash
     (:data:`CRASH_WORDS`). A pod Running and Ready with every container running is not
@@ -101,10 +101,15 @@ def pod_health(pod: PodFact) -> dict[str, t.Any]:
         and ready
         and all(c["state"] in (None, "running") for c in pod["containers"])
     )
+    crashed = phase in ("Failed", "Pending") or any(
+        word in problem for problem in problems for word in CRASH_WORDS
+    )
     return {
         "healthy": phase == "Running" and ready and not problems,
-        "crashing": phase in ("Failed", "Pending")
-        or (not serving and any(word in problem for problem in problems for word in CRASH_WORDS)),
+        "crashing": crashed and not serving,
+        # a crash in its history (phase or problems), serving now or not: in a crash loop a
+        # read may catch the container in its few running seconds
+        "crashed": crashed,
         "not_ready": phase == "Running" and not ready,
         "deleting": pod["deletion_timestamp"] or None,
         "restarts": pod["restarts"],

@@ -161,6 +161,13 @@ class _Facts:
                     by_state[endpoint_state(endpoint)].append(endpoint["address"])
         self.svc_health = service_health(svc) if svc else None
         self.crash, self.restarted, self.not_ready_pods, self.deleting = self._pod_trouble()
+        # With no ready endpoint, a crash in a pod's history counts even if a read caught it in
+        # one of a crash loop's running moments (the endpoints were read at another moment).
+        self.crashed = [
+            "pod %s/%s (%s)" % (p["namespace"], p["name"], _join(p["problems"], p["phase"] or "?"))
+            for p in self.pods or []
+            if pod_health(p)["crashed"]
+        ]
         self.endpoints_since = self._endpoints_since()
         self.self_probe = {
             "%s/%s" % (p["namespace"], p["name"]): p for p in self.self_probes if probe_ran(p)
@@ -561,7 +568,7 @@ def _no_endpoints(facts: _Facts):
         return [_candidate("no_endpoints", False, ["Service %s does not exist" % facts.svc_name])]
     if (
         not _without_ready_endpoint(facts)
-        or facts.crash
+        or facts.crashed
         or facts.not_ready
         or facts.not_ready_pods
         or facts.terminating
@@ -586,7 +593,7 @@ def _backend_not_ready(facts: _Facts):
     """No ready endpoint, no crash, and pods or endpoints that are not Ready."""
     if (
         not _without_ready_endpoint(facts)
-        or facts.crash
+        or facts.crashed
         or not (facts.not_ready or facts.not_ready_pods)
     ):
         return []
@@ -602,14 +609,16 @@ def _backend_not_ready(facts: _Facts):
 @rule("backend_down")
 def _backend_down(facts: _Facts):
     """Crashing pods: the cause when no endpoint is ready, a lead when some still are."""
-    if not facts.crash or facts.svc_health is None or _service_missing(facts):
+    if facts.svc_health is None or _service_missing(facts):
         return []
-    if not facts.ready:
+    if not facts.ready and facts.crashed:
         return [
             _candidate(
-                "backend_down", True, facts.crash + [_no_ready_line(facts)] + facts.restarted
+                "backend_down", True, facts.crashed + [_no_ready_line(facts)] + facts.restarted
             )
         ]
+    if not facts.crash:
+        return []
     if not facts.symptomatic():
         # a crashing pod beside ready ones, and no failure to explain: a warning
         return [

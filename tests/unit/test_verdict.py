@@ -1144,3 +1144,25 @@ def test_a_headless_name_without_ready_endpoints_is_not_a_dns_failure():
     # with a ready endpoint the same NXDOMAIN is a real DNS failure (e.g. a short name)
     facts.update(pods=[pod("open-webui-0", NEW_IP)], service=service([endpoint(NEW_IP)]))
     assert decide(facts)["cause"] == "dns_failure"
+
+
+def test_a_crash_loop_caught_running_is_still_down_when_no_endpoint_is_ready():
+    """The EndpointSlice (read at one moment) has no address; pod_info, a moment later, caught
+    the container in one of its few running seconds. Its history says crash loop: backend_down."""
+    last = {"state": "terminated", "reason": "Error", "exit_code": 1, "finished_at": None}
+    looping = pod(
+        "open-webui-0",
+        NEW_IP,
+        restarts=4,
+        last_state=dict(last, finished_at="2026-11-25T02:00:00Z"),
+        problems=[
+            "container app: last terminated Error (exit 1) at 2026-11-25T02:00:00Z",
+            "container app: restarted 4 times",
+        ],
+    )
+    facts = facts_with(
+        [proxy(counts_after={"connect_refused": 3}, status_counts={"502": 3})],
+        pods=[looping],
+        service=service([]),
+    )
+    assert decide(facts)["cause"] == "backend_down"
