@@ -44,7 +44,11 @@ options:
     elements: str
     default: []
   tail_lines:
-    description: Read at most this many of the newest log lines per replica.
+    description:
+      - Read at most this many of the newest log lines per replica.
+      - When those lines hold only secondary lines since the last reload (C(no live upstreams), C(upstream server temporarily disabled))
+        and no upstream error, the failures that marked the servers failed are older: the log is read once more, ten times as many lines
+        (still bounded by O(limit_bytes)), and C(problems) says so.
     type: int
     default: 5000
   since_seconds:
@@ -226,7 +230,7 @@ proxies:
           type: int
           returned: always
         tail_lines:
-          description: "The O(tail_lines) asked for."
+          description: "The O(tail_lines) asked for, or the wider count read when only secondary lines were found."
           type: int
           returned: always
     log_files:
@@ -545,6 +549,10 @@ def _new_proxy(pod):
     )
 
 
+#: How much further back the log is read, once, when the lines read show only secondary lines.
+WIDEN_FACTOR = 10
+
+
 def inspect_replica(adapter, pod, params):
     """Everything read from inside one replica (before correlation), through the proxy's
     adapter (``proxy_adapter.ProxyAdapter``).
@@ -630,12 +638,54 @@ def inspect_replica(adapter, pod, params):
         files=files,
         worker_pids=proxy["worker_pids"],
     )
+    tail = params["tail_lines"]
+    if (
+        summary["secondary_after_reload"]
+        and not summary["errors_after_reload"]
+        and tail
+        and len(lines) >= tail - 1
+        and not truncated
+    ):
+        # Only secondary lines since the reload (no live upstreams, a server disabled) and a
+        # full tail: the failures that marked the servers failed are older than the lines
+        # read. Read further back once, still bounded by limit_bytes.
+        wider = tail * WIDEN_FACTOR
+        try:
+            text, size, truncated = adapter.client.read_log(
+                ns,
+                name,
+                container,
+                tail_lines=wider,
+                since_seconds=params["since_seconds"],
+                limit_bytes=params["limit_bytes"],
+            )
+        except K8sError as exc:
+            proxy["problems"].append(
+                "only secondary lines in the last %d log lines, and the wider read failed: %s"
+                % (tail, exc)
+            )
+        else:
+            lines = text.splitlines()
+            if truncated and lines:
+                lines = lines[:-1]
+            proxy["problems"].append(
+                "only secondary lines (no live upstreams, server disabled) in the last %d log "
+                "lines: read the last %d" % (tail, wider)
+            )
+            tail = wider
+            summary = adapter.summarize_log(
+                lines,
+                reload_time=proxy["last_reload"],
+                max_errors=params["max_errors"],
+                files=files,
+                worker_pids=proxy["worker_pids"],
+            )
     proxy["log"] = {
         "lines_read": len(lines),
         "bytes_read": size,
         "truncated": truncated,
         "since_seconds": params["since_seconds"],
-        "tail_lines": params["tail_lines"],
+        "tail_lines": tail,
     }
     if truncated:
         proxy["problems"].append(
