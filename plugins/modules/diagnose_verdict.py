@@ -127,6 +127,43 @@ verdict:
       type: list
       elements: str
       returned: always
+    warnings:
+      description:
+        - "What is wrong but is not the cause: a replica that dialled a vanished address and is not to be reloaded
+          (it answers now, resolves at run time, or was reloaded after the current endpoints appeared), a backend pod crashing beside ready ones."
+      type: list
+      elements: str
+      returned: always
+    endpoints_since:
+      description:
+        - "When the Service's newest ready endpoint became Ready (RFC 3339), or null; a replica last reloaded after it is not reloaded again."
+      type: str
+      returned: always
+    hypotheses:
+      description:
+        - "Every cause the evidence pointed to, with the evidence for it, against it, and what would settle it."
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        cause:
+          description: "The cause ID."
+          type: str
+        fit:
+          description: "V(chosen), V(strong) or V(weak) (it fits; another was chosen, or none could be), or V(ruled_out) (other evidence contradicts it)."
+          type: str
+        for:
+          description: "The evidence for it."
+          type: list
+          elements: str
+        against:
+          description: "The evidence against it (for V(ruled_out))."
+          type: list
+          elements: str
+        missing:
+          description: "What would settle it."
+          type: list
+          elements: str
   sample:
     cause: stale_upstream
     stale_replicas: [open-webui/nginx-proxy-0]
