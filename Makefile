@@ -37,7 +37,7 @@ help:
 	@echo "make demo    - the seed incident on the lab: 502, diagnosis, reload, 200 (REPORT=path for the JSON result)"
 	@echo "make test    - everything CI runs"
 	@echo "make lab-up SCENARIO=file LAB_DIR=dir / make lab-down LAB_DIR=dir"
-	@echo "make unit (fast, no root), make coverage, make accuracy, make bench, make sanity, make lint"
+	@echo "make unit (fast, no root), make coverage, make accuracy, make bench (make bench-speed), make sanity, make lint"
 
 # ---------------------------------------------------------------- set-up
 .PHONY: system-deps
@@ -135,9 +135,18 @@ lint: setup
 	@bash tests/sanity/lint.sh $(VENV)
 
 # ---------------------------------------------------------------- numbers
-.PHONY: bench accuracy
+.PHONY: bench bench-speed accuracy
+# bench/speed.py runs the fleet of bench/fleet.py itself (side by side with the other figures).
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do \
+	  case $$b in bench/fleet.py) continue ;; esac; \
+	  echo "== $$b"; $(PY) $$b || exit 1; \
+	done
+
+# The diagnosis' speed in one run: role, kubectl, Ansible's floor, replicas, unrelated pods,
+# the fleet, and the ratios of issue 13 (BENCH_RUNS=5, BENCH_FLEET=0 to leave the fleet out).
+bench-speed: setup
+	@$(PY) bench/speed.py
 
 accuracy: setup
 	@$(PY) tests/lab/accuracy.py

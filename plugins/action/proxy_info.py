@@ -1,6 +1,8 @@
 # Copyright: badgateway.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of badgateway.k8s.proxy_info: module_defaults of kubernetes.core's groups reach it."""
+"""Action plugin of badgateway.k8s.proxy_info: runs on the controller in-process when the module would
+run there (plugin_utils/_in_process.py), else the module; module_defaults of kubernetes.core's
+groups reach it."""
 
 from __future__ import annotations
 
@@ -10,4 +12,7 @@ from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults
 
 
 class ActionModule(K8sActionModule):
-    """Runs the proxy_info module with the connection options of group/kubernetes.core.k8s as well."""
+    """The proxy_info task (module_utils/_k8s_tasks.py) here or the proxy_info module, with the connection
+    options of group/kubernetes.core.k8s as well."""
+
+    TASK = "proxy_info"

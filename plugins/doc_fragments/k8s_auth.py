@@ -118,6 +118,15 @@ options:
       - Can also be set with the E(K8S_AUTH_REQUEST_TIMEOUT) environment variable.
     type: float
     default: 10
+  max_in_flight:
+    description:
+      - The most calls (API requests and commands run in pods) in flight at once to the API
+        server. Reads that do not depend on each other (the replicas of a proxy, the lists of
+        several namespaces) run concurrently up to this bound; the others wait for a free slot.
+        Each call is still bounded by O(request_timeout) from when it starts.
+      - V(1) makes every call wait for the one before it.
+    type: int
+    default: 8
   persist_config:
     description:
       - Whether to write a token that the kubeconfig's C(auth-provider) (for example C(oidc))

@@ -5,21 +5,30 @@
 * ``AUTH_ARG_SPEC``: the kubernetes.core-compatible auth options with ``K8S_AUTH_*`` fallbacks.
 * ``K8sClient``: GET by path (JSON), pod logs (bounded) and exec over WebSocket (v5/v4), each
   under ``request_timeout``; every failure becomes a ``K8sError`` with a message a user can act
-  on (unreachable API, 401, 403 naming the verb and resource, 404), never a traceback.
+  on (unreachable API, 401, 403 naming the verb and resource, 404), never a traceback. Safe to
+  share between threads: at most ``max_in_flight`` calls (requests and exec streams) are in
+  flight to its API server at once, the others wait for a free slot.
 
-Lean on purpose: it imports only ``kubernetes.config`` (kubeconfig / in-cluster loading, exec
-credential plugins) and the client ``Configuration`` class, and talks HTTP through urllib3
-directly; ``CoreV1Api`` and ``kubernetes.stream`` are not imported (measured: importing
-``kubernetes.client.api.core_v1_api`` costs about 0.8-1.8 s, this module about 0.3 s).
+Lean on purpose: it talks HTTP through urllib3 directly (``CoreV1Api`` and
+``kubernetes.stream`` are never imported: importing ``kubernetes.client.api.core_v1_api``
+costs about 0.8-1.8 s), and it reads a kubeconfig whose user has a token, a client
+certificate or a user name and password itself (``read_kubeconfig``). Only a kubeconfig it
+does not read that way (an exec credential plugin, an auth-provider, several files, a dict)
+and in-cluster configuration import ``kubernetes.config`` (about 0.2-0.3 s), which then
+loads it as before.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import importlib.util
 import ipaddress
 import json
 import os
+import signal
 import ssl
+import tempfile
 import threading
 import traceback
 from urllib.parse import quote, urlencode, urlsplit
@@ -29,13 +38,10 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 try:
     import urllib3
     from urllib3._collections import HTTPHeaderDict
-    from kubernetes.client.configuration import Configuration
-    from kubernetes.config.config_exception import ConfigException
-    from kubernetes.config.incluster_config import load_incluster_config
-    from kubernetes.config.kube_config import load_kube_config, load_kube_config_from_dict
 
-    HAS_K8S = True
-    K8S_IMPORT_ERROR = None
+    # Imported when a configuration needs it (kubernetes_config), not here: it is found.
+    HAS_K8S = importlib.util.find_spec("kubernetes") is not None
+    K8S_IMPORT_ERROR = None if HAS_K8S else "ModuleNotFoundError: No module named 'kubernetes'"
 except ImportError:
     HAS_K8S = False
     K8S_IMPORT_ERROR = traceback.format_exc()
@@ -53,6 +59,7 @@ if WEBSOCKET_IMPORT_ERROR:
     K8S_IMPORT_ERROR = K8S_IMPORT_ERROR or WEBSOCKET_IMPORT_ERROR
 
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_IN_FLIGHT = 8
 
 AUTH_ARG_SPEC = {
     "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
@@ -114,6 +121,8 @@ AUTH_ARG_SPEC = {
         "default": DEFAULT_TIMEOUT,
         "fallback": (env_fallback, ["K8S_AUTH_REQUEST_TIMEOUT"]),
     },
+    # Calls (API requests and exec streams) in flight at once to the API server, per client.
+    "max_in_flight": {"type": "int", "default": DEFAULT_MAX_IN_FLIGHT},
     # As in kubernetes.core: write a token that a kubeconfig auth-provider refreshed back to
     # the kubeconfig file (off by default; a kubeconfig given as a dict has no file).
     "persist_config": {
@@ -168,12 +177,22 @@ def k8s_module(argument_spec, **kwargs):
             msg=missing_required_lib("kubernetes (with websocket-client)"),
             exception=K8S_IMPORT_ERROR,
         )
-    if module.params["request_timeout"] <= 0:
-        module.fail_json(
-            msg="request_timeout must be a positive number of seconds, got %s"
-            % module.params["request_timeout"]
-        )
+    problem = param_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     return module
+
+
+def param_problem(params):
+    """Why the connection options ``params`` cannot be used (a value out of range), or None."""
+    if params["request_timeout"] <= 0:
+        return (
+            "request_timeout must be a positive number of seconds, got %s"
+            % (params["request_timeout"])
+        )
+    if params.get("max_in_flight") is not None and params["max_in_flight"] < 1:
+        return "max_in_flight must be at least 1, got %s" % params["max_in_flight"]
+    return None
 
 
 def client_from_module(module):
@@ -245,74 +264,217 @@ def _api_key_header(cfg):
     return None
 
 
+def signals_to_the_main_thread():
+    """Block SIGINT and SIGTERM in the calling thread (one the collection started), so that the
+    kernel delivers them to the main thread: Python runs a signal's handler in the main thread
+    only, and a main thread waiting for these threads would otherwise not wake up for it (an
+    interrupted run, an Ansible worker told to stop, would wait for the calls in flight)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+class Settings:
+    """The connection settings a K8sClient uses: the attributes of kubernetes' ``Configuration``
+    it reads, with that class's defaults (a configuration read without the library)."""
+
+    def __init__(self):
+        self.host = "http://localhost"
+        self.verify_ssl = True
+        self.ssl_ca_cert = None
+        self.cert_file = None
+        self.key_file = None
+        self.assert_hostname = None
+        self.tls_server_name = None
+        self.proxy = None
+        self.no_proxy = None
+        self.proxy_headers = None
+        self.api_key = {}
+        self.api_key_prefix = {}
+        self.refresh_api_key_hook = None
+        self.username = ""
+        self.password = ""
+
+
+# What read_kubeconfig reads; a kubeconfig with more (an exec plugin, an auth-provider,
+# impersonation, a proxy-url, which only newer versions of the library honour...) in its
+# context's user or cluster is left to the kubernetes library.
+_USER_KEYS = frozenset(
+    (
+        "token",
+        "tokenFile",
+        "client-certificate",
+        "client-certificate-data",
+        "client-key",
+        "client-key-data",
+        "username",
+        "password",
+    )
+)
+_CLUSTER_KEYS = frozenset(
+    (
+        "server",
+        "certificate-authority",
+        "certificate-authority-data",
+        "insecure-skip-tls-verify",
+        "tls-server-name",
+    )
+)
+
+
+class NotRead(Exception):
+    """read_kubeconfig leaves this kubeconfig to the kubernetes library."""
+
+
+def _one_named(items, name):
+    """The one dict of ``items`` called ``name`` (NotRead when there is none or several)."""
+    found = [i for i in items if isinstance(i, dict) and i.get("name") == name]
+    if len(found) != 1:
+        raise NotRead()
+    return found[0]
+
+
+def _as_file(section, key, base, temp_files):
+    """``key``'s file (relative to ``base``) or ``key-data`` (base64, written to a temporary
+    file listed in ``temp_files``), the data first, as the kubernetes library reads them."""
+    if key + "-data" in section:
+        try:
+            data = base64.standard_b64decode(section[key + "-data"])
+        except (TypeError, ValueError, binascii.Error):
+            raise NotRead() from None
+        if not data:
+            return None
+        handle, name = tempfile.mkstemp(prefix="badgateway-k8s-")
+        temp_files.append(name)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        return name
+    if key in section:
+        path = os.path.normpath(os.path.join(base, str(section[key])))
+        if not os.path.isfile(path):
+            raise NotRead()  # the library says which file is missing
+        return path
+    return None
+
+
+def read_kubeconfig(path, context, temp_files):
+    """Settings from the kubeconfig file ``path`` (the ``context``, else its current one) when
+    its user has a token (or token file), a client certificate, or a user name and password;
+    None when the kubernetes library should read it instead (anything else, or anything
+    unexpected: then the library's own message names the problem). The values are those the
+    library would set; ``*-data`` is written to temporary files listed in ``temp_files``."""
+    try:
+        import yaml  # pylint: disable=import-outside-toplevel  # kubernetes' own dependency
+
+        with open(path) as handle:
+            doc = yaml.safe_load(handle)
+        if not isinstance(doc, dict):
+            raise NotRead()
+        ctx = _one_named(doc.get("contexts") or [], context or doc.get("current-context"))
+        ctx = ctx.get("context")
+        if not isinstance(ctx, dict):
+            raise NotRead()
+        cluster = _one_named(doc.get("clusters") or [], ctx.get("cluster")).get("cluster")
+        users = (doc.get("users") or []) if ctx.get("user") else []
+        named = [u for u in users if isinstance(u, dict) and u.get("name") == ctx["user"]]
+        if len(named) > 1:
+            raise NotRead()
+        user = named[0].get("user") if named else {}
+        if not isinstance(cluster, dict) or not isinstance(user, dict):
+            raise NotRead()
+        if set(user) - _USER_KEYS or set(cluster) - _CLUSTER_KEYS:
+            raise NotRead()
+        base = os.path.abspath(os.path.dirname(path))
+        settings = Settings()
+        if "server" in cluster:
+            settings.host = str(cluster["server"]).rstrip("/")
+            if settings.host.startswith("https"):
+                settings.ssl_ca_cert = _as_file(cluster, "certificate-authority", base, temp_files)
+                settings.cert_file = _as_file(user, "client-certificate", base, temp_files)
+                settings.key_file = _as_file(user, "client-key", base, temp_files)
+        token = user.get("token")
+        if "token" not in user and "tokenFile" in user:
+            token_file = os.path.normpath(os.path.join(base, str(user["tokenFile"])))
+            with open(token_file) as handle:
+                token = handle.read()
+        if token:
+            settings.api_key = {"authorization": "Bearer %s" % token}
+        elif "username" in user and "password" in user:
+            basic = base64.b64encode(
+                ("%s:%s" % (user["username"], user["password"])).encode()
+            ).decode()
+            settings.api_key = {"authorization": "Basic " + basic}
+        if "insecure-skip-tls-verify" in cluster:
+            settings.verify_ssl = not cluster["insecure-skip-tls-verify"]
+        if "tls-server-name" in cluster:
+            settings.tls_server_name = cluster["tls-server-name"]
+        return settings
+    except Exception:  # pylint: disable=broad-except  # NotRead, or anything the library reports
+        return None
+
+
 class K8sClient:
-    """Configured access to one API server; every call is bounded by ``request_timeout``."""
+    """Configured access to one API server; every call is bounded by ``request_timeout``.
+
+    Threads may share one client: at most ``max_in_flight`` calls run at once (a slot is taken
+    before a call starts and given back when it ends or is abandoned at its deadline), and
+    ``stats`` counts what was asked and read: ``requests`` (GETs), ``execs``, ``bytes`` (response
+    bodies and exec output).
+    """
 
     def __init__(self, params):
         self.timeout = float(params.get("request_timeout") or DEFAULT_TIMEOUT)
-        self.config = self._load_configuration(params)
+        self.max_in_flight = max(1, int(params.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT))
+        self._temp_files: list[str] = []
+        self._library_temp_files = False
+        try:
+            self.config = self._load_configuration(params)
+        except BaseException:
+            self._remove_temp_files()
+            raise
         self.host = self.config.host.rstrip("/")
         self._impersonate_user = params.get("impersonate_user")
         self._impersonate_groups = params.get("impersonate_groups") or []
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "execs": 0, "bytes": 0}
         self._pool = self._make_pool()
 
+    def _count(self, kind, size):
+        with self._lock:
+            self.stats[kind] += 1
+            self.stats["bytes"] += size
+
     # ----------------------------------------------------------------- configuration
-    @staticmethod
-    def _load_configuration(params):
-        cfg = Configuration()
+    def _load_configuration(self, params):
         kubeconfig = params.get("kubeconfig")
         context = params.get("context")
         host = params.get("host")
-        try:
-            if isinstance(kubeconfig, dict):
-                load_kube_config_from_dict(
-                    kubeconfig, context=context, client_configuration=cfg, persist_config=False
-                )
-            elif kubeconfig:
-                path = os.path.expanduser(str(kubeconfig))
-                for part in path.split(os.pathsep):
-                    if not os.path.exists(part):
-                        raise K8sError(
-                            "kubeconfig file %s does not exist (option kubeconfig or "
-                            "K8S_AUTH_KUBECONFIG)" % part
-                        )
-                load_kube_config(
-                    config_file=path,
-                    context=context,
-                    client_configuration=cfg,
-                    persist_config=bool(params.get("persist_config")),
-                )
-            elif not host:
-                default = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
-                if any(os.path.exists(p) for p in default.split(os.pathsep)):
-                    load_kube_config(
-                        config_file=default,
-                        context=context,
-                        client_configuration=cfg,
-                        persist_config=bool(params.get("persist_config")),
-                    )
-                elif os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
-                    load_incluster_config(client_configuration=cfg)
-                else:
+        persist = bool(params.get("persist_config"))
+        if isinstance(kubeconfig, dict):
+            cfg = self._library_configuration("dict", kubeconfig, context, persist)
+        elif kubeconfig:
+            path = os.path.expanduser(str(kubeconfig))
+            for part in path.split(os.pathsep):
+                if not os.path.exists(part):
                     raise K8sError(
-                        "no Kubernetes configuration found: set kubeconfig (or "
-                        "K8S_AUTH_KUBECONFIG / KUBECONFIG), or host with api_key (K8S_AUTH_HOST, "
-                        "K8S_AUTH_API_KEY), or run inside a pod with a service account"
+                        "kubeconfig file %s does not exist (option kubeconfig or "
+                        "K8S_AUTH_KUBECONFIG)" % part
                     )
-        except ConfigException as exc:
-            raise K8sError(
-                "cannot load the Kubernetes configuration%s: %s"
-                % (" (context %s)" % context if context else "", exc)
-            ) from None
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise K8sError(
-                "cannot read kubeconfig %s: %s: %s"
-                % (
-                    "(dict)" if isinstance(kubeconfig, dict) else kubeconfig,
-                    exc.__class__.__name__,
-                    exc,
+            cfg = self._file_configuration(path, kubeconfig, context, persist)
+        elif not host:
+            default = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))
+            if any(os.path.exists(p) for p in default.split(os.pathsep)):
+                cfg = self._file_configuration(default, kubeconfig, context, persist)
+            elif os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
+                cfg = self._library_configuration("in-cluster", None, context, persist)
+            else:
+                raise K8sError(
+                    "no Kubernetes configuration found: set kubeconfig (or "
+                    "K8S_AUTH_KUBECONFIG / KUBECONFIG), or host with api_key (K8S_AUTH_HOST, "
+                    "K8S_AUTH_API_KEY), or run inside a pod with a service account"
                 )
-            ) from None
+        else:
+            cfg = Settings()
         if host:
             cfg.host = host
         if params.get("api_key"):
@@ -354,6 +516,77 @@ class K8sClient:
                 "kubeconfig with a cluster server" % cfg.host
             )
         return cfg
+
+    def _file_configuration(self, path, kubeconfig, context, persist):
+        """A kubeconfig file (or several, ``os.pathsep``-separated) read: by read_kubeconfig
+        when it can, else by the kubernetes library."""
+        if os.pathsep not in path:
+            settings = read_kubeconfig(path, context, self._temp_files)
+            if settings is not None:
+                return settings
+        return self._library_configuration(path, kubeconfig, context, persist)
+
+    def _library_configuration(self, source, kubeconfig, context, persist):
+        """A configuration loaded by the kubernetes library: a kubeconfig file or dict
+        (``source`` the path or ``"dict"``), or the in-cluster one (``"in-cluster"``)."""
+        # pylint: disable=import-outside-toplevel  # only this needs the library, imported here
+        from kubernetes.client.configuration import Configuration
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.incluster_config import load_incluster_config
+        from kubernetes.config.kube_config import load_kube_config, load_kube_config_from_dict
+
+        self._library_temp_files = True
+        cfg = Configuration()
+        try:
+            if source == "dict":
+                load_kube_config_from_dict(
+                    kubeconfig, context=context, client_configuration=cfg, persist_config=False
+                )
+            elif source == "in-cluster":
+                load_incluster_config(client_configuration=cfg)
+            else:
+                load_kube_config(
+                    config_file=source,
+                    context=context,
+                    client_configuration=cfg,
+                    persist_config=persist,
+                )
+        except ConfigException as exc:
+            raise K8sError(
+                "cannot load the Kubernetes configuration%s: %s"
+                % (" (context %s)" % context if context else "", exc)
+            ) from None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise K8sError(
+                "cannot read kubeconfig %s: %s: %s"
+                % (
+                    "(dict)" if isinstance(kubeconfig, dict) else kubeconfig,
+                    exc.__class__.__name__,
+                    exc,
+                )
+            ) from None
+        return cfg
+
+    def close(self):
+        """Drop the pooled connections and remove the temporary files the configuration was
+        written to (a kubeconfig's ``*-data``): an Ansible worker ends without running the exit
+        handlers that would."""
+        self._remove_temp_files()
+        self._pool.clear()
+
+    def _remove_temp_files(self):
+        for name in self._temp_files:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+        del self._temp_files[:]
+        if self._library_temp_files:
+            from kubernetes.config import kube_config  # pylint: disable=import-outside-toplevel
+
+            cleanup = getattr(kube_config, "_cleanup_temp_files", None)
+            if cleanup is not None:
+                cleanup()
 
     def _proxy_url(self):
         proxy = getattr(self.config, "proxy", None)
@@ -399,7 +632,7 @@ class K8sClient:
 
     def _make_pool(self):
         kwargs = self._tls_kwargs()
-        kwargs.update(num_pools=2, maxsize=4, retries=False)
+        kwargs.update(num_pools=2, maxsize=max(4, self.max_in_flight), retries=False)
         if not self.config.verify_ssl:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         proxy = self._proxy_url()
@@ -411,7 +644,8 @@ class K8sClient:
         headers = HTTPHeaderDict()
         headers["Accept"] = accept
         headers["User-Agent"] = "badgateway.k8s"
-        auth = _api_key_header(self.config)
+        with self._lock:  # a token refresh (exec plugin, auth-provider) runs once at a time
+            auth = _api_key_header(self.config)
         if auth:
             headers["Authorization"] = auth
         elif self.config.username and self.config.password:
@@ -476,18 +710,23 @@ class K8sClient:
         an API server that sends its answer one byte a second never trips them. The call runs
         in a daemon thread; past the deadline the pool's idle connections are dropped and a
         K8sError names the call (the thread ends with its socket, or with the process).
+        The call takes one of the ``max_in_flight`` slots first (waiting for calls that are
+        bounded themselves) and gives it back when it ends or is abandoned: an abandoned call
+        never holds a slot, so stuck calls cannot starve the ones after them.
         """
         box = {}
 
         def run():
+            signals_to_the_main_thread()
             try:
                 box["value"] = call()
             except BaseException as exc:  # pylint: disable=broad-except
                 box["error"] = exc
 
         worker = threading.Thread(target=run, name="badgateway-k8s-call", daemon=True)
-        worker.start()
-        worker.join(limit)
+        with self._slots:
+            worker.start()
+            worker.join(limit)
         if worker.is_alive():
             self._pool.clear()
             raise K8sError(
@@ -564,6 +803,7 @@ class K8sClient:
             ) from None
         finally:
             resp.release_conn()
+        self._count("requests", len(body))
         if resp.status >= 300:
             raise self._error(resp.status, body, verb, resource, namespace, name)
         return body, truncated
@@ -592,7 +832,15 @@ class K8sClient:
             path += "/" + sub
         return path
 
-    def list(self, api_prefix, plural, namespace=None, label_selector=None, resource=None):
+    def list(
+        self,
+        api_prefix,
+        plural,
+        namespace=None,
+        label_selector=None,
+        resource=None,
+        field_selector=None,
+    ):
         """List a resource (following ``continue``); return the items."""
         path = api_prefix
         if namespace:
@@ -601,6 +849,8 @@ class K8sClient:
         query: dict[str, str | int] = {"limit": 500}
         if label_selector:
             query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
         items: list[dict] = []
         while True:
             doc = self.get_json(path, query, "list", resource or plural, namespace)
@@ -610,9 +860,12 @@ class K8sClient:
                 return items
             query["continue"] = token
 
-    def list_pods(self, namespace, label_selector=None):
-        """Pods of a namespace, optionally by label selector."""
-        return self.list("/api/v1", "pods", namespace, label_selector)
+    def list_pods(self, namespace, label_selector=None, field_selector=None):
+        """Pods of a namespace, optionally by label and field selector (e.g.
+        ``status.podIP=10.0.0.5``: the pods at one address, whatever else the namespace holds)."""
+        return self.list(
+            "/api/v1", "pods", namespace, label_selector, field_selector=field_selector
+        )
 
     def list_services(self, namespace):
         """Services of a namespace."""
@@ -772,7 +1025,7 @@ class K8sClient:
         )
         try:
             # run_exec bounds the stream by ``limit``; the grace covers a handshake that drips.
-            return self._bounded(
+            result = self._bounded(
                 call,
                 limit + 2.0,
                 lambda: run_exec(
@@ -797,3 +1050,5 @@ class K8sClient:
             raise K8sError(
                 "%s: cannot open exec via %s: %s (timeout %gs)" % (call, self.host, exc, limit)
             ) from None
+        self._count("execs", len(result.stdout) + len(result.stderr))
+        return result

@@ -41,7 +41,10 @@ PID_FILES = (
 # nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". POSIX sh
 # only; tr, getconf and a date with %N are optional. btime is whole seconds; now - uptime
 # gives the boot time to about 10 ms when date knows %N (uptime is read first, so every
-# sample is late, never early: the smallest of three is kept).
+# sample is late, never early: the smallest of three is kept). The processes: when the pid
+# file names a running nginx and the kernel lists its children (/proc/PID/task/*/children),
+# that master and its children; else every process the container sees (a container that
+# shares its node's or its pod's process namespace sees many).
 PROC_SCRIPT = r"""
 for f in "$@"; do
   if [ -r "$f" ]; then read -r p < "$f" && echo "pidfile $f $p" && break; fi
@@ -51,14 +54,38 @@ echo "hz $(getconf CLK_TCK 2>/dev/null || echo 100)"
 for i in 1 2 3; do
   read -r up rest < /proc/uptime && echo "clock $(date +%s.%N 2>/dev/null) $up"
 done
-for d in /proc/[0-9]*; do
-  read -r s < "$d/stat" 2>/dev/null || continue
+show() {
+  read -r s < "$1/stat" 2>/dev/null || return 0
   case "$s" in
     *"(nginx)"*)
       echo "stat $s"
-      echo "cmd $(tr '\000' ' ' < "$d/cmdline" 2>/dev/null)" ;;
+      echo "cmd $(tr '\000' ' ' < "$1/cmdline" 2>/dev/null)" ;;
   esac
-done
+}
+via=
+case "$p" in
+  ''|*[!0-9]*) ;;
+  *)
+    if read -r s < "/proc/$p/stat" 2>/dev/null; then
+      case "$s" in
+        *"(nginx)"*)
+          via=children
+          list=$p
+          for t in /proc/$p/task/*; do
+            if [ -r "$t/children" ]; then
+              c=; read -r c < "$t/children"; list="$list $c"
+            else
+              via=
+            fi
+          done ;;
+      esac
+    fi ;;
+esac
+if [ -n "$via" ]; then
+  for n in $list; do show "/proc/$n"; done
+else
+  for d in /proc/[0-9]*; do show "$d"; done
+fi
 """
 
 

@@ -172,18 +172,12 @@ verdict:
     reload_safe: true
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import decide
+from ansible_collections.badgateway.k8s.plugins.module_utils._tasks import module_main
 
 
 def main():
-    """Module entry point."""
-    module = AnsibleModule(
-        argument_spec={"facts": {"type": "dict", "required": True}}, supports_check_mode=True
-    )
-    # decide() never raises: facts it cannot read give cause "unknown" naming what was wrong
-    module.exit_json(changed=False, verdict=decide(module.params["facts"]))
+    """Module entry point: the task of _tasks.py, run by AnsibleModule."""
+    module_main("diagnose_verdict")
 
 
 if __name__ == "__main__":

@@ -262,66 +262,12 @@ changed:
   type: bool
 """
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._reload import ReloadPlan, new_result
-from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
-    client_from_module,
-    k8s_module,
-)
-from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_tasks import run_module
 
 
 def main():
-    """Module entry point: options, check mode, the plan (module_utils/_reload.py), the exit."""
-    module = k8s_module(
-        {
-            "namespace": {"type": "str", "required": True},
-            "pods": {"type": "list", "elements": "str", "required": True},
-            "container": {"type": "str"},
-            "probe_path": {"type": "str"},
-            "probe_port": {"type": "int"},
-            "probe_url": {"type": "str"},
-            "settle_timeout": {"type": "float", "default": 5},
-            "probe_timeout": {"type": "float", "default": 5},
-            "cooldown": {"type": "int", "default": 300},
-            "force": {"type": "bool", "default": False},
-            "lock_timeout": {"type": "float", "default": 30},
-            "reloaded_after": {"type": "str"},
-        },
-        supports_check_mode=True,
-        mutually_exclusive=[("probe_url", "probe_path")],
-    )
-    params = module.params
-    names = list(dict.fromkeys(params["pods"]))
-    if not names:
-        module.exit_json(changed=False, replicas=[], msg="no replica given: nothing to reload")
-    if module.check_mode:
-        # Nothing runs in the pods, and no client is needed: only the steps are named.
-        steps = ReloadPlan(proxy_adapter(), params).steps()
-        replicas = [new_result(params["namespace"], name, steps) for name in names]
-        module.exit_json(
-            changed=True,
-            replicas=replicas,
-            msg="check mode: would run, in each of %s: %s" % (", ".join(names), "; ".join(steps)),
-        )
-    plan = ReloadPlan(proxy_adapter(client_from_module(module)), params)
-    replicas = plan.run(params["namespace"], names)
-    changed = any(r["reloaded"] for r in replicas)
-    bad = [r for r in replicas if not r["verified"]]
-    if bad:
-        module.fail_json(
-            msg="; ".join("%s/%s: %s" % (r["namespace"], r["name"], r["error"]) for r in bad),
-            changed=changed,
-            replicas=replicas,
-        )
-    skipped = [r["name"] for r in replicas if r["skipped"]]
-    note = (
-        "; not reloaded (reloaded since, or in the cooldown): %s" % ", ".join(skipped)
-        if skipped
-        else ""
-    )
-    module.exit_json(
-        changed=changed, replicas=replicas, msg="verified: %s%s" % (", ".join(names), note)
-    )
+    """Module entry point: the task of _k8s_tasks.py, run by AnsibleModule."""
+    run_module("nginx_reload")
 
 
 if __name__ == "__main__":

@@ -223,79 +223,12 @@ pods:
       problems: []
 """
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
-    selector_string,
-    sort_pods,
-    summarize_pod,
-)
-from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
-    K8sError,
-    K8sNotFound,
-    client_from_module,
-    k8s_module,
-)
-
-
-def choose_selector(client, namespace, service):
-    """The label selector of Service ``namespace/service``; K8sError when unusable."""
-    try:
-        svc = client.get_service(namespace, service)
-    except K8sNotFound:
-        client.require_namespace(namespace)
-        raise K8sError('Service "%s" not found in namespace "%s"' % (service, namespace)) from None
-    selector = (svc.get("spec") or {}).get("selector") or {}
-    if not selector:
-        raise K8sError(
-            'Service "%s/%s" has no selector (its endpoints are managed by hand), '
-            "so it chooses no pods; give label_selector instead" % (namespace, service)
-        )
-    return selector_string(selector)
-
-
-def gather(client, namespace, selector, allow_empty):
-    """List and summarize the pods; fail clearly on an unknown namespace or no match."""
-    raw = client.list_pods(namespace, selector)
-    if not raw:
-        exists = client.require_namespace(namespace)
-        if not allow_empty:
-            raise K8sError(
-                'no pod in namespace "%s" matches the selector "%s"%s; check the labels '
-                "(kubectl get pods --show-labels) or set allow_empty=true"
-                % (
-                    namespace,
-                    selector,
-                    ""
-                    if exists
-                    else " (whether the namespace exists could not be "
-                    "checked: no get on namespaces)",
-                )
-            )
-    return sort_pods([summarize_pod(p) for p in raw])
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_tasks import run_module
 
 
 def main():
-    """Module entry point."""
-    module = k8s_module(
-        {
-            "namespace": {"type": "str", "required": True},
-            "label_selector": {"type": "str"},
-            "service": {"type": "str"},
-            "allow_empty": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-        mutually_exclusive=[("label_selector", "service")],
-        required_one_of=[("label_selector", "service")],
-    )
-    params = module.params
-    client = client_from_module(module)
-    try:
-        selector = params["label_selector"]
-        if params["service"]:
-            selector = choose_selector(client, params["namespace"], params["service"])
-        pods = gather(client, params["namespace"], selector, params["allow_empty"])
-    except K8sError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, selector=selector, pods=pods)
+    """Module entry point: the task of _k8s_tasks.py, run by AnsibleModule."""
+    run_module("pod_info")
 
 
 if __name__ == "__main__":

@@ -155,84 +155,12 @@ probes:
       ran: true
 """
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import (
-    probe,
-    self_url,
-    unchecked,
-)
-from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
-    K8sError,
-    K8sNotFound,
-    client_from_module,
-    k8s_module,
-)
-from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
-
-
-def select_pods(client, namespace, names, selector):
-    """Raw pods by name or selector; K8sError for an unknown namespace or no match."""
-    if names:
-        try:
-            return [client.get_pod(namespace, name) for name in sorted(set(names))]
-        except K8sNotFound:
-            client.require_namespace(namespace)
-            raise
-    pods = client.list_pods(namespace, selector)
-    if not pods:
-        client.require_namespace(namespace)
-        raise K8sError('no pod in namespace "%s" matches the selector "%s"' % (namespace, selector))
-    return sorted(pods, key=lambda p: p["metadata"]["name"])
-
-
-def probe_replica(adapter, pod, params):
-    """The probe fact of one replica; a failed read of this replica stays in its fact."""
-    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-    try:
-        return _probe_replica(adapter, pod, params, namespace, name)
-    except K8sError as exc:
-        return unchecked(namespace, name, params["url"], "could not run the probe: %s" % exc)
-
-
-def _probe_replica(adapter, pod, params, namespace, name):
-    container = adapter.pick_container(pod, params["container"])
-    url = params["url"]
-    if (params["target"] or ("url" if url else "self")) == "self":
-        url, error = self_url(adapter, pod, container, params["port"], params["path"])
-        if error:
-            return unchecked(namespace, name, None, error)
-    return probe(adapter.client, namespace, name, container, url, params["probe_timeout"])
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_tasks import run_module
 
 
 def main():
-    """Module entry point."""
-    module = k8s_module(
-        {
-            "namespace": {"type": "str", "required": True},
-            "pods": {"type": "list", "elements": "str"},
-            "selector": {"type": "str", "aliases": ["label_selector"]},
-            "container": {"type": "str"},
-            "target": {"type": "str", "choices": ["url", "self"]},
-            "url": {"type": "str"},
-            "port": {"type": "int"},
-            "path": {"type": "str", "default": "/"},
-            "probe_timeout": {"type": "float", "default": 5},
-        },
-        supports_check_mode=True,
-        mutually_exclusive=[("pods", "selector")],
-        required_one_of=[("pods", "selector")],
-        required_if=[("target", "url", ("url",))],
-    )
-    params = module.params
-    if params["probe_timeout"] <= 0:
-        module.fail_json(msg="probe_timeout must be positive, got %s" % params["probe_timeout"])
-    client = client_from_module(module)
-    try:
-        pods = select_pods(client, params["namespace"], params["pods"], params["selector"])
-        adapter = proxy_adapter(client)
-        probes = [probe_replica(adapter, pod, params) for pod in pods]
-    except K8sError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, probes=probes)
+    """Module entry point: the task of _k8s_tasks.py, run by AnsibleModule."""
+    run_module("proxy_probe")
 
 
 if __name__ == "__main__":

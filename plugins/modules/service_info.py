@@ -224,57 +224,12 @@ service:
     selector_matches: true
 """
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
-    missing_service,
-    selector_string,
-    service_facts,
-    sort_pods,
-    summarize_pod,
-)
-from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
-    K8sError,
-    K8sNotFound,
-    client_from_module,
-    k8s_module,
-)
-
-
-def gather(client, namespace, name, must_exist):
-    """Read the Service and what belongs to it."""
-    try:
-        svc = client.get_service(namespace, name)
-    except K8sNotFound:
-        client.require_namespace(namespace)
-        if must_exist:
-            raise K8sError('Service "%s" not found in namespace "%s"' % (name, namespace)) from None
-        return missing_service(namespace, name)
-    selector = (svc.get("spec") or {}).get("selector") or {}
-    pods = []
-    if selector:
-        pods = sort_pods(
-            [summarize_pod(p) for p in client.list_pods(namespace, selector_string(selector))]
-        )
-    slices = client.list_endpointslices(namespace, name)
-    return service_facts(svc, pods, slices)
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_tasks import run_module
 
 
 def main():
-    """Module entry point."""
-    module = k8s_module(
-        {
-            "namespace": {"type": "str", "required": True},
-            "name": {"type": "str", "required": True},
-            "must_exist": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
-    client = client_from_module(module)
-    try:
-        service = gather(client, params["namespace"], params["name"], params["must_exist"])
-    except K8sError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, service=service)
+    """Module entry point: the task of _k8s_tasks.py, run by AnsibleModule."""
+    run_module("service_info")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action.normal import ActionModule as NormalAction
+
+# Registers the Kubernetes tasks; imports the client: once, in ansible-playbook's own process.
+from ansible_collections.badgateway.k8s.plugins.module_utils import _k8s_tasks
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import HAS_K8S
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._in_process import InProcessAction
 
 # Least specific first: a later group's value wins over an earlier one's.
 FOREIGN_GROUPS = ("group/ansible.builtin.k8s", "group/kubernetes.core.k8s")
@@ -26,11 +30,8 @@ FOREIGN_GROUPS = ("group/ansible.builtin.k8s", "group/kubernetes.core.k8s")
 
 def auth_option_names():
     """``{name or alias: option name}`` of the connection options (the modules' auth spec)."""
-    # Imported here: only a task with one of FOREIGN_GROUPS' defaults needs it.
-    from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import AUTH_ARG_SPEC
-
     names: dict[str, str] = {}
-    for name, spec in AUTH_ARG_SPEC.items():
+    for name, spec in _k8s_tasks.AUTH_ARG_SPEC.items():
         names[name] = name
         for alias in t.cast("dict[str, list[str]]", spec).get("aliases") or []:
             names[alias] = name
@@ -77,9 +78,13 @@ def merged_args(task_args, foreign):
     return args
 
 
-class K8sActionModule(NormalAction):
-    """Runs the module of the same name, as ansible-core's ``normal`` action does, after filling
-    in connection options from kubernetes.core's groups' ``module_defaults``."""
+class K8sActionModule(InProcessAction):
+    """Runs the module's task (in this process when the module would run in it, see
+    ``_in_process``), after filling in connection options from kubernetes.core's groups'
+    ``module_defaults``."""
+
+    def available(self):
+        return HAS_K8S
 
     def run(self, tmp=None, task_vars=None):
         foreign = foreign_defaults(self._task.module_defaults, self._templar.template)

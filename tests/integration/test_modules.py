@@ -152,10 +152,31 @@ def closed_port():
 
 
 # ------------------------------------------------------------------ the seed incident
-def test_seed_facts(lab):
+@pytest.fixture(scope="session")
+def module_python(tmp_path_factory):
+    """An interpreter that is not this Python's path, though it runs it: the action plugins
+    then run their modules as modules (the remote way) instead of in the controller's process."""
+    wrapper = tmp_path_factory.mktemp("python") / "python"
+    wrapper.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.fixture(params=["in-process", "module"])
+def way(request, module_python):
+    """The two ways a module runs: its action plugin's task in the controller's process, or the
+    module itself (as on a remote host): the interpreter to run it with."""
+    return None if request.param == "in-process" else module_python
+
+
+def test_seed_facts(lab, way):
+    """Every module's result matches its RETURN, run either way."""
     old_ip, new_ip = old_and_new_ip(lab)
     ns = lab.info["proxy_namespace"]
     svc_ns, svc_name = lab.info["service"].split("/")
+
+    def ok(module, args, **kw):
+        return globals()["ok"](module, args, python=way, **kw)
 
     pods = ok("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name))
     assert pods["selector"] == "app=open-webui"
@@ -213,6 +234,39 @@ def test_seed_facts(lab):
         itself["probes"][0]["url"]
         == "http://%s:80/" % lab.info["pods"]["%s/nginx-proxy-0" % ns]["ip"]
     )
+
+    # The read-only diagnosis in one task: every layer read, judged, and the cause.
+    args = dict(
+        auth(lab),
+        proxy_namespace=ns,
+        proxy_selector=lab.info["proxy_selector"],
+        service_namespace=svc_ns,
+        service_name=svc_name,
+        url=lab.proxy_url,
+    )
+    diagnosis = ok("diagnose", args)
+    assert set(diagnosis) >= set(returned_doc("diagnose"))
+    for key in ("facts", "layers"):
+        assert_documented("diagnose", key, diagnosis[key])
+    facts = diagnosis["facts"]
+    assert facts["errors"] == {} and facts["symptom"] == {"url": lab.proxy_url, "status": 502}
+    assert_documented("proxy_info", "proxies", facts["proxies"])
+    assert_documented("pod_info", "pods", facts["pods"])
+    assert_documented("service_info", "service", facts["service"])
+    assert_documented("proxy_probe", "probes", facts["self_probes"] + facts["svc_probes"])
+    assert [(p["status"], p["ok"]) for p in facts["svc_probes"]] == [(200, True)]
+    assert diagnosis["verdict"]["cause"] == "stale_upstream"
+    assert {layer["name"]: layer["status"] for layer in diagnosis["layers"]} == {
+        "symptom": "fail",
+        "backend_pods": "pass",
+        "service": "pass",
+        "connectivity": "pass",
+        "proxy_logs": "fail",
+    }
+    small = ok("diagnose", dict(args, return_facts=False))
+    assert small["facts"] == {"errors": {}} and small["verdict"]["cause"] == "stale_upstream"
+    verdict = ok("diagnose_verdict", {"facts": facts})
+    assert_documented("diagnose_verdict", "verdict", verdict["verdict"])
 
 
 def test_reload_check_mode_runs_nothing_then_reload_fixes(lab):
@@ -469,3 +523,128 @@ def test_exec_exit_codes_against_lab(lab, protocol):
     assert missing.rc is None and "no-such-binary" in missing.error
     slow = run(["sleep", "5"], timeout=0.5)
     assert slow.timed_out and slow.rc is None
+
+
+# ------------------------------------------------------------------ the two ways, one result
+def test_the_action_plugins_return_what_the_modules_return(lab, tmp_path, module_python):
+    """Each module run in the controller's process (its action plugin) and as a module (an
+    interpreter that is not the controller's): the same registered result, failures too."""
+    ns = lab.info["proxy_namespace"]
+    svc_ns, svc_name = lab.info["service"].split("/")
+    calls = [
+        ("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name)),
+        ("pod_info", dict(auth(lab), namespace="no-such-ns", label_selector="a=b")),
+        ("pod_info", dict(auth(lab), namespace=svc_ns, service=svc_name, bogus=1)),
+        ("pod_info", dict(auth(lab), namespace=svc_ns, label_selector="a=b", service="x")),
+        ("service_info", dict(auth(lab), namespace=svc_ns, name="open-webui-headless")),
+        ("proxy_info", dict(auth(lab), namespace=ns, selector=lab.info["proxy_selector"])),
+        ("proxy_info", dict(auth(lab), namespace=ns, selector="x=y", tail_lines=0)),
+        ("proxy_probe", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], target="self")),
+        ("nginx_reload", dict(auth(lab), namespace=ns, pods=["nginx-proxy-0"], probe_path="/")),
+        ("diagnose_verdict", {"facts": {"symptom": {"status": 502, "url": "http://x/"}}}),
+        (
+            "diagnose",
+            dict(
+                auth(lab),
+                proxy_namespace=ns,
+                proxy_selector=lab.info["proxy_selector"],
+                service_namespace=svc_ns,
+                service_name=svc_name,
+                return_facts=False,
+            ),
+        ),
+        ("pod_info", {"namespace": svc_ns, "service": svc_name, "kubeconfig": "/nonexistent"}),
+    ]
+    tasks = []
+    for index, (module, args) in enumerate(calls):
+        for way, python in (("here", sys.executable), ("module", module_python)):
+            tasks.append(
+                {
+                    "name": "%s %d %s" % (module, index, way),
+                    "badgateway.k8s." + module: args,
+                    "vars": {"ansible_python_interpreter": python},
+                    "register": "r_%d_%s" % (index, way),
+                    "ignore_errors": True,
+                    "check_mode": module == "nginx_reload",
+                }
+            )
+    dump = tmp_path / "results.json"
+    names = ["r_%d_%s" % (i, way) for i in range(len(calls)) for way in ("here", "module")]
+    tasks.append(
+        {
+            "name": "Keep the results",
+            "ansible.builtin.copy": {
+                "dest": str(dump),
+                "content": "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names),
+            },
+        }
+    )
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("K8S_AUTH_") and k.lower() not in ("http_proxy", "https_proxy")
+    }
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(
+        [str(Path(ANSIBLE).parent / "ansible-playbook"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(REPO),
+    )
+    assert dump.exists(), proc.stdout[-4000:] + proc.stderr[-2000:]
+    results = json.loads(dump.read_text())
+
+    def same(value):
+        """The values that differ between two reads of the same lab a moment apart masked."""
+        if isinstance(value, dict):
+            return {
+                k: same(v)
+                for k, v in value.items()
+                if k
+                not in (
+                    "time_total",
+                    "started",
+                    "nginx_time",
+                    "last_seen",
+                    "count",
+                    "errors_after_reload",
+                )
+                and not k.startswith("_ansible")
+            }
+        if isinstance(value, list):
+            return [same(v) for v in value]
+        if isinstance(value, str):
+            return re.sub(r"x\d+\b|\d+ times|\d{4}-\d\d-\d\dT[\d:.]+Z?", "N", value)
+        return value
+
+    def differences(a, b, where=""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [
+                d
+                for k in sorted(set(a) | set(b))
+                for d in (
+                    differences(a[k], b[k], where + "." + k)
+                    if k in a and k in b
+                    else ["%s.%s only %s" % (where, k, "here" if k in a else "as a module")]
+                )
+            ]
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [
+                d
+                for i, (x, y) in enumerate(zip(a, b))
+                for d in differences(x, y, "%s[%d]" % (where, i))
+            ]
+        return [] if a == b else ["%s: %r != %r" % (where, a, b)]
+
+    for index, (module, _args) in enumerate(calls):
+        here, there = results["r_%d_here" % index], results["r_%d_module" % index]
+        assert differences(same(here), same(there)) == [], (module, index)
+    assert results["r_2_here"]["msg"].startswith(
+        "Unsupported parameters for (badgateway.k8s.pod_info) module: bogus."
+    )
+    assert results["r_11_here"]["failed"] and "does not exist" in results["r_11_here"]["msg"]

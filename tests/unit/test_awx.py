@@ -387,7 +387,9 @@ def test_drift_survey_asks_only_for_what_the_drift_playbook_reads():
     text = drift_playbook()
     # The playbook takes its access options from the role's task file, as the role does.
     assert "tasks_from: auth.yml" in text
-    auth = (ROOT / "roles" / "diagnose_502" / "tasks" / "auth.yml").read_text()
+    # auth.yml sets the options the role's vars/main.yml builds from the role's variables.
+    role = ROOT / "roles" / "diagnose_502"
+    auth = (role / "tasks" / "auth.yml").read_text() + (role / "vars" / "main.yml").read_text()
     read = set(re.findall(r"\b((?:diagnose_502|drift_check)_\w+)\b", text + auth))
     literal_defaults = {
         name: yaml.safe_load(value)

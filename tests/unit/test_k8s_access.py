@@ -6,13 +6,18 @@ by the command: exit 0, exit 3, a non-numeric cause (OCI runtime text), no statu
 """
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import ssl
 import threading
 import time
 
+from pathlib import Path
+
 import pytest
+import yaml
 from aiohttp import web
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import k8s_access
@@ -592,3 +597,117 @@ def test_tls_options_are_the_same_settings_for_requests_and_exec(tmp_path, extra
     expect_ws = {k: paths.get(v, v) if isinstance(v, str) else v for k, v in ws.items()}
     assert c._tls_kwargs() == expect_pool
     assert c._ws_options()[0] == expect_ws
+
+
+# ---------------------------------------------------------------- kubeconfig without the library
+def _kubeconfig_doc(cluster, user):
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "cl", "cluster": cluster}],
+        "contexts": [
+            {"name": "c", "context": dict({"cluster": "cl"}, **({"user": "u"} if user else {}))}
+        ],
+        "users": [{"name": "u", "user": user}] if user else [],
+    }
+    return doc
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+READ_HERE = {
+    "token and CA file": (
+        {"server": "https://h:6443/", "certificate-authority": "ca.crt"},
+        {"token": "abc"},
+    ),
+    "inline CA, client certificate and key": (
+        {"server": "https://h:6443", "certificate-authority-data": _b64("CA")},
+        {"client-certificate-data": _b64("CERT"), "client-key-data": _b64("KEY")},
+    ),
+    "insecure, TLS name, basic auth": (
+        {"server": "https://h", "insecure-skip-tls-verify": True, "tls-server-name": "x"},
+        {"username": "u", "password": "p"},
+    ),
+    "token file": ({"server": "https://h"}, {"tokenFile": "token"}),
+    "plain HTTP": ({"server": "http://h:8080"}, {"token": "t"}),
+    "empty token, then basic auth": (
+        {"server": "https://h"},
+        {"token": "", "username": "u", "password": "p"},
+    ),
+    "no user": ({"server": "https://h"}, None),
+}
+
+
+@pytest.mark.parametrize("cluster, user", list(READ_HERE.values()), ids=list(READ_HERE))
+def test_a_plain_kubeconfig_is_read_as_the_kubernetes_library_reads_it(tmp_path, cluster, user):
+    from kubernetes.client.configuration import Configuration
+    from kubernetes.config.kube_config import load_kube_config
+
+    (tmp_path / "ca.crt").write_text("CA\n")
+    (tmp_path / "token").write_text("from-a-file")
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(_kubeconfig_doc(cluster, user)))
+    temp_files = []
+    here = k8s_access.read_kubeconfig(str(path), None, temp_files)
+    assert here is not None
+    library = Configuration()
+    load_kube_config(config_file=str(path), client_configuration=library, persist_config=False)
+    for key in ("host", "verify_ssl", "tls_server_name", "proxy"):
+        assert getattr(here, key) == getattr(library, key), key
+    for key in ("ssl_ca_cert", "cert_file", "key_file"):
+        ours, theirs = getattr(here, key), getattr(library, key)
+        assert (ours is None) == (theirs is None), key
+        if ours:
+            assert Path(ours).read_bytes() == Path(theirs).read_bytes(), key
+    assert k8s_access._api_key_header(here) == k8s_access._api_key_header(library)
+    for name in temp_files:
+        os.unlink(name)
+
+
+@pytest.mark.parametrize(
+    "cluster, user",
+    [
+        ({}, {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "get-token"}}),
+        ({}, {"auth-provider": {"name": "oidc", "config": {}}}),
+        ({}, {"token": "t", "as": "someone"}),
+        ({"proxy-url": "http://p:3128"}, {"token": "t"}),  # only newer libraries honour it
+    ],
+    ids=["exec plugin", "auth-provider", "impersonation", "proxy-url"],
+)
+def test_a_kubeconfig_with_more_is_left_to_the_library(tmp_path, cluster, user):
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(_kubeconfig_doc(dict({"server": "https://h"}, **cluster), user)))
+    assert k8s_access.read_kubeconfig(str(path), None, []) is None
+
+
+def test_a_missing_context_or_file_is_left_to_the_library_and_its_message(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(_kubeconfig_doc({"server": "https://h"}, {"token": "t"})))
+    assert k8s_access.read_kubeconfig(str(path), "nope", []) is None
+    with pytest.raises(K8sError, match="context nope"):
+        K8sClient({"kubeconfig": str(path), "context": "nope"})
+    doc = _kubeconfig_doc(
+        {"server": "https://h", "certificate-authority": "gone.crt"}, {"token": "t"}
+    )
+    path.write_text(yaml.safe_dump(doc))
+    assert k8s_access.read_kubeconfig(str(path), None, []) is None
+    with pytest.raises(K8sError, match="gone.crt"):
+        K8sClient({"kubeconfig": str(path)})
+
+
+def test_inline_certificates_are_removed_when_the_client_closes(tmp_path):
+    doc = _kubeconfig_doc(
+        {"server": "https://127.0.0.1:9", "certificate-authority-data": _b64("CA")},
+        {"client-certificate-data": _b64("CERT"), "client-key-data": _b64("KEY")},
+    )
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(doc))
+    client = K8sClient({"kubeconfig": str(path)})
+    files = [client.config.ssl_ca_cert, client.config.cert_file, client.config.key_file]
+    assert all(Path(f).exists() for f in files)
+    assert Path(client.config.key_file).read_text() == "KEY"
+    client.close()
+    assert not any(Path(f).exists() for f in files)

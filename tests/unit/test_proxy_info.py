@@ -8,7 +8,7 @@ from pathlib import Path
 from ansible_collections.badgateway.k8s.plugins.module_utils import proxy_nginx
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import NginxAdapter
-from ansible_collections.badgateway.k8s.plugins.modules.proxy_info import inspect_replica
+from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_info import inspect_replica
 from ansible_collections.badgateway.k8s.tests.unit.fake_k8s import FakeExec, done
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,7 +3,7 @@
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import proxy_nginx
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import NginxAdapter
-from ansible_collections.badgateway.k8s.plugins.modules.proxy_info import (
+from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_info import (
     WIDEN_FACTOR,
     inspect_replica,
 )

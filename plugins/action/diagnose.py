@@ -1,0 +1,19 @@
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of badgateway.k8s.diagnose: the read-only diagnosis on the controller,
+in-process when the module would run there (plugin_utils/_in_process.py), else the module;
+module_defaults of kubernetes.core's groups reach it."""
+
+from __future__ import annotations
+
+from ansible_collections.badgateway.k8s.plugins.module_utils import _diagnose
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import (
+    K8sActionModule,
+)
+
+
+class ActionModule(K8sActionModule):
+    """The diagnose task (module_utils/_diagnose.py) here or the diagnose module, with the
+    connection options of group/kubernetes.core.k8s as well."""
+
+    TASK = _diagnose.NAME

@@ -1,0 +1,329 @@
+# Copyright: badgateway.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to the collection: what the proxy_info module does, for the module and for the
+controller-side run of the role (``_diagnose``).
+
+Per replica, through the proxy's adapter: its container, config, processes and log (the three
+reads at once), then the error log files its config names; every replica at the same time.
+Then the cluster's addresses to compare the dialled ones with, read once for every replica:
+each namespace's Services and EndpointSlices, and the pods AT the dialled IPs (a field
+selector), never the namespace's every pod: unrelated pods cost no call and no byte.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
+    namespace_service_facts,
+    summarize_pod,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_reads import (
+    k8s_errors_only,
+    serial,
+    values,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
+    build_index,
+    correlate_addresses,
+    split_address,
+)
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import normalize_proxy
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
+
+Runner = t.Callable[
+    [t.Sequence[t.Callable[[], t.Any]]], t.List[t.Tuple[t.Any, t.Optional[BaseException]]]
+]
+
+
+def select_proxies(reads, namespace, selector):
+    """The proxy pods; K8sError for an unknown namespace or a selector matching nothing."""
+    pods = reads.pods(namespace, selector)
+    if not pods:
+        reads.require_namespace(namespace)
+        raise K8sError(
+            'no pod in namespace "%s" matches the proxy selector "%s"; check the '
+            "labels (kubectl get pods --show-labels)" % (namespace, selector)
+        )
+    return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+
+def _new_proxy(pod):
+    """The replica's fact before anything is read from inside it: every key, neutral values."""
+    meta, status = pod["metadata"], pod.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return normalize_proxy(
+        {
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "pod_ip": status.get("podIP"),
+            "ready": conditions.get("Ready") == "True",
+            "phase": status.get("phase"),
+        }
+    )
+
+
+#: How much further back the log is read, once, when the lines read show only secondary lines.
+WIDEN_FACTOR = 10
+
+
+def inspect_replica(adapter, pod, params, run: Runner = serial):
+    """Everything read from inside one replica (before correlation), through the proxy's
+    adapter (``proxy_adapter.ProxyAdapter``); its config, processes and container log are read
+    through ``run`` (at once with a parallel runner).
+
+    Each read ends as data or as an entry of ``read_errors`` (part -> message naming the call):
+    a failed read of one replica never stops the others, and is never taken for "no errors".
+    """
+    proxy = _new_proxy(pod)
+    ns, name = proxy["namespace"], proxy["name"]
+    if proxy["phase"] != "Running":
+        proxy["problems"].append("pod is %s: nothing can run in it" % proxy["phase"])
+        proxy["read_errors"]["container"] = "pod %s/%s is %s: nothing can run in it" % (
+            ns,
+            name,
+            proxy["phase"],
+        )
+        return proxy, None
+    try:
+        container = proxy["container"] = adapter.pick_container(pod, params["container"])
+    except K8sError as exc:
+        proxy["problems"].append(str(exc))
+        proxy["read_errors"]["container"] = str(exc)
+        return proxy, None
+    # what of the log to read: the same window for the container's stream and the log files
+    window = {key: params[key] for key in ("tail_lines", "since_seconds", "limit_bytes")}
+    (config_read, config_error), (procs, procs_error), (log, log_error) = run(
+        [
+            lambda: adapter.read_config(ns, name, container, params["cluster_domain"]),
+            lambda: adapter.read_processes(ns, name, container),
+            lambda: adapter.client.read_log(ns, name, container, **window),
+        ]
+    )
+    config, problem = None, None
+    if k8s_errors_only(config_error) is not None:
+        proxy["read_errors"]["config"] = "%s: %s" % (adapter.config_dump_step, config_error)
+    else:
+        config, problem = config_read
+    proxy["config_ok"] = None if "config" in proxy["read_errors"] else config is not None
+    if config is not None:
+        for key in ("upstream_hosts", "listen_ports", "upstream_keepalive"):
+            proxy[key] = config[key]
+        proxy["problems"].extend("config: %s" % e for e in config["errors"])
+    elif problem:
+        proxy["problems"].append(problem)
+    if k8s_errors_only(procs_error) is not None:
+        proxy["read_errors"]["processes"] = "%s processes: %s" % (adapter.kind, procs_error)
+        procs = {"master_pid": None, "workers": [], "problem": None}
+    proxy["master_pid"] = procs["master_pid"]
+    proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
+    proxy["worker_pids"] = [w["pid"] for w in procs["workers"]]
+    proxy["last_reload"] = proxy["worker_start_times"][-1] if procs["workers"] else None
+    if procs["problem"]:
+        proxy["problems"].append(procs["problem"])
+    if k8s_errors_only(log_error) is not None:
+        proxy["problems"].append("cannot read the log: %s" % log_error)
+        proxy["read_errors"]["log"] = "log of %s/%s (container %s): %s" % (
+            ns,
+            name,
+            container,
+            log_error,
+        )
+        return proxy, None
+    text, size, truncated = log
+    lines = text.splitlines()
+    if truncated and lines:
+        lines = lines[:-1]  # the last line may be cut in the middle
+    files = adapter.read_log_files(ns, name, container, config, **window)
+    if files["problems"]:
+        proxy["problems"].extend(files["problems"])
+        proxy["read_errors"]["error_log_file"] = "; ".join(files["problems"])
+    proxy["log_files"] = [
+        {key: item[key] for key in ("path", "lines_read", "bytes_read", "truncated")}
+        for item in files["files"]
+    ]
+    summarize = functools.partial(
+        adapter.summarize_log,
+        reload_time=proxy["last_reload"],
+        max_errors=params["max_errors"],
+        files=files,
+        worker_pids=proxy["worker_pids"],
+    )
+    summary = summarize(lines)
+    tail = params["tail_lines"]
+    if (
+        summary["secondary_after_reload"]
+        and not summary["errors_after_reload"]
+        and tail
+        and len(lines) >= tail - 1
+        and not truncated
+    ):
+        # Only secondary lines since the reload (no live upstreams, a server disabled) and a
+        # full tail: the failures that marked the servers failed are older than the lines
+        # read. Read further back once, still bounded by limit_bytes.
+        wider = tail * WIDEN_FACTOR
+        try:
+            text, size, truncated = adapter.client.read_log(
+                ns, name, container, **dict(window, tail_lines=wider)
+            )
+        except K8sError as exc:
+            proxy["problems"].append(
+                "only secondary lines in the last %d log lines, and the wider read failed: %s"
+                % (tail, exc)
+            )
+        else:
+            lines = text.splitlines()
+            if truncated and lines:
+                lines = lines[:-1]
+            proxy["problems"].append(
+                "only secondary lines (no live upstreams, server disabled) in the last %d log "
+                "lines: read the last %d" % (tail, wider)
+            )
+            tail = wider
+            summary = summarize(lines)
+    proxy["log"] = {
+        "lines_read": len(lines),
+        "bytes_read": size,
+        "truncated": truncated,
+        "since_seconds": params["since_seconds"],
+        "tail_lines": tail,
+    }
+    if truncated:
+        proxy["problems"].append(
+            "log read stopped at limit_bytes=%d: older lines were not read" % params["limit_bytes"]
+        )
+    proxy["errors"] = summary["errors"]
+    proxy["errors_after_reload"] = summary["errors_after_reload"]
+    proxy["counts"] = dict(summary["counts"])
+    proxy["counts_after_reload"] = dict(summary["counts_after_reload"])
+    access = summary["access"]
+    proxy["access"] = {
+        "requests": access["requests"],
+        "status_counts": dict(access["status_counts"]),
+        "status_counts_after_reload": dict(access["status_counts_after_reload"]),
+        "upstream_status_counts": dict(access["upstream_status_counts"]),
+    }
+    proxy["failed_reloads"] = summary["failed_reloads"]
+    if summary["reload_source"] == "log":
+        proxy["last_reload"] = summary["reload_time"]
+    return proxy, summary
+
+
+def backend_namespaces(proxies, params):
+    """Namespaces to correlate: the proxy's, the options', those of Services in configs."""
+    names = {params["namespace"]} | set(params["service_namespace"] or [])
+    for proxy in proxies:
+        for host in proxy["upstream_hosts"]:
+            if host.get("service"):
+                names.add(host["service"].split("/", 1)[0])
+    return sorted(names)
+
+
+def dialled_ips(summaries):
+    """The IPs the replicas dialled (their logs' upstream addresses), sorted."""
+    found = set()
+    for summary in summaries:
+        for item in (summary or {}).get("upstream_addresses") or []:
+            ip = split_address(item.get("address") if isinstance(item, dict) else None)[0]
+            if ip:
+                found.add(ip)
+    return sorted(found)
+
+
+def cluster_index(reads, namespaces, ips, known_pods=(), run: Runner = serial):
+    """correlate.build_index over the Services (with their EndpointSlices) of ``namespaces``
+    and the pods there that the run knows (``known_pods``, raw: the proxy replicas) or that
+    have one of ``ips`` (one field-selected list per IP and namespace).
+
+    Every list is asked for at once through ``run``; the first failure, in the order of the
+    namespaces, is raised (K8sError) after all ended.
+    """
+    calls: list[t.Callable[[], t.Any]] = []
+    for ns in namespaces:
+        calls.append(functools.partial(reads.services, ns))
+        calls.append(functools.partial(reads.endpointslices, ns))
+        for ip in ips:
+            calls.append(functools.partial(reads.pods, ns, None, "status.podIP=%s" % ip))
+    found = iter(values(run(calls)))
+    services, raw_pods = [], {}
+    for pod in known_pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("namespace") in namespaces:
+            raw_pods[(meta.get("namespace"), meta.get("name"))] = pod
+    for _ns in namespaces:
+        ns_services, ns_slices = next(found), next(found)
+        services.extend(namespace_service_facts(ns_services, ns_slices, []))
+        for _ip in ips:
+            for pod in next(found):
+                meta = pod.get("metadata") or {}
+                raw_pods[(meta.get("namespace"), meta.get("name"))] = pod
+    pods = [
+        summarize_pod(raw_pods[key])
+        for key in sorted(raw_pods, key=lambda k: (k[0] or "", k[1] or ""))
+    ]
+    return build_index(services, pods)
+
+
+def correlate(proxy, summary, index):
+    """Fill ``upstream_addresses`` and ``stale_addresses`` of one replica."""
+    if summary is None:
+        return
+    result = correlate_addresses(summary["upstream_addresses"], index)
+    proxy["upstream_addresses"] = result["upstream_addresses"]
+    proxy["stale_addresses"] = result["stale_addresses"]
+
+
+def log_bounds_problem(params):
+    """Why the log bounds cannot be used, or None."""
+    for option in ("tail_lines", "since_seconds", "limit_bytes"):
+        if params[option] is not None and params[option] <= 0:
+            return "%s must be a positive number, got %s" % (option, params[option])
+    return None
+
+
+def read_replicas(reads, adapter, params, run: Runner = serial):
+    """Select the proxy pods and inspect every replica at once: ``(pods, [(proxy, summary)])``
+    (K8sError when no pod could be selected)."""
+    pods = select_proxies(reads, params["namespace"], params["selector"])
+    inspected = values(
+        run([functools.partial(inspect_replica, adapter, pod, params, run) for pod in pods])
+    )
+    return pods, inspected
+
+
+def correlate_replicas(reads, pods, inspected, params, run: Runner = serial):
+    """Compare each read replica's dialled addresses with the cluster; the proxy_info result."""
+    proxies = [proxy for proxy, _summary in inspected]
+    namespaces = backend_namespaces(proxies, params)
+    ips = dialled_ips(summary for _proxy, summary in inspected)
+    try:
+        index = cluster_index(reads, namespaces, ips, pods, run)
+    except K8sError as exc:
+        # Without the cluster's addresses no dialled address can be judged: every replica
+        # whose log was read says so, instead of looking clean.
+        for proxy, summary in inspected:
+            if summary is not None:
+                proxy["read_errors"]["endpoints"] = (
+                    "cannot compare the dialled addresses with the cluster: %s" % exc
+                )
+        index = None
+    if index is not None:
+        for proxy, summary in inspected:
+            correlate(proxy, summary, index)
+    result = {"changed": False, "proxies": proxies, "namespaces_correlated": namespaces}
+    unread = [p for p in proxies if p["read_errors"]]
+    if (
+        unread
+        and len(unread) == len(proxies)
+        and all("log" in p["read_errors"] or "container" in p["read_errors"] for p in unread)
+    ):
+        result.update(
+            failed=True,
+            msg="no proxy replica could be read: %s"
+            % "; ".join(
+                "%s: %s" % (p["name"], "; ".join(p["read_errors"].values())) for p in unread
+            ),
+        )
+        del result["changed"]
+    return result
