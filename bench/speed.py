@@ -259,6 +259,8 @@ def fleet(work):
             reports = Path(work) / ("reports-" + name)
             reports.mkdir()
             times[name], summary = bench_fleet.run(fleet_dir / "inventory.yml", limit, reports)
+        if summary is None:
+            sys.exit("the fleet run wrote no fleet summary")
         got = {row["target"]: row["cause"] for row in summary["rows"]}
         wrong = {t: (expected[t], got.get(t)) for t in expected if got.get(t) != expected[t]}
         if wrong:
