@@ -172,6 +172,14 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
                 "only secondary lines in the last %d log lines, and the wider read failed: %s"
                 % (tail, exc)
             )
+            # the older lines that hold the primary failure could not be read: not clean
+            proxy["read_errors"]["log"] = "log of %s/%s (container %s, last %d lines): %s" % (
+                ns,
+                name,
+                container,
+                wider,
+                exc,
+            )
         else:
             lines = text.splitlines()
             if truncated and lines:

@@ -2,6 +2,7 @@
 (``no live upstreams``): the failures that marked the servers failed are older than the tail."""
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import proxy_nginx
+from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import NginxAdapter
 from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_info import (
     WIDEN_FACTOR,
@@ -37,17 +38,22 @@ class Client(FakeExec):
         self.lines = [START, REFUSED] + [HEALTH] * 40 + [NO_LIVE, NO_LIVE]
         self.tails = []
 
+    fail_wider = False
+
     def read_log(self, namespace, pod, container=None, tail_lines=None, **_bounds):
         self.tails.append(tail_lines)
+        if self.fail_wider and len(self.tails) > 1:
+            raise K8sError("GET /api/v1/namespaces/edge/pods/nginx-0/log: 500 Internal Error")
         text = "\n".join(self.lines[-tail_lines:] if tail_lines else self.lines) + "\n"
         return text, len(text), False
 
 
-def inspect(tail_lines):
+def inspect(tail_lines, fail_wider=False):
     client = Client(
         {"nginx -T": done(0, CONFIG), "procs": done(2, stderr="sh: /proc: Permission denied")},
         scripts={proxy_nginx.PROC_SCRIPT: "procs"},
     )
+    client.fail_wider = fail_wider
     pod = {
         "metadata": {"namespace": "edge", "name": "nginx-0"},
         "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]},
@@ -78,3 +84,10 @@ def test_a_tail_that_holds_the_primary_lines_is_not_read_again():
     assert client.tails == [100]
     assert proxy["counts_after_reload"].get("connect_refused") == 1
     assert not any("only secondary lines" in p for p in proxy["problems"])
+
+
+def test_a_failed_wider_read_is_named_never_taken_for_clean():
+    proxy, client = inspect(10, fail_wider=True)
+    assert client.tails == [10, 10 * WIDEN_FACTOR]
+    assert "pods/nginx-0/log: 500" in proxy["read_errors"]["log"]
+    assert "last %d lines" % (10 * WIDEN_FACTOR) in proxy["read_errors"]["log"]
