@@ -20,7 +20,10 @@ from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import probe, self_url
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
-from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
+    format_time,
+    parse_time,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter
 
 # Take turns per replica: mkdir is atomic. A lock older than two minutes belongs to a run that
@@ -90,12 +93,8 @@ def reloaded_since_skip(workers: list[dict[str, Any]], reloaded_after: str | Non
         return None
     return (
         "its workers started at %s, after the current endpoints appeared (%s): it was reloaded "
-        "since, not reloaded again" % (_text(max(starts)), reloaded_after)
+        "since, not reloaded again" % (format_time(max(starts)), reloaded_after)
     )
-
-
-def _text(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cooldown_skip(age: float | None, cooldown: int, force: bool) -> str | None:

@@ -52,6 +52,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.health import (
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
     SECONDARY_SIGNATURES,
+    format_time,
     parse_time,
 )
 
@@ -109,10 +110,6 @@ def _runtime_resolved(proxy: ProxyFact) -> bool:
     return bool(hosts) and all(h["runtime_resolved"] for h in hosts)
 
 
-def _time_text(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _join(items, empty="none"):
     items = [str(i) for i in items]
     return ", ".join(items) if items else empty
@@ -160,14 +157,11 @@ class _Facts:
                 if endpoint["address"]:
                     by_state[endpoint_state(endpoint)].append(endpoint["address"])
         self.svc_health = service_health(svc) if svc else None
-        self.crash, self.restarted, self.not_ready_pods, self.deleting = self._pod_trouble()
-        # With no ready endpoint, a crash in a pod's history counts even if a read caught it in
-        # one of a crash loop's running moments (the endpoints were read at another moment).
-        self.crashed = [
-            "pod %s/%s (%s)" % (p["namespace"], p["name"], _join(p["problems"], p["phase"] or "?"))
-            for p in self.pods or []
-            if pod_health(p)["crashed"]
-        ]
+        # crashed: with no ready endpoint, a crash in a pod's history counts even if a read
+        # caught it in one of a crash loop's running moments (the endpoints were read at another).
+        self.crash, self.crashed, self.restarted, self.not_ready_pods, self.deleting = (
+            self._pod_trouble()
+        )
         self.endpoints_since = self._endpoints_since()
         self.self_probe = {
             "%s/%s" % (p["namespace"], p["name"]): p for p in self.self_probes if probe_ran(p)
@@ -281,7 +275,7 @@ class _Facts:
             held.append(
                 "proxy %s last (re)loaded at %s, after the current endpoints of %s appeared "
                 "(%s): a reload would resolve the same addresses again"
-                % (name, proxy["last_reload"], self.svc_name, _time_text(self.endpoints_since))
+                % (name, proxy["last_reload"], self.svc_name, format_time(self.endpoints_since))
             )
         return held
 
@@ -359,13 +353,17 @@ class _Facts:
         return [(r, e) for r in self.replicas for e in r["current"] if e["address"] in r["stale"]]
 
     def _pod_trouble(self):
-        """(crashing pods, restarted pods, not-ready running pods, deleting pods) lines."""
-        crash, restarted, not_ready, deleting = [], [], [], []
+        """(crashing pods, pods with a crash in their history, restarted pods, not-ready running
+        pods, deleting pods) lines."""
+        crash, crashed, restarted, not_ready, deleting = [], [], [], [], []
         for pod in self.pods or []:
             name = "%s/%s" % (pod["namespace"], pod["name"])
             health = pod_health(pod)
+            line = "pod %s (%s)" % (name, _join(health["problems"], pod["phase"] or "?"))
             if health["crashing"]:
-                crash.append("pod %s (%s)" % (name, _join(health["problems"], pod["phase"] or "?")))
+                crash.append(line)
+            if health["crashed"]:
+                crashed.append(line)
             if health["restarts"] > 0:
                 detail = _join(
                     [
@@ -382,7 +380,7 @@ class _Facts:
                 not_ready.append("pod %s" % name)
             if health["deleting"]:
                 deleting.append("pod %s (deleting since %s)" % (name, health["deleting"]))
-        return crash, restarted, not_ready, deleting
+        return crash, crashed, restarted, not_ready, deleting
 
 
 def _dial_line(replica: _Replica, entry: AddressFact) -> str:
@@ -684,8 +682,7 @@ def _dns_failure(facts: _Facts):
         and svc
         and svc["exists"]
         and not facts.ready
-        and all(n.split(".")[1:3] == [svc["namespace"], "svc"] for n in names if "." in n)
-        and all("." in n for n in names)
+        and all(n.split(".")[1:3] == [svc["namespace"], "svc"] for n in names)
     ):
         # A headless Service's name resolves to its ready endpoints only: with none (the pods
         # of the Service's namespace are down or not Ready), the cluster DNS answers NXDOMAIN.
@@ -1264,7 +1261,7 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         "unchecked": list(view.unchecked),
         "warnings": _warnings(view, cause),
         "hypotheses": _hypotheses(cause, found, ruled_out),
-        "endpoints_since": _time_text(view.endpoints_since) if view.endpoints_since else None,
+        "endpoints_since": format_time(view.endpoints_since) if view.endpoints_since else None,
     }
     if cause == "stale_upstream":
         verdict["recommendation"]["fix"] = (
