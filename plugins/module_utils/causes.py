@@ -70,6 +70,25 @@ REGISTRY = (
         "problem is fixed",
     ),
     Cause(
+        "config_not_applied",
+        doc="the proxy's config on disk itself lists addresses no endpoint has (the controller "
+        "that renders it did not write the current endpoints): a reload re-reads the same stale "
+        "config",
+        fix="Do not reload: the config on disk is stale itself. Look at what writes it: the "
+        "controller's control plane and its agent in the data-plane pod (NGINX Gateway Fabric: "
+        "the control plane's and the nginx agent's logs, the Gateway and route status), or "
+        "the in-house controller, ConfigMap or sidecar that renders the upstream block; "
+        "a bad snippet can block every later push. Once it writes the current endpoints it "
+        "reloads, or restart that data-plane pod.",
+        prevention="Alert when a data-plane pod's config lags its control plane (config "
+        "generation, push errors); the drift check compares the config's addresses with the "
+        "EndpointSlices before users see a 502.",
+        reload_fixes=False,
+        remedy="fix the controller's push, not a reload",
+        separates="whether each replica's config on disk (re-read now) lists the addresses it "
+        "dials, or the current endpoints",
+    ),
+    Cause(
         "no_endpoints",
         doc="the Service selects no pod, or has no endpoints",
         fix="Make the Service select running pods: fix its selector or the pod labels, "

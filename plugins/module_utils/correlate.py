@@ -90,6 +90,13 @@ def _format_address(ip, port):
     return host if port is None else "%s:%d" % (host, port)
 
 
+def literal_address(host, port):
+    """``"IP:PORT"`` (canonical, IPv6 bracketed) when ``host`` is an IP literal, else None
+    (a name, a unix socket): the form a dialled address and an endpoint take."""
+    ip = _norm_ip(host) if isinstance(host, str) and not host.startswith("unix:") else None
+    return _format_address(ip, port if isinstance(port, int) else None) if ip else None
+
+
 def _endpoint_state(endpoint: EndpointFact) -> str:
     if endpoint["terminating"]:
         return "terminating_endpoint"

@@ -140,6 +140,7 @@ class UpstreamHostFact(TypedDict):
     runtime_resolved: bool  # resolver + a variable: nginx resolves it per request
     service: str | None  # "ns/name" when the host names a Service
     pod: str | None  # the pod when the host is a pod's DNS name
+    file: str | None  # where the config on disk writes it: "path:line"
 
 
 class KeepaliveFact(TypedDict):

@@ -642,28 +642,44 @@ def service_for_host(host, namespace=None, cluster_domain="cluster.local"):
     return info["service"] if info else None
 
 
+def _where(directive):
+    """``path:line`` of a parsed directive, or None when it names no file."""
+    if not directive.get("file") or directive["file"] == "<input>":
+        return None
+    return (
+        "%s:%s" % (directive["file"], directive["line"])
+        if directive.get("line")
+        else directive["file"]
+    )
+
+
 def upstream_hosts(parsed, namespace=None, cluster_domain="cluster.local"):
     """The hosts the proxy dials, in the ``proxy_info.upstream_hosts`` shape of DESIGN.md.
 
     ``parsed`` is :func:`parse_nginx_t`'s result (None: no config read, no hosts). Returns a sorted, de-duplicated list of
     ``{host, port, source: "upstream" | "proxy_pass", upstream: group name | None,
-    runtime_resolved: bool, service: "ns/name" | None, pod: name | None}``; a
+    runtime_resolved: bool, service: "ns/name" | None, pod: name | None, file: "path:line" |
+    None}``; a
     ``proxy_pass`` naming an upstream group is represented by that group's servers.
     """
     if not isinstance(parsed, dict):
         return []
     seen = {}
+    where: dict[tuple, str | None] = {}
     for group in parsed.get("upstreams") or []:
         for server in group.get("servers") or []:
             key = (server["host"], server["port"], "upstream", group["name"])
             seen[key] = False
+            where.setdefault(key, _where(server))
     for target in parsed.get("proxy_passes") or []:
         if target.get("upstream"):
             continue
         key = (target["host"], target["port"], "proxy_pass", None)
         seen[key] = seen.get(key, False) or bool(target.get("runtime_resolved"))
+        where.setdefault(key, _where(target))
     out = []
-    for (host, port, source, group), runtime in seen.items():
+    for key, runtime in seen.items():
+        host, port, source, group = key
         info = k8s_name_info(host, namespace, cluster_domain)
         out.append(
             {
@@ -674,6 +690,7 @@ def upstream_hosts(parsed, namespace=None, cluster_domain="cluster.local"):
                 "runtime_resolved": runtime,
                 "service": info["service"] if info else None,
                 "pod": info["pod"] if info else None,
+                "file": where[key],
             }
         )
     out.sort(key=lambda h: (h["source"], h["upstream"] or "", h["host"], h["port"] or 0))

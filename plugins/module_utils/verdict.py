@@ -33,6 +33,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     classify_address,
+    literal_address,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
     AddressFact,
@@ -94,6 +95,11 @@ class _Replica(t.TypedDict):
     stale_seen: list[str]
     held: list[str]
     answers_now: bool | None  # its own address answered (not 5xx) just now; None: not probed
+    # The config on disk, re-read at diagnosis time (nginx -T), against what the workers dial:
+    # vanished addresses it still lists (a reload re-reads them), ready endpoints it lists.
+    config_stale: list[str]
+    config_current: list[str]
+    config_where: dict[str, str]  # address -> "upstream U at path:line" in the config on disk
     recovered: bool  # answers now, and every upstream error since its reload was a vanished address
 
 
@@ -108,6 +114,20 @@ def _runtime_resolved(proxy: ProxyFact) -> bool:
     """Every upstream host of the replica is resolved per request (resolver + a variable)."""
     hosts = proxy["upstream_hosts"]
     return bool(hosts) and all(h["runtime_resolved"] for h in hosts)
+
+
+def _config_literals(proxy: ProxyFact) -> dict[str, str]:
+    """The IP-literal upstream addresses of the replica's config on disk (re-read at diagnosis
+    time), each with where it is written: what a controller renders into ``upstream {}``."""
+    found: dict[str, str] = {}
+    for host in proxy["upstream_hosts"]:
+        address = None if host["runtime_resolved"] else literal_address(host["host"], host["port"])
+        if address is not None:
+            where = ["upstream %s" % host["upstream"] if host["upstream"] else host["source"]]
+            if host["file"]:
+                where.append("at %s" % host["file"])
+            found.setdefault(address, " ".join(where))
+    return found
 
 
 def _join(items, empty="none"):
@@ -208,7 +228,15 @@ class _Facts:
             if e["address"] in stale and e["after_reload"]
         )
         recovered = bool(stale and answers_now and stale_errors >= errors_after)
+        on_disk = _config_literals(proxy)
+        config_stale = sorted(a for a in stale if a in on_disk)
         held = self._held(proxy, name, sorted(stale), probe, answers_now) if stale else []
+        if config_stale:
+            held.append(
+                "proxy %s's config on disk, re-read now, still lists %s: a reload would re-read "
+                "the same stale config"
+                % (name, _join("%s (%s)" % (a, on_disk[a]) for a in config_stale))
+            )
         return {
             "name": name,
             "proxy": proxy,
@@ -222,6 +250,9 @@ class _Facts:
             "held": held,
             "answers_now": answers_now,
             "recovered": recovered,
+            "config_stale": config_stale,
+            "config_current": sorted(a for a in on_disk if a in self.ready),
+            "config_where": on_disk,
             # since the last reload (an empty dict means no request since then)
             "status_counts": proxy["access"]["status_counts_after_reload"],
             "upstream_status_counts": proxy["access"]["upstream_status_counts"],
@@ -532,6 +563,13 @@ def _stale_upstream(facts: _Facts):
         )
         return [_candidate("stale_upstream", False, evidence, missing)]
     evidence.append("Service %s has ready endpoints %s" % (facts.svc_name, _join(facts.ready)))
+    evidence += [
+        "proxy %s's config on disk, re-read now, lists %s (ready endpoints): its workers run an "
+        "older load of it, so a reload loads the current addresses"
+        % (r["name"], _join("%s (%s)" % (a, r["config_where"][a]) for a in r["config_current"]))
+        for r in facts.replicas
+        if r["stale"] and r["config_current"]
+    ]
     clean = [r["name"] for r in facts.replicas if not r["stale_seen"]]
     if clean:
         evidence.append("replicas not dialling stale addresses: %s" % _join(clean))
@@ -555,6 +593,35 @@ def _stale_upstream(facts: _Facts):
             )
         )
     return [_candidate("stale_upstream", True, evidence)]
+
+
+@rule("config_not_applied")
+def _config_not_applied(facts: _Facts):
+    """Dialled after the last reload, a vanished address that the config on disk still lists."""
+    found = [r for r in facts.replicas if r["config_stale"] and not r["answers_now"]]
+    if not found:
+        return []
+    evidence = [
+        _dial_line(r, e) for r in found for e in r["current"] if e["address"] in r["config_stale"]
+    ]
+    evidence += [
+        "proxy %s's config on disk, re-read now, still lists %s, which nothing in the cluster "
+        "has: whatever renders it did not write the current endpoints, and a reload would "
+        "re-read the same stale config"
+        % (r["name"], _join("%s (%s)" % (a, r["config_where"][a]) for a in r["config_stale"]))
+        for r in found
+    ]
+    if not (facts.service and facts.ready):
+        missing = [] if facts.service else ["the Service's current endpoints (service_info)"]
+        return [_candidate("config_not_applied", False, evidence, missing)]
+    evidence.append(
+        "Service %s has ready endpoints %s, which the stale configs do not list"
+        % (facts.svc_name, _join(facts.ready))
+    )
+    current = [r["name"] for r in facts.replicas if r["config_current"] and not r["stale_seen"]]
+    if current:
+        evidence.append("replicas whose config lists the current endpoints: %s" % _join(current))
+    return [_candidate("config_not_applied", True, evidence)]
 
 
 @rule("no_endpoints")
@@ -1068,12 +1135,34 @@ def _summary(cause, facts, chosen, verdict):
     if cause == "stale_upstream":
         return (
             "stale_upstream: proxy replica(s) %s still dial %s, which no pod, endpoint or "
-            "Service has any more; %s's ready endpoints are now %s. nginx resolved the "
-            "upstream name when it last (re)loaded and kept the old address; a reload of "
+            "Service has any more; %s's ready endpoints are now %s. %s; a reload of "
             "those replicas picks up the current one."
             % (
                 _join(verdict["stale_replicas"]),
                 _join(verdict["stale_addresses"]),
+                svc,
+                _join(verdict["current_addresses"]),
+                "Their config on disk already lists the current endpoints, but their workers "
+                "still run the config loaded before it was rewritten (a failed or skipped reload)"
+                if all(r["config_current"] for r in facts.replicas if r["stale"])
+                and verdict["stale_replicas"]
+                else "nginx resolved the upstream name when it last (re)loaded and kept the old "
+                "address",
+            )
+        )
+    if cause == "config_not_applied":
+        found = [r for r in facts.replicas if r["config_stale"] and not r["answers_now"]]
+        return (
+            "config_not_applied: proxy replica(s) %s dial %s, which no pod, endpoint or Service "
+            "has any more, and their config on disk, re-read now, still lists it (%s); %s's "
+            "ready endpoints are now %s. What renders that config (a controller's control plane "
+            "or agent, a ConfigMap, a sidecar) did not write the current endpoints - it did not "
+            "push, or a bad snippet blocked it - so a reload would re-read the same stale "
+            "config: none is made. Look at the controller's side."
+            % (
+                _join(r["name"] for r in found),
+                _join(sorted({a for r in found for a in r["config_stale"]})),
+                _join(sorted({r["config_where"][a] for r in found for a in r["config_stale"]})),
                 svc,
                 _join(verdict["current_addresses"]),
             )

@@ -168,6 +168,12 @@ proxies:
           description: "The pod the name refers to (C(pod.svc.ns.svc) form), or null."
           type: str
           returned: always
+        file:
+          description:
+            - "Where the config on disk (re-read at this run, C(nginx -T)) writes it, C(path:line), or null."
+            - "An IP literal there that no endpoint has is what the C(config_not_applied) verdict names."
+          type: str
+          returned: always
     listen_ports:
       description: "Ports nginx listens on."
       type: list

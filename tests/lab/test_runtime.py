@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from badlab import render
 from badlab import scenario as scenario_mod
 from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
 from badlab.fixture import SCENARIOS, _env
@@ -144,6 +145,22 @@ def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, ex
             ),
             "timeline[1].log_noise.lines",
             "an integer from 1 to 200000",
+        ),
+        (
+            (
+                "proxy_pass http://open-webui-headless:8080;",
+                "proxy_pass http://u; } } upstream u { $(UPSTREAM_SERVERS:nope)",
+            ),
+            "pods[1].containers[0].nginx.conf.d.default.conf",
+            "naming a Service declared under services",
+        ),
+        (
+            (
+                "  - replace_pod: {pod: open-webui-0}",
+                "  - render_config: {pod: open-webui-0}",
+            ),
+            "timeline[1].render_config.container",
+            "an nginx container",
         ),
         (
             ("timeline:\n", "network_policies:\n  - {name: deny, spec: {}}\ntimeline:\n"),
@@ -738,3 +755,22 @@ def test_cluster_dns_server_serves_the_runtime_records(tmp_path):
         assert reply.endswith(socket.inet_aton(app.ip))
 
     _run("healthy-resolver", body, tmp_path)
+
+
+def test_upstream_servers_render_one_line_per_ready_endpoint():
+    """A controller's rendering: each placeholder becomes server lines, indented like it."""
+    seen = []
+
+    def addresses(namespace, service):
+        seen.append((namespace, service))
+        return {"shop": ["127.20.1.10:8080", "127.20.1.11:8080"]}.get(service, [])
+
+    text = "upstream a {\n    $(UPSTREAM_SERVERS:shop)\n}\nupstream b {\n  $(UPSTREAM_SERVERS:db.data)\n}\n"
+    rendered, written = render.render_servers(text, "web", addresses)
+    assert rendered == (
+        "upstream a {\n    server 127.20.1.10:8080;\n    server 127.20.1.11:8080;\n}\n"
+        "upstream b {\n  # no ready endpoint of db\n}\n"
+    )
+    assert written == ["127.20.1.10:8080", "127.20.1.11:8080"]
+    assert seen == [("web", "shop"), ("data", "db")]
+    assert render.services_named(text, "web") == [("web", "shop"), ("data", "db")]

@@ -21,6 +21,7 @@ def upstream_host(host: str = "web", **kw: t.Any) -> dict:
         "runtime_resolved": False,
         "service": None,
         "pod": None,
+        "file": None,
     }
     fact.update(kw)
     return fact

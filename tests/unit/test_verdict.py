@@ -138,17 +138,20 @@ def proxy(
 ):
     counts_after = dict(counts_after or {})
     status_counts = status_counts or {"200": 40}
-    return shapes.proxy(
-        name,
-        "ingress",
-        pod_ip="10.244.0.5",
-        upstream_hosts=[
+    kw.setdefault(
+        "upstream_hosts",
+        [
             shapes.upstream_host(
                 "open-webui.open-webui.svc.cluster.local",
                 source="upstream",
                 service="open-webui/open-webui",
             )
         ],
+    )
+    return shapes.proxy(
+        name,
+        "ingress",
+        pod_ip="10.244.0.5",
         worker_start_times=[RELOAD],
         last_reload=RELOAD,
         log={
@@ -1166,3 +1169,132 @@ def test_a_crash_loop_caught_running_is_still_down_when_no_endpoint_is_ready():
         service=service([]),
     )
     assert decide(facts)["cause"] == "backend_down"
+
+
+def rendered(*addresses):
+    """upstream_hosts of a controller-rendered config on disk: IP literals in upstream {}."""
+    hosts = []
+    for address in addresses:
+        ip, _sep, port = address.rpartition(":")
+        hosts.append(
+            shapes.upstream_host(
+                ip,
+                port=int(port),
+                source="upstream",
+                upstream="shop_8080",
+                file="/etc/nginx/conf.d/http.conf:3",
+            )
+        )
+    return hosts
+
+
+def test_config_not_applied_when_the_config_on_disk_lists_the_stale_address():
+    """The workers dial the old IP and the config on disk (re-read now) still lists it: a
+    reload re-reads the same stale config, so the cause is config_not_applied, never a reload."""
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 12},
+                addresses=[stale_entry()],
+                upstream_hosts=rendered("%s:8080" % OLD_IP),
+            )
+        ]
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "config_not_applied"
+    assert verdict["reload_safe"] is False
+    assert verdict["stale_replicas"] == []
+    assert any(
+        "config on disk, re-read now, still lists 10.244.1.3:8080 (upstream shop_8080 at "
+        "/etc/nginx/conf.d/http.conf:3)" in line
+        for line in verdict["evidence"]
+    )
+    assert "10.244.1.7:8080" in verdict["summary"] and "controller" in verdict["summary"]
+    assert "Do not reload" in verdict["recommendation"]["fix"]
+    ruled = {h["cause"]: h for h in verdict["hypotheses"]}
+    assert ruled["stale_upstream"]["fit"] == "ruled_out"
+
+
+def test_config_on_disk_current_but_workers_stale_is_a_reload():
+    """The contrast: the config on disk lists the current endpoint, the workers dial the old
+    one (a failed or skipped reload): stale_upstream, reload safe, and the evidence says why."""
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 12},
+                addresses=[stale_entry()],
+                upstream_hosts=rendered("%s:8080" % NEW_IP),
+            )
+        ]
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream"
+    assert verdict["reload_safe"] is True
+    assert verdict["stale_replicas"] == ["ingress/nginx-0"]
+    assert any("lists 10.244.1.7:8080" in line for line in verdict["evidence"])
+    assert "config on disk already lists the current endpoints" in verdict["summary"]
+
+
+def test_config_not_applied_on_one_replica_only_holds_that_one():
+    """One replica's config is stale on disk, the other's is current and it was reloaded."""
+    facts = facts_with(
+        [
+            proxy(
+                "nginx-0",
+                counts_after={"connect_refused": 5},
+                addresses=[stale_entry(5)],
+                upstream_hosts=rendered("%s:8080" % OLD_IP),
+            ),
+            proxy(
+                "nginx-1",
+                addresses=[dialled("%s:8080" % NEW_IP, "ready_endpoint", count=0, signatures={})],
+                upstream_hosts=rendered("%s:8080" % NEW_IP),
+            ),
+        ],
+        probes=[probe("nginx-0"), probe("nginx-1")],
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "config_not_applied"
+    assert verdict["reload_safe"] is False
+    assert (
+        "replicas whose config lists the current endpoints: ingress/nginx-1"
+        in (verdict["evidence"])
+    )
+
+
+def test_a_stale_literal_in_a_replica_that_answers_now_is_a_warning():
+    """The config on disk lists the old and the new address and nginx fails over: the replica
+    answers 200 on its own address; nothing to fix now, the stale line is a warning."""
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 3},
+                addresses=[stale_entry(3)],
+                upstream_hosts=rendered("%s:8080" % OLD_IP, "%s:8080" % NEW_IP),
+                status_counts={"200": 3},
+            )
+        ],
+        symptom={"status": 200, "url": "https://chat.example.com/"},
+        self_probes=[shapes.probe("nginx-0", "ingress", 200, url="http://10.244.0.5:80/")],
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] != "config_not_applied"
+    assert verdict["reload_safe"] is False
+    assert any("re-read the same stale config" in w for w in verdict["warnings"])
+
+
+def test_without_ready_endpoints_a_stale_config_is_not_the_cause():
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 12},
+                addresses=[stale_entry()],
+                upstream_hosts=rendered("%s:8080" % OLD_IP),
+            )
+        ],
+        pods=[],
+        service=service([], selector_matches=False),
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "no_endpoints"
+    assert verdict["reload_safe"] is False

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
+from badlab.render import render_servers
 from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec
 from badlab.store import Store
 
@@ -565,12 +566,37 @@ class Runtime:
             mime = Path("/etc/nginx/mime.types")
             if mime.exists():
                 shutil.copyfile(mime, conf / "mime.types")
-            main = nginx.nginx_conf or NGINX_CONF.format(
-                namespace=pod.spec.namespace, pod=pod.spec.name
+
+    def render_config(self, pod: Pod, c: Container) -> list[str]:
+        """Write an nginx container's config files from the scenario, as a controller renders
+        them now (``render.render_servers``: the current ready endpoints); no reload. Returns the
+        upstream addresses written."""
+        nginx = c.spec.nginx
+        assert nginx is not None  # only nginx containers have config files
+        conf = pod.directory / c.spec.name / "etc-nginx"
+        main = nginx.nginx_conf or NGINX_CONF.format(
+            namespace=pod.spec.namespace, pod=pod.spec.name
+        )
+        written: list[str] = []
+        for path, text in [(conf / "nginx.conf", main)] + [
+            (conf / "conf.d" / fname, text) for fname, text in nginx.conf_d.items()
+        ]:
+            text, addresses = render_servers(
+                self._expand(pod, text), pod.spec.namespace, self.ready_addresses
             )
-            (conf / "nginx.conf").write_text(self._expand(pod, main))
-            for fname, text in nginx.conf_d.items():
-                (conf / "conf.d" / fname).write_text(self._expand(pod, text))
+            path.write_text(text)
+            written.extend(addresses)
+        return written
+
+    def ready_addresses(self, namespace: str, service: str) -> list[str]:
+        """``IP:PORT`` of a Service's ready endpoints (its first port), as a controller sees them."""
+        svc = self.services[f"{namespace}/{service}"]
+        first = svc.ports[0].name or ""
+        return [
+            f"{p.ip}:{ports[first]}"
+            for p, ports in self.endpoints_of(svc)
+            if p.ready and first in ports
+        ]
 
     @staticmethod
     def _expand(pod: Pod, text: str) -> str:
@@ -598,6 +624,7 @@ class Runtime:
         c.instances.append(inst)
         binds = [(str(pod.directory / "etc" / Path(t).name), t) for t in POD_FILE_BINDS]
         if c.app is None:  # the nginx container
+            self.render_config(pod, c)
             root = pod.directory / c.spec.name
             binds += [
                 (str(root / src), dst)
@@ -1337,6 +1364,10 @@ class Runtime:
                 path = self.pods[key].containers[args["container"]].instances[-1].log_path
                 written = write_log_noise(path, args["lines"], args["invalid_utf8"], self.host_ip)
                 self.history.append({"step": step.where, "pod": key, "lines": written})
+            elif step.action == "render_config":
+                pod = self.pods[key]
+                written = self.render_config(pod, pod.containers[args["container"]])
+                self.history.append({"step": step.where, "pod": key, "servers": written})
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]

@@ -16,6 +16,8 @@ from typing import Any, NoReturn, TypedDict
 
 import yaml
 
+from badlab.render import services_named
+
 from badlab.errors import ScenarioError
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -264,6 +266,7 @@ STEP_ACTIONS = {
     "crash": ({"pod"}, {"namespace", "container", "exit_code", "reason"}),
     "set_behaviour": ({"pod", "app"}, {"namespace", "container"}),
     "exec": ({"pod", "command"}, {"namespace", "container"}),
+    "render_config": ({"pod"}, {"namespace", "container"}),
     "wait": (set(), {"seconds"}),
 }
 
@@ -564,6 +567,14 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 command = c.seq(args["command"], f"{aw}.command", allow_empty=False)
                 for j, word in enumerate(command):
                     c.string(word, f"{aw}.command[{j}]", what="a command word (a string)")
+            if action == "render_config" and not any(
+                ct.name == args["container"] and ct.kind == "nginx" for ct in pod.containers
+            ):
+                c.fail(
+                    f"{aw}.container",
+                    "an nginx container (render_config rewrites its config files)",
+                    args["container"],
+                )
             if action == "set_ready":
                 c.boolean(args["ready"], f"{aw}.ready")
             if action == "crash":
@@ -687,6 +698,22 @@ def load(path: str | Path) -> Scenario:
             "labels that select at least one pod, each with an nginx container",
             selector,
         )
+
+    # $(UPSTREAM_SERVERS:…) must name a Service the lab keeps endpoints for (the raw file's
+    # indexes, as in every other message; replicas share their pod's text)
+    for i, raw in enumerate(data["pods"]):
+        ns = raw.get("namespace", default_ns)
+        for j, ct in enumerate(raw["containers"]):
+            for fname, text in ((ct.get("nginx") or {}).get("conf.d") or {}).items():
+                for svc_ns, name in services_named(text, ns):
+                    known = svc_keys.get((svc_ns, name))
+                    if known is None or known.selector is None:
+                        c.fail(
+                            f"pods[{i}].containers[{j}].nginx.conf.d.{fname}",
+                            "$(UPSTREAM_SERVERS:<service>[.<namespace>]) naming a Service "
+                            "declared under services, with a selector",
+                            f"{svc_ns}/{name}",
+                        )
 
     target = dict(c.mapping(data["target"], "target", {"service"}, {"namespace"}))
     target_ns = target["namespace"] = c.string(
