@@ -36,9 +36,11 @@ from badlab import scenario as scenario_mod  # noqa: E402
 
 STALE = "stale_upstream"
 HEALTHY = "healthy"
+UNAPPLIED = "config_not_applied"
 FAMILIES = (
     STALE,
     HEALTHY,
+    UNAPPLIED,
     "no_endpoints",
     "backend_not_ready",
     "backend_down",
@@ -65,6 +67,9 @@ UPSTREAM_HEADLESS = "upstream_headless"  # upstream {} with the headless name
 UPSTREAM_CLUSTERIP = "upstream_clusterip"  # upstream {} with the ClusterIP name
 RESOLVER_HEADLESS = "resolver_headless"  # resolver + variable, headless FQDN, valid=1s
 RESOLVER_CLUSTERIP = "resolver_clusterip"  # resolver + variable, ClusterIP FQDN, valid=1s
+# upstream {} whose servers a controller renders (pod IPs, $(UPSTREAM_SERVERS:…)); rewritten
+# only by a render_config step (the controller pushing), loaded only by a reload
+CONTROLLER = "controller"
 STYLES = (
     CLUSTERIP,
     HEADLESS,
@@ -83,6 +88,8 @@ LOAD_TIME_POD_IPS = (HEADLESS, UPSTREAM_PODS, UPSTREAM_HEADLESS)
 VIA_CLUSTERIP = (CLUSTERIP, UPSTREAM_CLUSTERIP, RESOLVER_CLUSTERIP)
 RESOLVER_STYLES = (RESOLVER_HEADLESS, RESOLVER_CLUSTERIP)
 UPSTREAM_STYLES = (UPSTREAM_PODS, UPSTREAM_HEADLESS, UPSTREAM_CLUSTERIP)
+# Styles that write an upstream {} block (the controller's too)
+UPSTREAM_BLOCKS = UPSTREAM_STYLES + (CONTROLLER,)
 
 # nginx's `valid=1s` is counted in whole seconds: a cached answer lives up to 2 s.
 RESOLVER_SETTLE = 2.2
@@ -105,6 +112,7 @@ class _Case:
         self.choices: dict[str, Any] = {}
         self.timeline: list[dict[str, Any]] = []
         self.stale: list[str] = []  # proxy pod names left stale
+        self.unapplied: list[str] = []  # proxy pod names the controller did not push to
         self.final_status: int | None = 200  # what every final request answers (None: mixed)
         self.status_5xx = 502  # what a failing replica answers
         # set by the families
@@ -201,7 +209,7 @@ def _upstream_target(case: _Case, lay: dict[str, Any]) -> tuple[str, str]:
         return "", f"{scheme}://{_name(case, lay, lay['app'], 'name_form')}:{lay['sport']}"
     if style == HEADLESS:
         return "", f"{scheme}://{_name(case, lay, lay['headless'], 'name_form')}:{lay['cport']}"
-    if style in UPSTREAM_STYLES:
+    if style in UPSTREAM_BLOCKS:
         block = case.pick("upstream_name", (lay["app"], "backend", f"{lay['app']}-upstream"))
         if style == UPSTREAM_PODS:
             servers = [
@@ -213,6 +221,13 @@ def _upstream_target(case: _Case, lay: dict[str, Any]) -> tuple[str, str]:
         else:
             servers = [f"{_name(case, lay, lay['app'], 'name_form')}:{lay['sport']}"]
         lines = [f"upstream {block} {{"] + [f"    server {s};" for s in servers]
+        if style == CONTROLLER:
+            lines = [
+                "# rendered by the control plane from the EndpointSlices of "
+                f"{lay['bns']}/{lay['app']}",
+                f"upstream {block} {{",
+                f"    $(UPSTREAM_SERVERS:{lay['app']}.{lay['bns']})",
+            ]
         if case.keepalive_upstream:
             lines += ["    keepalive 16;", "    keepalive_timeout 60s;"]
         return "\n".join(lines + ["}", ""]), f"{scheme}://{block}"
@@ -308,7 +323,7 @@ def _nginx_conf(case: _Case, lay: dict[str, Any]) -> str | None:
 
 
 def _family_stale(case: _Case, lay: dict[str, Any]) -> None:
-    case.style = case.pick("style", LOAD_TIME_POD_IPS)
+    case.style = case.pick("style", LOAD_TIME_POD_IPS + (CONTROLLER,))
     case.backend_replicas = case.pick("backend_replicas", (1, 2))
     case.fault_at_start = False
     case.crash_noise_ok = True
@@ -323,11 +338,37 @@ def _stale_fault(case: _Case, lay: dict[str, Any]) -> None:
     stale_count = case.integer("stale_count", 1, lay["replicas"])
     case.stale = case.sample("stale_replicas", lay["proxies"], stale_count)
     for pod in lay["proxies"]:
+        if case.style == CONTROLLER:
+            # the controller wrote every replica's config: the stale ones missed the reload
+            case.timeline.append({"render_config": {"pod": pod, "namespace": lay["pns"]}})
         if pod not in case.stale:
             case.timeline.append(
                 {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
             )
     case.final_status = 502 if len(case.stale) == lay["replicas"] else None
+
+
+def _family_unapplied(case: _Case, lay: dict[str, Any]) -> None:
+    case.style = CONTROLLER
+    case.backend_replicas = case.pick("backend_replicas", (1, 2))
+    case.fault_at_start = False
+    case.crash_noise_ok = True
+
+
+def _unapplied_fault(case: _Case, lay: dict[str, Any]) -> None:
+    """Every backend pod replaced; the controller pushes (rewrites, then reloads) to some
+    replicas, never to the others: their config on disk still lists the old pod IPs."""
+    for pod in _backend_pods(lay, case.backend_replicas):
+        case.timeline.append({"replace_pod": {"pod": pod, "namespace": lay["bns"]}})
+    count = case.integer("unapplied_count", 1, lay["replicas"])
+    case.unapplied = case.sample("unapplied_replicas", lay["proxies"], count)
+    for pod in lay["proxies"]:
+        if pod not in case.unapplied:
+            case.timeline.append({"render_config": {"pod": pod, "namespace": lay["pns"]}})
+            case.timeline.append(
+                {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
+            )
+    case.final_status = 502 if len(case.unapplied) == lay["replicas"] else None
 
 
 def _family_healthy(case: _Case, lay: dict[str, Any]) -> None:
@@ -547,6 +588,7 @@ def _family_keepalive_mismatch(case: _Case, lay: dict[str, Any]) -> None:
 FAMILY_SETUP = {
     STALE: _family_stale,
     HEALTHY: _family_healthy,
+    UNAPPLIED: _family_unapplied,
     "no_endpoints": _family_no_endpoints,
     "backend_not_ready": _family_backend_not_ready,
     "backend_down": _family_backend_down,
@@ -567,6 +609,8 @@ def _fault_steps(case: _Case, lay: dict[str, Any]) -> None:
     family, pods = case.family, _backend_pods(lay, case.backend_replicas)
     if family == STALE:
         _stale_fault(case, lay)
+    elif family == UNAPPLIED:
+        _unapplied_fault(case, lay)
     elif family == HEALTHY:
         _healthy_events(case, lay)
     elif family == "no_endpoints" and not case.fault_at_start:
@@ -768,7 +812,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         case.read_timeout = case.pick("read_timeout", (1, 2, 30))  # the app answers at once
     if case.connect_timeout is None and case.chance("connect_timeout_set", 0.3):
         case.connect_timeout = case.pick("connect_timeout", (1, 2, 5))
-    if case.style in UPSTREAM_STYLES and family != "keepalive_mismatch":
+    if case.style in UPSTREAM_BLOCKS and family != "keepalive_mismatch":
         case.next_upstream_off = case.chance("proxy_next_upstream_off", 0.3)
         # Upstream keep-alive is common; the app closes idle connections cleanly (a FIN). Not
         # with pods turned not ready: an open connection through the ClusterIP still reaches
@@ -791,8 +835,8 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         pod = _backend_pods(lay, case.backend_replicas)[0]
         if not any("delete_pod" in step for step in case.timeline):
             case.timeline.append(_crash_step(case, lay, pod))
-    if family in NOT_FAILING_FAMILIES or family == STALE:
-        case.final_status = case.final_status if family == STALE else 200
+    if family in NOT_FAILING_FAMILIES or family in (STALE, UNAPPLIED):
+        case.final_status = case.final_status if family in (STALE, UNAPPLIED) else 200
     else:
         case.final_status = case.status_5xx
     if case.chance("log_noise", 0.3):
@@ -816,7 +860,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         f"{lay['replicas']} proxy replica(s), {case.backend_replicas} backend pod(s))"
     )
     scenario["timeline"] = case.timeline
-    if family == STALE:
+    if family in (STALE, UNAPPLIED):
         proxy_status = 502
     elif family in NOT_FAILING_FAMILIES:
         proxy_status = 200
@@ -826,6 +870,8 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     if family == STALE:
         expect["stale_addresses"] = True
         expect["stale_replicas"] = list(case.stale)
+    elif family == UNAPPLIED:
+        expect["stale_addresses"] = True
     scenario["expect"] = expect
     ordered: dict[str, Any] = {
         key: scenario[key]
@@ -846,6 +892,8 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     for pod in lay["proxies"]:
         if family == STALE:
             oracle[pod] = "needed" if pod in case.stale else "not_failing"
+        elif family == UNAPPLIED:  # a reload re-reads the stale config on disk
+            oracle[pod] = "useless" if pod in case.unapplied else "not_failing"
         elif family in NOT_FAILING_FAMILIES:
             oracle[pod] = "not_failing"
         else:

@@ -561,6 +561,9 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
             if "container" in args:
                 if args["container"] not in {ct.name for ct in pod.containers}:
                     c.fail(f"{aw}.container", f"a container of pod {pod_name}", args["container"])
+            elif action == "render_config":  # the pod's nginx, wherever it stands
+                nginx = [ct.name for ct in pod.containers if ct.kind == "nginx"]
+                args["container"] = (nginx or [pod.containers[0].name])[0]
             else:
                 args["container"] = pod.containers[0].name
             if action == "exec":
