@@ -966,7 +966,7 @@ def test_bad_selector_and_unsupported_verbs(lab: Lab) -> None:
     assert "unable to parse requirement: found 'web', expected: '('" in body["message"]
     code, body = lab.status("/api/v1/services?fieldSelector=spec.type%3DClusterIP")
     assert (code, body["message"].split(" (")[0]) == (400, "field label not supported: spec.type")
-    code, body = lab.status("/api/v1/pods?watch=true")
+    code, body = lab.status("/api/v1/namespaces/shop/pods/web-0", method="PATCH")
     assert (code, body["reason"]) == (405, "MethodNotAllowed")
     code, body = lab.status("/api/v1/namespaces/shop/pods/web-0", method="DELETE")
     assert (code, body["reason"]) == (405, "MethodNotAllowed")

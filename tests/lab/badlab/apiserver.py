@@ -17,8 +17,13 @@ label and field selectors, ``limit``/``continue``), the Table form ``kubectl get
 ``base64.channel.k8s.io``). Every request needs a bearer token (health paths excepted);
 ``rbac.Auth`` decides what it may do, ``Impersonate-User`` included. Errors are ``Status``
 objects worded as Kubernetes words them. POST creates objects (409 when the name is taken)
-and answers the SelfSubjectAccessReview of ``kubectl auth can-i``. Not served: watch,
-update, patch, delete, SPDY exec (400), port-forward, attach.
+and answers the SelfSubjectAccessReview of ``kubectl auth can-i``. Watch (``?watch=1`` or
+``/watch/`` paths) streams the store's changes as Kubernetes does: from ``resourceVersion`` on
+(unset or ``0``: the current objects as ADDED first), selectors applied (an object that stops
+matching is DELETED), BOOKMARK events with ``allowWatchBookmarks``, an ERROR event with a 410
+Expired Status when the history no longer reaches back to ``resourceVersion`` (``Store.compact``),
+the stream ended after ``timeoutSeconds``. Not served: update, patch, delete, SPDY exec (400),
+port-forward, attach.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from badlab import certs
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.rbac import Attributes, Auth, User, forbidden_message
 from badlab.label_selectors import SelectorError, parse_field_selector, parse_label_selector
-from badlab.store import BY_PLURAL, RESOURCE_TYPES, Manifest, ResourceType, Store
+from badlab.store import BY_PLURAL, RESOURCE_TYPES, Change, Manifest, ResourceType, Store
 
 log = logging.getLogger("badlab.apiserver")
 
@@ -79,6 +84,14 @@ STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey[PodRuntime]("runtime")
 AUTH = web.AppKey("auth", Auth)
 EXEC_PROCESSES = web.AppKey[set[asyncio.subprocess.Process]]("exec_processes")
+# Seconds between two BOOKMARK events of a watch that asked for them (Kubernetes: about a minute).
+BOOKMARK_SECONDS = web.AppKey("bookmark_seconds", float)
+# The change queues of the open watches: end_watches puts None into each to end its stream.
+WATCH_QUEUES = web.AppKey[set[asyncio.Queue[Change | None]]]("watch_queues")
+# Set while watches may start; cleared, a new watch waits (hold_watches) until it is set again.
+WATCH_GATE = web.AppKey("watch_gate", asyncio.Event)
+# A watch without timeoutSeconds ends after this long (Kubernetes: 30-60 minutes at random).
+WATCH_DEFAULT_TIMEOUT = 1800
 
 SERVER_VERSION = {
     "major": "1",
@@ -729,6 +742,127 @@ def _get(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Respo
     return _json(_with_type(rt, obj))
 
 
+# ---------------------------------------------------------------- watch
+
+
+def _watch_event(rt: ResourceType, kind: str, obj: Manifest) -> bytes:
+    return (
+        json.dumps({"type": kind, "object": {**obj, "kind": rt.kind, "apiVersion": rt.api_version}})
+        + "\n"
+    ).encode()
+
+
+def _change_event(change: Change, matches: Callable[[Manifest], bool]) -> str | None:
+    """The watch event type a change makes for a watcher with these selectors, or None."""
+    was = change.old is not None and matches(change.old)
+    if change.kind == "DELETED":
+        return "DELETED" if was else None
+    now_ = matches(change.obj)
+    if now_:
+        return "MODIFIED" if was else "ADDED"
+    return "DELETED" if was else None
+
+
+async def _watch(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.StreamResponse:
+    store = request.app[STORE]
+    try:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), rt.plural)
+    except SelectorError as exc:
+        raise bad_request(str(exc)) from None
+    timeout = _non_negative_int(request, "timeoutSeconds", 0)
+    since_text = request.query.get("resourceVersion", "")
+    if since_text and not since_text.isdigit():
+        raise bad_request(f"resourceVersion: Invalid value: {since_text!r}: must be an integer")
+    bookmarks = _flag(request, "allowWatchBookmarks")
+    await request.app[WATCH_GATE].wait()
+
+    def matches(obj: Manifest) -> bool:
+        return (
+            (not info.namespace or obj["metadata"].get("namespace") == info.namespace)
+            and labels.matches(obj["metadata"].get("labels"))
+            and fields.matches(obj)
+        )
+
+    # Subscribe first, with no await before the start is read: no change falls in between.
+    live: asyncio.Queue[Change | None] = asyncio.Queue()
+    unsubscribe = store.subscribe(live.put_nowait)
+    request.app[WATCH_QUEUES].add(live)
+    try:
+        first: list[bytes] = []
+        position = int(store.resource_version)
+        if since_text in ("", "0"):
+            for obj in store.list(rt.plural, info.namespace or None, matches):
+                first.append(_watch_event(rt, "ADDED", obj))
+        else:
+            changes = store.changes_since(rt.plural, int(since_text))
+            if changes is None:
+                gone = ApiError(
+                    410,
+                    "Expired",
+                    f"too old resource version: {since_text} ({position})",
+                )
+                first.append(
+                    (json.dumps({"type": "ERROR", "object": gone.status()}) + "\n").encode()
+                )
+                position = -1
+            else:
+                for change in changes:
+                    kind = _change_event(change, matches)
+                    if kind is not None:
+                        first.append(_watch_event(rt, kind, change.obj))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for line in first:
+            await response.write(line)
+        if position < 0:  # the 410: the client must list again
+            await response.write_eof()
+            return response
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + (timeout or WATCH_DEFAULT_TIMEOUT)
+        every = request.app[BOOKMARK_SECONDS]
+        next_bookmark = loop.time() + every
+        while (left := ends - loop.time()) > 0:
+            wait = min(left, next_bookmark - loop.time()) if bookmarks else left
+            try:
+                got = await asyncio.wait_for(live.get(), max(wait, 0))
+            except asyncio.TimeoutError:
+                if bookmarks and loop.time() >= next_bookmark:
+                    mark = {"metadata": {"resourceVersion": store.resource_version}}
+                    await response.write(_watch_event(rt, "BOOKMARK", mark))
+                    next_bookmark = loop.time() + every
+                continue
+            if got is None:  # end_watches: the server drops its watches
+                break
+            if got.resource != rt.plural or got.resource_version <= position:
+                continue
+            kind = _change_event(got, matches)
+            if kind is not None:
+                await response.write(_watch_event(rt, kind, got.obj))
+        await response.write_eof()
+        return response
+    finally:
+        request.app[WATCH_QUEUES].discard(live)
+        unsubscribe()
+
+
+def hold_watches(app: web.Application, hold: bool) -> None:
+    """Hold new watches back (``hold``) until called again with False."""
+    if hold:
+        app[WATCH_GATE].clear()
+    else:
+        app[WATCH_GATE].set()
+
+
+def end_watches(app: web.Application) -> int:
+    """End every open watch stream now (the clients must watch again); returns how many."""
+    queues: set[asyncio.Queue[Change | None]] = app[WATCH_QUEUES]
+    for queue in list(queues):
+        queue.put_nowait(None)
+    return len(queues)
+
+
 async def _create(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
     """POST to a collection: store the object; 409 AlreadyExists when the name is taken.
 
@@ -1324,10 +1458,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         return _get(request, rt, info)
     elif info.verb == "create" and not info.name:
         return await _create(request, rt, info)
-    elif info.verb == "watch":
-        raise ApiError(
-            405, "MethodNotAllowed", "watch is not supported by the lab API server; list instead"
-        )
+    elif info.verb == "watch" and not info.name:
+        return await _watch(request, rt, info)
     raise ApiError(
         405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
     )
@@ -1479,10 +1611,16 @@ async def _end_exec_processes(app: web.Application) -> None:
         _kill_session(proc)
 
 
-def make_app(store: Store, runtime: PodRuntime, auth: Auth) -> web.Application:
+def make_app(
+    store: Store, runtime: PodRuntime, auth: Auth, bookmark_seconds: float = 5.0
+) -> web.Application:
     """The aiohttp application; ``runtime`` offers ``log_path`` and ``exec_command``."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[AUTH] = store, runtime, auth
+    app[BOOKMARK_SECONDS] = bookmark_seconds
+    app[WATCH_QUEUES] = set()
+    app[WATCH_GATE] = asyncio.Event()
+    app[WATCH_GATE].set()
     app[EXEC_PROCESSES] = set()
     app.on_shutdown.append(_end_exec_processes)
     app.router.add_route("*", "/{tail:.*}", _handle)
@@ -1500,6 +1638,7 @@ class RunningServer:
     host: str
     port: int
     ca_file: Path | None
+    ssl_context: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
@@ -1527,17 +1666,24 @@ def _check_loopback(host: str) -> None:
 
 
 async def start_server(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0, tls_dir: str | Path | None = None
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls_dir: str | Path | None = None,
+    again: RunningServer | None = None,
 ) -> RunningServer:
     """Listen on ``host:port`` (0 picks a free port) inside the running loop.
 
     With ``tls_dir`` the server speaks HTTPS with a CA and certificate written there by
     ``certs.write_certs`` (``ca.crt`` is what clients trust); without it, plain HTTP.
+    ``again``: a closed server to start again (its address and certificate; a restart).
     """
     _check_loopback(host)
     context = None
     ca_file = None
-    if tls_dir is not None:
+    if again is not None:
+        host, port, context, ca_file = again.host, again.port, again.ssl_context, again.ca_file
+    elif tls_dir is not None:
         paths = await asyncio.to_thread(certs.write_certs, tls_dir)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(paths.server_cert, paths.server_key)
@@ -1553,7 +1699,7 @@ async def start_server(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port"
         ) from None
     bound = runner.addresses[0][1]
-    return RunningServer(runner, host, bound, ca_file)
+    return RunningServer(runner, host, bound, ca_file, context)
 
 
 class ThreadedServer:

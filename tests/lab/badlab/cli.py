@@ -1,4 +1,5 @@
-"""``python -m badlab up|down|check``: start a scenario's lab, stop it, validate scenario files.
+"""``python -m badlab up|down|check|step``: start a scenario's lab, stop it, validate scenario
+files, change a running lab (timeline steps on demand, through the daemon's control socket).
 
 ``up`` validates the scenario, takes a free slot (a flock'd file, so parallel labs never share
 addresses), forks a daemon that starts the API server, the pods and the forwarders and runs the
@@ -31,7 +32,23 @@ from badlab.errors import LabError, ScenarioError
 if TYPE_CHECKING:  # imported where used, as the other badlab modules are
     from badlab.scenario import Scenario
 
-STATE_FILES = ("lab.json", "vars.yml", "kubeconfig", "kubeconfig-diagnose", "pids", "lab.log")
+STATE_FILES = (
+    "lab.json",
+    "vars.yml",
+    "kubeconfig",
+    "kubeconfig-diagnose",
+    "kubeconfig-watch",
+    "pids",
+    "lab.log",
+    "control.sock",
+)
+# What `badlab step` may ask of the API server itself rather than of the pods:
+# - expire_watches: end every open watch; new ones wait while the step `during` (if any) runs,
+#   then the change history is forgotten, so a watch resuming from before gets 410 Gone and
+#   must list again to learn what changed meanwhile;
+# - restart_api: stop the API server (every connection drops), run `during` (if any), stay down
+#   until `seconds` passed, start it again on the same address (clients must reconnect).
+API_STEPS = {"expire_watches": {"during"}, "restart_api": {"seconds", "during"}}
 STATE_DIRS = ("pods", "logs", "pki")
 
 
@@ -168,6 +185,100 @@ def _diagnose_rules(namespaces: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _watch_rules(namespaces: list[str]) -> list[dict[str, Any]]:
+    """The drift watch (docs/eda.md): the diagnosis' rules and watch on pods and EndpointSlices."""
+    return [
+        *_diagnose_rules(namespaces),
+        {"verbs": ["watch"], "resources": ["pods"], "apiGroups": [""], "namespaces": namespaces},
+        {
+            "verbs": ["watch"],
+            "resources": ["endpointslices"],
+            "apiGroups": ["discovery.k8s.io"],
+            "namespaces": namespaces,
+        },
+    ]
+
+
+class Control:
+    """The daemon's side of ``badlab step``: one JSON request a connection on ``control.sock``
+    (``{"step": <the step as written>}``), one JSON answer (``ok``, ``history`` of the step,
+    ``started``/``ended`` as Unix times, or ``error``). Steps run one at a time."""
+
+    def __init__(self, scenario: Scenario, runtime: Any, app_box: dict[str, Any]) -> None:
+        self.scenario, self.runtime, self.box = scenario, runtime, app_box
+        self.lock = asyncio.Lock()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await reader.readline())
+            async with self.lock:
+                answer = await self.run(request.get("step") if isinstance(request, dict) else None)
+        except (ValueError, LabError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        writer.write((json.dumps(answer) + "\n").encode())
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def run(self, written: object) -> dict[str, Any]:
+        from badlab.apiserver import end_watches, hold_watches, make_app, start_server
+        from badlab.scenario import parse_steps
+
+        started = time.time()
+        seen = len(self.runtime.history)
+        if isinstance(written, str) and written in API_STEPS:
+            written = {written: {}}
+        if isinstance(written, dict) and len(written) == 1 and next(iter(written)) in API_STEPS:
+            ((action, args),) = written.items()
+            args = args or {}
+            if not isinstance(args, dict) or set(args) - API_STEPS[action]:
+                raise LabError(
+                    f"--step: {action}: expected a mapping with at most the keys "
+                    f"{', '.join(sorted(API_STEPS[action]))}, got {args!r}"
+                )
+            during = (
+                parse_steps(self.scenario, [args["during"]], "--step") if "during" in args else []
+            )
+            for step in during:
+                step.where = f"{action}.during"
+            record: dict[str, Any] = {"step": action}
+            if action == "expire_watches":
+                hold_watches(self.box["app"], True)
+                try:
+                    record["ended_watches"] = end_watches(self.box["app"])
+                    await self.runtime.run_timeline(during)
+                    record["compacted_before"] = self.box["store"].compact()
+                finally:
+                    hold_watches(self.box["app"], False)
+            else:
+                seconds = args.get("seconds", 1)
+                if not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+                    raise LabError(
+                        f"--step: restart_api.seconds: expected 0 to 60, got {seconds!r}"
+                    )
+                down = time.monotonic()
+                await self.box["server"].close()
+                try:
+                    await self.runtime.run_timeline(during)
+                    await asyncio.sleep(max(0.0, seconds - (time.monotonic() - down)))
+                finally:
+                    app = make_app(self.box["store"], self.runtime, self.box["auth"])
+                    self.box["server"] = await start_server(app, again=self.box["server"])
+                    self.box["app"] = app
+                record["down_seconds"] = round(time.monotonic() - down, 3)
+            self.runtime.history.insert(seen, record)
+        else:
+            steps = parse_steps(self.scenario, [written], "--step")
+            steps[0].where = "step"
+            await self.runtime.run_timeline(steps)
+        return {
+            "ok": True,
+            "history": self.runtime.history[seen:],
+            "started": started,
+            "ended": time.time(),
+        }
+
+
 async def run_daemon(
     scenario: Scenario, lab_dir: Path, slot: int, port: int, ready_fd: int, owner_pid: int | None
 ) -> None:
@@ -187,19 +298,29 @@ async def run_daemon(
     server = None
     try:
         admin, diagnose = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        watcher = secrets.token_urlsafe(32)
         auth = Auth(
             {
                 admin: {"user": "lab-admin", "rules": None},
                 diagnose: {"user": "diagnose-502", "rules": _diagnose_rules(scenario.namespaces)},
+                watcher: {"user": "drift-watch", "rules": _watch_rules(scenario.namespaces)},
             }
         )
-        server = await start_server(
-            make_app(store, runtime, auth), "127.0.0.1", port, tls_dir=lab_dir / "pki"
-        )
+        app = make_app(store, runtime, auth)
+        server = await start_server(app, "127.0.0.1", port, tls_dir=lab_dir / "pki")
+        box: dict[str, Any] = {"store": store, "auth": auth, "app": app, "server": server}
         await runtime.start()
         await runtime.run_timeline()
+        control = await asyncio.start_unix_server(
+            Control(scenario, runtime, box).handle, path=str(lab_dir / "control.sock")
+        )
+        (lab_dir / "control.sock").chmod(0o600)
         ns = scenario.target["namespace"]
-        for fname, token in (("kubeconfig", admin), ("kubeconfig-diagnose", diagnose)):
+        for fname, token in (
+            ("kubeconfig", admin),
+            ("kubeconfig-diagnose", diagnose),
+            ("kubeconfig-watch", watcher),
+        ):
             path = lab_dir / fname
             path.write_text(
                 yaml.safe_dump(
@@ -217,6 +338,8 @@ async def run_daemon(
             "api_server": server.url,
             "kubeconfig": str(lab_dir / "kubeconfig"),
             "kubeconfig_diagnose": str(lab_dir / "kubeconfig-diagnose"),
+            "kubeconfig_watch": str(lab_dir / "kubeconfig-watch"),
+            "control": str(lab_dir / "control.sock"),
             "proxy_url": runtime.proxy_url(),
             "proxy_pods": runtime.proxy_pods(),
             "proxy_namespace": proxy["namespace"],
@@ -255,6 +378,7 @@ async def run_daemon(
                 loop.add_reader(owner, stop.set)
         await stop.wait()
         print("lab stopping", flush=True)
+        control.close()
     except LabError as exc:
         if ready_fd >= 0:
             os.write(ready_fd, f"error: {exc}\n".encode())
@@ -262,7 +386,7 @@ async def run_daemon(
     finally:
         await runtime.stop()
         if server is not None:
-            await server.close()
+            await box["server"].close()
         if ready_fd >= 0:
             os.close(ready_fd)
 
@@ -449,6 +573,40 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_step(args: argparse.Namespace) -> int:
+    """Run one timeline step in a running lab; print what it did (JSON)."""
+    import socket
+
+    lab_dir = Path(args.dir).resolve()
+    try:
+        written = yaml.safe_load(args.step)
+    except yaml.YAMLError as exc:
+        raise LabError(f"--step is not valid YAML: {exc}") from None
+    if running_daemon(lab_dir) is None:
+        raise LabError(f"no lab is running in {lab_dir}; start one with: python -m badlab up")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(args.timeout)
+        try:
+            sock.connect(str(lab_dir / "control.sock"))
+            sock.sendall((json.dumps({"step": written}) + "\n").encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError as exc:
+            raise LabError(
+                f"the lab in {lab_dir} did not answer on control.sock: {exc}; see {lab_dir / 'lab.log'}"
+            ) from None
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise LabError(f"the lab in {lab_dir} gave no answer to the step; see lab.log") from None
+    if not answer.get("ok"):
+        print(f"error: {answer.get('error')}\nthe step was not run.", file=sys.stderr)
+        return 2
+    print(json.dumps(answer))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m badlab``."""
     parser = argparse.ArgumentParser(prog="python -m badlab", description="The badgateway.k8s lab.")
@@ -473,8 +631,20 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--dir", required=True)
     check = sub.add_parser("check", help="validate scenario files only")
     check.add_argument("files", nargs="+")
+    step = sub.add_parser(
+        "step",
+        help="run one timeline step in a running lab, e.g. --step '{replace_pod: {pod: web-0}}'",
+    )
+    step.add_argument("--dir", required=True, help="the directory of a running lab")
+    step.add_argument(
+        "--step",
+        required=True,
+        help="one step as YAML: a timeline action of docs/lab.md, or expire_watches / "
+        "restart_api: {seconds: N}",
+    )
+    step.add_argument("--timeout", type=float, default=120, help="seconds to wait for the step")
     args = parser.parse_args(argv)
-    handler = {"up": cmd_up, "down": cmd_down, "check": cmd_check}[args.command]
+    handler = {"up": cmd_up, "down": cmd_down, "check": cmd_check, "step": cmd_step}[args.command]
     try:
         return handler(args)
     except ScenarioError as exc:

@@ -86,6 +86,10 @@ class Lab:
             env=_env(),
         )
 
+    def step(self, step: str, timeout: float = 120) -> dict[str, Any]:
+        """Run one timeline step (YAML, e.g. ``{replace_pod: {pod: web-0}}``) now."""
+        return lab_step(self.dir, step, timeout)
+
     def http_status(self, url: str | None = None, timeout: float = 10) -> int | None:
         """GET a URL of the lab (default: proxy_url) without any proxy; the status or None."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -97,6 +101,21 @@ class Lab:
             return exc.code
         except (urllib.error.URLError, OSError):
             return None
+
+
+def lab_step(directory: Path, step: str, timeout: float = 120) -> dict[str, Any]:
+    """``python -m badlab step``: run one step (YAML) in the running lab; its JSON answer."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "badlab", "step", "--dir", str(directory), "--step", step],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+    if proc.returncode != 0:
+        raise LabError(f"badlab step {step} failed (exit {proc.returncode}):\n{proc.stderr}")
+    answer: dict[str, Any] = json.loads(proc.stdout)
+    return answer
 
 
 def start_lab(scenario: str | Path, directory: Path, owner_pid: int | None = None) -> Lab:

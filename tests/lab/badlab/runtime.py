@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.render import render_servers
-from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec
+from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec, Step
 from badlab.store import Store
 
 NODE_NAME = "lab-node"
@@ -1276,9 +1276,10 @@ class Runtime:
 
     # --------------------------------------------------------------- timeline
 
-    async def run_timeline(self) -> None:
-        """Run the scenario's steps in order; a step whose expectation fails raises LabError."""
-        for step in self.scenario.timeline:
+    async def run_timeline(self, steps: list[Step] | None = None) -> None:
+        """Run the scenario's steps (or ``steps``, given to a running lab) in order; a step
+        whose expectation fails raises LabError."""
+        for step in self.scenario.timeline if steps is None else steps:
             args = step.args
             key = f"{args.get('namespace')}/{args.get('pod')}"
             if step.action == "requests":

@@ -152,6 +152,7 @@ class Scenario:
     timeline: list[Step]
     expect: dict[str, Any]
     network_policies: list[NetworkPolicy] = field(default_factory=list)
+    default_namespace: str = "default"
 
 
 class _Checker:
@@ -786,4 +787,11 @@ def load(path: str | Path) -> Scenario:
         timeline,
         expect,
         policies,
+        default_ns,
     )
+
+
+def parse_steps(scenario: Scenario, value: object, source: str) -> list[Step]:
+    """Timeline steps given to a running lab (``badlab step``), checked as the scenario's own
+    are (the pods it declares, its namespace); ScenarioError names ``source`` and the key."""
+    return _timeline(_Checker(Path(source)), value, scenario.pods, scenario.default_namespace)

@@ -12,6 +12,13 @@ real cluster cannot hold objects in a namespace that does not exist.
 Every value handed out is a deep copy, so callers may change what they get freely.
 The store is meant to be used from one thread (the asyncio loop of the lab).
 
+A put that changes nothing (the same object but for its ``resourceVersion``) is no change: the
+object keeps its ``resourceVersion`` and no watcher hears of it, as in Kubernetes. Every change
+is kept in a bounded history (``changes_since``, the last ``history`` changes, as etcd keeps
+them until a compaction) and handed to the ``subscribe``d callbacks: what the API server's
+watch serves. ``compact()`` forgets the history, so a watch that resumes from an older
+``resourceVersion`` gets 410 Gone.
+
     store = Store()
     store.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", ...}, ...})
     store.get("pods", "shop", "web-0")          # dict or None
@@ -25,6 +32,7 @@ import copy
 import datetime
 import itertools
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +59,7 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("create", "get", "list")
+    verbs: tuple[str, ...] = ("create", "get", "list", "watch")
     subresources: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
@@ -182,15 +190,34 @@ def resource_type_of(manifest: Manifest) -> ResourceType:
     return rt
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change of the store: ``kind`` ADDED, MODIFIED or DELETED, at ``resource_version``.
+
+    ``obj`` is the object after the change (for DELETED: as it was, with the deletion's
+    resourceVersion), ``old`` the object before it (None for ADDED). Both are the store's own
+    copies: readers must not change them.
+    """
+
+    kind: str
+    resource: str
+    resource_version: int
+    obj: Manifest
+    old: Manifest | None
+
+
 class Store:
     """Objects by resource, namespace and name; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: int = 10000) -> None:
         self._objects: dict[str, dict[tuple[str, str], Manifest]] = {
             rt.plural: {} for rt in RESOURCE_TYPES
         }
         self._counter = itertools.count(1)
         self._resource_version = 0
+        self._history: deque[Change] = deque(maxlen=history)
+        self._oldest = 0  # changes after this resourceVersion are all in the history
+        self._subscribers: list[Callable[[Change], None]] = []
 
     @property
     def resource_version(self) -> str:
@@ -200,6 +227,41 @@ class Store:
     def _bump(self) -> str:
         self._resource_version = next(self._counter)
         return str(self._resource_version)
+
+    def _record(self, change: Change) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._oldest = self._history[0].resource_version
+        self._history.append(change)
+        for callback in list(self._subscribers):
+            callback(change)
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``callback(change)`` on every later change; returns the function that stops it."""
+        self._subscribers.append(callback)
+
+        def stop() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return stop
+
+    def changes_since(self, resource: str, resource_version: int) -> list[Change] | None:
+        """The changes of ``resource`` after ``resource_version``, oldest first; None when the
+        history no longer reaches back that far (the watch's 410 Gone)."""
+        if resource_version < self._oldest:
+            return None
+        return [
+            c
+            for c in self._history
+            if c.resource == resource and c.resource_version > resource_version
+        ]
+
+    def compact(self) -> int:
+        """Forget the history (as an etcd compaction does); returns the resourceVersion before
+        which a watch can no longer resume."""
+        self._history.clear()
+        self._oldest = self._resource_version
+        return self._oldest
 
     def put(self, manifest: Manifest) -> Manifest:
         """Create or replace an object; returns (a copy of) what is stored.
@@ -234,8 +296,21 @@ class Store:
         meta.setdefault("creationTimestamp", now_rfc3339())
         if rt.plural == "namespaces":
             obj.setdefault("status", {"phase": "Active"})
+        if old is not None:
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if obj == old:  # nothing changed: no new resourceVersion, nothing to watch
+                return copy.deepcopy(obj)
         meta["resourceVersion"] = self._bump()
         self._objects[rt.plural][key] = obj
+        self._record(
+            Change(
+                "ADDED" if old is None else "MODIFIED",
+                rt.plural,
+                int(meta["resourceVersion"]),
+                obj,
+                old,
+            )
+        )
         return copy.deepcopy(obj)
 
     def _ensure_namespace(self, name: str) -> None:
@@ -273,7 +348,9 @@ class Store:
         rt = self._type(resource)
         obj = self._objects[rt.plural].pop(((namespace or "") if rt.namespaced else "", name), None)
         if obj is not None:
-            self._bump()
+            gone = copy.deepcopy(obj)
+            gone["metadata"]["resourceVersion"] = self._bump()
+            self._record(Change("DELETED", rt.plural, self._resource_version, gone, obj))
         return obj
 
     @staticmethod
