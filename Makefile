@@ -15,6 +15,8 @@ PY311 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.11*/bin/python3.11) $(s
 
 VENV := $(ROOT)/.venv
 VENV_MIN := $(ROOT)/.venv-min
+# ansible-rulebook (Event-Driven Ansible) in a virtualenv of its own: its pins stay out of .venv.
+VENV_EDA := $(ROOT)/.venv-eda
 PY := $(VENV)/bin/python
 COLL_LINK := $(ROOT)/build/collections/ansible_collections/badgateway/k8s
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/build/collections
@@ -50,6 +52,8 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	java_major=$$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'); \
+	[ -n "$$java_major" ] && [ "$${java_major%%.*}" -ge 17 ] 2>/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: need root to apt-get install$$missing (the lab needs them)"; exit 1; fi; \
@@ -80,9 +84,17 @@ $(VENV_MIN)/.stamp: requirements.txt requirements-dev.txt requirements-awx.txt
 	@$(VENV_MIN)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_OLD)' '$(K8S_OLD)' -r requirements-dev.txt -r requirements-awx.txt $(PIP_QUIET)
 	@touch $@
 
-.PHONY: venv venv-min setup
+$(VENV_EDA)/.stamp: requirements-eda.txt requirements.txt
+	@test -n "$(PY312)" || { echo "ERROR: Python 3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
+	@echo "Creating $(VENV_EDA) (Python 3.12, ansible-rulebook, $(ANSIBLE_NEW))"
+	@$(PY312) -m venv $(VENV_EDA)
+	@$(VENV_EDA)/bin/pip install -q --disable-pip-version-check '$(ANSIBLE_NEW)' -r requirements-eda.txt $(PIP_QUIET)
+	@touch $@
+
+.PHONY: venv venv-min venv-eda setup
 venv: $(VENV)/.stamp $(COLL_LINK)
 venv-min: $(VENV_MIN)/.stamp $(COLL_LINK)
+venv-eda: $(VENV_EDA)/.stamp $(COLL_LINK)
 setup: system-deps venv
 
 # ---------------------------------------------------------------- the lab
@@ -104,7 +116,7 @@ CORE_COVERAGE := 90
 UNIT_ARGS := tests/unit -m "not tools and not slow"
 
 .PHONY: test test-new test-old sanity lint unit coverage
-test: setup venv-min
+test: setup venv-min venv-eda
 	@$(MAKE) --no-print-directory coverage
 	@$(MAKE) --no-print-directory test-new
 	@$(MAKE) --no-print-directory test-old
@@ -121,7 +133,7 @@ coverage: venv
 	  --cov=ansible_collections.badgateway.k8s.plugins.module_utils --cov-report=term:skip-covered \
 	  --cov-fail-under=$(CORE_COVERAGE)
 
-test-new: setup
+test-new: setup venv-eda
 	@echo "== pytest on ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python 3.12"
 	@$(PY) -m pytest -q -p no:cacheprovider
 

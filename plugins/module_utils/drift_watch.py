@@ -290,7 +290,8 @@ def replica_at_risk(
     became Ready (else created), None when it could not be read.
     """
     service = burst.service
-    if service not in replica.pinned and not (replica.unread and service in replica.dialled):
+    unknown_dials = replica.unread is not None and (service in replica.dialled or not replica.dialled)
+    if service not in replica.pinned and not unknown_dials:
         return None
     if set(new) == set(burst.old):
         return None

@@ -660,6 +660,21 @@ class K8sClient:
             headers.add("Impersonate-Group", group)
         return headers
 
+    def connection(self):
+        """How to talk to the API server as this client does, for another transport (the drift
+        watch's long-lived watch streams): ``host``, ``tls`` (as ``_tls``), ``proxy`` (a URL
+        or None) and ``headers`` (name, value pairs; a refreshed token each time)."""
+        return {
+            "host": self.host,
+            "tls": self._tls(),
+            "proxy": self._proxy_url(),
+            "headers": list(self._headers().items()),
+        }
+
+    def error_for(self, status, body, verb, resource, namespace):
+        """The K8sError of an answer with HTTP ``status`` to a call another transport made."""
+        return self._error(status, body, verb, resource, namespace)
+
     # ----------------------------------------------------------------- HTTP
     def _error(self, status, body, verb, resource, namespace, name=None):
         detail = _status_message(body)

@@ -20,8 +20,8 @@ ansible-lint --nocolor -q
 took
 
 step "ruff (lint, and the one formatter)"
-ruff check --quiet plugins tests bench
-ruff format --check --quiet plugins tests bench
+ruff check --quiet plugins extensions tests bench
+ruff format --check --quiet plugins extensions tests bench
 took
 
 step "mypy (plugins, as the collection package; the lab)"
