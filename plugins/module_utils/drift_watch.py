@@ -119,7 +119,7 @@ class WatchState:
 
     def services(self) -> set[str]:
         """The Services the slices known belong to."""
-        return {owner for owner, _ in self.slices.values() if owner}
+        return {entry[0] for entry in self.slices.values() if entry[0]}
 
     def expired(self) -> None:
         """The API answered 410 Gone: the next connect lists again."""
@@ -236,7 +236,7 @@ class Replica:
 
     ``pinned``: Service (``ns/name``) -> the upstream host name that resolves to its pod IPs at
     load time; ``last_reload`` its workers' start (aware datetime) or None; ``unread``: why a
-    part could not be read (config, processes), else None.
+    part could not be read (config, processes), else None; ``reload_id`` names the workers.
     """
 
     namespace: str
@@ -246,6 +246,9 @@ class Replica:
     dialled: list[str] = dataclasses.field(default_factory=list)  # every Service it proxies to
     last_reload: datetime.datetime | None = None
     unread: str | None = None
+    #: Which workers serve now (master and worker PIDs): another value means it reloaded. Their
+    #: start times read from /proc can differ by a tick between two reads; the PIDs do not.
+    reload_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -290,7 +293,9 @@ def replica_at_risk(
     became Ready (else created), None when it could not be read.
     """
     service = burst.service
-    unknown_dials = replica.unread is not None and (service in replica.dialled or not replica.dialled)
+    unknown_dials = replica.unread is not None and (
+        service in replica.dialled or not replica.dialled
+    )
     if service not in replica.pinned and not unknown_dials:
         return None
     if set(new) == set(burst.old):
@@ -306,6 +311,7 @@ def replica_at_risk(
         "new_endpoints": sorted(new),
         "unknown_endpoints": [],
         "last_reload": format_time(replica.last_reload) if replica.last_reload else None,
+        "reload_id": replica.reload_id,
         "seconds_since_reload": (
             round((wall_now - replica.last_reload).total_seconds(), 3)
             if replica.last_reload
@@ -364,7 +370,8 @@ def replica_at_risk(
 
 
 class Reported:
-    """One event per replica until it reloads (or ``repeat`` seconds passed)."""
+    """One event per replica until it reloads (another ``reload_id``), its status changes, or
+    ``repeat`` seconds passed."""
 
     def __init__(self, repeat: float = 300.0) -> None:
         self.repeat = repeat
@@ -376,12 +383,12 @@ class Reported:
         seen = self.last.get(key)
         if (
             seen is not None
-            and seen[0] == event["last_reload"]
+            and seen[0] == event["reload_id"]
             and seen[1] == event["status"]
             and now - seen[2] < self.repeat
         ):
             return False
-        self.last[key] = (event["last_reload"], event["status"], now)
+        self.last[key] = (event["reload_id"], event["status"], now)
         return True
 
 

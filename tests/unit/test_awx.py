@@ -33,6 +33,7 @@ from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
 ROOT = Path(__file__).resolve().parents[2]
 EE_FILE = ROOT / "awx" / "execution-environment.yml"
+DE_FILE = ROOT / "awx" / "decision-environment.yml"
 EE_DEPENDENCIES = ROOT / "meta" / "execution-environment.yml"
 ROLE_SPEC = ROOT / "roles" / "diagnose_502" / "meta" / "argument_specs.yml"
 DRIFT_PLAYBOOK = ROOT / "playbooks" / "drift_check.yml"
@@ -440,9 +441,8 @@ def ee_definition():
     return yaml.safe_load(EE_FILE.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def ee_context(tmp_path_factory):
-    """The build context ``ansible-builder create`` writes for awx/execution-environment.yml."""
+def builder_context(definition, context):
+    """The build context ``ansible-builder create`` writes for ``definition`` into ``context``."""
     if importlib.util.find_spec("ansible_builder") is None:
         pytest.fail(f"ansible-builder is not installed in {sys.executable}; {INSTALL_HINT}")
     version = importlib.metadata.version("ansible-builder")
@@ -450,7 +450,6 @@ def ee_context(tmp_path_factory):
         pytest.fail(
             f"ansible-builder {version} is installed; these tests need 3.1 or newer 3.x; {INSTALL_HINT}"
         )
-    context = tmp_path_factory.mktemp("ee") / "context"
     env = clean_env(HOME=str(context.parent))  # ansible-builder must not need anything from $HOME
     run = subprocess.run(
         [
@@ -459,7 +458,7 @@ def ee_context(tmp_path_factory):
             "ansible_builder",
             "create",
             "-f",
-            str(EE_FILE),
+            str(definition),
             "--context",
             str(context),
             "--output-filename",
@@ -480,6 +479,39 @@ def ee_context(tmp_path_factory):
         "an additional_build_files source matched nothing"
     )
     return context
+
+
+@pytest.fixture(scope="module")
+def ee_context(tmp_path_factory):
+    """The build context ``ansible-builder create`` writes for awx/execution-environment.yml."""
+    return builder_context(EE_FILE, tmp_path_factory.mktemp("ee") / "context")
+
+
+@pytest.fixture(scope="module")
+def de_context(tmp_path_factory):
+    """The build context of awx/decision-environment.yml (EDA, docs/eda.md)."""
+    return builder_context(DE_FILE, tmp_path_factory.mktemp("de") / "context")
+
+
+def test_decision_environment_has_ansible_rulebook_java_and_the_collection_with_its_eda_parts(
+    de_context,
+):
+    build = de_context / "_build"
+    assert "ansible-rulebook" in (build / "requirements.txt").read_text(encoding="utf-8")
+    assert "java-17-openjdk-headless" in (build / "bindep.txt").read_text(encoding="utf-8")
+    containerfile = (de_context / "Containerfile").read_text(encoding="utf-8")
+    assert "ENV JAVA_HOME=" in containerfile
+    assert "introspect.py introspect" in containerfile  # the collection's own requirements
+    copy_root = build / "badgateway_k8s"
+    wanted = _source_files("extensions") | _source_files("plugins")
+    assert Path("extensions/eda/rulebooks/drift_watch.yml") in wanted
+    assert Path("extensions/eda/plugins/event_source/drift_watch.py") in wanted
+    differs = sorted(
+        str(p)
+        for p in wanted
+        if not (copy_root / p).is_file() or (copy_root / p).read_bytes() != (ROOT / p).read_bytes()
+    )
+    assert differs == []
 
 
 def test_ee_definition_is_version_3_with_every_dependency_kind(ee_definition):

@@ -169,6 +169,7 @@ def replica(**kw) -> dw.Replica:
         "pinned": {"shop/web-headless": "web-headless"},
         "dialled": ["shop/web-headless"],
         "last_reload": at(0),
+        "reload_id": "10:11",
     }
     values.update(kw)
     return dw.Replica(**values)
@@ -247,12 +248,14 @@ def test_what_could_not_be_read_is_could_not_check() -> None:
 
 def test_reported_once_per_replica_until_it_reloads() -> None:
     reported = dw.Reported(repeat=60)
-    event = {"namespace": "shop", "replica": "nginx-0", "last_reload": "t1", "status": "at_risk"}
+    event = {"namespace": "shop", "replica": "nginx-0", "reload_id": "7:8", "status": "at_risk"}
     assert reported.should_send(event, 0.0)
-    assert not reported.should_send(dict(event), 10.0)
-    assert reported.should_send(dict(event, last_reload="t2"), 11.0)  # it reloaded: news again
-    assert not reported.should_send(dict(event, last_reload="t2"), 12.0)
-    assert reported.should_send(dict(event, last_reload="t2"), 72.0)  # repeat passed
+    # the same workers, their start time read a tick later: the same reload
+    assert not reported.should_send(dict(event, last_reload="09:00:00.01"), 10.0)
+    assert reported.should_send(dict(event, status="could_not_check"), 10.5)
+    assert reported.should_send(dict(event, reload_id="7:9"), 11.0)  # it reloaded: news again
+    assert not reported.should_send(dict(event, reload_id="7:9"), 12.0)
+    assert reported.should_send(dict(event, reload_id="7:9"), 72.0)  # repeat passed
 
 
 def test_ready_time_and_backoff() -> None:
@@ -264,6 +267,6 @@ def test_ready_time_and_backoff() -> None:
     )
     assert dw.ready_time(None) is None
     backoff = dw.Backoff(first=0.5, most=4)
-    assert [backoff.next_delay() for _ in range(6)] == [0.5, 1, 2, 4, 4, 4]
+    assert [backoff.next_delay() for attempt in range(6)] == [0.5, 1, 2, 4, 4, 4]
     backoff.reset()
     assert backoff.next_delay() == 0.5

@@ -12,6 +12,16 @@ this file does the I/O. See docs/eda.md.
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import json
+import logging
+import os
+import ssl
+import sys
+import typing as t
+from urllib.parse import quote
+
 DOCUMENTATION = r"""
 ---
 short_description: Watch for nginx proxy replicas at risk of a stale upstream (HTTP 502)
@@ -23,7 +33,7 @@ description:
     configuration dials and its last reload.
   - Emits one event per replica at risk, after a burst of endpoint changes went quiet, as
     C({"drift_watch": {status, namespace, replica, container, service, host, old_endpoints,
-    new_endpoints, unknown_endpoints, last_reload, seconds_since_reload, endpoints_since,
+    new_endpoints, unknown_endpoints, last_reload, reload_id, seconds_since_reload, endpoints_since,
     first_change, detected_seconds, reasons, proxy_namespace, proxy_selector}}). C(status) is
     C(at_risk), or C(could_not_check) when the replica or the endpoints' times could not be read.
   - Takes the modules' Kubernetes access options (kubeconfig, context, host, api_key, ...,
@@ -79,16 +89,6 @@ EXAMPLES = r"""
           name: badgateway.k8s.drift_check
 """
 
-import asyncio
-import datetime
-import json
-import logging
-import os
-import ssl
-import sys
-import typing as t
-from urllib.parse import quote
-
 
 def _importable() -> None:
     """ansible-rulebook runs this file by path, outside Ansible's collection loader: make the
@@ -97,9 +97,8 @@ def _importable() -> None:
         import ansible_collections.badgateway.k8s.plugins.module_utils.drift_watch  # noqa: F401
     except ImportError:
         here = os.path.abspath(__file__)
-        top = here
-        for _ in range(7):
-            top = os.path.dirname(top)
+        # .../ansible_collections/badgateway/k8s/extensions/eda/plugins/event_source/<this file>
+        top = os.sep.join(here.split(os.sep)[:-7])
         if os.path.basename(top) != "ansible_collections":
             raise ImportError(
                 "badgateway.k8s.drift_watch must run from an installed collection "
@@ -292,6 +291,11 @@ def _read_reload(adapter: t.Any, replica: core.Replica) -> None:
     procs = adapter.read_processes(replica.namespace, replica.name, replica.container)
     workers = procs.get("workers") or []
     replica.last_reload = parse_time(workers[-1]["start_time"]) if workers else None
+    replica.reload_id = (
+        "%s:%s" % (procs.get("master_pid"), ",".join(str(w["pid"]) for w in workers))
+        if workers
+        else None
+    )
     if procs.get("problem") and replica.unread is None:
         replica.unread = procs["problem"]
 
@@ -387,6 +391,13 @@ class DriftWatch:
                         items, version = await self._list(session, path, params, what)
                         changed = state.replace(items, version)
                         self._changed(state, changed, noted=listed)
+                        if not listed:
+                            log.info(
+                                "drift_watch: watching %s in %s from resourceVersion %s",
+                                what[0],
+                                what[1],
+                                version,
+                            )
                         listed = True
                     query = dict(
                         params,
