@@ -369,6 +369,32 @@ def replica_at_risk(
     return event
 
 
+def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) -> dict[str, t.Any]:
+    """The ``could_not_check`` event of a watch that has failed for ``seconds``: no replica is
+    known to be fine or at risk while it cannot watch (an error is never evidence of health)."""
+    return {
+        "status": "could_not_check",
+        "namespace": namespace,
+        "replica": None,
+        "container": None,
+        "service": None,
+        "host": None,
+        "old_endpoints": [],
+        "new_endpoints": [],
+        "unknown_endpoints": [],
+        "last_reload": None,
+        "reload_id": None,
+        "seconds_since_reload": None,
+        "endpoints_since": None,
+        "first_change": None,
+        "detected_seconds": round(seconds, 3),
+        "reasons": [
+            "the watch of %s in %s has failed for %.0f s (last: %s); what changed meanwhile is "
+            "unknown until it works again" % (resource, namespace, seconds, why)
+        ],
+    }
+
+
 class Reported:
     """One event per replica until it reloads (another ``reload_id``), its status changes, or
     ``repeat`` seconds passed."""

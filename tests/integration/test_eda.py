@@ -224,19 +224,39 @@ def test_remediation_reloads_and_the_proxy_answers_200(lab, rulebook) -> None:
 
 def test_expired_watch_and_api_restart_lose_no_event(lab, rulebook) -> None:
     reload_proxies(lab)
-    rb = rulebook(lab)
+    rb = rulebook(lab, drift_watch_unreachable_seconds=1)
+
+    def at_risk():
+        return [t for _, t in rb.events() if t.startswith("at_risk ")]
+
     rb.watching()
     # the replacement happens while no watch runs; the resume gets 410 and lists again
     lab.step("{expire_watches: {during: {replace_pod: {pod: open-webui-0}}}}")
-    rb.wait_for(lambda: len(rb.events()) == 1, 30)
+    rb.wait_for(lambda: len(at_risk()) == 1, 30)
     assert any("resourceVersion expired (410)" in t for _, t in rb.lines())
     report(rb, "drift-nginx-proxy-0.json")
     reload_proxies(lab)
     # the API goes away (every watch drops), the pod is replaced meanwhile, the API returns
-    lab.step("{restart_api: {seconds: 2, during: {replace_pod: {pod: open-webui-0}}}}")
-    rb.wait_for(lambda: len(rb.events()) == 2, 60)
+    lab.step("{restart_api: {seconds: 5, during: {replace_pod: {pod: open-webui-0}}}}")
+    rb.wait_for(lambda: len(at_risk()) == 2, 60)
     assert any("reconnecting in" in t for _, t in rb.lines())
-    assert all(t.startswith("at_risk open-webui/nginx-proxy-0") for _, t in rb.events())
+    assert all(t.startswith("at_risk open-webui/nginx-proxy-0") for t in at_risk())
+    # while it could not watch, it said so: could_not_check, never silence
+    down = [t for _, t in rb.events() if t.startswith("could_not_check watch of ")]
+    assert down and all("has failed for" in t for t in down), rb.events()
+    assert any("works again" in t for _, t in rb.lines())
+
+
+def test_a_wrong_kubeconfig_stops_ansible_rulebook_with_one_message(lab, rulebook) -> None:
+    rb = rulebook(lab, diagnose_502_kubeconfig=str(lab.dir / "no-such-kubeconfig"))
+    assert rb.proc.wait(timeout=120) != 0
+    text = rb.text()
+    assert (
+        "ValueError: drift_watch: kubeconfig file %s does not exist"
+        % (lab.dir / "no-such-kubeconfig")
+        in text
+    )
+    assert "Traceback" not in text
 
 
 def test_a_rollout_of_ten_pods_gives_one_event_per_replica(lab_factory, rulebook) -> None:

@@ -270,3 +270,13 @@ def test_ready_time_and_backoff() -> None:
     assert [backoff.next_delay() for attempt in range(6)] == [0.5, 1, 2, 4, 4, 4]
     backoff.reset()
     assert backoff.next_delay() == 0.5
+
+
+def test_a_failing_watch_is_could_not_check_never_quiet() -> None:
+    event = dw.watch_failed_event("endpointslices", "shop", "connection refused", 31.4)
+    replica_event = dw.replica_at_risk(
+        replica(), burst([]), {"10.0.0.2:8080": "shop/web-2"}, {"shop/web-2": at(31)}, at(33), 1
+    )
+    assert set(event) == set(replica_event)  # one shape for the rulebook
+    assert event["status"] == "could_not_check" and event["replica"] is None
+    assert "has failed for 31 s (last: connection refused)" in event["reasons"][0]

@@ -71,6 +71,12 @@ options:
   backoff_max_seconds:
     description: Longest reconnect delay.
     default: 30
+  unreachable_seconds:
+    description:
+      - A watch that has failed for this long emits one C(could_not_check) event (C(replica)
+        null, the failure in C(reasons)): what changed meanwhile is unknown. Another comes only
+        after the watch worked again.
+    default: 30
 """
 
 EXAMPLES = r"""
@@ -142,6 +148,7 @@ WATCH_OPTIONS: dict[str, tuple[type, t.Any]] = {
     "watch_timeout_seconds": (int, 300),
     "backoff_seconds": (float, 0.5),
     "backoff_max_seconds": (float, 30.0),
+    "unreachable_seconds": (float, 30.0),
 }
 _TYPES = {"str": str, "path": str, "raw": object, "bool": bool, "float": float, "int": int}
 
@@ -218,6 +225,8 @@ def settings(args: dict[str, t.Any]) -> dict[str, t.Any]:
         )
     if out["watch_timeout_seconds"] < 1 or out["backoff_seconds"] <= 0:
         raise ValueError("drift_watch: watch_timeout_seconds and backoff_seconds must be positive")
+    if out["unreachable_seconds"] < 0:
+        raise ValueError("drift_watch: unreachable_seconds must not be negative")
     return out
 
 
@@ -382,6 +391,8 @@ class DriftWatch:
 
         backoff = core.Backoff(self.opts["backoff_seconds"], self.opts["backoff_max_seconds"])
         listed = False
+        failing_since: float | None = None  # when the current streak of failures began
+        told = False  # its could_not_check event was sent
         conn = self.client.connection()
         connector = aiohttp.TCPConnector(ssl=_ssl_context(conn["tls"]))
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -408,6 +419,9 @@ class DriftWatch:
                     )
                     response = await self._request(session, path, query, ("watch",) + what)
                     backoff.reset()
+                    if told:
+                        log.info("drift_watch: the watch of %s in %s works again", *what[:2])
+                    failing_since, told = None, False
                     async with response:
                         async for line in response.content:
                             if line.strip():
@@ -426,13 +440,22 @@ class DriftWatch:
                     asyncio.TimeoutError,
                 ) as exc:
                     delay = backoff.next_delay()
+                    why = str(exc) or exc.__class__.__name__
                     log.warning(
                         "drift_watch: watch of %s in %s failed: %s; reconnecting in %gs",
                         what[0],
                         what[1],
-                        str(exc) or exc.__class__.__name__,
+                        why,
                         delay,
                     )
+                    now = self.loop.time()
+                    failing_since = now if failing_since is None else failing_since
+                    if not told and now - failing_since >= self.opts["unreachable_seconds"]:
+                        told = True
+                        await self._put(
+                            core.watch_failed_event(what[0], what[1], why, now - failing_since),
+                            "watch of %s in %s" % what[:2],
+                        )
                     await asyncio.sleep(delay)
 
     def _event(self, state: core.WatchState, event: dict[str, t.Any]) -> None:
@@ -502,12 +525,13 @@ class DriftWatch:
             )
             if event is None or not self.reported.should_send(event, self.loop.time()):
                 continue
-            event["proxy_namespace"] = self.opts["proxy_namespace"]
-            event["proxy_selector"] = self.opts["proxy_selector"]
-            log.info(
-                "drift_watch: %s %s: %s", event["status"], replica.key, "; ".join(event["reasons"])
-            )
-            await self.queue.put({"drift_watch": event})
+            await self._put(event, replica.key)
+
+    async def _put(self, event: dict[str, t.Any], about: str) -> None:
+        event["proxy_namespace"] = self.opts["proxy_namespace"]
+        event["proxy_selector"] = self.opts["proxy_selector"]
+        log.info("drift_watch: %s %s: %s", event["status"], about, "; ".join(event["reasons"]))
+        await self.queue.put({"drift_watch": event})
 
     async def run(self) -> None:
         """Read the replicas, start the watches, judge each burst when it is due."""
