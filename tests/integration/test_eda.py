@@ -69,8 +69,7 @@ class Rulebook:
             "diagnose_502_proxy_namespace": lab.vars["diagnose_502_proxy_namespace"],
             "diagnose_502_proxy_selector": lab.vars["diagnose_502_proxy_selector"],
             "diagnose_502_kubeconfig": str(lab.dir / "kubeconfig"),
-            "drift_watch_report_dir": str(self.reports),
-            "drift_watch_remediate": False,
+            "drift_watch_report_dir": str(self.reports),  # no drift_watch_remediate: off
             **variables,
         }
         (tmp_path / "vars.yml").write_text(yaml.safe_dump(values))

@@ -49,6 +49,7 @@ def test_options_defaults_and_env_fallbacks(source, monkeypatch) -> None:
     assert opts["namespaces"] == ["a", "b"] and opts["debounce_seconds"] == 0.5
     assert opts["validate_certs"] is False and opts["request_timeout"] == 10.0
     assert (opts["debounce_max_seconds"], opts["repeat_seconds"]) == (3.0, 300.0)
+    assert opts["remediate"] is False and opts["unreachable_seconds"] == 30.0
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,12 @@ def test_stream_lines_become_one_event_for_the_replica_at_risk(source, monkeypat
 
     async def run():
         opts = source["settings"](
-            {"proxy_namespace": "web", "proxy_selector": "app=nginx", "debounce_seconds": 0}
+            {
+                "proxy_namespace": "web",
+                "proxy_selector": "app=nginx",
+                "debounce_seconds": 0,
+                "remediate": "true",
+            }
         )
         queue = Queue()
         watch = source["DriftWatch"](queue, opts, client=None)

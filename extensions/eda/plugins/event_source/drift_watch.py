@@ -34,7 +34,8 @@ description:
   - Emits one event per replica at risk, after a burst of endpoint changes went quiet, as
     C({"drift_watch": {status, namespace, replica, container, service, host, old_endpoints,
     new_endpoints, unknown_endpoints, last_reload, reload_id, seconds_since_reload, endpoints_since,
-    first_change, detected_seconds, reasons, proxy_namespace, proxy_selector}}). C(status) is
+    first_change, detected_seconds, reasons, proxy_namespace, proxy_selector, remediate}}).
+    C(status) is
     C(at_risk), or C(could_not_check) when the replica or the endpoints' times could not be read.
   - Takes the modules' Kubernetes access options (kubeconfig, context, host, api_key, ...,
     with the same K8S_AUTH_* environment variables).
@@ -71,6 +72,13 @@ options:
   backoff_max_seconds:
     description: Longest reconnect delay.
     default: 30
+  remediate:
+    description:
+      - Copied into every event as C(remediate), for the rulebook's rules (the source itself
+        never changes anything). The collection's rulebook runs the diagnosis with remediation
+        for an C(at_risk) event that says C(remediate=true).
+    type: bool
+    default: false
   unreachable_seconds:
     description:
       - A watch that has failed for this long emits one C(could_not_check) event (C(replica)
@@ -149,6 +157,7 @@ WATCH_OPTIONS: dict[str, tuple[type, t.Any]] = {
     "backoff_seconds": (float, 0.5),
     "backoff_max_seconds": (float, 30.0),
     "unreachable_seconds": (float, 30.0),
+    "remediate": (bool, False),
 }
 _TYPES = {"str": str, "path": str, "raw": object, "bool": bool, "float": float, "int": int}
 
@@ -530,6 +539,7 @@ class DriftWatch:
     async def _put(self, event: dict[str, t.Any], about: str) -> None:
         event["proxy_namespace"] = self.opts["proxy_namespace"]
         event["proxy_selector"] = self.opts["proxy_selector"]
+        event["remediate"] = self.opts["remediate"]
         log.info("drift_watch: %s %s: %s", event["status"], about, "; ".join(event["reasons"]))
         await self.queue.put({"drift_watch": event})
 
