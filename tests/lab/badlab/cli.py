@@ -30,6 +30,8 @@ import yaml
 from badlab.errors import LabError, ScenarioError
 
 if TYPE_CHECKING:  # imported where used, as the other badlab modules are
+    from collections.abc import Iterator
+
     from badlab.scenario import Scenario
 
 STATE_FILES = (
@@ -53,6 +55,18 @@ STATE_DIRS = ("pods", "logs", "pki")
 
 
 # ----------------------------------------------------------------------------- process bookkeeping
+
+
+@contextlib.contextmanager
+def short_path(directory: Path, name: str) -> Iterator[str]:
+    """``directory/name`` by a path a Unix socket accepts however deep ``directory`` is (a
+    socket's path holds at most 107 bytes; pytest's temporary folders are longer): through
+    ``/proc/self/fd`` of a descriptor of ``directory`` open while the path is used."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{name}"
+    finally:
+        os.close(fd)
 
 
 def _cwd(pid: int) -> str | None:
@@ -311,9 +325,10 @@ async def run_daemon(
         box: dict[str, Any] = {"store": store, "auth": auth, "app": app, "server": server}
         await runtime.start()
         await runtime.run_timeline()
-        control = await asyncio.start_unix_server(
-            Control(scenario, runtime, box).handle, path=str(lab_dir / "control.sock")
-        )
+        with short_path(lab_dir, "control.sock") as sock_path:
+            control = await asyncio.start_unix_server(
+                Control(scenario, runtime, box).handle, path=sock_path
+            )
         (lab_dir / "control.sock").chmod(0o600)
         ns = scenario.target["namespace"]
         for fname, token in (
@@ -587,7 +602,8 @@ def cmd_step(args: argparse.Namespace) -> int:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(args.timeout)
         try:
-            sock.connect(str(lab_dir / "control.sock"))
+            with short_path(lab_dir, "control.sock") as sock_path:
+                sock.connect(sock_path)
             sock.sendall((json.dumps({"step": written}) + "\n").encode())
             data = b""
             while chunk := sock.recv(65536):
