@@ -15,6 +15,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import (
     health,
     layers,
     outcome,
+    result,
 )
 
 
@@ -76,6 +77,37 @@ def diagnose_outcome(result):
     )
 
 
+def reload_reason(verdict, remediate=False, check_mode=False):
+    """Why the stale replicas are not reloaded, or "" when the verdict earns the reload."""
+    if not isinstance(verdict, dict):
+        raise AnsibleFilterError(
+            "reload_reason: expected a verdict (a dict), got %s" % type(verdict).__name__
+        )
+    return result.reload_reason(verdict, bool(remediate), bool(check_mode))
+
+
+def remediation_record(reason, reloaded=None, url=None, url_status_after=None):
+    """The record of the remediation (the result's ``remediation``)."""
+    if not isinstance(reason, str):
+        raise AnsibleFilterError(
+            "remediation_record: expected the reason from reload_reason (a string), got %s"
+            % type(reason).__name__
+        )
+    return result.remediation_record(reason, reloaded, url, url_status_after)
+
+
+def diagnose_result(
+    gathered, proxy="", url=None, inventory_host=None, check_mode=False, remediation=None
+):
+    """A target's diagnose_502 result, with its outcome, from what was gathered."""
+    if not isinstance(gathered, dict):
+        raise AnsibleFilterError(
+            "diagnose_result: expected what badgateway.k8s.diagnose gathered (a dict), got %s"
+            % type(gathered).__name__
+        )
+    return result.build_result(gathered, proxy, url, inventory_host, check_mode, remediation)
+
+
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
@@ -87,4 +119,7 @@ class FilterModule(object):
             "fleet_summary": fleet_summary,
             "fleet_markdown": fleet_markdown,
             "diagnose_outcome": diagnose_outcome,
+            "reload_reason": reload_reason,
+            "remediation_record": remediation_record,
+            "diagnose_result": diagnose_result,
         }

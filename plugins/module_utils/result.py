@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A target's diagnose_502 result, built once: whether the reload is earned, the record of the
+remediation, and the result document (docs/result-schema.md) with its outcome.
+
+Pure Python: imports neither Ansible nor Kubernetes. The role calls these through its filters
+(plugins/filter/diagnose.py) rather than spelling them in Jinja: ansible-playbook compiles every
+template again in each task's worker, once per target, and these expressions were the role's
+largest (over 50 targets, most of the result step's time went to compiling them); Python is
+imported once, by ansible-playbook's own process.
+"""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import typing as t
+
+from ansible_collections.badgateway.k8s.plugins.module_utils import outcome
+
+SCHEMA_VERSION = 1
+
+#: Statuses from the URL after a reload that do not prove it: none, or a gateway error.
+UNPROVEN_STATUSES = (-1, 502, 503, 504)
+
+
+def _dict(value: object) -> dict[str, t.Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def reload_reason(verdict: object, remediate: bool, check_mode: bool) -> str:
+    """Why the stale replicas are not reloaded, or "" when the reload is earned: a
+    stale_upstream verdict that makes it safe and names stale replicas, asked for, not in check
+    mode."""
+    found = _dict(verdict)
+    if found.get("cause") != "stale_upstream":
+        return "the verdict is %s, which a reload does not fix" % found.get("cause")
+    if not found.get("reload_safe"):
+        return "the evidence does not make a reload safe"
+    if not found.get("stale_replicas"):
+        return "no replica is stale"
+    if not remediate:
+        return "remediation is off (diagnose_502_remediate=false): read-only run"
+    if check_mode:
+        return "check mode: nothing is changed"
+    return ""
+
+
+def remediation_record(
+    reason: str, reloaded: object, url: str | None, url_status_after: object
+) -> dict[str, t.Any]:
+    """What the remediation did (docs/result-schema.md ``remediation``).
+
+    ``reason`` is reload_reason's; ``reloaded`` the reload step's result (``replicas``,
+    ``error``) and ``url_status_after`` the status of ``url`` after it: both are this run's
+    only when the reload was earned (else a value left by an earlier run, ignored). Verified:
+    every replica reloaded was proven, and the URL (when given) no longer answers a gateway
+    error.
+    """
+    done = {} if reason else _dict(reloaded)
+    replicas = [r for r in done.get("replicas") or [] if isinstance(r, dict)]
+    status = None if reason else url_status_after
+    try:
+        code = int(t.cast("int | str", status)) if status not in (None, "") else -1
+    except (TypeError, ValueError):
+        code = -1
+    url_ok = not url or code not in UNPROVEN_STATUSES
+    skipped = "; ".join("not reloaded: %s" % r["skipped"] for r in replicas if r.get("skipped"))
+    return {
+        "performed": any(r.get("reloaded") for r in replicas),
+        "verified": bool(replicas) and all(r.get("verified") for r in replicas) and url_ok,
+        "reason": reason or skipped or None,
+        "url_status_after": status,
+        "replicas": replicas,
+        "error": done.get("error"),
+    }
+
+
+def build_result(
+    gathered: object,
+    proxy: str,
+    url: str | None,
+    inventory_host: str | None,
+    check_mode: bool,
+    remediation: object,
+    finished: str | None = None,
+) -> dict[str, t.Any]:
+    """The result of one target (docs/result-schema.md) from what the gathering returned
+    (``started``, ``facts``, ``layers``, ``verdict``, ``chain``, ``service_namespace``,
+    ``service_name``) and the remediation record, with its outcome."""
+    got = _dict(gathered)
+    service = got.get("service_name")
+    built: dict[str, t.Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "started": got.get("started"),
+        "finished": finished
+        or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat() + "Z",
+        "target": {
+            "proxy": proxy,
+            "service": "%s/%s" % (got.get("service_namespace"), service) if service else None,
+            "url": url or None,
+            "inventory_host": inventory_host,
+        },
+        "check_mode": bool(check_mode),
+        "verdict": got.get("verdict"),
+        "layers": got.get("layers"),
+        "remediation": remediation,
+        "errors": _dict(got.get("facts")).get("errors"),
+        "chain": got.get("chain"),
+    }
+    built["outcome"] = outcome.decide(
+        built["verdict"], built["layers"], built["remediation"], built["errors"]
+    )
+    return built
