@@ -152,7 +152,7 @@ lint: setup
 # ---------------------------------------------------------------- numbers
 .PHONY: bench bench-speed accuracy
 # bench/speed.py runs the fleet of bench/fleet.py itself (side by side with the other figures).
-bench: setup
+bench: setup venv-eda
 	@for b in bench/*.py; do \
 	  case $$b in bench/fleet.py) continue ;; esac; \
 	  echo "== $$b"; $(PY) $$b || exit 1; \

@@ -3,151 +3,25 @@
 ansible-rulebook loads extensions/eda/rulebooks/drift_watch.yml from the collection (by its
 FQCN) and the event source badgateway.k8s.drift_watch from the collection too; the lab changes
 the cluster while it runs (``badlab step``). Asserted: the seed's replacement gives one event
-within 5 s and the drift check names the stale replica; with remediation the proxy answers 200
-again (the time from the replacement to the verified reload is measured and printed); a watch
-that expires (410) and an API restart lose no event; a rollout of ten pods gives one event per
-proxy replica.
+and the drift check names the stale replica; with remediation the proxy answers 200 again; a
+watch that expires (410) and an API restart lose no event (and the outage is could_not_check); a
+rollout of ten pods gives one event per proxy replica. The times (replacement to event, to the
+verified reload) are printed here; their targets (an event within 5 s) are bench/eda.py's.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
-import os
-import re
-import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-EDA_VENV = ROOT / ".venv-eda"
+from eda_rulebook import Rulebook, reload_proxies, report
+
 ROLLOUT = Path(__file__).resolve().parent / "eda" / "healthy-ten_backends.yml"
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.tools]
-
-LOG_LINE = re.compile(
-    r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - badgateway\.k8s\.drift_watch - "
-    r"(?:INFO|WARNING) - "
-    r"drift_watch: (?P<text>.*)$"
-)
-
-
-def java_home() -> str:
-    """JAVA_HOME for ansible-rulebook (the runtime ``java`` on PATH belongs to)."""
-    if os.environ.get("JAVA_HOME"):
-        return os.environ["JAVA_HOME"]
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail("no java on PATH: ansible-rulebook needs a Java 17 runtime (make system-deps)")
-    return str(Path(os.path.realpath(java)).parents[1])
-
-
-def rulebook_binary() -> Path:
-    binary = EDA_VENV / "bin" / "ansible-rulebook"
-    if not binary.exists():
-        pytest.fail(
-            f"{binary} is missing: make venv-eda installs ansible-rulebook (make test does)"
-        )
-    return binary
-
-
-class Rulebook:
-    """ansible-rulebook running the collection's drift_watch rulebook in its own process group."""
-
-    def __init__(self, lab, tmp_path: Path, **variables) -> None:
-        self.reports = tmp_path / "reports"
-        self.reports.mkdir()
-        (tmp_path / "inventory.yml").write_text(
-            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        )
-        values = {
-            "diagnose_502_proxy_namespace": lab.vars["diagnose_502_proxy_namespace"],
-            "diagnose_502_proxy_selector": lab.vars["diagnose_502_proxy_selector"],
-            "diagnose_502_kubeconfig": str(lab.dir / "kubeconfig"),
-            "drift_watch_report_dir": str(self.reports),  # no drift_watch_remediate: off
-            **variables,
-        }
-        (tmp_path / "vars.yml").write_text(yaml.safe_dump(values))
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KUBECONFIG")}
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-            ANSIBLE_NOCOLOR="1",
-            JAVA_HOME=java_home(),
-            PATH=f"{EDA_VENV / 'bin'}:{env.get('PATH', '')}",
-        )
-        self.output = tmp_path / "rulebook.log"
-        self.proc = subprocess.Popen(
-            [
-                str(rulebook_binary()),
-                "-r",
-                "badgateway.k8s.drift_watch",
-                "-i",
-                "inventory.yml",
-                "--vars",
-                "vars.yml",
-                "-v",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=self.output.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def lines(self) -> list[tuple[float, str]]:
-        """(Unix time, text) of the drift watch's own log lines."""
-        found = []
-        for line in self.text().splitlines():
-            m = LOG_LINE.match(line)
-            if m:
-                when = datetime.datetime.strptime(m["when"], "%Y-%m-%d %H:%M:%S,%f")
-                found.append((when.timestamp(), m["text"]))  # local time, as logging writes it
-        return found
-
-    def events(self) -> list[tuple[float, str]]:
-        return [
-            (w, text)
-            for w, text in self.lines()
-            if text.startswith(("at_risk ", "could_not_check "))
-        ]
-
-    def wait_for(self, what, seconds: float = 60):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"ansible-rulebook exited {self.proc.returncode}:\n{self.text()[-4000:]}"
-                )
-            value = what()
-            if value:
-                return value
-            time.sleep(0.1)
-        pytest.fail(
-            f"gave up waiting after {seconds} s; ansible-rulebook's output:\n{self.text()[-6000:]}"
-        )
-
-    def watching(self, count: int = 2) -> None:
-        """Wait until the source listed its collections (pods and EndpointSlices) and watches."""
-        self.wait_for(
-            lambda: len([t for _, t in self.lines() if t.startswith("watching ")]) >= count
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -164,19 +38,6 @@ def rulebook(tmp_path):
         rb.stop()
 
 
-def reload_proxies(lab) -> None:
-    """Reload every proxy replica (the lab's own exec step): nothing is stale to begin with."""
-    for pod in lab.info["proxy_pods"]:
-        lab.step("{exec: {pod: %s, command: [nginx, -s, reload]}}" % pod.split("/")[1])
-
-
-def report(rb: Rulebook, name: str, seconds: float = 90) -> dict:
-    path = rb.reports / name
-    rb.wait_for(path.exists, seconds)
-    time.sleep(0.2)  # written by ansible.builtin.copy: whole once it exists, settle anyway
-    return json.loads(path.read_text())
-
-
 def test_seed_replacement_one_event_within_5s_and_the_drift_check_names_the_replica(
     lab, rulebook
 ) -> None:
@@ -188,8 +49,7 @@ def test_seed_replacement_one_event_within_5s_and_the_drift_check_names_the_repl
     (when, text), *more = rb.events()
     assert more == [], rb.events()
     seconds = when - step["started"]
-    print(f"\nseed replacement -> drift_watch event: {seconds:.2f} s")
-    assert seconds < 5, seconds
+    print(f"\nseed replacement -> drift_watch event: {seconds:.2f} s (target: bench/eda.py)")
     replaced = step["history"][0]
     assert text.startswith("at_risk open-webui/nginx-proxy-0: ")
     assert (

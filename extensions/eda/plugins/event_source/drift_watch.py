@@ -360,7 +360,14 @@ class DriftWatch:
 
     # ---------------------------------------------------------------- the watches
     async def _request(self, session: t.Any, path: str, params: dict[str, str], what: tuple):
+        """GET ``path``: the response (a watch streams on); K8sError naming the call when the
+        API answers an error. A list may be silent for request_timeout, a watch for as long as
+        it asked the server to run."""
         import aiohttp  # ansible-rulebook's own dependency
+
+        silent = self.opts["request_timeout"]
+        if what[0] == "watch":
+            silent += self.opts["watch_timeout_seconds"]
 
         conn = self.client.connection()
         tls = conn["tls"] or {}
@@ -371,8 +378,7 @@ class DriftWatch:
             proxy=conn["proxy"],
             server_hostname=(tls.get("files") or {}).get("server_hostname"),
             timeout=aiohttp.ClientTimeout(
-                sock_connect=self.opts["request_timeout"],
-                sock_read=self.opts["watch_timeout_seconds"] + self.opts["request_timeout"],
+                sock_connect=self.opts["request_timeout"], sock_read=silent
             ),
         )
         if response.status >= 300:
