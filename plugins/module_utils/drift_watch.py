@@ -30,6 +30,7 @@ import dataclasses
 import datetime
 import typing as t
 
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import DriftWatchEvent
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
     format_time,
     parse_time,
@@ -286,7 +287,7 @@ def replica_at_risk(
     ready_since: dict[str, datetime.datetime | None],
     wall_now: datetime.datetime,
     detected_seconds: float,
-) -> dict[str, t.Any] | None:
+) -> DriftWatchEvent | None:
     """The event for ``replica`` after a burst of its Service's endpoints, or None.
 
     ``new``: the Service's ready endpoints now; ``ready_since``: pod (``ns/name``) -> when it
@@ -300,7 +301,7 @@ def replica_at_risk(
         return None
     if set(new) == set(burst.old):
         return None
-    event: dict[str, t.Any] = {
+    event: DriftWatchEvent = {
         "status": "at_risk",
         "namespace": replica.namespace,
         "replica": replica.name,
@@ -369,7 +370,7 @@ def replica_at_risk(
     return event
 
 
-def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) -> dict[str, t.Any]:
+def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) -> DriftWatchEvent:
     """The ``could_not_check`` event of a watch that has failed for ``seconds``: no replica is
     known to be fine or at risk while it cannot watch (an error is never evidence of health)."""
     return {
@@ -403,7 +404,7 @@ class Reported:
         self.repeat = repeat
         self.last: dict[str, tuple[str | None, str, float]] = {}
 
-    def should_send(self, event: dict[str, t.Any], now: float) -> bool:
+    def should_send(self, event: DriftWatchEvent, now: float) -> bool:
         """Whether to send ``event`` now; records it when so."""
         key = "%s/%s" % (event["namespace"], event["replica"])
         seen = self.last.get(key)

@@ -378,6 +378,37 @@ class ResultFact(TypedDict):
     outcome: OutcomeFact | None
 
 
+# ---------------------------------------------------------------- drift watch (extensions/eda)
+
+
+class _DriftWatchDecision(TypedDict):
+    status: str  # at_risk | could_not_check
+    namespace: str
+    replica: str | None  # None: a watch itself failed
+    container: str | None
+    service: str | None
+    host: str | None
+    old_endpoints: list[str]
+    new_endpoints: list[str]
+    unknown_endpoints: list[str]
+    last_reload: str | None
+    reload_id: str | None
+    seconds_since_reload: float | None
+    endpoints_since: str | None
+    first_change: str | None
+    detected_seconds: float
+    reasons: list[str]
+
+
+class DriftWatchEvent(_DriftWatchDecision, total=False):
+    """``event.drift_watch`` of the event source (docs/eda.md): drift_watch.py's decision, and
+    what the source adds for the rulebook."""
+
+    proxy_namespace: str
+    proxy_selector: str
+    remediate: bool
+
+
 # ---------------------------------------------------------------- the one door in
 
 _WRONG = object()  # "not of the declared type": the caller puts the neutral value instead

@@ -128,6 +128,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import drift_watch 
 from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (  # noqa: E402
     summarize_pod,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (  # noqa: E402
+    DriftWatchEvent,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (  # noqa: E402
     AUTH_ARG_SPEC,
     K8sClient,
@@ -542,7 +545,7 @@ class DriftWatch:
                 continue
             await self._put(event, replica.key)
 
-    async def _put(self, event: dict[str, t.Any], about: str) -> None:
+    async def _put(self, event: DriftWatchEvent, about: str) -> None:
         event["proxy_namespace"] = self.opts["proxy_namespace"]
         event["proxy_selector"] = self.opts["proxy_selector"]
         event["remediate"] = self.opts["remediate"]
