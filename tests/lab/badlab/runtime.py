@@ -1367,8 +1367,8 @@ class Runtime:
                 self.history.append({"step": step.where, "pod": key, "lines": written})
             elif step.action == "render_config":
                 pod = self.pods[key]
-                written = self.render_config(pod, pod.containers[args["container"]])
-                self.history.append({"step": step.where, "pod": key, "servers": written})
+                servers = self.render_config(pod, pod.containers[args["container"]])
+                self.history.append({"step": step.where, "pod": key, "servers": servers})
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypedDict
+from typing import Any, NoReturn, TypedDict, cast
 
 import yaml
 
@@ -705,18 +705,19 @@ def load(path: str | Path) -> Scenario:
 
     # $(UPSTREAM_SERVERS:…) must name a Service the lab keeps endpoints for (the raw file's
     # indexes, as in every other message; replicas share their pod's text)
-    for i, raw in enumerate(data["pods"]):
+    raw_pods = cast("list[dict[str, Any]]", data["pods"])
+    for i, raw in enumerate(raw_pods):
         ns = raw.get("namespace", default_ns)
         for j, ct in enumerate(raw["containers"]):
             for fname, text in ((ct.get("nginx") or {}).get("conf.d") or {}).items():
-                for svc_ns, name in services_named(text, ns):
-                    known = svc_keys.get((svc_ns, name))
+                for svc_ns, svc_name in services_named(text, ns):
+                    known = svc_keys.get((svc_ns, svc_name))
                     if known is None or known.selector is None:
                         c.fail(
                             f"pods[{i}].containers[{j}].nginx.conf.d.{fname}",
                             "$(UPSTREAM_SERVERS:<service>[.<namespace>]) naming a Service "
                             "declared under services, with a selector",
-                            f"{svc_ns}/{name}",
+                            f"{svc_ns}/{svc_name}",
                         )
 
     target = dict(c.mapping(data["target"], "target", {"service"}, {"namespace"}))
