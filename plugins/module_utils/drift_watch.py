@@ -370,9 +370,10 @@ def replica_at_risk(
     return event
 
 
-def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) -> DriftWatchEvent:
-    """The ``could_not_check`` event of a watch that has failed for ``seconds``: no replica is
-    known to be fine or at risk while it cannot watch (an error is never evidence of health)."""
+def could_not_check_event(namespace: str, reason: str, seconds: float = 0.0) -> DriftWatchEvent:
+    """A ``could_not_check`` event about no one replica (the source itself could not look):
+    while it cannot, no replica is known to be fine or at risk (an error is never evidence of
+    health). ``seconds``: how long it has been so."""
     return {
         "status": "could_not_check",
         "namespace": namespace,
@@ -389,11 +390,18 @@ def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) 
         "endpoints_since": None,
         "first_change": None,
         "detected_seconds": round(seconds, 3),
-        "reasons": [
-            "the watch of %s in %s has failed for %.0f s (last: %s); what changed meanwhile is "
-            "unknown until it works again" % (resource, namespace, seconds, why)
-        ],
+        "reasons": [reason],
     }
+
+
+def watch_failed_event(resource: str, namespace: str, why: str, seconds: float) -> DriftWatchEvent:
+    """The ``could_not_check`` event of a watch that has failed for ``seconds``."""
+    return could_not_check_event(
+        namespace,
+        "the watch of %s in %s has failed for %.0f s (last: %s); what changed meanwhile is "
+        "unknown until it works again" % (resource, namespace, seconds, why),
+        seconds,
+    )
 
 
 class Reported:

@@ -243,3 +243,54 @@ def test_ssl_context_follows_the_client_settings(source, tmp_path) -> None:
     assert loose.verify_mode.name == "CERT_NONE" and not loose.check_hostname
     strict = source["_ssl_context"]({"verify": True, "check_hostname": True, "files": {}})
     assert strict.verify_mode.name == "CERT_REQUIRED" and strict.check_hostname
+
+
+def test_no_proxy_replica_is_could_not_check_once(source) -> None:
+    class Empty:
+        def list_pods(self, namespace, label_selector=None):
+            return []
+
+    async def run():
+        opts = source["settings"]({"proxy_namespace": "web", "proxy_selector": "app=nginx"})
+        queue = Queue()
+        watch = source["DriftWatch"](queue, opts, client=Empty())
+        await watch._read_replicas()
+        await watch._read_replicas()  # still none: not said again
+        return queue.items
+
+    (item,) = asyncio.run(run())
+    event = item["drift_watch"]
+    assert event["status"] == "could_not_check" and event["replica"] is None
+    assert event["reasons"] == [
+        "no pod in namespace web matches app=nginx: there is no proxy replica to watch"
+    ]
+
+
+def test_an_unreachable_api_at_start_is_could_not_check(source) -> None:
+    class Down:
+        def list_pods(self, namespace, label_selector=None):
+            raise K8sError("cannot reach the Kubernetes API at https://x: refused")
+
+    async def run():
+        opts = source["settings"](
+            {
+                "proxy_namespace": "web",
+                "proxy_selector": "app=nginx",
+                "backoff_seconds": 0.01,
+                "unreachable_seconds": 0.02,
+            }
+        )
+        queue = Queue()
+        watch = source["DriftWatch"](queue, opts, client=Down())
+        task = asyncio.ensure_future(watch._read_replicas())
+        for attempt in range(500):  # bounded: 5 s at most
+            if queue.items:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return queue.items
+
+    (item,) = asyncio.run(run())
+    assert item["drift_watch"]["status"] == "could_not_check"
+    assert "reading the proxy replicas has failed for" in item["drift_watch"]["reasons"][0]
+    assert "refused" in item["drift_watch"]["reasons"][0]

@@ -359,6 +359,7 @@ class DriftWatch:
         self.pods = core.WatchState(core.PODS)
         self.wake = asyncio.Event()
         self.reread = False
+        self.no_replicas_told = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- the watches
@@ -510,17 +511,43 @@ class DriftWatch:
 
     # ---------------------------------------------------------------- judging
     async def _read_replicas(self) -> None:
+        """Read the replicas (again), retrying with back-off; what cannot be read for
+        unreachable_seconds, and a selector that matches no pod, is a could_not_check event."""
         backoff = core.Backoff(self.opts["backoff_seconds"], self.opts["backoff_max_seconds"])
+        namespace, selector = self.opts["proxy_namespace"], self.opts["proxy_selector"]
+        failing_since: float | None = None
+        told = False
         while True:
             try:
                 self.replicas = await asyncio.to_thread(read_replicas, self.client, self.opts)
-                return
+                break
             except K8sError as exc:
                 delay = backoff.next_delay()
                 log.warning(
                     "drift_watch: reading the proxy replicas failed: %s; again in %gs", exc, delay
                 )
+                now = self.loop.time()
+                failing_since = now if failing_since is None else failing_since
+                if not told and now - failing_since >= self.opts["unreachable_seconds"]:
+                    told = True
+                    why = "reading the proxy replicas has failed for %.0f s (last: %s)" % (
+                        now - failing_since,
+                        exc,
+                    )
+                    await self._put(
+                        core.could_not_check_event(namespace, why, now - failing_since),
+                        "proxy replicas",
+                    )
                 await asyncio.sleep(delay)
+        if self.replicas:
+            self.no_replicas_told = False
+        elif not self.no_replicas_told:
+            self.no_replicas_told = True
+            why = "no pod in namespace %s matches %s: there is no proxy replica to watch" % (
+                namespace,
+                selector,
+            )
+            await self._put(core.could_not_check_event(namespace, why), "proxy replicas")
 
     async def _judge(self, burst: core.Burst) -> None:
         namespace = burst.service.split("/", 1)[0]
