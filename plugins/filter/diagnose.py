@@ -108,6 +108,26 @@ def diagnose_result(
     return result.build_result(gathered, proxy, url, inventory_host, check_mode, remediation)
 
 
+def layer_judgement(gathered_by_target, layer):
+    """One layer's judgement over every target of a play: {passed, fail_msg, success_msg}."""
+    if not isinstance(gathered_by_target, dict):
+        raise AnsibleFilterError(
+            "layer_judgement: expected {target: what badgateway.k8s.diagnose gathered}, got %s"
+            % type(gathered_by_target).__name__
+        )
+    return result.play_judgement(gathered_by_target, layer)
+
+
+def verdict_lines(gathered_by_target):
+    """Every target's verdict summary (one target: its summary; several: a line each)."""
+    if not isinstance(gathered_by_target, dict):
+        raise AnsibleFilterError(
+            "verdict_lines: expected {target: what badgateway.k8s.diagnose gathered}, got %s"
+            % type(gathered_by_target).__name__
+        )
+    return result.play_verdict(gathered_by_target)
+
+
 class FilterModule(object):
     """The badgateway.k8s filters."""
 
@@ -122,4 +142,6 @@ class FilterModule(object):
             "reload_reason": reload_reason,
             "remediation_record": remediation_record,
             "diagnose_result": diagnose_result,
+            "layer_judgement": layer_judgement,
+            "verdict_lines": verdict_lines,
         }

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A target's diagnose_502 result, built once: whether the reload is earned, the record of the
-remediation, and the result document (docs/result-schema.md) with its outcome.
+remediation, and the result document (docs/result-schema.md) with its outcome; and what the
+role's run-once steps show of every target of the play (each layer's judgement, the verdicts).
 
 Pure Python: imports neither Ansible nor Kubernetes. The role calls these through its filters
 (plugins/filter/diagnose.py) rather than spelling them in Jinja: ansible-playbook compiles every
@@ -113,3 +114,42 @@ def build_result(
         built["verdict"], built["layers"], built["remediation"], built["errors"]
     )
     return built
+
+
+def play_judgement(gathered_by_target: object, layer: str) -> dict[str, t.Any]:
+    """One layer's judgement over every target of a play, as the role's assertion shows it:
+    ``{passed, fail_msg, success_msg}``. With one target, the layer's own message and evidence;
+    with several, each target that does not pass, by name (its evidence indented under it).
+    ``gathered_by_target`` maps a target to what the gathering returned (its ``layers``)."""
+    targets = _dict(gathered_by_target)
+    many = len(targets) > 1
+    fail_msg: list[str] = []
+    success_msg = ""
+    for target, gathered in targets.items():
+        for judged in _dict(gathered).get("layers") or []:
+            if not isinstance(judged, dict) or judged.get("name") != layer:
+                continue
+            prefix = "%s: " % target if many else ""
+            if judged.get("status") == "pass":
+                success_msg = (
+                    "[pass] every target (%d)" % len(targets)
+                    if many
+                    else "[pass] %s" % judged.get("message")
+                )
+                continue
+            fail_msg.append("%s[%s] %s" % (prefix, judged.get("status"), judged.get("message")))
+            fail_msg.extend(
+                ("    " if many else "") + line for line in judged.get("evidence") or []
+            )
+    return {"passed": not fail_msg, "fail_msg": fail_msg, "success_msg": success_msg}
+
+
+def play_verdict(gathered_by_target: object) -> str | list[str]:
+    """Every target's verdict summary: the one target's, or one line per target by name."""
+    targets = _dict(gathered_by_target)
+    lines = [
+        ("%s: " % target if len(targets) > 1 else "")
+        + str(_dict(_dict(g).get("verdict")).get("summary"))
+        for target, g in targets.items()
+    ]
+    return lines[0] if len(lines) == 1 else lines

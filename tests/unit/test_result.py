@@ -162,3 +162,65 @@ def test_the_filters_refuse_what_is_not_their_input():
     with pytest.raises(AnsibleFilterError, match="diagnose_result: expected what"):
         filters.diagnose_result([])
     assert filters.reload_reason(STALE, True, False) == ""
+
+
+def judged(name, status, message="m", evidence=()):
+    return {
+        "name": name,
+        "hypothesis": "h",
+        "status": status,
+        "message": message,
+        "evidence": list(evidence),
+    }
+
+
+def test_one_target_shows_the_layer_as_it_is():
+    play = {
+        "localhost": {
+            "layers": [judged("service", "fail", "no ready endpoint", ["ready endpoints: none"])]
+        }
+    }
+    assert result.play_judgement(play, "service") == {
+        "passed": False,
+        "fail_msg": ["[fail] no ready endpoint", "ready endpoints: none"],
+        "success_msg": "",
+    }
+    play = {"localhost": {"layers": [judged("service", "pass", "1 ready endpoint")]}}
+    assert result.play_judgement(play, "service") == {
+        "passed": True,
+        "fail_msg": [],
+        "success_msg": "[pass] 1 ready endpoint",
+    }
+
+
+def test_over_a_fleet_each_target_that_does_not_pass_is_named_with_its_evidence():
+    play = {
+        "a": {"layers": [judged("service", "pass")]},
+        "b": {"layers": [judged("service", "error", "401", ["the API said Unauthorized"])]},
+        "c": {"layers": [judged("service", "fail", "no endpoint")]},
+    }
+    got = result.play_judgement(play, "service")
+    assert got["passed"] is False
+    assert got["fail_msg"] == [
+        "b: [error] 401",
+        "    the API said Unauthorized",
+        "c: [fail] no endpoint",
+    ]
+    every = {t: {"layers": [judged("service", "pass")]} for t in "abc"}
+    assert result.play_judgement(every, "service")["success_msg"] == "[pass] every target (3)"
+
+
+def test_the_verdicts_of_one_target_and_of_a_fleet():
+    one = {"x": {"verdict": {"summary": "healthy: fine"}}}
+    assert result.play_verdict(one) == "healthy: fine"
+    two = {
+        "x": {"verdict": {"summary": "healthy: fine"}},
+        "y": {"verdict": {"summary": "no_endpoints: none"}},
+    }
+    assert result.play_verdict(two) == ["x: healthy: fine", "y: no_endpoints: none"]
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="layer_judgement: expected"):
+        filters.layer_judgement([], "service")
+    with pytest.raises(AnsibleFilterError, match="verdict_lines: expected"):
+        filters.verdict_lines("x")
