@@ -1,0 +1,86 @@
+"""badgateway.k8s.report_files through real ansible-playbook runs (no lab: it writes on the
+controller and contacts no host)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args, *extra):
+    """``ansible localhost -m badgateway.k8s.report_files -a ARGS``: (exit status, its result)."""
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "badgateway.k8s.report_files",
+            "-a",
+            json.dumps(args),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert "=> {" in proc.stdout, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout.split("=> ", 1)[1])
+
+
+def test_files_are_written_once_and_left_alone_after(tmp_path):
+    files = [
+        {"dest": str(tmp_path / "r.json"), "content": '{"a": 1}\n'},
+        {"dest": str(tmp_path / "r.md"), "content": "# r\n"},
+    ]
+    rc, first = run({"files": files})
+    assert rc == 0, first
+    assert first["changed"] is True
+    assert (tmp_path / "r.json").read_text() == '{"a": 1}\n'
+    assert oct(os.stat(tmp_path / "r.md").st_mode & 0o777) == "0o644"
+    rc, again = run({"files": files})
+    assert rc == 0
+    assert again["changed"] is False
+    assert again["files"] == [{"dest": f["dest"], "changed": False} for f in files]
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    rc, result = run({"files": [{"dest": str(tmp_path / "r.json"), "content": "{}"}]}, "--check")
+    assert rc == 0
+    assert result["changed"] is True
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_file_that_cannot_be_written_fails_the_task_naming_it(tmp_path):
+    missing = tmp_path / "no-such-folder" / "r.json"
+    files = [
+        {"dest": str(missing), "content": "{}"},
+        {"dest": str(tmp_path / "ok.md"), "content": "ok"},
+    ]
+    rc, result = run({"files": files})
+    assert rc == 2
+    assert result["files"] == [{"dest": str(tmp_path / "ok.md"), "changed": True}]
+    assert result["msg"].startswith("cannot write %s: No such file or directory" % missing)
+    assert (tmp_path / "ok.md").read_text() == "ok"
+
+
+def test_bad_options_are_named(tmp_path):
+    rc, result = run({"files": [{"dest": str(tmp_path / "x")}], "mode": "rw"})
+    assert rc == 2
+    assert "report_files:" in result["msg"]
+    assert "content" in result["msg"]
+    rc, result = run({"files": [{"dest": str(tmp_path / "x"), "content": ""}], "mode": "rw"})
+    assert rc == 2
+    assert result["msg"] == "report_files: mode must be an octal file mode such as '0644', got 'rw'"
