@@ -50,7 +50,11 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     signals_to_the_main_thread,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.layers import assess
-from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import (
+    DEFAULT_KIND,
+    KINDS,
+    proxy_adapter,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.report_render import build_chain
 from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import decide
 
@@ -66,6 +70,7 @@ OPTIONS = {
     "proxy_namespace": {"type": "str", "required": True},
     "proxy_selector": {"type": "str", "required": True},
     "proxy_container": {"type": "str"},
+    "proxy_kind": {"type": "str", "default": DEFAULT_KIND, "choices": list(KINDS)},
     "proxy_port": {"type": "int"},
     "service_namespace": {"type": "str"},
     "service_name": {"type": "str"},
@@ -173,8 +178,10 @@ class Gathering:
         return execute(TASKS[name], params, self.check_mode, self.connect)
 
     def _container(self):
+        """The options that choose the proxy's container: its kind, and its name if given."""
         container = self.params["proxy_container"]
-        return {"container": container} if container else {}
+        kind = {"kind": self.params["proxy_kind"]}
+        return dict(kind, container=container) if container else kind
 
     # ------------------------------------------------------------------ the layers' reads
     def read_proxies(self):
@@ -202,7 +209,7 @@ class Gathering:
             return None
         try:
             reads = self.connect()
-            adapter = reads.share_adapter(proxy_adapter(reads.client))
+            adapter = reads.share_adapter(proxy_adapter(reads.client, params["kind"]))
             pods, inspected = read_replicas(reads, adapter, params, self.run_calls)
         except K8sError as exc:
             self.proxy_result = {"failed": True, "msg": str(exc)}
@@ -257,8 +264,7 @@ class Gathering:
             "target": "self",
             "path": self.params["path"],
         }
-        if self.params["proxy_container"]:
-            args["container"] = self.params["proxy_container"]
+        args.update(self._container())
         if (self.params["proxy_port"] or 0) > 0:
             args["port"] = self.params["proxy_port"]
         self.self_probe = self._task("proxy_probe", args)

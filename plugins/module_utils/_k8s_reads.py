@@ -164,8 +164,13 @@ class SharedReads:
 
         def pick_container(pod: dict[str, t.Any], wanted: str | None = None) -> str:
             meta = pod.get("metadata") or {}
-            key = ("container", meta.get("namespace"), meta.get("name"), wanted)
-            return self.once(key, lambda: real_pick(pod, wanted))
+            ns, name = meta.get("namespace"), meta.get("name")
+            key = ("container", adapter.kind, ns, name, wanted)
+            container, kind = self.once(
+                key, lambda: (real_pick(pod, wanted), adapter.kind_for(ns, name))
+            )
+            adapter.remember(ns, name, kind)  # auto: the kind found by the first caller
+            return container
 
         def read_config(
             namespace: str, pod: str, container: str | None, cluster_domain: str = "cluster.local"

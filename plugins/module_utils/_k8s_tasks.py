@@ -48,7 +48,11 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     kubeconfig_secrets,
     param_problem,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import proxy_adapter
+from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import (
+    DEFAULT_KIND,
+    KINDS,
+    proxy_adapter,
+)
 
 
 def k8s_task(name, options, body, **constraints):
@@ -170,7 +174,7 @@ def _proxy_info(params, connect, _check_mode, run):
     if problem:
         return failed(problem)
     reads = connect()
-    adapter = reads.share_adapter(proxy_adapter(reads.client))
+    adapter = reads.share_adapter(proxy_adapter(reads.client, params["kind"]))
     pods, inspected = read_replicas(reads, adapter, params, run)
     return correlate_replicas(reads, pods, inspected, params, run)
 
@@ -213,7 +217,7 @@ def _probe_replica(adapter, pod, params, namespace, name):
 
 def probe_pods(reads, pods, params, run):
     """Probe from inside each of the raw ``pods`` at once; their facts, in order."""
-    adapter = reads.share_adapter(proxy_adapter(reads.client))
+    adapter = reads.share_adapter(proxy_adapter(reads.client, params["kind"]))
     return values(run([lambda pod=pod: probe_replica(adapter, pod, params) for pod in pods]))
 
 
@@ -240,7 +244,7 @@ def _nginx_reload(params, connect, check_mode, _run):
         return {"changed": False, "replicas": [], "msg": "no replica given: nothing to reload"}
     if check_mode:
         # Nothing runs in the pods, and no client is needed: only the steps are named.
-        steps = ReloadPlan(proxy_adapter(), params).steps()
+        steps = ReloadPlan(proxy_adapter(kind=params["kind"]), params).steps()
         return {
             "changed": True,
             "replicas": [new_result(params["namespace"], name, steps) for name in names],
@@ -248,7 +252,7 @@ def _nginx_reload(params, connect, check_mode, _run):
             % (", ".join(names), "; ".join(steps)),
         }
     # One replica after the other, on purpose: never two replicas of a proxy reloading at once.
-    plan = ReloadPlan(proxy_adapter(connect().client), params)
+    plan = ReloadPlan(proxy_adapter(connect().client, params["kind"]), params)
     replicas = plan.run(params["namespace"], names)
     changed = any(r["reloaded"] for r in replicas)
     bad = [r for r in replicas if not r["verified"]]
@@ -298,6 +302,7 @@ k8s_task(
         "namespace": {"type": "str", "required": True},
         "selector": {"type": "str", "required": True, "aliases": ["label_selector"]},
         "container": {"type": "str"},
+        "kind": {"type": "str", "default": DEFAULT_KIND, "choices": list(KINDS)},
         "service_namespace": {"type": "list", "elements": "str", "default": []},
         "tail_lines": {"type": "int", "default": 5000},
         "since_seconds": {"type": "int"},
@@ -314,6 +319,7 @@ k8s_task(
         "pods": {"type": "list", "elements": "str"},
         "selector": {"type": "str", "aliases": ["label_selector"]},
         "container": {"type": "str"},
+        "kind": {"type": "str", "default": DEFAULT_KIND, "choices": list(KINDS)},
         "target": {"type": "str", "choices": ["url", "self"]},
         "url": {"type": "str"},
         "port": {"type": "int"},
@@ -331,6 +337,7 @@ k8s_task(
         "namespace": {"type": "str", "required": True},
         "pods": {"type": "list", "elements": "str", "required": True},
         "container": {"type": "str"},
+        "kind": {"type": "str", "default": DEFAULT_KIND, "choices": list(KINDS)},
         "probe_path": {"type": "str"},
         "probe_port": {"type": "int"},
         "probe_url": {"type": "str"},

@@ -92,6 +92,8 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
         proxy["problems"].append(str(exc))
         proxy["read_errors"]["container"] = str(exc)
         return proxy, None
+    own = adapter.adapter_for(ns, name)  # the kind that serves this pod (auto: per pod)
+    proxy["kind"] = own.kind
     # what of the log to read: the same window for the container's stream and the log files
     window = {key: params[key] for key in ("tail_lines", "since_seconds", "limit_bytes")}
     (config_read, config_error), (procs, procs_error), (log, log_error) = run(
@@ -103,7 +105,7 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
     )
     config, problem = None, None
     if k8s_errors_only(config_error) is not None:
-        proxy["read_errors"]["config"] = "%s: %s" % (adapter.config_dump_step, config_error)
+        proxy["read_errors"]["config"] = "%s: %s" % (own.config_dump_step, config_error)
     else:
         config, problem = config_read
     proxy["config_ok"] = None if "config" in proxy["read_errors"] else config is not None
@@ -114,7 +116,7 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
     elif problem:
         proxy["problems"].append(problem)
     if k8s_errors_only(procs_error) is not None:
-        proxy["read_errors"]["processes"] = "%s processes: %s" % (adapter.kind, procs_error)
+        proxy["read_errors"]["processes"] = "%s processes: %s" % (own.kind, procs_error)
         procs = {"master_pid": None, "workers": [], "problem": None}
     proxy["master_pid"] = procs["master_pid"]
     proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
@@ -135,7 +137,16 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
     lines = text.splitlines()
     if truncated and lines:
         lines = lines[:-1]  # the last line may be cut in the middle
-    files = adapter.read_log_files(ns, name, container, config, **window)
+    files = own.read_log_files(ns, name, container, config, **window)
+    runtime, runtime_problem = None, None
+    if config is not None:
+        try:
+            runtime, runtime_problem = own.read_runtime(ns, name, container, config)
+        except K8sError as exc:
+            runtime_problem = "%s runtime API: %s" % (own.kind, exc)
+    if runtime_problem:
+        proxy["problems"].append(runtime_problem)
+        proxy["read_errors"]["runtime"] = runtime_problem
     if files["problems"]:
         proxy["problems"].extend(files["problems"])
         proxy["read_errors"]["error_log_file"] = "; ".join(files["problems"])
@@ -144,11 +155,12 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
         for item in files["files"]
     ]
     summarize = functools.partial(
-        adapter.summarize_log,
+        own.summarize_log,
         reload_time=proxy["last_reload"],
         max_errors=params["max_errors"],
         files=files,
         worker_pids=proxy["worker_pids"],
+        runtime=runtime,
     )
     summary = summarize(lines)
     tail = params["tail_lines"]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._pod_probe import probe, self_url
+from ansible_collections.badgateway.k8s.plugins.module_utils.health import is_gateway_error
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import (
     format_time,
@@ -62,6 +63,7 @@ def new_result(namespace: str, name: str, steps: list[str]) -> dict[str, Any]:
         "namespace": namespace,
         "name": name,
         "container": None,
+        "kind": None,
         "planned": steps,
         "config_test": None,
         "reload_sent": False,
@@ -127,9 +129,10 @@ class ReloadPlan:
         self.clock = clock
         self.sleep = sleep
 
-    def steps(self) -> list[str]:
-        """The steps run per replica, as text (the results' ``planned``)."""
-        opts, adapter = self.options, self.adapter
+    def steps(self, adapter: ProxyAdapter | None = None) -> list[str]:
+        """The steps run per replica, as text (the results' ``planned``); ``adapter``: the
+        replica's own kind (``auto`` names every kind's steps until a pod is picked)."""
+        opts, adapter = self.options, adapter or self.adapter
         steps = [
             "take the replica's reload lock",
         ]
@@ -149,11 +152,14 @@ class ReloadPlan:
             "wait up to %gs for new worker processes" % opts["settle_timeout"],
         ]
         if opts["probe_url"]:
-            steps.append("GET %s from inside the pod, expect not 502" % opts["probe_url"])
+            steps.append(
+                "GET %s from inside the pod, expect no gateway error (502/503/504)"
+                % opts["probe_url"]
+            )
         elif opts["probe_path"] is not None:
             steps.append(
-                "GET http://<podIP>:%s%s from inside the pod, expect not 502"
-                % (opts["probe_port"] or "<listen port>", opts["probe_path"])
+                "GET http://<podIP>:%s%s from inside the pod, expect no gateway error "
+                "(502/503/504)" % (opts["probe_port"] or "<listen port>", opts["probe_path"])
             )
         return steps
 
@@ -174,6 +180,8 @@ class ReloadPlan:
             container = result["container"] = self.adapter.pick_container(
                 pod, self.options["container"]
             )
+            result["kind"] = self.adapter.kind_for(namespace, name)
+            result["planned"] = self.steps(self.adapter.adapter_for(namespace, name))
             lock = self._lock(namespace, name, container)
             try:
                 go_on = self._reload_locked(namespace, name, container, result)
@@ -221,7 +229,7 @@ class ReloadPlan:
         True when the replica should be probed next (it was reloaded, or skipped: reloaded
         since the endpoints appeared, or in the cooldown), False when it failed (``result["error"]`` says why).
         """
-        adapter, opts = self.adapter, self.options
+        adapter, opts = self.adapter.adapter_for(namespace, name), self.options
         before = adapter.read_processes(namespace, name, container)
         result["workers_before"] = before["workers"]
         result["last_reload_age"] = before.get("last_reload_age")
@@ -300,7 +308,7 @@ class ReloadPlan:
                 )
                 result["error"] = "unproven: " + result["unproven"]
                 return
-            if fact["status"] in (None, 502):
+            if is_gateway_error(fact["status"]):
                 result["error"] = "%s, but the probe of %s got %s" % (
                     "not reloaded (%s)" % result["skipped"] if result["skipped"] else "reloaded",
                     url,

@@ -185,12 +185,13 @@ class AccessFact(TypedDict):
 
 
 # The parts of a replica that can fail to be read, the keys of ProxyFact.read_errors.
-READ_PARTS = ("container", "config", "processes", "log", "error_log_file", "endpoints")
+READ_PARTS = ("container", "config", "processes", "log", "error_log_file", "runtime", "endpoints")
 
 
 class ProxyFact(TypedDict):
     namespace: str
     name: str
+    kind: str  # the proxy kind that serves it (proxy_kinds: nginx, haproxy); "" when not known
     pod_ip: str | None
     container: str | None
     ready: bool
@@ -307,6 +308,7 @@ class ReloadReplica(TypedDict):
     namespace: str
     name: str
     container: str | None
+    kind: str | None  # the proxy kind reloaded (nginx, haproxy); None before its pod was read
     planned: list[str]
     config_test: ConfigTestFact | None
     reload_sent: bool

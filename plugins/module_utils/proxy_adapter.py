@@ -81,6 +81,18 @@ class ProxyAdapter:
     def __init__(self, client: Any = None) -> None:
         self.client = client
 
+    def kind_for(self, namespace: str | None, pod: str | None) -> str:
+        """The kind of proxy that serves ``pod`` (one kind per adapter but ``auto``)."""
+        return self.kind
+
+    def adapter_for(self, namespace: str | None, pod: str | None) -> ProxyAdapter:
+        """The adapter of the kind that serves ``pod`` (itself but for ``auto``)."""
+        return self
+
+    def remember(self, namespace: str | None, pod: str | None, kind: str) -> None:
+        """Take ``kind`` as the kind of ``pod`` (found by another adapter of the run: ``auto``
+        keeps it; a single kind has nothing to remember)."""
+
     # ------------------------------------------------------------- names of the steps
     @property
     def config_dump_step(self) -> str:
@@ -204,6 +216,15 @@ class ProxyAdapter:
         """
         return {"files": [], "local_offset": 0, "problems": []}
 
+    def read_runtime(
+        self, namespace: str, pod: str, container: str | None, config: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """What the running proxy holds now, from its runtime API: ``(servers, problem)``, each
+        server ``{backend, server, address, fqdn, op_state, admin_state}``; ``problem`` names
+        why and the call when it could not be read. A kind without a runtime API (nginx: what
+        its workers dial shows only in its log) returns ``(None, None)``."""
+        return None, None
+
     def summarize_log(
         self,
         lines: Iterable[str],
@@ -211,9 +232,10 @@ class ProxyAdapter:
         max_errors: int = 50,
         files: dict[str, Any] | None = None,
         worker_pids: list[int] | None = None,
+        runtime: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The container log's lines, with the log files ``read_log_files`` read (``files``),
-        summarised by the proxy's log parser."""
+        """The container log's lines, with the log files ``read_log_files`` read (``files``)
+        and the runtime's servers (``read_runtime``), summarised by the proxy's log parser."""
         raise NotImplementedError
 
     # ------------------------------------------------------------- changing it

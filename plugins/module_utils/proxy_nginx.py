@@ -38,7 +38,10 @@ PID_FILES = (
 )
 
 # Prints: "pidfile PATH PID", "btime N", "hz N", "clock <now as s.ns> <uptime s>", then per
-# nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". POSIX sh
+# nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". A first
+# argument "--comm=NAME" reads the processes of another program (haproxy); a process in
+# another mount namespace than the shell's (another pod's, where pods share a PID namespace,
+# as the lab's do) is not this container's and is left out when the kernel can tell. POSIX sh
 # only; tr, getconf and a date with %N are optional. btime is whole seconds; now - uptime
 # gives the boot time to about 10 ms when date knows %N (uptime is read first, so every
 # sample is late, never early: the smallest of three is kept). The processes: when the pid
@@ -46,6 +49,8 @@ PID_FILES = (
 # that master and its children; else every process the container sees (a container that
 # shares its node's or its pod's process namespace sees many).
 PROC_SCRIPT = r"""
+comm=nginx
+case "$1" in --comm=*) comm=${1#--comm=}; shift ;; esac
 for f in "$@"; do
   if [ -r "$f" ]; then read -r p < "$f" && echo "pidfile $f $p" && break; fi
 done
@@ -56,8 +61,11 @@ for i in 1 2 3; do
 done
 show() {
   read -r s < "$1/stat" 2>/dev/null || return 0
+  if [ -e "$1/ns/mnt" ] && [ -e /proc/self/ns/mnt ] && ! [ "$1/ns/mnt" -ef /proc/self/ns/mnt ]; then
+    return 0
+  fi
   case "$s" in
-    *"(nginx)"*)
+    *"($comm)"*)
       echo "stat $s"
       echo "cmd $(tr '\000' ' ' < "$1/cmdline" 2>/dev/null)" ;;
   esac
@@ -68,7 +76,7 @@ case "$p" in
   *)
     if read -r s < "/proc/$p/stat" 2>/dev/null; then
       case "$s" in
-        *"(nginx)"*)
+        *"($comm)"*)
           via=children
           list=$p
           for t in /proc/$p/task/*; do
@@ -146,12 +154,19 @@ def _boot_from_clock(value: str) -> float | None:
         return None
 
 
-def parse_proc_output(text: str) -> dict[str, Any]:
+def parse_proc_output(
+    text: str,
+    program: str = "nginx",
+    master_cmd: str | None = "nginx: master",
+    worker_cmd: str | None = "worker process",
+) -> dict[str, Any]:
     """Parse PROC_SCRIPT output into ``{master_pid, workers: [{pid, start_time}], problem}``.
 
-    The master is the one named in the pid file, else the only ``nginx: master`` process;
-    workers are its children whose command line says ``worker process`` (all its children
-    when command lines are unreadable). Workers are sorted by start time, then PID.
+    The master is the one named in the pid file, else the only process whose command line
+    starts with ``master_cmd`` (nginx's ``nginx: master``; with None, the only one whose parent
+    is not the ``program`` too: haproxy's master-worker mode); workers are its children whose
+    command line says ``worker_cmd`` (all its children when command lines are unreadable, or
+    with None). Workers are sorted by start time, then PID.
     """
     btime: float | None = None
     hz: int | None = None
@@ -210,22 +225,26 @@ def parse_proc_output(text: str) -> dict[str, Any]:
         masters = [
             p["pid"]
             for p in procs
-            if p["cmd"].startswith("nginx: master") or (not p["cmd"] and p["ppid"] not in pids)
+            if (master_cmd is not None and p["cmd"].startswith(master_cmd))
+            or ((master_cmd is None or not p["cmd"]) and p["ppid"] not in pids)
         ]
         if len(masters) != 1:
             result["problem"] = (
-                "found %d nginx master processes and no readable pid file; "
-                "cannot tell which one serves this pod" % len(masters)
+                "found %d %s master processes and no readable pid file; "
+                "cannot tell which one serves this pod" % (len(masters), program)
                 if masters
-                else "no nginx master process is running"
+                else "no %s master process is running" % program
             )
             return result
         master = masters[0]
     result["master_pid"] = master
     children = [p for p in procs if p["ppid"] == master]
-    workers = [p for p in children if "worker process" in p["cmd"]] or [
-        p for p in children if not p["cmd"]
-    ]
+    workers = (
+        children
+        if worker_cmd is None
+        else [p for p in children if worker_cmd in p["cmd"]]
+        or [p for p in children if not p["cmd"]]
+    )
     result["workers"] = sorted(
         (
             {"pid": p["pid"], "start_time": _start_time(p["ticks"], btime, hz or 100)}
@@ -234,7 +253,7 @@ def parse_proc_output(text: str) -> dict[str, Any]:
         key=lambda w: (w["start_time"], w["pid"]),
     )
     if not result["workers"]:
-        result["problem"] = "nginx master %d has no worker process" % master
+        result["problem"] = "%s master %d has no worker process" % (program, master)
     else:
         # Seconds since the last reload: the newest worker's age, when the workers are younger
         # than the master by more than a second (at a plain start they are the same age).
@@ -381,6 +400,7 @@ class NginxAdapter(ProxyAdapter):
         max_errors: int = 50,
         files: dict[str, Any] | None = None,
         worker_pids: list[int] | None = None,
+        runtime: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """``nginx_log.summarize`` (error and access lines interleaved) of the container log,
         merged in time order with the error log files ``read_log_files`` read (``files``)."""

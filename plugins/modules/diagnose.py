@@ -39,6 +39,13 @@ options:
   proxy_container:
     description: The proxy's container. Default, as M(badgateway.k8s.proxy_info) picks it.
     type: str
+  proxy_kind:
+    description:
+      - The kind of proxy (O(badgateway.k8s.proxy_info#module:kind)) - V(nginx), V(haproxy), or V(auto), per pod from its
+        containers' names, images or binaries.
+    type: str
+    choices: [auto, nginx, haproxy]
+    default: auto
   proxy_port:
     description: The replicas' listen port to probe. Default, the first C(listen) port of each replica's config.
     type: int

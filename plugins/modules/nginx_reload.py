@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: nginx_reload
-short_description: Reload nginx in chosen proxy replicas, safely, and prove it took
+short_description: Reload nginx (or HAProxy) in chosen proxy replicas, safely, and prove it took
 version_added: 0.1.0
 description:
   - For each pod in O(pods), in order, inside its nginx container - run C(nginx -t); only if
@@ -22,6 +22,10 @@ description:
     through a short-lived lock directory in the container (C(/run), C(/var/run) or C(/tmp)),
     so that of several concurrent runs only the first reloads; the others then see the fresh
     workers and skip. A lock left by a run that died is broken after two minutes.
+  - With O(kind=haproxy) (or V(auto) finding HAProxy) the same steps run as C(haproxy -c) on
+    the config the master was started with, then the master CLI's C(reload) (or C(kill -USR2)
+    of the master), proven by new worker PIDs; the probe must not answer 502, 503 or 504 (a
+    stale HAProxy server answers 503).
   - A replica whose C(nginx -t) fails is not reloaded. The module fails when any replica could
     not be reloaded or verified, after trying all of them, with the per-replica results.
   - Needs C(get) on C(pods) and C(get)/C(create) on C(pods/exec).
@@ -36,7 +40,7 @@ options:
     elements: str
     required: true
   container:
-    description: The nginx container. Default, the container whose name or image says nginx.
+    description: The proxy's container. Default, the container whose name or image says the proxy kind (O(kind)).
     type: str
   probe_path:
     description:
@@ -82,6 +86,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - badgateway.k8s.k8s_auth
+  - badgateway.k8s.proxy_kind
 attributes:
   check_mode:
     support: full
@@ -120,7 +125,11 @@ replicas:
       type: str
       returned: always
     container:
-      description: "The nginx container (null in check mode or when the pod was not found)."
+      description: "The proxy's container (null in check mode or when the pod was not found)."
+      type: str
+      returned: always
+    kind:
+      description: "The proxy kind reloaded (V(nginx), V(haproxy)); null in check mode or when the pod was not found."
       type: str
       returned: always
     planned:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: proxy_info
-short_description: Per nginx proxy replica - config, last reload, errors and dialled upstreams vs the cluster
+short_description: Per proxy replica (nginx, HAProxy) - config, last reload, errors and dialled upstreams vs the cluster
 version_added: 0.1.0
 description:
   - For EACH pod chosen by O(selector) in O(namespace), inside its nginx container - reads the
@@ -22,6 +22,11 @@ description:
     config names, plus O(service_namespace) and O(namespace), with the pods there that have one
     of the dialled IPs (a field selector) and the replicas themselves; a namespace's other pods
     are not read.
+  - HAProxy (O(kind)) - the config the master was started with (C(haproxy -c) first), the
+    master and workers from C(/proc), the servers' current addresses from the runtime API
+    (C(show servers state)) and the HTTP log lines; each runtime server address is compared
+    with the cluster as above, with the log lines' termination states (C(SC), C(sC), C(SH),
+    C(<NOSRV>) ...) as its errors.
   - Every replica is read at the same time, and its config, processes and log at once, up to
     O(max_in_flight) calls in flight.
   - Read-only. Needs C(list) on C(pods), C(get) on C(pods/log), C(get)/C(create) on
@@ -39,8 +44,9 @@ options:
     aliases: [label_selector]
   container:
     description:
-      - The nginx container. Default, the container whose name or image says nginx, else the
-        only container, else the first where C(nginx -v) runs.
+      - The proxy's container. Default, the container whose name or image says the proxy kind
+        (O(kind)), else the only container, else the first where its version command
+        (C(nginx -v), C(haproxy -v)) runs.
     type: str
   service_namespace:
     description: More namespaces whose Services, EndpointSlices and pods are correlated.
@@ -73,6 +79,7 @@ options:
     default: cluster.local
 extends_documentation_fragment:
   - badgateway.k8s.k8s_auth
+  - badgateway.k8s.proxy_kind
 attributes:
   check_mode:
     support: full
@@ -118,8 +125,12 @@ proxies:
       description: "Pod IP or null."
       type: str
       returned: always
+    kind:
+      description: "The proxy kind that serves the replica (V(nginx), V(haproxy)); empty when its container could not be picked."
+      type: str
+      returned: always
     container:
-      description: "The nginx container, null when none could be picked."
+      description: "The proxy's container, null when none could be picked."
       type: str
       returned: always
     ready:
@@ -495,6 +506,13 @@ proxies:
             - "Why an error log file the config writes to (C(error_log) to a file, not stderr) could not be read, naming the file,"
             - "the C(error_log) directive and the call (no such file, permission denied, exec refused); or that the config sends"
             - "error lines to syslog, to nginx's memory buffer or to C(/dev/null), which cannot be read."
+          type: str
+          returned: when that part could not be read
+        runtime:
+          description:
+            - "HAProxy - why the runtime API (C(show servers state) over the config's C(stats socket)) could not be read:"
+            - "no stats socket in the config, no C(socat) in the container, or the call that failed. Without it the log"
+            - "lines cannot be tied to the addresses the workers dial."
           type: str
           returned: when that part could not be read
         endpoints:

@@ -34,7 +34,7 @@ options:
   container:
     description:
       - Container to run curl/wget in. Default, the container whose name or image says
-        nginx (or the only one).
+        the proxy kind (O(kind)), or the only one.
     type: str
   target:
     description:
@@ -60,6 +60,7 @@ options:
     default: 5
 extends_documentation_fragment:
   - badgateway.k8s.k8s_auth
+  - badgateway.k8s.proxy_kind
 attributes:
   check_mode:
     support: full

@@ -286,11 +286,13 @@ def test_processes_that_cannot_be_read_are_a_problem_not_an_error():
     }
 
 
-def test_nginx_is_the_default_kind_and_an_unknown_kind_is_an_error():
-    adapter = proxy_adapter("client")
+def test_nginx_by_name_and_an_unknown_kind_is_an_error():
+    adapter = proxy_adapter("client", "nginx")
     assert isinstance(adapter, NginxAdapter) and adapter.client == "client"
-    with pytest.raises(K8sError, match="unknown proxy kind 'haproxy' \\(known: nginx\\)"):
-        proxy_adapter(kind="haproxy")
+    with pytest.raises(
+        K8sError, match="unknown proxy kind 'envoy' \\(known: auto, nginx, haproxy\\)"
+    ):
+        proxy_adapter(kind="envoy")
 
 
 # ---------------------------------------------------------------- error log files (error_log to a file)

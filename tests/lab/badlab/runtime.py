@@ -41,12 +41,25 @@ from typing import Any, TextIO
 
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.render import render_servers
-from badlab.scenario import AppBehaviour, ContainerSpec, PodSpec, Scenario, ServiceSpec, Step
+from badlab.scenario import (
+    PROXY_KINDS,
+    AppBehaviour,
+    ContainerSpec,
+    PodSpec,
+    Scenario,
+    ServiceSpec,
+    Step,
+)
 from badlab.store import Store
 
 NODE_NAME = "lab-node"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NGINX_BINDS = ("/etc/nginx", "/run", "/var/log/nginx", "/var/lib/nginx")
+# haproxy as Debian's package lays it out: its config in /etc/haproxy, its sockets in /run.
+# It runs in master-worker mode in the foreground, its master CLI on HAPROXY_MASTER_SOCKET.
+HAPROXY_BINDS = ("/etc/haproxy", "/run")
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_MASTER_SOCKET = "/run/haproxy-master.sock"
 POD_FILE_BINDS = ("/etc/hosts", "/etc/resolv.conf")
 SLOT_RANGE = range(20, 250)
 BACKEND = Path(__file__).with_name("backend.py")
@@ -397,6 +410,7 @@ class Runtime:
         self._stopping = False
         self.nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.pids_file = lab_dir / "pids"
         for n, svc in enumerate(scenario.services):
             if not svc.headless:
@@ -522,7 +536,7 @@ class Runtime:
                 *(
                     self._start_pod(p)
                     for p in pods
-                    if any(c.spec.kind == "nginx" for c in p.containers.values()) == proxies
+                    if any(c.spec.kind in PROXY_KINDS for c in p.containers.values()) == proxies
                 )
             )
             await self.sync()
@@ -551,8 +565,11 @@ class Runtime:
             f"nameserver {self.dns_ip}\noptions ndots:5 timeout:1 attempts:1\n"
         )
         for c in pod.containers.values():
+            if c.spec.haproxy is not None:
+                for sub in ("etc-haproxy", "run/haproxy"):  # Debian's stats socket directory
+                    (d / c.spec.name / sub).mkdir(parents=True, exist_ok=True)
             nginx = c.spec.nginx
-            if nginx is None:  # an app container
+            if nginx is None:  # an app container (or haproxy)
                 continue
             root = d / c.spec.name
             conf = root / "etc-nginx"
@@ -572,15 +589,20 @@ class Runtime:
         them now (``render.render_servers``: the current ready endpoints); no reload. Returns the
         upstream addresses written."""
         nginx = c.spec.nginx
-        assert nginx is not None  # only nginx containers have config files
-        conf = pod.directory / c.spec.name / "etc-nginx"
-        main = nginx.nginx_conf or NGINX_CONF.format(
-            namespace=pod.spec.namespace, pod=pod.spec.name
-        )
+        files: list[tuple[Path, str]] = []
+        if c.spec.haproxy is not None:
+            files.append(
+                (pod.directory / c.spec.name / "etc-haproxy" / "haproxy.cfg", c.spec.haproxy.cfg)
+            )
+        if nginx is not None:
+            conf = pod.directory / c.spec.name / "etc-nginx"
+            main = nginx.nginx_conf or NGINX_CONF.format(
+                namespace=pod.spec.namespace, pod=pod.spec.name
+            )
+            files.append((conf / "nginx.conf", main))
+            files += [(conf / "conf.d" / fname, text) for fname, text in nginx.conf_d.items()]
         written: list[str] = []
-        for path, text in [(conf / "nginx.conf", main)] + [
-            (conf / "conf.d" / fname, text) for fname, text in nginx.conf_d.items()
-        ]:
+        for path, text in files:
             text, addresses = render_servers(
                 self._expand(pod, text), pod.spec.namespace, self.ready_addresses
             )
@@ -623,7 +645,19 @@ class Runtime:
         inst.log_path.touch()
         c.instances.append(inst)
         binds = [(str(pod.directory / "etc" / Path(t).name), t) for t in POD_FILE_BINDS]
-        if c.app is None:  # the nginx container
+        if c.spec.haproxy is not None:
+            if not os.path.exists(self.haproxy):
+                raise LabError(
+                    f"pod {pod.key}: haproxy is not installed: apt-get install haproxy "
+                    "(or run make system-deps)"
+                )
+            self.render_config(pod, c)
+            root = pod.directory / c.spec.name
+            binds += [
+                (str(root / src), dst) for src, dst in zip(("etc-haproxy", "run"), HAPROXY_BINDS)
+            ]
+            argv = [self.haproxy, "-W", "-db", "-S", HAPROXY_MASTER_SOCKET, "-f", HAPROXY_CFG]
+        elif c.app is None:  # the nginx container
             self.render_config(pod, c)
             root = pod.directory / c.spec.name
             binds += [

@@ -62,6 +62,13 @@ class NginxSpec:
     libc: str = "glibc"
 
 
+@dataclass
+class HaproxySpec:
+    """An haproxy container: its /etc/haproxy/haproxy.cfg."""
+
+    cfg: str
+
+
 class _ContainerPortRequired(TypedDict):
     containerPort: int
     protocol: str
@@ -80,9 +87,10 @@ class ContainerSpec:
     name: str
     image: str
     ports: list[ContainerPort]
-    kind: str  # "nginx" or "app"
+    kind: str  # "nginx", "haproxy" or "app"
     app: AppBehaviour | None = None
     nginx: NginxSpec | None = None
+    haproxy: HaproxySpec | None = None
     ready: bool = True
     missing: list[str] = field(default_factory=list)
 
@@ -256,6 +264,9 @@ APP_KEYS = {
     "keepalive_race",
 }
 LIBC_CHOICES = ("glibc", "musl")
+DEFAULT_IMAGES = {"nginx": "nginx:1.27", "haproxy": "haproxy:2.6", "app": "app:latest"}
+#: Container kinds that are a proxy (the lab starts them after the backends).
+PROXY_KINDS = ("nginx", "haproxy")
 REQUEST_METHODS = ("GET", "POST")
 STEP_ACTIONS = {
     "requests": ({"count"}, {"path", "expect_status", "method"}),
@@ -316,13 +327,18 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
 
 def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
     value = c.mapping(
-        value, where, {"name"}, {"image", "ports", "app", "nginx", "ready", "missing"}
+        value, where, {"name"}, {"image", "ports", "app", "nginx", "haproxy", "ready", "missing"}
     )
     name = c.string(
         value["name"], f"{where}.name", NAME_RE, "a DNS label (lower-case letters, digits, -)"
     )
-    if ("app" in value) == ("nginx" in value):
-        c.fail(where, "exactly one of the keys app (an HTTP server) or nginx (the Debian nginx)")
+    if sum(key in value for key in ("app", "nginx", "haproxy")) != 1:
+        c.fail(
+            where,
+            "exactly one of the keys app (an HTTP server), nginx (the Debian nginx) or haproxy "
+            "(the Debian haproxy)",
+        )
+    kind = next(key for key in ("app", "nginx", "haproxy") if key in value)
     ports: list[ContainerPort] = []
     for i, port in enumerate(c.seq(value.get("ports", []), f"{where}.ports")):
         pw = f"{where}.ports[{i}]"
@@ -340,11 +356,9 @@ def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
         ports.append(entry)
     spec = ContainerSpec(
         name=name,
-        image=c.string(
-            value.get("image", "nginx:1.27" if "nginx" in value else "app:latest"), f"{where}.image"
-        ),
+        image=c.string(value.get("image", DEFAULT_IMAGES[kind]), f"{where}.image"),
         ports=ports,
-        kind="nginx" if "nginx" in value else "app",
+        kind=kind,
     )
     if "ready" in value:
         spec.ready = c.boolean(value["ready"], f"{where}.ready")
@@ -366,6 +380,17 @@ def _container(c: _Checker, value: object, where: str) -> ContainerSpec:
                     "a port (or a ports list whose first containerPort is used)",
                 )
             spec.app.listen_port = ports[0]["containerPort"]
+    elif spec.kind == "haproxy":
+        hw = f"{where}.haproxy"
+        hval = c.mapping(value["haproxy"], hw, {"haproxy.cfg"}, set())
+        spec.haproxy = HaproxySpec(
+            c.string(hval["haproxy.cfg"], f"{hw}.haproxy.cfg", what="the text of haproxy.cfg")
+        )
+        if not ports:
+            c.fail(
+                f"{where}.ports",
+                "at least one containerPort (the port haproxy binds, used for readiness)",
+            )
     else:
         nw = f"{where}.nginx"
         nval = c.mapping(value["nginx"], nw, set(), {"nginx.conf", "conf.d", "libc"})
@@ -695,11 +720,11 @@ def load(path: str | Path) -> Scenario:
         if p.namespace == proxy_ns and all(p.labels.get(k) == v for k, v in selector.items())
     ]
     if not proxy_pods or any(
-        not any(ct.kind == "nginx" for ct in p.containers) for p in proxy_pods
+        not any(ct.kind in PROXY_KINDS for ct in p.containers) for p in proxy_pods
     ):
         c.fail(
             "proxy.selector",
-            "labels that select at least one pod, each with an nginx container",
+            "labels that select at least one pod, each with an nginx or haproxy container",
             selector,
         )
 
