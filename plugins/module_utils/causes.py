@@ -262,6 +262,28 @@ REGISTRY = (
 
 BY_ID = {cause.id: cause for cause in REGISTRY}
 
+#: What a reload is for each proxy kind, in the words of the fix (the kind is the replica's, from
+#: proxy_kinds): its config test, its reload, how it came to keep an old address, and how to
+#: make it follow the endpoints. nginx's is the registry's own text.
+KIND_WORDS = {
+    "nginx": {
+        "test": "`nginx -t`",
+        "reload": "`nginx -s reload`",
+        "kept": "nginx resolved the upstream name when it last (re)loaded and kept the old address",
+        "prevention": BY_ID["stale_upstream"].prevention,
+    },
+    "haproxy": {
+        "test": "`haproxy -c`",
+        "reload": "a reload through the master CLI (`reload`; or `kill -USR2` of the master)",
+        "kept": "haproxy resolved the server's name when it last started or reloaded (no "
+        "`resolvers` on the server) and kept the old address",
+        "prevention": "Let haproxy follow DNS: a `resolvers` section pointing at the cluster DNS "
+        "and `resolvers <name>` (with `init-addr last,libc,none`) on the server, or a "
+        "`server-template` over the headless Service; or proxy to the Service's ClusterIP "
+        "name. Or reload haproxy after every backend rollout.",
+    },
+}
+
 #: Every cause ID, in the registry's order (the order the verdict's rules run in).
 CAUSES = tuple(cause.id for cause in REGISTRY)
 

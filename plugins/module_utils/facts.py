@@ -291,6 +291,7 @@ class Verdict(TypedDict):
     warnings: list[str]
     endpoints_since: str | None
     hypotheses: list[Hypothesis]
+    proxy_kinds: list[str]  # the kinds of proxy the replicas run (nginx, haproxy)
 
 
 class WorkerFact(TypedDict):

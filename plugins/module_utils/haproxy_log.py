@@ -31,6 +31,7 @@ __metaclass__ = type
 import collections
 import datetime
 import re
+import typing as t
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import literal_address
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import k8s_name_info
@@ -108,7 +109,7 @@ def parse_config(text, namespace=None, cluster_domain="cluster.local"):
     for raw in text.splitlines():
         header = _HEADER.match(raw)
         if header:
-            path, lineno = header.group("path"), 0
+            path, lineno = header.group("path") or "", 0
             files.append(path)
             continue
         lineno += 1
@@ -258,6 +259,7 @@ def parse_log_line(line):
     term = match.group("term")
     server = match.group("server")
     status = int(match.group("status"))
+    signature: str | None
     if server == "<NOSRV>" and term[:1] in ("S", "s", "-") and status >= 500:
         signature = "no_live_upstreams"
     elif term[:1] in ("C", "c"):
@@ -290,9 +292,12 @@ def summarize(lines, servers, reload_time=None, max_errors=50):
     """
     since = parse_time(reload_time) if reload_time else None
     by_name = {(s["backend"], s["server"]): s for s in servers}
-    counts, after_counts = collections.Counter(), collections.Counter()
-    status, status_after, upstream_status = (collections.Counter() for _ in range(3))
-    per_address = collections.OrderedDict()
+    counts: collections.Counter[str] = collections.Counter()
+    after_counts: collections.Counter[str] = collections.Counter()
+    status: collections.Counter[str] = collections.Counter()
+    status_after: collections.Counter[str] = collections.Counter()
+    upstream_status: collections.Counter[str] = collections.Counter()
+    per_address: dict[str, dict[str, t.Any]] = {}
     for server in servers:
         if server["address"]:
             per_address.setdefault(

@@ -140,14 +140,22 @@ class AutoAdapter(ProxyAdapter):
     def read_processes(self, namespace, pod, container):
         return self._of(namespace, pod).read_processes(namespace, pod, container)
 
-    def read_log_files(self, namespace, pod, container, config, **window):
-        return self._of(namespace, pod).read_log_files(namespace, pod, container, config, **window)
+    def read_log_files(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        config: dict[str, Any] | None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
+    ) -> dict[str, Any]:
+        return self._of(namespace, pod).read_log_files(
+            namespace, pod, container, config, tail_lines, since_seconds, limit_bytes
+        )
 
     def read_runtime(self, namespace, pod, container, config):
         return self._of(namespace, pod).read_runtime(namespace, pod, container, config)
-
-    def summarize_log(self, lines, **kwargs):
-        raise K8sError("AutoAdapter.summarize_log: use the adapter of the pod (adapter_for)")
 
     def adapter_for(self, namespace: str | None, pod: str | None) -> ProxyAdapter:
         return self._of(namespace, pod)

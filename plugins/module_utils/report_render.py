@@ -619,7 +619,13 @@ def to_markdown(result: object) -> str:
     target = known["target"]
     rec = verdict["recommendation"]
     lines = ["# 502 diagnosis: %s" % _md_code(verdict["cause"] or "unknown"), ""]
-    lines.append("- proxy: %s" % _md_code(target["proxy"] or "-"))
+    lines.append(
+        "- proxy: %s%s"
+        % (
+            _md_code(target["proxy"] or "-"),
+            " (%s)" % ", ".join(verdict["proxy_kinds"]) if verdict["proxy_kinds"] else "",
+        )
+    )
     lines.append("- Service: %s" % _md_code(target["service"] or "not found"))
     lines.append("- URL: %s" % (_md_code(target["url"]) if target["url"] else "none given"))
     lines.append(
@@ -1062,10 +1068,13 @@ def to_html(result: object) -> str:
         '<h1>502 diagnosis: <span class="cause %s" id="cause">%s</span></h1>' % (tone, _e(cause))
     )
     out.append(
-        '<p class="meta">proxy <code>%s</code> &middot; Service <code>%s</code> &middot; URL <code>%s</code>'
+        '<p class="meta">proxy <code>%s</code>%s &middot; Service <code>%s</code> &middot; URL <code>%s</code>'
         " &middot; %s to %s%s</p>"
         % (
             _e(target["proxy"] or "-"),
+            " (%s)" % _e(", ".join(known["verdict"]["proxy_kinds"]))
+            if known["verdict"]["proxy_kinds"]
+            else "",
             _e(target["service"] or "not found"),
             _e(target["url"] or "none"),
             _e(known["started"] or "?"),

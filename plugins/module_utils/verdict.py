@@ -24,6 +24,7 @@ import typing as t
 from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
     BY_ID,
     CAUSES,
+    KIND_WORDS,
     PRECEDENCE,
     RECOMMENDATIONS,
     REGISTRY,
@@ -1146,8 +1147,8 @@ def _summary(cause, facts, chosen, verdict):
                 "still run the config loaded before it was rewritten (a failed or skipped reload)"
                 if all(r["config_current"] for r in facts.replicas if r["stale"])
                 and verdict["stale_replicas"]
-                else "nginx resolved the upstream name when it last (re)loaded and kept the old "
-                "address",
+                else _kind_words(facts, verdict["stale_replicas"])["kept"][:1].upper()
+                + _kind_words(facts, verdict["stale_replicas"])["kept"][1:],
             )
         )
     if cause == "config_not_applied":
@@ -1211,6 +1212,7 @@ def decide(facts):
                 "current_addresses",
                 "warnings",
                 "hypotheses",
+                "proxy_kinds",
             )
         }
         result["endpoints_since"] = None
@@ -1351,19 +1353,34 @@ def _decide(facts: Facts) -> dict[str, t.Any]:
         "warnings": _warnings(view, cause),
         "hypotheses": _hypotheses(cause, found, ruled_out),
         "endpoints_since": format_time(view.endpoints_since) if view.endpoints_since else None,
+        "proxy_kinds": sorted({r["proxy"]["kind"] for r in view.replicas if r["proxy"]["kind"]}),
     }
     if cause == "stale_upstream":
+        words = _kind_words(view, stale_replicas)
         verdict["recommendation"]["fix"] = (
-            "On %s only: `nginx -t`, then `nginx -s reload`; confirm new worker processes and "
-            "a probe that no longer answers 502. Other replicas need nothing."
-            % _join(stale_replicas)
+            "On %s only: %s, then %s; confirm new worker processes and a probe that no longer "
+            "answers 502 (or 503, 504). Other replicas need nothing."
+            % (_join(stale_replicas), words["test"], words["reload"])
         )
+        verdict["recommendation"]["prevention"] = words["prevention"]
     verdict["summary"] = _summary(cause, view, chosen, verdict)
     if ruled_out:
         verdict["summary"] += " Ruled out: %s." % "; ".join(
             "%s (%s)" % (c["cause"], c["against"][0]) for c in ruled_out
         )
     return verdict
+
+
+def _kind_words(facts: _Facts, names) -> dict[str, str]:
+    """The reload's words (causes.KIND_WORDS) for the kinds of the replicas ``names`` (nginx
+    when no kind is known); several kinds' joined with " / "."""
+    kinds = sorted(
+        {r["proxy"]["kind"] for r in facts.replicas if r["name"] in names} & set(KIND_WORDS)
+    ) or ["nginx"]
+    return {
+        key: (" / " if key != "prevention" else " ").join(KIND_WORDS[k][key] for k in kinds)
+        for key in KIND_WORDS["nginx"]
+    }
 
 
 def _hypotheses(cause, found, ruled_out):

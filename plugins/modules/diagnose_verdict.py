@@ -134,6 +134,12 @@ verdict:
       type: list
       elements: str
       returned: always
+    proxy_kinds:
+      description:
+        - "The proxy kinds of the replicas read (V(nginx), V(haproxy)), sorted; empty when none could be told."
+      type: list
+      elements: str
+      returned: always
     endpoints_since:
       description:
         - "When the Service's newest ready endpoint became Ready (RFC 3339), or null; a replica last reloaded after it is not reloaded again."

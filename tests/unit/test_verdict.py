@@ -683,6 +683,7 @@ def test_missing_or_broken_facts_never_raise(facts):
         "missing_evidence",
         "candidates",
         "stale_replicas",
+        "proxy_kinds",
         "stale_addresses",
         "current_addresses",
         "reload_safe",
