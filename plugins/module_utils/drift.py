@@ -29,12 +29,19 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import pa
 
 
 def _reload_command(proxy: ProxyFact) -> str:
+    """The reload of the replica's proxy kind, as a kubectl command."""
     container = proxy["container"]
-    return "kubectl exec -n %s %s%s -- nginx -s reload" % (
+    exec_in = "kubectl exec -n %s %s%s --" % (
         proxy["namespace"],
         proxy["name"],
         (" -c %s" % container) if container else "",
     )
+    if proxy["kind"] == "haproxy":
+        return "%s kill -USR2 %s (haproxy's master-worker reload; haproxy -c first)" % (
+            exec_in,
+            proxy["master_pid"] or "<master PID>",
+        )
+    return "%s nginx -s reload" % exec_in
 
 
 def replica_drift(
@@ -49,6 +56,7 @@ def replica_drift(
     who = "%s/%s" % (proxy["namespace"], proxy["name"])
     result: dict[str, t.Any] = {
         "replica": who,
+        "kind": proxy["kind"] or None,
         "status": "ok",
         "last_reload": proxy["last_reload"],
         "stale_addresses": sorted(proxy["stale_addresses"]),

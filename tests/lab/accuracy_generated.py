@@ -44,8 +44,8 @@ from badlab.fixture import start_lab, stop_lab  # noqa: E402
 from generate import generate, write_case  # noqa: E402
 
 THRESHOLD = 95.0
-# Variations whose right-verdict rate is printed (keys of injected["choices"], or "style").
-AXES = ("style", "error_log", "proxy_replicas", "same_namespace", "libc_musl", "log_noise")
+# Variations whose right-verdict rate is printed (keys of injected["choices"], "style", "kind").
+AXES = ("kind", "style", "error_log", "proxy_replicas", "same_namespace", "libc_musl", "log_noise")
 
 
 @dataclass
@@ -218,7 +218,9 @@ def by_axis(cases: list[Case]) -> str:
         counts: dict[str, list[int]] = {}
         for case in cases:
             value = (
-                case.injected["style"] if axis == "style" else case.injected["choices"].get(axis)
+                case.injected[axis]
+                if axis in ("style", "kind")
+                else case.injected["choices"].get(axis)
             )
             right_total = counts.setdefault(str(value), [0, 0])
             right_total[0] += case.correct

@@ -2,7 +2,7 @@
 
 ``generate(seed, index)`` composes one case from the lab's features (docs/lab.md): a family of
 injected fault (the cause a correct diagnosis names) plus random variations that should not
-change that answer: 1-4 proxy replicas, proxy and backend in the same or different namespaces,
+change that answer: the proxy kind (nginx, or HAProxy for the families and styles it has), 1-4 proxy replicas, proxy and backend in the same or different namespaces,
 how nginx finds the backend (a ClusterIP or headless Service name resolved at load, an
 ``upstream {}`` block, ``resolver`` + a variable), where nginx's error log goes, log noise,
 warm-up traffic, reloads, restarts, names, ports, libc. It returns the scenario as a dict (a
@@ -95,6 +95,13 @@ UPSTREAM_BLOCKS = UPSTREAM_STYLES + (CONTROLLER,)
 RESOLVER_SETTLE = 2.2
 RELOAD = ["nginx", "-s", "reload"]
 
+# The proxy kinds (the lab runs Debian's nginx and haproxy). HAProxy is drawn for the families
+# the issue names and the styles it has: a `server` naming the ClusterIP or the headless
+# Service (or per-pod names), resolved at start and at each reload (no `resolvers`).
+NGINX, HAPROXY = "nginx", "haproxy"
+HAPROXY_FAMILIES = (STALE, HEALTHY, "no_endpoints", "backend_not_ready", "port_mismatch")
+HAPROXY_RELOAD = ["sh", "-c", "echo reload | socat stdio /run/haproxy-master.sock"]
+
 APP_NAMES = ("open-webui", "api", "shop", "grafana", "billing")
 PROXY_NAMES = ("nginx-proxy", "edge", "gateway", "web-proxy")
 BACKEND_NAMESPACES = ("open-webui", "apps", "prod", "team-a")
@@ -111,6 +118,7 @@ class _Case:
         self.family = family
         self.choices: dict[str, Any] = {}
         self.timeline: list[dict[str, Any]] = []
+        self.kind = NGINX  # the proxy kind
         self.stale: list[str] = []  # proxy pod names left stale
         self.unapplied: list[str] = []  # proxy pod names the controller did not push to
         self.final_status: int | None = 200  # what every final request answers (None: mixed)
@@ -241,6 +249,52 @@ def _upstream_target(case: _Case, lay: dict[str, Any]) -> tuple[str, str]:
     return "", f"{scheme}://{host}"
 
 
+def _reload(case: _Case) -> list[str]:
+    """The command that reloads the case's proxy kind (what the oracle and a user would run)."""
+    return list(HAPROXY_RELOAD if case.kind == HAPROXY else RELOAD)
+
+
+def _haproxy_cfg(case: _Case, lay: dict[str, Any]) -> str:
+    """haproxy.cfg for the case's style: its `server` lines name what nginx's would."""
+    style = case.style
+    if style in (HEADLESS, UPSTREAM_HEADLESS):
+        servers = [f"{_name(case, lay, lay['headless'], 'name_form')}:{lay['cport']}"]
+    elif style == UPSTREAM_PODS:
+        servers = [
+            f"{pod}.{lay['headless']}.{lay['bns']}.svc.cluster.local:{lay['cport']}"
+            for pod in _backend_pods(lay, case.backend_replicas)
+        ]
+    else:  # the ClusterIP name
+        servers = [f"{_name(case, lay, lay['app'], 'name_form')}:{lay['sport']}"]
+    backend = case.pick("upstream_name", (lay["app"], "backend", f"{lay['app']}-upstream"))
+    lines = [
+        "global",
+        "    log stdout format raw local0",
+        "    stats socket /run/haproxy/admin.sock mode 660 level admin",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    retries 1",
+        "    timeout connect 1s",
+        "    timeout client 10s",
+        "    timeout server 10s",
+    ]
+    if case.chance("haproxy_redispatch", 0.3):
+        lines.append("    option redispatch")
+    lines += [
+        "",
+        "frontend http",
+        f"    bind $(POD_IP):{lay['listen']}",
+        f"    default_backend {backend}",
+        "",
+        f"backend {backend}",
+    ]
+    lines += [f"    server s{i} {server}" for i, server in enumerate(servers)]
+    return "\n".join(lines) + "\n"
+
+
 def _conf_d(case: _Case, lay: dict[str, Any]) -> str:
     before, target = _upstream_target(case, lay)
     server = [f"    listen       $(POD_IP):{lay['listen']};"]
@@ -343,7 +397,7 @@ def _stale_fault(case: _Case, lay: dict[str, Any]) -> None:
             case.timeline.append({"render_config": {"pod": pod, "namespace": lay["pns"]}})
         if pod not in case.stale:
             case.timeline.append(
-                {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
+                {"exec": {"pod": pod, "namespace": lay["pns"], "command": _reload(case)}}
             )
     case.final_status = 502 if len(case.stale) == lay["replicas"] else None
 
@@ -383,7 +437,7 @@ def _healthy_events(case: _Case, lay: dict[str, Any]) -> None:
     pods = _backend_pods(lay, case.backend_replicas)
     if case.style in LOAD_TIME_POD_IPS:
         events = ["none", "replaced_then_reloaded"]
-        if len(pods) > 1 and not case.next_upstream_off:
+        if len(pods) > 1 and not case.next_upstream_off and case.kind == NGINX:
             # One of several servers replaced: nginx still dials its old address, fails over to
             # a live one (proxy_next_upstream error) and answers 200. Nothing fails, so a
             # reload is not needed (the oracle: not_failing); the stale server is a warning.
@@ -401,7 +455,7 @@ def _healthy_events(case: _Case, lay: dict[str, Any]) -> None:
             case.timeline.append({"requests": {"count": lay["replicas"], "expect_status": 502}})
         for pod in lay["proxies"]:
             case.timeline.append(
-                {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
+                {"exec": {"pod": pod, "namespace": lay["pns"], "command": _reload(case)}}
             )
         return
     events = ["none", "replace"]
@@ -724,16 +778,22 @@ def _objects(
     if nginx_conf is not None:
         nginx["nginx.conf"] = nginx_conf
     nginx["conf.d"] = {"default.conf": conf_d}
-    if case.chance("libc_musl", 0.2):
+    if case.kind == NGINX and case.chance("libc_musl", 0.2):
         nginx["libc"] = "musl"
-    containers: list[dict[str, Any]] = [
-        {
-            "name": "nginx",
-            "image": "nginx:1.27",
+    proxy_container: dict[str, Any] = {
+        "name": "nginx",
+        "image": "nginx:1.27",
+        "ports": [{"name": "http", "containerPort": lay["listen"]}],
+        "nginx": nginx,
+    }
+    if case.kind == HAPROXY:
+        proxy_container = {
+            "name": "haproxy",
+            "image": "haproxy:2.6",
             "ports": [{"name": "http", "containerPort": lay["listen"]}],
-            "nginx": nginx,
+            "haproxy": {"haproxy.cfg": conf_d},
         }
-    ]
+    containers: list[dict[str, Any]] = [proxy_container]
     if case.chance("sidecar_first", 0.15):
         containers.insert(
             0,
@@ -788,6 +848,10 @@ def _objects(
     return scenario
 
 
+def proxy_container_name(case: _Case) -> str:
+    return "haproxy" if case.kind == HAPROXY else "nginx"
+
+
 def family_of(seed: int, index: int) -> str:
     """The family of case ``index``: decks of FAMILY_DECK, each shuffled by the seed."""
     deck = list(FAMILY_DECK)
@@ -806,21 +870,34 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     case = _Case(random.Random(f"badlab-generate:{seed}:{index}"), family)
     lay = _layout(case)
     FAMILY_SETUP[family](case, lay)
+    if (
+        family in HAPROXY_FAMILIES
+        and case.style in (CLUSTERIP, HEADLESS) + UPSTREAM_STYLES
+        and case.chance("haproxy", 0.4)
+    ):
+        case.kind = HAPROXY
+        case.status_5xx = 503  # a refused or failed connect: haproxy's SC, 503
     if case.style in RESOLVER_STYLES and family == STALE:  # pragma: no cover - setup guards it
         raise AssertionError("a resolver style cannot make a stale case")
-    if case.read_timeout is None and case.chance("read_timeout_set", 0.3):
+    if case.kind == HAPROXY:
+        pass  # nginx's own timeouts, keep-alive and next-upstream are not drawn
+    elif case.read_timeout is None and case.chance("read_timeout_set", 0.3):
         case.read_timeout = case.pick("read_timeout", (1, 2, 30))  # the app answers at once
-    if case.connect_timeout is None and case.chance("connect_timeout_set", 0.3):
+    if (
+        case.kind != HAPROXY
+        and case.connect_timeout is None
+        and case.chance("connect_timeout_set", 0.3)
+    ):
         case.connect_timeout = case.pick("connect_timeout", (1, 2, 5))
-    if case.style in UPSTREAM_BLOCKS and family != "keepalive_mismatch":
+    if case.style in UPSTREAM_BLOCKS and family != "keepalive_mismatch" and case.kind != HAPROXY:
         case.next_upstream_off = case.chance("proxy_next_upstream_off", 0.3)
         # Upstream keep-alive is common; the app closes idle connections cleanly (a FIN). Not
         # with pods turned not ready: an open connection through the ClusterIP still reaches
         # them (as conntrack keeps it in a cluster), so the 502 would depend on timing.
         if family != "backend_not_ready":
             case.keepalive_upstream = case.chance("upstream_keepalive", 0.2)
-    conf_d = _conf_d(case, lay)
-    nginx_conf = _nginx_conf(case, lay)
+    conf_d = _haproxy_cfg(case, lay) if case.kind == HAPROXY else _conf_d(case, lay)
+    nginx_conf = None if case.kind == HAPROXY else _nginx_conf(case, lay)
 
     # the timeline: warm-up, an unrelated reload, the fault, noise, the final requests
     if not case.fault_at_start and case.chance("warm_up", 0.6):
@@ -828,7 +905,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     if not case.fault_at_start and case.chance("reload_before_fault", 0.15):
         for pod in case.sample("reloaded_before_fault", lay["proxies"], 1):
             case.timeline.append(
-                {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
+                {"exec": {"pod": pod, "namespace": lay["pns"], "command": _reload(case)}}
             )
     _fault_steps(case, lay)
     if case.crash_noise_ok and case.chance("backend_restart_noise", 0.15):
@@ -846,7 +923,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         ):
             step: dict[str, Any] = {"pod": pod, "namespace": lay["pns"], "lines": lines}
             if case.choices.get("sidecar_first"):
-                step["container"] = "nginx"
+                step["container"] = proxy_container_name(case)
             case.timeline.append({"log_noise": step})
     _final_requests(case, lay)
 
@@ -854,9 +931,9 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     if case.choices.get("sidecar_first"):
         for step in case.timeline:
             if "exec" in step:
-                step["exec"]["container"] = "nginx"
+                step["exec"]["container"] = proxy_container_name(case)
     scenario["description"] = (
-        f"generated case {seed}/{index}: {family} ({case.style}, "
+        f"generated case {seed}/{index}: {family} ({case.kind}, {case.style}, "
         f"{lay['replicas']} proxy replica(s), {case.backend_replicas} backend pod(s))"
     )
     scenario["timeline"] = case.timeline
@@ -905,6 +982,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         "family": family,
         "acceptable": [family],
         "style": case.style,
+        "kind": case.kind,
         "proxy_namespace": lay["pns"],
         "stale_replicas": list(case.stale),
         "expected_oracle": oracle,

@@ -23,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from badlab.runtime import CONTAINER_PATH, _children, http_get_status
+from badlab.runtime import CONTAINER_PATH, HAPROXY_CFG, _children, http_get_status
+from badlab.scenario import PROXY_KINDS
 
 REQUESTS = 3  # per replica and phase
 NEEDED, USELESS, NOT_FAILING = "needed", "useless", "not_failing"
@@ -41,7 +43,8 @@ class Replica:
 
     key: str  # namespace/name
     url: str  # its own address
-    container: str  # the nginx container
+    container: str  # the proxy's container
+    kind: str = "nginx"  # its kind (badlab's container kinds: nginx, haproxy)
     before: list[int | None] = field(default_factory=list)
     after: list[int | None] = field(default_factory=list)
     reloaded_by: str | None = None  # "collection", "oracle" or None
@@ -73,10 +76,10 @@ def replicas(lab_info: dict[str, Any], spec: Any) -> list[Replica]:
     out = []
     for key in lab_info["proxy_pods"]:
         pod = pods[key]
-        nginx = next(c for c in pod.containers if c.kind == "nginx")
-        port = nginx.ports[0]["containerPort"]
+        proxy = next(c for c in pod.containers if c.kind in PROXY_KINDS)
+        port = proxy.ports[0]["containerPort"]
         ip = lab_info["pods"][key]["ip"]
-        out.append(Replica(key, f"http://{ip}:{port}{spec.proxy['path']}", nginx.name))
+        out.append(Replica(key, f"http://{ip}:{port}{spec.proxy['path']}", proxy.name, proxy.kind))
     return out
 
 
@@ -115,25 +118,30 @@ def nginx_master(lab_dir: Path, key: str, container: str) -> int | None:
     return pid
 
 
-def reload(lab_dir: Path, key: str, container: str, wait: float = 5.0) -> str:
-    """``nginx -t`` then ``nginx -s reload`` inside the replica, then wait for the old workers
-    to go (as the lab's ``exec`` step does); says what happened."""
+def reload(lab_dir: Path, key: str, container: str, wait: float = 5.0, kind: str = "nginx") -> str:
+    """``nginx -t`` then ``nginx -s reload`` inside the replica (haproxy: ``haproxy -c``, then
+    SIGUSR2 to its master, the master-worker reload), then wait for the old workers to go (as
+    the lab's ``exec`` step does); says what happened."""
     master = nginx_master(lab_dir, key, container)
     if master is None:
-        return "no running nginx master"
+        return "no running %s master" % kind
     nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
-    nginx = shutil.which("nginx", path=CONTAINER_PATH) or "/usr/sbin/nginx"
-    enter = [nsenter, "--target", str(master), "--mount", "--", nginx]
-    test = subprocess.run([*enter, "-t"], capture_output=True, text=True, timeout=30, check=False)
+    program = shutil.which(kind, path=CONTAINER_PATH) or "/usr/sbin/%s" % kind
+    enter = [nsenter, "--target", str(master), "--mount", "--", program]
+    check = ["-c", "-f", HAPROXY_CFG] if kind == "haproxy" else ["-t"]
+    test = subprocess.run([*enter, *check], capture_output=True, text=True, timeout=30, check=False)
     if test.returncode != 0:
         last = (test.stderr or test.stdout).strip().splitlines()[-1:]
-        return "nginx -t failed, not reloaded: " + " ".join(last)
+        return "%s %s failed, not reloaded: %s" % (kind, check[0], " ".join(last))
     workers = set(_children(master))
-    sent = subprocess.run(
-        [*enter, "-s", "reload"], capture_output=True, text=True, timeout=30, check=False
-    )
-    if sent.returncode != 0:
-        return f"nginx -s reload exited {sent.returncode}: {sent.stderr.strip()[-300:]}"
+    if kind == "haproxy":
+        os.kill(master, signal.SIGUSR2)
+    else:
+        sent = subprocess.run(
+            [*enter, "-s", "reload"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if sent.returncode != 0:
+            return f"nginx -s reload exited {sent.returncode}: {sent.stderr.strip()[-300:]}"
     deadline = time.monotonic() + wait
     while set(_children(master)) & workers and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -150,7 +158,7 @@ def after(lab_dir: Path, reps: list[Replica], reloaded: set[str], count: int = R
         if rep.key in reloaded:
             rep.reloaded_by = "collection"
         elif failed(rep.before):
-            rep.oracle_reload = reload(lab_dir, rep.key, rep.container)
+            rep.oracle_reload = reload(lab_dir, rep.key, rep.container, kind=rep.kind)
             rep.reloaded_by = "oracle" if rep.oracle_reload.startswith("reloaded") else None
     for rep, statuses in zip(reps, asyncio.run(_ask([r.url for r in reps], count))):
         rep.after = statuses

@@ -74,3 +74,20 @@ def test_a_pod_dns_name_drifts_when_its_pod_is_newer_than_the_reload():
     assert got["replicas"][0]["unknown_addresses"] == ["10.0.0.7:8080"]
     older = upstream_drift([replica], [svc(headless=False)], [pod("2026-11-25T09:00:00Z")])
     assert older["status"] == "ok"
+
+
+def test_an_haproxy_replica_gets_its_own_reload_command():
+    replica = shapes.proxy(
+        "haproxy-0",
+        kind="haproxy",
+        master_pid=7,
+        container="haproxy",
+        last_reload="2026-11-25T10:00:00Z",
+        stale_addresses=["10.0.0.4:8080"],
+        upstream_hosts=[shapes.upstream_host("web", service="app/web")],
+    )
+    got = upstream_drift([replica], [svc()], [pod("2026-11-25T09:00:00Z")])
+    assert got["replicas"][0]["kind"] == "haproxy"
+    assert got["replicas"][0]["fix"].startswith(
+        "kubectl exec -n edge haproxy-0 -c haproxy -- kill -USR2 7"
+    )
