@@ -2,7 +2,8 @@
 
 ``generate(seed, index)`` composes one case from the lab's features (docs/lab.md): a family of
 injected fault (the cause a correct diagnosis names) plus random variations that should not
-change that answer: the proxy kind (nginx, or HAProxy for the families and styles it has), 1-4 proxy replicas, proxy and backend in the same or different namespaces,
+change that answer: the proxy kind (nginx, or HAProxy for the families and styles it has),
+1-4 proxy replicas, proxy and backend in the same or different namespaces,
 how nginx finds the backend (a ClusterIP or headless Service name resolved at load, an
 ``upstream {}`` block, ``resolver`` + a variable), where nginx's error log goes, log noise,
 warm-up traffic, reloads, restarts, names, ports, libc. It returns the scenario as a dict (a
