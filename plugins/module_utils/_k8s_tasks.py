@@ -49,9 +49,11 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import (
     param_problem,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import (
+    AUTO,
     DEFAULT_KIND,
     KINDS,
     proxy_adapter,
+    strong_kinds,
 )
 
 
@@ -238,18 +240,37 @@ def _proxy_probe(params, connect, _check_mode, run):
 
 
 # ---------------------------------------------------------------------- nginx_reload
+def _kind_of(connect, params, name):
+    """The adapter whose steps a check-mode reload of pod ``name`` names: the given kind, or
+    with ``auto`` the one kind the pod's containers name (None: the pod could not be read or
+    names none or several; the steps of every kind are named then)."""
+    if params["kind"] != AUTO:
+        return None
+    try:
+        pod = connect().client.get_pod(params["namespace"], name)
+    except K8sError:
+        return None
+    kinds = strong_kinds(pod)
+    return proxy_adapter(kind=kinds[0]) if len(kinds) == 1 else None
+
+
 def _nginx_reload(params, connect, check_mode, _run):
     names = list(dict.fromkeys(params["pods"]))
     if not names:
         return {"changed": False, "replicas": [], "msg": "no replica given: nothing to reload"}
     if check_mode:
-        # Nothing runs in the pods, and no client is needed: only the steps are named.
-        steps = ReloadPlan(proxy_adapter(kind=params["kind"]), params).steps()
+        # Nothing runs in the pods: only the steps are named, in the words of each pod's kind
+        # when ``auto`` can tell it from the pod itself (a GET, read-only), else of every kind.
+        plan = ReloadPlan(proxy_adapter(kind=params["kind"]), params)
+        replicas = [
+            new_result(params["namespace"], name, plan.steps(_kind_of(connect, params, name)))
+            for name in names
+        ]
         return {
             "changed": True,
-            "replicas": [new_result(params["namespace"], name, steps) for name in names],
+            "replicas": replicas,
             "msg": "check mode: would run, in each of %s: %s"
-            % (", ".join(names), "; ".join(steps)),
+            % (", ".join(names), "; ".join(replicas[0]["planned"])),
         }
     # One replica after the other, on purpose: never two replicas of a proxy reloading at once.
     plan = ReloadPlan(proxy_adapter(connect().client, params["kind"]), params)
