@@ -105,7 +105,9 @@ exec haproxy -c $args
 """
 )
 
-# The master CLI's reload when the master has a -S socket and socat is there, else SIGUSR2.
+# The master CLI's reload when the master has a -S socket and socat is there (three tries: the
+# master does not accept on its CLI while it re-executes itself), else SIGUSR2 to the master,
+# which is the same reload (management guide, master-worker mode).
 RELOAD_SCRIPT = (
     FIND_SCRIPT
     + r"""
@@ -117,9 +119,11 @@ if [ -n "$msock" ] && command -v socat >/dev/null 2>&1; then
     ipv4@*) addr=tcp4-connect:${msock#ipv4@} ;;
     *) addr=tcp-connect:$msock ;;
   esac
-  echo "master CLI $msock: reload"
-  echo reload | socat stdio "$addr"
-  exit $?
+  for try in 1 2 3; do
+    if echo reload | socat stdio "$addr"; then echo "master CLI $msock: reload"; exit 0; fi
+    sleep 1
+  done
+  echo "master CLI $msock refused the connection three times: kill -USR2 $master instead"
 fi
 echo "kill -USR2 $master (master-worker reload)"
 exec kill -USR2 "$master"

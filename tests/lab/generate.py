@@ -101,7 +101,13 @@ RELOAD = ["nginx", "-s", "reload"]
 # Service (or per-pod names), resolved at start and at each reload (no `resolvers`).
 NGINX, HAPROXY = "nginx", "haproxy"
 HAPROXY_FAMILIES = (STALE, HEALTHY, "no_endpoints", "backend_not_ready", "port_mismatch")
-HAPROXY_RELOAD = ["sh", "-c", "echo reload | socat stdio /run/haproxy-master.sock"]
+# its master CLI's reload; the master does not accept on it while it re-executes itself
+HAPROXY_RELOAD = [
+    "sh",
+    "-c",
+    "for i in 1 2 3 4 5; do echo reload | socat stdio /run/haproxy-master.sock && exit 0; "
+    "sleep 1; done; exit 1",
+]
 
 APP_NAMES = ("open-webui", "api", "shop", "grafana", "billing")
 PROXY_NAMES = ("nginx-proxy", "edge", "gateway", "web-proxy")
@@ -389,7 +395,9 @@ def _stale_fault(case: _Case, lay: dict[str, Any]) -> None:
     for pod in _backend_pods(lay, case.backend_replicas):
         case.timeline.append({"replace_pod": {"pod": pod, "namespace": lay["bns"]}})
     if case.chance("requests_while_stale", 0.5):
-        case.timeline.append({"requests": {"count": lay["replicas"], "expect_status": 502}})
+        case.timeline.append(
+            {"requests": {"count": lay["replicas"], "expect_status": case.status_5xx}}
+        )
     stale_count = case.integer("stale_count", 1, lay["replicas"])
     case.stale = case.sample("stale_replicas", lay["proxies"], stale_count)
     for pod in lay["proxies"]:
@@ -400,7 +408,7 @@ def _stale_fault(case: _Case, lay: dict[str, Any]) -> None:
             case.timeline.append(
                 {"exec": {"pod": pod, "namespace": lay["pns"], "command": _reload(case)}}
             )
-    case.final_status = 502 if len(case.stale) == lay["replicas"] else None
+    case.final_status = case.status_5xx if len(case.stale) == lay["replicas"] else None
 
 
 def _family_unapplied(case: _Case, lay: dict[str, Any]) -> None:
@@ -423,7 +431,7 @@ def _unapplied_fault(case: _Case, lay: dict[str, Any]) -> None:
             case.timeline.append(
                 {"exec": {"pod": pod, "namespace": lay["pns"], "command": list(RELOAD)}}
             )
-    case.final_status = 502 if len(case.unapplied) == lay["replicas"] else None
+    case.final_status = case.status_5xx if len(case.unapplied) == lay["replicas"] else None
 
 
 def _family_healthy(case: _Case, lay: dict[str, Any]) -> None:
@@ -453,7 +461,9 @@ def _healthy_events(case: _Case, lay: dict[str, Any]) -> None:
         for pod in pods:
             case.timeline.append({"replace_pod": {"pod": pod, "namespace": lay["bns"]}})
         if case.chance("requests_while_stale", 0.6):
-            case.timeline.append({"requests": {"count": lay["replicas"], "expect_status": 502}})
+            case.timeline.append(
+                {"requests": {"count": lay["replicas"], "expect_status": case.status_5xx}}
+            )
         for pod in lay["proxies"]:
             case.timeline.append(
                 {"exec": {"pod": pod, "namespace": lay["pns"], "command": _reload(case)}}
@@ -939,7 +949,7 @@ def generate(seed: int, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     scenario["timeline"] = case.timeline
     if family in (STALE, UNAPPLIED):
-        proxy_status = 502
+        proxy_status = case.status_5xx
     elif family in NOT_FAILING_FAMILIES:
         proxy_status = 200
     else:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from badlab import render
+from badlab.scenario import PROXY_KINDS
 from badlab import scenario as scenario_mod
 from badlab.errors import ExecNotFound, PodNotRunning, ScenarioError
 from badlab.fixture import SCENARIOS, _env
@@ -28,6 +29,7 @@ from badlab.runtime import (
 )
 from badlab.store import Store
 
+from ansible_collections.badgateway.k8s.plugins.module_utils import haproxy_log
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_conf import (
     error_log_plan,
     parse_nginx_t,
@@ -218,18 +220,19 @@ def test_cli_rejects_a_bad_scenario_and_starts_nothing(tmp_path):
 
 
 def _error_log_files(container) -> list[str]:
-    """The files a container's nginx.conf sends error_log to (none for the lab's default)."""
-    if not container.nginx.nginx_conf:
+    """The files a container's nginx.conf sends error_log to (none for the lab's default, nor
+    for haproxy, which logs to stdout)."""
+    if container.nginx is None or not container.nginx.nginx_conf:
         return []
     plan = error_log_plan(parse_nginx_t(container.nginx.nginx_conf))
     return [f["path"] for f in plan["files"] if f["path"].startswith("/")]
 
 
 def _proxy_logs(lab, path) -> list[str]:
-    """Each proxy replica's nginx lines: its container's log (the nginx container need not be
-    the pod's first) and the error log files its nginx.conf writes to (not links to stderr)."""
+    """Each proxy replica's lines: its proxy container's log (it need not be the pod's first)
+    and the error log files its nginx.conf writes to (not links to stderr)."""
     spec = scenario_mod.load(path)
-    nginx = {p.name: c for p in spec.pods for c in p.containers if c.kind == "nginx"}
+    nginx = {p.name: c for p in spec.pods for c in p.containers if c.kind in PROXY_KINDS}
     logs = []
     for key in lab.info["proxy_pods"]:
         ns, pod = key.split("/")
@@ -246,12 +249,14 @@ def _proxy_logs(lab, path) -> list[str]:
 
 
 def _upstream_errors(log: str) -> list[str]:
-    """The lines of a log that are upstream errors (nginx_log's ERROR_SIGNATURES): not a
-    missing static file or a forbidden access, not a secondary `no live upstreams`."""
+    """The lines of a log that are upstream errors (nginx_log's ERROR_SIGNATURES, nginx's
+    error lines or haproxy's log lines): not a missing static file or a forbidden access, not a
+    secondary `no live upstreams` (haproxy's `<NOSRV>`)."""
     return [
         line
         for line in log.splitlines()
-        if (parse_error_line(line) or {}).get("signature") in ERROR_SIGNATURES
+        if (parse_error_line(line) or haproxy_log.parse_log_line(line) or {}).get("signature")
+        in ERROR_SIGNATURES
     ]
 
 
@@ -268,7 +273,7 @@ def test_every_scenario_reproduces_its_case(lab_factory, path):
     logs = "".join(per_pod)
     for text in expect.get("proxy_log_contains", []):
         assert text in logs, f"{path.name}: {text!r} not in the proxy log"
-    if expect["proxy_status"] in (502, 504) and expect["cause"] not in ("backend_502",):
+    if expect["proxy_status"] in (502, 503, 504) and expect["cause"] not in ("backend_502",):
         assert _upstream_errors(logs)
     # A healthy case may show upstream errors only where it says so (proxy_log_contains: the
     # errors of a window that has passed, healthy-resolver_window); errors from before a

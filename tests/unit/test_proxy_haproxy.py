@@ -16,8 +16,11 @@ import pytest
 from ansible_collections.badgateway.k8s.plugins.module_utils import haproxy_log, proxy_nginx
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_haproxy import (
+    CONFIG_SCRIPT,
     PID_FILES,
+    RELOAD_SCRIPT,
     RUNTIME_SCRIPT,
+    TEST_SCRIPT,
     HaproxyAdapter,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import (
@@ -289,8 +292,9 @@ def haproxy(tmp_path):
         "backend be\n    server app0 127.0.0.1:%d\n" % (admin, free_port(), free_port())
     )
     pid = tmp_path / "haproxy.pid"
+    master = tmp_path / "master.sock"
     proc = subprocess.Popen(
-        [HAPROXY, "-W", "-db", "-p", str(pid), "-f", str(cfg)],
+        [HAPROXY, "-W", "-db", "-S", str(master), "-p", str(pid), "-f", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -298,7 +302,7 @@ def haproxy(tmp_path):
         if admin.exists() and pid.exists() and pid.read_text().strip():
             break
         time.sleep(0.02)
-    yield {"admin": admin, "pid": pid, "proc": proc}
+    yield {"admin": admin, "pid": pid, "proc": proc, "cfg": cfg, "master": master}
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -325,3 +329,39 @@ def test_real_haproxy_runtime_state_and_processes(haproxy):
     assert parsed["problem"] is None
     assert parsed["master_pid"] == haproxy["proc"].pid
     assert len(parsed["workers"]) == 1
+
+
+def sh(script, *args):
+    return subprocess.run(
+        ["sh", "-c", script, "sh", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def workers(haproxy):
+    procs = sh(proxy_nginx.PROC_SCRIPT, "--comm=haproxy", str(haproxy["pid"]))
+    return {
+        w["pid"]
+        for w in proxy_nginx.parse_proc_output(procs.stdout, "haproxy", None, None)["workers"]
+    }
+
+
+@pytest.mark.tools
+def test_real_haproxy_config_test_and_reload_through_the_master_cli(haproxy):
+    """The scripts find the running master's -f and -S in /proc: the config is tested and
+    printed with its header, and the master CLI's reload replaces the worker."""
+    dump = sh(CONFIG_SCRIPT)
+    assert dump.returncode == 0, dump.stderr
+    config = haproxy_log.parse_config(dump.stdout)
+    assert config["files"] == [str(haproxy["cfg"])]
+    assert config["sockets"] == [str(haproxy["admin"])]
+    assert sh(TEST_SCRIPT).returncode == 0
+    before = workers(haproxy)
+    sent = sh(RELOAD_SCRIPT)
+    assert sent.returncode == 0, sent.stderr
+    assert "master CLI %s: reload" % haproxy["master"] in sent.stdout
+    for _attempt in range(250):
+        after = workers(haproxy)
+        if after and not after & before:
+            break
+        time.sleep(0.02)
+    assert after and not after & before
