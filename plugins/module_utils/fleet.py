@@ -34,6 +34,7 @@ def _target_row(host, result):
         "remediated": bool(remediation.get("performed")),
         "verified": bool(remediation.get("verified")),
         "stale_replicas": list((result.get("verdict") or {}).get("stale_replicas") or []),
+        "proxy_kinds": list((result.get("verdict") or {}).get("proxy_kinds") or []),
     }
     if errors and cause in ("unknown", "healthy"):
         # The diagnosis could not see enough to place a cause: say why, not "unknown".
@@ -97,14 +98,15 @@ def fleet_markdown(summary):
         "",
         "## Targets",
         "",
-        "| target | cause | remediated | summary |",
-        "|---|---|---|---|",
+        "| target | proxy | cause | remediated | summary |",
+        "|---|---|---|---|---|",
     ]
     for row in summary["rows"]:
         lines.append(
-            "| %s | %s | %s | %s |"
+            "| %s | %s | %s | %s | %s |"
             % (
                 _cell(row["target"]),
+                _cell(", ".join(row.get("proxy_kinds") or []) or "-"),
                 _cell(row["cause"]),
                 "yes" if row.get("remediated") else "no",
                 _cell(row["reason"] if row["cause"] == COULD_NOT_CHECK else row["summary"]),

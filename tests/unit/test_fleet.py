@@ -44,5 +44,19 @@ def test_a_cause_found_despite_a_failed_layer_is_kept():
 
 def test_markdown_escapes_table_cells():
     md = fleet_markdown(fleet_summary({"a|b": result("healthy")}))
-    assert "| a\\|b | healthy | no | healthy summary |" in md
+    assert "| a\\|b | - | healthy | no | healthy summary |" in md
     assert md.startswith("# 502 diagnosis: fleet summary")
+
+
+def test_a_fleet_may_mix_proxy_kinds():
+    nginx, haproxy = result("healthy"), result("stale_upstream", performed=True)
+    nginx["verdict"]["proxy_kinds"] = ["nginx"]
+    haproxy["verdict"]["proxy_kinds"] = ["haproxy"]
+    summary = fleet_summary({"web": nginx, "shop": haproxy})
+    assert [(r["target"], r["proxy_kinds"]) for r in summary["rows"]] == [
+        ("shop", ["haproxy"]),
+        ("web", ["nginx"]),
+    ]
+    md = fleet_markdown(summary)
+    assert "| shop | haproxy | stale_upstream | yes |" in md
+    assert "| web | nginx | healthy | no |" in md
