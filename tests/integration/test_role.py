@@ -198,6 +198,21 @@ def test_unknown_namespace_is_a_clear_failure(lab_factory, tmp_path):
     assert_clear_failure(proc, result, "no-such-ns")
 
 
+def test_a_report_file_that_cannot_be_written_loses_nothing_else(lab_factory, tmp_path):
+    """The report is never lost: the Markdown file's folder does not exist; the task says so,
+    and the JSON result, the summary and the outcome's exit status still come."""
+    lab = lab_factory("healthy")
+    missing = tmp_path / "no-such-folder" / "r.md"
+    proc, result = run_playbook(
+        lab, tmp_path, "-e", "diagnose_502_report_markdown_file=" + str(missing)
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert "cannot write %s: No such file or directory" % missing in proc.stdout, explain(proc)
+    assert result["outcome"]["outcome"] == "healthy"
+    assert "outcome: HEALTHY (exit status 0)" in proc.stdout, explain(proc)
+    assert not missing.exists()
+
+
 @pytest.mark.slow
 def test_ten_concurrent_remediation_runs_reload_once(lab_factory, tmp_path):
     """No reload storm: ten runs at once against one stale proxy; the reloaded-since rule (the
