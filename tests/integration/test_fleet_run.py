@@ -44,6 +44,7 @@ def test_fleet_summary_counts_every_target_and_names_the_broken_ones(fleet, tmp_
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
         ANSIBLE_NOCOLOR="1",
+        ANSIBLE_SHOW_CUSTOM_STATS="1",
     )
     proc = subprocess.run(
         [
@@ -82,3 +83,17 @@ def test_fleet_summary_counts_every_target_and_names_the_broken_ones(fleet, tmp_
     assert "no-such-kubeconfig" in reasons["missing-kubeconfig"]
     markdown = (reports / "fleet-summary.md").read_text()
     assert "| stale_upstream | 2 |" in markdown and "## Could not check" in markdown
+    # The job's artifacts: every target's result by name (none on its own: several targets),
+    # and the fleet summary as written.
+    line = next(line for line in proc.stdout.splitlines() if line.strip().startswith("RUN:"))
+    artifacts = json.loads(line.split("RUN:", 1)[1])
+    assert set(artifacts) == {"diagnose_502_results", "diagnose_502_fleet"}
+    results = artifacts["diagnose_502_results"]
+    found = {
+        t: "could_not_check"
+        if r["outcome"]["outcome"] == "could_not_check"
+        else r["verdict"]["cause"]
+        for t, r in results.items()
+    }
+    assert found == expected
+    assert artifacts["diagnose_502_fleet"] == summary

@@ -198,6 +198,27 @@ def test_unknown_namespace_is_a_clear_failure(lab_factory, tmp_path):
     assert_clear_failure(proc, result, "no-such-ns")
 
 
+def published(proc):
+    """The job's artifacts (set_stats) as ansible-playbook prints them with
+    ANSIBLE_SHOW_CUSTOM_STATS: the JSON after ``RUN:``."""
+    line = next(line for line in proc.stdout.splitlines() if line.strip().startswith("RUN:"))
+    return json.loads(line.split("RUN:", 1)[1])
+
+
+def test_the_artifacts_are_the_result_the_run_wrote(lab_factory, tmp_path, monkeypatch):
+    """What AWX workflows read (docs/awx.md): every target's result by inventory host, and with
+    one target its result and cause on their own - the same result as the JSON file."""
+    lab = lab_factory("stale_upstream")
+    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "1")
+    proc, result = run_playbook(lab, tmp_path, "-e", "diagnose_502_fail_on_problem=false")
+    assert proc.returncode == 0, explain(proc)
+    artifacts = published(proc)
+    assert set(artifacts) == {"diagnose_502_results", "diagnose_502_result", "diagnose_502_cause"}
+    assert artifacts["diagnose_502_results"] == {"localhost": result}
+    assert artifacts["diagnose_502_result"] == result
+    assert artifacts["diagnose_502_cause"] == "stale_upstream" == result["verdict"]["cause"]
+
+
 def test_a_report_file_that_cannot_be_written_loses_nothing_else(lab_factory, tmp_path):
     """The report is never lost: the Markdown file's folder does not exist; the task says so,
     and the JSON result, the summary and the outcome's exit status still come."""
