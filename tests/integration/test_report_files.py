@@ -84,3 +84,24 @@ def test_bad_options_are_named(tmp_path):
     rc, result = run({"files": [{"dest": str(tmp_path / "x"), "content": ""}], "mode": "rw"})
     assert rc == 2
     assert result["msg"] == "report_files: mode must be an octal file mode such as '0644', got 'rw'"
+
+
+def test_the_result_step_names_what_it_lacks(tmp_path):
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local"]
+        + ["-m", "badgateway.k8s.diagnose_report", "-a", json.dumps({"proxy": "web/app=nginx"})],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "diagnose_report: missing required arguments: gathered" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

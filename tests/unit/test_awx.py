@@ -745,7 +745,10 @@ AWX_DOC = ROOT / "docs" / "awx.md"
 
 
 def published_artifacts(path):
-    """Keys of every ``set_stats`` data in a task file or playbook."""
+    """Keys of every ``set_stats`` data in a task file or playbook, and the artifact of each
+    ``badgateway.k8s.diagnose_report`` step (its action plugin's ARTIFACT)."""
+    from ansible_collections.badgateway.k8s.plugins.action import diagnose_report
+
     keys = set()
 
     def walk(node):
@@ -753,6 +756,8 @@ def published_artifacts(path):
             stats = node.get("ansible.builtin.set_stats") or node.get("set_stats")
             if isinstance(stats, dict):
                 keys.update(stats.get("data", {}))
+            if "badgateway.k8s.diagnose_report" in node:
+                keys.add(diagnose_report.ARTIFACT)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
