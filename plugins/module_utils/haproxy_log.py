@@ -187,7 +187,9 @@ def parse_config(text, namespace=None, cluster_domain="cluster.local"):
 def parse_servers_state(text):
     """``show servers state`` (format 1) as ``[{backend, server, address: "IP:PORT" | None,
     fqdn: str | None, op_state: int | None, admin_state: int | None}]``; the columns are found
-    by the header's names. Raises ValueError when the text is not such a dump."""
+    by the header's names. A server without an address (``0.0.0.0``, ``::``: a
+    ``server-template`` slot no DNS record filled, ``init-addr none``) has ``address`` None: it
+    dials nothing. Raises ValueError when the text is not such a dump."""
     lines = [line for line in (text or "").splitlines() if line.strip()]
     if not lines or lines[0].strip() != "1" or len(lines) < 2 or not lines[1].startswith("#"):
         raise ValueError("not a 'show servers state' dump (format 1): %r" % (text or "")[:200])
@@ -198,6 +200,8 @@ def parse_servers_state(text):
             continue
         row = dict(zip(columns, line.split()))
         port = row.get("srv_port", "")
+        if row.get("srv_addr") in ("0.0.0.0", "::"):
+            row["srv_addr"] = None
         out.append(
             {
                 "backend": row.get("be_name"),

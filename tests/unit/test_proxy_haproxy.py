@@ -139,6 +139,13 @@ def test_servers_state_by_the_header_names():
     ]
 
 
+def test_a_server_template_slot_without_an_address_dials_nothing():
+    head = STATE.split("\n")[:2]
+    slot = "4 api 1 api1 0.0.0.0 0 32 1 1 9 1 0 0 14 0 0 0 - 3000 - 0 0 - - 0"
+    (server,) = haproxy_log.parse_servers_state("\n".join(head + [slot]) + "\n")
+    assert server["address"] is None and server["admin_state"] == 32
+
+
 @pytest.mark.parametrize("text", ["", "Unknown command.\n", "2\n# a b\n"])
 def test_anything_else_than_a_servers_state_dump_is_an_error(text):
     with pytest.raises(ValueError, match="not a 'show servers state' dump"):
