@@ -1299,3 +1299,32 @@ def test_without_ready_endpoints_a_stale_config_is_not_the_cause():
     verdict = decide(facts)
     assert verdict["cause"] == "no_endpoints"
     assert verdict["reload_safe"] is False
+
+
+def test_the_fix_names_the_proxy_kinds_own_commands():
+    """A stale HAProxy replica: the same cause, HAProxy's config test, reload and prevention."""
+    facts = facts_with(
+        [
+            proxy(
+                counts_after={"connect_refused": 4},
+                addresses=[stale_entry(4)],
+                kind="haproxy",
+                status_counts={"503": 4},
+            )
+        ]
+    )
+    verdict = decide(facts)
+    assert verdict["cause"] == "stale_upstream" and verdict["reload_safe"] is True
+    assert verdict["proxy_kinds"] == ["haproxy"]
+    assert "`haproxy -c`" in verdict["recommendation"]["fix"]
+    assert "master CLI" in verdict["recommendation"]["fix"]
+    assert "`nginx -" not in verdict["recommendation"]["fix"]
+    assert "`resolvers`" in verdict["recommendation"]["prevention"]
+    assert "haproxy resolved the server's name" in verdict["summary"]
+    nginx = decide(
+        facts_with(
+            [proxy(counts_after={"connect_refused": 4}, addresses=[stale_entry(4)], kind="nginx")]
+        )
+    )
+    assert "`nginx -s reload`" in nginx["recommendation"]["fix"]
+    assert nginx["proxy_kinds"] == ["nginx"]
