@@ -1147,8 +1147,7 @@ def _summary(cause, facts, chosen, verdict):
                 "still run the config loaded before it was rewritten (a failed or skipped reload)"
                 if all(r["config_current"] for r in facts.replicas if r["stale"])
                 and verdict["stale_replicas"]
-                else _kind_words(facts, verdict["stale_replicas"])["kept"][:1].upper()
-                + _kind_words(facts, verdict["stale_replicas"])["kept"][1:],
+                else _kind_words(facts, verdict["stale_replicas"])["kept"],
             )
         )
     if cause == "config_not_applied":
