@@ -176,6 +176,27 @@ accuracy-generated: JOBS ?= 2
 accuracy-generated: setup
 	@$(PY) tests/lab/accuracy_generated.py -n $(N) --seed $(SEED) -j $(JOBS) $(if $(KEEP),--keep $(KEEP))
 
+# ---------------------------------------------------------------- the real control plane tier (issue 11, groundwork)
+# etcd, kube-apiserver and kube-controller-manager built from the Go module proxy at the version in
+# tests/lab/realk8s/VERSION, into a cache folder outside the repository (never committed); the
+# first build costs many CPU-minutes (docs/lab.md, "The real control plane tier"). Not part of
+# `make test` yet.
+REALK8S_CACHE ?= $(HOME)/.cache/badgateway-k8s/realk8s
+export REALK8S_CACHE
+
+.PHONY: realk8s-gomod realk8s-build realk8s-smoke
+# Regenerate tests/lab/realk8s/go.mod (and go.sum) after editing VERSION.
+realk8s-gomod:
+	@cd tests/lab/realk8s && GOMODCACHE=$(REALK8S_CACHE)/gomod ./gen-gomod.sh && GOMODCACHE=$(REALK8S_CACHE)/gomod go mod tidy
+
+realk8s-build:
+	@bash tests/lab/realk8s/build.sh
+
+# Boots etcd, kube-apiserver and kube-controller-manager on free loopback ports in a temporary
+# folder and checks the real EndpointSlice controller against a Node and Pods written as a kubelet would.
+realk8s-smoke: realk8s-build venv
+	@$(PY) -m pytest -q -p no:cacheprovider tests/lab/realk8s/smoke_test.py
+
 .PHONY: clean
 clean:
 	rm -rf build tests/output .pytest_cache

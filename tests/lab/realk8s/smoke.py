@@ -1,0 +1,312 @@
+"""Smoke run of the real control plane tier (issue 11, groundwork): ``make realk8s-smoke``.
+
+Not collected by ``make test`` (the file name matches no test pattern; pytest runs it when named):
+it needs the binaries of ``make realk8s-build``, whose first build costs many CPU-minutes. When
+they are missing it fails and says how to build them; it never skips.
+
+What it proves against the real kube-apiserver and kube-controller-manager:
+- ``kubectl version -o json`` reports the server version pinned in VERSION;
+- a Node, a Service with a selector and a Pod bound to the Node whose status is written as a
+  kubelet writes it (Ready, a non-loopback pod IP in 198.18.0.0/15) give an EndpointSlice made by
+  the real EndpointSlice controller, with that address, ready and serving;
+- a Pod bound to a Node that does not exist is left out of the slice (the controller says why);
+- a 127.x pod IP: the Pod status takes it, but no EndpointSlice can carry it (the API server's
+  validation refuses it, for the controller as for anyone).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from realk8s.controlplane import VERSION, ControlPlane, running
+
+NS = "smoke"
+NODE = "lab-node"
+POD_IP = "198.18.250.10"
+GHOST_IP = "198.18.250.11"
+LOOP_IP = "127.0.0.5"
+MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+T = TypeVar("T")
+
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Poll ``probe`` until it returns something other than None; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    logs = tmp_path_factory.mktemp("realk8s-logs")
+    with running(keep=logs) as cp:
+        print(f"started in: {cp.timings} s")
+        yield cp
+
+
+@pytest.fixture(scope="module")
+def api(plane: ControlPlane) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(plane.admin_kubeconfig))
+
+
+def kubectl(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.fail("kubectl not found on PATH (make system-deps installs it)")
+    return subprocess.run(
+        [exe, f"--kubeconfig={plane.admin_kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_kubectl_reports_the_real_server_version(plane: ControlPlane) -> None:
+    proc = kubectl(plane, "version", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    server = json.loads(proc.stdout)["serverVersion"]
+    assert server["gitVersion"] == VERSION
+    assert server["minor"] == VERSION.split(".")[1]
+    # Built here by build.sh, not a binary from elsewhere: the Go that compiled it is this one.
+    go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True)
+    assert server["goVersion"] == go.stdout.strip()
+
+
+def _node() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}},
+    }
+
+
+def _node_status() -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+            "addresses": [{"type": "Hostname", "address": "localhost"}],
+        }
+    }
+
+
+def _pod(name: str, app: str, node: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {"name": "app", "image": "lab/backend", "ports": [{"containerPort": 8080}]}
+            ],
+        },
+    }
+
+
+def _running_status(ip: str) -> dict[str, Any]:
+    """A Running, Ready pod's status as the kubelet writes it."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    conditions = [
+        {"type": kind, "status": "True", "lastTransitionTime": now}
+        for kind in (
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "Ready",
+            "PodScheduled",
+        )
+    ]
+    return {
+        "status": {
+            "phase": "Running",
+            "conditions": conditions,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "containerStatuses": [
+                {
+                    "name": "app",
+                    "image": "lab/backend",
+                    "imageID": "lab/backend@sha256:" + "0" * 64,
+                    "containerID": "containerd://" + "1" * 64,
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }
+            ],
+        }
+    }
+
+
+def _service(name: str, app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "selector": {"app": app},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+def _create_pod(core: client.CoreV1Api, name: str, app: str, node: str, ip: str) -> None:
+    # The ServiceAccount admission plugin refuses a Pod until the serviceaccount controller has
+    # made the namespace's "default" ServiceAccount: retry on that, as a kubelet-less lab must.
+    def create() -> bool | None:
+        try:
+            core.create_namespaced_pod(NS, _pod(name, app, node))
+            return True
+        except ApiException as exc:
+            if exc.status == 403 and "serviceaccount" in str(exc.body).lower():
+                return None
+            raise
+
+    eventually(f"pod {name} created", create)
+    core.patch_namespaced_pod_status(name, NS, _running_status(ip))
+
+
+def _slices(discovery: client.DiscoveryV1Api, service: str) -> list[Any]:
+    items: list[Any] = discovery.list_namespaced_endpoint_slice(
+        NS, label_selector=f"kubernetes.io/service-name={service}"
+    ).items
+    return items
+
+
+def _logged(plane: ControlPlane, *words: str) -> bool | None:
+    """True when one line of the controller manager's log has every word, else None."""
+    for line in plane.log("kube-controller-manager").read_text(errors="replace").splitlines():
+        if all(word in line for word in words):
+            return True
+    return None
+
+
+@pytest.fixture(scope="module")
+def objects(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    core.create_node(_node())
+    core.patch_node_status(NODE, _node_status())
+    core.create_namespaced_service(NS, _service("web", "web"))
+    core.create_namespaced_service(NS, _service("loop", "loop"))
+    _create_pod(core, "web-1", "web", NODE, POD_IP)
+    _create_pod(core, "web-ghost", "web", "no-such-node", GHOST_IP)
+    _create_pod(core, "loop-1", "loop", NODE, LOOP_IP)
+
+
+def test_the_endpointslice_controller_publishes_a_ready_pod(
+    plane: ControlPlane, api: client.ApiClient, objects: None
+) -> None:
+    discovery = client.DiscoveryV1Api(api)
+
+    def published() -> Any:
+        for item in _slices(discovery, "web"):
+            for endpoint in item.endpoints or []:
+                if POD_IP in endpoint.addresses:
+                    return item
+        return None
+
+    item = eventually(f"an EndpointSlice of Service web with {POD_IP}", published)
+    assert item.metadata.labels[MANAGED_BY] == "endpointslice-controller.k8s.io"
+    assert item.address_type == "IPv4"
+    assert [(p.name, p.port, p.protocol) for p in item.ports] == [("http", 8080, "TCP")]
+    (endpoint,) = [e for e in item.endpoints if POD_IP in e.addresses]
+    assert endpoint.node_name == NODE
+    assert endpoint.target_ref.kind == "Pod" and endpoint.target_ref.name == "web-1"
+    assert (
+        endpoint.conditions.ready,
+        endpoint.conditions.serving,
+        endpoint.conditions.terminating,
+    ) == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_a_pod_on_a_missing_node_is_left_out(
+    plane: ControlPlane, api: client.ApiClient, objects: None
+) -> None:
+    discovery = client.DiscoveryV1Api(api)
+    # Positive evidence that the controller saw the pod and skipped it, then the slice itself.
+    eventually(
+        "the controller's log line about web-ghost's missing Node",
+        lambda: _logged(plane, "Node not found", "web-ghost"),
+    )
+    addresses = {
+        a for s in _slices(discovery, "web") for e in s.endpoints or [] for a in e.addresses
+    }
+    assert POD_IP in addresses
+    assert GHOST_IP not in addresses
+
+
+def test_a_loopback_pod_ip_never_reaches_an_endpointslice(
+    plane: ControlPlane, api: client.ApiClient, objects: None
+) -> None:
+    core = client.CoreV1Api(api)
+    discovery = client.DiscoveryV1Api(api)
+    # The Pod status takes a 127.x pod IP (pod IP validation only asks for a valid IP) ...
+    assert core.read_namespaced_pod_status("loop-1", NS).status.pod_ip == LOOP_IP
+    # ... the controller tries to publish it and the API server refuses the slice.
+    eventually(
+        "the controller's log of the refused loopback address",
+        lambda: _logged(plane, "may not be in the loopback range", "loop"),
+    )
+    addresses = {
+        a for s in _slices(discovery, "loop") for e in s.endpoints or [] for a in e.addresses
+    }
+    assert LOOP_IP not in addresses
+    # The same refusal for anyone who writes such a slice.
+    with pytest.raises(ApiException) as refused:
+        discovery.create_namespaced_endpoint_slice(
+            NS,
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {"name": "by-hand", "labels": {"kubernetes.io/service-name": "loop"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [LOOP_IP]}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            },
+        )
+    assert refused.value.status == 422
+    assert "may not be in the loopback range" in str(refused.value.body)
+
+
+def test_the_logs_go_with_the_folder(tmp_path: Path) -> None:
+    """Nothing outlives the control plane: its processes end and its folder goes, also on failure."""
+    with pytest.raises(RuntimeError, match="boom"):
+        with running() as cp:
+            pids = [p.pid for p in cp.processes.values()]
+            folder = cp.directory
+            raise RuntimeError("boom")
+    assert not folder.exists()
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the control plane"
