@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager for the real control plane tier from
-# the Go module proxy, once per key (Kubernetes version, Go version, go.sum, this script), into
-# a cache folder outside the repository:
+# Builds etcd, kube-apiserver, kube-controller-manager and the lab's kubelet stand-in for the real
+# control plane tier from the Go module proxy, once per key (Kubernetes version, Go version, the
+# module graph, the build flags, the stand-in's sources), into a cache folder outside the repository:
 #   $REALK8S_CACHE/gomod        Go module cache (GOMODCACHE)
 #   $REALK8S_CACHE/gobuild      Go build cache (GOCACHE)
 #   $REALK8S_CACHE/<version>/bin  the binaries, with build.key and build.log beside them
@@ -19,7 +19,20 @@ command -v go >/dev/null || {
 	echo "build.sh: no 'go' on PATH: the real tier is built with Go (>= the go line of go.mod)" >&2
 	exit 1
 }
-key=$(printf '%s\n' "$version" "$(go version)" "$(sha256sum <"$here/go.sum")" "$(sha256sum <"$0")" | sha256sum | cut -d' ' -f1)
+
+minor=${version#v1.}
+minor=${minor%%.*}
+x=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	x="$x -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+
+ldflags="-s -w$x"
+# Bump when the build's commands change in a way the key would not see.
+build_format=2
+modules=$(cd "$here" && go list -m all | sha256sum)
+standin=$(find "$here/cmd/kubelet-standin" -name "*.go" ! -name "*_test.go" -exec cat {} + | sha256sum)
+key=$(printf '%s\n' "$version" "$(go version)" "$modules" "$ldflags" "$build_format" "$standin" | sha256sum | cut -d' ' -f1)
 
 if [ "${1:-}" = --bin-dir ]; then
 	if [ "$(cat "$bin/build.key" 2>/dev/null)" = "$key" ]; then
@@ -40,14 +53,6 @@ mkdir -p "$cache/$version"
 tmp=$(mktemp -d "$cache/$version/bin.new.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-minor=${version#v1.}
-minor=${minor%%.*}
-x=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-	x="$x -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-done
-ldflags="-s -w$x"
-
 log=$tmp/build.log
 {
 	echo "version: $version"
@@ -55,7 +60,7 @@ log=$tmp/build.log
 	echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$log"
-echo "build.sh: building etcd, kube-apiserver, kube-controller-manager $version into $bin (cold: many CPU-minutes)" >&2
+echo "build.sh: building etcd, kube-apiserver, kube-controller-manager $version and the kubelet stand-in into $bin (cold: many CPU-minutes)" >&2
 cd "$here"
 # The etcd server's main package is go.etcd.io/etcd/server/v3 (its binary name would be
 # 'server'), so it gets its own -o. /usr/bin/time's figures go to the log.
@@ -64,11 +69,13 @@ cd "$here"
 /usr/bin/time -a -o "$log" -f 'kube-apiserver, kube-controller-manager: wall %e s, user %U s, sys %S s, max RSS %M KB' \
 	go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+/usr/bin/time -a -o "$log" -f 'kubelet-standin: wall %e s, user %U s, sys %S s, max RSS %M KB' \
+	go build -trimpath -ldflags "-s -w" -o "$tmp/kubelet-standin" ./cmd/kubelet-standin
 {
 	echo "finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "Go build cache: $(du -sh "$GOCACHE" | cut -f1), module cache: $(du -sh "$GOMODCACHE" | cut -f1)"
-	(cd "$tmp" && ls -l etcd kube-apiserver kube-controller-manager)
+	(cd "$tmp" && ls -l etcd kube-apiserver kube-controller-manager kubelet-standin)
 } >>"$log"
 echo "$key" >"$tmp/build.key"
 rm -rf "$bin"
