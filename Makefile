@@ -40,6 +40,7 @@ help:
 	@echo "make test    - everything CI runs"
 	@echo "make lab-up SCENARIO=file LAB_DIR=dir / make lab-down LAB_DIR=dir"
 	@echo "make unit (fast, no root), make coverage, make accuracy, make bench (make bench-speed), make sanity, make lint"
+	@echo "make realk8s-build, make realk8s-smoke - the real control plane tier (groundwork of issue 11; docs/lab.md)"
 
 # ---------------------------------------------------------------- set-up
 .PHONY: system-deps
@@ -194,8 +195,12 @@ realk8s-build:
 
 # Boots etcd, kube-apiserver and kube-controller-manager on free loopback ports in a temporary
 # folder and checks the real EndpointSlice controller against a Node and Pods written as a kubelet would.
+# Also vets and tests the module's Go code (the kubelet stand-in; its exec test needs root and nsenter).
+REALK8S_GO := cd tests/lab/realk8s && GOMODCACHE=$(REALK8S_CACHE)/gomod GOCACHE=$(REALK8S_CACHE)/gobuild GOFLAGS=-mod=readonly go
 realk8s-smoke: realk8s-build venv
-	@$(PY) -m pytest -q -p no:cacheprovider tests/lab/realk8s/smoke_test.py
+	@$(REALK8S_GO) vet ./...
+	@$(REALK8S_GO) test -count=1 ./...
+	@$(PY) -m pytest -q -p no:cacheprovider tests/lab/realk8s/smoke.py
 
 .PHONY: clean
 clean:

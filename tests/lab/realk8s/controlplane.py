@@ -109,7 +109,7 @@ class ControlPlane:
     admin_token: str = ""
     admin_kubeconfig: Path = Path()
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    # seconds from each start to ready: etcd /health, kube-apiserver /readyz
+    # seconds from each start to ready (etcd /health, kube-apiserver /readyz), and to stop all
     timings: dict[str, float] = field(default_factory=dict)
 
     def log(self, name: str) -> Path:
@@ -144,7 +144,11 @@ class ControlPlane:
                 raise ControlPlaneError(
                     f"{name} exited with {proc.returncode} before it was ready:\n{self.log_tail(name)}"
                 )
-            if ready():
+            try:
+                is_ready = ready()
+            except OSError:  # not listening yet (URLError is an OSError)
+                is_ready = False
+            if is_ready:
                 self.timings[name] = round(time.monotonic() - started, 2)
                 return
             if time.monotonic() - started > START_TIMEOUT:
@@ -256,17 +260,18 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        """SIGTERM every process (newest first), SIGKILL what is left after 10 s; wait for all."""
+        """Stop the processes newest first, each before the next (kube-apiserver shuts down
+        cleanly only while etcd still answers): SIGTERM, then SIGKILL after 10 s."""
+        started = time.monotonic()
         for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + 10
-        for proc in self.processes.values():
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self.timings["stop"] = round(time.monotonic() - started, 2)
 
 
 def _http_ok(url: str) -> bool:

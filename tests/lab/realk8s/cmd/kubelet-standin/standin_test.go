@@ -16,7 +16,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/utils/exec"
+	clientexec "k8s.io/client-go/util/exec"
 )
 
 // Three CRI log lines (the format containerd writes), one second apart.
@@ -122,8 +122,9 @@ func TestExecThroughNsenter(t *testing.T) {
 		t.Errorf("echo: got %q %q %v", stdout, stderr, err)
 	}
 
+	// client-go's own CodeExitError: the exit code crossed the wire in the v4 status stream.
 	_, _, err = execIn(t, server, "sh", "-c", "exit 3")
-	var exitErr utilexec.CodeExitError
+	var exitErr clientexec.CodeExitError
 	if !errors.As(err, &exitErr) || exitErr.Code != 3 {
 		t.Errorf("exit 3: got %#v", err)
 	}
