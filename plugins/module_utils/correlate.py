@@ -97,6 +97,21 @@ def literal_address(host, port):
     return _format_address(ip, port if isinstance(port, int) else None) if ip else None
 
 
+def config_literals(upstream_hosts) -> dict[str, str]:
+    """The IP-literal upstream addresses of a replica's config on disk (its ``upstream_hosts``,
+    re-read at diagnosis time), each with where it is written (``upstream U at path:line``):
+    what a controller renders into ``upstream {}``. A vanished one there is re-read by a reload."""
+    found: dict[str, str] = {}
+    for host in upstream_hosts:
+        address = None if host["runtime_resolved"] else literal_address(host["host"], host["port"])
+        if address is not None:
+            where = ["upstream %s" % host["upstream"] if host["upstream"] else host["source"]]
+            if host["file"]:
+                where.append("at %s" % host["file"])
+            found.setdefault(address, " ".join(where))
+    return found
+
+
 def _endpoint_state(endpoint: EndpointFact) -> str:
     if endpoint["terminating"]:
         return "terminating_endpoint"

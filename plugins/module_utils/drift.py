@@ -25,6 +25,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
     ProxyFact,
     ServiceFact,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import config_literals
 from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 
@@ -132,6 +133,15 @@ def replica_drift(
     if result["stale_addresses"] or unknown:
         result["status"] = "drift"
         result["fix"] = _reload_command(proxy)
+        on_disk = config_literals(proxy["upstream_hosts"])
+        in_config = [a for a in result["stale_addresses"] if a in on_disk]
+        if in_config:
+            # a reload would re-read the same stale config: the fix is where it is written
+            result["fix"] = (
+                "not a reload: the config on disk still lists %s; make the controller that "
+                "renders it write the current endpoints (config_not_applied)"
+                % ", ".join("%s (%s)" % (a, on_disk[a]) for a in in_config)
+            )
     return result
 
 

@@ -34,7 +34,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.causes import (
 from ansible_collections.badgateway.k8s.plugins.module_utils.correlate import (
     build_index,
     classify_address,
-    literal_address,
+    config_literals,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
     AddressFact,
@@ -115,20 +115,6 @@ def _runtime_resolved(proxy: ProxyFact) -> bool:
     """Every upstream host of the replica is resolved per request (resolver + a variable)."""
     hosts = proxy["upstream_hosts"]
     return bool(hosts) and all(h["runtime_resolved"] for h in hosts)
-
-
-def _config_literals(proxy: ProxyFact) -> dict[str, str]:
-    """The IP-literal upstream addresses of the replica's config on disk (re-read at diagnosis
-    time), each with where it is written: what a controller renders into ``upstream {}``."""
-    found: dict[str, str] = {}
-    for host in proxy["upstream_hosts"]:
-        address = None if host["runtime_resolved"] else literal_address(host["host"], host["port"])
-        if address is not None:
-            where = ["upstream %s" % host["upstream"] if host["upstream"] else host["source"]]
-            if host["file"]:
-                where.append("at %s" % host["file"])
-            found.setdefault(address, " ".join(where))
-    return found
 
 
 def _join(items, empty="none"):
@@ -229,7 +215,7 @@ class _Facts:
             if e["address"] in stale and e["after_reload"]
         )
         recovered = bool(stale and answers_now and stale_errors >= errors_after)
-        on_disk = _config_literals(proxy)
+        on_disk = config_literals(proxy["upstream_hosts"])
         config_stale = sorted(a for a in stale if a in on_disk)
         held = self._held(proxy, name, sorted(stale), probe, answers_now) if stale else []
         if config_stale:

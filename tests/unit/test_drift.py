@@ -91,3 +91,25 @@ def test_an_haproxy_replica_gets_its_own_reload_command():
     assert got["replicas"][0]["fix"].startswith(
         "kubectl exec -n edge haproxy-0 -c haproxy -- kill -USR2 7"
     )
+
+
+def test_a_stale_address_the_config_on_disk_still_lists_is_not_fixed_by_a_reload():
+    replica = shapes.proxy(
+        "nginx-0",
+        last_reload="2026-11-25T10:00:00Z",
+        stale_addresses=["10.0.0.4:8080"],
+        upstream_hosts=[
+            shapes.upstream_host(
+                "10.0.0.4",
+                upstream="web_8080",
+                source="upstream",
+                file="/etc/nginx/conf.d/h.conf:3",
+            )
+        ],
+    )
+    got = upstream_drift([replica], [svc()], [pod("2026-11-25T09:00:00Z")])
+    assert got["status"] == "drift"
+    fix = got["replicas"][0]["fix"]
+    assert fix.startswith("not a reload: the config on disk still lists 10.0.0.4:8080")
+    assert "upstream web_8080 at /etc/nginx/conf.d/h.conf:3" in fix
+    assert "nginx -s reload" not in got["message"]
