@@ -1,7 +1,7 @@
 """How long ``python -m badlab up`` takes for the seed scenario (wall time, several runs).
 
 Each run starts the lab in a fresh directory with the real CLI (validation, API server with
-TLS, pods, forwarders, the whole timeline) and stops it afterwards; the time measured is from
+TLS, the network namespaces and nftables ruleset, pods, the whole timeline) and stops it afterwards; the time measured is from
 starting the command until it returned with the lab ready. Prints every run and the median.
 
     python bench/lab_up.py [--runs 5] [--scenario tests/lab/scenarios/stale_upstream.yml]

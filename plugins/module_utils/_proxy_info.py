@@ -289,7 +289,7 @@ def correlate(proxy, summary, index):
     """Fill ``upstream_addresses`` and ``stale_addresses`` of one replica."""
     if summary is None:
         return
-    result = correlate_addresses(summary["upstream_addresses"], index)
+    result = correlate_addresses(summary["upstream_addresses"], index, proxy["last_reload"])
     proxy["upstream_addresses"] = result["upstream_addresses"]
     proxy["stale_addresses"] = result["stale_addresses"]
 

@@ -29,6 +29,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.facts import (
     PodFact,
     ServiceFact,
 )
+from ansible_collections.badgateway.k8s.plugins.module_utils.nginx_log import parse_time
 
 STATES = (
     "ready_endpoint",
@@ -205,6 +206,7 @@ def build_index(
                     "phase": pod["phase"],
                     "ready": pod["ready"],
                     "deleting": bool(pod["deletion_timestamp"]),
+                    "created": pod["creation_timestamp"],
                 },
             )
     return {
@@ -309,12 +311,33 @@ def classify_address(address, index):
     return result
 
 
-def correlate_addresses(upstream_addresses, index):
+def reused_since(found, index, last_reload):
+    """The pods now holding a ``pod_ip`` address that were all created after ``last_reload``
+    (nginx resolved the address before any of them existed, so it meant another, gone pod:
+    the address was reused), else []."""
+    reload_time = parse_time(last_reload)
+    if found["state"] != "pod_ip" or reload_time is None:
+        return []
+    holders = [
+        r
+        for r in ((index or {}).get("by_ip") or {}).get(found["ip"]) or []
+        if r["state"] == "pod_ip"
+    ]
+    created = [parse_time(r.get("created")) for r in holders]
+    if not holders or any(t is None or t <= reload_time for t in created):
+        return []
+    return sorted(obj for r in holders for obj in r["objects"])
+
+
+def correlate_addresses(upstream_addresses, index, last_reload=None):
     """Classify nginx_log.summarize()'s ``upstream_addresses`` against the index.
 
     Returns ``{upstream_addresses: [{address, state, objects, port_match, hints, count,
     count_after_reload, last_seen, after_reload}], stale_addresses: [..]}`` where
-    ``stale_addresses`` are those dialled after the last reload that nothing current has.
+    ``stale_addresses`` are those dialled after the last reload that nothing current has,
+    or that only pods created after ``last_reload`` (the replica's) hold now: a reused
+    address, which nginx resolved when it was another pod's (state ``stale``, a hint names
+    the new holder).
     """
     out = []
     stale = []
@@ -322,6 +345,14 @@ def correlate_addresses(upstream_addresses, index):
         if not isinstance(item, dict) or not item.get("address"):
             continue
         found = classify_address(item["address"], index)
+        reused = reused_since(found, index, last_reload)
+        if reused:
+            found["hints"].append(
+                "%s is reused: %s holds it now, created after the proxy's last reload (%s), so "
+                "nginx resolved it when another pod had it"
+                % (found["ip"], ", ".join(reused), last_reload)
+            )
+            found["state"], found["port_match"] = "stale", None
         entry = {
             "address": item["address"],
             "state": found["state"],

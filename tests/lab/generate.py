@@ -304,7 +304,7 @@ def _haproxy_cfg(case: _Case, lay: dict[str, Any]) -> str:
 
 def _conf_d(case: _Case, lay: dict[str, Any]) -> str:
     before, target = _upstream_target(case, lay)
-    server = [f"    listen       $(POD_IP):{lay['listen']};"]
+    server = [f"    listen       {lay['listen']};"]
     if case.chance("server_name", 0.5):
         server.append("    server_name  _;")
     if case.style in RESOLVER_STYLES:
@@ -632,7 +632,7 @@ def _family_protocol_mismatch(case: _Case, lay: dict[str, Any]) -> None:
 
 
 def _family_network_blocked(case: _Case, lay: dict[str, Any]) -> None:
-    # connects to the pod itself hang: behind the lab's ClusterIP they would be accepted first
+    # nginx dials the pod itself (a load-time or resolved pod IP), whose connects hang
     case.style = case.pick("style", LOAD_TIME_POD_IPS + (RESOLVER_HEADLESS,))
     case.backend_replicas = 1  # nginx tries each server of an upstream in turn on a timeout
     case.connect_timeout = case.pick("connect_timeout", (1, 2))

@@ -1,5 +1,5 @@
 """The lab runtime: scenario validation, every scenario's reproduction, exec/log interface,
-DNS via /etc/hosts, ClusterIP forwarders, app behaviours, parallel labs."""
+DNS via /etc/hosts, ClusterIPs by the kernel, app behaviours, parallel labs."""
 
 from __future__ import annotations
 

@@ -233,6 +233,37 @@ def test_correlate_addresses_marks_stale_only_after_reload(index):
     assert correlate_addresses(None, index) == {"upstream_addresses": [], "stale_addresses": []}
 
 
+def test_an_address_reused_by_a_pod_created_after_the_reload_is_stale():
+    """nginx resolved 10.244.0.50 when the app pod had it; a pod of another app created after
+    the replica's last reload holds it now: stale (reused), not the other pod's wrong port."""
+    other = dict(pod("metrics-0", "10.244.0.50", ports=(9100,)), labels={"app": "metrics"})
+    other["creation_timestamp"] = "2026-11-25T02:10:00Z"
+    index = build_index(normalize_service(SERVICE), [other])
+    dialled = [
+        {
+            "address": "10.244.0.50:8080",
+            "count": 4,
+            "count_after_reload": 4,
+            "last_seen": "2026-11-25T02:21:05Z",
+            "after_reload": True,
+            "signatures": {"connect_refused": 4},
+        }
+    ]
+    reused = correlate_addresses(dialled, index, "2026-11-25T02:00:00.123456Z")
+    assert reused["stale_addresses"] == ["10.244.0.50:8080"]
+    (entry,) = reused["upstream_addresses"]
+    assert entry["state"] == "stale" and entry["port_match"] is None
+    assert any("reused: Pod shop/metrics-0 holds it now" in h for h in entry["hints"])
+    # the same pod created before the reload: nginx may have meant it, a wrong port
+    before = correlate_addresses(dialled, index, "2026-11-25T02:30:00Z")
+    assert before["stale_addresses"] == []
+    assert before["upstream_addresses"][0]["state"] == "pod_ip"
+    assert before["upstream_addresses"][0]["port_match"] is False
+    # no reload time known: nothing can be told, the address stays the pod's
+    unknown = correlate_addresses(dialled, index)
+    assert unknown["upstream_addresses"][0]["state"] == "pod_ip"
+
+
 def test_addresses_outside_the_cluster_ranges_are_external_not_stale(index):
     assert index["networks"] == ["10.244.0.0/16", "10.96.0.0/12", "fd00::/48"]
     public = classify_address("140.82.112.3:443", index)

@@ -2,7 +2,7 @@
 files, change a running lab (timeline steps on demand, through the daemon's control socket).
 
 ``up`` validates the scenario, takes a free slot (a flock'd file, so parallel labs never share
-addresses), forks a daemon that starts the API server, the pods and the forwarders and runs the
+addresses), forks a daemon that starts the API server, the lab network and the pods and runs the
 timeline, and returns once that daemon says the lab is ready (or prints why it is not). The
 daemon works in the lab directory; every process it starts works in a directory under it and
 is listed in ``<dir>/pids``, which is how ``down`` finds exactly those processes again, also
@@ -164,6 +164,11 @@ def stop_lab(lab_dir: Path, grace: float = 5.0) -> list[int]:
         time.sleep(0.02)
     else:
         raise LabError(f"processes of the lab in {lab_dir} survive SIGKILL: {left}")
+    # The namespaces (bridge, veths, nftables table) went with their processes; the host's end
+    # of the uplink is deleted now, so `ip link` shows nothing of the lab at once.
+    from badlab.network import remove_host_links
+
+    remove_host_links(lab_dir)
     return signalled
 
 
@@ -362,6 +367,7 @@ async def run_daemon(
             "service": f"{scenario.target['namespace']}/{scenario.target['service']}",
             "pods": {p.key: {"ip": p.ip, "uid": p.uid} for p in runtime.pods.values()},
             "cluster_ips": runtime.cluster_ips,
+            "network": runtime.net.describe(),
             "history": runtime.history,
             "expect": scenario.expect,
             "log": str(lab_dir / "lab.log"),
@@ -466,6 +472,13 @@ def preflight() -> None:
         )
     if not shutil.which("nsenter"):
         problems.append("nsenter is not installed: apt-get install util-linux")
+    for name, package in (("ip", "iproute2"), ("nft", "nftables")):
+        if not any(
+            os.path.exists(f"{d}/{name}") for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+        ) and not shutil.which(name):
+            problems.append(
+                f"{name} is not installed: apt-get install {package} (the lab's network needs it)"
+            )
     for target in (
         "/etc/nginx",
         "/run",

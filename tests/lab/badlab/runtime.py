@@ -1,18 +1,20 @@
-"""The lab's runtime: pods as real processes, Services as real forwarders.
+"""The lab's runtime: pods as real processes in their own network namespaces.
 
 * Every container is a process started in its own session (so its process group can be
-  killed as a whole), with ``PR_SET_PDEATHSIG`` so it dies with the lab daemon, in a private
-  mount namespace where the pod's own ``/etc/hosts`` and ``/etc/resolv.conf`` are bind-mounted
+  killed as a whole), with ``PR_SET_PDEATHSIG`` so it dies with the lab daemon, in its pod's
+  network namespace (``network.py``: a veth on the lab's bridge, a non-loopback pod IP) and a
+  private mount namespace where the pod's own ``/etc/hosts`` and ``/etc/resolv.conf`` are bind-mounted
   (for nginx also ``/etc/nginx``, ``/run``, ``/var/log/nginx`` and ``/var/lib/nginx``: Debian's
   nginx keeps its default paths, so a plain ``nginx -s reload`` exec'd into the pod acts on
   that pod's nginx). stdout/stderr are read through pipes and written as CRI log records.
-* Pod IPs are loopback addresses ``127.<slot>.1.x``; ClusterIPs are ``127.<slot>.2.x`` with a
-  TCP forwarder per port that round-robins over ready endpoints and closes its listener (so
-  connections are refused) while there are none, as kube-proxy rejects them.
+* Pod IPs are ``198.18.<slot>.x``, ClusterIPs ``198.19.<slot>.x``, implemented by nftables in
+  the lab's network namespace as kube-proxy's nftables mode does (``network.py``), as are the
+  NetworkPolicies.
 * Cluster DNS is each pod's ``/etc/hosts``, rewritten in place (a bind mount keeps the inode
   it was given) whenever pods or endpoints change, plus a small DNS server on
-  ``127.<slot>.0.53:53`` (``kube-dns.kube-system``) for nginx's ``resolver``, answering from the
-  same records and NXDOMAIN for everything else: nothing is forwarded, nothing leaves the machine.
+  ``198.19.<slot>.10:53`` (``kube-dns.kube-system``, inside the lab network) for nginx's
+  ``resolver``, answering from the same records and NXDOMAIN for everything else: nothing is
+  forwarded, nothing leaves the machine.
 * The store's Pods, Services, EndpointSlices, Endpoints and Events follow what the processes do.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import datetime
 import fcntl
 import hashlib
@@ -39,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from badlab import network
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
+from badlab.network import LabNetwork, NetPod, PodLink, ServiceRule
 from badlab.render import render_servers
 from badlab.scenario import (
     PROXY_KINDS,
@@ -159,13 +164,16 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _pod_preexec(binds: list[tuple[str, str]]) -> Callable[[], None]:
-    """A preexec_fn: die with the daemon, enter a private mount namespace, bind the pod's files."""
+def _pod_preexec(binds: list[tuple[str, str]], netns: str | None = None) -> Callable[[], None]:
+    """A preexec_fn: die with the daemon, enter the pod's network namespace and a private mount
+    namespace, bind the pod's files."""
     libc = _libc()
 
     def enter() -> None:
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if netns is not None:
+            network.enter_netns(netns)
         if libc.unshare(_CLONE_NEWNS) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
         if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
@@ -226,6 +234,12 @@ class Container:
     def running(self) -> bool:
         return self.process is not None
 
+    @property
+    def probe_passes(self) -> bool:
+        """What a readiness probe on the container's port would say: it runs and, for an app,
+        it listens (an app with ``listen: false`` never gets Ready)."""
+        return self.running and (self.app is None or self.app.listen)
+
 
 @dataclass
 class Pod:
@@ -243,6 +257,7 @@ class Pod:
     # The Ready condition as last written, and when it last changed (its lastTransitionTime).
     ready_seen: bool | None = None
     ready_at: datetime.datetime | None = None
+    link: PodLink | None = None  # its network namespace, once made
 
     @property
     def key(self) -> str:
@@ -251,54 +266,6 @@ class Pod:
     @property
     def ready(self) -> bool:
         return not self.deleting and all(c.ready for c in self.containers.values())
-
-
-class Forwarder:
-    """A ClusterIP:port that forwards to ready endpoints, refusing while there are none.
-
-    Connections to the endpoint come from the node address, as with kube-proxy's SNAT.
-    """
-
-    def __init__(self, ip: str, port: int, source_ip: str) -> None:
-        self.ip, self.port, self.source_ip = ip, port, source_ip
-        self.targets: list[tuple[str, int]] = []
-        self.server: asyncio.Server | None = None
-        self._next = 0
-        # Two syncs may run at once (a step's and a restart watcher's): one opens the listener.
-        self._lock = asyncio.Lock()
-
-    async def update(self, targets: list[tuple[str, int]]) -> None:
-        """Set the ready endpoints; open or close the listener accordingly."""
-        async with self._lock:
-            self.targets = targets
-            if targets and self.server is None:
-                self.server = await asyncio.start_server(
-                    self._handle, self.ip, self.port, reuse_address=True
-                )
-            elif not targets and self.server is not None:
-                self.server.close()
-                self.server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.targets:
-            writer.close()
-            return
-        target = self.targets[self._next % len(self.targets)]
-        self._next += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection(
-                *target, local_addr=(self.source_ip, 0)
-            )
-        except OSError:
-            _reset(writer)
-            return
-        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self.server is not None:
-            self.server.close()
-            self.server = None
 
 
 # resolve(name): the name's IPv4 addresses, [] for a name without A records, None for no such name.
@@ -363,30 +330,6 @@ class DnsServer(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close a connection with a TCP RST (SO_LINGER 0), not a FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy one direction; a reset on the reading side is passed on as a reset."""
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionResetError:
-        _reset(writer)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-
-
 # ----------------------------------------------------------------------------- runtime
 
 
@@ -403,30 +346,55 @@ class Runtime:
             f"{s.namespace}/{s.name}": s for s in scenario.services
         }
         self.cluster_ips: dict[str, str] = {}
-        self.forwarders: dict[tuple[str, int], Forwarder] = {}
         self.history: list[dict[str, Any]] = []
-        self._next_pod_ip = 10
+        self._next_pod_ip = network.FIRST_POD_HOST
+        self._next_cluster_ip = network.FIRST_SERVICE_HOST
+        # ip_reuse: addresses freed by deleted pods (oldest first), and each pod name's last one
+        self._freed_ips: list[str] = []
+        self._last_ip: dict[str, str] = {}
         self._dns: asyncio.DatagramTransport | None = None
         self._stopping = False
         self.nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.pids_file = lab_dir / "pids"
-        for n, svc in enumerate(scenario.services):
+        self.net = LabNetwork(slot, lab_dir, self._record_pid)
+        for key, svc in self.services.items():
             if not svc.headless:
-                self.cluster_ips[f"{svc.namespace}/{svc.name}"] = f"127.{slot}.2.{10 + n}"
+                self.cluster_ips[key] = self._allocate_cluster_ip()
 
     # --------------------------------------------------------------- addresses
 
     @property
     def host_ip(self) -> str:
-        """The 'node' address pods report as hostIP."""
-        return f"127.{self.slot}.0.1"
+        """The 'node' address pods report as hostIP (the host's end of the lab's uplink)."""
+        return network.node_ip(self.slot)
 
     @property
     def dns_ip(self) -> str:
-        """The address of the lab's cluster DNS server (UDP port 53)."""
-        return f"127.{self.slot}.0.53"
+        """The address of the lab's cluster DNS server (UDP port 53), in the lab network."""
+        return network.dns_ip(self.slot)
+
+    def _allocate_cluster_ip(self) -> str:
+        if self._next_cluster_ip > 254:
+            raise LabError("this lab ran out of ClusterIPs (235); use fewer Services")
+        ip = f"198.19.{self.slot}.{self._next_cluster_ip}"
+        self._next_cluster_ip += 1
+        return ip
+
+    def _allocate_pod_ip(self, key: str) -> str:
+        """The next pod address; with ``network.ip_reuse`` a freed one first (never the address
+        this pod name held last, so a replaced pod still moves)."""
+        if self.scenario.network.ip_reuse:
+            for ip in self._freed_ips:
+                if self._last_ip.get(key) != ip:
+                    self._freed_ips.remove(ip)
+                    return ip
+        if self._next_pod_ip > 254:
+            raise LabError("this lab ran out of pod addresses (245 pods); use fewer replace steps")
+        ip = f"198.18.{self.slot}.{self._next_pod_ip}"
+        self._next_pod_ip += 1
+        return ip
 
     def proxy_url(self, path: str | None = None) -> str:
         """The URL a user's browser would hit: the proxy Service's ClusterIP and first port."""
@@ -502,7 +470,7 @@ class Runtime:
                 "OCI runtime exec failed: exec failed: unable to start container process: "
                 f'exec: "{program}": executable file not found in $PATH: unknown'
             )
-        return [self.nsenter, "--target", str(pid), "--mount", "--", resolved, *argv[1:]]
+        return [self.nsenter, "--target", str(pid), "--mount", "--net", "--", resolved, *argv[1:]]
 
     # --------------------------------------------------------------- lifecycle
 
@@ -511,14 +479,22 @@ class Runtime:
             fh.write(f"{pid} {os.getpgid(pid)} {role} {name}\n")
 
     async def start(self) -> None:
-        """Start DNS, create the Services, start every pod; returns when all run and are synced."""
+        """Make the network, start DNS, create the Services, start every pod; returns when all
+        run and are synced."""
+        await self.net.start()
         self._dns, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: DnsServer(self.resolve), local_addr=(self.dns_ip, 53)
+            lambda: DnsServer(self.resolve), sock=self.net.udp_socket(self.dns_ip, 53)
         )
         for key, svc in self.services.items():
             self.store.put(self._service_manifest(svc, self.cluster_ips.get(key)))
         for ns in self.scenario.namespaces:
-            self.store.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            self.store.put(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                }
+            )
         for pol in self.scenario.network_policies:
             self.store.put(
                 {
@@ -542,11 +518,10 @@ class Runtime:
             await self.sync()
 
     def _new_pod(self, spec: PodSpec) -> Pod:
-        if self._next_pod_ip > 254:
-            raise LabError("this lab ran out of pod addresses (245 pods); use fewer replace steps")
         uid = str(uuid.uuid4())
-        ip = f"127.{self.slot}.1.{self._next_pod_ip}"
-        self._next_pod_ip += 1
+        key = f"{spec.namespace}/{spec.name}"
+        ip = self._allocate_pod_ip(key)
+        self._last_ip[key] = ip
         directory = self.dir / "pods" / f"{spec.namespace}_{spec.name}_{uid[:8]}"
         containers = {c.name: Container(c, c.app, c.ready) for c in spec.containers}
         pod = Pod(spec, uid, ip, directory, now(), containers)
@@ -632,6 +607,9 @@ class Runtime:
         return text
 
     async def _start_pod(self, pod: Pod) -> None:
+        if pod.link is None:
+            pod.link = await self.net.add_pod(pod.key, pod.directory, pod.ip)
+            await self.net.update(self.ruleset)  # its address is live now, not vanished
         await asyncio.gather(*(self._start_container(pod, c) for c in pod.containers.values()))
         pod.start_time = pod.start_time or now()
 
@@ -666,7 +644,7 @@ class Runtime:
             ]
             argv = [self.nginx, "-g", "daemon off;"]
         else:
-            cfg = c.app.to_json() | {"ip": pod.ip}
+            cfg = c.app.to_json() | {"ip": "0.0.0.0"}  # noqa: S104 - in the pod's own namespace
             argv = [
                 sys.executable,
                 "-S",
@@ -685,7 +663,7 @@ class Runtime:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 cwd=str(pod.directory),
-                preexec_fn=_pod_preexec(binds),
+                preexec_fn=_pod_preexec(binds, pod.link.path if pod.link else None),
             )
         except (OSError, Exception) as exc:  # SubprocessError from preexec_fn lands here too
             raise LabError(
@@ -705,7 +683,7 @@ class Runtime:
         c.waiting_reason = c.waiting_message = None
         c.watcher = asyncio.create_task(self._watch(pod, c, inst, proc, readers, log_fh))
         await self._wait_started(pod, c, inst, proc)
-        c.ready = c.ready_override and c.running
+        c.ready = c.ready_override and c.probe_passes
         self._event(pod, "Started", f"Started container {c.spec.name}")
 
     async def _read_stream(
@@ -749,10 +727,10 @@ class Runtime:
                 )
             if port is not None:
                 try:
-                    _, writer = await asyncio.open_connection(pod.ip, port)
+                    _, writer = await asyncio.wait_for(asyncio.open_connection(pod.ip, port), 1)
                     writer.close()
                     return
-                except OSError:
+                except (OSError, asyncio.TimeoutError):
                     pass
             elif app is not None:  # an app that does not accept: always so when there is no port
                 if app.listen and "running on" in inst.log_path.read_text(errors="replace"):
@@ -838,6 +816,10 @@ class Runtime:
         pod.deleted_at = pod.deleted_at or now()
         self._event(pod, "Killing", "Stopping container " + ", ".join(pod.containers))
         await asyncio.gather(*(self._stop_container(c) for c in pod.containers.values()))
+        if pod.link is not None:
+            await self.net.remove_pod(pod.link, pod.ip)
+            pod.link = None
+        self._freed_ips.append(pod.ip)
         del self.pods[key]
         self.store.delete("pods", pod.spec.namespace, pod.spec.name)
         await self.sync()
@@ -869,6 +851,40 @@ class Runtime:
         await self.sync()
         return pod
 
+    async def change_service(self, action: str, key: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``update_service`` (selector, ports), ``delete_service``, ``recreate_service`` (deleted
+        and created again: new uid, new ClusterIP); endpoints, DNS and the ruleset follow.
+        Returns what changed, for the history."""
+        svc = self.services.get(key)
+        if svc is None:
+            raise LabError(f"{self.scenario.path}: Service {key} was deleted by an earlier step")
+        old_ip = self.cluster_ips.get(key)
+        if action == "update_service":
+            svc = dataclasses.replace(
+                svc,
+                selector=args.get("selector", svc.selector),
+                ports=args.get("ports", svc.ports),
+            )
+            self.services[key] = svc
+            self.store.put(self._service_manifest(svc, old_ip))
+            await self.sync()
+            return {"cluster_ip": old_ip}
+        del self.services[key]
+        self.cluster_ips.pop(key, None)
+        self.store.delete("services", svc.namespace, svc.name)
+        self.store.delete("endpoints", svc.namespace, svc.name)
+        for sl in self.store.list("endpointslices", svc.namespace):
+            if sl["metadata"].get("labels", {}).get("kubernetes.io/service-name") == svc.name:
+                self.store.delete("endpointslices", svc.namespace, sl["metadata"]["name"])
+        new_ip = None
+        if action == "recreate_service":
+            self.services[key] = svc
+            if not svc.headless:
+                new_ip = self.cluster_ips[key] = self._allocate_cluster_ip()
+            self.store.put(self._service_manifest(svc, new_ip))
+        await self.sync()
+        return {"old_cluster_ip": old_ip, "new_cluster_ip": new_ip}
+
     async def crash(self, key: str, container: str, exit_code: int, reason: str) -> None:
         """Kill a container as the kernel would (SIGKILL); the watcher restarts it."""
         pod = self.pods[key]
@@ -877,13 +893,16 @@ class Runtime:
         await self._stop_container(c, signal.SIGKILL, exit_code, reason)
         deadline = time.monotonic() + 15
         while (
-            not (len(c.instances) > before and c.ready == c.ready_override)
+            not (
+                len(c.instances) > before
+                and c.ready == (c.ready_override and (c.app is None or c.app.listen))
+            )
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        """Stop every pod and forwarder."""
+        """Stop every pod, then the network (namespaces, bridge, veths, ruleset, uplink)."""
         self._stopping = True
         await asyncio.gather(
             *(
@@ -893,10 +912,13 @@ class Runtime:
             ),
             return_exceptions=True,
         )
-        for fwd in self.forwarders.values():
-            await fwd.close()
         if self._dns is not None:
             self._dns.close()
+        await asyncio.gather(
+            *(p.link.holder.stop() for p in self.pods.values() if p.link is not None),
+            return_exceptions=True,
+        )
+        await self.net.stop()
 
     # --------------------------------------------------------------- sync with the store
 
@@ -932,29 +954,19 @@ class Runtime:
         return out
 
     async def sync(self) -> None:
-        """Write Pods, EndpointSlices, Endpoints to the store; rewrite hosts files; set forwarders."""
+        """Write Pods, EndpointSlices, Endpoints to the store; rewrite hosts files; rewrite the
+        network's ruleset (Services, NetworkPolicies, vanished addresses)."""
         for pod in self.pods.values():
             self.store.put(self._pod_manifest(pod))
-        for key, svc in self.services.items():
+        for svc in self.services.values():
             if svc.selector is None:
                 continue
             eps = self.endpoints_of(svc)
             for manifest in self._slice_manifests(svc, eps):
                 self.store.put(manifest)
             self.store.put(self._endpoints_manifest(svc, eps))
-            cluster_ip = self.cluster_ips.get(key)
-            if cluster_ip is None:
-                continue
-            for sp in svc.ports:
-                fwd = self.forwarders.setdefault(
-                    (cluster_ip, sp.port), Forwarder(cluster_ip, sp.port, self.host_ip)
-                )
-                targets = [
-                    (pod.ip, ports[sp.name or ""])
-                    for pod, ports in eps
-                    if pod.ready and (sp.name or "") in ports
-                ]
-                await fwd.update(targets)
+        if self.net.holder is not None:
+            await self.net.update(self.ruleset)
         for pod in self.pods.values():
             hosts = pod.directory / "etc" / "hosts"
             text = self._hosts_text(pod)
@@ -963,6 +975,45 @@ class Runtime:
                     fh.seek(0)
                     fh.write(text)
                     fh.truncate()
+
+    def ruleset(self) -> str:
+        """The lab network's nftables ruleset for the cluster as it is now."""
+        services = []
+        for key, svc in sorted(self.services.items()):
+            cluster_ip = self.cluster_ips.get(key)
+            if cluster_ip is None:
+                continue
+            eps = self.endpoints_of(svc) if svc.selector is not None else []
+            for sp in svc.ports:
+                targets = [
+                    (pod.ip, ports[sp.name or ""])
+                    for pod, ports in eps
+                    if pod.ready and (sp.name or "") in ports
+                ]
+                services.append(ServiceRule(f"{key}:{sp.port}", cluster_ip, sp.port, targets))
+        pods = [
+            NetPod(
+                pod.ip,
+                pod.spec.namespace,
+                pod.spec.labels,
+                {
+                    port["name"]: port["containerPort"]
+                    for c in pod.containers.values()
+                    for port in c.spec.ports
+                    if "name" in port
+                },
+            )
+            for pod in self.pods.values()
+            if pod.link is not None
+        ]
+        chains = network.compile_policies(
+            [dict(p) for p in self.scenario.network_policies],
+            pods,
+            {ns: {"kubernetes.io/metadata.name": ns} for ns in self.scenario.namespaces},
+        )
+        return network.render_ruleset(
+            self.slot, [p.ip for p in pods], services, chains, self.scenario.network.vanished_ip
+        )
 
     def dns_records(self) -> list[tuple[str, str, str]]:
         """(ip, name, namespace) of every cluster DNS record, as CoreDNS would serve them.
@@ -1348,7 +1399,7 @@ class Runtime:
             elif step.action == "set_ready":
                 c = self.pods[key].containers[args["container"]]
                 c.ready_override = args["ready"]
-                c.ready = args["ready"] and c.running
+                c.ready = args["ready"] and c.probe_passes
                 await self.sync()
             elif step.action == "crash":
                 await self.crash(key, args["container"], args["exit_code"], args["reason"])
@@ -1403,6 +1454,10 @@ class Runtime:
                 pod = self.pods[key]
                 servers = self.render_config(pod, pod.containers[args["container"]])
                 self.history.append({"step": step.where, "pod": key, "servers": servers})
+            elif step.action in ("update_service", "delete_service", "recreate_service"):
+                svc_key = f"{args['namespace']}/{args['service']}"
+                change = await self.change_service(step.action, svc_key, args)
+                self.history.append({"step": step.where, "service": svc_key, **change})
             elif step.action == "set_behaviour":
                 pod = self.pods[key]
                 c = pod.containers[args["container"]]

@@ -9,6 +9,7 @@ and what was expected; nothing is started for a scenario that does not validate.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,14 @@ class NetworkPolicy(TypedDict):
 
 
 @dataclass
+class NetworkSpec:
+    """What the lab's network does with addresses (top-level ``network``)."""
+
+    vanished_ip: str = "refuse"  # refuse | timeout | unreachable (network.VANISHED_CHOICES)
+    ip_reuse: bool = False  # a freed pod address goes to the next new pod of another name
+
+
+@dataclass
 class Scenario:
     """A validated scenario."""
 
@@ -161,6 +170,7 @@ class Scenario:
     expect: dict[str, Any]
     network_policies: list[NetworkPolicy] = field(default_factory=list)
     default_namespace: str = "default"
+    network: NetworkSpec = field(default_factory=NetworkSpec)
 
 
 class _Checker:
@@ -280,7 +290,12 @@ STEP_ACTIONS = {
     "exec": ({"pod", "command"}, {"namespace", "container"}),
     "render_config": ({"pod"}, {"namespace", "container"}),
     "wait": (set(), {"seconds"}),
+    "update_service": ({"service"}, {"namespace", "selector", "ports"}),
+    "delete_service": ({"service"}, {"namespace"}),
+    "recreate_service": ({"service"}, {"namespace"}),
 }
+SERVICE_STEPS = ("update_service", "delete_service", "recreate_service")
+VANISHED_CHOICES = ("refuse", "timeout", "unreachable")
 
 
 def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
@@ -473,6 +488,35 @@ def _pods(c: _Checker, value: object, default_ns: str) -> list[PodSpec]:
     return pods
 
 
+def _service_ports(c: _Checker, value: object, where: str) -> list[ServicePort]:
+    ports = []
+    for j, port in enumerate(c.seq(value, where, allow_empty=False)):
+        pw = f"{where}[{j}]"
+        port = c.mapping(port, pw, {"port"}, {"name", "targetPort", "protocol"})
+        number = c.integer(port["port"], f"{pw}.port", 1, 65535)
+        target: object = port.get("targetPort", number)
+        if isinstance(target, str):
+            target = c.string(
+                target,
+                f"{pw}.targetPort",
+                PORT_NAME_RE,
+                "a port number or a container port name",
+            )
+        else:
+            target = c.integer(target, f"{pw}.targetPort", 1, 65535)
+        pname = (
+            c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name")
+            if "name" in port
+            else None
+        )
+        if port.get("protocol", "TCP") != "TCP":
+            c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
+        ports.append(ServicePort(pname, number, target))
+    if len(ports) > 1 and any(p.name is None for p in ports):
+        c.fail(where, "a name on every port when a Service has more than one")
+    return ports
+
+
 def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
     services: list[ServiceSpec] = []
     for i, svc in enumerate(c.seq(value, "services")):
@@ -500,31 +544,7 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
                 cluster_ip,
             )
         selector = c.labels(svc["selector"], f"{where}.selector") if "selector" in svc else None
-        ports = []
-        for j, port in enumerate(c.seq(svc["ports"], f"{where}.ports", allow_empty=False)):
-            pw = f"{where}.ports[{j}]"
-            port = c.mapping(port, pw, {"port"}, {"name", "targetPort", "protocol"})
-            number = c.integer(port["port"], f"{pw}.port", 1, 65535)
-            target: object = port.get("targetPort", number)
-            if isinstance(target, str):
-                target = c.string(
-                    target,
-                    f"{pw}.targetPort",
-                    PORT_NAME_RE,
-                    "a port number or a container port name",
-                )
-            else:
-                target = c.integer(target, f"{pw}.targetPort", 1, 65535)
-            pname = (
-                c.string(port["name"], f"{pw}.name", PORT_NAME_RE, "a port name")
-                if "name" in port
-                else None
-            )
-            if port.get("protocol", "TCP") != "TCP":
-                c.fail(f"{pw}.protocol", "TCP (the lab only runs TCP)", port.get("protocol"))
-            ports.append(ServicePort(pname, number, target))
-        if len(ports) > 1 and any(p.name is None for p in ports):
-            c.fail(f"{where}.ports", "a name on every port when a Service has more than one")
+        ports = _service_ports(c, svc["ports"], f"{where}.ports")
         services.append(
             ServiceSpec(name, ns, selector, ports, headless=cluster_ip in ("None", None))
         )
@@ -539,9 +559,16 @@ def _services(c: _Checker, value: object, default_ns: str) -> list[ServiceSpec]:
     return services
 
 
-def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) -> list[Step]:
+def _timeline(
+    c: _Checker,
+    value: object,
+    pods: list[PodSpec],
+    default_ns: str,
+    services: list[ServiceSpec] | None = None,
+) -> list[Step]:
     steps: list[Step] = []
     pod_keys = {(p.namespace, p.name): p for p in pods}
+    svc_keys = {(s.namespace, s.name): s for s in services or []}
     for i, step in enumerate(c.seq(value, "timeline")):
         where = f"timeline[{i}]"
         if not isinstance(step, dict) or len(step) != 1:
@@ -572,6 +599,27 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
                 c.string(args["path"], f"{aw}.path", re.compile(r"^/"), "a path starting with /")
         elif action == "wait":
             args["seconds"] = c.number(args.get("seconds", 0.1), f"{aw}.seconds", 0, 60)
+        elif action in SERVICE_STEPS:
+            namespace = args["namespace"] = c.string(
+                args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE
+            )
+            name = c.string(
+                args["service"], f"{aw}.service", NAME_RE, "the name of a Service under services"
+            )
+            svc = svc_keys.get((namespace, name))
+            if svc is None:
+                c.fail(
+                    f"{aw}.service",
+                    "the name of a Service declared under services",
+                    f"{namespace}/{name}",
+                )
+            if action == "update_service":
+                if "selector" not in args and "ports" not in args:
+                    c.fail(aw, "selector or ports (what the update changes)")
+                if "selector" in args:
+                    args["selector"] = c.labels(args["selector"], f"{aw}.selector")
+                if "ports" in args:
+                    args["ports"] = _service_ports(c, args["ports"], f"{aw}.ports")
         else:
             namespace = args["namespace"] = c.string(
                 args.get("namespace", default_ns), f"{aw}.namespace", NAME_RE
@@ -635,7 +683,8 @@ def _timeline(c: _Checker, value: object, pods: list[PodSpec], default_ns: str) 
 
 
 def _network_policies(c: _Checker, value: object, default_ns: str) -> list[NetworkPolicy]:
-    """NetworkPolicy objects as written (name, namespace, spec); shown by the API, not enforced."""
+    """NetworkPolicy objects as written (name, namespace, spec): served by the API, enforced by
+    the lab's network (network.compile_policies), so every part it enforces is checked here."""
     policies: list[NetworkPolicy] = []
     for i, pol in enumerate(c.seq(value, "network_policies")):
         where = f"network_policies[{i}]"
@@ -649,14 +698,74 @@ def _network_policies(c: _Checker, value: object, default_ns: str) -> list[Netwo
         spec = c.mapping(
             pol["spec"], f"{where}.spec", {"podSelector"}, {"policyTypes", "ingress", "egress"}
         )
-        c.mapping(
-            spec["podSelector"],
-            f"{where}.spec.podSelector",
-            set(),
-            {"matchLabels", "matchExpressions"},
-        )
+        _selector(c, spec["podSelector"], f"{where}.spec.podSelector")
+        types = c.seq(spec.get("policyTypes", ["Ingress"]), f"{where}.spec.policyTypes")
+        for j, kind in enumerate(types):
+            if kind not in ("Ingress", "Egress"):
+                c.fail(f"{where}.spec.policyTypes[{j}]", "Ingress or Egress", kind)
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            for j, rule in enumerate(c.seq(spec.get(direction, []), f"{where}.spec.{direction}")):
+                rw = f"{where}.spec.{direction}[{j}]"
+                rule = c.mapping({} if rule is None else rule, rw, set(), {peers_key, "ports"})
+                for k, peer in enumerate(c.seq(rule.get(peers_key, []), f"{rw}.{peers_key}")):
+                    _peer(c, peer, f"{rw}.{peers_key}[{k}]")
+                for k, port in enumerate(c.seq(rule.get("ports", []), f"{rw}.ports")):
+                    pw = f"{rw}.ports[{k}]"
+                    port = c.mapping(port, pw, set(), {"protocol", "port", "endPort"})
+                    if port.get("protocol", "TCP") not in ("TCP", "UDP"):
+                        c.fail(f"{pw}.protocol", "TCP or UDP", port.get("protocol"))
+                    if isinstance(port.get("port"), str):
+                        c.string(port["port"], f"{pw}.port", PORT_NAME_RE, "a port number or name")
+                    elif "port" in port:
+                        c.integer(port["port"], f"{pw}.port", 1, 65535)
+                    if "endPort" in port:
+                        first = port.get("port")
+                        if not isinstance(first, int):
+                            c.fail(f"{pw}.endPort", "endPort only with a numeric port", port)
+                        c.integer(port["endPort"], f"{pw}.endPort", first, 65535)
         policies.append({"name": name, "namespace": ns, "spec": spec})
     return policies
+
+
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _selector(c: _Checker, value: object, where: str) -> None:
+    """A LabelSelector (matchLabels, matchExpressions), as the lab enforces it."""
+    sel = c.mapping(
+        {} if value is None else value, where, set(), {"matchLabels", "matchExpressions"}
+    )
+    c.labels(sel.get("matchLabels", {}), f"{where}.matchLabels")
+    for i, expr in enumerate(c.seq(sel.get("matchExpressions", []), f"{where}.matchExpressions")):
+        ew = f"{where}.matchExpressions[{i}]"
+        expr = c.mapping(expr, ew, {"key", "operator"}, {"values"})
+        if expr["operator"] not in SELECTOR_OPERATORS:
+            c.fail(f"{ew}.operator", f"one of {', '.join(SELECTOR_OPERATORS)}", expr["operator"])
+        values = c.seq(expr.get("values", []), f"{ew}.values")
+        if (expr["operator"] in ("In", "NotIn")) != bool(values):
+            c.fail(f"{ew}.values", "values for In and NotIn only, at least one", values)
+
+
+def _peer(c: _Checker, value: object, where: str) -> None:
+    """One ``from`` / ``to`` entry: podSelector and/or namespaceSelector, or an ipBlock."""
+    peer = c.mapping(value, where, set(), {"podSelector", "namespaceSelector", "ipBlock"})
+    if not peer:
+        c.fail(where, "podSelector, namespaceSelector or ipBlock")
+    if "ipBlock" in peer:
+        if len(peer) > 1:
+            c.fail(where, "ipBlock alone (without selectors)", peer)
+        block = c.mapping(peer["ipBlock"], f"{where}.ipBlock", {"cidr"}, {"except"})
+        try:
+            net = ipaddress.ip_network(str(block["cidr"]), strict=False)
+            for i, ex in enumerate(c.seq(block.get("except", []), f"{where}.ipBlock.except")):
+                if not ipaddress.ip_network(str(ex), strict=False).subnet_of(net):  # type: ignore[arg-type]
+                    c.fail(f"{where}.ipBlock.except[{i}]", f"a CIDR inside {net}", ex)
+        except ValueError as exc:
+            c.fail(f"{where}.ipBlock", f"IPv4 CIDRs ({exc})", block)
+        return
+    for key in ("podSelector", "namespaceSelector"):
+        if key in peer:
+            _selector(c, peer[key], f"{where}.{key}")
 
 
 def load(path: str | Path) -> Scenario:
@@ -677,7 +786,7 @@ def load(path: str | Path) -> Scenario:
         data,
         "",
         {"pods", "proxy", "target", "expect"},
-        {"description", "namespace", "services", "timeline", "network_policies"},
+        {"description", "namespace", "services", "timeline", "network_policies", "network"},
     )
     default_ns = c.string(
         data.get("namespace", "default"), "namespace", NAME_RE, "a namespace name"
@@ -751,7 +860,7 @@ def load(path: str | Path) -> Scenario:
     )
     c.string(target["service"], "target.service", NAME_RE, "the name of the backend Service")
 
-    timeline = _timeline(c, data.get("timeline", []), pods, default_ns)
+    timeline = _timeline(c, data.get("timeline", []), pods, default_ns, services)
     expect = dict(
         c.mapping(
             data["expect"],
@@ -795,6 +904,16 @@ def load(path: str | Path) -> Scenario:
             cause,
         )
     policies = _network_policies(c, data.get("network_policies", []), default_ns)
+    net = c.mapping(data.get("network", {}), "network", set(), {"vanished_ip", "ip_reuse"})
+    network = NetworkSpec()
+    if "vanished_ip" in net:
+        if net["vanished_ip"] not in VANISHED_CHOICES:
+            c.fail(
+                "network.vanished_ip", f"one of {', '.join(VANISHED_CHOICES)}", net["vanished_ip"]
+            )
+        network.vanished_ip = str(net["vanished_ip"])
+    if "ip_reuse" in net:
+        network.ip_reuse = c.boolean(net["ip_reuse"], "network.ip_reuse")
     namespaces = sorted(
         {p.namespace for p in pods}
         | {s.namespace for s in services}
@@ -814,10 +933,17 @@ def load(path: str | Path) -> Scenario:
         expect,
         policies,
         default_ns,
+        network,
     )
 
 
 def parse_steps(scenario: Scenario, value: object, source: str) -> list[Step]:
     """Timeline steps given to a running lab (``badlab step``), checked as the scenario's own
     are (the pods it declares, its namespace); ScenarioError names ``source`` and the key."""
-    return _timeline(_Checker(Path(source)), value, scenario.pods, scenario.default_namespace)
+    return _timeline(
+        _Checker(Path(source)),
+        value,
+        scenario.pods,
+        scenario.default_namespace,
+        scenario.services,
+    )
