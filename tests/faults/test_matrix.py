@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from badlab.network import in_netns
 
 from faults.conftest import RUN_MARKER, _marked, clean_env, explain, run_playbook
 from faults.faultproxy import forbidden
@@ -213,12 +214,20 @@ def test_a_reload_the_master_ignores_is_reported_and_the_result_written(fault_la
     """The new config cannot bind a listen address: nginx -t passes, the master keeps the old
     workers. No new workers: remediation_failed, and the report is still written."""
     fl = fault_lab("stale_upstream")
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen(1)
+    ns, name = fl.info["proxy_pods"][0].split("/")
+    master = fl.lab.kubectl("exec", "-n", ns, name, "--", "cat", "/run/nginx.pid")
+    assert master.returncode == 0, master.stderr
+
+    def taken() -> socket.socket:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        return sock
+
+    # a port already taken in the pod's own network namespace (its loopback is its own)
+    holder = in_netns(f"/proc/{int(master.stdout)}/ns/net", taken)
     try:
         port = holder.getsockname()[1]
-        ns, name = fl.info["proxy_pods"][0].split("/")
         add = fl.lab.kubectl(
             "exec",
             "-n",
