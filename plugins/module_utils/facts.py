@@ -118,6 +118,7 @@ class ServiceFact(TypedDict):
     type: str | None
     cluster_ip: str | None
     headless: bool
+    creation_timestamp: str | None
     selector: dict[str, str]
     ports: list[ServicePortFact]
     matching_pods: list[str]

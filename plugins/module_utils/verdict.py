@@ -248,10 +248,14 @@ class _Facts:
         }
 
     def _endpoints_since(self) -> datetime.datetime | None:
-        """When the newest ready endpoint of the Service became one (its pod's Ready time, else
-        its creation time), or None when no time is known."""
+        """When what a reload would resolve now appeared: the newest ready endpoint of the
+        Service (its pod's Ready time, else its creation time) or the Service itself (a
+        recreated Service has a new ClusterIP), or None when no time is known."""
         ips = {address.rsplit(":", 1)[0] for address in self.ready}
         times = []
+        created = parse_time(self.service["creation_timestamp"]) if self.service else None
+        if created is not None and self.ready:
+            times.append(created)
         for pod in self.pods or []:
             if ips & set(pod["pod_ips"] or ([pod["pod_ip"]] if pod["pod_ip"] else [])):
                 when = parse_time(pod["ready_since"]) or parse_time(pod["creation_timestamp"])

@@ -87,6 +87,10 @@ service:
       description: "True when clusterIP is None."
       type: bool
       returned: always
+    creation_timestamp:
+      description: "When the Service was created (RFC 3339), null if missing. A recreated Service has a new one (and a new ClusterIP)."
+      type: str
+      returned: always
     selector:
       description: "The Service selector, label name to value (any names, so no fixed keys); empty when missing."
       type: dict

@@ -169,6 +169,39 @@ def test_scenario_mistakes_name_file_key_and_expectation(tmp_path, edit, key, ex
             "network_policies[0].spec.podSelector",
             "this key to be present",
         ),
+        (
+            (
+                "timeline:\n",
+                "network_policies:\n  - name: p\n    spec:\n      podSelector: {}\n"
+                "      ingress: [{from: [{ipBlock: {cidr: nope}}]}]\ntimeline:\n",
+            ),
+            "network_policies[0].spec.ingress[0].from[0].ipBlock",
+            "IPv4 CIDRs",
+        ),
+        (
+            (
+                "timeline:\n",
+                "network_policies:\n  - name: p\n    spec:\n      podSelector:\n"
+                "        matchExpressions: [{key: app, operator: Is, values: [a]}]\ntimeline:\n",
+            ),
+            "network_policies[0].spec.podSelector.matchExpressions[0].operator",
+            "one of In, NotIn, Exists, DoesNotExist",
+        ),
+        (
+            ("timeline:\n", "network: {vanished_ip: blackhole}\ntimeline:\n"),
+            "network.vanished_ip",
+            "one of refuse, timeout, unreachable",
+        ),
+        (
+            ("  - replace_pod: {pod: open-webui-0}", "  - recreate_service: {service: nope}"),
+            "timeline[1].recreate_service.service",
+            "the name of a Service declared under services",
+        ),
+        (
+            ("  - replace_pod: {pod: open-webui-0}", "  - update_service: {service: open-webui}"),
+            "timeline[1].update_service",
+            "selector or ports",
+        ),
     ],
 )
 def test_new_scenario_keys_are_validated(tmp_path, edit, key, expected):

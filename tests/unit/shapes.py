@@ -68,6 +68,7 @@ def service(name: str = "web", namespace: str = "app", **kw: t.Any) -> dict:
         "type": "ClusterIP",
         "cluster_ip": "10.96.0.10",
         "headless": False,
+        "creation_timestamp": "2026-11-25T00:00:00Z",
         "selector": {"app": name},
         "ports": [],
         "matching_pods": [],

@@ -1032,6 +1032,25 @@ def test_runtime_resolution_without_a_self_probe_is_not_a_reload():
     assert any("resolves its upstream at run time" in w for w in verdict["warnings"])
 
 
+def test_a_service_recreated_after_the_reload_makes_the_reload_warranted_again():
+    """The replica reloaded at 02:00, after the pod became Ready (01:30), but the Service was
+    deleted and created again at 02:10 (a new ClusterIP): what a reload resolves changed after
+    it, so the stale replica is reloaded; the Service's creation bounds endpoints_since."""
+    late = stale_proxy()
+    late.update(last_reload="2026-11-25T02:00:00Z", worker_start_times=["2026-11-25T02:00:00Z"])
+    facts = facts_with([late], self_probes=[self_probe("nginx-0", 502)])
+    facts["pods"][0]["ready_since"] = "2026-11-25T01:30:00Z"
+    facts["service"]["creation_timestamp"] = "2026-11-25T02:10:00Z"
+    verdict = decide(facts)
+    assert verdict["endpoints_since"] == "2026-11-25T02:10:00Z"
+    assert verdict["cause"] == "stale_upstream" and verdict["stale_replicas"] == ["ingress/nginx-0"]
+    # created before the reload: the reload already resolved what is current
+    facts["service"]["creation_timestamp"] = "2026-11-25T00:10:00Z"
+    verdict = decide(facts)
+    assert verdict["endpoints_since"] == "2026-11-25T01:30:00Z"
+    assert verdict["stale_replicas"] == []
+
+
 def test_a_replica_reloaded_after_the_endpoints_appeared_is_not_reloaded_again():
     """The pod became Ready at 01:30 and the replica reloaded at 01:00: a reload is warranted.
     Had it reloaded at 02:00, it resolved the current endpoints then; a reload repeats that."""
