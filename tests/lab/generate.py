@@ -83,9 +83,10 @@ STYLES = (
 # Styles whose addresses are fixed when nginx loads its configuration: a replaced pod's old IP
 # stays in them until a reload (and they need the name to resolve at load).
 LOAD_TIME_POD_IPS = (HEADLESS, UPSTREAM_PODS, UPSTREAM_HEADLESS)
-# Styles that reach the backend through the ClusterIP. The lab's ClusterIP forwarder accepts
-# before it dials (docs/lab.md, known differences), so an endpoint that refuses looks like a
-# reset behind it: cases of a refusing or unreachable endpoint use the other styles.
+# Styles that reach the backend through the ClusterIP (the kernel's DNAT in the lab network).
+# Cases of a refusing or unreachable endpoint use the other styles, as they did when the lab's
+# ClusterIPs were userspace forwarders that accepted first; the kernel now refuses as
+# kube-proxy does, so these styles could join those cases (not done yet).
 VIA_CLUSTERIP = (CLUSTERIP, UPSTREAM_CLUSTERIP, RESOLVER_CLUSTERIP)
 RESOLVER_STYLES = (RESOLVER_HEADLESS, RESOLVER_CLUSTERIP)
 UPSTREAM_STYLES = (UPSTREAM_PODS, UPSTREAM_HEADLESS, UPSTREAM_CLUSTERIP)
