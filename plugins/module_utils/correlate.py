@@ -314,7 +314,8 @@ def classify_address(address, index):
 def reused_since(found, index, last_reload):
     """The pods now holding a ``pod_ip`` address that were all created after ``last_reload``
     (nginx resolved the address before any of them existed, so it meant another, gone pod:
-    the address was reused), else []."""
+    the address was reused), else []. Creation times are whole seconds: a pod created in the
+    reload's own second counts as not after it (nothing is called reused that may not be)."""
     reload_time = parse_time(last_reload)
     if found["state"] != "pod_ip" or reload_time is None:
         return []

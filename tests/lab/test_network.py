@@ -126,8 +126,8 @@ def test_the_ruleset_has_kube_proxys_shape():
     assert "meta l4proto tcp dnat to 198.18.30.13:8080" in text
     # hairpin: an endpoint dialling its own Service is masqueraded
     assert "ip saddr 198.18.30.10 meta mark set 0x4000" in text
-    # no ready endpoint: rejected (ICMP port unreachable: the client's 111)
-    assert "ip daddr . tcp dport { 198.19.30.21 . 80 } reject" in text
+    # no ready endpoint: rejected with a reset (the client's 111)
+    assert "ip daddr . tcp dport { 198.19.30.21 . 80 } reject with tcp reset" in text
     # an isolated pod: the node (kubelet) always, then what the rules admit, else dropped (110)
     ingress = text.split("chain ingress-198-18-30-10 {")[1].split("\n  }")[0]
     assert ingress.split("\n")[1:] == [

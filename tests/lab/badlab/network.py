@@ -28,8 +28,8 @@ directory) so nothing shows in ``ip link`` afterwards.
 
 Services follow kube-proxy's nftables mode: per ClusterIP port a chain that picks a ready
 endpoint per new connection (``numgen inc``: round robin, where kube-proxy picks at random)
-and DNATs to it; a ClusterIP port without ready endpoints is rejected (ICMP port unreachable,
-which a client sees as 111 Connection refused); the ruleset is rewritten as one transaction
+and DNATs to it; a ClusterIP port without ready endpoints is rejected with a TCP reset (a
+client sees 111 Connection refused); the ruleset is rewritten as one transaction
 whenever endpoints change. NetworkPolicies are compiled to per-pod chains that drop what no
 rule admits (a client sees its connect time out: nginx's 110). A packet for a pod address
 that no pod holds gets the scenario's ``vanished_ip`` behaviour: ``refuse`` (TCP RST, 111),
@@ -530,7 +530,7 @@ def render_ruleset(
         "    type filter hook input priority filter; policy accept;",
     ]
     if rejects:
-        lines.append(f"    ip daddr . tcp dport {_set(rejects)} reject")
+        lines.append(f"    ip daddr . tcp dport {_set(rejects)} reject with tcp reset")
     if egress_map:
         lines.append(f"    ct state new ip saddr vmap {_set(egress_map)}")
     verdict = {
