@@ -10,6 +10,11 @@ Identities (``--token-auth-file``): ``admin`` in ``system:masters`` for the test
 ``system:kube-controller-manager``, bound by the API server's bootstrap RBAC, for the
 controller manager, which runs each controller under its own ServiceAccount
 (``--use-service-account-credentials``), as kubeadm clusters do.
+
+``running(standin=True)`` also starts the kubelet stand-in (``cmd/kubelet-standin``) on a free
+loopback port (``standin_port``, for a Node's ``status.daemonEndpoints``), serving with the lab
+CA's certificate, which kube-apiserver verifies (``--kubelet-certificate-authority``); the test or
+lab writes its ``pods_file``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = Path(__file__).resolve().parent
 VERSION = (HERE / "VERSION").read_text().strip()
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet-standin")
 # Controllers the lab needs: EndpointSlices (and the legacy Endpoints) from Pods, and the
 # namespace controller so that a deleted namespace really goes. Left out on purpose: the
 # node-lifecycle controller (no kubelet heartbeats: it would taint and evict) and the pod GC.
@@ -77,7 +82,7 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills the child when its parent dies.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)
@@ -109,6 +114,8 @@ class ControlPlane:
     admin_token: str = ""
     admin_kubeconfig: Path = Path()
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pods_file: Path = Path()
+    standin_port: int = 0
     # seconds from each start to ready (etcd /health, kube-apiserver /readyz), and to stop all
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -130,7 +137,7 @@ class ControlPlane:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
-                preexec_fn=_die_with_parent,  # no threads start processes here
+                preexec_fn=die_with_parent,  # no threads start processes here
                 start_new_session=True,
             )
         self.processes[name] = proc
@@ -237,6 +244,8 @@ class ControlPlane:
                 # which EndpointSlice validation rejects: no reconciler.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                # The kubelet stand-in serves with the lab CA's certificate: verified.
+                f"--kubelet-certificate-authority={paths.ca_cert}",
             ],
         )
         self._wait("kube-apiserver", lambda: self.get("/readyz")[0] == 200)
@@ -258,6 +267,25 @@ class ControlPlane:
                 f"--controllers={','.join(controllers)}",
             ],
         )
+
+    def start_kubelet_standin(self) -> None:
+        """Start the kubelet stand-in; the lab writes ``pods_file``, a Node names ``standin_port``."""
+        paths = self.directory / "pki"
+        self.pods_file = self.directory / "pods.json"
+        self.pods_file.write_text('{"pods": {}}\n')
+        port_file = self.directory / "kubelet-standin.port"
+        self._start(
+            "kubelet-standin",
+            [
+                "--listen=127.0.0.1:0",
+                f"--port-file={port_file}",
+                f"--tls-cert-file={paths / 'server.crt'}",
+                f"--tls-private-key-file={paths / 'server.key'}",
+                f"--pods={self.pods_file}",
+            ],
+        )
+        self._wait("kubelet-standin", port_file.exists)
+        self.standin_port = int(port_file.read_text())
 
     def stop(self) -> None:
         """Stop the processes newest first, each before the next (kube-apiserver shuts down
@@ -283,22 +311,18 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running(bin_dir: Path | None = None, keep: Path | None = None) -> Iterator[ControlPlane]:
-    """Start a control plane in a new temporary folder; stop it and remove the folder at the end.
-
-    ``keep``: copy the logs there before the folder goes (for a failing test's report).
-    """
+def running(bin_dir: Path | None = None, standin: bool = False) -> Iterator[ControlPlane]:
+    """Start a control plane (and, with ``standin``, the kubelet stand-in) in a new temporary
+    folder; stop it and remove the folder at the end, also on failure."""
     directory = Path(tempfile.mkdtemp(prefix="badgateway-realk8s-"))
     plane = ControlPlane(directory=directory, bin_dir=bin_dir or find_binaries())
     try:
         plane.start()
+        if standin:
+            plane.start_kubelet_standin()
         yield plane
     finally:
         try:
             plane.stop()
         finally:
-            if keep is not None:
-                keep.mkdir(parents=True, exist_ok=True)
-                for log in directory.glob("*.log"):
-                    shutil.copy(log, keep / log.name)
             shutil.rmtree(directory, ignore_errors=True)

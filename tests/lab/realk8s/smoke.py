@@ -11,7 +11,10 @@ What it proves against the real kube-apiserver and kube-controller-manager:
   the real EndpointSlice controller, with that address, ready and serving;
 - a Pod bound to a Node that does not exist is left out of the slice (the controller says why);
 - a 127.x pod IP: the Pod status takes it, but no EndpointSlice can carry it (the API server's
-  validation refuses it, for the controller as for anyone): the Service keeps an empty slice.
+  validation refuses it, for the controller as for anyone): the Service keeps an empty slice;
+- ``kubectl logs`` (tail, limit, since, previous) and ``kubectl exec`` (output, exit code, a
+  missing binary) through kube-apiserver to the kubelet stand-in, which the API server dials
+  over SPDY (it translates kubectl's WebSocket).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from realk8s.controlplane import VERSION, ControlPlane, running
+from realk8s.controlplane import VERSION, ControlPlane, die_with_parent, running
 
 NS = "smoke"
 NODE = "lab-node"
@@ -60,7 +63,7 @@ def plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
         with capture.global_and_fixture_disabled():
             print(text)
 
-    with running() as cp:
+    with running(standin=True) as cp:
         yield cp
         if request.session.testsfailed > failed_before:
             for name in cp.processes:  # the folder goes with the control plane: show the logs now
@@ -105,7 +108,7 @@ def _node() -> dict[str, Any]:
     }
 
 
-def _node_status() -> dict[str, Any]:
+def _node_status(kubelet_port: int) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "status": {
@@ -120,6 +123,8 @@ def _node_status() -> dict[str, Any]:
                 }
             ],
             "addresses": [{"type": "Hostname", "address": "localhost"}],
+            # Where the API server reaches "the kubelet" for exec and logs: the stand-in.
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         }
     }
 
@@ -218,11 +223,11 @@ def _logged(plane: ControlPlane, *words: str) -> bool | None:
 
 
 @pytest.fixture(scope="module")
-def objects(api: client.ApiClient) -> None:
+def objects(plane: ControlPlane, api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     core.create_node(_node())
-    core.patch_node_status(NODE, _node_status())
+    core.patch_node_status(NODE, _node_status(plane.standin_port))
     core.create_namespaced_service(NS, _service("web", "web"))
     core.create_namespaced_service(NS, _service("loop", "loop"))
     _create_pod(core, "web-1", "web", NODE, POD_IP)
@@ -311,10 +316,78 @@ def test_a_loopback_pod_ip_never_reaches_an_endpointslice(
     assert "may not be in the loopback range" in str(refused.value.body)
 
 
+# Three CRI log lines (containerd's format), one second apart.
+CRI_LOG = (
+    "2026-11-30T10:00:01.000000000Z stdout F first line\n"
+    "2026-11-30T10:00:02.000000000Z stderr F second line\n"
+    "2026-11-30T10:00:03.000000000Z stdout F third line\n"
+)
+
+
+@pytest.fixture(scope="module")
+def container(plane: ControlPlane, api: client.ApiClient, objects: None) -> Iterator[int]:
+    """web-1's "container": a process of ours (host namespaces) and a CRI log file, as the
+    lab would register them in the stand-in's pods file."""
+    proc = subprocess.Popen(["sleep", "600"], preexec_fn=die_with_parent)
+    try:
+        log = plane.directory / "logs" / "web-1" / "app" / "0.log"
+        log.parent.mkdir(parents=True)
+        log.write_text(CRI_LOG)
+        uid = client.CoreV1Api(api).read_namespaced_pod("web-1", NS).metadata.uid
+        pods = {
+            "pods": {
+                f"{NS}/web-1": {
+                    "uid": uid,
+                    "containers": {"app": {"pid": proc.pid, "id": "c1", "log": str(log)}},
+                }
+            }
+        }
+        plane.pods_file.write_text(json.dumps(pods))
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kubectl_logs_through_the_real_api_server(plane: ControlPlane, container: int) -> None:
+    def logs(*args: str) -> subprocess.CompletedProcess[str]:
+        return kubectl(plane, "logs", "-n", NS, "web-1", *args)
+
+    cases = {
+        (): "first line\nsecond line\nthird line\n",
+        ("--tail=1",): "third line\n",
+        ("--limit-bytes=8",): "first li",
+        ("--since-time=2026-11-30T10:00:02Z",): "second line\nthird line\n",
+    }
+    for args, want in cases.items():
+        proc = logs(*args)
+        assert (proc.returncode, proc.stdout) == (0, want), (args, proc.stderr)
+    proc = logs("--previous")
+    assert proc.returncode != 0
+    assert 'previous terminated container "app" in pod "web-1" not found' in proc.stderr
+
+
+def test_kubectl_exec_through_the_real_api_server(plane: ControlPlane, container: int) -> None:
+    # kubectl speaks WebSocket to the API server, which speaks SPDY to the stand-in.
+    proc = kubectl(
+        plane, "exec", "-n", NS, "web-1", "--", "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
+    assert (proc.returncode, proc.stdout) == (3, "out\n"), proc.stderr
+    assert "err\n" in proc.stderr
+    proc = kubectl(plane, "exec", "-n", NS, "web-1", "--", "no-such-binary-here")
+    assert proc.returncode != 0
+    assert 'exec: "no-such-binary-here": executable file not found in $PATH' in proc.stderr, (
+        proc.stderr
+    )
+    print(f"missing binary, kubectl exit {proc.returncode}: {proc.stderr.strip()}")
+    # The hop from the API server to the "kubelet" was SPDY (the API server translated).
+    assert "SPDY/3.1" in plane.log("kubelet-standin").read_text(), plane.log_tail("kubelet-standin")
+
+
 def test_nothing_outlives_the_control_plane() -> None:
     """Nothing outlives the control plane: its processes end and its folder goes, also on failure."""
     with pytest.raises(RuntimeError, match="boom"):
-        with running() as cp:
+        with running(standin=True) as cp:
             pids = [p.pid for p in cp.processes.values()]
             folder = cp.directory
             raise RuntimeError("boom")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +27,9 @@ const (
 
 func serveExec(reg registry, w http.ResponseWriter, r *http.Request) {
 	namespace, podName, containerName := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	// Which protocol the API server chose for this hop (SPDY when it translates a WebSocket).
+	log.Printf("exec %s/%s/%s: Upgrade %q, protocols %q", namespace, podName, containerName,
+		r.Header.Get("Upgrade"), r.Header.Values("X-Stream-Protocol-Version"))
 	p, _, err := reg.lookup(namespace, podName, containerName)
 	if err != nil {
 		status := http.StatusInternalServerError
