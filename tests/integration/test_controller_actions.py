@@ -1,5 +1,5 @@
-"""badgateway.k8s.report_files through real ansible-playbook runs (no lab: it writes on the
-controller and contacts no host)."""
+"""The controller-side actions badgateway.k8s.report_files and diagnose_report through real
+Ansible runs (no lab: they run on the controller and contact no host)."""
 
 import json
 import os
