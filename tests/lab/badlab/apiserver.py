@@ -51,7 +51,13 @@ from aiohttp import WSMsgType, web
 from badlab import certs
 from badlab.errors import ExecNotFound, LabError, PodNotRunning
 from badlab.rbac import Attributes, Auth, User, forbidden_message
-from badlab.label_selectors import SelectorError, parse_field_selector, parse_label_selector
+from badlab.label_selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
 from badlab.store import BY_PLURAL, RESOURCE_TYPES, Change, Manifest, ResourceType, Store
 
 log = logging.getLogger("badlab.apiserver")
@@ -678,13 +684,19 @@ def _table(
     }
 
 
-def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
-    store = request.app[STORE]
+def _selectors(request: web.Request, rt: ResourceType) -> tuple[LabelSelector, FieldSelector]:
+    """The request's label and field selectors; a 400 naming the mistake."""
     try:
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(request.query.get("fieldSelector"), rt.plural)
     except SelectorError as exc:
         raise bad_request(str(exc)) from None
+    return labels, fields
+
+
+def _list(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
+    store = request.app[STORE]
+    labels, fields = _selectors(request, rt)
     items = store.list(
         rt.plural,
         info.namespace or None,
@@ -765,11 +777,7 @@ def _change_event(change: Change, matches: Callable[[Manifest], bool]) -> str | 
 
 async def _watch(request: web.Request, rt: ResourceType, info: RequestInfo) -> web.StreamResponse:
     store = request.app[STORE]
-    try:
-        labels = parse_label_selector(request.query.get("labelSelector"))
-        fields = parse_field_selector(request.query.get("fieldSelector"), rt.plural)
-    except SelectorError as exc:
-        raise bad_request(str(exc)) from None
+    labels, fields = _selectors(request, rt)
     timeout = _non_negative_int(request, "timeoutSeconds", 0)
     since_text = request.query.get("resourceVersion", "")
     if since_text and not since_text.isdigit():
