@@ -101,6 +101,7 @@ class _Replica(t.TypedDict):
     config_stale: list[str]
     config_current: list[str]
     config_where: dict[str, str]  # address -> "upstream U at path:line" in the config on disk
+    config_note: str  # why a reload would not change what it dials (config_not_applied), or ""
     recovered: bool  # answers now, and every upstream error since its reload was a vanished address
 
 
@@ -217,11 +218,30 @@ class _Facts:
         recovered = bool(stale and answers_now and stale_errors >= errors_after)
         on_disk = config_literals(proxy["upstream_hosts"])
         config_stale = sorted(a for a in stale if a in on_disk)
+        config_note = ""
         held = self._held(proxy, name, sorted(stale), probe, answers_now) if stale else []
-        if config_stale:
+        if stale and proxy["config_ok"] is False:
+            # The config on disk does not load (a bad snippet): a reload keeps the old one.
+            why = next((p for p in proxy["problems"] if "failed" in p), "its config test failed")
+            config_stale = sorted(stale)
+            on_disk = dict(
+                on_disk, **{a: "the config on disk does not load: the old one stays" for a in stale}
+            )
+            held.append(
+                "proxy %s's config on disk does not load (%s): a reload would keep the old "
+                "config, which dials %s" % (name, why, _join(config_stale))
+            )
+            config_note = held[-1]
+        elif config_stale:
             held.append(
                 "proxy %s's config on disk, re-read now, still lists %s: a reload would re-read "
                 "the same stale config"
+                % (name, _join("%s (%s)" % (a, on_disk[a]) for a in config_stale))
+            )
+            config_note = (
+                "proxy %s's config on disk, re-read now, still lists %s, which nothing in the "
+                "cluster has: whatever renders it did not write the current endpoints, and a "
+                "reload would re-read the same stale config"
                 % (name, _join("%s (%s)" % (a, on_disk[a]) for a in config_stale))
             )
         return {
@@ -240,6 +260,7 @@ class _Facts:
             "config_stale": config_stale,
             "config_current": sorted(a for a in on_disk if a in self.ready),
             "config_where": on_disk,
+            "config_note": config_note,
             # since the last reload (an empty dict means no request since then)
             "status_counts": proxy["access"]["status_counts_after_reload"],
             "upstream_status_counts": proxy["access"]["upstream_status_counts"],
@@ -595,13 +616,7 @@ def _config_not_applied(facts: _Facts):
     evidence = [
         _dial_line(r, e) for r in found for e in r["current"] if e["address"] in r["config_stale"]
     ]
-    evidence += [
-        "proxy %s's config on disk, re-read now, still lists %s, which nothing in the cluster "
-        "has: whatever renders it did not write the current endpoints, and a reload would "
-        "re-read the same stale config"
-        % (r["name"], _join("%s (%s)" % (a, r["config_where"][a]) for a in r["config_stale"]))
-        for r in found
-    ]
+    evidence += [r["config_note"] for r in found]
     if not (facts.service and facts.ready):
         missing = [] if facts.service else ["the Service's current endpoints (service_info)"]
         return [_candidate("config_not_applied", False, evidence, missing)]
@@ -1144,11 +1159,11 @@ def _summary(cause, facts, chosen, verdict):
         found = [r for r in facts.replicas if r["config_stale"] and not r["answers_now"]]
         return (
             "config_not_applied: proxy replica(s) %s dial %s, which no pod, endpoint or Service "
-            "has any more, and their config on disk, re-read now, still lists it (%s); %s's "
+            "has any more, and their config on disk, re-read now, keeps it (%s); %s's "
             "ready endpoints are now %s. What renders that config (a controller's control plane "
             "or agent, a ConfigMap, a sidecar) did not write the current endpoints - it did not "
-            "push, or a bad snippet blocked it - so a reload would re-read the same stale "
-            "config: none is made. Look at the controller's side."
+            "push, or a bad snippet blocked it - so a reload would load the same stale "
+            "addresses again: none is made. Look at the controller's side."
             % (
                 _join(r["name"] for r in found),
                 _join(sorted({a for r in found for a in r["config_stale"]})),

@@ -711,12 +711,19 @@ def test_failed_layer_is_named_in_missing_evidence():
 
 
 def test_broken_config_makes_reload_unsafe():
+    """A stale replica whose config on disk does not load (a controller's bad snippet): a
+    reload would keep the old config, so the cause is config_not_applied, never a reload."""
     replica = proxy(counts_after={"connect_refused": 12}, addresses=[stale_entry()])
     replica["config_ok"] = False
+    replica["problems"] = ['nginx -T failed: unknown directive "bad" in /etc/nginx/conf.d/h.conf:9']
     verdict = decide(facts_with([replica]))
-    assert verdict["cause"] == "stale_upstream"
-    assert verdict["reload_safe"] is False
-    assert any("nginx -t failed" in m for m in verdict["missing_evidence"])
+    assert verdict["cause"] == "config_not_applied"
+    assert verdict["reload_safe"] is False and verdict["stale_replicas"] == []
+    assert any(
+        "config on disk does not load (nginx -T failed: unknown directive" in line
+        and "a reload would keep the old config, which dials 10.244.1.3:8080" in line
+        for line in verdict["evidence"]
+    )
 
 
 def test_decide_does_not_modify_its_input():
