@@ -115,9 +115,14 @@ class ControlPlane:
     admin_kubeconfig: Path = Path()
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     pods_file: Path = Path()
+    users: tuple[str, ...] = ()  # more token users, each with only what RBAC gives it
     standin_port: int = 0
     # seconds from each start to ready (etcd /health, kube-apiserver /readyz), and to stop all
     timings: dict[str, float] = field(default_factory=dict)
+
+    def kubeconfig(self, user: str) -> Path:
+        """The kubeconfig of one of ``users`` (no group, no rights until RBAC grants some)."""
+        return self.directory / f"kubeconfig-user-{user}"
 
     def log(self, name: str) -> Path:
         return self.directory / f"{name}.log"
@@ -196,9 +201,11 @@ class ControlPlane:
         self.admin_token = secrets.token_hex(16)
         kcm_token = secrets.token_hex(16)
         tokens = d / "pki" / "tokens.csv"
+        user_tokens = {user: secrets.token_hex(16) for user in self.users}
         tokens.write_text(
             f'{self.admin_token},admin,admin-uid,"system:masters"\n'
             f"{kcm_token},system:kube-controller-manager,kcm-uid\n"
+            + "".join(f"{token},{user},{user}-uid\n" for user, token in user_tokens.items())
         )
         tokens.chmod(0o600)
 
@@ -252,6 +259,8 @@ class ControlPlane:
 
         self.admin_kubeconfig = d / "kubeconfig"
         _kubeconfig(self.admin_kubeconfig, self.server, paths.ca_cert, "admin", self.admin_token)
+        for user, token in user_tokens.items():
+            _kubeconfig(self.kubeconfig(user), self.server, paths.ca_cert, user, token)
         kcm_kubeconfig = d / "kubeconfig-kcm"
         _kubeconfig(
             kcm_kubeconfig, self.server, paths.ca_cert, "system:kube-controller-manager", kcm_token
@@ -311,11 +320,13 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running(bin_dir: Path | None = None, standin: bool = False) -> Iterator[ControlPlane]:
+def running(
+    bin_dir: Path | None = None, standin: bool = False, users: tuple[str, ...] = ()
+) -> Iterator[ControlPlane]:
     """Start a control plane (and, with ``standin``, the kubelet stand-in) in a new temporary
     folder; stop it and remove the folder at the end, also on failure."""
     directory = Path(tempfile.mkdtemp(prefix="badgateway-realk8s-"))
-    plane = ControlPlane(directory=directory, bin_dir=bin_dir or find_binaries())
+    plane = ControlPlane(directory=directory, bin_dir=bin_dir or find_binaries(), users=users)
     try:
         plane.start()
         if standin:

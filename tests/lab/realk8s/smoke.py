@@ -14,13 +14,18 @@ What it proves against the real kube-apiserver and kube-controller-manager:
   validation refuses it, for the controller as for anyone): the Service keeps an empty slice;
 - ``kubectl logs`` (tail, limit, since, previous) and ``kubectl exec`` (output, exit code, a
   missing binary) through kube-apiserver to the kubelet stand-in, which the API server dials
-  over SPDY (it translates kubectl's WebSocket).
+  over SPDY (it translates kubectl's WebSocket);
+- a WebSocket exec needs get and create on pods/exec; kubectl's SPDY fallback needs create only.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import os
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -40,6 +46,8 @@ GHOST_IP = "198.18.250.11"
 LOOP_IP = "127.0.0.5"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 T = TypeVar("T")
+# Users whose only rights on pods/exec are these verbs (and get on pods).
+EXEC_VERBS = {"exec-get": ["get"], "exec-create": ["create"], "exec-both": ["get", "create"]}
 
 
 def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
@@ -63,7 +71,7 @@ def plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
         with capture.global_and_fixture_disabled():
             print(text)
 
-    with running(standin=True) as cp:
+    with running(standin=True, users=tuple(EXEC_VERBS)) as cp:
         yield cp
         if request.session.testsfailed > failed_before:
             for name in cp.processes:  # the folder goes with the control plane: show the logs now
@@ -76,12 +84,15 @@ def api(plane: ControlPlane) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(plane.admin_kubeconfig))
 
 
-def kubectl(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    plane: ControlPlane, *args: str, user: str | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("kubectl")
     if exe is None:
         pytest.fail("kubectl not found on PATH (make system-deps installs it)")
+    kubeconfig = plane.kubeconfig(user) if user else plane.admin_kubeconfig
     return subprocess.run(
-        [exe, f"--kubeconfig={plane.admin_kubeconfig}", *args],
+        [exe, f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -382,6 +393,78 @@ def test_kubectl_exec_through_the_real_api_server(plane: ControlPlane, container
     print(f"missing binary, kubectl exit {proc.returncode}: {proc.stderr.strip()}")
     # The hop from the API server to the "kubelet" was SPDY (the API server translated).
     assert "SPDY/3.1" in plane.log("kubelet-standin").read_text(), plane.log_tail("kubelet-standin")
+
+
+def _websocket_exec_status(plane: ControlPlane, user: str) -> tuple[int, str]:
+    """The API server's answer to a WebSocket exec handshake (a GET) as ``user``: 101 or an error."""
+    token = yaml.safe_load(plane.kubeconfig(user).read_text())["users"][0]["user"]["token"]
+    host, port = plane.server.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(plane.ca_cert))
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    try:
+        conn.request(
+            "GET",
+            f"/api/v1/namespaces/{NS}/pods/web-1/exec?command=true&container=app&stdout=true",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Protocol": "v5.channel.k8s.io",
+            },
+        )
+        response = conn.getresponse()
+        body = "" if response.status == 101 else response.read().decode(errors="replace")
+        return response.status, body
+    finally:
+        conn.close()
+
+
+def test_a_websocket_exec_needs_both_get_and_create(
+    plane: ControlPlane, api: client.ApiClient, container: int
+) -> None:
+    """Since 1.35 (AuthorizePodWebsocketUpgradeCreatePermission) a WebSocket exec, a GET, is
+    authorized as get AND create on pods/exec. kubectl falls back to SPDY (a POST: create alone)
+    when the WebSocket upgrade is refused; a WebSocket-only client (this collection) does not."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    for user, verbs in EXEC_VERBS.items():
+        rules = [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs},
+        ]
+        rbac.create_namespaced_role(NS, {"metadata": {"name": user}, "rules": rules})
+        binding = {
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        }
+        rbac.create_namespaced_role_binding(NS, binding)
+    # RBAC's informer sees new objects within moments, in order: once exec-both (bound last)
+    # is allowed, the other two are judged on one try each.
+    eventually(
+        "a WebSocket exec as exec-both (get and create on pods/exec)",
+        lambda: True if _websocket_exec_status(plane, "exec-both")[0] == 101 else None,
+        timeout=10,
+    )
+    # Missing create: a 403 whose message names no reason at all (v1.36.3's words, verbatim).
+    status, body = _websocket_exec_status(plane, "exec-get")
+    assert (status, json.loads(body)["message"]) == (403, 'pods "web-1" is forbidden: '), body
+    status, body = _websocket_exec_status(plane, "exec-create")
+    assert (status, json.loads(body)["message"]) == (
+        403,
+        'pods "web-1" is forbidden: User "exec-create" cannot get resource "pods/exec"'
+        ' in API group "" in the namespace "smoke"',
+    ), body
+
+    outcome = {}
+    for user in EXEC_VERBS:
+        proc = kubectl(plane, "exec", "-n", NS, "web-1", "--", "true", user=user)
+        outcome[user] = (proc.returncode, proc.stderr.strip())
+    assert outcome["exec-both"] == (0, ""), outcome
+    assert outcome["exec-create"] == (0, ""), outcome  # through kubectl's SPDY fallback
+    assert outcome["exec-get"][0] != 0, outcome
+    assert 'cannot create resource "pods/exec"' in outcome["exec-get"][1], outcome
 
 
 def test_nothing_outlives_the_control_plane() -> None:
