@@ -248,7 +248,7 @@ class ControlPlane:
                 # Non-loopback and never routed anywhere: ClusterIPs are names here, no traffic.
                 "--service-cluster-ip-range=198.18.255.0/24",
                 # The kubernetes Service's endpoint would be the advertise address 127.0.0.1,
-                # which EndpointSlice validation rejects: no reconciler.
+                # which Endpoints validation rejects (logged every 10 s otherwise): no reconciler.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 # The kubelet stand-in serves with the lab CA's certificate: verified.
