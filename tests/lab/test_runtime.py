@@ -25,6 +25,7 @@ from badlab.runtime import (
     Runtime,
     acquire_slot,
     dns_reply,
+    http_get_status,
     write_log_noise,
 )
 from badlab.store import Store
@@ -818,3 +819,36 @@ def test_upstream_servers_render_one_line_per_ready_endpoint():
     assert written == ["127.20.1.10:8080", "127.20.1.11:8080"]
     assert seen == [("web", "shop"), ("data", "db")]
     assert render.services_named(text, "web") == [("web", "shop"), ("data", "db")]
+
+
+def test_backend_paths_and_failure_percentage(tmp_path):
+    """Per-path behaviour (the longest prefix wins) and a failure share spread evenly."""
+    proc, addr = _backend(
+        tmp_path,
+        paths={"/api/": {"status": 500, "body": "boom"}, "/api/ok": {"status": 201}},
+        fail_percent=25,
+        fail_status=502,
+    )
+    try:
+        plain = [_request(addr, b"GET / HTTP/1.0\r\n\r\n").split(b" ")[1] for _ in range(8)]
+        assert plain == [b"200", b"200", b"200", b"502"] * 2
+        api = _request(addr, b"GET /api/chats HTTP/1.0\r\n\r\n")  # the 9th: not a failure
+        assert api.startswith(b"HTTP/1.1 500") and api.endswith(b"boom")
+        assert _request(addr, b"GET /api/ok/1 HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 201")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.lab
+def test_a_client_that_gives_up_is_logged_499_by_nginx(tmp_path):
+    async def body(rt: Runtime):
+        # the app answers after 3 s; this client waits 0.3 s
+        assert await http_get_status(rt.proxy_url(), 0.3) is None
+        log = rt.log_path("open-webui", "nginx-proxy-0", "nginx")
+        deadline = time.monotonic() + 5
+        while '" 499 ' not in log.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert '" 499 ' in log.read_text()
+
+    _run("upstream_timeout", body, tmp_path)

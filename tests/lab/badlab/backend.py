@@ -9,7 +9,10 @@ idle keep-alive connection stays open), ``keepalive_race`` (the idle timer and t
 request cross: a request on a connection idle longer than ``keepalive_timeout`` gets a TCP
 RST), ``listen`` (false: run without listening), ``accept`` (false: listen but never accept,
 with the accept queue full, so new SYNs are dropped), ``listen_port`` (on the pod IP),
-``exit_after``/``exit_code``.
+``exit_after``/``exit_code``, ``paths`` (a path prefix → the behaviour keys ``status``,
+``body``, ``delay``, ``close``, ``reset``, ``header_bytes`` for requests under it; the longest
+prefix wins), ``fail_percent``/``fail_status`` (that share of the requests, spread evenly and
+the same on every run, is answered with ``fail_status``).
 
 Each request is logged to stdout the way uvicorn logs it, so ``kubectl logs`` of an app pod
 looks like an app's. ``--lab`` only puts the lab directory on the command line, so the lab can
@@ -19,6 +22,7 @@ find its processes.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -96,6 +100,27 @@ def response(cfg: dict[str, Any], keep_alive: bool) -> bytes:
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
+PER_REQUEST_KEYS = ("status", "body", "delay", "close", "reset", "header_bytes")
+_served = itertools.count(1)
+_served_lock = threading.Lock()
+
+
+def behaviour_for(cfg: dict[str, Any], request_line: str, n: int) -> dict[str, Any]:
+    """The behaviour of the ``n``-th request (1, 2, ...): its path's (longest prefix of
+    ``paths``), then ``fail_percent``: request n fails when it crosses a multiple of 100 in
+    n * percent, so failures are spread evenly and the same on every run."""
+    parts = request_line.split(" ")
+    path = parts[1] if len(parts) > 1 else "/"
+    own = dict(cfg)
+    prefixes = [p for p in cfg.get("paths") or {} if path.startswith(p)]
+    if prefixes:
+        own.update(cfg["paths"][max(prefixes, key=len)])
+    percent = cfg.get("fail_percent") or 0
+    if percent and int(n * percent // 100) != int((n - 1) * percent // 100):
+        own.update(status=cfg.get("fail_status", 503), close=False, reset=False)
+    return own
+
+
 def serve_connection(conn: socket.socket, peer: tuple[str, int], cfg: dict[str, Any]) -> None:
     """Answer requests on one connection until it closes or stays idle too long."""
     buf = b""
@@ -129,28 +154,31 @@ def serve_connection(conn: socket.socket, peer: tuple[str, int], cfg: dict[str, 
                 return
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             client = f"{peer[0]}:{peer[1]}"
+            with _served_lock:
+                number = next(_served)
             if cfg["tls_only"]:
                 conn.sendall(TLS_ALERT)
                 log(f"WARNING:  {client} - plaintext request on a TLS port, sent a TLS alert")
                 return
-            if cfg["delay"]:
-                time.sleep(cfg["delay"])
-            if cfg["close"]:
+            now = behaviour_for(cfg, request_line, number)
+            if now["delay"]:
+                time.sleep(now["delay"])
+            if now["close"]:
                 log(f'ERROR:    {client} - "{request_line}" closed without a response')
                 return
-            if cfg["reset"]:
+            if now["reset"]:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 log(f'ERROR:    {client} - "{request_line}" connection reset')
                 return
             lowered = head.lower()
             keep_alive = request_line.endswith("HTTP/1.1") and b"connection: close" not in lowered
             keep_alive = keep_alive or b"connection: keep-alive" in lowered
-            conn.sendall(response(cfg, keep_alive))
+            conn.sendall(response(now, keep_alive))
             try:
-                phrase = HTTPStatus(cfg["status"]).phrase
+                phrase = HTTPStatus(now["status"]).phrase
             except ValueError:
                 phrase = ""
-            log(f'INFO:     {client} - "{request_line}" {cfg["status"]} {phrase}'.rstrip())
+            log(f'INFO:     {client} - "{request_line}" {now["status"]} {phrase}'.rstrip())
             if not keep_alive:
                 return
     except OSError:

@@ -1370,7 +1370,8 @@ class Runtime:
             if step.action == "requests":
                 url = self.proxy_url(args["path"])
                 statuses = [
-                    await http_get_status(url, method=args["method"]) for _ in range(args["count"])
+                    await http_get_status(url, args["timeout"], args["method"])
+                    for _ in range(args["count"])
                 ]
                 self.history.append({"step": step.where, "statuses": statuses})
                 want = args.get("expect_status")

@@ -48,6 +48,9 @@ class AppBehaviour:
     exit_reason: str | None = None
     accept: bool = True
     keepalive_race: bool = False
+    paths: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail_percent: float = 0.0
+    fail_status: int = 503
 
     def to_json(self) -> dict[str, Any]:
         """The behaviour as the backend's ``--config`` JSON wants it."""
@@ -272,14 +275,18 @@ APP_KEYS = {
     "exit_reason",
     "accept",
     "keepalive_race",
+    "paths",
+    "fail_percent",
+    "fail_status",
 }
+PATH_KEYS = {"status", "body", "delay", "close", "reset", "header_bytes"}
 LIBC_CHOICES = ("glibc", "musl")
 DEFAULT_IMAGES = {"nginx": "nginx:1.27", "haproxy": "haproxy:2.6", "app": "app:latest"}
 #: Container kinds that are a proxy (the lab starts them after the backends).
 PROXY_KINDS = ("nginx", "haproxy")
 REQUEST_METHODS = ("GET", "POST")
 STEP_ACTIONS = {
-    "requests": ({"count"}, {"path", "expect_status", "method"}),
+    "requests": ({"count"}, {"path", "expect_status", "method", "timeout"}),
     "replace_pod": ({"pod"}, {"namespace"}),
     "delete_pod": ({"pod"}, {"namespace"}),
     "terminate_pod": ({"pod"}, {"namespace", "app", "container"}),
@@ -331,6 +338,20 @@ def _app(c: _Checker, value: object, where: str) -> AppBehaviour:
             re.compile(r"^[A-Z][A-Za-z]*$"),
             "a kubelet termination reason such as OOMKilled or Error",
         )
+    if "fail_percent" in value:
+        app.fail_percent = c.number(value["fail_percent"], f"{where}.fail_percent", 0, 100)
+    if "fail_status" in value:
+        app.fail_status = c.integer(value["fail_status"], f"{where}.fail_status", 100, 599)
+    paths = value.get("paths") or {}
+    if not isinstance(paths, dict):
+        c.fail(f"{where}.paths", "a mapping of path prefixes to behaviour keys", paths)
+    for prefix, keys in paths.items():
+        pw = f"{where}.paths.{prefix}"
+        c.string(prefix, pw, re.compile(r"^/"), "a path prefix starting with /")
+        keys = c.mapping(keys, pw, set(), PATH_KEYS)
+        # the same checks as the container-wide keys, on a behaviour of their own
+        own = _app(c, {k: v for k, v in keys.items()}, pw)
+        app.paths[prefix] = {k: getattr(own, k) for k in keys}
     if not app.accept and not app.listen:
         c.fail(
             f"{where}.accept",
@@ -589,6 +610,8 @@ def _timeline(
         args = dict(c.mapping(written, aw, required, optional))
         if action == "requests":
             c.integer(args["count"], f"{aw}.count", 1, 1000)
+            # the client gives up after so many seconds (nginx logs 499), else after 10 s
+            args["timeout"] = c.number(args.get("timeout", 10), f"{aw}.timeout", 0.05, 60)
             if "expect_status" in args:
                 c.integer(args["expect_status"], f"{aw}.expect_status", 100, 599)
             args.setdefault("path", None)
