@@ -250,6 +250,9 @@ class Replica:
     #: Which workers serve now (master and worker PIDs): another value means it reloaded. Their
     #: start times read from /proc can differ by a tick between two reads; the PIDs do not.
     reload_id: str | None = None
+    #: The proxy kind its container was picked as (``nginx``, ``haproxy``): its later reads
+    #: go to that kind's adapter.
+    kind: str | None = None
 
     @property
     def key(self) -> str:

@@ -293,3 +293,37 @@ def test_an_unreachable_api_at_start_is_could_not_check(source) -> None:
     assert item["drift_watch"]["status"] == "could_not_check"
     assert "reading the proxy replicas has failed for" in item["drift_watch"]["reasons"][0]
     assert "refused" in item["drift_watch"]["reasons"][0]
+
+
+def test_a_reload_is_read_again_by_the_adapter_of_the_kind_the_replica_was_picked_as(
+    source, monkeypatch
+) -> None:
+    """With kind auto, a fresh adapter knows no pod: the second read of a replica's workers
+    must go to the kind its container was picked as (an haproxy replica to haproxy's)."""
+    asked = []
+
+    class Adapter:
+        def __init__(self, kind):
+            self.kind = kind
+
+        def read_processes(self, namespace, name, container):
+            asked.append((self.kind, namespace, name, container))
+            return {
+                "master_pid": 7,
+                "workers": [{"pid": 9, "start_time": "2026-11-30T10:00:00Z"}],
+            }
+
+    monkeypatch.setitem(
+        source["refresh_reloads"].__globals__, "proxy_adapter", lambda c, kind=None: Adapter(kind)
+    )
+    replicas = [
+        core.Replica("web", "edge-0", "haproxy", kind="haproxy"),
+        core.Replica("web", "edge-1", "nginx", kind="nginx"),
+        core.Replica("web", "edge-2"),  # never read: no container picked
+    ]
+    source["refresh_reloads"](None, replicas)
+    assert asked == [("haproxy", "web", "edge-0", "haproxy"), ("nginx", "web", "edge-1", "nginx")]
+    assert replicas[0].reload_id == "7:9"
+    assert replicas[0].last_reload == datetime.datetime(
+        2026, 11, 30, 10, 0, tzinfo=datetime.timezone.utc
+    )

@@ -279,6 +279,7 @@ def read_replicas(client: K8sClient, opts: dict[str, t.Any]) -> list[core.Replic
             continue
         try:
             replica.container = adapter.pick_container(pod, opts["proxy_container"])
+            replica.kind = adapter.kind_for(namespace, replica.name)
             config, problem = adapter.read_config(
                 namespace, replica.name, replica.container, opts["cluster_domain"]
             )
@@ -322,13 +323,13 @@ def _read_reload(adapter: t.Any, replica: core.Replica) -> None:
 
 
 def refresh_reloads(client: K8sClient, replicas: list[core.Replica]) -> None:
-    """Read each replica's last reload again (it may have reloaded since it was read)."""
-    adapter = proxy_adapter(client)
+    """Read each replica's last reload again (it may have reloaded since it was read), by the
+    adapter of the kind its container was picked as (a fresh ``auto`` adapter knows no pod)."""
     for replica in replicas:
         if replica.container is None:
             continue
         try:
-            _read_reload(adapter, replica)
+            _read_reload(proxy_adapter(client, replica.kind), replica)
         except K8sError as exc:
             replica.unread, replica.last_reload = "%s: %s" % (replica.key, exc), None
 
