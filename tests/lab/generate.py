@@ -639,9 +639,12 @@ def _family_network_blocked(case: _Case, lay: dict[str, Any]) -> None:
     case.connect_timeout = case.pick("connect_timeout", (1, 2))
     case.status_5xx = 504
     case.fault_at_start = case.chance("blocked_from_start", 0.5)
-    if case.fault_at_start:
+    # The lab enforces NetworkPolicies: a policy that admits only another namespace drops the
+    # proxy's connects from the start, so it is the block itself (then the app accepts as
+    # usual); otherwise the app stops accepting (from the start, or by a timeline step later).
+    case.policy = "deny" if case.fault_at_start and case.chance("network_policy", 0.7) else None
+    if case.fault_at_start and case.policy is None:
         case.app = {"status": 200, "accept": False}
-    case.policy = "deny" if case.chance("network_policy", 0.7) else None
 
 
 def _family_keepalive_mismatch(case: _Case, lay: dict[str, Any]) -> None:
