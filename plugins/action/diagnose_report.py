@@ -5,44 +5,26 @@ set as the fact diagnose_502_result and added to the job's artifacts, in one ste
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-
+from ansible_collections.badgateway.k8s.plugins.module_utils._controller_actions import (
+    REPORT_FORMATS,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.result import build_result
-
-FORMATS = ("json", "markdown", "html")
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+)
 
 #: The job's artifact this step publishes (docs/awx.md): every target's result, by inventory host.
 ARTIFACT = "diagnose_502_results"
 
-ARGUMENT_SPEC = {
-    "gathered": {"type": "dict", "required": True},
-    "proxy": {"type": "str", "required": True},
-    "url": {"type": "str", "default": ""},
-    "remediation": {"type": "dict"},
-    "files": {
-        "type": "dict",
-        "default": {},
-        "options": {name: {"type": "path"} for name in FORMATS},
-    },
-    "show_summary": {"type": "bool", "default": True},
-}
 
-
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Runs on the controller; nothing is sent to the host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+    NAME = "diagnose_report"
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validated.error_messages:
-            raise AnsibleActionFail("diagnose_report: %s" % "; ".join(validated.error_messages))
-        args = validated.validated_parameters
+        args = self.options()
         host = (task_vars or {}).get("inventory_hostname")
         built = build_result(
             args["gathered"],
@@ -63,7 +45,7 @@ class ActionModule(ActionBase):
             },
             outputs=[
                 {"host": host, "format": name, "dest": (args["files"] or {}).get(name)}
-                for name in FORMATS
+                for name in REPORT_FORMATS
                 if (args["files"] or {}).get(name)
             ],
             show_summary=args["show_summary"],

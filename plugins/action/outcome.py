@@ -4,33 +4,20 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.badgateway.k8s.plugins.module_utils.outcome import EXIT_STATUS, HEADLINE
-
-ARGUMENT_SPEC = {
-    "outcome": {"type": "str", "required": True, "choices": sorted(EXIT_STATUS)},
-    "msg": {"type": "str", "default": ""},
-    "fail_on_problem": {"type": "bool", "default": True},
-    "fail_on_error": {"type": "bool", "default": True},
-}
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+)
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Runs on the controller; nothing is sent to the host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+    NAME = "outcome"
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validated.error_messages:
-            raise AnsibleActionFail("outcome: %s" % "; ".join(validated.error_messages))
-        args = validated.validated_parameters
+        args = self.options()
         outcome = args["outcome"]
         text = "%s: %s" % (HEADLINE[outcome], args["msg"]) if args["msg"] else HEADLINE[outcome]
         status = EXIT_STATUS[outcome]

@@ -6,23 +6,11 @@ ansible-playbook's own worker (module_utils/report_files.py), not a module per f
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.report_files import write_files
-
-ARGUMENT_SPEC = {
-    "files": {
-        "type": "list",
-        "elements": "dict",
-        "required": True,
-        "options": {
-            "dest": {"type": "path", "required": True},
-            "content": {"type": "str", "required": True},
-        },
-    },
-    "mode": {"type": "raw", "default": "0644"},
-}
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+)
 
 
 def file_mode(value) -> int:
@@ -37,19 +25,14 @@ def file_mode(value) -> int:
         ) from None
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Runs on the controller; nothing is sent to the host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+    NAME = "report_files"
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validated.error_messages:
-            raise AnsibleActionFail("report_files: %s" % "; ".join(validated.error_messages))
-        args = validated.validated_parameters
+        args = self.options()
         done, errors = write_files(
             args["files"], file_mode(args["mode"]), bool(self._task.check_mode)
         )

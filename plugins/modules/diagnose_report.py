@@ -105,30 +105,14 @@ show_summary:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.badgateway.k8s.plugins.module_utils._controller_actions import (
+    action_only_main,
+)
 
 
 def main():
     """Only reached when run without the action plugin (e.g. on a remote host)."""
-    module = AnsibleModule(
-        argument_spec={
-            "gathered": {"type": "dict", "required": True},
-            "proxy": {"type": "str", "required": True},
-            "url": {"type": "str", "default": ""},
-            "remediation": {"type": "dict"},
-            "files": {
-                "type": "dict",
-                "default": {},
-                "options": {name: {"type": "path"} for name in ("json", "markdown", "html")},
-            },
-            "show_summary": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-    )
-    module.fail_json(
-        msg="badgateway.k8s.diagnose_report runs as an action plugin on the controller; "
-        "it cannot run as a module"
-    )
+    action_only_main("diagnose_report")
 
 
 if __name__ == "__main__":

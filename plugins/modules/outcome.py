@@ -78,34 +78,14 @@ msg:
   sample: "PROBLEM FOUND: stale_upstream: proxy replica(s) web/nginx-0 still dial 10.1.1.2:8080"
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.badgateway.k8s.plugins.module_utils._controller_actions import (
+    action_only_main,
+)
 
 
 def main():
     """Only reached when run without the action plugin (e.g. on a remote host)."""
-    module = AnsibleModule(
-        argument_spec={
-            "outcome": {
-                "type": "str",
-                "required": True,
-                "choices": [
-                    "could_not_check",
-                    "healthy",
-                    "problem_found",
-                    "remediated",
-                    "remediation_failed",
-                ],
-            },
-            "msg": {"type": "str", "default": ""},
-            "fail_on_problem": {"type": "bool", "default": True},
-            "fail_on_error": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-    )
-    module.fail_json(
-        msg="badgateway.k8s.outcome runs as an action plugin on the controller; "
-        "it cannot run as a module"
-    )
+    action_only_main("outcome")
 
 
 if __name__ == "__main__":

@@ -78,30 +78,14 @@ files:
       type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.badgateway.k8s.plugins.module_utils._controller_actions import (
+    action_only_main,
+)
 
 
 def main():
     """Only reached when run without the action plugin (e.g. on a remote host)."""
-    module = AnsibleModule(
-        argument_spec={
-            "files": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "dest": {"type": "path", "required": True},
-                    "content": {"type": "str", "required": True},
-                },
-            },
-            "mode": {"type": "raw", "default": "0644"},
-        },
-        supports_check_mode=True,
-    )
-    module.fail_json(
-        msg="badgateway.k8s.report_files runs as an action plugin on the controller; "
-        "it cannot run as a module"
-    )
+    action_only_main("report_files")
 
 
 if __name__ == "__main__":
