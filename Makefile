@@ -103,8 +103,11 @@ setup: system-deps venv
 
 # ---------------------------------------------------------------- the lab
 .PHONY: lab-up lab-down
-lab-up: setup
-	@$(PY) -m badlab up --scenario $(SCENARIO) --dir $(LAB_DIR)
+# TIER=emulated (default): this repository's API server; TIER=real: kube-apiserver, etcd and
+# kube-controller-manager built from source (make realk8s-build; docs/lab.md "The two tiers").
+TIER ?= emulated
+lab-up: setup $(if $(filter real,$(TIER)),realk8s-build)
+	@$(PY) -m badlab up --scenario $(SCENARIO) --dir $(LAB_DIR) --tier $(TIER)
 
 lab-down:
 	@$(PY) -m badlab down --dir $(LAB_DIR)

@@ -970,7 +970,9 @@ class K8sClient:
             "pods/log",
             namespace,
             pod,
-            accept="text/plain",
+            # kubectl's: kube-apiserver answers a log's errors as JSON Status objects and
+            # refuses (406) an Accept of text/plain alone
+            accept="application/json, */*",
             max_bytes=limit_bytes,
         )
         if limit_bytes is not None and len(body) >= int(limit_bytes):

@@ -1415,6 +1415,52 @@ def _authenticate(request: web.Request) -> User:
     return auth.user_named(target)
 
 
+# Media types kube-apiserver offers (v1.36, read against the real tier): a resource's answer,
+# a list's (which may also be a watch stream), a log's. Only ``*/*`` is a wildcard it honours.
+SERIALIZED = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+STREAMED = ("application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
+
+
+def _media_ranges(accept: str) -> list[str]:
+    """The media types of an Accept header, without parameters other than ``stream``."""
+    ranges = []
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        if fields[0]:
+            stream = [f for f in fields[1:] if f.replace(" ", "") == "stream=watch"]
+            ranges.append(fields[0].lower() + (";stream=watch" if stream else ""))
+    return ranges
+
+
+def _negotiate_media_type(request: web.Request, info: RequestInfo) -> None:
+    """406 NotAcceptable as kube-apiserver answers it: no Accept type it offers (``text/*`` and
+    ``application/*`` match nothing). A log is ``text/plain``, but its errors are serialized
+    Status objects: an Accept naming only ``text/plain`` passes the first check and fails the
+    second, so a client must accept JSON (or ``*/*``) to read logs at all."""
+    wanted = _media_ranges(request.headers.get("Accept", ""))
+    if not wanted or "*/*" in wanted:
+        return
+    if info.subresource == "log":
+        offered: tuple[str, ...] = ("text/plain", *SERIALIZED)
+    elif info.verb in ("list", "watch"):
+        offered = (*SERIALIZED, *STREAMED)
+    else:
+        offered = SERIALIZED
+    if not any(w in offered for w in wanted):
+        raise ApiError(
+            406,
+            "NotAcceptable",
+            f"406: Not Acceptable\n\nAvailable representations: {', '.join(offered)}",
+            {},
+        )
+    if not any(w.split(";")[0] in SERIALIZED for w in wanted):
+        raise ApiError(
+            406,
+            "NotAcceptable",
+            f"only the following media types are accepted: {', '.join(SERIALIZED)}",
+        )
+
+
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     path = request.path
     if path.rstrip("/") in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
@@ -1453,6 +1499,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         or (not info.namespace and rt.namespaced and info.name)
     ):
         raise ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {})
+    if info.subresource != "exec" and info.verb in ("get", "list", "watch"):
+        _negotiate_media_type(request, info)
     if info.subresource:
         if info.subresource not in rt.subresources:
             raise ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {})

@@ -51,7 +51,8 @@ STATE_FILES = (
 # - restart_api: stop the API server (every connection drops), run `during` (if any), stay down
 #   until `seconds` passed, start it again on the same address (clients must reconnect).
 API_STEPS = {"expire_watches": {"during"}, "restart_api": {"seconds", "during"}}
-STATE_DIRS = ("pods", "logs", "pki")
+STATE_DIRS = ("pods", "logs", "pki", "realk8s")
+TIERS = ("emulated", "real")
 
 
 # ----------------------------------------------------------------------------- process bookkeeping
@@ -249,6 +250,11 @@ class Control:
             written = {written: {}}
         if isinstance(written, dict) and len(written) == 1 and next(iter(written)) in API_STEPS:
             ((action, args),) = written.items()
+            if self.box.get("mirror") is not None:
+                raise LabError(
+                    f"--step: {action} acts on the emulated API server; this lab runs the real "
+                    "tier (start it without TIER=real for this step)"
+                )
             args = args or {}
             if not isinstance(args, dict) or set(args) - API_STEPS[action]:
                 raise LabError(
@@ -290,6 +296,8 @@ class Control:
             steps = parse_steps(self.scenario, [written], "--step")
             steps[0].where = "step"
             await self.runtime.run_timeline(steps)
+            if self.box.get("mirror") is not None:
+                self.box["mirror"].converged()
         return {
             "ok": True,
             "history": self.runtime.history[seen:],
@@ -299,7 +307,13 @@ class Control:
 
 
 async def run_daemon(
-    scenario: Scenario, lab_dir: Path, slot: int, port: int, ready_fd: int, owner_pid: int | None
+    scenario: Scenario,
+    lab_dir: Path,
+    slot: int,
+    port: int,
+    ready_fd: int,
+    owner_pid: int | None,
+    tier: str = "emulated",
 ) -> None:
     """Run the lab until SIGTERM/SIGINT (or until the owner process exits)."""
     from badlab.apiserver import kubeconfig, make_app, start_server
@@ -315,6 +329,8 @@ async def run_daemon(
     store = Store()
     runtime = Runtime(scenario, lab_dir, slot, store)
     server = None
+    real = None
+    ca_file: Path | None
     try:
         admin, diagnose = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         watcher = secrets.token_urlsafe(32)
@@ -325,11 +341,22 @@ async def run_daemon(
                 watcher: {"user": "drift-watch", "rules": _watch_rules(scenario.namespaces)},
             }
         )
-        app = make_app(store, runtime, auth)
-        server = await start_server(app, "127.0.0.1", port, tls_dir=lab_dir / "pki")
-        box: dict[str, Any] = {"store": store, "auth": auth, "app": app, "server": server}
+        box: dict[str, Any] = {"store": store, "auth": auth}
+        if tier == "real":
+            from badlab.realtier import RealTier
+
+            real = RealTier(lab_dir, slot, runtime)
+            box["mirror"] = real.mirror
+            api_url, ca_file = real.plane.server, real.plane.ca_cert
+        else:
+            app = make_app(store, runtime, auth)
+            server = await start_server(app, "127.0.0.1", port, tls_dir=lab_dir / "pki")
+            box.update(app=app, server=server)
+            api_url, ca_file = server.url, server.ca_file
         await runtime.start()
         await runtime.run_timeline()
+        if real is not None:
+            admin, diagnose, watcher = real.finish(scenario)
         with short_path(lab_dir, "control.sock") as sock_path:
             control = await asyncio.start_unix_server(
                 Control(scenario, runtime, box).handle, path=sock_path
@@ -343,9 +370,7 @@ async def run_daemon(
         ):
             path = lab_dir / fname
             path.write_text(
-                yaml.safe_dump(
-                    kubeconfig(server.url, token, server.ca_file, namespace=ns), sort_keys=False
-                )
+                yaml.safe_dump(kubeconfig(api_url, token, ca_file, namespace=ns), sort_keys=False)
             )
             path.chmod(0o600)
         proxy = scenario.proxy
@@ -355,7 +380,8 @@ async def run_daemon(
             "description": scenario.description,
             "slot": slot,
             "daemon_pid": os.getpid(),
-            "api_server": server.url,
+            "tier": tier,
+            "api_server": api_url,
             "kubeconfig": str(lab_dir / "kubeconfig"),
             "kubeconfig_diagnose": str(lab_dir / "kubeconfig-diagnose"),
             "kubeconfig_watch": str(lab_dir / "kubeconfig-watch"),
@@ -373,6 +399,8 @@ async def run_daemon(
             "log": str(lab_dir / "lab.log"),
             "up_seconds": round(time.monotonic() - started, 3),
         }
+        if real is not None:
+            info.update(real.describe())
         (lab_dir / "lab.json").write_text(json.dumps(info, indent=2) + "\n")
         variables = {
             "diagnose_502_proxy_namespace": proxy["namespace"],
@@ -408,6 +436,8 @@ async def run_daemon(
         await runtime.stop()
         if server is not None:
             await box["server"].close()
+        if real is not None:
+            real.stop()
         if ready_fd >= 0:
             os.close(ready_fd)
 
@@ -501,8 +531,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     from badlab.scenario import load
 
     started = time.monotonic()
+    if args.tier not in TIERS:
+        raise LabError(
+            f"--tier (or BADLAB_TIER): expected one of {', '.join(TIERS)}, got {args.tier!r}"
+        )
     scenario = load(args.scenario)
     preflight()
+    if args.tier == "real":
+        from badlab.realtier import preflight_real
+
+        preflight_real()
     lab_dir = Path(args.dir).resolve()
     lab_dir.mkdir(parents=True, exist_ok=True)
     daemon = running_daemon(lab_dir)
@@ -529,7 +567,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             _daemonize(lab_dir)
             (lab_dir / "pids").write_text(f"{os.getpid()} {os.getpgid(0)} daemon lab\n")
             _start_reaper(lab_dir)
-            asyncio.run(run_daemon(scenario, lab_dir, slot, args.port, write_fd, args.owner_pid))
+            asyncio.run(
+                run_daemon(scenario, lab_dir, slot, args.port, write_fd, args.owner_pid, args.tier)
+            )
         except BaseException:  # noqa: BLE001 - the daemon logs whatever ended it, then exits
             traceback.print_exc()
             code = 1
@@ -557,10 +597,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         raise LabError(f"lab-up of {args.scenario} failed: {detail}\n(see {lab_dir / 'lab.log'})")
     info = json.loads((lab_dir / "lab.json").read_text())
+    version = f" {info['server_version']}" if info.get("server_version") else ""
     print(f"lab up in {time.monotonic() - started:.2f} s: {scenario.path} (slot {info['slot']})")
     print(f"  proxy_url   {info['proxy_url']}")
     print(f"  proxy_pods  {', '.join(info['proxy_pods'])}")
-    print(f"  api server  {info['api_server']}")
+    print(f"  api server  {info['api_server']} ({info['tier']}{version})")
     print(f"  export KUBECONFIG={info['kubeconfig']}")
     print(f"  variables   {lab_dir / 'vars.yml'}")
     print(f"  stop with   python -m badlab down --dir {lab_dir}")
@@ -655,6 +696,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="stop the lab when this process exits (the test fixture passes its own PID)",
+    )
+    up.add_argument(
+        "--tier",
+        choices=TIERS,
+        default=os.environ.get("BADLAB_TIER") or "emulated",
+        help="the API the lab's objects go to: this repository's emulated API server (default), "
+        "or a real kube-apiserver with its controllers (make realk8s-build first; docs/lab.md)",
     )
     down = sub.add_parser("down", help="stop the lab of a directory, by the PIDs it recorded")
     down.add_argument("--dir", required=True)

@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from badlab.certs import write_certs
 from cryptography.hazmat.primitives import serialization
@@ -117,6 +118,8 @@ class ControlPlane:
     pods_file: Path = Path()
     users: tuple[str, ...] = ()  # more token users, each with only what RBAC gives it
     standin_port: int = 0
+    # ClusterIPs the API server allocates and accepts; the lab's real tier gives its own /24
+    service_cidr: str = "198.18.255.0/24"
     # seconds from each start to ready (etcd /health, kube-apiserver /readyz), and to stop all
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -246,7 +249,7 @@ class ControlPlane:
                 f"--service-account-key-file={d / 'pki' / 'sa.pub'}",
                 f"--service-account-signing-key-file={d / 'pki' / 'sa.key'}",
                 # Non-loopback and never routed anywhere: ClusterIPs are names here, no traffic.
-                "--service-cluster-ip-range=198.18.255.0/24",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 # The kubernetes Service's endpoint would be the advertise address 127.0.0.1,
                 # which Endpoints validation rejects (logged every 10 s otherwise): no reconciler.
                 "--endpoint-reconciler-type=none",
@@ -309,6 +312,31 @@ class ControlPlane:
                 proc.kill()
                 proc.wait()
         self.timings["stop"] = round(time.monotonic() - started, 2)
+
+
+def node_status(kubelet_port: int, addresses: list[dict[str, str]]) -> dict[str, Any]:
+    """A Node's status as a kubelet posts it: Ready, its addresses, and where the API server
+    reaches "the kubelet" for exec and logs (the stand-in's port). A merge patch's body."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    capacity = {"cpu": "2", "memory": "8Gi", "pods": "250"}
+    return {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+            "addresses": addresses,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            "capacity": capacity,
+            "allocatable": capacity,
+        }
+    }
 
 
 def _http_ok(url: str) -> bool:

@@ -37,7 +37,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from realk8s.controlplane import VERSION, ControlPlane, die_with_parent, running
+from realk8s.controlplane import VERSION, ControlPlane, die_with_parent, node_status, running
 
 NS = "smoke"
 NODE = "lab-node"
@@ -120,24 +120,8 @@ def _node() -> dict[str, Any]:
 
 
 def _node_status(kubelet_port: int) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
-        "status": {
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-            "addresses": [{"type": "Hostname", "address": "localhost"}],
-            # Where the API server reaches "the kubelet" for exec and logs: the stand-in.
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
-        }
-    }
+    # The API server dials the Hostname address for exec and logs: the stand-in on loopback.
+    return node_status(kubelet_port, [{"type": "Hostname", "address": "localhost"}])
 
 
 def _pod(name: str, app: str, node: str) -> dict[str, Any]:

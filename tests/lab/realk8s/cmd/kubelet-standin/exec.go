@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,11 +73,14 @@ func (e nsenterExecutor) ExecInContainer(ctx context.Context, podName, _ string,
 		return fmt.Errorf("container %q in pod %q is not running: %w", containerName, podName, err)
 	}
 	env := strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
-	if !foundInPod(c.PID, cmd[0], env) {
+	program, found := resolveInPod(c.PID, cmd[0], env)
+	if !found || slices.Contains(c.Missing, filepath.Base(cmd[0])) {
 		// The text containerd's runc shim returns for a missing binary.
 		return fmt.Errorf("OCI runtime exec failed: exec failed: unable to start container process: exec: %q: executable file not found in $PATH: unknown", cmd[0])
 	}
-	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--"}, cmd...)
+	// The resolved path: nsenter's own search would use its environment's PATH (or libc's
+	// default without one), not the one the container's process has.
+	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--", program}, cmd[1:]...)
 	command := exec.CommandContext(ctx, "nsenter", args...)
 	command.Env = env
 	if in != nil {
@@ -98,16 +102,16 @@ func (e nsenterExecutor) ExecInContainer(ctx context.Context, podName, _ string,
 	return err
 }
 
-// foundInPod says whether name resolves to an executable file in the pod's own file system
-// (/proc/PID/root), searched along the pod process's PATH as a container runtime does.
-func foundInPod(pid int, name string, env []string) bool {
+// resolveInPod finds name as an executable file in the pod's own file system (/proc/PID/root),
+// searched along the pod process's PATH as a container runtime does: its path in the pod.
+func resolveInPod(pid int, name string, env []string) (string, bool) {
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	executable := func(path string) bool {
 		info, err := os.Stat(filepath.Join(root, path))
 		return err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0
 	}
 	if strings.Contains(name, "/") {
-		return executable(name)
+		return name, executable(name)
 	}
 	path := defaultPath
 	for _, kv := range env {
@@ -117,8 +121,8 @@ func foundInPod(pid int, name string, env []string) bool {
 	}
 	for _, dir := range filepath.SplitList(path) {
 		if dir != "" && executable(filepath.Join(dir, name)) {
-			return true
+			return filepath.Join(dir, name), true
 		}
 	}
-	return false
+	return "", false
 }

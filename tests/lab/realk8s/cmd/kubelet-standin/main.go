@@ -10,7 +10,8 @@
 // Pods file (JSON), written by the lab, replaced atomically:
 //
 //	{"pods": {"NAMESPACE/POD": {"uid": "...", "containers": {"NAME": {
-//	    "pid": 1234, "id": "container id", "log": "/path/0.log", "previousLog": "/path/prev.log"}}}}}
+//	    "pid": 1234, "id": "container id", "log": "/path/0.log", "previousLog": "/path/prev.log",
+//	    "missing": ["curl"]}}}}}
 package main
 
 import (
@@ -34,6 +35,9 @@ type container struct {
 	ID          string `json:"id"`
 	Log         string `json:"log"`
 	PreviousLog string `json:"previousLog"`
+	// Programs the scenario says this container's image lacks (the lab's pods share the host's
+	// file system): an exec of one of them fails as a missing binary does.
+	Missing []string `json:"missing"`
 }
 
 type pod struct {

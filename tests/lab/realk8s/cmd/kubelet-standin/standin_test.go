@@ -137,3 +137,28 @@ func TestExecThroughNsenter(t *testing.T) {
 		t.Errorf("missing binary: an exit code (%d) instead of an error", exitErr.Code)
 	}
 }
+
+func TestExecOfAProgramTheImageLacks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs nsenter and needs root, as the lab does")
+	}
+	// sh exists on the host, but the scenario says this container's image has none.
+	server := newTestServer(t, map[string]container{"app": {PID: os.Getpid(), ID: "c1", Missing: []string{"sh"}}})
+	_, _, err := execIn(t, server, "/bin/sh", "-c", "exit 0")
+	if err == nil || !strings.Contains(err.Error(), `exec: "/bin/sh": executable file not found in $PATH`) {
+		t.Errorf("a program the image lacks: got %v", err)
+	}
+}
+
+func TestAProgramResolvesAlongThePodsPathToAnAbsolutePath(t *testing.T) {
+	// A process started without PATH (as the lab starts nginx): the default PATH, /usr/sbin
+	// included, and the path handed to nsenter is absolute (nsenter's own search would not
+	// look in /usr/sbin).
+	path, found := resolveInPod(os.Getpid(), "nsenter", nil)
+	if !found || !filepath.IsAbs(path) || filepath.Base(path) != "nsenter" {
+		t.Errorf("nsenter without PATH: got %q, %v", path, found)
+	}
+	if _, found := resolveInPod(os.Getpid(), "nsenter", []string{"PATH=/nonexistent"}); found {
+		t.Error("nsenter along PATH=/nonexistent: found")
+	}
+}
