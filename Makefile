@@ -122,10 +122,11 @@ demo: setup
 CORE_COVERAGE := 90
 UNIT_ARGS := tests/unit -m "not tools and not slow"
 
-.PHONY: test test-new test-old sanity lint unit coverage
-test: setup venv-min venv-eda
+.PHONY: test test-new test-old test-real sanity lint unit coverage
+test: setup venv-min venv-eda realk8s-build
 	@$(MAKE) --no-print-directory coverage
 	@$(MAKE) --no-print-directory test-new
+	@$(MAKE) --no-print-directory test-real
 	@$(MAKE) --no-print-directory test-old
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory lint
@@ -140,7 +141,8 @@ coverage: venv
 	  --cov=ansible_collections.badgateway.k8s.plugins.module_utils --cov-report=term:skip-covered \
 	  --cov-fail-under=$(CORE_COVERAGE)
 
-test-new: setup venv-eda
+# tests/lab/test_tiers.py runs the curated scenarios on both tiers: it needs the real tier built.
+test-new: setup venv-eda realk8s-build
 	@echo "== pytest on ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python 3.12"
 	@$(PY) -m pytest -q -p no:cacheprovider
 
@@ -149,6 +151,15 @@ test-old: setup venv-min
 	@echo "== pytest on ansible-core $$($(VENV_MIN)/bin/python -c 'import ansible; print(ansible.__version__)'), Python 3.11, kubernetes $$($(VENV_MIN)/bin/python -c 'import kubernetes; print(kubernetes.__version__)')"
 	@PATH=$(VENV_MIN)/bin:$$PATH $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/faults \
 	  --ignore=tests/integration/test_eda.py
+
+# The real tier (docs/lab.md, "The two tiers"): the stand-in's Go tests, the control plane's smoke
+# run, and the integration tests of the modules and the role on labs whose API is kube-apiserver.
+REAL_TIER_TESTS := tests/lab/realk8s/smoke.py tests/integration/test_modules.py tests/integration/test_role.py
+test-real: setup realk8s-build
+	@echo "== the real tier: kube-apiserver $$(cat tests/lab/realk8s/VERSION), etcd, kube-controller-manager, the kubelet stand-in"
+	@$(REALK8S_GO) vet ./...
+	@$(REALK8S_GO) test -count=1 ./...
+	@BADLAB_TIER=real $(PY) -m pytest -q -p no:cacheprovider $(REAL_TIER_TESTS)
 
 sanity: setup
 	@bash tests/sanity/run.sh $(VENV)
@@ -185,8 +196,7 @@ accuracy-generated: setup
 # ---------------------------------------------------------------- the real control plane tier (issue 11, groundwork)
 # etcd, kube-apiserver and kube-controller-manager built from the Go module proxy at the version in
 # tests/lab/realk8s/VERSION, into a cache folder outside the repository (never committed); the
-# first build costs many CPU-minutes (docs/lab.md, "The real control plane tier"). Not part of
-# `make test` yet.
+# first build costs about 10 CPU-minutes (docs/lab.md, "The two tiers"); make test runs it first.
 REALK8S_CACHE ?= $(HOME)/.cache/badgateway-k8s/realk8s
 export REALK8S_CACHE
 

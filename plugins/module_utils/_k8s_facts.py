@@ -102,7 +102,9 @@ def summarize_pod(pod):
     elif not ready:
         problems.append("not Ready")
     if meta.get("deletionTimestamp"):
-        problems.append("being deleted since %s" % meta["deletionTimestamp"])
+        # deletionTimestamp is when the grace period ends (set at the delete request to
+        # now + grace), not when the delete was asked for
+        problems.append("being deleted (due by %s)" % meta["deletionTimestamp"])
     pod_ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")]
     if not pod_ips and status.get("podIP"):
         pod_ips = [status["podIP"]]

@@ -149,7 +149,7 @@ def _pod_line(pod: PodFact) -> str:
         pod["restarts"],
     )
     if pod["deletion_timestamp"]:
-        line += " terminating since %s" % pod["deletion_timestamp"]
+        line += " terminating (deletion due by %s)" % pod["deletion_timestamp"]
     if pod["problems"]:
         line += " (%s)" % ", ".join(pod["problems"])
     return line

@@ -239,7 +239,7 @@ def _pod(pod: PodFact) -> dict[str, t.Any]:
     )
     evidence = [line]
     if pod["deletion_timestamp"]:
-        evidence.append("terminating since %s" % pod["deletion_timestamp"])
+        evidence.append("terminating (deletion due by %s)" % pod["deletion_timestamp"])
     evidence.extend(pod["problems"])
     ok = pod_health(pod)["healthy"]
     return {

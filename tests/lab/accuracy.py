@@ -53,6 +53,7 @@ class Outcome:
     result: dict | None = None
     output: str = ""
     proxy_pods: list[str] = field(default_factory=list)
+    lab_dir: str = ""
 
     @property
     def correct(self) -> bool:
@@ -130,8 +131,16 @@ def reloaded_replicas(result: dict) -> list[str]:
     return sorted(f"{r['namespace']}/{r['name']}" for r in replicas if r.get("reloaded"))
 
 
-def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome:
-    """Start the scenario's lab, run the role with remediation on, stop the lab; never raises."""
+def run_scenario(
+    path: Path,
+    workdir: Path,
+    save: Path | None = None,
+    tier: str | None = None,
+    least_privilege: bool = False,
+) -> Outcome:
+    """Start the scenario's lab, run the role with remediation on, stop the lab; never raises.
+    ``tier``: the lab's (start_lab); ``least_privilege``: the role uses the lab's
+    kubeconfig-diagnose (the shipped Roles) instead of the admin's."""
     started = time.monotonic()
     try:
         spec = scenario_mod.load(path)
@@ -140,11 +149,15 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
     outcome = Outcome(spec.name, spec.expect["cause"])
     lab_dir = workdir / spec.name
     lab_dir.mkdir(parents=True, exist_ok=True)
+    outcome.lab_dir = str(lab_dir)
     try:
-        lab = start_lab(path, lab_dir, owner_pid=os.getpid())
+        lab = start_lab(path, lab_dir, owner_pid=os.getpid(), tier=tier)
         outcome.proxy_pods = list(lab.info["proxy_pods"])
         outcome.expected_stale = expected_stale_replicas(spec, lab.info["proxy_pods"])
-        proc, result = run_role(lab_dir / "vars.yml", lab_dir / "result.json")
+        extra = []
+        if least_privilege:
+            extra = ["-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"]]
+        proc, result = run_role(lab_dir / "vars.yml", lab_dir / "result.json", *extra)
         outcome.result = result
         outcome.output = f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-2000:]}"
         if result is None:
@@ -169,11 +182,20 @@ def run_scenario(path: Path, workdir: Path, save: Path | None = None) -> Outcome
 
 
 def run_all(
-    files: list[Path], workdir: Path, jobs: int = 3, save: Path | None = None
+    files: list[Path],
+    workdir: Path,
+    jobs: int = 3,
+    save: Path | None = None,
+    tier: str | None = None,
+    least_privilege: bool = False,
 ) -> list[Outcome]:
     """run_scenario over files, ``jobs`` labs at a time; outcomes in the order of files."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda f: run_scenario(f, workdir, save), files))
+        return list(
+            pool.map(
+                lambda f: run_scenario(f, workdir, save, tier, least_privilege), files
+            )
+        )
 
 
 def confusion_matrix(outcomes: list[Outcome]) -> str:

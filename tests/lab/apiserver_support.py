@@ -23,8 +23,25 @@ ADMIN_TOKEN = "admin-token-0123456789"
 READER_TOKEN = "reader-token-0123456789"
 KUBECTL = "/usr/bin/kubectl"
 
+# Users with "get" on pods and these verbs on pods/exec (a WebSocket exec needs both)
+EXEC_VERB_TOKENS = {
+    ("get",): "exec-get-token-0123456789",
+    ("create",): "exec-create-token-0123456789",
+    ("create", "get"): "exec-both-token-0123456789",
+}
+
 AUTH_TABLE = {
     ADMIN_TOKEN: {"user": "admin", "rules": None},
+    **{
+        token: {
+            "user": "exec-" + "-".join(verbs),
+            "rules": [
+                {"verbs": ["get"], "resources": ["pods"], "namespaces": ["shop"]},
+                {"verbs": list(verbs), "resources": ["pods/exec"], "namespaces": ["shop"]},
+            ],
+        }
+        for verbs, token in EXEC_VERB_TOKENS.items()
+    },
     READER_TOKEN: {
         "user": "reader",
         "rules": [

@@ -30,6 +30,7 @@ from apiserver_support import (
     AUTH_TABLE,
     KUBECTL,
     READER_TOKEN,
+    EXEC_VERB_TOKENS,
     FakeRuntime,
     cri_time,
     kubectl,
@@ -369,6 +370,56 @@ def test_kubectl_least_privilege_token(lab: Lab) -> None:
         'pods "web-0" is forbidden: User "reader" cannot create resource "pods/exec" in API group "" '
         'in the namespace "shop"'
     ) in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("verbs", "refusal"),
+    [
+        # kube-apiserver v1.36.3 (docs/lab.md, the real tier): the WebSocket exec is authorized
+        # as "get" on pods/exec and then as "create"; the second refusal names nothing
+        (("get",), 'pods "web-0" is forbidden: '),
+        (
+            ("create",),
+            'pods "web-0" is forbidden: User "exec-create" cannot get resource "pods/exec" in '
+            'API group "" in the namespace "shop"',
+        ),
+        (("create", "get"), None),
+    ],
+)
+def test_a_websocket_exec_needs_get_and_create(
+    lab: Lab, verbs: tuple[str, ...], refusal: str | None
+) -> None:
+    def run() -> ws_client.WSClient:
+        return stream(
+            lab.core(EXEC_VERB_TOKENS[verbs]).connect_get_namespaced_pod_exec,
+            "web-0",
+            "shop",
+            command=["true"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
+
+    if refusal is None:
+        session = run()
+        session.run_forever(timeout=10)
+        assert session.returncode == 0
+        return
+    # the handshake itself, as a WebSocket client sends it: refused before any upgrade
+    code, body = lab.status(
+        "/api/v1/namespaces/shop/pods/web-0/exec?command=true&stdout=true",
+        token=EXEC_VERB_TOKENS[verbs],
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
+            "Sec-WebSocket-Protocol": "v5.channel.k8s.io",
+        },
+    )
+    assert (code, body["reason"], body["message"]) == (403, "Forbidden", refusal)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ DNS via /etc/hosts, ClusterIPs by the kernel, app behaviours, parallel labs."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import socket
@@ -657,7 +658,14 @@ def test_terminating_pod_and_oomkilled_reason(lab_factory):
     pod = json.loads(
         lab.kubectl("get", "pod", "-n", "open-webui", "open-webui-1", "-o", "json").stdout
     )
-    assert pod["metadata"]["deletionTimestamp"]
+    # As kube-apiserver sets it (the real tier shows it): the end of the grace period, i.e.
+    # the delete's time plus deletionGracePeriodSeconds, after the pod's creation
+    meta = pod["metadata"]
+    due = datetime.datetime.fromisoformat(meta["deletionTimestamp"].replace("Z", "+00:00"))
+    created = datetime.datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
+    assert meta["deletionGracePeriodSeconds"] == 30
+    assert due - created >= datetime.timedelta(seconds=30)
+    assert due > datetime.datetime.now(datetime.timezone.utc)
     assert pod["status"]["containerStatuses"][0]["state"].get("running")
     slices = json.loads(
         lab.kubectl(
@@ -677,6 +685,10 @@ def test_terminating_pod_and_oomkilled_reason(lab_factory):
         and conditions["open-webui-1"]["ready"] is False
     )
     assert conditions["open-webui-0"] == {"ready": True, "serving": True, "terminating": False}
+    # serving is the pod's Ready condition (the real EndpointSlice controller's rule, seen on the
+    # real tier): this terminating app closed its listener, its probe fails, so neither holds
+    ready_condition = {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"]
+    assert (ready_condition, conditions["open-webui-1"]["serving"]) == ("False", False)
     down = lab_factory("backend_down-oomkilled")
     time.sleep(0.5)
     pod = json.loads(

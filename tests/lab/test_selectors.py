@@ -227,9 +227,13 @@ def test_rbac_rules_and_forbidden_wording() -> None:
     assert not auth.authorize(
         user, Attributes("get", "pods", namespace="shop", name="p", subresource="log")
     )
-    # exec over a WebSocket GET is "get pods/exec"; a create rule covers it
-    assert auth.authorize(
+    # a rule grants its verbs only: "create" on pods/exec is not "get" (a WebSocket exec needs
+    # both; the API server asks for each, test_apiserver.py)
+    assert not auth.authorize(
         user, Attributes("get", "pods", namespace="shop", name="p", subresource="exec")
+    )
+    assert auth.authorize(
+        user, Attributes("create", "pods", namespace="shop", name="p", subresource="exec")
     )
     assert auth.authorize(user, Attributes("list", "endpointslices", "discovery.k8s.io", "any"))
     assert not auth.authorize(user, Attributes("list", "endpointslices", "", "any"))

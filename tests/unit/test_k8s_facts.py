@@ -107,7 +107,7 @@ def test_summarize_pod_healthy_and_deleting():
     healthy = summarize_pod(raw_pod("web-1"))
     assert healthy["problems"] == [] and healthy["ready"] and healthy["deletion_timestamp"] is None
     deleting = summarize_pod(raw_pod("web-2", deletion="2026-01-01T01:00:00Z"))
-    assert deleting["problems"] == ["being deleted since 2026-01-01T01:00:00Z"]
+    assert deleting["problems"] == ["being deleted (due by 2026-01-01T01:00:00Z)"]
     pending = summarize_pod(
         {"metadata": {"name": "p", "namespace": "shop"}, "status": {"phase": "Pending"}}
     )

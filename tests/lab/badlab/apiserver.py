@@ -29,6 +29,7 @@ port-forward, attach.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import base64
 import binascii
 import datetime
@@ -1658,6 +1659,17 @@ def _authorize(auth: Auth, user: User, info: RequestInfo) -> None:
         elif info.group:
             details = {"group": info.group, "kind": info.resource}
         raise ApiError(403, "Forbidden", forbidden_message(user, attrs), details)
+    if (info.resource, info.subresource, info.verb) == ("pods", "exec", "get"):
+        # kube-apiserver >= 1.35 (AuthorizePodWebsocketUpgradeCreatePermission, on by default;
+        # seen on the real tier): a WebSocket exec needs "create" on pods/exec as well as "get",
+        # and that refusal's message names nothing after "forbidden: ".
+        if not auth.authorize(user, dataclasses.replace(attrs, verb="create")):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{info.name}" is forbidden: ',
+                {"name": info.name, "kind": "pods"},
+            )
 
 
 async def _end_exec_processes(app: web.Application) -> None:

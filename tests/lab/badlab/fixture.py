@@ -118,8 +118,11 @@ def lab_step(directory: Path, step: str, timeout: float = 120) -> dict[str, Any]
     return answer
 
 
-def start_lab(scenario: str | Path, directory: Path, owner_pid: int | None = None) -> Lab:
-    """``python -m badlab up``; raises LabError with its output if it fails."""
+def start_lab(
+    scenario: str | Path, directory: Path, owner_pid: int | None = None, tier: str | None = None
+) -> Lab:
+    """``python -m badlab up``; raises LabError with its output if it fails. ``tier``: ``real``
+    or ``emulated``; None leaves it to ``BADLAB_TIER`` (emulated without it)."""
     argv = [
         sys.executable,
         "-m",
@@ -132,6 +135,8 @@ def start_lab(scenario: str | Path, directory: Path, owner_pid: int | None = Non
     ]
     if owner_pid is not None:
         argv += ["--owner-pid", str(owner_pid)]
+    if tier is not None:
+        argv += ["--tier", tier]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=_env())
     if proc.returncode != 0:
         raise LabError(

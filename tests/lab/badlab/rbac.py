@@ -16,9 +16,9 @@ a ClusterRoleBinding. ``resourceNames`` (optional) limits it to named objects.
 Discovery, version and health paths are open to every authenticated user, as the real
 ``system:discovery`` role makes them. ``Impersonate-User`` needs the verb ``impersonate``
 on ``users`` (and on ``groups`` for each ``Impersonate-Group``); the request then runs
-with the rules of the token table's user of that name (none for an unknown name). Exec over a WebSocket GET is authorized as ``get``
-on ``pods/exec`` (what the real API server checks for that request); a ``create`` rule on
-``pods/exec`` is accepted for it too.
+with the rules of the token table's user of that name (none for an unknown name). A rule grants
+exactly its verbs: exec over a WebSocket GET is ``get`` on ``pods/exec``, and the API server
+(``badlab.apiserver``) checks ``create`` for it too, as kube-apiserver >= 1.35 does.
 """
 
 from __future__ import annotations
@@ -48,10 +48,7 @@ class Rule:
 
     def allows(self, attrs: Attributes) -> bool:
         """Whether this rule grants the request described by ``attrs``."""
-        verbs = {attrs.verb}
-        if attrs.resource == "pods" and attrs.subresource == "exec":
-            verbs = {"get", "create"}
-        if not ("*" in self.verbs or verbs & self.verbs):
+        if not ("*" in self.verbs or attrs.verb in self.verbs):
             return False
         resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
         if not ({"*", resource} & self.resources):

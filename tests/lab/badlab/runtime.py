@@ -264,6 +264,12 @@ class Pod:
         return f"{self.spec.namespace}/{self.spec.name}"
 
     @property
+    def containers_ready(self) -> bool:
+        """The pod's Ready condition: every container ready, terminating or not (the kubelet
+        goes on probing a terminating pod)."""
+        return all(c.ready for c in self.containers.values())
+
+    @property
     def ready(self) -> bool:
         return not self.deleting and all(c.ready for c in self.containers.values())
 
@@ -1118,7 +1124,10 @@ class Runtime:
 
     def _pod_manifest(self, pod: Pod) -> dict[str, Any]:
         statuses = [self._container_status(c) for c in pod.containers.values()]
-        ready = pod.ready
+        # The Ready condition is the containers' readiness, also while the pod terminates (the
+        # kubelet goes on probing; the EndpointSlice controller makes such an endpoint serving
+        # but not ready). pod.ready, what the lab's Services route to, leaves terminating pods out.
+        ready = pod.containers_ready
         unready = [c.spec.name for c in pod.containers.values() if not c.ready]
         started = pod.start_time is not None
         t_created = rfc3339(pod.created)
@@ -1169,8 +1178,11 @@ class Runtime:
             "labels": dict(pod.spec.labels),
         }
         if pod.deleting:
-            meta["deletionTimestamp"] = rfc3339(pod.deleted_at or now())
-            meta["deletionGracePeriodSeconds"] = 30
+            # As kube-apiserver sets it on a graceful delete: when the grace period ends
+            grace = 30
+            deleted = pod.deleted_at or now()
+            meta["deletionTimestamp"] = rfc3339(deleted + datetime.timedelta(seconds=grace))
+            meta["deletionGracePeriodSeconds"] = grace
         return {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -1275,8 +1287,8 @@ class Runtime:
                         "addresses": [pod.ip],
                         "conditions": {
                             "ready": pod.ready,
-                            "serving": pod.ready
-                            or (pod.deleting and any(c.running for c in pod.containers.values())),
+                            # The EndpointSlice controller's: the pod's Ready condition
+                            "serving": pod.containers_ready,
                             "terminating": pod.deleting,
                         },
                         "nodeName": NODE_NAME,
