@@ -170,7 +170,7 @@ lint: setup
 # ---------------------------------------------------------------- numbers
 .PHONY: bench bench-speed accuracy
 # bench/speed.py runs the fleet of bench/fleet.py itself (side by side with the other figures).
-bench: setup venv-eda
+bench: setup venv-eda realk8s-build
 	@for b in bench/*.py; do \
 	  case $$b in bench/fleet.py) continue ;; esac; \
 	  echo "== $$b"; $(PY) $$b || exit 1; \
@@ -180,6 +180,12 @@ bench: setup venv-eda
 # the fleet, and the ratios of issue 13 (BENCH_RUNS=5, BENCH_FLEET=0 to leave the fleet out).
 bench-speed: setup
 	@$(PY) bench/speed.py
+
+# The two tiers side by side (issue 11): the build, the control plane's warm start, lab-up and the
+# curated scenarios' diagnosis on each tier. BENCH_TIERS_ARGS=--cold times a build from nothing.
+.PHONY: bench-tiers
+bench-tiers: setup realk8s-build
+	@$(PY) bench/tiers.py $(BENCH_TIERS_ARGS)
 
 accuracy: setup
 	@$(PY) tests/lab/accuracy.py

@@ -54,6 +54,8 @@ class Outcome:
     output: str = ""
     proxy_pods: list[str] = field(default_factory=list)
     lab_dir: str = ""
+    role_seconds: float = 0.0  # the ansible-playbook run alone
+    up_seconds: float = 0.0  # the lab's start
 
     @property
     def correct(self) -> bool:
@@ -152,12 +154,15 @@ def run_scenario(
     outcome.lab_dir = str(lab_dir)
     try:
         lab = start_lab(path, lab_dir, owner_pid=os.getpid(), tier=tier)
+        outcome.up_seconds = time.monotonic() - started
         outcome.proxy_pods = list(lab.info["proxy_pods"])
         outcome.expected_stale = expected_stale_replicas(spec, lab.info["proxy_pods"])
         extra = []
         if least_privilege:
             extra = ["-e", "diagnose_502_kubeconfig=" + lab.info["kubeconfig_diagnose"]]
+        role_started = time.monotonic()
         proc, result = run_role(lab_dir / "vars.yml", lab_dir / "result.json", *extra)
+        outcome.role_seconds = time.monotonic() - role_started
         outcome.result = result
         outcome.output = f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-2000:]}"
         if result is None:
@@ -192,9 +197,7 @@ def run_all(
     """run_scenario over files, ``jobs`` labs at a time; outcomes in the order of files."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(
-            pool.map(
-                lambda f: run_scenario(f, workdir, save, tier, least_privilege), files
-            )
+            pool.map(lambda f: run_scenario(f, workdir, save, tier, least_privilege), files)
         )
 
 
