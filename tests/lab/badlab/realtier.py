@@ -19,7 +19,8 @@ way the cluster's own writers would:
   and Services. ``converged`` waits until the real EndpointSlices list what the lab serves.
 
 The kubelet stand-in reads ``pods.json`` (rewritten on every Pod change): where each container's
-process and CRI log files are, and the programs its image lacks.
+process and CRI log files are, the programs its image lacks, and the environment the lab started
+it with (what an exec gets, as a runtime gives the container spec's env).
 
 RBAC is the real one: the least-privilege ServiceAccount, Roles and RoleBindings that
 docs/awx.md ships (section 7), applied as written (its ``web`` namespace is the proxies', ``app``
@@ -411,6 +412,9 @@ class Mirror:
 
     def write_pods_file(self) -> None:
         """The stand-in's view of the pods: processes, log files, what the images lack."""
+        # The lab starts every container with its own environment (runtime._start_container):
+        # that is each container's configured env, which an exec gets.
+        env = [f"{name}={value}" for name, value in os.environ.items()]
         pods: dict[str, Any] = {}
         for key, pod in self.runtime.pods.items():
             containers: dict[str, Any] = {}
@@ -424,6 +428,7 @@ class Mirror:
                     "log": str(current.log_path) if current is not None else "",
                     "previousLog": str(previous.log_path) if previous is not None else "",
                     "missing": list(c.spec.missing),
+                    "env": env,
                 }
             pods[key] = {"uid": self.uids.get(pod.uid, pod.uid), "containers": containers}
         tmp = self.pods_file.with_suffix(".tmp")

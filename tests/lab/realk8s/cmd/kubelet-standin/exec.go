@@ -50,7 +50,10 @@ func serveExec(reg registry, w http.ResponseWriter, r *http.Request) {
 }
 
 // nsenterExecutor runs a command in a lab pod: nsenter into the mount and network namespaces
-// of the container's process, with that process's environment.
+// of the container's process, with the container's configured environment (as runc's exec
+// takes the container spec's env): not the process's current /proc/PID/environ, which a
+// process may have changed (HAProxy's master re-executes itself with HAPROXY_MWORKER_* set, and
+// `haproxy -c` run with those believes it is a re-executed master).
 type nsenterExecutor struct {
 	reg       registry
 	namespace string
@@ -68,11 +71,10 @@ func (e nsenterExecutor) ExecInContainer(ctx context.Context, podName, _ string,
 	if err != nil {
 		return err
 	}
-	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.PID))
-	if err != nil {
-		return fmt.Errorf("container %q in pod %q is not running: %w", containerName, podName, err)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", c.PID)); c.PID <= 0 || err != nil {
+		return fmt.Errorf("container %q in pod %q is not running", containerName, podName)
 	}
-	env := strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
+	env := c.Env
 	program, found := resolveInPod(c.PID, cmd[0], env)
 	if !found || slices.Contains(c.Missing, filepath.Base(cmd[0])) {
 		// The text containerd's runc shim returns for a missing binary.

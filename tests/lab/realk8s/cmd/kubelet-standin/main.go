@@ -11,7 +11,7 @@
 //
 //	{"pods": {"NAMESPACE/POD": {"uid": "...", "containers": {"NAME": {
 //	    "pid": 1234, "id": "container id", "log": "/path/0.log", "previousLog": "/path/prev.log",
-//	    "missing": ["curl"]}}}}}
+//	    "missing": ["curl"], "env": ["PATH=/usr/bin:/bin"]}}}}}
 package main
 
 import (
@@ -38,6 +38,8 @@ type container struct {
 	// Programs the scenario says this container's image lacks (the lab's pods share the host's
 	// file system): an exec of one of them fails as a missing binary does.
 	Missing []string `json:"missing"`
+	// The environment the lab started the container with ("NAME=value"): an exec gets it.
+	Env []string `json:"env"`
 }
 
 type pod struct {

@@ -162,3 +162,16 @@ func TestAProgramResolvesAlongThePodsPathToAnAbsolutePath(t *testing.T) {
 		t.Error("nsenter along PATH=/nonexistent: found")
 	}
 }
+
+func TestExecGetsTheContainersConfiguredEnvironment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs nsenter and needs root, as the lab does")
+	}
+	// Not this process's environment (/proc/PID/environ): the one the pods file gives.
+	env := []string{"PATH=/usr/bin:/bin", "LAB_SETTING=configured"}
+	server := newTestServer(t, map[string]container{"app": {PID: os.Getpid(), ID: "c1", Env: env}})
+	stdout, _, err := execIn(t, server, "sh", "-c", "echo $LAB_SETTING; echo ${HOME:-unset}")
+	if err != nil || stdout != "configured\nunset\n" {
+		t.Errorf("environment: got %q, %v", stdout, err)
+	}
+}
