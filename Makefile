@@ -154,7 +154,8 @@ test-old: setup venv-min
 
 # The real tier (docs/lab.md, "The two tiers"): the stand-in's Go tests, the control plane's smoke
 # run, and the integration tests of the modules and the role on labs whose API is kube-apiserver.
-REAL_TIER_TESTS := tests/lab/realk8s/smoke.py tests/integration/test_modules.py tests/integration/test_role.py
+REAL_TIER_TESTS := tests/lab/realk8s/smoke.py tests/integration/test_modules.py tests/integration/test_role.py \
+  tests/integration/test_module_defaults.py tests/integration/test_drift_check.py
 test-real: setup realk8s-build
 	@echo "== the real tier: kube-apiserver $$(cat tests/lab/realk8s/VERSION), etcd, kube-controller-manager, the kubelet stand-in"
 	@$(REALK8S_GO) vet ./...
