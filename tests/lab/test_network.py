@@ -39,6 +39,22 @@ def test_routes_of_the_machine_that_overlap_the_lab_range_are_refused():
     ]
 
 
+def test_only_a_stopped_labs_vanishing_link_is_waited_for():
+    # As `ip -j route` printed them while a stopped lab's namespace was being destroyed (its
+    # uplink already gone, named by index): wait; a real device among them: refuse at once.
+    vanishing = network.foreign_routes(
+        [
+            {"dst": "198.18.71.0/24", "dev": "if2766"},
+            {"type": "local", "dst": "198.18.71.2", "dev": "if2766"},
+        ]
+    )
+    assert vanishing == ["198.18.71.0/24 dev if2766", "local 198.18.71.2 dev if2766"]
+    assert network.only_vanishing_links(vanishing)
+    assert not network.only_vanishing_links([*vanishing, "198.18.4.0/22 dev tun0"])
+    assert not network.only_vanishing_links(["198.18.4.0/22 dev iface1"])
+    assert not network.only_vanishing_links([])
+
+
 def test_policies_compile_to_admitted_peers_and_ports():
     pods = [
         NetPod("198.18.30.10", "shop", {"app": "web"}, {"http": 8080}),

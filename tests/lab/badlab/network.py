@@ -44,11 +44,13 @@ import ctypes
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,16 +142,33 @@ def foreign_routes(routes: Iterable[dict[str, Any]]) -> list[str]:
     return found
 
 
+VANISHING_LINK_SECONDS = 15.0
+
+
+def only_vanishing_links(overlap: list[str]) -> bool:
+    """Whether every route of ``foreign_routes`` is on a device ``ip`` could not name any more
+    (``dev if<index>``: deleted while the routes were read), and there is at least one."""
+    return bool(overlap) and all(re.search(r" dev if\d+$", route) for route in overlap)
+
+
 def check_host(slot: int) -> None:
     """Refuse to start when the machine's own networks overlap the lab's range, or when a link
     of this slot is left over."""
     ip = tool("ip")
-    proc = subprocess.run(
-        [ip, "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise LabError(f"ip route show failed: {proc.stderr.strip()}")
-    overlap = foreign_routes(json.loads(proc.stdout or "[]"))
+    deadline = time.monotonic() + VANISHING_LINK_SECONDS
+    while True:
+        proc = subprocess.run(
+            [ip, "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise LabError(f"ip route show failed: {proc.stderr.strip()}")
+        overlap = foreign_routes(json.loads(proc.stdout or "[]"))
+        # A stopped lab's uplink goes when the kernel destroys its namespace, a moment after
+        # the lab's processes (and its slot lock) are gone; while it goes, ``ip`` names it
+        # ``if<index>``, a device that no longer exists. Wait for those, never for a real one.
+        if not only_vanishing_links(overlap) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if overlap:
         raise LabError(
             f"this machine routes addresses of the lab's range {SUPERNET} itself "
