@@ -6,6 +6,12 @@ module_defaults of kubernetes.core's groups reach it."""
 
 from __future__ import annotations
 
+# The collection's filter plugins (and the module_utils they use), imported with this action:
+# ansible-playbook loads it in its own process before the diagnose_502 role's first step that
+# renders them, so the workers of the role's later steps (one per target and step) inherit
+# them instead of importing them again, each (about 5 ms a worker).
+from ansible_collections.badgateway.k8s.plugins.filter import diagnose as _filters  # noqa: F401
+from ansible_collections.badgateway.k8s.plugins.filter import report as _report_filters  # noqa: F401
 from ansible_collections.badgateway.k8s.plugins.module_utils import _diagnose
 from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import (
     K8sActionModule,

@@ -599,6 +599,37 @@ def test_tls_options_are_the_same_settings_for_requests_and_exec(tmp_path, extra
     assert c._ws_options()[0] == expect_ws
 
 
+def test_each_transport_shares_one_tls_context_with_the_files_loaded_once(tmp_path):
+    """The CA (and client certificate) are loaded once into one SSLContext for the pool's
+    connections and one for the execs, verifying as the per-connection settings above would;
+    a file that does not load is left to urllib3 and websocket-client, which report it."""
+    from badlab.certs import write_certs  # pylint: disable=import-outside-toplevel
+
+    ca = str(write_certs(tmp_path).ca_cert)
+    c = K8sClient({"host": "https://127.0.0.1:1", "api_key": GOOD, "ca_cert": ca})
+    pool = c._pool_kwargs()
+    assert "ca_certs" not in pool and pool["cert_reqs"] == "CERT_REQUIRED"
+    exec_context = c._exec_context()
+    assert exec_context is c._exec_context()
+    for context in (pool["ssl_context"], exec_context):
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert [cert["subject"] for cert in context.get_ca_certs()] == [
+            ((("organizationName", "badlab"),), (("commonName", "badlab-ca"),))
+        ]
+
+    c = K8sClient({"host": "https://127.0.0.1:1", "api_key": GOOD, "validate_certs": False})
+    for context in (c._pool_kwargs()["ssl_context"], c._exec_context()):
+        assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+        assert context.get_ca_certs() == []
+
+    bad = tmp_path / "bad.crt"
+    bad.write_text("not a certificate")
+    c = K8sClient({"host": "https://127.0.0.1:1", "api_key": GOOD, "ca_cert": str(bad)})
+    assert c._pool_kwargs() == c._tls_kwargs() and c._pool_kwargs()["ca_certs"] == str(bad)
+    assert c._exec_context() is None
+    assert K8sClient({"host": "http://127.0.0.1:1", "api_key": GOOD})._exec_context() is None
+
+
 # ---------------------------------------------------------------- kubeconfig without the library
 def _kubeconfig_doc(cluster, user):
     doc = {
