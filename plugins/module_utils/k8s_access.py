@@ -1093,7 +1093,10 @@ class K8sClient:
         sslopt, proxy = self._ws_options()
         context = self._exec_context()
         if context is not None:
-            sslopt = {"context": context, **{k: v for k, v in sslopt.items() if k == "server_hostname"}}
+            sslopt = {
+                "context": context,
+                **{k: v for k, v in sslopt.items() if k == "server_hostname"},
+            }
         limit = float(timeout if timeout is not None else self.timeout)
         call = "exec of `%s` in pod %s/%s%s" % (
             " ".join(argv)[:80],
