@@ -45,14 +45,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 HERE = Path(__file__).resolve().parent
 VERSION = (HERE / "VERSION").read_text().strip()
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet-standin")
-# Controllers the lab needs: EndpointSlices (and the legacy Endpoints) from Pods, and the
-# namespace controller so that a deleted namespace really goes. Left out on purpose: the
-# node-lifecycle controller (no kubelet heartbeats: it would taint and evict) and the pod GC.
+# Controllers the lab needs: EndpointSlices (and the legacy Endpoints) from Pods, the namespace
+# controller so that a deleted namespace really goes, and the garbage collector, which deletes a
+# deleted Service's EndpointSlices (their ownerReferences; the EndpointSlice controller leaves
+# slices another uid owns alone). Left out on purpose: the node-lifecycle controller (no kubelet
+# heartbeats: it would taint and evict) and the pod GC.
 CONTROLLERS = (
     "endpointslice-controller",
     "endpoints-controller",
     "namespace-controller",
     "serviceaccount-controller",
+    "garbage-collector-controller",
 )
 START_TIMEOUT = 60.0
 
