@@ -389,21 +389,8 @@ def test_kubectl_least_privilege_token(lab: Lab) -> None:
 def test_a_websocket_exec_needs_get_and_create(
     lab: Lab, verbs: tuple[str, ...], refusal: str | None
 ) -> None:
-    def run() -> ws_client.WSClient:
-        return stream(
-            lab.core(EXEC_VERB_TOKENS[verbs]).connect_get_namespaced_pod_exec,
-            "web-0",
-            "shop",
-            command=["true"],
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-            _preload_content=False,
-        )
-
     if refusal is None:
-        session = run()
+        session = _exec(lab, ["true"], token=EXEC_VERB_TOKENS[verbs])
         session.run_forever(timeout=10)
         assert session.returncode == 0
         return
@@ -649,11 +636,13 @@ def _exec(
     pod: str = "web-0",
     protocol: str | None = None,
     stdin: bool = False,
+    token: str = ADMIN_TOKEN,
 ) -> ws_client.WSClient:
-    """An exec session: through ``stream()`` as callers do, or offering one chosen protocol."""
+    """An exec session (as ``token``'s user): through ``stream()`` as callers do, or offering
+    one chosen protocol."""
     if protocol is None:
         return stream(
-            lab.core().connect_get_namespaced_pod_exec,
+            lab.core(token).connect_get_namespaced_pod_exec,
             pod,
             "shop",
             command=command,
@@ -872,17 +861,7 @@ def test_exec_refusals_before_upgrade(lab: Lab) -> None:
     with pytest.raises(WebSocketBadStatusException, match="400"):
         _exec(lab, ["true"], stdin=False, protocol="v9.channel.example")
     with pytest.raises(k8s.ApiException) as err:
-        stream(
-            lab.core(READER_TOKEN).connect_get_namespaced_pod_exec,
-            "web-0",
-            "shop",
-            command=["true"],
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-            _preload_content=False,
-        )
+        _exec(lab, ["true"], token=READER_TOKEN)
     assert "403" in str(err.value)
 
 
