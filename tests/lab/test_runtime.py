@@ -667,18 +667,7 @@ def test_terminating_pod_and_oomkilled_reason(lab_factory):
     assert due - created >= datetime.timedelta(seconds=30)
     assert due > datetime.datetime.now(datetime.timezone.utc)
     assert pod["status"]["containerStatuses"][0]["state"].get("running")
-    slices = json.loads(
-        lab.kubectl(
-            "get",
-            "endpointslices",
-            "-n",
-            "open-webui",
-            "-o",
-            "json",
-            "-l",
-            "kubernetes.io/service-name=open-webui",
-        ).stdout
-    )["items"]
+    slices = lab.endpoint_slices("open-webui", "open-webui")
     conditions = {e["targetRef"]["name"]: e["conditions"] for s in slices for e in s["endpoints"]}
     assert (
         conditions["open-webui-1"]["terminating"] is True

@@ -117,18 +117,7 @@ def test_seed_cluster_objects_match_the_processes(lab):
     assert {c["type"]: c["status"] for c in app["status"]["conditions"]}["Ready"] == "True"
     assert app["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
 
-    slices = json.loads(
-        lab.kubectl(
-            "get",
-            "endpointslices",
-            "-n",
-            "open-webui",
-            "-l",
-            "kubernetes.io/service-name=open-webui",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
+    slices = lab.endpoint_slices("open-webui", "open-webui")
     addresses = [a for s in slices for e in s["endpoints"] for a in e["addresses"]]
     assert addresses == [replaced["new_ip"]]
     assert slices[0]["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]

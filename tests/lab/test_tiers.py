@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -163,39 +161,11 @@ def test_a_deleted_services_endpointslices_are_collected(tmp_path: Path) -> None
     lab = start_lab(scenario_path("healthy"), tmp_path / "lab", tier="real")
 
     def slices() -> list[dict[str, Any]]:
-        done = lab.kubectl(
-            "get",
-            "endpointslices",
-            "-n",
-            "open-webui",
-            "-o",
-            "json",
-            "-l",
-            "kubernetes.io/service-name=open-webui",
-        )
-        items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
-        return items
+        return lab.endpoint_slices("open-webui", "open-webui")
 
     try:
         assert slices(), "the Service has its EndpointSlice before the delete"
-        step = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "badlab",
-                "step",
-                "--dir",
-                str(tmp_path / "lab"),
-                "--step",
-                "{delete_service: {service: open-webui, namespace: open-webui}}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ),
-            check=False,
-        )
-        assert step.returncode == 0, step.stdout + step.stderr
+        lab.step("{delete_service: {service: open-webui, namespace: open-webui}}")
         deadline = time.monotonic() + 30
         while slices() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -86,6 +86,23 @@ class Lab:
             env=_env(),
         )
 
+    def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """The Service's EndpointSlices, read with kubectl (label kubernetes.io/service-name)."""
+        done = self.kubectl(
+            "get",
+            "endpointslices",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            "-l",
+            f"kubernetes.io/service-name={service}",
+        )
+        if done.returncode != 0:
+            raise LabError(f"kubectl get endpointslices -n {namespace} failed: {done.stderr}")
+        items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
+        return items
+
     def step(self, step: str, timeout: float = 120) -> dict[str, Any]:
         """Run one timeline step (YAML, e.g. ``{replace_pod: {pod: web-0}}``) now."""
         return lab_step(self.dir, step, timeout)
