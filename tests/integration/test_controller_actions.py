@@ -10,15 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(args, *extra):
-    """``ansible localhost -m badgateway.k8s.report_files -a ARGS``: (exit status, its result)."""
-    env = dict(
+def ansible_env():
+    """The environment of an ``ansible`` run here: this repository's collection, plain output."""
+    return dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
+
+
+def run(args, *extra):
+    """``ansible localhost -m badgateway.k8s.report_files -a ARGS``: (exit status, its result)."""
+    env = ansible_env()
     proc = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible"),
@@ -87,13 +92,7 @@ def test_bad_options_are_named(tmp_path):
 
 
 def test_the_result_step_names_what_it_lacks(tmp_path):
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-    )
+    env = ansible_env()
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local"]
         + ["-m", "badgateway.k8s.diagnose_report", "-a", json.dumps({"proxy": "web/app=nginx"})],
