@@ -40,7 +40,7 @@ help:
 	@echo "make test    - everything CI runs"
 	@echo "make lab-up SCENARIO=file LAB_DIR=dir / make lab-down LAB_DIR=dir"
 	@echo "make unit (fast, no root), make coverage, make accuracy, make bench (make bench-speed), make sanity, make lint"
-	@echo "make realk8s-build, make realk8s-smoke - the real control plane tier (groundwork of issue 11; docs/lab.md)"
+	@echo "make lab-up TIER=real, make test-real, make realk8s-build, make realk8s-smoke, make bench-tiers - the real control plane tier (docs/lab.md)"
 
 # ---------------------------------------------------------------- set-up
 .PHONY: system-deps
@@ -200,7 +200,7 @@ accuracy-generated: JOBS ?= 2
 accuracy-generated: setup
 	@$(PY) tests/lab/accuracy_generated.py -n $(N) --seed $(SEED) -j $(JOBS) $(if $(KEEP),--keep $(KEEP))
 
-# ---------------------------------------------------------------- the real control plane tier (issue 11, groundwork)
+# ---------------------------------------------------------------- the real control plane tier (docs/lab.md, "The two tiers")
 # etcd, kube-apiserver and kube-controller-manager built from the Go module proxy at the version in
 # tests/lab/realk8s/VERSION, into a cache folder outside the repository (never committed); the
 # first build costs about 10 CPU-minutes (docs/lab.md, "The two tiers"); make test runs it first.
