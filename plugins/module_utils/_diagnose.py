@@ -26,6 +26,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import typing as t
 import urllib.error
 import urllib.request
@@ -196,9 +197,10 @@ class Gathering:
         return dict(kind, container=container) if container else kind
 
     # ------------------------------------------------------------------ the layers' reads
-    def read_proxies(self):
+    def read_proxies(self, observed_at=None):
         """proxy_info up to every replica's log read: ``(params, reads, pods, inspected)`` to
-        correlate, or None when it failed (``proxy_result`` is its failure)."""
+        correlate, or None when it failed (``proxy_result`` is its failure). ``observed_at``:
+        when the observation began (``time.monotonic()``, see ``inspect_replica``)."""
         params, failure = self._checked(
             "proxy_info",
             dict(
@@ -222,7 +224,7 @@ class Gathering:
         try:
             reads = self.connect()
             adapter = reads.share_adapter(proxy_adapter(reads.client, params["kind"]))
-            pods, inspected = read_replicas(reads, adapter, params, self.run_calls)
+            pods, inspected = read_replicas(reads, adapter, params, self.run_calls, observed_at)
         except K8sError as exc:
             self.proxy_result = {"failed": True, "msg": str(exc)}
             return None
@@ -315,14 +317,7 @@ class Gathering:
             6, "badgateway-k8s-gather", initializer=signals_to_the_main_thread
         ) as lanes:
             backend = lanes.submit(self.read_backend) if self.svc_name else None
-            # Observe first: the proxy is requested (the URL, each replica's own address)
-            # before any replica's log is read, so the logs hold these requests.
-            observed = [lanes.submit(self.probe_self)]
-            if self.params["url"]:
-                observed.append(lanes.submit(self.probe_url))
-            for future in observed:
-                future.result()
-            read = self.read_proxies()
+            read = self._observe_and_read(lanes)
             if read is not None and not self.svc_name and not self._all_unread(read[3]):
                 named = named_services(proxy for proxy, _summary in read[3])
                 if len(named) == 1:
@@ -339,6 +334,46 @@ class Gathering:
             for future in pending:
                 future.result()
         return self
+
+    def _observe_and_read(self, lanes):
+        """Observe, then read the replicas: ``read_proxies``' result.
+
+        Observe first: the proxy is requested (the URL, each replica's own address) before any
+        replica's log is read, so the logs hold these requests. The observation and the reads
+        must see the same workers: when a replica's workers started after the observation began
+        (someone reloaded it in between: another run, an operator, a config reloader), what was
+        observed was the old workers and what was read is the new ones', which no rule can put
+        together. Then the whole is done again, once; a replica reloaded during that second
+        pass too has its log recorded as unread (could not check), with why.
+        """
+        read = None
+        for _attempt in range(2):
+            observed_at = time.monotonic()
+            observed = [lanes.submit(self.probe_self)]
+            if self.params["url"]:
+                observed.append(lanes.submit(self.probe_url))
+            for future in observed:
+                future.result()
+            read = self.read_proxies(observed_at)
+            if read is None or not self._reloaded_meanwhile(read[3]):
+                return read
+        for proxy, _summary in self._reloaded_meanwhile(read[3]):
+            why = (
+                "pod %s/%s was reloaded while this run read it, twice (its workers started "
+                "after this run's requests to it): what was observed and what was read are of "
+                "different configs; run the diagnosis again" % (proxy["namespace"], proxy["name"])
+            )
+            proxy["problems"].append(why)
+            proxy["read_errors"]["log"] = why
+        return read
+
+    @staticmethod
+    def _reloaded_meanwhile(inspected):
+        return [
+            (proxy, summary)
+            for proxy, summary in inspected
+            if summary is not None and summary.get("reloaded_after_observation")
+        ]
 
     def _share_whole_lists(self, *namespaces):
         """The EndpointSlices of the proxy's and the backend's namespaces are listed whole to

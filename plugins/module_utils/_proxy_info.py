@@ -13,6 +13,7 @@ selector), never the namespace's every pod: unrelated pods cost no call and no b
 from __future__ import annotations
 
 import functools
+import time
 import typing as t
 
 from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_facts import (
@@ -68,13 +69,27 @@ def _new_proxy(pod):
 WIDEN_FACTOR = 10
 
 
-def inspect_replica(adapter, pod, params, run: Runner = serial):
+def reloaded_after(procs, read_at, observed_at):
+    """Whether the workers ``procs`` lists (read when ``time.monotonic()`` was ``read_at`` or
+    before) started after ``observed_at`` (a ``time.monotonic()``), with no clock shared with the
+    pod: they were ``last_reload_age`` seconds old inside the pod when read, and the read ended
+    ``read_at - observed_at`` seconds after the observation began here."""
+    age = procs.get("last_reload_age")
+    if observed_at is None or read_at is None or age is None:
+        return False
+    return age < read_at - observed_at
+
+
+def inspect_replica(adapter, pod, params, run: Runner = serial, observed_at=None):
     """Everything read from inside one replica (before correlation), through the proxy's
     adapter (``proxy_adapter.ProxyAdapter``); its config, processes and container log are read
     through ``run`` (at once with a parallel runner).
 
     Each read ends as data or as an entry of ``read_errors`` (part -> message naming the call):
     a failed read of one replica never stops the others, and is never taken for "no errors".
+    ``observed_at`` (``time.monotonic()`` when the run began to observe the proxy): the
+    summary's ``reloaded_after_observation`` says whether the replica's workers started after
+    it (a reload between the observation and these reads, by someone else).
     """
     proxy = _new_proxy(pod)
     ns, name = proxy["namespace"], proxy["name"]
@@ -99,7 +114,7 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
     (config_read, config_error), (procs, procs_error), (log, log_error) = run(
         [
             lambda: adapter.read_config(ns, name, container, params["cluster_domain"]),
-            lambda: adapter.read_processes(ns, name, container),
+            lambda: (adapter.read_processes(ns, name, container), time.monotonic()),
             lambda: adapter.client.read_log(ns, name, container, **window),
         ]
     )
@@ -117,7 +132,9 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
         proxy["problems"].append(problem)
     if k8s_errors_only(procs_error) is not None:
         proxy["read_errors"]["processes"] = "%s processes: %s" % (own.kind, procs_error)
-        procs = {"master_pid": None, "workers": [], "problem": None}
+        procs, procs_read_at = {"master_pid": None, "workers": [], "problem": None}, None
+    else:
+        procs, procs_read_at = procs
     proxy["master_pid"] = procs["master_pid"]
     proxy["worker_start_times"] = [w["start_time"] for w in procs["workers"]]
     proxy["worker_pids"] = [w["pid"] for w in procs["workers"]]
@@ -227,6 +244,7 @@ def inspect_replica(adapter, pod, params, run: Runner = serial):
     proxy["failed_reloads"] = summary["failed_reloads"]
     if summary["reload_source"] == "log":
         proxy["last_reload"] = summary["reload_time"]
+    summary["reloaded_after_observation"] = reloaded_after(procs, procs_read_at, observed_at)
     return proxy, summary
 
 
@@ -302,12 +320,17 @@ def log_bounds_problem(params):
     return None
 
 
-def read_replicas(reads, adapter, params, run: Runner = serial):
+def read_replicas(reads, adapter, params, run: Runner = serial, observed_at=None):
     """Select the proxy pods and inspect every replica at once: ``(pods, [(proxy, summary)])``
-    (K8sError when no pod could be selected)."""
+    (K8sError when no pod could be selected). ``observed_at``: see :func:`inspect_replica`."""
     pods = select_proxies(reads, params["namespace"], params["selector"])
     inspected = values(
-        run([functools.partial(inspect_replica, adapter, pod, params, run) for pod in pods])
+        run(
+            [
+                functools.partial(inspect_replica, adapter, pod, params, run, observed_at)
+                for pod in pods
+            ]
+        )
     )
     return pods, inspected
 

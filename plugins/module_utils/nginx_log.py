@@ -711,6 +711,13 @@ class _After:
         self.requests = 0
         self.addresses: collections.Counter[str] = collections.Counter()
 
+    def uncount(self, code):
+        """Take back one request counted with status ``code``."""
+        self.requests -= 1
+        self.status[code] -= 1
+        if self.status[code] <= 0:
+            del self.status[code]
+
     def reset(self):
         self.counts, self.status, self.addresses = (
             collections.Counter(),
@@ -718,6 +725,170 @@ class _After:
             collections.Counter(),
         )
         self.requests = 0
+
+
+#: nginx's master names each worker it starts: ``start worker process 1234`` (notice level).
+_STARTED_WORKER = re.compile(r"^start worker process (?P<pid>\d+)")
+#: Lines waiting to be paired (a failed request's upstream line, an unpaired 5xx access line), kept
+#: at most, oldest dropped first.
+_MAX_PENDING = 4096
+#: A failed request's last upstream line and its access line are written within this many seconds
+#: of each other (the access line when the request ends, right after its last failure).
+_PAIR_SECONDS = 2
+
+
+@functools.lru_cache(maxsize=256)
+def _second(key):
+    """The whole UTC second of a :func:`_time_key` key, as a number."""
+    return datetime.datetime.strptime(key[:19], "%Y-%m-%dT%H:%M:%S").timestamp()
+
+
+def _near(one, other):
+    return one is None or other is None or abs(_second(one) - _second(other)) <= _PAIR_SECONDS
+
+
+class _Generations:
+    """Which generation of workers a line belongs to, for placing lines around a reload.
+
+    nginx's master starts the new workers (``start worker processes``, then ``start worker
+    process PID`` for each) BEFORE it tells the old ones to stop; until they get that signal
+    the old workers still accept requests on the shared listen sockets and log them, after the
+    new generation's marker. An old worker's upstream line carries its PID and is placed by it.
+    Its request's access line carries no PID: it is paired with the request's upstream line
+    (same client and request line, a 5xx status, within :data:`_PAIR_SECONDS`; the error and
+    access logs are two streams, so either may come first) and placed with it: the access line
+    of a request an old worker failed is not after the reload either.
+    """
+
+    def __init__(self):
+        self.started: set[int] = set()  # the workers the last marker started
+        self.seen: set[int] = set()  # the workers that wrote since the last marker
+        self.before: set[int] = set()  # the workers named or seen before the last marker
+        self.marker = 0  # markers seen
+        # failed requests whose access line was not read yet, and 5xx access lines no upstream
+        # line was paired with yet: each oldest first, by time and by (client, request line);
+        # a paired item is marked "done" and dropped from the other queue when it comes up
+        self.requests: collections.deque[dict] = collections.deque()
+        self.requests_by_key: dict[tuple, collections.deque[dict]] = {}
+        self.answers: collections.deque[dict] = collections.deque()
+        self.answers_by_key: dict[tuple, collections.deque[dict]] = {}
+        self.open_conns: dict[tuple, dict] = {}  # (pid, connection) -> its failed request
+
+    def new_marker(self):
+        self.before.update(self.started, self.seen)
+        self.started, self.seen = set(), set()
+        self.marker += 1
+
+    def note_started(self, message):
+        found = _STARTED_WORKER.match(message)
+        if found:
+            self.started.add(int(found.group("pid")))
+
+    def old_worker(self, pid):
+        """True when a line by worker ``pid`` is known to be the last marker's old generation:
+        not one it started, and a worker before it (the master logs the marker before it starts
+        the new workers, the old ones may log in between) or not one of those it has named."""
+        if pid is None or pid in self.started:
+            return False
+        return pid in self.before or bool(self.started)
+
+    def note_worker(self, pid):
+        self.seen.add(pid)
+
+    @staticmethod
+    def _add(queue, index, item):
+        queue.append(item)
+        index.setdefault(item["key"], collections.deque()).append(item)
+        if len(queue) > _MAX_PENDING:
+            queue.popleft()["done"] = True
+
+    @staticmethod
+    def _take(index, key, stamp):
+        """The oldest item of ``key`` near ``stamp`` not taken yet (marked done), or None."""
+        items = index.get(key)
+        while items:
+            item = items[0]
+            if item["done"] or not _near(item["stamp"], stamp):
+                items.popleft()  # taken, or too old to pair with this line or a later one
+                continue
+            items.popleft()
+            item["done"] = True
+            return item
+        if items is not None:
+            del index[key]
+        return None
+
+    def expire(self, stamp):
+        """Forget what is too old to pair with a line of ``stamp`` (the log runs forward in
+        time, so the oldest are first)."""
+        if stamp is None:
+            return
+        for queue, index in (
+            (self.requests, self.requests_by_key),
+            (self.answers, self.answers_by_key),
+        ):
+            while queue and (queue[0]["done"] or not _near(queue[0]["stamp"], stamp)):
+                item = queue.popleft()
+                item["done"] = True
+                if self.open_conns.get(item.get("conn")) is item:
+                    del self.open_conns[item["conn"]]
+                keyed = index.get(item["key"])
+                while keyed and keyed[0]["done"]:
+                    keyed.popleft()
+                if keyed is not None and not keyed:
+                    del index[item["key"]]
+
+    def failed_request(self, entry, stamp, after_marker, after_given):
+        """A worker's upstream line: the 5xx access line already read that it pairs with (dict
+        with ``code``, ``marker``, ``after_given``: where it was counted), or None (the line is
+        kept for an access line that comes after it)."""
+        if entry["pid"] is None or entry["cid"] is None or not entry["request"]:
+            return None
+        conn = (entry["pid"], entry["cid"])
+        request = self.open_conns.get(conn)
+        if request is not None and not request["done"]:
+            request["stamp"] = stamp  # another try of the same request (proxy_next_upstream)
+            return None
+        key = (entry["client"], entry["request"])
+        answer = self._take(self.answers_by_key, key, stamp)
+        if answer is not None:
+            return answer
+        request = {
+            "key": key,
+            "conn": conn,
+            "stamp": stamp,
+            "after_marker": after_marker,
+            "marker": self.marker,
+            "after_given": after_given,
+            "done": False,
+        }
+        self.open_conns[conn] = request
+        self._add(self.requests, self.requests_by_key, request)
+        return None
+
+    def answer(self, entry, stamp):
+        """A 5xx access line: the failed request it ends, as ``(after_marker, after_given)``, or
+        None (the line is kept for an upstream line that comes after it)."""
+        key = (entry["remote_addr"], entry["request"])
+        request = self._take(self.requests_by_key, key, stamp)
+        if request is None:
+            return None
+        if self.open_conns.get(request["conn"]) is request:
+            del self.open_conns[request["conn"]]
+        return request["after_marker"] and request["marker"] == self.marker, request["after_given"]
+
+    def keep_answer(self, entry, stamp, code, after_given):
+        """Keep an unpaired 5xx access line, counted after the current marker (and after the
+        given reload when ``after_given``), for an upstream line that comes after it."""
+        item = {
+            "key": (entry["remote_addr"], entry["request"]),
+            "stamp": stamp,
+            "code": code,
+            "marker": self.marker,
+            "after_given": after_given,
+            "done": False,
+        }
+        self._add(self.answers, self.answers_by_key, item)
 
 
 class _Address:
@@ -758,6 +929,12 @@ def summarize(
     logs (about an upstream) is after the reload exactly when a current worker wrote it; this
     places the lines of an error log file, whose times are whole seconds, that fall in the
     same second as the reload, and the lines old workers still write while they finish.
+    With the log's marker the same holds without ``worker_pids``: the master names the workers
+    it starts (``start worker process PID``), and an upstream line another worker writes after
+    the marker is the old generation's (it still serves requests until it is told to stop,
+    after the new workers started). An access line has no PID: when it finishes a request a
+    worker logged an upstream line for (same client and request line), it is placed with that
+    line (see :class:`_Generations`).
 
     Returns a dict: ``lines_read``, ``bytes_read``, ``error_lines``, ``access_lines``,
     ``skipped_lines`` (before ``since``), ``first_time``, ``last_time``, ``reload_time``
@@ -806,6 +983,7 @@ def summarize(
     first_time = last_time = None
     marker_key = None
     marker_seq = -1
+    generations = _Generations()
     pending_attempt = False
 
     for seq, raw in enumerate(lines):
@@ -822,20 +1000,30 @@ def summarize(
             first_time = first_time or stamp
             last_time = stamp
         after_given = given_key is None or stamp is None or stamp >= given_key
-        if (
-            current_pids
-            and entry["kind"] == "error"
+        by_worker = (
+            entry["kind"] == "error"
             and entry["pid"] is not None
             and entry["signature"] in _BY_WORKERS
-        ):
+        )
+        if current_pids and by_worker:
             # Only workers talk to upstreams; the current ones started at the last reload. The
             # PID places a line that nginx's whole-second time cannot (same second as the reload).
             after_given = entry["pid"] in current_pids
+        # After the last marker, unless an old worker (not one it started) wrote it.
+        after_marker = not (by_worker and generations.old_worker(entry["pid"]))
         if entry["kind"] == "access":
             totals["access"] += 1
             code = str(entry["status"])
             status[code] += 1
-            for after, applies in ((by_marker, True), (by_time, after_given)):
+            if entry["status"] >= 500:
+                # the end of a request a worker failed: placed with its upstream line
+                generations.expire(stamp)
+                placed = generations.answer(entry, stamp)
+                if placed is not None:
+                    after_marker, after_given = placed
+                else:
+                    generations.keep_answer(entry, stamp, code, after_given)
+            for after, applies in ((by_marker, after_marker), (by_time, after_given)):
                 if applies:
                     after.requests += 1
                     after.status[code] += 1
@@ -860,6 +1048,7 @@ def summarize(
             pending_attempt = False
             totals["reloads"] += 1
             by_marker.reset()
+            generations.new_marker()
             marker_seq, marker_key = seq, stamp
         elif signature == "reload_signal":
             if entry["message"].startswith("reconfiguring"):
@@ -870,8 +1059,22 @@ def summarize(
         elif pending_attempt and entry["level"] == "emerg":
             totals["failed_reloads"] += 1
             pending_attempt = False
+        else:
+            generations.note_started(entry["message"])
+        if by_worker:
+            generations.note_worker(entry["pid"])
+            generations.expire(stamp)
+            answer = generations.failed_request(entry, stamp, after_marker, after_given)
+            if answer is not None:
+                # its access line came first and was counted where it stood: not after the
+                # reload if this request was not
+                if not after_marker and answer["marker"] == generations.marker:
+                    by_marker.uncount(answer["code"])
+                if not after_given and answer["after_given"]:
+                    by_time.uncount(answer["code"])
         counts[signature] += 1
-        by_marker.counts[signature] += 1
+        if after_marker:
+            by_marker.counts[signature] += 1
         if after_given:
             by_time.counts[signature] += 1
         if entry["name"] and signature in ("dns_not_found", "no_resolver", "host_not_found"):
@@ -889,11 +1092,12 @@ def summarize(
                 seen = entry["time"]
                 record.first_seen = record.first_seen or seen
                 record.last_seen = seen or record.last_seen
-                by_marker.addresses[addr] += 1
+                if after_marker:
+                    by_marker.addresses[addr] += 1
                 if after_given:
                     by_time.addresses[addr] += 1
         if signature in ERROR_SIGNATURES:
-            errors.append((seq, after_given, entry))
+            errors.append((seq, after_marker, after_given, entry))
 
     if marker_seq >= 0:
         after, source, reload_key = by_marker, "log", marker_key
@@ -902,8 +1106,8 @@ def summarize(
     else:
         after, source, reload_key = by_marker, None, None
     errors_list = []
-    for seq, after_given, entry in errors:
-        flag = seq > marker_seq if source in ("log", None) else after_given
+    for seq, after_marker, after_given, entry in errors:
+        flag = seq > marker_seq and after_marker if source in ("log", None) else after_given
         errors_list.append(dict(entry, after_reload=flag))
     return {
         "lines_read": totals["lines"],

@@ -351,3 +351,71 @@ def test_only_the_errors_when_the_facts_are_not_asked_for():
     assert result["facts"]["errors"]["backend_pods"] == (
         'Service "gone" not found in namespace "shop"'
     )
+
+
+def procs_with_workers_aged(seconds):
+    """PROCS as read from a replica whose workers started ``seconds`` before the read (the
+    master 400 s before): uptime 500.00 s, clock ticks 100 a second."""
+    worker_ticks = int(round((500.0 - seconds) * 100))
+    return (
+        "pidfile /run/nginx.pid 7\nbtime 1796000000\nhz 100\n"
+        "clock 1796000500.000000000 500.00\n"
+        "stat 7 (nginx) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 10000 0 0\n"
+        "cmd nginx: master process\n"
+        "stat 9 (nginx) S 7 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n"
+        "cmd nginx: worker process\n" % worker_ticks
+    )
+
+
+class ReloadedMeanwhile(Cluster):
+    """A cluster whose proxy replicas someone reloads between this run's requests to them and
+    its reads of them, ``times`` times: their workers are then younger than the observation."""
+
+    def __init__(self, times, **kwargs):
+        super().__init__(**kwargs)
+        self.times = times
+        self.passes = 0
+
+    def exec(self, namespace, pod_name, argv, container=None, timeout=None):
+        if argv[:2] == ["sh", "-c"] and argv[2] == proxy_nginx.PROC_SCRIPT:
+            self._record("exec", pod_name, "procs")
+            with self.lock:
+                passes = sum(1 for c in self.calls if c[:2] == ("exec", pod_name) and "procs" in c)
+            return done(0, procs_with_workers_aged(0.0 if passes <= self.times else 120.0))
+        return super().exec(namespace, pod_name, argv, container, timeout)
+
+
+def test_a_replica_reloaded_between_observing_and_reading_is_observed_and_read_again():
+    """Its workers started after this run's requests to it (another run reloaded it): what was
+    observed (the old workers' 502) and what is read (the new workers) cannot be judged as one
+    moment, so both are done again, once, and judged from the second pass."""
+    cluster = ReloadedMeanwhile(times=1, proxies=2)
+    result = gathered(cluster, ROLE)
+    for name in ("nginx-0", "nginx-1"):
+        own = [
+            c for c in cluster.calls if c[:2] == ("exec", name) and "curl http://10.0.0." in c[2]
+        ]
+        logs = [c for c in cluster.calls if c == ("log", name)]
+        assert len(own) == 2 and len(logs) == 2
+    proxies = result["facts"]["proxies"]
+    assert [p["read_errors"] for p in proxies] == [{}, {}]
+    assert result["layers"][-1]["status"] != "error"
+
+
+def test_a_replica_reloaded_during_both_passes_is_not_judged():
+    """Reloaded again during the second pass: its log is recorded as not read, with why, and
+    the proxy layer cannot be checked (never judged from evidence of two moments)."""
+    cluster = ReloadedMeanwhile(times=2, proxies=1)
+    result = gathered(cluster, ROLE)
+    logs = [c for c in cluster.calls if c == ("log", "nginx-0")]
+    assert len(logs) == 2
+    errors = result["facts"]["errors"]
+    assert "was reloaded while this run read it, twice" in errors["proxy_logs"]
+    assert result["layers"][-1]["status"] == "error"
+    assert result["verdict"]["cause"] != "stale_upstream"
+
+
+def test_workers_older_than_the_observation_are_read_once():
+    cluster = ReloadedMeanwhile(times=0, proxies=2)
+    gathered(cluster, ROLE)
+    assert len([c for c in cluster.calls if c[0] == "log"]) == 2

@@ -418,10 +418,14 @@ def test_log_reload_marker_wins_over_an_imprecise_worker_start_time():
 
 
 def test_marker_order_decides_within_the_same_second():
-    """Without timestamps nginx's times have 1 s resolution: line order decides."""
+    """Without timestamps nginx's times have 1 s resolution: line order decides (the second
+    failure is a new worker's: the same worker after the marker would be the old one)."""
     refused = real_line("GET /refused")
     marker = real_line("start worker processes")
-    result = summarize([refused, marker, refused])
+    pid = refused.split("] ", 1)[1].split("#", 1)[0]
+    by_new_worker = refused.replace("%s#%s:" % (pid, pid), "%d#%d:" % (int(pid) + 1, int(pid) + 1))
+    assert by_new_worker != refused
+    result = summarize([refused, marker, by_new_worker])
     assert result["counts_after_reload"]["connect_refused"] == 1
     assert [e["after_reload"] for e in result["errors"]] == [False, True]
 
@@ -672,3 +676,179 @@ def test_worker_pids_place_lines_the_whole_second_time_cannot():
     ]
     # without a reload time there is nothing to place: the PIDs change nothing
     assert summarize(lines, worker_pids=[700])["counts_after_reload"] == {"connect_refused": 2}
+
+
+def _reload_story(lines):
+    """(failures old workers wrote after the last marker, 5xx access lines after it) of a log."""
+    marker = max(i for i, line in enumerate(lines) if line.endswith("start worker processes"))
+    started = {
+        int(line.rsplit(" ", 1)[1])
+        for line in lines[marker:]
+        if " start worker process " in line and line.rsplit(" ", 1)[1].isdigit()
+    }
+    late = [
+        line
+        for line in lines[marker:]
+        if "connect() failed" in line and int(line.split()[3].split("#")[0]) not in started
+    ]
+    answers = [line for line in lines[marker:] if '" 502 ' in line]
+    return late, answers
+
+
+def _check_reload_under_load(lines):
+    late, answers = _reload_story(lines)
+    # the story the log must tell for the check to mean anything
+    assert late and answers, "no old worker failed a request after the new workers started"
+    summary = summarize(lines)
+    assert summary["reload_source"] == "log" and summary["reloads"] == 2
+    assert summary["counts"]["connect_refused"] >= len(late)
+    # the new workers dial the upstream that answers: nothing failed since the reload
+    assert summary["errors_after_reload"] == 0
+    assert summary["counts_after_reload"].get("connect_refused", 0) == 0
+    assert summary["access"]["status_counts_after_reload"].keys() == {"200"}
+    assert all(a["count_after_reload"] == 0 for a in summary["upstream_addresses"])
+    assert not [e for e in summary["errors"] if e["after_reload"]]
+
+
+def test_an_old_workers_lines_after_a_reload_are_not_after_it():
+    """Real nginx, reloaded under load (make_reload_fixture.py): the master starts the new
+    workers before it stops the old one, which still fails requests after the marker; those
+    lines (by its PID) and their 502 access lines (paired with them, whichever stream came
+    first) are the old generation's, not failures since the reload."""
+    _check_reload_under_load(fixture_lines("nginx_reload_under_load.log"))
+
+
+@pytest.mark.slow
+def test_the_machines_nginx_still_fails_requests_in_old_workers_after_a_reload(tmp_path):
+    """Regenerate the reload-under-load log with the real nginx (a few seconds)."""
+    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
+    assert os.access(nginx, os.X_OK), "nginx not found at %s" % nginx
+    spec = importlib.util.spec_from_file_location(
+        "make_reload_fixture", os.path.join(FIXTURES, "make_reload_fixture.py")
+    )
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    _check_reload_under_load(generator.main(str(tmp_path)))
+
+
+def _worker_line(time, pid, cid, client="10.0.0.1", upstream="10.1.1.9:5000"):
+    return (
+        "2026/11/30 %s [error] %d#%d: *%d connect() failed (111: Connection refused) while "
+        'connecting to upstream, client: %s, server: _, request: "GET / HTTP/1.1", '
+        'upstream: "http://%s/", host: "x"' % (time, pid, pid, cid, client, upstream)
+    )
+
+
+def _access_line(time, status, client="10.0.0.1"):
+    return '%s - - [30/Nov/2026:%s +0000] "GET / HTTP/1.1" %d 157 "-" "curl/8" "-"' % (
+        client,
+        time,
+        status,
+    )
+
+
+RELOAD_MARKER = [
+    "2026/11/30 06:19:13 [notice] 1#1: signal 1 (SIGHUP) received from 90, reconfiguring",
+    "2026/11/30 06:19:13 [notice] 1#1: reconfiguring",
+    "2026/11/30 06:19:13 [notice] 1#1: start worker processes",
+    "2026/11/30 06:19:13 [notice] 1#1: start worker process 700",
+]
+
+
+def test_a_new_workers_failure_after_a_reload_still_counts():
+    """The placement only takes out what the old workers wrote: the new worker's failure and
+    its 502, and a 502 no upstream line explains, are after the reload."""
+    lines = (
+        [_worker_line("06:19:12", 512, 1), _access_line("06:19:12", 502)]
+        + RELOAD_MARKER
+        + [_worker_line("06:19:13", 512, 2), _access_line("06:19:13", 502)]
+        + [_worker_line("06:19:14", 700, 1, upstream="10.1.1.8:5000")]
+        + [_access_line("06:19:14", 502), _access_line("06:19:14", 504, client="10.0.0.7")]
+    )
+    summary = summarize(lines)
+    assert summary["counts_after_reload"]["connect_refused"] == 1
+    assert summary["access"]["status_counts_after_reload"] == {"502": 1, "504": 1}
+    assert [a["address"] for a in summary["upstream_addresses"] if a["after_reload"]] == [
+        "10.1.1.8:5000"
+    ]
+    assert [e["pid"] for e in summary["errors"] if e["after_reload"]] == [700]
+
+
+def test_an_access_line_written_before_its_error_line_is_placed_with_it():
+    """Two pipes: the old worker's 502 may be read before its connect() line; it is taken back
+    from after the reload when that line shows the request was the old worker's."""
+    lines = RELOAD_MARKER + [
+        _access_line("06:19:13", 502),
+        _worker_line("06:19:13", 512, 9),
+        _access_line("06:19:13", 200),
+    ]
+    summary = summarize(lines)
+    assert summary["errors_after_reload"] == 0
+    assert summary["access"]["status_counts_after_reload"] == {"200": 1}
+    assert summary["access"]["requests_after_reload"] == 1
+    assert summary["access"]["status_counts"] == {"200": 1, "502": 1}
+
+
+def test_without_the_started_workers_an_upstream_line_after_the_marker_counts():
+    """No ``start worker process PID`` line (cut by the window, or another format): nothing
+    tells the generations apart, so every line after the marker is after the reload."""
+    lines = RELOAD_MARKER[:3] + [_worker_line("06:19:13", 512, 9), _access_line("06:19:13", 502)]
+    summary = summarize(lines)
+    assert summary["counts_after_reload"]["connect_refused"] == 1
+    assert summary["access"]["status_counts_after_reload"] == {"502": 1}
+
+
+def test_a_respawned_worker_is_of_the_current_generation():
+    """A worker the master starts again after one crashed (no new marker) is a current one."""
+    lines = RELOAD_MARKER + [
+        "2026/11/30 06:19:20 [alert] 1#1: worker process 700 exited on signal 11",
+        "2026/11/30 06:19:20 [notice] 1#1: start worker process 731",
+        _worker_line("06:19:21", 731, 1),
+        _access_line("06:19:21", 502),
+    ]
+    summary = summarize(lines)
+    assert summary["counts_after_reload"]["connect_refused"] == 1
+    assert summary["access"]["status_counts_after_reload"] == {"502": 1}
+
+
+def test_an_access_line_pairs_only_with_a_near_failure_of_its_own_request():
+    """A 502 from another client, or seconds after the old worker's failure, is its own
+    request: counted after the reload."""
+    lines = RELOAD_MARKER + [
+        _worker_line("06:19:13", 512, 9),
+        _access_line("06:19:13", 502, client="10.0.0.2"),
+        _access_line("06:19:19", 502),
+    ]
+    summary = summarize(lines)
+    assert summary["errors_after_reload"] == 0
+    assert summary["access"]["status_counts_after_reload"] == {"502": 2}
+
+
+def test_the_given_reload_places_an_old_workers_access_line_with_its_failure():
+    """Without the marker in the log (workers' PIDs and start time from /proc), the access line
+    of a request an old worker failed after the start time is not after the reload."""
+    lines = [
+        _worker_line("06:19:14", 512, 2),
+        _access_line("06:19:14", 502),
+        _worker_line("06:19:14", 700, 1),
+        _access_line("06:19:14", 502),
+    ]
+    summary = summarize(lines, reload_time="2026-11-30T06:19:13.46Z", worker_pids=[700])
+    assert summary["reload_source"] == "argument"
+    assert summary["counts_after_reload"]["connect_refused"] == 1
+    assert summary["access"]["status_counts_after_reload"] == {"502": 1}
+
+
+def test_an_old_worker_writing_before_the_new_workers_are_named_is_still_old():
+    """The master logs ``start worker processes``, then forks and names each worker; the old
+    worker (seen before the marker) may fail a request in between: still the old generation."""
+    lines = (
+        [_worker_line("06:19:12", 512, 1), _access_line("06:19:12", 502)]
+        + RELOAD_MARKER[:3]
+        + [_worker_line("06:19:13", 512, 2), _access_line("06:19:13", 502)]
+        + RELOAD_MARKER[3:]
+        + [_access_line("06:19:13", 200)]
+    )
+    summary = summarize(lines)
+    assert summary["errors_after_reload"] == 0
+    assert summary["access"]["status_counts_after_reload"] == {"200": 1}
