@@ -160,11 +160,7 @@ test-real: setup realk8s-build
 	@echo "== the real tier: kube-apiserver $$(cat tests/lab/realk8s/VERSION), etcd, kube-controller-manager, the kubelet stand-in"
 	@$(REALK8S_GO) vet ./...
 	@$(REALK8S_GO) test -count=1 ./...
-	@echo "   deselected here (runs on the emulated tier in test-new): test_ten_concurrent_remediation_runs_reload_once,"
-	@echo "   a race the real tier's timing exposed (a run whose log read precedes another run's reload and whose"
-	@echo "   self-probe follows it ends 'unknown', exit 2; 1 of 3 fresh-clone runs): open in issue 11"
-	@BADLAB_TIER=real $(PY) -m pytest -q -p no:cacheprovider $(REAL_TIER_TESTS) \
-	  --deselect tests/integration/test_role.py::test_ten_concurrent_remediation_runs_reload_once
+	@BADLAB_TIER=real $(PY) -m pytest -q -p no:cacheprovider $(REAL_TIER_TESTS)
 
 sanity: setup
 	@bash tests/sanity/run.sh $(VENV)
