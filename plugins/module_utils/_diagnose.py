@@ -346,7 +346,7 @@ class Gathering:
         together. Then the whole is done again, once; a replica reloaded during that second
         pass too has its log recorded as unread (could not check), with why.
         """
-        read = None
+        read: tuple[t.Any, ...] | None = None
         for _attempt in range(2):
             observed_at = time.monotonic()
             observed = [lanes.submit(self.probe_self)]
@@ -357,7 +357,7 @@ class Gathering:
             read = self.read_proxies(observed_at)
             if read is None or not self._reloaded_meanwhile(read[3]):
                 return read
-        for proxy, _summary in self._reloaded_meanwhile(read[3]):
+        for proxy, _summary in self._reloaded_meanwhile(read[3] if read is not None else []):
             why = (
                 "pod %s/%s was reloaded while this run read it, twice (its workers started "
                 "after this run's requests to it): what was observed and what was read are of "

@@ -830,8 +830,9 @@ class _Generations:
             while queue and (queue[0]["done"] or not _near(queue[0]["stamp"], stamp)):
                 item = queue.popleft()
                 item["done"] = True
-                if self.open_conns.get(item.get("conn")) is item:
-                    del self.open_conns[item["conn"]]
+                conn = item.get("conn")
+                if conn is not None and self.open_conns.get(conn) is item:
+                    del self.open_conns[conn]
                 keyed = index.get(item["key"])
                 while keyed and keyed[0]["done"]:
                     keyed.popleft()
@@ -873,8 +874,9 @@ class _Generations:
         request = self._take(self.requests_by_key, key, stamp)
         if request is None:
             return None
-        if self.open_conns.get(request["conn"]) is request:
-            del self.open_conns[request["conn"]]
+        conn = request["conn"]
+        if self.open_conns.get(conn) is request:
+            del self.open_conns[conn]
         return request["after_marker"] and request["marker"] == self.marker, request["after_given"]
 
     def keep_answer(self, entry, stamp, code, after_given):
@@ -970,7 +972,7 @@ def summarize(
     current_pids = frozenset(worker_pids or ()) if given_key is not None else frozenset()
     counts: collections.Counter[str] = collections.Counter()
     by_marker, by_time = _After(), _After()
-    errors: collections.deque[tuple[int, bool, dict]] = collections.deque(
+    errors: collections.deque[tuple[int, bool, bool, dict]] = collections.deque(
         maxlen=max(0, int(max_errors))
     )
     addresses: dict[str, _Address] = {}
