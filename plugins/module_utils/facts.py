@@ -430,59 +430,95 @@ def _is_shape(kind: t.Any) -> bool:
 
 def _neutral(kind: t.Any) -> t.Any:
     """The neutral value of a type: None where None is allowed, else empty, zero or false."""
+    return _neutral_maker(kind)()
+
+
+@functools.lru_cache(maxsize=None)
+def _neutral_maker(kind: t.Any) -> t.Callable[[], t.Any]:
+    """What makes ``kind``'s neutral value (a new one each time: lists and dicts are changed)."""
     args = t.get_args(kind)
     if t.get_origin(kind) in _UNIONS:
-        return None if _NONE_TYPE in args else _neutral(args[0])
+        return (lambda: None) if _NONE_TYPE in args else _neutral_maker(args[0])
     if _is_shape(kind):
-        return _complete(kind, {})
-    return {list: [], dict: {}, str: "", int: 0, float: 0.0, bool: False}.get(
-        t.get_origin(kind) or kind
-    )
+        return lambda: _complete(kind, {})
+    plain = t.get_origin(kind) or kind
+    if plain in (list, dict):
+        return plain
+    value = {str: "", int: 0, float: 0.0, bool: False}.get(plain)
+    return lambda: value
 
 
 def _fit(kind: t.Any, value: t.Any) -> t.Any:
     """``value`` as the type ``kind`` (lists and dicts filtered, shapes completed), or _WRONG."""
+    return _fitter(kind)(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _fitter(kind: t.Any) -> t.Callable[[t.Any], t.Any]:
+    """``_fit`` for one type, its typing read once: a function of the value."""
     origin = t.get_origin(kind)
     if kind is t.Any:
-        return value
+        return lambda value: value
     if origin in _UNIONS:
-        for arg in t.get_args(kind):
-            fitted = _fit(arg, value)
-            if fitted is not _WRONG:
-                return fitted
-        return _WRONG
+        choices = tuple(_fitter(arg) for arg in t.get_args(kind))
+
+        def fit_union(value: t.Any) -> t.Any:
+            for choice in choices:
+                fitted = choice(value)
+                if fitted is not _WRONG:
+                    return fitted
+            return _WRONG
+
+        return fit_union
     if kind is _NONE_TYPE:
-        return None if value is None else _WRONG
+        return lambda value: None if value is None else _WRONG
     if origin is list:
-        if not isinstance(value, (list, tuple)):
-            return _WRONG
-        items = [_fit(t.get_args(kind)[0], item) for item in value]
-        return [item for item in items if item is not _WRONG]
-    if origin is dict or _is_shape(kind):
-        if not isinstance(value, dict):
-            return _WRONG
-        if _is_shape(kind):
-            return _complete(kind, value)
-        pairs = (
-            (key, _fit(t.get_args(kind)[1], item))
-            for key, item in value.items()
-            if isinstance(key, str)
+        item = _fitter(t.get_args(kind)[0])
+
+        def fit_list(value: t.Any) -> t.Any:
+            if not isinstance(value, (list, tuple)):
+                return _WRONG
+            items = [item(entry) for entry in value]
+            return [entry for entry in items if entry is not _WRONG]
+
+        return fit_list
+    if _is_shape(kind):
+        return lambda value: _complete(kind, value) if isinstance(value, dict) else _WRONG
+    if origin is dict:
+        member = _fitter(t.get_args(kind)[1])
+
+        def fit_dict(value: t.Any) -> t.Any:
+            if not isinstance(value, dict):
+                return _WRONG
+            pairs = ((key, member(entry)) for key, entry in value.items() if isinstance(key, str))
+            return {key: entry for key, entry in pairs if entry is not _WRONG}
+
+        return fit_dict
+    if kind is float:
+        # an int is a float to a fact (time_total: 1); bool never is
+        return lambda value: (
+            value if isinstance(value, (int, float)) and not isinstance(value, bool) else _WRONG
         )
-        return {key: item for key, item in pairs if item is not _WRONG}
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return value  # an int is a float to a fact (time_total: 1)
+    if kind is bool:
+        return lambda value: value if isinstance(value, bool) else _WRONG
     # bool is an int to Python, never to a fact: a count of True is junk
-    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
-        return value
-    return _WRONG
+    return lambda value: (
+        value if isinstance(value, kind) and not isinstance(value, bool) else _WRONG
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _members(shape: type) -> tuple[tuple[str, t.Any, t.Any], ...]:
+    """A shape's keys with the fitter and the neutral maker of each."""
+    return tuple((key, _fitter(kind), _neutral_maker(kind)) for key, kind in _fields(shape))
 
 
 def _complete(shape: type, value: dict[str, t.Any]) -> t.Any:
     """Every key of ``shape``, each of its type: the value's own where it fits, else neutral."""
     out = {}
-    for key, kind in _fields(shape):
-        fitted = _fit(kind, value[key]) if key in value else _WRONG
-        out[key] = _neutral(kind) if fitted is _WRONG else fitted
+    for key, fit, neutral in _members(shape):
+        fitted = fit(value[key]) if key in value else _WRONG
+        out[key] = neutral() if fitted is _WRONG else fitted
     return out
 
 
@@ -513,9 +549,9 @@ def normalize_facts(raw: object) -> Facts:
     """
     source: dict[str, t.Any] = raw if isinstance(raw, dict) else {}
     out: dict[str, t.Any] = {}
-    for key, kind in _fields(Facts):
-        fitted = _fit(kind, source.get(key))
-        out[key] = _neutral(kind) if fitted is _WRONG else fitted
+    for key, fit, neutral in _members(Facts):
+        fitted = fit(source.get(key))
+        out[key] = neutral() if fitted is _WRONG else fitted
     out["errors"] = {name: message for name, message in out["errors"].items() if message}
     return t.cast(Facts, out)
 
@@ -524,4 +560,4 @@ def normalize_facts(raw: object) -> Facts:
 # the action plugins) before it forks a worker per task and target, so each worker inherits the
 # resolved hints instead of resolving them again (typing.get_type_hints, ~10 ms a worker).
 for _shape in [value for value in list(globals().values()) if _is_shape(value)]:
-    _fields(_shape)
+    _members(_shape)
