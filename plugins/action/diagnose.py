@@ -16,6 +16,9 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import _diagnose
 from ansible_collections.badgateway.k8s.plugins.plugin_utils._k8s_group_defaults import (
     K8sActionModule,
 )
+from ansible_collections.badgateway.k8s.plugins.plugin_utils._role_arguments import (
+    role_argument_failure,
+)
 
 
 class ActionModule(K8sActionModule):
@@ -23,3 +26,11 @@ class ActionModule(K8sActionModule):
     connection options of group/kubernetes.core.k8s as well."""
 
     TASK = _diagnose.NAME
+
+    def run(self, tmp=None, task_vars=None):
+        # The diagnose_502 role's variables, when its play turned ansible-core's check off
+        # (plugin_utils/_role_arguments.py): before anything is read.
+        failure = role_argument_failure(self._task, task_vars or {}, self._templar)
+        if failure is not None:
+            return failure
+        return super().run(tmp, task_vars)
