@@ -254,11 +254,11 @@ def fleet(work):
     try:
         expected = json.loads((fleet_dir / "expected.json").read_text())
         first = sorted(h for h in expected if expected[h] != "could_not_check")[0]
-        times = {}
+        times, cpu = {}, {}
         for name, limit in (("one", first), ("all", "fleet")):
             reports = Path(work) / ("reports-" + name)
             reports.mkdir()
-            times[name], summary = bench_fleet.run(fleet_dir / "inventory.yml", limit, reports)
+            times[name], summary = bench_fleet.run(fleet_dir / "inventory.yml", limit, reports, cpu)
         if summary is None:
             sys.exit("the fleet run wrote no fleet summary")
         got = {row["target"]: row["cause"] for row in summary["rows"]}
@@ -267,7 +267,7 @@ def fleet(work):
             sys.exit("the fleet summary disagrees with the scenarios: %s" % wrong)
     finally:
         subprocess.run(lab_py + ["down", "--dir", str(fleet_dir)], check=False, env=env())
-    return times["one"], times["all"], len(expected)
+    return times["one"], times["all"], len(expected), cpu
 
 
 def main():
@@ -332,9 +332,12 @@ def main():
     ):
         print("%-46s %8.2f %6d" % (label, figures[key], runs))
     if fleet_figures:
-        one, everything, targets = fleet_figures
+        one, everything, targets, cpu = fleet_figures
         print("%-46s %8.2f %6d" % ("fleet: 1 target", one, 1))
         print("%-46s %8.2f %6d" % ("fleet: %d targets, forks %d" % (targets, FORKS), everything, 1))
+        # The labs share this machine's cores with Ansible: their CPU is the clusters' own work.
+        print("%-46s %8.2f" % ("  its CPU s: ansible-playbook + workers", cpu["ansible"]))
+        print("%-46s %8.2f" % ("  its CPU s: the %d labs' processes" % targets, cpu["labs"]))
     print()
     print(
         "%-46s %6s %6s %9s %8s" % ("one diagnosis, unrelated pods", "calls", "GETs", "bytes", "s")
