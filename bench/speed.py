@@ -337,7 +337,7 @@ def main():
         print("%-46s %8.2f %6d" % ("fleet: %d targets, forks %d" % (targets, FORKS), everything, 1))
         # The labs share this machine's cores with Ansible: their CPU is the clusters' own work.
         print("%-46s %8.2f" % ("  its CPU s: ansible-playbook + workers", cpu["ansible"]))
-        print("%-46s %8.2f" % ("  its CPU s: the %d labs' processes" % targets, cpu["labs"]))
+        print("%-46s %8.2f" % ("  its CPU s: the labs' processes", cpu["labs"]))
     print()
     print(
         "%-46s %6s %6s %9s %8s" % ("one diagnosis, unrelated pods", "calls", "GETs", "bytes", "s")
