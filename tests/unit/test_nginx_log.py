@@ -39,6 +39,20 @@ def fixture_lines(name):
         return handle.read().decode("utf-8").splitlines()
 
 
+def fixture_generator(name):
+    """The fixture script ``name`` (tests/unit/fixtures/NAME.py) as a module, after checking
+    that the real nginx it runs is there (a test that needs nginx fails without it)."""
+    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
+    assert os.access(nginx, os.X_OK), (
+        "nginx not found at %s: install it (apt-get install nginx-light) or set "
+        "NGINX=/path/to/nginx" % nginx
+    )
+    spec = importlib.util.spec_from_file_location(name, os.path.join(FIXTURES, name + ".py"))
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    return generator
+
+
 def real_line(needle):
     """The single line of the real error log that contains ``needle``."""
     hits = [line for line in fixture_lines("nginx_error.log") if needle in line]
@@ -442,16 +456,7 @@ def test_summarize_bad_arguments_are_named():
 @pytest.mark.slow
 def test_the_machines_nginx_still_writes_what_the_fixtures_hold(tmp_path):
     """Regenerate the logs with the real nginx (about 25 s) and parse them the same way."""
-    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
-    assert os.access(nginx, os.X_OK), (
-        "nginx not found at %s: install it (apt-get install "
-        "nginx-light) or set NGINX=/path/to/nginx" % nginx
-    )
-    spec = importlib.util.spec_from_file_location(
-        "make_fixtures", os.path.join(FIXTURES, "make_fixtures.py")
-    )
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = fixture_generator("make_fixtures")
     # Free ports: another test run on this machine may be regenerating them at the same time.
     statuses = generator.main(str(tmp_path), free_ports=True)
     assert statuses["/ok"] == 200 and statuses["/refused"] == 502
@@ -635,13 +640,7 @@ def test_lines_since_keeps_the_window_and_timeless_lines_follow_their_line():
 @pytest.mark.slow
 def test_the_machines_nginx_still_writes_the_phase_lines(tmp_path):
     """Regenerate the phases logs with the real nginx (about 10 s): the same signatures."""
-    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
-    assert os.access(nginx, os.X_OK), "nginx not found at %s" % nginx
-    spec = importlib.util.spec_from_file_location(
-        "make_phase_fixtures", os.path.join(FIXTURES, "make_phase_fixtures.py")
-    )
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = fixture_generator("make_phase_fixtures")
     statuses = generator.main(str(tmp_path))
     assert statuses["/static/favicon.ico"] == 404 and statuses["/next-two#3"] == 502
     for name in ("nginx_error_phases.log", "nginx_access_phases.log"):
@@ -721,14 +720,7 @@ def test_an_old_workers_lines_after_a_reload_are_not_after_it():
 @pytest.mark.slow
 def test_the_machines_nginx_still_fails_requests_in_old_workers_after_a_reload(tmp_path):
     """Regenerate the reload-under-load log with the real nginx (a few seconds)."""
-    nginx = os.environ.get("NGINX", "/usr/sbin/nginx")
-    assert os.access(nginx, os.X_OK), "nginx not found at %s" % nginx
-    spec = importlib.util.spec_from_file_location(
-        "make_reload_fixture", os.path.join(FIXTURES, "make_reload_fixture.py")
-    )
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    _check_reload_under_load(generator.main(str(tmp_path)))
+    _check_reload_under_load(fixture_generator("make_reload_fixture").main(str(tmp_path)))
 
 
 def _worker_line(time, pid, cid, client="10.0.0.1", upstream="10.1.1.9:5000"):
