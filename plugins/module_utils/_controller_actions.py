@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The options of the collection's controller-only actions (outcome, report_files,
-diagnose_report), written once for both sides: the action plugin validates a task's options
+diagnose_report, assert_judgement), written once for both sides: the action plugin validates a task's options
 against them (plugin_utils/_controller_action.py) and the module of the same name, which only
 documents the action, declares them and says it cannot run as a module.
 
@@ -22,6 +22,17 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.outcome import EXIT
 REPORT_FORMATS = ("json", "markdown", "html")
 
 SPECS: dict[str, dict[str, t.Any]] = {
+    "assert_judgement": {
+        "judgement": {
+            "type": "dict",
+            "required": True,
+            "options": {
+                "passed": {"type": "bool", "required": True},
+                "fail_msg": {"type": "raw", "default": []},
+                "success_msg": {"type": "raw", "default": ""},
+            },
+        },
+    },
     "outcome": {
         "outcome": {"type": "str", "required": True, "choices": sorted(EXIT_STATUS)},
         "msg": {"type": "str", "default": ""},

@@ -130,6 +130,11 @@ MAX_LINE = 16384
 
 _K8S_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
 _CRI_STREAM = re.compile(r"^(?:stdout|stderr) [FP] ")
+_ERROR_LOG_TIME = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d$")
+_ACCESS_LOG_TIME = re.compile(r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$")
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+(?:%\w+)?$")
+_UTC_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
 _ERROR_HEAD = re.compile(
     r"^(?P<date>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>[a-z]+)\] "
     r"(?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<cid>\d+) )?(?P<body>.*)$"
@@ -201,11 +206,11 @@ def parse_time(value):
                 tzinfo=tz,
             )
             return stamp.astimezone(datetime.timezone.utc)
-        if re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d$", text):
+        if _ERROR_LOG_TIME.match(text):
             return datetime.datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(
                 tzinfo=datetime.timezone.utc
             )
-        if re.match(r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$", text):
+        if _ACCESS_LOG_TIME.match(text):
             return datetime.datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").astimezone(
                 datetime.timezone.utc
             )
@@ -331,9 +336,9 @@ def upstream_address(url):
 
 def _is_ip(text):
     """True for a literal IPv4 or IPv6 address."""
-    if re.match(r"^\d{1,3}(?:\.\d{1,3}){3}$", text):
+    if _IPV4.match(text):
         return all(int(part) < 256 for part in text.split("."))
-    return ":" in text and bool(re.match(r"^[0-9A-Fa-f:.]+(?:%\w+)?$", text))
+    return ":" in text and bool(_IPV6.match(text))
 
 
 # Messages that name the upstream themselves, whatever the phase.
@@ -632,7 +637,7 @@ def _nginx_utc(nginx_time, local_offset=0):
 def parse_utc_offset(text):
     """Minutes east of UTC from ``date +%z``'s ``+0100`` / ``-0530`` (or ``+01:00``); None
     for anything else."""
-    match = re.match(r"^([+-])(\d\d):?(\d\d)$", (text or "").strip())
+    match = _UTC_OFFSET.match((text or "").strip())
     if not match:
         return None
     minutes = int(match.group(2)) * 60 + int(match.group(3))
@@ -1164,3 +1169,14 @@ def summarize(
             ],
         },
     }
+
+
+# ansible-playbook's own process imports this (with the action plugins) before it forks a worker
+# per task and target: the first strptime imports _strptime and compiles a pattern per format
+# (about 1 ms), done here once for the formats above, so each worker inherits them.
+for _text, _format in (
+    ("2000/01/01 00:00:00", "%Y/%m/%d %H:%M:%S"),
+    ("01/Jan/2000:00:00:00 +0000", "%d/%b/%Y:%H:%M:%S %z"),
+    ("2000-01-01T00:00:00", "%Y-%m-%dT%H:%M:%S"),
+):
+    datetime.datetime.strptime(_text, _format)

@@ -39,16 +39,8 @@ options:
     description: Mark the target unreachable on V(could_not_check); false leaves it C(ok).
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    description: Computes only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  action:
-    support: full
-    description: Runs on the controller as an action plugin.
+extends_documentation_fragment:
+  - badgateway.k8s.controller_action
 author:
   - badgateway.k8s developers (@badgateway)
 """

@@ -41,6 +41,10 @@ def _entry_point_spec(role_path: str, entry_point: str) -> dict[str, t.Any]:
 ROLE_PATH = os.path.realpath(
     os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "roles", "diagnose_502")
 )
+# Read and prepared once, at import: ansible-playbook's own process imports this (with the
+# diagnose action) before it forks a worker per target, and each worker inherits them.
+_SPEC = _entry_point_spec(ROLE_PATH, "main")
+_VALIDATOR = ArgumentSpecValidator(_SPEC) if _SPEC else None
 
 
 def role_argument_failure(task: t.Any, task_vars: dict[str, t.Any], templar: t.Any):
@@ -52,12 +56,11 @@ def role_argument_failure(task: t.Any, task_vars: dict[str, t.Any], templar: t.A
         return None
     if os.path.realpath(getattr(role, "_role_path", "") or "") != ROLE_PATH:
         return None
-    spec = _entry_point_spec(role._role_path, "main")
-    if not spec:
+    if _VALIDATOR is None:
         return None
-    found = {name: task_vars[name] for name in spec if name in task_vars}
+    found = {name: task_vars[name] for name in _SPEC if name in task_vars}
     values = combine_vars(templar.template(found), getattr(role, "_role_params", {}) or {})
-    checked = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
+    checked = _VALIDATOR.validate(values, validate_role_argument_spec=True)
     if not checked.error_messages:
         return None
     return {

@@ -1,11 +1,14 @@
-"""The controller-side actions badgateway.k8s.report_files and diagnose_report through real
-Ansible runs (no lab: they run on the controller and contact no host)."""
+"""The controller-side actions badgateway.k8s.report_files, diagnose_report and
+assert_judgement through real Ansible runs (no lab: they run on the controller and contact no
+host)."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +24,8 @@ def ansible_env():
     )
 
 
-def run(args, *extra):
-    """``ansible localhost -m badgateway.k8s.report_files -a ARGS``: (exit status, its result)."""
+def run(args, *extra, module="report_files"):
+    """``ansible localhost -m badgateway.k8s.MODULE -a ARGS``: (exit status, its result)."""
     env = ansible_env()
     proc = subprocess.run(
         [
@@ -31,7 +34,7 @@ def run(args, *extra):
             "-c",
             "local",
             "-m",
-            "badgateway.k8s.report_files",
+            "badgateway.k8s." + module,
             "-a",
             json.dumps(args),
             *extra,
@@ -104,3 +107,32 @@ def test_the_result_step_names_what_it_lacks(tmp_path):
     assert proc.returncode == 2
     assert "diagnose_report: missing required arguments: gathered" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def returned_doc(module):
+    """The RETURN documentation of ``module``."""
+    text = (ROOT / "plugins" / "modules" / ("%s.py" % module)).read_text()
+    start = text.index('RETURN = r"""') + len('RETURN = r"""')
+    return yaml.safe_load(text[start : text.index('"""', start)])
+
+
+def test_a_judgement_passes_or_fails_with_its_messages_as_an_assertion_would():
+    documented = set(returned_doc("assert_judgement")) | {"changed", "failed"}
+    passed = {"passed": True, "fail_msg": [], "success_msg": "[pass] every target (3)"}
+    rc, result = run({"judgement": passed}, module="assert_judgement")
+    assert rc == 0, result
+    assert result == {"changed": False, "msg": "[pass] every target (3)"}
+    failing = {"passed": False, "fail_msg": ["a: [fail] no endpoint", "    ready: none"]}
+    rc, result = run({"judgement": failing}, module="assert_judgement")
+    assert rc == 2, result  # failed (the printed result leaves "failed" out)
+    assert result["msg"] == ["a: [fail] no endpoint", "    ready: none"]
+    assert result["evaluated_to"] is False and result["assertion"] == "judgement.passed"
+    assert set(result) <= documented, set(result) - documented
+
+
+def test_a_judgement_without_its_verdict_is_named():
+    rc, result = run({"judgement": {"fail_msg": ["x"]}}, module="assert_judgement")
+    assert rc == 2
+    assert result["msg"] == (
+        "assert_judgement: missing required arguments: passed found in judgement"
+    )
