@@ -39,16 +39,27 @@ PID_FILES = ("/run/haproxy.pid", "/var/run/haproxy.pid")
 # Sets, for the scripts below: $master (the running master's PID, or empty), $cfgs (its -f
 # arguments, one per line; else the first default path that exists) and $msock (its -S socket,
 # or empty). The master is the haproxy process whose parent is not haproxy, in the shell's
-# mount namespace (pods that share a PID namespace, as the lab's do, see each other's).
+# mount namespace (pods that share a PID namespace, as the lab's do, see each other's), and
+# running: one whose namespace cannot be read counts only while it runs (PROC_SCRIPT's rule).
 FIND_SCRIPT = r"""
 master=
 for d in /proc/[0-9]*; do
   read -r c < "$d/comm" 2>/dev/null || continue
   [ "$c" = haproxy ] || continue
-  if [ -e "$d/ns/mnt" ] && [ -e /proc/self/ns/mnt ] && ! [ "$d/ns/mnt" -ef /proc/self/ns/mnt ]; then
-    continue
+  untold=
+  if [ -e /proc/self/ns/mnt ]; then
+    if [ -e "$d/ns/mnt" ]; then
+      [ "$d/ns/mnt" -ef /proc/self/ns/mnt ] || continue
+    else
+      untold=1
+    fi
   fi
   read -r s < "$d/stat" 2>/dev/null || continue
+  case "${s##*) }" in Z*|X*) continue ;; esac
+  if [ -n "$untold" ]; then
+    a=; read -r a < "$d/cmdline" 2>/dev/null
+    [ -n "$a" ] || continue
+  fi
   pp=${s##*) }; set -- $pp; pp=$2
   read -r pc < "/proc/$pp/comm" 2>/dev/null || pc=
   [ "$pc" = haproxy ] && continue

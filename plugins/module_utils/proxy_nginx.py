@@ -41,7 +41,10 @@ PID_FILES = (
 # nginx process "stat <stat line>" followed by "cmd <cmdline with NULs as spaces>". A first
 # argument "--comm=NAME" reads the processes of another program (haproxy); a process in
 # another mount namespace than the shell's (another pod's, where pods share a PID namespace,
-# as the lab's do) is not this container's and is left out when the kernel can tell. POSIX sh
+# as the lab's do) is not this container's and is left out when the kernel can tell. A process
+# whose namespace cannot be read is listed only while it runs: an exiting one (its memory, then
+# its namespaces released: no command line) or an exited one not yet reaped (a zombie) is not,
+# so another pod's short-lived process that ends while this reads is never taken for ours. POSIX sh
 # only; tr, getconf and a date with %N are optional. btime is whole seconds; now - uptime
 # gives the boot time to about 10 ms when date knows %N (uptime is read first, so every
 # sample is late, never early: the smallest of three is kept). The processes: when the pid
@@ -60,12 +63,22 @@ for i in 1 2 3; do
   read -r up rest < /proc/uptime && echo "clock $(date +%s.%N 2>/dev/null) $up"
 done
 show() {
-  read -r s < "$1/stat" 2>/dev/null || return 0
-  if [ -e "$1/ns/mnt" ] && [ -e /proc/self/ns/mnt ] && ! [ "$1/ns/mnt" -ef /proc/self/ns/mnt ]; then
-    return 0
+  untold=
+  if [ -e /proc/self/ns/mnt ]; then
+    if [ -e "$1/ns/mnt" ]; then
+      [ "$1/ns/mnt" -ef /proc/self/ns/mnt ] || return 0
+    else
+      untold=1
+    fi
   fi
+  read -r s < "$1/stat" 2>/dev/null || return 0
+  case "${s##*) }" in Z*|X*) return 0 ;; esac
   case "$s" in
     *"($comm)"*)
+      if [ -n "$untold" ]; then
+        a=; read -r a < "$1/cmdline" 2>/dev/null
+        [ -n "$a" ] || return 0
+      fi
       echo "stat $s"
       echo "cmd $(tr '\000' ' ' < "$1/cmdline" 2>/dev/null)" ;;
   esac

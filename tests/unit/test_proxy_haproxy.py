@@ -17,6 +17,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import haproxy_log,
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_haproxy import (
     CONFIG_SCRIPT,
+    FIND_SCRIPT,
     PID_FILES,
     RELOAD_SCRIPT,
     RUNTIME_SCRIPT,
@@ -342,6 +343,49 @@ def sh(script, *args):
     return subprocess.run(
         ["sh", "-c", script, "sh", *args], capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def test_an_exited_haproxy_of_another_pod_is_no_master(tmp_path):
+    """An exited haproxy not yet reaped (a zombie) has a stat but no namespace links, so the
+    mount namespace check cannot leave it out: it must not be taken for the master (its
+    parent is not haproxy), nor listed by the process reader. Made here in a mount namespace
+    of its own, under a parent that never reaps it."""
+    program = tmp_path / "haproxy"
+    shutil.copy("/bin/true", program)
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to make another mount namespace"
+    parent = subprocess.Popen(
+        [
+            unshare,
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "%s & exec sleep 30" % program,
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        zombie = None
+        while zombie is None and time.monotonic() < deadline:
+            for entry in os.listdir("/proc"):
+                try:
+                    with open("/proc/%s/stat" % entry) as handle:
+                        stat = handle.read()
+                except OSError:
+                    continue
+                if "(haproxy) Z" in stat and " %d " % parent.pid in stat:
+                    zombie = int(entry)
+            time.sleep(0.05)
+        assert zombie, "no exited haproxy under the parent"
+        found = sh(FIND_SCRIPT + 'echo "master=$master"')
+        assert "master=%d" % zombie not in found.stdout, found.stdout
+        listed = sh(proxy_nginx.PROC_SCRIPT, "--comm=haproxy")
+        assert "stat %d " % zombie not in listed.stdout, listed.stdout
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def workers(haproxy):

@@ -113,6 +113,43 @@ def test_proc_reader_on_real_nginx_and_reload(nginx):
     assert second["workers"][-1]["start_time"] >= first["workers"][-1]["start_time"]
 
 
+def test_processes_of_another_mount_namespace_are_never_listed_even_as_they_exit(tmp_path):
+    """Where pods share a process namespace (the lab's; a node's), the script sees every
+    process and leaves out those of other mount namespaces. One that exits while the script
+    reads it must not slip through: an exiting process has released its namespaces before it
+    becomes a zombie, and a zombie has a stat but no namespace links either. Another pod's
+    short-lived `haproxy -c` counted as a second master ("found 2 haproxy master processes")
+    once in a CI run of the accuracy scenarios, three labs at a time. Here two loops start and
+    end processes named haproxy in a mount namespace of their own while the script reads."""
+    program = tmp_path / "haproxy"
+    shutil.copy("/bin/true", program)
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to make another mount namespace"
+    loop = "while :; do %s; done" % program
+    # a user namespace too, so that no root is needed (as root, it changes nothing here)
+    foreign = [
+        subprocess.Popen([unshare, "--user", "--map-root-user", "--mount", "sh", "-c", loop])
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(0.2)
+        assert all(p.poll() is None for p in foreign), "unshare could not make a namespace"
+        listed = 0
+        for _ in range(300):
+            out = subprocess.run(
+                ["sh", "-c", proxy_nginx.PROC_SCRIPT, "sh", "--comm=haproxy"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            listed += sum(1 for line in out.splitlines() if line.startswith("stat "))
+    finally:
+        for process in foreign:
+            process.kill()
+            process.wait()
+    assert listed == 0
+
+
 def test_parse_proc_output_without_pid_file():
     stat = "stat {pid} (nginx) S {ppid} 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0"
     text = "\n".join(
