@@ -129,13 +129,13 @@ def test_processes_of_another_mount_namespace_are_never_listed_even_as_they_exit
     # a user namespace too, so that no root is needed (as root, it changes nothing here)
     foreign = [
         subprocess.Popen([unshare, "--user", "--map-root-user", "--mount", "sh", "-c", loop])
-        for _ in range(2)
+        for _loop in range(2)
     ]
     try:
         time.sleep(0.2)
         assert all(p.poll() is None for p in foreign), "unshare could not make a namespace"
         listed = 0
-        for _ in range(300):
+        for _reading in range(300):
             out = subprocess.run(
                 ["sh", "-c", proxy_nginx.PROC_SCRIPT, "sh", "--comm=haproxy"],
                 capture_output=True,
