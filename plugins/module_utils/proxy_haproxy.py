@@ -29,6 +29,7 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.haproxy_log import 
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_adapter import ProxyAdapter, _why
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import (
+    OURS_FUNCTION,
     PROC_SCRIPT,
     parse_proc_output,
 )
@@ -40,26 +41,15 @@ PID_FILES = ("/run/haproxy.pid", "/var/run/haproxy.pid")
 # arguments, one per line; else the first default path that exists) and $msock (its -S socket,
 # or empty). The master is the haproxy process whose parent is not haproxy, in the shell's
 # mount namespace (pods that share a PID namespace, as the lab's do, see each other's), and
-# running: one whose namespace cannot be read counts only while it runs (PROC_SCRIPT's rule).
-FIND_SCRIPT = r"""
+# running (OURS_FUNCTION).
+FIND_SCRIPT = (
+    OURS_FUNCTION
+    + r"""
 master=
 for d in /proc/[0-9]*; do
   read -r c < "$d/comm" 2>/dev/null || continue
   [ "$c" = haproxy ] || continue
-  untold=
-  if [ -e /proc/self/ns/mnt ]; then
-    if [ -e "$d/ns/mnt" ]; then
-      [ "$d/ns/mnt" -ef /proc/self/ns/mnt ] || continue
-    else
-      untold=1
-    fi
-  fi
-  read -r s < "$d/stat" 2>/dev/null || continue
-  case "${s##*) }" in Z*|X*) continue ;; esac
-  if [ -n "$untold" ]; then
-    a=; read -r a < "$d/cmdline" 2>/dev/null
-    [ -n "$a" ] || continue
-  fi
+  ours "$d" || continue
   pp=${s##*) }; set -- $pp; pp=$2
   read -r pc < "/proc/$pp/comm" 2>/dev/null || pc=
   [ "$pc" = haproxy ] && continue
@@ -86,6 +76,7 @@ if [ -z "$cfgs" ]; then
 fi
 cfgs=$(printf '%s\n' "$cfgs" | sed '/^$/d')
 """
+)
 
 # Tests the config ("haproxy -c" on every -f), prints it with a header per file (a directory:
 # its *.cfg files in order); exits 2 with a message when no config can be found.

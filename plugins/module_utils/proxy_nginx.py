@@ -51,7 +51,31 @@ PID_FILES = (
 # file names a running nginx and the kernel lists its children (/proc/PID/task/*/children),
 # that master and its children; else every process the container sees (a container that
 # shares its node's or its pod's process namespace sees many).
-PROC_SCRIPT = r"""
+# Shell: `ours /proc/PID` is true when that process is in the shell's mount namespace (when the
+# kernel can tell) and still runs, its stat line then in $s. Shared by the process readers
+# (PROC_SCRIPT here, proxy_haproxy's FIND_SCRIPT).
+OURS_FUNCTION = r"""
+ours() {
+  untold=
+  if [ -e /proc/self/ns/mnt ]; then
+    if [ -e "$1/ns/mnt" ]; then
+      [ "$1/ns/mnt" -ef /proc/self/ns/mnt ] || return 1
+    else
+      untold=1
+    fi
+  fi
+  read -r s < "$1/stat" 2>/dev/null || return 1
+  case "${s##*) }" in Z*|X*) return 1 ;; esac
+  if [ -n "$untold" ]; then
+    a=; read -r a < "$1/cmdline" 2>/dev/null
+    [ -n "$a" ] || return 1
+  fi
+  return 0
+}
+"""
+PROC_SCRIPT = (
+    OURS_FUNCTION
+    + r"""
 comm=nginx
 case "$1" in --comm=*) comm=${1#--comm=}; shift ;; esac
 for f in "$@"; do
@@ -63,22 +87,9 @@ for i in 1 2 3; do
   read -r up rest < /proc/uptime && echo "clock $(date +%s.%N 2>/dev/null) $up"
 done
 show() {
-  untold=
-  if [ -e /proc/self/ns/mnt ]; then
-    if [ -e "$1/ns/mnt" ]; then
-      [ "$1/ns/mnt" -ef /proc/self/ns/mnt ] || return 0
-    else
-      untold=1
-    fi
-  fi
-  read -r s < "$1/stat" 2>/dev/null || return 0
-  case "${s##*) }" in Z*|X*) return 0 ;; esac
+  ours "$1" || return 0
   case "$s" in
     *"($comm)"*)
-      if [ -n "$untold" ]; then
-        a=; read -r a < "$1/cmdline" 2>/dev/null
-        [ -n "$a" ] || return 0
-      fi
       echo "stat $s"
       echo "cmd $(tr '\000' ' ' < "$1/cmdline" 2>/dev/null)" ;;
   esac
@@ -108,6 +119,7 @@ else
   for d in /proc/[0-9]*; do show "$d"; done
 fi
 """
+)
 
 
 # Reads one error log file: "$1" the path as the config writes it ("" for nginx's compiled-in
