@@ -5,16 +5,14 @@ set as the fact diagnose_502_result and added to the job's artifacts, in one ste
 
 from __future__ import annotations
 
-from ansible_collections.badgateway.k8s.plugins.module_utils._controller_actions import (
-    REPORT_FORMATS,
+from ansible_collections.badgateway.k8s.plugins.module_utils.result import (
+    build_result,
+    outputs,
+    publication,
 )
-from ansible_collections.badgateway.k8s.plugins.module_utils.result import build_result
 from ansible_collections.badgateway.k8s.plugins.plugin_utils._controller_action import (
     ControllerAction,
 )
-
-#: The job's artifact this step publishes (docs/awx.md): every target's result, by inventory host.
-ARTIFACT = "diagnose_502_results"
 
 
 class ActionModule(ControllerAction):
@@ -35,19 +33,9 @@ class ActionModule(ControllerAction):
             args["remediation"],
         )
         result.update(
+            publication(built, host),
             changed=False,
-            ansible_facts={"diagnose_502_result": built},
-            # Every target's result by inventory host, merged over the play's targets.
-            ansible_stats={
-                "data": {ARTIFACT: {host: built}},
-                "per_host": False,
-                "aggregate": True,
-            },
-            outputs=[
-                {"host": host, "format": name, "dest": (args["files"] or {}).get(name)}
-                for name in REPORT_FORMATS
-                if (args["files"] or {}).get(name)
-            ],
+            outputs=outputs(host, args["files"]),
             show_summary=args["show_summary"],
         )
         return result

@@ -17,9 +17,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.badgateway.k8s.plugins.module_utils.outcome import EXIT_STATUS
-
-#: The result file formats of a diagnosis, in the order they are listed.
-REPORT_FORMATS = ("json", "markdown", "html")
+from ansible_collections.badgateway.k8s.plugins.module_utils.result import REPORT_FILES_SPEC
 
 SPECS: dict[str, dict[str, t.Any]] = {
     "assert_judgement": {
@@ -56,11 +54,7 @@ SPECS: dict[str, dict[str, t.Any]] = {
         "proxy": {"type": "str", "required": True},
         "url": {"type": "str", "default": ""},
         "remediation": {"type": "dict"},
-        "files": {
-            "type": "dict",
-            "default": {},
-            "options": {name: {"type": "path"} for name in REPORT_FORMATS},
-        },
+        "files": REPORT_FILES_SPEC,
         "show_summary": {"type": "bool", "default": True},
     },
 }

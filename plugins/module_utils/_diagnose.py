@@ -59,6 +59,10 @@ from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_kinds import 
     proxy_adapter,
 )
 from ansible_collections.badgateway.k8s.plugins.module_utils.report_render import build_chain
+from ansible_collections.badgateway.k8s.plugins.module_utils.result import (
+    REPORT_FILES_SPEC,
+    result_of_gathering,
+)
 from ansible_collections.badgateway.k8s.plugins.module_utils.verdict import decide
 
 #: The task's (and its module's) name.
@@ -84,6 +88,17 @@ OPTIONS = {
     "since_seconds": {"type": "int"},
     "limit_bytes": {"type": "int", "default": 4 * 1024 * 1024},
     "return_facts": {"type": "bool", "default": True},
+    # The diagnose_502 role's result, built by this step when nothing follows that changes it
+    # (module_utils/result.py's result_of_gathering): one step less for every target.
+    "result": {
+        "type": "dict",
+        "options": {
+            "remediate": {"type": "bool", "default": False},
+            "inventory_host": {"type": "str"},
+            "files": REPORT_FILES_SPEC,
+            "show_summary": {"type": "bool", "default": True},
+        },
+    },
 }
 
 
@@ -472,7 +487,7 @@ def _diagnose(params, connect, check_mode, run):
     # As the facts reach the core through a result: JSON types only.
     facts = json.loads(json.dumps(gathering.facts()))
     judged, verdict, chain = diagnose(facts, gathering.symptom_errors())
-    return {
+    out = {
         "changed": False,
         "started": started,
         "facts": facts if params["return_facts"] else {"errors": facts["errors"]},
@@ -482,6 +497,18 @@ def _diagnose(params, connect, check_mode, run):
         "service_namespace": gathering.svc_ns,
         "service_name": gathering.svc_name,
     }
+    if params["result"] is not None:
+        proxy = "%s/%s" % (params["proxy_namespace"], params["proxy_selector"])
+        out.update(
+            result_of_gathering(
+                dict(out, facts={"errors": facts["errors"]}),
+                proxy,
+                params["url"],
+                bool(check_mode),
+                params["result"],
+            )
+        )
+    return out
 
 
 k8s_task(NAME, OPTIONS, _diagnose)

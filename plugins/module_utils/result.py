@@ -22,6 +22,18 @@ from ansible_collections.badgateway.k8s.plugins.module_utils import outcome
 
 SCHEMA_VERSION = 1
 
+#: The result file formats of a diagnosis, in the order they are listed.
+REPORT_FORMATS = ("json", "markdown", "html")
+#: The argument spec of the option that names them (a path by format; empty: not written).
+REPORT_FILES_SPEC = {
+    "type": "dict",
+    "default": {},
+    "options": {name: {"type": "path"} for name in REPORT_FORMATS},
+}
+
+#: The job's artifact (docs/awx.md) every target's result is added to, by inventory host.
+ARTIFACT = "diagnose_502_results"
+
 #: Statuses from the URL after a reload that do not prove it: none, or a gateway error.
 UNPROVEN_STATUSES = (-1, 502, 503, 504)
 
@@ -114,6 +126,58 @@ def build_result(
         built["verdict"], built["layers"], built["remediation"], built["errors"]
     )
     return built
+
+
+def outputs(inventory_host: str | None, files: object) -> list[dict[str, t.Any]]:
+    """The result files asked for (``files``: a path by format, empty when not wanted), as the
+    role's step that writes every target's files reads them."""
+    wanted = _dict(files)
+    return [
+        {"host": inventory_host, "format": name, "dest": wanted[name]}
+        for name in REPORT_FORMATS
+        if wanted.get(name)
+    ]
+
+
+def publication(built: dict[str, t.Any], inventory_host: str | None) -> dict[str, t.Any]:
+    """How a step publishes a target's result: the fact ``diagnose_502_result``, and the result
+    added to the job's artifact ARTIFACT under the target's inventory host (ansible-playbook
+    merges the targets' shares: ``aggregate``)."""
+    return {
+        "ansible_facts": {"diagnose_502_result": built},
+        "ansible_stats": {
+            "data": {ARTIFACT: {inventory_host: built}},
+            "per_host": False,
+            "aggregate": True,
+        },
+    }
+
+
+def result_of_gathering(
+    gathered: object,
+    proxy: str,
+    url: str | None,
+    check_mode: bool,
+    report: object,
+) -> dict[str, t.Any]:
+    """What the gathering adds when asked for the result (``report``: ``remediate``,
+    ``inventory_host``, ``files``, ``show_summary``): ``reload_reason``, the files and whether
+    the summary is shown, and, when no reload is earned (the usual run), the result itself,
+    published: nothing is left to change it. An earned reload builds it after the reload."""
+    asked = _dict(report)
+    found = _dict(gathered)
+    host = asked.get("inventory_host")
+    reason = reload_reason(found.get("verdict"), bool(asked.get("remediate")), check_mode)
+    out: dict[str, t.Any] = {
+        "reload_reason": reason,
+        "outputs": outputs(host, asked.get("files")),
+        "show_summary": bool(asked.get("show_summary")),
+    }
+    if reason:
+        record = remediation_record(reason, None, url, None)
+        built = build_result(found, proxy, url, host, check_mode, record)
+        out.update(publication(built, host))
+    return out
 
 
 def play_judgement(gathered_by_target: object, layer: str) -> dict[str, t.Any]:

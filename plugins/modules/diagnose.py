@@ -84,6 +84,41 @@ options:
         judgements, the verdict and the chain (the diagnose_502 role), and keeps the result small.
     type: bool
     default: true
+  result:
+    description:
+      - Also build the diagnose_502 role's result (docs/result-schema.md), as M(badgateway.k8s.diagnose_report) builds
+        it, in this step, when nothing after it changes it; the role asks for it so that each target needs one step fewer.
+      - Returns RV(reload_reason), RV(outputs) and RV(show_summary); when the verdict does not earn a reload
+        (RV(reload_reason) is not empty), also the fact C(diagnose_502_result), with the remediation recorded as not
+        performed and why, and adds it to the job's artifact C(diagnose_502_results) under O(result.inventory_host).
+      - When the reload is earned, the result is left to the step that follows the reload.
+    type: dict
+    suboptions:
+      remediate:
+        description: Whether the stale replicas are to be reloaded when the verdict earns it (the role's C(diagnose_502_remediate)).
+        type: bool
+        default: false
+      inventory_host:
+        description: The target's inventory host, recorded in the result and keying its artifact.
+        type: str
+      files:
+        description: The result files wanted, a path by format; an empty or missing one is not written.
+        type: dict
+        default: {}
+        suboptions:
+          json:
+            description: The JSON file.
+            type: path
+          markdown:
+            description: The Markdown file.
+            type: path
+          html:
+            description: The HTML file.
+            type: path
+      show_summary:
+        description: Whether the target's summary is to be shown.
+        type: bool
+        default: true
 extends_documentation_fragment:
   - badgateway.k8s.k8s_auth
 attributes:
@@ -227,6 +262,24 @@ service_name:
   returned: success
   type: str
   sample: web
+reload_reason:
+  description: Why the stale replicas are not reloaded, or empty when the reload is earned.
+  returned: success, with O(result)
+  type: str
+  sample: "remediation is off (diagnose_502_remediate=false): read-only run"
+ansible_facts:
+  description: The fact C(diagnose_502_result), the result (docs/result-schema.md) with its outcome.
+  returned: success, with O(result), when RV(reload_reason) is not empty
+  type: dict
+outputs:
+  description: The result files asked for, as RV(badgateway.k8s.diagnose_report#module:outputs).
+  returned: success, with O(result)
+  type: list
+  elements: dict
+show_summary:
+  description: Whether the target's summary is to be shown.
+  returned: success, with O(result)
+  type: bool
 """
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import _diagnose

@@ -245,7 +245,11 @@ def test_seed_facts(lab, way):
         url=lab.proxy_url,
     )
     diagnosis = ok("diagnose", args)
-    assert set(diagnosis) >= set(returned_doc("diagnose"))
+    documented = returned_doc("diagnose")
+    with_result = {key for key, doc in documented.items() if "O(result)" in doc["returned"]}
+    assert with_result == {"reload_reason", "ansible_facts", "outputs", "show_summary"}
+    assert set(diagnosis) >= set(documented) - with_result
+    assert not with_result & set(diagnosis)
     for key in ("facts", "layers"):
         assert_documented("diagnose", key, diagnosis[key])
     facts = diagnosis["facts"]
@@ -265,6 +269,31 @@ def test_seed_facts(lab, way):
     }
     small = ok("diagnose", dict(args, return_facts=False))
     assert small["facts"] == {"errors": {}} and small["verdict"]["cause"] == "stale_upstream"
+
+    # Asked for the role's result: built here when no reload is earned (read-only: remediate
+    # is off), and its files named; left to the step after the reload when one is earned.
+    report = {"inventory_host": "edge-1", "files": {"json": "/tmp/edge-1.json", "html": ""}}
+    reported = ok("diagnose", dict(args, return_facts=False, result=report))
+    assert set(reported) >= set(documented)
+    assert reported["reload_reason"] == (
+        "remediation is off (diagnose_502_remediate=false): read-only run"
+    )
+    built = reported["ansible_facts"]["diagnose_502_result"]
+    assert built["target"] == {
+        "proxy": "%s/%s" % (ns, lab.info["proxy_selector"]),
+        "service": "%s/%s" % (svc_ns, svc_name),
+        "url": lab.proxy_url,
+        "inventory_host": "edge-1",
+    }
+    assert built["verdict"]["cause"] == "stale_upstream" and built["layers"] == reported["layers"]
+    assert built["remediation"]["performed"] is False
+    assert built["remediation"]["reason"] == reported["reload_reason"]
+    assert built["outcome"]["outcome"] == "problem_found"
+    assert reported["outputs"] == [{"host": "edge-1", "format": "json", "dest": "/tmp/edge-1.json"}]
+    assert reported["show_summary"] is True
+    earned = ok("diagnose", dict(args, return_facts=False, result={"remediate": True}))
+    assert earned["reload_reason"] == "" and "ansible_facts" not in earned
+    assert earned["outputs"] == [] and earned["verdict"]["cause"] == "stale_upstream"
     verdict = ok("diagnose_verdict", {"facts": facts})
     assert_documented("diagnose_verdict", "verdict", verdict["verdict"])
 

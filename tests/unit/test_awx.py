@@ -745,9 +745,11 @@ AWX_DOC = ROOT / "docs" / "awx.md"
 
 
 def published_artifacts(path):
-    """Keys of every ``set_stats`` data in a task file or playbook, and the artifact of each
-    ``badgateway.k8s.diagnose_report`` step (its action plugin's ARTIFACT)."""
-    from ansible_collections.badgateway.k8s.plugins.action import diagnose_report
+    """Keys of every ``set_stats`` data in a task file or playbook, and the artifact every
+    target's result is added to (module_utils/result.py's ARTIFACT) by each
+    ``badgateway.k8s.diagnose_report`` step and each ``badgateway.k8s.diagnose`` step asked for
+    the result."""
+    from ansible_collections.badgateway.k8s.plugins.module_utils.result import ARTIFACT
 
     keys = set()
 
@@ -756,8 +758,11 @@ def published_artifacts(path):
             stats = node.get("ansible.builtin.set_stats") or node.get("set_stats")
             if isinstance(stats, dict):
                 keys.update(stats.get("data", {}))
-            if "badgateway.k8s.diagnose_report" in node:
-                keys.add(diagnose_report.ARTIFACT)
+            diagnosis = node.get("badgateway.k8s.diagnose")
+            if "badgateway.k8s.diagnose_report" in node or (
+                isinstance(diagnosis, dict) and "result" in diagnosis
+            ):
+                keys.add(ARTIFACT)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

@@ -152,6 +152,45 @@ def test_a_target_that_could_not_be_read_has_no_service_and_its_errors():
     assert built["finished"].endswith("Z")
 
 
+def test_the_gathering_builds_and_publishes_the_result_when_no_reload_is_earned():
+    asked = {
+        "remediate": True,
+        "inventory_host": "cluster-1",
+        "files": {"json": "/r/c1.json", "markdown": "", "html": "/r/c1.html"},
+        "show_summary": False,
+    }
+    out = result.result_of_gathering(gathered(), "web/app=nginx", "http://x/", False, asked)
+    reason = "the verdict is healthy, which a reload does not fix"
+    assert out["reload_reason"] == reason
+    assert out["outputs"] == [
+        {"host": "cluster-1", "format": "json", "dest": "/r/c1.json"},
+        {"host": "cluster-1", "format": "html", "dest": "/r/c1.html"},
+    ]
+    assert out["show_summary"] is False
+    built = out["ansible_facts"]["diagnose_502_result"]
+    assert built["remediation"] == result.remediation_record(reason, None, "http://x/", None)
+    assert built["target"]["inventory_host"] == "cluster-1" and built["outcome"]["exit_status"] == 0
+    # the target's share of the job's artifact, merged by ansible-playbook over the targets
+    assert out["ansible_stats"] == {
+        "data": {result.ARTIFACT: {"cluster-1": built}},
+        "per_host": False,
+        "aggregate": True,
+    }
+
+
+@pytest.mark.parametrize("check_mode, earned", [(False, True), (True, False)])
+def test_an_earned_reload_leaves_the_result_to_the_step_after_it(check_mode, earned):
+    stale = gathered(verdict=dict(STALE, summary="stale"))
+    out = result.result_of_gathering(
+        stale, "web/app=nginx", None, check_mode, {"remediate": True, "inventory_host": "c"}
+    )
+    assert (out["reload_reason"] == "") is earned
+    assert ("ansible_facts" not in out and "ansible_stats" not in out) is earned
+    assert out["outputs"] == []
+    if not earned:
+        assert out["ansible_facts"]["diagnose_502_result"]["check_mode"] is True
+
+
 def test_the_filters_refuse_what_is_not_their_input():
     from ansible.errors import AnsibleFilterError
 
