@@ -108,24 +108,29 @@ def diagnose_result(
     return result.build_result(gathered, proxy, url, inventory_host, check_mode, remediation)
 
 
-def layer_judgement(gathered_by_target, layer):
-    """One layer's judgement over every target of a play: {passed, fail_msg, success_msg}."""
+def _play(name, gathered_by_target):
+    """The input of a filter over every target of a play, refused when it is not a mapping."""
     if not isinstance(gathered_by_target, dict):
         raise AnsibleFilterError(
-            "layer_judgement: expected {target: what badgateway.k8s.diagnose gathered}, got %s"
-            % type(gathered_by_target).__name__
+            "%s: expected {target: what badgateway.k8s.diagnose gathered}, got %s"
+            % (name, type(gathered_by_target).__name__)
         )
-    return result.play_judgement(gathered_by_target, layer)
+    return gathered_by_target
+
+
+def layer_judgement(gathered_by_target, layer):
+    """One layer's judgement over every target of a play: {passed, fail_msg, success_msg}."""
+    return result.play_judgement(_play("layer_judgement", gathered_by_target), layer)
 
 
 def verdict_lines(gathered_by_target):
     """Every target's verdict summary (one target: its summary; several: a line each)."""
-    if not isinstance(gathered_by_target, dict):
-        raise AnsibleFilterError(
-            "verdict_lines: expected {target: what badgateway.k8s.diagnose gathered}, got %s"
-            % type(gathered_by_target).__name__
-        )
-    return result.play_verdict(gathered_by_target)
+    return result.play_verdict(_play("verdict_lines", gathered_by_target))
+
+
+def play_judgements(gathered_by_target):
+    """Every layer's judgement and the verdict lines over every target of a play, at once."""
+    return result.play_judgements(_play("play_judgements", gathered_by_target))
 
 
 class FilterModule(object):
@@ -144,4 +149,5 @@ class FilterModule(object):
             "diagnose_result": diagnose_result,
             "layer_judgement": layer_judgement,
             "verdict_lines": verdict_lines,
+            "play_judgements": play_judgements,
         }

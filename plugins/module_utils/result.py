@@ -217,3 +217,19 @@ def play_verdict(gathered_by_target: object) -> str | list[str]:
         for target, g in targets.items()
     ]
     return lines[0] if len(lines) == 1 else lines
+
+
+def play_judgements(gathered_by_target: object) -> dict[str, t.Any]:
+    """Every layer's judgement (``layers``: by layer, play_judgement's) and the verdict lines
+    (``verdict``: play_verdict's) over every target of a play, at once: for steps that show
+    them one by one from what was looked up once."""
+    names: list[str] = []
+    for gathered in _dict(gathered_by_target).values():
+        for judged in _dict(gathered).get("layers") or []:
+            name = _dict(judged).get("name")
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    return {
+        "layers": {name: play_judgement(gathered_by_target, name) for name in names},
+        "verdict": play_verdict(gathered_by_target),
+    }

@@ -263,3 +263,29 @@ def test_the_verdicts_of_one_target_and_of_a_fleet():
         filters.layer_judgement([], "service")
     with pytest.raises(AnsibleFilterError, match="verdict_lines: expected"):
         filters.verdict_lines("x")
+
+
+def test_every_layer_and_the_verdicts_are_judged_at_once_as_one_by_one():
+    from ansible.errors import AnsibleFilterError
+
+    fleet = {
+        "a": gathered(),
+        "b": gathered(
+            layers=[
+                dict(layer, status="fail", message="down", evidence=["pod x"])
+                if layer["name"] == "backend_pods"
+                else layer
+                for layer in gathered()["layers"]
+            ],
+            verdict={"cause": "backend_down", "summary": "backend_down: pod x"},
+        ),
+    }
+    judged = filters.play_judgements(fleet)
+    names = ["symptom", "backend_pods", "service", "connectivity", "proxy_logs"]
+    assert list(judged["layers"]) == names
+    for name in names:
+        assert judged["layers"][name] == filters.layer_judgement(fleet, name)
+    assert judged["layers"]["backend_pods"]["passed"] is False
+    assert judged["verdict"] == filters.verdict_lines(fleet)
+    with pytest.raises(AnsibleFilterError, match="play_judgements: expected"):
+        filters.play_judgements(["a"])
