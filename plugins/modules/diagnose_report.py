@@ -10,9 +10,10 @@ module: diagnose_report
 short_description: Build a diagnosed target's result, set it as a fact and add it to the job's artifacts
 version_added: 0.1.0
 description:
-  - The result step of the badgateway.k8s.diagnose_502 role. From what M(badgateway.k8s.diagnose)
-    gathered and judged, the target's settings and the remediation record, it builds the target's
-    structured result (docs/result-schema.md) and decides its outcome, as
+  - The result step of the badgateway.k8s.diagnose_502 role after a reload (and when nothing could be read); in a run
+    that does not reload, M(badgateway.k8s.diagnose) builds the result itself (its O(badgateway.k8s.diagnose#module:result)).
+    From what M(badgateway.k8s.diagnose) gathered and judged, the target's settings and the remediation record, it builds
+    the target's structured result (docs/result-schema.md) and decides its outcome, as
     P(badgateway.k8s.diagnose_result#filter) does.
   - Sets the fact C(diagnose_502_result), and adds the result to the job's artifacts under
     C(diagnose_502_results), keyed by the inventory host (merged over every target of the play, as
