@@ -22,7 +22,7 @@ SCHEMA = json.loads((ROOT / "docs" / "result.schema.json").read_text())
 pytestmark = pytest.mark.lab
 
 
-def run_playbook(lab, tmp_path, *extra, vars_file=None, playbook=PLAYBOOK):
+def run_playbook(lab, tmp_path, *extra, vars_file=None, playbook=PLAYBOOK, env_extra=None):
     """Run a playbook against a lab; return (completed process, result dict or None)."""
     report = tmp_path / "result.json"
     env = dict(os.environ)
@@ -33,6 +33,7 @@ def run_playbook(lab, tmp_path, *extra, vars_file=None, playbook=PLAYBOOK):
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
+    env.update(env_extra or {})
     env.pop("KUBECONFIG", None)
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
@@ -217,6 +218,36 @@ def test_the_artifacts_are_the_result_the_run_wrote(lab_factory, tmp_path, monke
     assert artifacts["diagnose_502_results"] == {"localhost": result}
     assert artifacts["diagnose_502_result"] == result
     assert artifacts["diagnose_502_cause"] == "stale_upstream" == result["verdict"]["cause"]
+
+
+def test_the_fact_read_as_the_role_readme_reads_it_warns_of_nothing(lab_factory, tmp_path):
+    """roles/diagnose_502/README.md reads the result under ansible_facts: ansible-core 2.21
+    deprecates facts injected as top-level variables (INJECT_FACTS_AS_VARS), and such a read
+    warns there. The example's way gives this run's result, with deprecation warnings on."""
+    lab = lab_factory("stale_upstream")
+    playbook = tmp_path / "readme.yml"
+    playbook.write_text(
+        """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  roles:
+    - role: badgateway.k8s.diagnose_502
+      diagnose_502_fail_on_problem: false
+  post_tasks:
+    - name: Show the cause
+      ansible.builtin.debug:
+        msg: "cause={{ ansible_facts.diagnose_502_result.verdict.cause }}"
+"""
+    )
+    proc, result = run_playbook(
+        lab, tmp_path, playbook=playbook, env_extra={"ANSIBLE_DEPRECATION_WARNINGS": "1"}
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert "cause=stale_upstream" in proc.stdout and result["verdict"]["cause"] == "stale_upstream"
+    assert "INJECT_FACTS_AS_VARS" not in proc.stdout + proc.stderr, explain(proc)
 
 
 def test_a_report_file_that_cannot_be_written_loses_nothing_else(lab_factory, tmp_path):
