@@ -500,13 +500,7 @@ def _diagnose(params, connect, check_mode, run):
     if params["result"] is not None:
         proxy = "%s/%s" % (params["proxy_namespace"], params["proxy_selector"])
         out.update(
-            result_of_gathering(
-                dict(out, facts={"errors": facts["errors"]}),
-                proxy,
-                params["url"],
-                bool(check_mode),
-                params["result"],
-            )
+            result_of_gathering(out, proxy, params["url"], bool(check_mode), params["result"])
         )
     return out
 
