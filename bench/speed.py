@@ -14,6 +14,9 @@ Prints, against the lab (tests/lab), medians of several runs each:
 
 then the ratios against the acceptance of issue 13, and the machine's load (``/proc/loadavg``)
 before and after: on a busy machine every figure is slower, the role's more than the others.
+Last, for context: Ansible's floor against the kubectl script on this machine (role / kubectl is
+role / floor times that, a property of the machine: Python's start against Go's), and the
+role's own seconds above the floor.
 
     PYTHONPATH=tests/lab:build/collections .venv/bin/python bench/speed.py
     BENCH_RUNS=5 (medians), BENCH_FLEET_TARGETS=50, BENCH_FLEET_RUNS=3 (fleet runs, median),
@@ -398,6 +401,14 @@ def main():
         bound = float(target.split()[-1])
         holds = ratio == bound if target.startswith("==") else ratio <= bound
         print("%-46s %8.2f %8s %6s" % (label, ratio, target, "yes" if holds else "NO"))
+    # role / kubectl = role / floor x floor / kubectl: the second factor is this machine's
+    # (Ansible's Python start against kubectl's Go start), not the role's.
+    print()
+    print("this machine (context, no target)")
+    print(
+        "%-46s %8.2f" % ("Ansible's floor / kubectl script", figures["bare"] / figures["kubectl"])
+    )
+    print("%-46s %8.2f" % ("the role's own s (role - floor)", figures["role"] - figures["bare"]))
 
 
 if __name__ == "__main__":
