@@ -188,6 +188,8 @@ class Gathering:
         self.self_probe: dict[str, t.Any] | None = None
         self.backend: dict[str, dict[str, t.Any]] = {}
         self.svc_probe: dict[str, t.Any] | None = None
+        # layer 4's probe when it started while the replicas were read (_observe_and_read)
+        self.early_svc_probe: concurrent.futures.Future[None] | None = None
 
     # ------------------------------------------------------------------ the tasks
     def _checked(self, name, args):
@@ -212,10 +214,11 @@ class Gathering:
         return dict(kind, container=container) if container else kind
 
     # ------------------------------------------------------------------ the layers' reads
-    def read_proxies(self, observed_at=None):
+    def read_proxies(self, observed_at=None, listed=None):
         """proxy_info up to every replica's log read: ``(params, reads, pods, inspected)`` to
         correlate, or None when it failed (``proxy_result`` is its failure). ``observed_at``:
-        when the observation began (``time.monotonic()``, see ``inspect_replica``)."""
+        when the observation began (``time.monotonic()``, see ``inspect_replica``); ``listed``:
+        called with the replicas once they are listed, before they are read."""
         params, failure = self._checked(
             "proxy_info",
             dict(
@@ -239,7 +242,9 @@ class Gathering:
         try:
             reads = self.connect()
             adapter = reads.share_adapter(proxy_adapter(reads.client, params["kind"]))
-            pods, inspected = read_replicas(reads, adapter, params, self.run_calls, observed_at)
+            pods, inspected = read_replicas(
+                reads, adapter, params, self.run_calls, observed_at, listed
+            )
         except K8sError as exc:
             self.proxy_result = {"failed": True, "msg": str(exc)}
             return None
@@ -267,8 +272,8 @@ class Gathering:
         )
         self.backend = {"pod_info": pods, "service_info": service}
 
-    def probe(self, args):
-        """proxy_probe from every proxy replica (the pods proxy_info listed)."""
+    def probe(self, args, pods=None):
+        """proxy_probe from every proxy replica (``pods``, else the pods proxy_info listed)."""
         params, failure = self._checked("proxy_probe", dict(self._container(), **args))
         problem = failure or (
             {"failed": True, "msg": probe_timeout_problem(params)}
@@ -281,7 +286,7 @@ class Gathering:
             reads = self.connect()
         except K8sError as exc:
             return {"failed": True, "msg": str(exc)}
-        pods = self.pods or []
+        pods = (pods if pods is not None else self.pods) or []
         return {"changed": False, "probes": probe_pods(reads, pods, params, self.run_calls)}
 
     def probe_self(self):
@@ -298,8 +303,10 @@ class Gathering:
             args["port"] = self.params["proxy_port"]
         self.self_probe = self._task("proxy_probe", args)
 
-    def probe_service(self):
-        """Layer 4's probe: the Service by name, from inside each replica."""
+    def probe_service(self, pods=None):
+        """Layer 4's probe: the Service by name, from inside each replica (``pods``, else the
+        replicas proxy_info listed)."""
+        pods = pods if pods is not None else self.pods
         service = self.backend["service_info"]["service"]
         port = self.params["service_port"] or 0
         if port <= 0:
@@ -314,10 +321,11 @@ class Gathering:
         self.svc_probe = self.probe(
             {
                 "namespace": self.proxy_ns,
-                "pods": [p["metadata"]["name"] for p in self.pods or []],
+                "pods": [p["metadata"]["name"] for p in pods or []],
                 "url": "http://%s.%s:%s%s"
                 % (self.svc_name, self.svc_ns, port, self.params["path"]),
-            }
+            },
+            pods,
         )
 
     def probe_url(self):
@@ -332,7 +340,7 @@ class Gathering:
             6, "badgateway-k8s-gather", initializer=signals_to_the_main_thread
         ) as lanes:
             backend = lanes.submit(self.read_backend) if self.svc_name else None
-            read = self._observe_and_read(lanes)
+            read = self._observe_and_read(lanes, backend)
             if read is not None and not self.svc_name and not self._all_unread(read[3]):
                 named = named_services(proxy for proxy, _summary in read[3])
                 if len(named) == 1:
@@ -342,7 +350,9 @@ class Gathering:
                 else:
                     self.named_error = named_problem(named)
             pending = [lanes.submit(self.correlate, read)] if read is not None else []
-            if backend is not None:
+            if self.early_svc_probe is not None:
+                pending.append(self.early_svc_probe)
+            elif backend is not None:
                 backend.result()
                 if self._probe_service_ready():
                     pending.append(lanes.submit(self.probe_service))
@@ -350,8 +360,13 @@ class Gathering:
                 future.result()
         return self
 
-    def _observe_and_read(self, lanes):
+    def _observe_and_read(self, lanes, backend=None):
         """Observe, then read the replicas: ``read_proxies``' result.
+
+        Layer 4's probe (the Service named by the task: ``backend`` reads it) starts as soon as
+        the replicas are listed after the observation, while they are read: it requests the
+        Service from inside each replica, not the proxy, so nothing of it reaches the logs being
+        read (``_probe_service_early``).
 
         Observe first: the proxy is requested (the URL, each replica's own address) before any
         replica's log is read, so the logs hold these requests. The observation and the reads
@@ -369,7 +384,10 @@ class Gathering:
                 observed.append(lanes.submit(self.probe_url))
             for future in observed:
                 future.result()
-            read = self.read_proxies(observed_at)
+            read = self.read_proxies(
+                observed_at,
+                lambda pods: self._start_service_probe(lanes, backend, pods),
+            )
             if read is None or not self._reloaded_meanwhile(read[3]):
                 return read
         for proxy, _summary in self._reloaded_meanwhile(read[3] if read is not None else []):
@@ -381,6 +399,18 @@ class Gathering:
             proxy["problems"].append(why)
             proxy["read_errors"]["log"] = why
         return read
+
+    def _start_service_probe(self, lanes, backend, pods):
+        """Start layer 4's probe from ``pods`` (once a run) when the Service is read apart."""
+        if backend is not None and self.early_svc_probe is None:
+            self.early_svc_probe = lanes.submit(self._probe_service_early, backend, pods)
+
+    def _probe_service_early(self, backend, pods):
+        """Layer 4's probe from the listed replicas once the Service is read, when it can run
+        (the Service read and there; the same condition as ``_probe_service_ready``)."""
+        backend.result()
+        if self._service_there() and pods:
+            self.probe_service(pods)
 
     @staticmethod
     def _reloaded_meanwhile(inspected):
@@ -407,10 +437,12 @@ class Gathering:
         )
 
     def _probe_service_ready(self):
+        return self._service_there() and bool(self._proxies_now())
+
+    def _service_there(self):
+        """The Service was read, and exists."""
         service = self.backend["service_info"]
-        return (
-            not service.get("failed") and service["service"]["exists"] and bool(self._proxies_now())
-        )
+        return not service.get("failed") and service["service"]["exists"]
 
     def _proxies_now(self):
         """The proxies fact as the role kept it, known before correlation: the replicas

@@ -82,8 +82,9 @@ def reloaded_after(procs, read_at, observed_at):
 
 def inspect_replica(adapter, pod, params, run: Runner = serial, observed_at=None):
     """Everything read from inside one replica (before correlation), through the proxy's
-    adapter (``proxy_adapter.ProxyAdapter``); its config, processes and container log are read
-    through ``run`` (at once with a parallel runner).
+    adapter (``proxy_adapter.ProxyAdapter``); its config then the log files the config names,
+    its processes and its container log are read through ``run`` (the three at once with a
+    parallel runner: the files are read even when the container log cannot be, and then unused).
 
     Each read ends as data or as an entry of ``read_errors`` (part -> message naming the call):
     a failed read of one replica never stops the others, and is never taken for "no errors".
@@ -111,13 +112,28 @@ def inspect_replica(adapter, pod, params, run: Runner = serial, observed_at=None
     proxy["kind"] = own.kind
     # what of the log to read: the same window for the container's stream and the log files
     window = {key: params[key] for key in ("tail_lines", "since_seconds", "limit_bytes")}
-    (config_read, config_error), (procs, procs_error), (log, log_error) = run(
+
+    def config_then_files():
+        """The config, then the log files it names: at the same time as the processes and the
+        container log (the config is usually read already, by the observation)."""
+        ((config_read, config_error),) = serial(
+            [lambda: adapter.read_config(ns, name, container, params["cluster_domain"])]
+        )
+        readable = config_read[0] if k8s_errors_only(config_error) is None else None
+        return (config_read, config_error), own.read_log_files(
+            ns, name, container, readable, **window
+        )
+
+    (config_and_files, files_error), (procs, procs_error), (log, log_error) = run(
         [
-            lambda: adapter.read_config(ns, name, container, params["cluster_domain"]),
+            config_then_files,
             lambda: (adapter.read_processes(ns, name, container), time.monotonic()),
             lambda: adapter.client.read_log(ns, name, container, **window),
         ]
     )
+    if files_error is not None:
+        raise files_error  # a bug: a failed read of the files is a line of their problems
+    (config_read, config_error), files = config_and_files
     config, problem = None, None
     if k8s_errors_only(config_error) is not None:
         proxy["read_errors"]["config"] = "%s: %s" % (own.config_dump_step, config_error)
@@ -154,7 +170,6 @@ def inspect_replica(adapter, pod, params, run: Runner = serial, observed_at=None
     lines = text.splitlines()
     if truncated and lines:
         lines = lines[:-1]  # the last line may be cut in the middle
-    files = own.read_log_files(ns, name, container, config, **window)
     runtime, runtime_problem = None, None
     if config is not None:
         try:
@@ -320,10 +335,13 @@ def log_bounds_problem(params):
     return None
 
 
-def read_replicas(reads, adapter, params, run: Runner = serial, observed_at=None):
+def read_replicas(reads, adapter, params, run: Runner = serial, observed_at=None, listed=None):
     """Select the proxy pods and inspect every replica at once: ``(pods, [(proxy, summary)])``
-    (K8sError when no pod could be selected). ``observed_at``: see :func:`inspect_replica`."""
+    (K8sError when no pod could be selected). ``observed_at``: see :func:`inspect_replica`.
+    ``listed``: called with the pods once they are selected, before they are inspected."""
     pods = select_proxies(reads, params["namespace"], params["selector"])
+    if listed is not None:
+        listed(pods)
     inspected = values(
         run(
             [

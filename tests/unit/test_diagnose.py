@@ -419,3 +419,35 @@ def test_workers_older_than_the_observation_are_read_once():
     cluster = ReloadedMeanwhile(times=0, proxies=2)
     gathered(cluster, ROLE)
     assert len([c for c in cluster.calls if c[0] == "log"]) == 2
+
+
+class ProbedWhileRead(Cluster):
+    """A cluster whose replicas' processes are read only once layer 4's probe (the Service,
+    from inside a replica) has started: were the probe to wait for the reads, the wait would
+    run out (and record False)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.probing = threading.Event()
+        self.overlapped = []
+
+    def exec(self, namespace, pod_name, argv, container=None, timeout=None):
+        if argv[0] == "curl" and argv[-1].startswith("http://web."):
+            self.probing.set()
+        elif argv[:2] == ["sh", "-c"] and argv[2] == proxy_nginx.PROC_SCRIPT:
+            self.overlapped.append(self.probing.wait(5))
+        return super().exec(namespace, pod_name, argv, container, timeout)
+
+
+def test_the_service_is_probed_while_the_replicas_are_read():
+    """Layer 4's probe requests the Service, not the proxy: it starts once the replicas are
+    listed after the observation, at the same time as their reads, with the same facts."""
+    cluster = ProbedWhileRead(proxies=2)
+    result = gathered(cluster, ROLE)
+    assert cluster.overlapped == [True, True]
+    own = [i for i, c in enumerate(cluster.calls) if str(c[-1]).startswith("curl http://10.0.0.")]
+    to_service = [
+        i for i, c in enumerate(cluster.calls) if str(c[-1]).startswith("curl http://web.")
+    ]
+    assert len(to_service) == 2 and max(own) < min(to_service)  # after the observation
+    assert result["facts"] == one_module_at_a_time(Cluster(proxies=2), ROLE)

@@ -3,9 +3,11 @@ error log files a config writes to are read, merged with the container log, and 
 ``read_errors`` when they cannot be read; never taken for a clean log."""
 
 import subprocess
+import threading
 from pathlib import Path
 
 from ansible_collections.badgateway.k8s.plugins.module_utils import proxy_nginx
+from ansible_collections.badgateway.k8s.plugins.module_utils._k8s_reads import parallel_runner
 from ansible_collections.badgateway.k8s.plugins.module_utils.k8s_access import K8sError
 from ansible_collections.badgateway.k8s.plugins.module_utils.proxy_nginx import NginxAdapter
 from ansible_collections.badgateway.k8s.plugins.module_utils._proxy_info import inspect_replica
@@ -54,12 +56,12 @@ def run_here(argv, _container):
     return done(proc.returncode, proc.stdout, proc.stderr)
 
 
-def replica(error_log, log_answer=run_here):
+def replica(error_log, log_answer=run_here, procs_answer=None, run=None):
     client = Client(
         ACCESS_502 + "\n",
         {
             "nginx -T": done(0, config(error_log)),
-            "procs": done(2, stderr="sh: /proc: Permission denied"),
+            "procs": procs_answer or done(2, stderr="sh: /proc: Permission denied"),
             "log file": log_answer,
         },
         scripts={proxy_nginx.PROC_SCRIPT: "procs", proxy_nginx.LOG_FILE_SCRIPT: "log file"},
@@ -69,7 +71,10 @@ def replica(error_log, log_answer=run_here):
         "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]},
         "status": {"phase": "Running", "podIP": "10.0.0.7"},
     }
-    proxy, summary = inspect_replica(NginxAdapter(client), pod, PARAMS)
+    if run is None:
+        proxy, summary = inspect_replica(NginxAdapter(client), pod, PARAMS)
+    else:
+        proxy, summary = inspect_replica(NginxAdapter(client), pod, PARAMS, run)
     return proxy, summary, client
 
 
@@ -77,7 +82,8 @@ def test_errors_in_an_error_log_file_are_read_and_merged(tmp_path):
     log = tmp_path / "error.log"
     log.write_text("%s\n%s\n" % (MARKER, REFUSED))
     proxy, summary, client = replica(log)
-    assert client.calls == ["nginx -T", "procs", "log file"]
+    # The config, then the file it names, at the same time as the processes (serial here).
+    assert client.calls == ["nginx -T", "log file", "procs"]
     assert "error_log_file" not in proxy["read_errors"]
     assert proxy["log_files"] == [
         {"path": str(log), "lines_read": 2, "bytes_read": log.stat().st_size, "truncated": False}
@@ -87,6 +93,29 @@ def test_errors_in_an_error_log_file_are_read_and_merged(tmp_path):
     assert proxy["access"]["status_counts_after_reload"] == {"502": 1}
     assert proxy["last_reload"] == "2026-11-25T02:39:34Z"  # the file's reload marker
     assert [a["address"] for a in summary["upstream_addresses"]] == ["127.77.0.3:8081"]
+
+
+def test_the_log_file_is_read_while_the_processes_are_and_the_result_is_the_same(tmp_path):
+    log = tmp_path / "error.log"
+    log.write_text("%s\n%s\n" % (MARKER, REFUSED))
+    file_started = threading.Event()
+    overlapped = []
+
+    def read_file(argv, container):
+        file_started.set()
+        return run_here(argv, container)
+
+    def read_procs(_argv, _container):
+        # The processes' exec waits for the file's: read one after the other, it would not
+        # start before this one ended (then the wait times out and records False).
+        overlapped.append(file_started.wait(5))
+        return done(2, stderr="sh: /proc: Permission denied")
+
+    proxy, summary, client = replica(log, read_file, read_procs, parallel_runner(3))
+    assert overlapped == [True]
+    assert sorted(client.calls) == ["log file", "nginx -T", "procs"]
+    serial_proxy, serial_summary, _client = replica(log)
+    assert proxy == serial_proxy and summary == serial_summary
 
 
 def test_an_unreadable_error_log_file_is_a_read_error_not_a_clean_log(tmp_path):
