@@ -3,11 +3,13 @@
 Starts a fleet of labs (tests/lab/fleet.py: live targets with a mix of causes plus three that
 cannot be checked), runs playbooks/diagnose_502.yml over it, checks that the fleet summary
 counts every target's cause correctly, and prints the figures. BENCH_FLEET_TARGETS changes 50.
+BENCH_KEEP=1 keeps the labs' folders (removed otherwise).
 """
 
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,6 +121,11 @@ def main():
         subprocess.run(
             [PY, str(ROOT / "tests/lab/fleet.py"), "down", "--dir", str(fleet)], check=False
         )
+        # The labs are down: their folders go too, unless BENCH_KEEP=1 keeps them.
+        if os.environ.get("BENCH_KEEP") == "1":
+            print("kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if summary is None:
         sys.exit("the fleet run wrote no fleet summary")
     got = {row["target"]: row["cause"] for row in summary["rows"]}

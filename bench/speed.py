@@ -20,7 +20,7 @@ role's own seconds above the floor.
 
     PYTHONPATH=tests/lab:build/collections .venv/bin/python bench/speed.py
     BENCH_RUNS=5 (medians), BENCH_FLEET_TARGETS=50, BENCH_FLEET_RUNS=3 (fleet runs, median),
-    BENCH_FLEET=0 (leave the fleet out)
+    BENCH_FLEET=0 (leave the fleet out), BENCH_KEEP=1 (keep the labs' folders, removed otherwise)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -288,8 +289,8 @@ def fleet(work):
     return median(times["one"]), median(times["all"]), len(expected), cpu
 
 
-def main():
-    work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+def measure(work):
+    """Every figure, with the labs and files in ``work``; prints them."""
     started_load = load()
     figures = {}
     rows = []
@@ -409,6 +410,19 @@ def main():
         "%-46s %8.2f" % ("Ansible's floor / kubectl script", figures["bare"] / figures["kubectl"])
     )
     print("%-46s %8.2f" % ("the role's own s (role - floor)", figures["role"] - figures["bare"]))
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    try:
+        measure(work)
+    finally:
+        # Every lab was stopped where it was started; its folder (logs, kubeconfigs, reports)
+        # goes too, unless BENCH_KEEP=1 keeps them to look into.
+        if os.environ.get("BENCH_KEEP") == "1":
+            print("kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
