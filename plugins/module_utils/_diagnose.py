@@ -272,8 +272,8 @@ class Gathering:
         )
         self.backend = {"pod_info": pods, "service_info": service}
 
-    def probe(self, args, pods=None):
-        """proxy_probe from every proxy replica (``pods``, else the pods proxy_info listed)."""
+    def probe(self, args, pods):
+        """proxy_probe from every one of ``pods`` (proxy replicas, raw)."""
         params, failure = self._checked("proxy_probe", dict(self._container(), **args))
         problem = failure or (
             {"failed": True, "msg": probe_timeout_problem(params)}
@@ -286,8 +286,7 @@ class Gathering:
             reads = self.connect()
         except K8sError as exc:
             return {"failed": True, "msg": str(exc)}
-        pods = (pods if pods is not None else self.pods) or []
-        return {"changed": False, "probes": probe_pods(reads, pods, params, self.run_calls)}
+        return {"changed": False, "probes": probe_pods(reads, pods or [], params, self.run_calls)}
 
     def probe_self(self):
         """Layer 1's probe: each replica (chosen by the proxy's selector) requests its own
@@ -409,7 +408,7 @@ class Gathering:
         """Layer 4's probe from the listed replicas once the Service is read, when it can run
         (the Service read and there; the same condition as ``_probe_service_ready``)."""
         backend.result()
-        if self._service_there() and pods:
+        if self._service_there():  # pods: select_proxies lists at least one, or raises
             self.probe_service(pods)
 
     @staticmethod

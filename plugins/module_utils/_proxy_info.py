@@ -116,12 +116,12 @@ def inspect_replica(adapter, pod, params, run: Runner = serial, observed_at=None
     def config_then_files():
         """The config, then the log files it names: at the same time as the processes and the
         container log (the config is usually read already, by the observation)."""
-        ((config_read, config_error),) = serial(
-            [lambda: adapter.read_config(ns, name, container, params["cluster_domain"])]
-        )
-        readable = config_read[0] if k8s_errors_only(config_error) is None else None
-        return (config_read, config_error), own.read_log_files(
-            ns, name, container, readable, **window
+        try:
+            config_read = adapter.read_config(ns, name, container, params["cluster_domain"])
+        except K8sError as exc:  # recorded below; any other exception is a bug, raised
+            return (None, exc), own.read_log_files(ns, name, container, None, **window)
+        return (config_read, None), own.read_log_files(
+            ns, name, container, config_read[0], **window
         )
 
     (config_and_files, files_error), (procs, procs_error), (log, log_error) = run(
